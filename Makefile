@@ -1,0 +1,58 @@
+# The data stager: one Makefile for the whole repository.
+# `make up` runs the local stack, `make test` runs lint and every test.
+
+PY      ?= python3.11
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: help venv lint test test-unit conformance bench up services clean lock
+
+help:
+	@echo "make up      run the whole system locally (foreground, Ctrl-C stops it)"
+	@echo "make test    lint, then every test (starts the servers it needs)"
+	@echo "make lint    ruff + mypy"
+	@echo "make bench   benchmarks against the anchors, printed as ratios"
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services tests
+
+services:
+	@scripts/ensure-services.sh
+
+test: lint services
+	$(BIN)/pytest -q
+	$(BIN)/python -m tests.irods_server.conformance
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q
+
+conformance: $(STAMP)
+	$(BIN)/python -m tests.irods_server.conformance
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+up: $(STAMP) services
+	$(BIN)/python -m scripts.up
+
+lock:
+	@rm -rf .lockvenv && $(PY) -m venv .lockvenv
+	.lockvenv/bin/pip install -q --upgrade pip
+	.lockvenv/bin/pip install -q -e '.[dev]'
+	.lockvenv/bin/pip freeze --exclude-editable | grep -v '^data-stager' > requirements.lock
+	@rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""The error a handler raises to answer a request with an iRODS error code."""
+
+from __future__ import annotations
+
+import irods.exception as irods_exc
+
+
+def code_of(name: str) -> int:
+    """The numeric iRODS error code for an error name, e.g. ``CAT_NO_ROWS_FOUND``."""
+    cls = getattr(irods_exc, name)
+    return int(cls.code)
+
+
+class IrodsError(Exception):
+    """Answer the current request with ``code`` (negative) and an ``RError_PI`` message.
+
+    ``IrodsError("CAT_NO_ROWS_FOUND", "no rows")`` or ``IrodsError(-808000)``.
+    """
+
+    def __init__(self, code: int | str, message: str = "") -> None:
+        self.code = code_of(code) if isinstance(code, str) else int(code)
+        self.message = message or (code if isinstance(code, str) else f"iRODS error {code}")
+        super().__init__(f"{self.code}: {self.message}")

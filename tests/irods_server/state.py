@@ -1,0 +1,36 @@
+"""Server-wide state shared by every connection (the catalog, the vault, replica tokens)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+ZONE = "tempZone"
+ADMIN_USER = "rods"
+ADMIN_PASSWORD = "rods"  # noqa: S105 - a fresh iRODS install's well-known default
+DEFAULT_RESOURCE = "demoResc"
+SERVER_VERSION = "rods4.3.4"
+API_VERSION = "d"
+
+
+@dataclass
+class ServerState:
+    """Everything a handler may need beyond its own connection."""
+
+    data_dir: Path
+    catalog: Catalog
+    zone: str = ZONE
+    default_resource: str = DEFAULT_RESOURCE
+    # TLS context used when a client negotiates CS_NEG_USE_SSL (None: TLS refused)
+    ssl_context: ssl.SSLContext | None = None
+    # replica tokens of objects open for write: token -> shared open-replica state
+    replica_tokens: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vault_root(self) -> Path:
+        return self.data_dir / "vault"
