@@ -35,7 +35,7 @@ from irods.message import (
 
 from . import acl, namespace, vault
 from .catalog import now
-from .dispatch import Reply, Request, Session, api
+from .dispatch import Reply, Request, Session, api, on_disconnect
 from .errors import IrodsError, code_of
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ def _new_fd(session: Session, handle: Handle) -> int:
     return fd
 
 
+@on_disconnect
 def release_session(session: Session) -> None:
     """Drop every stream a closing connection still has open (call at disconnect)."""
     _release(_fds(session), session.state)
@@ -1075,6 +1076,16 @@ def _truncate_replica(session: Session, target: sqlite3.Row, size: int) -> None:
 
 @api(802)
 async def replica_truncate(session: Session, req: Request) -> Reply:
+    """Truncate one replica; errors carry a JSON body too, as iRODS 4.3 answers them."""
+    try:
+        return _replica_truncate(session, req)
+    except IrodsError as e:
+        doc = {"replica_number": None, "resource_hierarchy": None, "message": e.message}
+        e.reply_msg = _str_out(json.dumps(doc))
+        raise
+
+
+def _replica_truncate(session: Session, req: Request) -> Reply:
     inp = req.parse(FileOpenRequest)
     path = _path(inp.objPath, "USER_INPUT_PATH_ERR")
     size = int(inp.dataSize or 0)

@@ -19,6 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import defusedxml.ElementTree as SafeET
+from irods.message import quasixml
+
 if TYPE_CHECKING:
     from .state import ServerState
 
@@ -27,16 +30,38 @@ T = TypeVar("T")
 
 @dataclass
 class Request:
-    """One API request as it arrived: the API number, main message XML and byte stream."""
+    """One API request as it arrived: the API number, main message XML and byte stream.
+
+    A large ``bs`` (a write's data) is a ``memoryview`` into a per-connection buffer that
+    is reused for the next request: use it during the handler call (``os.pwrite`` takes it
+    as is), copy it (``bytes(req.bs)``) to keep it.
+    """
 
     api: int
     msg: bytes = b""
-    bs: bytes = b""
+    bs: bytes | memoryview = b""
 
     def parse(self, cls: type[T]) -> T:
-        """Unpack the main message with a python-irodsclient message class."""
+        """Unpack the main message with a python-irodsclient message class.
+
+        XML that a strict parser rejects (e.g. control characters in names) is retried
+        with python-irodsclient's quasi-XML parser; still unreadable input raises
+        ``IrodsError("USER_PACKSTRUCT_INPUT_ERR")``.
+        """
+        from .errors import IrodsError
+
         obj = cls()
-        obj.unpack(ET.fromstring(self.msg.replace(b"\0", b"")))  # type: ignore[attr-defined]
+        raw = self.msg.replace(b"\0", b"")
+        try:
+            root: Any = SafeET.fromstring(raw)
+        except ET.ParseError:
+            try:
+                root = quasixml.fromstring(raw.decode("utf-8", "surrogateescape"))
+            except Exception as e:
+                raise IrodsError("USER_PACKSTRUCT_INPUT_ERR", "unreadable message") from e
+        except Exception as e:
+            raise IrodsError("USER_PACKSTRUCT_INPUT_ERR", "unreadable message") from e
+        obj.unpack(root)  # type: ignore[attr-defined]
         return obj
 
 
@@ -49,7 +74,7 @@ class Reply:
 
     int_info: int = 0
     msg: Any = None
-    bs: bytes = b""
+    bs: bytes | bytearray | memoryview = b""
 
 
 @dataclass
@@ -82,6 +107,15 @@ class Session:
     # scratch space for multi-step exchanges (e.g. the auth challenge)
     scratch: dict[str, Any] = field(default_factory=dict)
 
+    def buffer(self, size: int) -> memoryview:
+        """A reusable per-connection buffer of ``size`` bytes for a reply's ``bs`` (e.g.
+        ``os.preadv(fd, [view], pos)``): valid until the reply has been sent, so
+        large reads cost no fresh allocation."""
+        buf = self.scratch.get("_reply_buffer")
+        if not isinstance(buf, bytearray) or len(buf) < size:
+            buf = self.scratch["_reply_buffer"] = bytearray(size)
+        return memoryview(buf)[:size]
+
     def require_user(self) -> UserInfo:
         from .errors import IrodsError
 
@@ -104,3 +138,13 @@ def api(number: int) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+DisconnectHook = Callable[[Session], None]
+DISCONNECT_HOOKS: list[DisconnectHook] = []
+
+
+def on_disconnect(fn: DisconnectHook) -> DisconnectHook:
+    """Register ``fn`` to run when a connection closes (e.g. release open replicas)."""
+    DISCONNECT_HOOKS.append(fn)
+    return fn

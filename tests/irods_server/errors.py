@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import irods.exception as irods_exc
 
 
@@ -14,8 +16,12 @@ def code_of(name: str) -> int:
 class IrodsError(Exception):
     """Answer the current request with ``code`` (negative) and an ``RError_PI`` message.
 
-    ``IrodsError("CAT_NO_ROWS_FOUND", "no rows")`` or ``IrodsError(-808000)``.
+    ``IrodsError("CAT_NO_ROWS_FOUND", "no rows")`` or ``IrodsError(-808000)``. Set
+    ``reply_msg`` (a message object) when the error reply must carry a body too, as some
+    4.3 APIs answer errors with JSON.
     """
+
+    reply_msg: Any = None
 
     def __init__(self, code: int | str, message: str = "") -> None:
         self.code = code_of(code) if isinstance(code, str) else int(code)

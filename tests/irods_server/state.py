@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 ZONE = "tempZone"
 ADMIN_USER = "rods"
-ADMIN_PASSWORD = "rods"  # noqa: S105 - a fresh iRODS install's well-known default
+ADMIN_PASSWORD = "rods"  # a fresh iRODS install's well-known default
 DEFAULT_RESOURCE = "demoResc"
 SERVER_VERSION = "rods4.3.4"
 API_VERSION = "d"

@@ -1,0 +1,127 @@
+"""Shared pytest fixtures: the iRODS test server driven by the real python-irodsclient.
+
+``irods_server`` (session scope)
+    A fresh server (``python -m tests.irods_server --port 0``) on a temp data dir, shared
+    by the whole run. A :class:`~tests.irods_server.launcher.ServerProcess` with ``host``,
+    ``port``, ``zone``, ``admin_user``, ``admin_password``, ``data_dir``,
+    ``session(user="rods", password=None, **opts) -> iRODSSession`` (rods gets its
+    password; close the session or use ``with``), ``write_env(home, user, password)``
+    (irods_environment.json + obfuscated .irodsA under ``home/.irods``) and
+    ``tls_options()``. Tests sharing it must use unique object names (see ``unique_name``).
+``irods_session`` (function)
+    An ``iRODSSession`` as rods on ``irods_server``; cleaned up after the test.
+``irods_user`` (function factory)
+    ``irods_user(password=..., user_type="rodsuser") -> (name, session)``: creates a
+    uniquely named user through the admin API and returns a session as that user; both
+    removed after the test (with whatever the test left in the user's home and trash).
+``irods_env_dir`` (function)
+    A temp HOME whose ``.irods/`` holds an environment file and ``.irodsA`` for rods on
+    ``irods_server``; ``IRODS_ENVIRONMENT_FILE`` and ``HOME`` are set for the test.
+``irods_server_factory`` (function)
+    ``irods_server_factory(tls=False, data_dir=None) -> ServerProcess``: a private server
+    (its own data dir) for tests that restart it (``srv.restart()`` keeps data dir and
+    port) or need TLS; stopped after the test.
+``tls_irods_server`` (session scope)
+    A server with a throwaway self-signed certificate (generated at test time);
+    ``tls_irods_server.session(**tls_irods_server.tls_options())`` negotiates TLS.
+``unique_name`` (function)
+    A short unique string for object/user names on the shared server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.irods_server.launcher import ServerProcess, make_self_signed_cert
+
+DEFAULT_USER_PASSWORD = "pw-for-tests"
+
+
+@pytest.fixture(scope="session")
+def irods_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("irods") / "data") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def tls_irods_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("irods-tls")
+    cert, key = make_self_signed_cert(base / "tls")
+    with ServerProcess(base / "data", tls_cert=cert, tls_key=key) as srv:
+        yield srv
+
+
+@pytest.fixture
+def irods_session(irods_server: ServerProcess) -> Iterator[Any]:
+    with irods_server.session() as session:
+        yield session
+
+
+@pytest.fixture
+def unique_name() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def irods_user(irods_server: ServerProcess) -> Iterator[Callable[..., tuple[str, Any]]]:
+    created: list[tuple[str, Any]] = []
+
+    def make(password: str = DEFAULT_USER_PASSWORD, user_type: str = "rodsuser") -> tuple[str, Any]:
+        name = "u" + uuid.uuid4().hex[:10]
+        with irods_server.session() as admin:
+            admin.users.create(name, user_type)
+            admin.users.modify(name, "password", password)
+        session = irods_server.session(name, password)
+        created.append((name, session))
+        return name, session
+
+    yield make
+    with irods_server.session() as admin:
+        for name, session in created:
+            session.cleanup()
+            _empty_homes(admin, irods_server.zone, name)
+            admin.users.remove(name)
+
+
+def _empty_homes(admin: Any, zone: str, user: str) -> None:
+    """Remove what a test left in a user's home and trash (a user must be empty to go)."""
+    for path in (f"/{zone}/home/{user}", f"/{zone}/trash/home/{user}"):
+        coll = admin.collections.get(path)
+        for sub in coll.subcollections:
+            admin.collections.remove(sub.path, recurse=True, force=True)
+        for obj in coll.data_objects:
+            admin.data_objects.unlink(obj.path, force=True)
+
+
+@pytest.fixture
+def irods_env_dir(
+    irods_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    home = tmp_path / "home"
+    env_file = irods_server.write_env(home)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("IRODS_ENVIRONMENT_FILE", str(env_file))
+    return home
+
+
+@pytest.fixture
+def irods_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    servers: list[ServerProcess] = []
+
+    def make(tls: bool = False, data_dir: Path | None = None) -> ServerProcess:
+        n = len(servers)
+        cert = key = None
+        if tls:
+            cert, key = make_self_signed_cert(tmp_path / f"tls{n}")
+        srv = ServerProcess(data_dir or tmp_path / f"data{n}", tls_cert=cert, tls_key=key)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
+        srv.stop()
