@@ -1,0 +1,1 @@
+"""Service packages of the data stager."""

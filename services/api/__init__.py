@@ -1,0 +1,1 @@
+"""The REST gateway: v1 endpoints of the Go stager, task store, dispatcher, events."""

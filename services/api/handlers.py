@@ -1,0 +1,345 @@
+"""v1 handlers (the Go stager's paths and JSON names), health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ValidationError
+
+from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
+from services.api.middleware import summary, validation_errors
+from shared.auth import Principal, authorize_stager_user
+from shared.crypto import is_envelope
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StagerError,
+    Unavailable,
+)
+from shared.logging import get_logger
+from shared.models import (
+    FINAL_STATES,
+    MAX_BATCH,
+    RESTARTABLE_STATES,
+    Collection,
+    ControlMessage,
+    DirListRequest,
+    JobInfo,
+    JobInput,
+    JobRejection,
+    PrincipalKind,
+    ResponseBodyJobs,
+    ResponseDirEntries,
+    TaskSpec,
+    TaskState,
+    check_abs_path,
+    is_irods_url,
+)
+from shared.openapi import render_html
+from shared.taskstore import Task, new_task_id
+
+log = get_logger("stager.api")
+
+_DIR_ERRORS: dict[str, type[StagerError]] = {
+    "not_found": NotFound,
+    "permission_denied": Forbidden,
+    "not_a_directory": InvalidInput,
+    "invalid": InvalidInput,
+}
+
+
+def ok(model: BaseModel | list[Any] | str, status: int = 200) -> web.Response:
+    """A JSON response from a model."""
+    text = model.model_dump_json() if isinstance(model, BaseModel) else json.dumps(model)
+    return web.Response(status=status, text=text, content_type="application/json")
+
+
+async def principal(request: web.Request) -> Principal:
+    """The authenticated caller (raises Unauthenticated)."""
+    return await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or InvalidInput saying what is wrong."""
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidInput("request body is empty: send the job as a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not UTF-8 text: send JSON") from None
+    except json.JSONDecodeError as e:
+        raise InvalidInput(
+            f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+
+
+def visible(task: Task, p: Principal) -> bool:
+    """A service account sees what it submitted; a user sees jobs run as them."""
+    if p.kind == PrincipalKind.SERVICE:
+        return task.submitter == p.submitter
+    return task.stager_user == p.name
+
+
+async def own_task(request: web.Request, p: Principal) -> Task:
+    """The task named in the path if the caller may see it, else NotFound."""
+    task_id = request.match_info["id"]
+    task = await request.app[STORE].get(task_id) if len(task_id) <= 64 else None
+    if task is None or not visible(task, p):
+        raise NotFound(f"job {task_id} does not exist or is not yours: check the id")
+    return task
+
+
+def seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
+    """Validate one submitted job, check who may run it, seal ``drPass``."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("a job must be a JSON object with srcURL, dstURL, stagerUser, ...")
+    settings = app[SETTINGS]
+    job = JobInput.model_validate(raw)
+    authorize_stager_user(p, job.stagerUser, settings.auth)
+    envelope: str | None = None
+    if job.drPass is not None:
+        secret = job.drPass.get_secret_value()
+        if not secret:
+            raise InvalidInput("drPass is empty: give the repository password or leave it out")
+        envelope = app[SEALER].check(secret) if is_envelope(secret) else app[SEALER].seal(secret)
+    elif p.kind == PrincipalKind.USER and settings.require_drpass_for_users:
+        raise InvalidInput("drPass is required: give your repository data-access password")
+    fields = job.model_dump(exclude={"drPass"})
+    return TaskSpec.model_validate({**fields, "drPass": envelope})
+
+
+def _priority(app: web.Application, p: Principal) -> int:
+    return app[SETTINGS].service_priority if p.kind == PrincipalKind.SERVICE else 0
+
+
+def _submitted(app: web.Application, tasks: list[Task]) -> None:
+    app[METRICS].jobs_total.labels(TaskState.PENDING.value).inc(len(tasks))
+    app[DISPATCHER].wake()
+
+
+async def get_ping(request: web.Request) -> web.Response:
+    """``GET /v1/ping``."""
+    return ok("pong")
+
+
+async def post_job(request: web.Request) -> web.Response:
+    """``POST /v1/job``: validate, seal, store; the dispatcher releases it."""
+    p = await principal(request)
+    raw = await read_json(request)
+    try:
+        spec = seal_job(request.app, p, raw)
+    except StagerError as e:
+        request.app[METRICS].rejected_total.labels(str(e.status)).inc()
+        raise
+    except ValidationError:
+        request.app[METRICS].rejected_total.labels("400").inc()
+        raise
+    tasks = await request.app[STORE].add(
+        p.submitter, [(new_task_id(), spec)], priority=_priority(request.app, p)
+    )
+    _submitted(request.app, tasks)
+    return ok(tasks[0].info())
+
+
+async def post_jobs(request: web.Request) -> web.Response:
+    """``POST /v1/jobs``: 200 when all were accepted, 207 when some were rejected."""
+    p = await principal(request)
+    raw = await read_json(request)
+    if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), list):
+        raise InvalidInput('body must be {"jobs": [job, ...]}')
+    items: list[Any] = raw["jobs"]
+    extra = set(raw) - {"jobs"}
+    if extra:
+        raise InvalidInput(f"unknown field(s) {sorted(extra)}: the body has only 'jobs'")
+    if not items:
+        raise InvalidInput("jobs is empty: give at least one job")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(f"too many jobs ({len(items)}): send at most {MAX_BATCH} per request")
+    accepted: list[tuple[str, TaskSpec]] = []
+    rejected: list[JobRejection] = []
+    for i, item in enumerate(items):
+        try:
+            accepted.append((new_task_id(), seal_job(request.app, p, item)))
+        except StagerError as e:
+            rejected.append(JobRejection(index=i, status=e.status, errorMessage=e.message))
+        except ValidationError as e:
+            msg = summary(validation_errors(e))
+            rejected.append(JobRejection(index=i, status=400, errorMessage=msg))
+    metrics = request.app[METRICS]
+    for r in rejected:
+        metrics.rejected_total.labels(str(r.status)).inc()
+    if not accepted:
+        statuses = {r.status for r in rejected}
+        reasons = "; ".join(f"jobs[{r.index}]: {r.errorMessage}" for r in rejected[:5])
+        err = InvalidInput(
+            "every job was rejected: " + reasons,
+            errors=[r.model_dump() for r in rejected],
+        )
+        err.status = statuses.pop() if len(statuses) == 1 else 400
+        raise err
+    tasks = await request.app[STORE].add(p.submitter, accepted, priority=_priority(request.app, p))
+    _submitted(request.app, tasks)
+    body = ResponseBodyJobs(jobs=[t.info() for t in tasks], rejected=rejected)
+    return ok(body, status=207 if rejected else 200)
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    """``GET /v1/jobs`` and ``GET /v1/jobs/{status}``: the caller's jobs."""
+    p = await principal(request)
+    state: TaskState | None = None
+    if "status" in request.match_info:
+        try:
+            state = TaskState(request.match_info["status"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in TaskState)
+            raise InvalidInput(f"unknown job status: use one of {allowed}") from None
+    store = request.app[STORE]
+    if p.kind == PrincipalKind.SERVICE:
+        tasks = await store.find(submitter=p.submitter, state=state)
+    else:
+        tasks = await store.find(stager_user=p.name, state=state)
+    return ok(ResponseBodyJobs(jobs=[t.info() for t in tasks]))
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """``GET /v1/job/{id}``."""
+    p = await principal(request)
+    return ok((await own_task(request, p)).info())
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """``DELETE /v1/job/{id}``: stop it on the worker (control fanout), then delete."""
+    p = await principal(request)
+    task = await own_task(request, p)
+    app = request.app
+    if task.state not in FINAL_STATES:
+        await app[BUS].publish_control(ControlMessage(task_id=task.id))
+        await app[STORE].set_cancelled(task.id)
+    await app[STORE].delete(task.id)
+    app[METRICS].jobs_total.labels(TaskState.CANCELLED.value).inc()
+    app[DISPATCHER].wake()
+    info: JobInfo = task.info()
+    info.status.status = TaskState.CANCELLED if task.state not in FINAL_STATES else task.state
+    return ok(info)
+
+
+async def put_job_scheduled(request: web.Request) -> web.Response:
+    """``PUT /v1/job/scheduled/{id}``: restart a completed or archived job."""
+    p = await principal(request)
+    task = await own_task(request, p)
+    if task.state not in RESTARTABLE_STATES:
+        raise Conflict(
+            f"job {task.id} is {task.state.value}: only completed or archived jobs can be "
+            "restarted; wait until it finishes"
+        )
+    restarted = await request.app[STORE].restart(task.id)
+    if restarted is None:
+        raise Conflict(f"job {task.id} changed state meanwhile; read it again and retry")
+    _submitted(request.app, [restarted])
+    return ok(restarted.info())
+
+
+async def get_dir(request: web.Request) -> web.Response:
+    """``GET /v1/dir?path=/abs/dir[&user=name]``: listed by a worker as the user."""
+    p = await principal(request)
+    app = request.app
+    path = request.query.get("path")
+    if not path:
+        raise InvalidInput("query parameter path is required: GET /v1/dir?path=/project/...")
+    if is_irods_url(path):
+        raise InvalidInput("only local directories can be listed: give a path without irods:")
+    try:
+        check_abs_path(path, "path")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    user = request.query.get("user") or (p.name if p.kind == PrincipalKind.USER else "")
+    if not user:
+        raise InvalidInput("a service account must say whose view to list: add &user=<name>")
+    try:
+        req = DirListRequest(user=user, path=path)
+    except ValidationError:
+        raise InvalidInput(f"user {user!r} is not a valid Unix user name") from None
+    authorize_stager_user(p, user, app[SETTINGS].auth)
+    reply = await app[BUS].list_dir(req, app[SETTINGS].dir_timeout)
+    if reply.ok:
+        return ok(ResponseDirEntries(entries=reply.entries))
+    kind = _DIR_ERRORS.get(reply.error_kind or "")
+    message = reply.error or "the directory cannot be listed"
+    if kind is None:
+        raise Unavailable(f"the worker could not list the directory: {message}")
+    raise kind(message)
+
+
+async def get_dac(request: web.Request) -> web.Response:
+    """``GET /v1/dac/project/{number}``."""
+    number = request.match_info["number"]
+    return ok(Collection(collName=await request.app[DAC].resolve(number)))
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    """``GET /v1/openapi.json``."""
+    return web.json_response(request.app[SPEC])
+
+
+async def get_docs(request: web.Request) -> web.Response:
+    """``GET /v1/docs``: self-contained HTML."""
+    return web.Response(text=render_html(request.app[SPEC]), content_type="text/html")
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Process alive; no dependencies checked."""
+    return web.json_response({"status": "ok"})
+
+
+async def _irods_reachable(host: str, port: int) -> None:
+    _reader, writer = await asyncio.open_connection(host, port)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Broker, store and iRODS reachable."""
+    app = request.app
+    settings = app[SETTINGS]
+    checks: dict[str, Any] = {"store": app[STORE].ping(), "broker": app[BUS].ping()}
+    if settings.irods.enabled:
+        checks["irods"] = _irods_reachable(settings.irods.host, settings.irods.port)
+    names = list(checks)
+    results = await asyncio.gather(
+        *(asyncio.wait_for(c, settings.ready_timeout) for c in checks.values()),
+        return_exceptions=True,
+    )
+    status = {
+        n: "ok" if not isinstance(r, BaseException) else f"failing ({type(r).__name__})"
+        for n, r in zip(names, results, strict=True)
+    }
+    ready = all(v == "ok" for v in status.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": status},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; gauges refreshed from the store and the broker."""
+    app = request.app
+    m = app[METRICS]
+    try:
+        counts = await app[STORE].count_by_state()
+        for state in TaskState:
+            m.jobs_current.labels(state.value).set(counts.get(state.value, 0))
+    except Exception as e:  # metrics must render even when the store is down
+        log.warning("metrics: store unavailable", error=type(e).__name__)
+    try:
+        for queue, n in (await app[BUS].queue_depths()).items():
+            m.queue_messages.labels(queue).set(n)
+    except Exception as e:  # likewise for the broker
+        log.warning("metrics: broker unavailable", error=type(e).__name__)
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the API (one registry per app, so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+class Metrics:
+    """Counters, gauges and histograms; values in seconds and bytes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs_total = Counter("stager_jobs", "Jobs that entered a state", ["state"], registry=r)
+        self.jobs_current = Gauge(
+            "stager_jobs_current", "Jobs in the store per state", ["state"], registry=r
+        )
+        self.queue_messages = Gauge(
+            "stager_queue_messages", "Ready messages per queue", ["queue"], registry=r
+        )
+        self.transfer_bytes = Counter(
+            "stager_transfer_bytes",
+            "Bytes moved by completed jobs",
+            ["direction"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "stager_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.job_seconds = Histogram(
+            "stager_job_duration_seconds",
+            "Submit to completion of a job",
+            buckets=JOB_BUCKETS,
+            registry=r,
+        )
+        self.rejected_total = Counter(
+            "stager_jobs_rejected", "Submitted jobs refused", ["status"], registry=r
+        )
+
+    def render(self) -> bytes:
+        """Text exposition format."""
+        return generate_latest(self.registry)

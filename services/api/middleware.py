@@ -1,0 +1,106 @@
+"""One error middleware: domain, validation and HTTP errors become JSON problems."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.api.keys import METRICS
+from shared.errors import StagerError
+from shared.logging import get_logger
+from shared.models import Problem
+
+log = get_logger("stager.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_HINTS = {
+    404: "no such endpoint: see /v1/docs for the API",
+    405: "method not allowed on this path: see /v1/docs",
+    413: "request body too large: send fewer jobs per request",
+    415: "send the body as application/json",
+}
+
+
+def validation_errors(e: ValidationError, prefix: str = "") -> list[dict[str, object]]:
+    """Pydantic errors as ``{field, message}`` (no input values: they may be secret)."""
+    out: list[dict[str, object]] = []
+    for err in e.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": prefix + loc if loc else prefix.rstrip("."), "message": msg})
+    return out
+
+
+def summary(errors: list[dict[str, object]]) -> str:
+    """One line that says what to fix."""
+    parts = []
+    for err in errors[:5]:
+        field = err.get("field")
+        parts.append(f"{field}: {err['message']}" if field else str(err["message"]))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def problem(
+    status: int, title: str, detail: str, *, exit_code: int = 0, errors: list | None = None
+) -> web.Response:
+    """A JSON problem response (RFC 9457 fields plus the Go stager's names)."""
+    body = Problem(
+        title=title,
+        status=status,
+        detail=detail,
+        errorMessage=detail,
+        exitCode=exit_code,
+        errors=errors or [],
+    )
+    return web.Response(
+        status=status,
+        text=body.model_dump_json(),
+        content_type="application/problem+json",
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every error to a problem response; log one access line per request."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except StagerError as e:
+        status = e.status
+        return problem(e.status, e.title, e.message, exit_code=e.exit_code, errors=e.errors)
+    except ValidationError as e:
+        status = 400
+        errs = validation_errors(e)
+        return problem(400, "invalid input", summary(errs), exit_code=102, errors=errs)
+    except web.HTTPException as e:
+        status = e.status
+        if e.status < 400:
+            raise
+        hint = _HTTP_HINTS.get(e.status, e.reason)
+        return problem(e.status, e.reason, hint)
+    except Exception as e:
+        log.exception("unhandled error", path=request.path, error=type(e).__name__)
+        return problem(500, "internal error", "internal error; the operators have the details")
+    finally:
+        elapsed = time.perf_counter() - start
+        route = request.match_info.route.resource
+        canonical = route.canonical if route is not None else "unmatched"
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            metrics.request_seconds.labels(request.method, canonical, str(status)).observe(elapsed)
+        if canonical not in ("/livez", "/readyz", "/metrics"):
+            log.info(
+                "request",
+                method=request.method,
+                path=canonical,
+                status=status,
+                ms=round(elapsed * 1000, 1),
+            )

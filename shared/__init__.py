@@ -1,0 +1,1 @@
+"""Shared code of the data stager services: models, settings, crypto, store, auth."""

@@ -1,0 +1,74 @@
+"""Base settings: pydantic-settings, ``STAGER_`` prefix, ``__`` nesting, secrets from files.
+
+Any secret field (``FileSecret``) accepts either the value or ``file:/path/to/file``; the
+file's content (trailing newline stripped) is used, so Kubernetes secrets mount as files.
+Secrets are ``SecretStr``: ``repr`` and ``model_dump`` show ``**********``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FILE_PREFIX = "file:"
+
+
+def read_secret(value: Any) -> Any:
+    """Resolve ``file:/path`` to the file's content; other values pass through."""
+    if isinstance(value, str) and value.startswith(FILE_PREFIX):
+        path = Path(value[len(FILE_PREFIX) :])
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as e:
+            raise ValueError(f"cannot read secret file {path}: {e.strerror}") from None
+    return value
+
+
+FileSecret = Annotated[SecretStr, BeforeValidator(read_secret)]
+
+
+def read_text_setting(value: Any) -> Any:
+    """Like ``read_secret`` for non-secret text (PEM public keys)."""
+    return read_secret(value)
+
+
+FileText = Annotated[str, BeforeValidator(read_text_setting)]
+
+
+class BrokerSettings(BaseModel):
+    """RabbitMQ connection and topology prefix."""
+
+    url: FileSecret = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    prefix: str = Field(default="stager", pattern=r"^[A-Za-z0-9_.-]+$")
+    confirm_timeout: float = Field(default=10.0, gt=0)
+
+
+class IrodsSettings(BaseModel):
+    """An iRODS account the service itself uses (DAC lookup, health)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1247
+    zone: str = "tempZone"
+    user: str = "rods"
+    password: FileSecret = SecretStr("")
+    timeout: float = Field(default=10.0, gt=0)
+    enabled: bool = True
+
+
+class StagerSettings(BaseSettings):
+    """Root of every service's settings; services subclass it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STAGER_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    log_level: str = "info"
+    log_json: bool = True
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    irods: IrodsSettings = Field(default_factory=IrodsSettings)
