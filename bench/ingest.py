@@ -1,0 +1,338 @@
+"""Ingest benchmarks: REGISTER_SYNC and PUT of many small files, and scanner memory.
+
+    python -m bench.ingest [--files 100000] [--workers 4] [--concurrency 2] [--rounds 1]
+                           [--no-anchor] [--scan-entries 1000000]
+
+Against one fresh iRODS test server: our ingest (``--workers`` processes of
+``python -m shared.ingest.worker``, ``--concurrency`` threads each) and the anchor,
+irods-capability-automated-ingest 0.7.0 (Celery + Redis, ``celery -c workers``),
+installed into its own venv under ``.bench/`` on first use.  Each measure alternates
+ours/anchor for ``--rounds`` and prints medians and the ratio (files/s ours / anchor).
+The scanner measure walks a tree of ``--scan-entries`` entries through the directory
+task's listing and diff in a child process and reports its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ANCHOR_VENV = REPO / ".bench" / "automated-ingest-0.7.0"
+ANCHOR_PINS = [
+    "irods-capability-automated-ingest==0.7.0",
+    "celery[redis]==5.4.0",
+    "kombu==5.4.2",
+    "redis==4.6.0",
+]
+GOAL = 5.0
+SEED_HANDLER = """
+from irods_capability_automated_ingest.core import Core
+from irods_capability_automated_ingest.utils import Operation
+
+class event_handler(Core):
+    @staticmethod
+    def operation(session, meta, **options):
+        return Operation.{op}
+"""
+OUR_HANDLER = SEED_HANDLER.replace("irods_capability_automated_ingest", "shared.ingest")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_tree(root: Path, files: int, per_dir: int = 1000, size: int = 64) -> None:
+    payload = b"x" * size
+    for i in range(files):
+        d = root / f"d{i // per_dir:05d}"
+        if i % per_dir == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:07d}").write_bytes(payload)
+
+
+# --- ours -------------------------------------------------------------------------------
+
+
+class Ours:
+    def __init__(self, server: Any, work: Path, workers: int, concurrency: int) -> None:
+        self.db = f"sqlite+aiosqlite:///{work}/ingest.sqlite"
+        self.prefix = "bench" + uuid.uuid4().hex[:8]
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "STAGER_INGEST__DB_URL": self.db,
+            "STAGER_INGEST__QUEUE_PREFIX": self.prefix,
+            "STAGER_INGEST__CONCURRENCY": str(concurrency),
+            "STAGER_INGEST__IRODS__HOST": server.host,
+            "STAGER_INGEST__IRODS__PORT": str(server.port),
+            "STAGER_INGEST__IRODS__USER": "rods",
+            "STAGER_INGEST__IRODS__ZONE": server.zone,
+            "STAGER_INGEST__IRODS__PASSWORD": server.admin_password,
+        }
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "shared.ingest.worker"],
+                cwd=REPO,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(work / f"worker{i}.log", "w"),  # noqa: SIM115
+            )
+            for i in range(workers)
+        ]
+
+    def run(self, root: Path, target: str, op: str) -> float:
+        return asyncio.run(self._run(root, target, op))
+
+    async def _run(self, root: Path, target: str, op: str) -> float:
+        from shared.ingest.jobs import ACTIVE, IngestOptions, Job, JobStore
+
+        store = await JobStore.open(self.db)
+        try:
+            job = Job(
+                name="b" + uuid.uuid4().hex[:10],
+                root=str(root),
+                target=target,
+                handler=OUR_HANDLER.format(op=op),
+                handler_label=op,
+                options=IngestOptions(files_per_task=50),
+            )
+            t0 = time.perf_counter()
+            await store.create(job)
+            while True:
+                got = await store.get(job.name)
+                if got.state not in ACTIVE:
+                    break
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            failed = got.counters["files_failed"] + got.counters["tasks_failed"]
+            if got.state != "completed" or failed:
+                raise RuntimeError(f"our {op} run failed: {got.state} {got.error} {got.counters}")
+            return elapsed
+        finally:
+            await store.close()
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(10)
+        with contextlib.suppress(Exception):
+            asyncio.run(self._delete_queues())
+
+    async def _delete_queues(self) -> None:
+        import aio_pika
+
+        from shared.ingest.constants import IngestNames
+
+        conn = await aio_pika.connect(
+            self.env.get("STAGER_INGEST__AMQP_URL", "amqp://guest:guest@127.0.0.1/")
+        )
+        async with conn:
+            ch = await conn.channel()
+            names = IngestNames(self.prefix)
+            for q in (names.dirs_queue, names.files_queue):
+                await ch.queue_delete(q)
+
+
+# --- the anchor -------------------------------------------------------------------------
+
+
+def ensure_anchor() -> Path:
+    """The anchor's venv (created and pinned on first use); returns its python."""
+    python = ANCHOR_VENV / "bin" / "python"
+    if not (ANCHOR_VENV / ".installed").exists():
+        ANCHOR_VENV.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(ANCHOR_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANCHOR_PINS], check=True)
+        (ANCHOR_VENV / ".installed").touch()
+    return python
+
+
+class Anchor:
+    def __init__(self, server: Any, work: Path, workers: int) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.python = ensure_anchor()
+        self.work = work
+        self.redis_port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.env = {
+            **os.environ,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "IRODS_HOST": server.host,
+            "IRODS_PORT": str(server.port),
+            "IRODS_USER_NAME": "rods",
+            "IRODS_ZONE_NAME": server.zone,
+            "IRODS_PASSWORD": server.admin_password,
+        }
+        self.env.pop("PYTHONPATH", None)
+        time.sleep(0.5)
+        celery = str(ANCHOR_VENV / "bin" / "celery")
+        self.workers = subprocess.Popen(
+            [
+                celery,
+                "-A",
+                "irods_capability_automated_ingest",
+                "worker",
+                "-l",
+                "error",
+                "-Q",
+                "restart,path,file",
+                "-c",
+                str(workers),
+            ],
+            cwd=work,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "celery.log", "w"),  # noqa: SIM115
+        )
+        time.sleep(3)
+
+    def run(self, root: Path, target: str, op: str) -> float:
+        handler = self.work / f"anchor_{op.lower()}.py"
+        handler.write_text(SEED_HANDLER.format(op=op))
+        cmd = [
+            str(self.python),
+            "-m",
+            "irods_capability_automated_ingest.irods_sync",
+            "start",
+            str(root),
+            target,
+            "--synchronous",
+            "--event_handler",
+            str(handler),
+            "--job_name",
+            "a" + uuid.uuid4().hex[:10],
+            "--files_per_task",
+            "50",
+            "--redis_host",
+            "127.0.0.1",
+            "--redis_port",
+            str(self.redis_port),
+        ]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, cwd=self.work, env=self.env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"anchor {op} failed: {done.stderr[-2000:]}")
+        return elapsed
+
+    def close(self) -> None:
+        for p in (self.workers, self.redis):
+            p.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(15)
+
+
+# --- scanner memory ---------------------------------------------------------------------
+
+SCAN_CHILD = """
+import resource, sys
+from shared.ingest.diff import classify
+from shared.ingest.scanner import Excludes, walk
+from shared.ingest.utils import Operation
+n = 0
+for path, listing in walk(sys.argv[1], Excludes()):
+    for e in listing.entries:
+        if not e.is_dir:
+            classify([], e.size, e.mtime, Operation.REGISTER_SYNC, e.path)
+            n += 1
+print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def scanner_memory(work: Path, entries: int) -> tuple[int, int]:
+    root = work / "scan"
+    make_tree(root, entries, per_dir=1000, size=0)
+    out = subprocess.run(
+        [sys.executable, "-c", SCAN_CHILD, str(root)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    shutil.rmtree(root, ignore_errors=True)
+    return int(out[0]), int(out[1])
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server(work: Path) -> Iterator[Any]:
+    sys.path.insert(0, str(REPO))
+    from tests.irods_server.launcher import ServerProcess
+
+    with ServerProcess(work / "irods") as srv:
+        yield srv
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    p.add_argument("--files", type=int, default=100_000)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--no-anchor", action="store_true")
+    p.add_argument("--scan-entries", type=int, default=1_000_000)
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        src = work / "src"
+        make_tree(src, args.files)
+        with server(work) as srv:
+            ours = Ours(srv, work, args.workers, args.concurrency)
+            anchor = None if args.no_anchor else Anchor(srv, work, args.workers)
+            try:
+                for op in ("REGISTER_SYNC", "PUT"):
+                    for r in range(args.rounds):
+                        for who, runner in (("ours", ours), ("anchor", anchor)):
+                            if runner is None:
+                                continue
+                            target = f"/{srv.zone}/home/rods/{who}_{op.lower()}_{r}"
+                            secs = runner.run(src, target, op)
+                            results.setdefault(op, {}).setdefault(who, []).append(secs)
+            finally:
+                ours.close()
+                if anchor is not None:
+                    anchor.close()
+        for op, by in results.items():
+            ours_fps = args.files / statistics.median(by["ours"])
+            line = f"ingest {op:<14} {args.files} files: ours {ours_fps:8.0f} files/s"
+            if "anchor" in by:
+                anchor_fps = args.files / statistics.median(by["anchor"])
+                ratio = ours_fps / anchor_fps
+                line += f"  anchor {anchor_fps:8.0f} files/s  ratio {ratio:5.2f}x (goal {GOAL}x)"
+            print(line, flush=True)
+        if args.scan_entries:
+            n, rss = scanner_memory(work, args.scan_entries)
+            print(f"ingest scanner memory    {n} entries: peak RSS {rss} MB (goal < 300 MB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

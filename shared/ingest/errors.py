@@ -1,0 +1,32 @@
+"""Ingest errors: a shallow hierarchy under the project's root error."""
+
+from __future__ import annotations
+
+from shared.errors import Conflict, InvalidInput, NotFound, StagerError
+
+
+class IngestError(StagerError):
+    """An ingest job or task cannot proceed; ``str()`` is safe to show."""
+
+    title = "ingest error"
+
+
+class HandlerError(InvalidInput):
+    """An event handler file cannot be loaded or returned something unusable."""
+
+    title = "invalid event handler"
+
+
+class JobNotFound(NotFound):
+    """No ingest job by that name."""
+
+
+class JobExists(Conflict):
+    """An ingest job by that name is already active."""
+
+
+class TargetError(IngestError):
+    """The target collection is unusable (root, unknown zone, not a collection)."""
+
+    status = 400
+    title = "invalid target collection"

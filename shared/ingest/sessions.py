@@ -1,0 +1,66 @@
+"""python-irodsclient sessions for worker threads: one per thread and per proxied user.
+
+python-irodsclient is blocking; ingest calls it only from a bounded thread pool, and
+each thread keeps its own sessions so no connection is shared between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from irods.session import iRODSSession
+
+from services.isync.models import IrodsAccount
+
+
+class SessionPool:
+    """Thread-local sessions keyed by ``as_user`` (``None``: the account itself)."""
+
+    def __init__(self, account: IrodsAccount) -> None:
+        self.account = account
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[iRODSSession] = []
+
+    def _kwargs(self, as_user: tuple[str, str] | None) -> dict[str, Any]:
+        a = self.account
+        kwargs: dict[str, Any] = {
+            "host": a.host,
+            "port": a.port,
+            "user": a.user,
+            "zone": a.zone,
+            "password": a.password.get_secret_value(),
+        }
+        if a.client_server_policy != "CS_NEG_REFUSE":
+            kwargs["client_server_negotiation"] = "request_server_negotiation"
+            kwargs["client_server_policy"] = a.client_server_policy
+            kwargs["ssl_verify_server"] = a.verify
+            if a.ca_file:
+                kwargs["ssl_ca_certificate_file"] = a.ca_file
+        if as_user is not None:
+            kwargs["client_zone"], kwargs["client_user"] = as_user
+        return kwargs
+
+    def get(self, as_user: tuple[str, str] | None = None) -> iRODSSession:
+        """This thread's session for ``as_user`` (created on first use)."""
+        sessions: dict[Any, iRODSSession] | None = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(as_user)
+        if session is None:
+            session = iRODSSession(**self._kwargs(as_user))
+            sessions[as_user] = session
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every session of every thread."""
+        with self._lock:
+            sessions, self._all = self._all, []
+        for s in sessions:
+            try:
+                s.cleanup()
+            except Exception:  # noqa: S112 - best effort at shutdown
+                continue

@@ -1,0 +1,120 @@
+"""AMQP bodies of ingest work: directory tasks, file-batch tasks and delete tasks.
+
+Paths travel as text when they are UTF-8 and as base64 of the raw bytes when not
+(``*_b64``), so a non-UTF-8 file name survives JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.ingest.constants import BODY_VERSION
+from shared.ingest.diff import Replica
+from shared.ingest.utils import is_unicode_encode_error_path
+
+
+def to_wire(path: str) -> tuple[str, str | None]:
+    """``(text, b64)``: text is printable; b64 is set when ``path`` is not UTF-8."""
+    if is_unicode_encode_error_path(path):
+        raw = os.fsencode(path)
+        return raw.decode("utf-8", "replace"), base64.b64encode(raw).decode("ascii")
+    return path, None
+
+
+def from_wire(text: str, b64: str | None) -> str:
+    """The ``os``-level path back from ``to_wire``."""
+    return os.fsdecode(base64.b64decode(b64)) if b64 else text
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = BODY_VERSION
+    task_id: str
+    job: str
+    generation: int
+    attempt: int = 0
+
+
+class ReplicaRow(BaseModel):
+    """A catalog replica the diff saw (so the file task needs no query)."""
+
+    number: int
+    resc_hier: str
+    path: str
+    size: int
+    mtime: int
+
+    def replica(self) -> Replica:
+        return Replica(self.number, self.resc_hier, self.path, self.size, self.mtime)
+
+
+class FileItem(BaseModel):
+    """One file to create or update."""
+
+    name: str
+    name_b64: str | None = None
+    logical: str
+    reason: Literal["UnicodeEncodeError", "character_map"] | None = None
+    kind: str = "regular"
+    size: int
+    mtime: float
+    ctime: float
+    action: Literal["create", "modify"]
+    replicas: list[ReplicaRow] = Field(default_factory=list)
+
+    @property
+    def os_name(self) -> str:
+        return from_wire(self.name, self.name_b64)
+
+
+class DirTask(_Body):
+    """List one directory, diff it against its collection, fan out."""
+
+    kind: Literal["dir"] = "dir"
+    path: str
+    path_b64: str | None = None
+    collection: str
+    #: Whether the collection existed when the parent looked (None: unknown, check).
+    exists: bool | None = None
+    is_root: bool = False
+
+    @property
+    def os_path(self) -> str:
+        return from_wire(self.path, self.path_b64)
+
+
+class FileBatchTask(_Body):
+    """Sync up to ``files_per_task`` files of one directory."""
+
+    kind: Literal["files"] = "files"
+    dir_path: str
+    dir_path_b64: str | None = None
+    collection: str
+    items: list[FileItem]
+
+    @property
+    def os_dir(self) -> str:
+        return from_wire(self.dir_path, self.dir_path_b64)
+
+
+class DeleteTask(_Body):
+    """Remove data objects and collections whose files and directories are gone."""
+
+    kind: Literal["delete"] = "delete"
+    collection: str
+    data_objects: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(default_factory=list)
+
+
+IngestTask = Annotated[DirTask | FileBatchTask | DeleteTask, Field(discriminator="kind")]
+TASK_ADAPTER: TypeAdapter[DirTask | FileBatchTask | DeleteTask] = TypeAdapter(IngestTask)
+
+
+def decode_task(body: bytes) -> DirTask | FileBatchTask | DeleteTask:
+    """Parse an AMQP body (raises ``pydantic.ValidationError`` when malformed)."""
+    return TASK_ADAPTER.validate_json(body)

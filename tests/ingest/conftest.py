@@ -1,0 +1,153 @@
+"""Fixtures for ingest: a job store, private queues on the real RabbitMQ, in-process workers.
+
+``ingest`` (function) gives an ``IngestHarness``: ``start(n)`` runs ``n`` workers (each its
+own AMQP channel and thread pool, as separate worker processes would), ``run(job)``
+creates a job and waits until its pass ends, ``tree(...)`` makes source files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from services.isync.models import IrodsAccount
+from shared.ingest.constants import IngestNames
+from shared.ingest.jobs import ACTIVE, IngestOptions, Job, JobState, JobStore
+from shared.ingest.worker import IngestWorker
+
+AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+HANDLERS = Path(__file__).parent / "handlers"
+
+
+class IngestHarness:
+    def __init__(self, store: JobStore, names: IngestNames, account: IrodsAccount, tmp: Path):
+        self.store = store
+        self.names = names
+        self.account = account
+        self.tmp = tmp
+        self.connections: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.workers: list[IngestWorker] = []
+        self.collection = f"/tempZone/home/rods/{uuid.uuid4().hex[:10]}"
+
+    async def start(self, n: int = 1, concurrency: int = 2) -> None:
+        for _ in range(n):
+            conn = await aio_pika.connect_robust(AMQP_URL)
+            self.connections.append(conn)
+            worker = IngestWorker(self.store, conn, self.account, concurrency, self.names, poll=0.1)
+            self.workers.append(worker)
+            self.tasks.append(asyncio.create_task(worker.run()))
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        with contextlib.suppress(Exception):
+            conn = await aio_pika.connect(AMQP_URL)
+            async with conn:
+                ch = await conn.channel()
+                for q in (self.names.dirs_queue, self.names.files_queue):
+                    await ch.queue_delete(q)
+        for c in self.connections:
+            with contextlib.suppress(Exception):
+                await c.close()
+
+    def job(
+        self,
+        root: Path,
+        handler: str | None = None,
+        target: str | None = None,
+        interval: float | None = None,
+        **options: Any,
+    ) -> Job:
+        source = None
+        if handler:
+            source = (HANDLERS / f"{handler}.py").read_text()
+        return Job(
+            name="j" + uuid.uuid4().hex[:10],
+            root=str(root),
+            target=target or self.collection,
+            interval=interval,
+            handler=source,
+            handler_label=handler,
+            options=IngestOptions(**options),
+        )
+
+    async def wait(self, name: str, limit: float = 60.0, passes: int = 1) -> Job:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            job = await self.store.get(name)
+            if job.state not in ACTIVE or (
+                job.state is JobState.WAITING and job.passes >= passes and job.finished_at
+            ):
+                return job
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"job {name} did not finish: {await self.store.get(name)}")
+
+    async def run(self, job: Job, limit: float = 60.0) -> Job:
+        await self.store.create(job)
+        return await self.wait(job.name, limit)
+
+    async def rerun(self, job: Job, limit: float = 60.0, **append: Any) -> Job:
+        """The same job (name, root, target, handler) once more, with extra options."""
+        again = job.model_copy(deep=True)
+        if append:
+            again.options.append_json = {**(again.options.append_json or {}), **append}
+        return await self.run(again, limit)
+
+    def configured(self, root: Path, **cfg: Any) -> Job:
+        """A job with the configurable handler; ``cfg`` lands in meta["append_json"]."""
+        extra = {k: cfg.pop(k) for k in list(cfg) if k in IngestOptions.model_fields}
+        return self.job(root, "configurable", append_json=cfg, **extra)
+
+
+@pytest.fixture
+async def ingest(irods_server: Any, tmp_path: Path) -> AsyncIterator[IngestHarness]:
+    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite")
+    names = IngestNames("t" + uuid.uuid4().hex[:10])
+    account = IrodsAccount(
+        host=irods_server.host,
+        port=irods_server.port,
+        user="rods",
+        zone="tempZone",
+        password=irods_server.admin_password,
+    )
+    harness = IngestHarness(store, names, account, tmp_path)
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+        await store.close()
+
+
+def append(path: Path | bytes | str, data: bytes, later: float | None = 10.0) -> None:
+    """Append to (or create) a file and move its mtime ``later`` seconds ahead."""
+    with open(path, "ab") as f:
+        f.write(data)
+    if later is not None:
+        t = time.time() + later
+        os.utime(path, (t, t))
+
+
+def mtime(path: Path) -> int:
+    return int(os.path.getmtime(path))
+
+
+def make_tree(root: Path, nfiles: int = 10, depth: int = 0) -> Path:
+    """The seed's test tree: files ``0..n-1`` holding ``i`` times "i", ``depth`` levels down."""
+    d = root.joinpath(*[f"a{i}" for i in range(depth)])
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(nfiles):
+        (d / str(i)).write_text("i" * i)
+    return d

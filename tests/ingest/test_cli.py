@@ -1,0 +1,148 @@
+"""``stager ingest``: the CLI as a user runs it (subprocess), workers in the test loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from shared.cli import main as stager_main
+from shared.ingest.cli import Env, main
+from shared.ingest.jobs import JobState
+from tests.ingest.conftest import HANDLERS, make_tree
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def stager(ingest, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{ingest.tmp}/ingest.sqlite"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shared.cli",
+        "ingest",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_start_synchronous_with_seed_spellings(ingest, irods_session, tmp_path):
+    src = make_tree(tmp_path / "src", 7)
+    await ingest.start(2)
+    code, out, err = await stager(
+        ingest,
+        "start",
+        str(src),
+        ingest.collection,
+        "--job_name",
+        "cli-sync",
+        "--event_handler",
+        str(HANDLERS / "register.py"),
+        "--files_per_task",
+        "2",
+        "--synchronous",
+        "--progress",
+        "--log_level",
+        "INFO",
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == "cli-sync"
+    assert "7/7 files" in err
+    assert irods_session.data_objects.exists(f"{ingest.collection}/6")
+    code, out, _ = await stager(ingest, "list")
+    assert code == 0
+    listed = json.loads(out)
+    assert [j["name"] for j in listed["singlepass"]] == ["cli-sync"]
+    assert listed["singlepass"][0]["counters"]["files_created"] == 7
+
+
+async def test_synchronous_exits_non_zero_when_a_file_failed(ingest, tmp_path):
+    src = make_tree(tmp_path / "src", 3)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    await ingest.start(1)
+    code, _, err = await stager(
+        ingest,
+        "start",
+        str(src),
+        ingest.collection,
+        "--job-name",
+        "cli-fail",
+        "--event-handler",
+        str(HANDLERS / "configurable.py"),
+        "--append-json",
+        json.dumps({"fail_once_dir": str(marks)}),
+        "--synchronous",
+    )
+    assert code == 1
+    assert "3 file(s)" in err
+
+
+async def test_bad_target_zone_fails_clearly(ingest, tmp_path):
+    src = make_tree(tmp_path / "src", 1)
+    await ingest.start(1)
+    code, _, err = await stager(
+        ingest, "start", str(src), "/invalidZone/home/rods/x", "--synchronous"
+    )
+    assert code == 1
+    assert "zone 'invalidZone' does not exist" in err
+    assert "Traceback" not in err
+
+
+async def test_periodic_stop_and_watch(ingest, tmp_path):
+    src = make_tree(tmp_path / "src", 2)
+    await ingest.start(1)
+    code, out, _ = await stager(
+        ingest, "start", str(src), ingest.collection, "-i", "1", "--job_name", "cli-periodic"
+    )
+    assert code == 0
+    await ingest.wait("cli-periodic", passes=1)
+    watcher = asyncio.create_task(stager(ingest, "watch", "cli-periodic"))
+    await asyncio.sleep(1.5)
+    assert not watcher.done()  # a periodic job is watched until it stops
+    code, out, _ = await stager(ingest, "stop", "cli-periodic")
+    assert code == 0 and "stopped" in out
+    code, _, err = await watcher
+    assert code == 0 and "was stopped" in err
+    assert (await ingest.store.get("cli-periodic")).state is JobState.STOPPED
+    code, _, err = await stager(ingest, "stop", "no-such-job")
+    assert code == 3 and "no ingest job named 'no-such-job'" in err
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), Env(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_usage_errors_are_clear(tmp_path):
+    db = ["--db-url", f"sqlite+aiosqlite:///{tmp_path}/x.sqlite"]
+    code, _, err = run_main("start", str(tmp_path / "nope"), "/tempZone/home/rods/x", *db)
+    assert code == 2 and "is not a directory" in err
+    bad = tmp_path / "bad.py"
+    bad.write_text("class event_handler(:\n")
+    code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--event_handler", str(bad), *db)
+    assert code == 2 and "syntax error line 1" in err
+    code, _, err = run_main("start", str(tmp_path), "/", *db)
+    assert code == 2 and "Root may only contain collections which represent zones" in err
+    code, _, err = run_main(
+        "start", str(tmp_path), "/tempZone/x", "--exclude_file_type", "file", *db
+    )
+    assert code == 2 and "unknown file type" in err
+    code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--redis_host", "r", *db)
+    assert code == 0 and "ignored" in err and "redis_host" in err
+    assert "Traceback" not in err
+
+
+def test_stager_entry_point_dispatches(capsys):
+    assert stager_main([]) == 2
+    assert "stager ingest" in capsys.readouterr().err

@@ -1,0 +1,84 @@
+"""Job semantics: pre/post_job once per pass, periodic passes, skipped ticks, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from shared.ingest.jobs import JobState
+from tests.ingest.conftest import make_tree
+
+
+def hooks(log):
+    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+async def test_pre_and_post_job_once_with_several_workers(ingest, tmp_path):
+    src = tmp_path / "src"
+    for d in range(6):
+        make_tree(src / f"d{d}", 5)
+    log = tmp_path / "hooks.log"
+    await ingest.start(3)
+    job = await ingest.run(ingest.configured(src, op="NO_OP", log=str(log), files_per_task=1))
+    assert job.state is JobState.COMPLETED
+    assert job.counters["tasks_total"] == 1 + 6 + 30  # root, dirs, one task per file
+    h = hooks(log)
+    assert h.count("pre_job") == 1 and h.count("post_job") == 1
+    assert h[0] == "pre_job" and h[-1] == "post_job"
+
+
+async def test_periodic_job_fires_post_job_every_pass(ingest, tmp_path):
+    src = make_tree(tmp_path / "src", 3)
+    log = tmp_path / "hooks.log"
+    await ingest.start(2)
+    job = ingest.configured(src, op="REGISTER_SYNC", log=str(log))
+    job.interval = 0.5
+    await ingest.store.create(job)
+    done = await ingest.wait(job.name, passes=3)
+    assert done.periodic and done.state is JobState.WAITING
+    await ingest.store.stop(job.name)
+    await asyncio.sleep(0.3)
+    h = [x for x in hooks(log) if x.endswith("_job")]
+    passes = (await ingest.store.get(job.name)).passes
+    assert h.count("pre_job") == passes >= 3
+    # every finished pass fired post_job, strictly alternating with pre_job
+    assert h.count("post_job") in (passes, passes - 1)
+    assert all(a != b for a, b in itertools.pairwise(h))
+
+
+async def test_periodic_job_skips_ticks_while_a_pass_runs(ingest, tmp_path):
+    src = make_tree(tmp_path / "src", 4)
+    log = tmp_path / "hooks.log"
+    await ingest.start(1, concurrency=1)
+    job = ingest.configured(src, op="NO_OP", log=str(log), sleep=0.3, files_per_task=1)
+    job.interval = 0.2  # a pass takes ~1.2 s: five ticks fall inside it
+    await ingest.store.create(job)
+    await ingest.wait(job.name, passes=2, limit=30)
+    await ingest.store.stop(job.name)
+    h = [x for x in hooks(log) if x.endswith("_job")]
+    assert h[:4] == ["pre_job", "post_job", "pre_job", "post_job"]
+    lines = [x for x in hooks(log) if x in ("pre_job", "pre_data_obj_create", "post_job")]
+    first_pass = lines[: lines.index("post_job")]
+    assert first_pass.count("pre_job") == 1  # no second pass started inside the first
+
+
+async def test_stop_drops_queued_work(ingest, irods_session, tmp_path):
+    src = make_tree(tmp_path / "src", 30)
+    log = tmp_path / "hooks.log"
+    await ingest.start(1, concurrency=1)
+    job = ingest.configured(src, op="REGISTER_SYNC", log=str(log), sleep=0.1, files_per_task=1)
+    await ingest.store.create(job)
+    for _ in range(200):
+        if hooks(log).count("post_data_obj_create") >= 2:
+            break
+        await asyncio.sleep(0.05)
+    stopped = await ingest.store.stop(job.name)
+    assert stopped.state is JobState.STOPPED
+    await asyncio.sleep(1.0)
+    created = hooks(log).count("post_data_obj_create")
+    assert 2 <= created < 10
+    await asyncio.sleep(0.5)
+    assert hooks(log).count("post_data_obj_create") == created  # nothing more ran
+    ch = await ingest.connections[0].channel()
+    q = await ch.declare_queue(ingest.names.files_queue, passive=True)
+    assert q.declaration_result.message_count == 0  # the rest was consumed and dropped

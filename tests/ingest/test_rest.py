@@ -1,0 +1,134 @@
+"""The ingest REST endpoints on a real aiohttp app (the API's error middleware)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.api.middleware import error_middleware
+from shared.errors import Unauthenticated
+from shared.ingest.jobs import JobState, JobStore
+from shared.ingest.rest import add_ingest_routes, principals_allowed
+from tests.ingest.conftest import make_tree
+
+GOOD = {"Authorization": "Bearer manager"}
+
+
+class Who:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+async def authenticate(request: web.Request) -> Who:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthenticated("missing Authorization header")
+    return Who(header.removeprefix("Bearer "))
+
+
+@pytest.fixture
+async def client(tmp_path):
+    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/rest.sqlite")
+    app = web.Application(middlewares=[error_middleware])
+    add_ingest_routes(
+        app, db_url="unused", authorize=principals_allowed(authenticate, ["manager"]), store=store
+    )
+    async with TestClient(TestServer(app)) as c:
+        c.store = store  # type: ignore[attr-defined]
+        yield c
+    await store.close()
+
+
+async def test_put_json_then_get_list_delete(client, tmp_path):
+    src = make_tree(tmp_path / "src", 2)
+    body = {"root": str(src), "target": "/tempZone/home/rods/r", "files_per_task": 5}
+    r = await client.put("/v1/ingest/job-1", json=body, headers=GOOD)
+    assert r.status == 201, await r.text()
+    created = await r.json()
+    assert created["name"] == "job-1" and created["state"] == "waiting"
+    assert "handler" not in created
+    r = await client.put("/v1/ingest/job-1", json=body, headers=GOOD)
+    assert r.status == 409
+    r = await client.get("/v1/ingest/job-1", headers=GOOD)
+    assert (await r.json())["options"]["files_per_task"] == 5
+    r = await client.get("/v1/ingest", headers=GOOD)
+    assert [j["name"] for j in (await r.json())["jobs"]] == ["job-1"]
+    r = await client.delete("/v1/ingest/job-1", headers=GOOD)
+    assert r.status == 200 and (await r.json())["state"] == "stopped"
+    assert (await client.store.get("job-1")).state is JobState.STOPPED
+
+
+async def test_put_yaml_as_the_seed_did(client, tmp_path):
+    src = make_tree(tmp_path / "src", 1)
+    handler = (
+        "from shared.ingest.core import Core\n"
+        "from shared.ingest.utils import Operation\n\n"
+        "class event_handler(Core):\n"
+        "    @staticmethod\n"
+        "    def operation(session, meta, **options):\n"
+        "        return Operation.PUT\n"
+    )
+    doc = {
+        "root": str(src),
+        "target": "/tempZone/home/rods/y",
+        "interval": 60,
+        "append_json": {"a": 1},
+        "timeout": 10,
+        "all": True,
+        "event_handler_data": handler,
+    }
+    r = await client.put(
+        "/v1/ingest/yaml-job",
+        data=yaml.safe_dump(doc),
+        headers={**GOOD, "Content-Type": "application/x-yaml"},
+    )
+    assert r.status == 201, await r.text()
+    job = await client.store.get("yaml-job")
+    assert job.interval == 60 and job.handler == handler and job.options.append_json == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "says"),
+    [
+        ("{not json", "application/json", 400, "not valid JSON"),
+        ("root: [", "application/x-yaml", 400, "not valid YAML"),
+        (json.dumps({"root": "/x"}), "application/json", 400, "target"),
+        (json.dumps({"root": "rel", "target": "/z/c"}), "application/json", 400, "absolute"),
+        (
+            json.dumps({"root": "/x", "target": "/z/c", "bogus": 1}),
+            "application/json",
+            400,
+            "bogus",
+        ),
+        (
+            json.dumps({"root": "/x", "target": "/z/c", "event_handler_data": "def (:"}),
+            "application/json",
+            400,
+            "syntax error",
+        ),
+        (
+            json.dumps({"root": "/x", "target": "/z/c", "exclude_file_type": ["file"]}),
+            "application/json",
+            400,
+            "unknown file type",
+        ),
+    ],
+)
+async def test_bad_bodies_are_explained(client, body, ctype, status, says):
+    r = await client.put("/v1/ingest/bad", data=body, headers={**GOOD, "Content-Type": ctype})
+    assert r.status == status
+    problem = await r.json()
+    assert says in problem["detail"]
+
+
+async def test_only_data_managers(client):
+    r = await client.get("/v1/ingest")
+    assert r.status == 401
+    r = await client.get("/v1/ingest", headers={"Authorization": "Bearer someone"})
+    assert r.status == 403
+    r = await client.get("/v1/ingest/nope", headers=GOOD)
+    assert r.status == 404
