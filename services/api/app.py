@@ -21,6 +21,7 @@ from shared.crypto import Sealer
 from shared.dac import DacResolver
 from shared.dispatcher import Dispatcher
 from shared.errors import ConfigError
+from shared.ingest.rest import add_ingest_routes, principals_allowed
 from shared.logging import get_logger
 from shared.models import FINAL_STATES, TaskEvent, TaskState, utcnow
 from shared.openapi import build_spec
@@ -133,4 +134,12 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.SPEC] = build_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
     add_routes(app)
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])
+    add_ingest_routes(
+        app,
+        db_url=settings.ingest_db_url,
+        authorize=principals_allowed(
+            lambda r: r.app[keys.AUTH].authenticate(r.headers.get("Authorization")),
+            settings.ingest_managers,
+        ),
+    )
     return app

@@ -29,6 +29,13 @@ class ApiSettings(StagerSettings):
     run_dispatcher: bool = True
     run_event_consumer: bool = True
     run_retention: bool = True
+    ingest_db_url: str = Field(
+        default="sqlite+aiosqlite:///.local/ingest.sqlite",
+        description="job store of ingest jobs, shared with the ingest workers and CLI",
+    )
+    ingest_managers: list[str] = Field(
+        default_factory=list, description="principals allowed to start and stop ingest jobs"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dac: DacSettings = Field(default_factory=DacSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

@@ -252,7 +252,11 @@ def api_settings(
 
 @pytest.fixture
 async def make_api(
-    db_url: str, keypair: tuple[bytes, bytes], oidc: Oidc, unix_users: tuple[str, str]
+    db_url: str,
+    keypair: tuple[bytes, bytes],
+    oidc: Oidc,
+    unix_users: tuple[str, str],
+    tmp_path: Any,
 ) -> AsyncIterator[Any]:
     """Factory: ``await make_api(**settings_overrides) -> Api``; all closed afterwards."""
     made: list[tuple[TestClient, Names]] = []
@@ -262,6 +266,7 @@ async def make_api(
         prefix = f"tapi{uuid.uuid4().hex[:10]}"
         logs = io.StringIO()
         configure("debug", json=True, stream=logs)
+        over.setdefault("ingest_db_url", f"sqlite+aiosqlite:///{tmp_path}/ingest-{prefix}.sqlite")
         settings = api_settings(db_url, prefix, keypair[1], oidc.issuer, **over)
         app = create_app(settings)
         client = TestClient(TestServer(app))

@@ -1,0 +1,52 @@
+"""The ingest endpoints as mounted in the API: reserved to data managers, JSON or YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import WIDE, WIDE_PW, Api
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+async def test_ingest_jobs_reserved_to_data_managers(make_api: Any) -> None:
+    api: Api = await make_api(ingest_managers=[WIDE])
+    body = {"root": "/data/landing", "target": "/tempZone/home/rods/landing"}
+
+    r = await api.client.put("/v1/ingest/lz", json=body, headers=api.basic())
+    assert r.status == 403, await r.text()
+    assert "data managers" in (await r.text())
+    r = await api.client.put("/v1/ingest/lz", json=body)
+    assert r.status == 401
+
+    auth = api.basic(WIDE, WIDE_PW)
+    r = await api.client.put("/v1/ingest/lz", json=body, headers=auth)
+    assert r.status == 201, await r.text()
+    assert (await r.json())["name"] == "lz"
+
+    yaml_body = "root: /data/other\ntarget: /tempZone/home/rods/other\ninterval: 60\n"
+    r = await api.client.put(
+        "/v1/ingest/other",
+        data=yaml_body,
+        headers={**auth, "Content-Type": "application/x-yaml"},
+    )
+    assert r.status == 201, await r.text()
+
+    r = await api.client.get("/v1/ingest", headers=auth)
+    names = sorted(j["name"] for j in (await r.json())["jobs"])
+    assert names == ["lz", "other"]
+
+    r = await api.client.put(
+        "/v1/ingest/bad", json={"root": "relative", "target": "/x"}, headers=auth
+    )
+    assert r.status == 400
+    assert "absolute" in (await r.text())
+
+    r = await api.client.delete("/v1/ingest/lz", headers=auth)
+    assert r.status == 200
+    r = await api.client.get("/v1/ingest/lz", headers=auth)
+    assert (await r.json())["state"] == "stopped"
+    r = await api.client.get("/v1/ingest/nosuchjob", headers=auth)
+    assert r.status == 404
