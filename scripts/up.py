@@ -1,0 +1,555 @@
+"""``make up``: the whole stager locally, in the foreground; Ctrl-C stops all of it.
+
+    python -m scripts.up [--local-dir DIR] [--ephemeral] [--workers N] [--grace S]
+
+Starts the iRODS test server (unless ``STAGER_IRODS__HOST`` names a real iRODS), the API
+on http://127.0.0.1:8080 and one worker, each in its own process group, with settings
+in ``STAGER_*`` environment variables pointing at each other. Local secrets live in
+``.local/`` (made once, then reused): the RSA key pair that seals ``drPass``
+(``keys/``) and the password of the service account ``streamer``
+(``streamer.password``, 0600; it may act for any non-system user). Children's output
+goes to stdout, one line at a time, prefixed with the service name. When everything
+answers ``/readyz`` it prints the URLs, a curl example, and one machine-readable line
+``stager-up ready api=URL irods=HOST:PORT local=DIR prefix=P``.
+
+SIGINT and SIGTERM stop the workers, then the API and the iRODS server: SIGTERM to each
+process group, SIGKILL after ``--grace`` seconds. Children also get SIGTERM if this
+process dies (``PR_SET_PDEATHSIG``). ``--ephemeral`` (tests, benchmarks) picks free
+ports and a private broker prefix, whose queues are deleted on exit. Any ``STAGER_*``
+variable already set in the environment wins over the generated one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = "/tmp/stager-demo"  # noqa: S108 - only printed, in the example for the reader
+READY_LINE = "stager-up ready "
+IRODS_READY = "irods-test-server ready on "
+IRODS_ADMIN = ("rods", "rods")  # the test server's fixed rodsadmin account
+STREAMER = "streamer"
+LOOPBACK = "127.0.0.1"
+MIN_UID = 1000
+
+
+def say(text: str) -> None:
+    """One line (or block) of our own output, flushed at once."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+# --- local secrets ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Paths of the generated secrets and the streamer's password hash."""
+
+    keys_dir: Path
+    public_key: Path
+    password_file: Path
+    password_hash: str
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def ensure_secrets(local: Path) -> Secrets:
+    """Make the key pair and the streamer password once (reused afterwards); keep the
+    database and the iRODS test server's data private to root."""
+    from shared.auth import hash_password
+    from shared.crypto import generate_keypair
+
+    local.mkdir(parents=True, exist_ok=True)
+    local.chmod(0o711)  # users' children traverse it to their resume journals in state/
+    keys = local / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    private, public = keys / "private.pem", keys / "public.pem"
+    if not private.exists():
+        private_pem, public_pem = generate_keypair()
+        _write_private(private, private_pem)
+        public.write_bytes(public_pem)
+    password_file = local / "streamer.password"
+    if not password_file.exists():
+        _write_private(password_file, (secrets.token_urlsafe(24) + "\n").encode())
+    password_file.chmod(0o600)
+    irods = local / "irods"  # the test server's catalog and vault: uploaded data
+    irods.mkdir(mode=0o700, exist_ok=True)
+    irods.chmod(0o700)
+    db = local / "stager.db"  # SQLite makes its -wal and -shm files with the same mode
+    if not db.exists():
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+    password = password_file.read_text().strip()
+    if not password:
+        raise SystemExit(f"up: {password_file} is empty: delete it to make a new password")
+    return Secrets(keys, public, password_file, hash_password(password))
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something accepts connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+# --- children ------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    from shared.runas import die_with_parent
+
+    die_with_parent(signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One service process in its own process group; its output is prefixed to stdout."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ready_prefix: str | None = None
+    proc: asyncio.subprocess.Process | None = None
+    ready_line: asyncio.Future[str] | None = None
+    pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Spawn the process (own session, SIGTERM when we die) and pump its output."""
+        self.ready_line = asyncio.get_running_loop().create_future()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.pump = asyncio.create_task(self._pump(), name=f"pump-{self.name}")
+
+    async def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        tag = f"{self.name:<8}| "
+        while raw := await self.proc.stdout.readline():
+            line = raw.decode(errors="replace").rstrip("\n")
+            ready = self.ready_line
+            prefix = self.ready_prefix
+            if ready is not None and not ready.done() and prefix and line.startswith(prefix):
+                ready.set_result(line)
+            say(tag + line)
+
+    async def exited(self) -> int:
+        """Wait for the process to end; its exit status."""
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace`` s; then reap and drain output."""
+        proc = self.proc
+        if proc is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            say(f"up: {self.name} did not stop within {grace:g} s: killing it")
+        self._signal_group(signal.SIGKILL)  # stragglers in the group, and the leader if slow
+        await proc.wait()
+        if self.pump is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.pump, 2.0)
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+
+# --- the stack -----------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """What runs, where, and how to reach it."""
+
+    local: Path
+    ephemeral: bool
+    workers: int
+    grace: float
+    children: list[Child] = field(default_factory=list)
+    api_url: str = ""
+    worker_urls: list[str] = field(default_factory=list)
+    irods: str = ""
+    test_irods: bool = True
+    prefix: str = ""
+
+    def setdefault(self, key: str, value: str, *, force: bool = False) -> str:
+        """Set ``STAGER_<key>`` unless the user already did (``force``: always)."""
+        name = "STAGER_" + key
+        if force or name not in os.environ:
+            os.environ[name] = value
+        return os.environ[name]
+
+    def configure(self, sec: Secrets) -> None:
+        """Settings shared by every child (in our own environment, which they inherit)."""
+        f = self.ephemeral
+        self.test_irods = "STAGER_IRODS__HOST" not in os.environ
+        self.setdefault("LOG_JSON", "false" if sys.stdout.isatty() else "true")
+        self.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{self.local / 'stager.db'}")
+        self.setdefault("PUBLIC_KEYS", json.dumps([f"file:{sec.public_key}"]))
+        accounts = {STREAMER: {"password_hash": sec.password_hash, "act_for": ["*"]}}
+        self.setdefault("AUTH__SERVICE_ACCOUNTS", json.dumps(accounts))
+        self.setdefault("PRIVATE_KEYS_DIR", str(sec.keys_dir))
+        self.setdefault("STATE_DIR", str(self.local / "state"))
+        prefix = "up" + uuid.uuid4().hex[:12] if f else "stager"
+        self.prefix = self.setdefault("BROKER__PREFIX", prefix, force=f)
+        host = self.setdefault("HOST", LOOPBACK)
+        port = self.setdefault("PORT", str(free_port() if f else 8080), force=f)
+        self.api_url = f"http://{host}:{port}"
+        if self.test_irods:
+            user, password = IRODS_ADMIN
+            self.setdefault("IRODS__HOST", LOOPBACK, force=True)
+            self.setdefault("IRODS__ZONE", "tempZone", force=True)
+            self.setdefault("IRODS__USER", user, force=True)
+            self.setdefault("IRODS__PASSWORD", password, force=True)
+            cred = {STREAMER: {"user": user, "password": password}}
+            self.setdefault("SERVICE_CREDENTIALS", json.dumps(cred))
+
+    def broker_host(self) -> tuple[str, int]:
+        """Host and port of the broker URL the children will use."""
+        url = os.environ.get("STAGER_BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/")
+        if url.startswith("file:"):
+            url = Path(url[5:]).read_text().strip()
+        parts = urlsplit(url)
+        return parts.hostname or LOOPBACK, parts.port or 5672
+
+    def check_ports(self) -> None:
+        """Clear errors for what would otherwise fail inside a child."""
+        bhost, bport = self.broker_host()
+        if not port_open(bhost, bport):
+            raise SystemExit(
+                f"up: RabbitMQ is not reachable on {bhost}:{bport}: "
+                "run scripts/ensure-services.sh (make up does) or set STAGER_BROKER__URL"
+            )
+        wanted = [(int(os.environ["STAGER_PORT"]), "the API")]
+        if not self.ephemeral:
+            wanted.append((8081, "the worker's health endpoint"))
+            if self.test_irods:
+                wanted.append((1247, "the iRODS test server"))
+        for port, what in wanted:
+            if port_open(LOOPBACK, port):
+                raise SystemExit(
+                    f"up: port {port} for {what} is taken (another `make up`?): "
+                    "stop it, or use --ephemeral for free ports"
+                )
+
+    async def start_irods(self) -> None:
+        """The iRODS test server on ``local/irods``; its port from its ready line."""
+        port = 0 if self.ephemeral else 1247
+        data = self.local / "irods"
+        argv = [sys.executable, "-m", "tests.irods_server", "--data", str(data)]
+        child = Child("irods", [*argv, "--port", str(port)], ready_prefix=IRODS_READY)
+        self.children.append(child)
+        await child.start()
+        assert child.ready_line is not None
+        line = await self._first(child, child.ready_line, "its ready line")
+        hostport = line[len(IRODS_READY) :].split()[0]
+        self.irods = hostport
+        self.setdefault("IRODS__PORT", hostport.rsplit(":", 1)[1], force=True)
+
+    async def start_services(self) -> None:
+        """The API and the workers (each worker with its own health port)."""
+        api = Child("api", [sys.executable, "-m", "services.api"])
+        self.children.append(api)
+        await api.start()
+        for n in range(self.workers):
+            port = free_port() if self.ephemeral or n else 8081
+            name = "worker" if self.workers == 1 else f"worker{n + 1}"
+            w = Child(name, [sys.executable, "-m", "services.worker"])
+            w.env["STAGER_HTTP_PORT"] = str(port)
+            self.worker_urls.append(f"http://{LOOPBACK}:{port}")
+            self.children.append(w)
+            await w.start()
+        if not self.test_irods:
+            self.irods = f"{os.environ['STAGER_IRODS__HOST']}:" + os.environ.get(
+                "STAGER_IRODS__PORT", "1247"
+            )
+
+    async def _first(self, child: Child, what: Awaitable[str], name: str) -> str:
+        """``what``, unless ``child`` exits first."""
+        waiter = asyncio.ensure_future(what)
+        dead = asyncio.create_task(child.exited())
+        done, _ = await asyncio.wait({waiter, dead}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            dead.cancel()
+            return waiter.result()
+        waiter.cancel()
+        raise StackFailed(f"{child.name} exited with status {dead.result()} before {name}")
+
+    async def wait_ready(self, limit: float) -> None:
+        """Until the API and every worker answer ``/readyz`` with 200."""
+        pending = [self.api_url + "/readyz"] + [u + "/readyz" for u in self.worker_urls]
+        try:
+            async with (
+                asyncio.timeout(limit),
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http,
+            ):
+                while pending:
+                    for child in self.children:
+                        if child.proc is not None and child.proc.returncode is not None:
+                            raise StackFailed(
+                                f"{child.name} exited with status {child.proc.returncode} "
+                                "while starting"
+                            )
+                    pending = [u for u in pending if not await _is_ready(http, u)]
+                    if pending:
+                        await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise StackFailed(f"not ready after {limit:g} s: {', '.join(pending)}") from None
+
+    async def stop(self) -> None:
+        """Workers first (they hand unfinished tasks back), then the rest."""
+        workers = [c for c in self.children if c.name.startswith("worker")]
+        others = [c for c in self.children if c not in workers]
+        await asyncio.gather(*(c.stop(self.grace) for c in workers))
+        await asyncio.gather(*(c.stop(self.grace) for c in others))
+        if self.ephemeral and self.prefix:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_delete_topology(), 10)
+
+
+class StackFailed(Exception):
+    """A child died or did not get ready."""
+
+
+async def _is_ready(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(url) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def _delete_topology() -> None:
+    """Remove the private broker prefix's queues and exchanges (``--ephemeral``)."""
+    from services.worker.settings import WorkerSettings
+    from shared import broker
+    from shared.constants import Names
+
+    s = WorkerSettings()
+    topo = broker.Topology(
+        names=Names(s.broker.prefix),
+        delivery_limit=s.delivery_limit,
+        retry_delays_ms=broker.retry_delays(s.retry.policy().delays()),
+    )
+    conn = await broker.connect(s.broker.url.get_secret_value(), name="stager-up-cleanup")
+    try:
+        await broker.delete_topology(await conn.channel(), topo)
+    finally:
+        await conn.close()
+
+
+# --- the banner ----------------------------------------------------------------------------
+
+
+def demo_user() -> tuple[str, bool]:
+    """(a non-system user for the example, whether it is a real account)."""
+    for name in (os.environ.get("SUDO_USER"), os.environ.get("USER")):
+        if not name:
+            continue
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if pw.pw_uid >= MIN_UID:
+            return name, True
+    return "alice", False
+
+
+def banner(stack: Stack, sec: Secrets) -> str:
+    """What is running, and a curl example that submits a job as ``streamer``."""
+    user, real = demo_user()
+    irods_user = IRODS_ADMIN[0] if stack.test_irods else os.environ.get("STAGER_IRODS__USER", "")
+    zone = os.environ.get("STAGER_IRODS__ZONE", "tempZone")
+    coll = f"/{zone}/home/{irods_user}/stager-demo"
+    body = json.dumps(
+        {
+            "title": "make up demo",
+            "stagerUser": user,
+            "drUser": irods_user,
+            "srcURL": DEMO_DIR + "/",
+            "dstURL": f"irods:{coll}",
+        }
+    )
+    auth = f'-u "{STREAMER}:$(cat {sec.password_file})"'
+    api = stack.api_url
+    irods_line = f"{stack.irods}  zone {zone}"
+    if stack.test_irods:
+        irods_line += f", account {IRODS_ADMIN[0]}/{IRODS_ADMIN[1]} (iRODS test server)"
+    who = (
+        f"the upload runs as Unix user {user}"
+        if real
+        else f"replace {user} by a Unix user with uid >= {MIN_UID}; the upload runs as them"
+    )
+    lines = [
+        "",
+        "The data stager is up.",
+        f"  API      {api}   (docs {api}/v1/docs, OpenAPI {api}/v1/openapi.json)",
+        f"  metrics  {api}/metrics  " + "  ".join(u + "/metrics" for u in stack.worker_urls),
+        f"  iRODS    {irods_line}",
+        f"  secrets  {stack.local}  (service account {STREAMER}: {sec.password_file})",
+        "",
+        f"Submit a job as {STREAMER} ({who}):",
+        "",
+        f"  mkdir -p {DEMO_DIR} && echo hello > {DEMO_DIR}/hello.txt && chmod -R a+rX {DEMO_DIR}",
+        f"  curl -sS {auth} -H 'Content-Type: application/json' \\",
+        f"    -d '{body}' \\",
+        f"    {api}/v1/job",
+        f"  curl -sS {auth} {api}/v1/jobs   # its status",
+        "",
+    ]
+    if os.geteuid() != 0:
+        lines.append(
+            "WARNING: not running as root: the worker cannot become other Unix users, so "
+            "transfers as anyone but yourself fail. Run `make up` as root for those."
+        )
+    if not stack.test_irods and "STAGER_SERVICE_CREDENTIALS" not in os.environ:
+        lines.append(
+            f"NOTE: no repository credential for {STREAMER} on the worker "
+            '(STAGER_SERVICE_CREDENTIALS=\'{"streamer": {"user": ..., "password": ...}}\'): '
+            "give drPass in each job."
+        )
+    lines.append("Ctrl-C stops everything.")
+    lines.append(
+        f"{READY_LINE}api={api} irods={stack.irods} local={stack.local} prefix={stack.prefix}"
+    )
+    return "\n".join(lines)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.up", description="run the stack locally")
+    p.add_argument(
+        "--local-dir",
+        type=Path,
+        default=Path(os.environ.get("STAGER_UP_LOCAL_DIR", REPO / ".local")),
+        help="secrets, database, iRODS data and state (default .local/)",
+    )
+    p.add_argument(
+        "--ephemeral",
+        action="store_true",
+        default=os.environ.get("STAGER_UP_EPHEMERAL") == "1",
+        help="free ports and a private broker prefix (tests, benchmarks)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL")
+    p.add_argument("--ready-timeout", type=float, default=90.0)
+    args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Start, wait for a signal or a dying child, stop everything."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    local: Path = args.local_dir.resolve()
+    sec = ensure_secrets(local)
+    stack = Stack(local, args.ephemeral, args.workers, args.grace)
+    stack.configure(sec)
+    stack.check_ports()
+    status = 0
+    try:
+        status = await _serve(stack, sec, stop, args.ready_timeout)
+    except StackFailed as e:
+        say(f"up: {e}; stopping")
+        status = 1
+    finally:
+        say("up: stopping ...")
+        await stack.stop()
+        say("up: stopped")
+    return status
+
+
+async def _serve(stack: Stack, sec: Secrets, stop: asyncio.Event, ready_timeout: float) -> int:
+    async def until_stopped(step: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``step`` unless a signal comes first; False when stopped."""
+        work = asyncio.ensure_future(step())
+        halt = asyncio.create_task(stop.wait())
+        await asyncio.wait({work, halt}, return_when=asyncio.FIRST_COMPLETED)
+        halt.cancel()
+        if work.done():
+            work.result()
+            return True
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StackFailed):
+            await work
+        return False
+
+    if stack.test_irods and not await until_stopped(stack.start_irods):
+        return 0
+    if not await until_stopped(stack.start_services):
+        return 0
+    if not await until_stopped(lambda: stack.wait_ready(ready_timeout)):
+        return 0
+    say(banner(stack, sec))
+    exits = {asyncio.create_task(c.exited()): c for c in stack.children}
+    halt = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({halt, *exits}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (halt, *exits):
+        t.cancel()
+    for t in done:
+        if t in exits:
+            raise StackFailed(f"{exits[t].name} exited with status {t.result()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``make up``."""
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

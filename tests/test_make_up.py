@@ -1,0 +1,218 @@
+"""``make up`` (``python -m scripts.up``): the printed example really runs a job, and
+SIGINT leaves no process behind.  Ephemeral ports, a temp ``.local``, a real Unix user."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.up import READY_LINE, REPO, ensure_secrets
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd and setuid")
+
+
+@dataclass
+class Up:
+    """A running ``scripts.up`` and everything it printed so far."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def drain(self) -> None:
+        """Read stdout to the end (the stack blocks if nobody reads)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(READY_LINE):
+                self.ready.set()
+        self.ready.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def field(self, name: str) -> str:
+        ready = next(x for x in self.lines if x.startswith(READY_LINE))
+        parts = dict(p.split("=", 1) for p in ready[len(READY_LINE) :].split())
+        return parts[name]
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (None when gone), so a reused pid is not mistaken."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()[19]
+
+
+def _descendants(root: int) -> dict[int, str | None]:
+    """Every live process below ``root``, with its start time."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, str | None] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found[pid] = _start_time(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+@pytest.fixture
+def unix_user() -> Iterator[pwd.struct_passwd]:
+    name = "stgup" + uuid.uuid4().hex[:8]
+    subprocess.run(
+        ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name],
+        check=True,
+        capture_output=True,
+    )
+    yield pwd.getpwnam(name)
+    subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="stager-make-up-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def up(work_dir: Path) -> Iterator[Up]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGER_")}
+    cmd = [sys.executable, "-m", "scripts.up", "--ephemeral", "--grace", "5"]
+    proc = subprocess.Popen(
+        [*cmd, "--local-dir", str(work_dir / "local")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = Up(proc)
+    reader = threading.Thread(target=run.drain, daemon=True)
+    reader.start()
+    try:
+        yield run
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(5)
+
+
+def _request(url: str, password: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    token = base64.b64encode(f"streamer:{password}".encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(  # noqa: S310 - our own loopback http URL
+        url, data=data, method="GET" if data is None else "POST"
+    )
+    req.add_header("Authorization", f"Basic {token}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own loopback URL
+        result: dict[str, Any] = json.load(r)
+        return result
+
+
+def _printed_body(lines: list[str]) -> dict[str, Any]:
+    """The JSON of the curl example's ``-d '...'``."""
+    line = next(x.strip() for x in lines if x.strip().startswith("-d '"))
+    body: dict[str, Any] = json.loads(line[len("-d '") : line.rindex("'")])
+    return body
+
+
+def test_make_up_runs_the_printed_example_and_stops_cleanly(
+    up: Up, unix_user: pwd.struct_passwd, work_dir: Path
+) -> None:
+    assert up.ready.wait(50), up.text[-3000:]
+    assert up.proc.poll() is None, up.text[-3000:]
+    api, irods, local = up.field("api"), up.field("irods"), Path(up.field("local"))
+    assert f"{api}/v1/docs" in up.text and f"{api}/metrics" in up.text
+    password_file = local / "streamer.password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+
+    # the printed example, with our own user, source and target
+    src = work_dir / "src"
+    src.mkdir(mode=0o700)
+    (src / "hello.txt").write_bytes(b"hello from make up\n")
+    for p in (src, src / "hello.txt"):
+        os.chown(p, unix_user.pw_uid, unix_user.pw_gid)  # only the user (and root) can read
+    coll = f"/tempZone/home/rods/{uuid.uuid4().hex[:10]}"
+    body = _printed_body(up.lines)
+    assert set(body) == {"title", "stagerUser", "drUser", "srcURL", "dstURL"}
+    body |= {"stagerUser": unix_user.pw_name, "srcURL": f"{src}/", "dstURL": f"irods:{coll}"}
+    job = _request(f"{api}/v1/job", password, body)
+    deadline = time.monotonic() + 30
+    while job["status"]["status"] not in ("completed", "archived"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        job = _request(f"{api}/v1/job/{job['id']}", password)
+    assert job["status"]["status"] == "completed", job
+
+    from irods.session import iRODSSession
+
+    host, port = irods.rsplit(":", 1)
+    account = {"host": host, "port": int(port), "user": "rods", "password": "rods"}
+    with (
+        iRODSSession(**account, zone="tempZone") as s,
+        s.data_objects.open(f"{coll}/hello.txt", "r") as fh,
+    ):
+        assert fh.read() == b"hello from make up\n"
+
+    before = _descendants(up.proc.pid)
+    names = " ".join(Path(f"/proc/{p}/cmdline").read_text() for p in before)
+    for service in ("tests.irods_server", "services.api", "services.worker", "shared.zygote"):
+        assert service in names.replace("\0", " ")
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(30) == 0, up.text[-3000:]
+    alive = {p for p, started in before.items() if started and _start_time(p) == started}
+    assert not alive, f"left behind: {alive}"
+    assert password not in up.text
+
+
+def test_secrets_are_made_once_then_reused(work_dir: Path) -> None:
+    local = work_dir / "local"
+    first = ensure_secrets(local)
+    pem = (first.keys_dir / "private.pem").read_bytes()
+    password = first.password_file.read_text()
+    second = ensure_secrets(local)
+    assert (second.keys_dir / "private.pem").read_bytes() == pem
+    assert second.password_file.read_text() == password and len(password.strip()) >= 24
+    assert stat.S_IMODE((first.keys_dir / "private.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.password_file.stat().st_mode) == 0o600
+    from shared.auth import verify_password
+
+    assert verify_password(password.strip(), second.password_hash)
