@@ -1,0 +1,1 @@
+"""The stager worker: runs transfers as the user (see docs/pipeline.md)."""

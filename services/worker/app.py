@@ -1,0 +1,232 @@
+"""Wiring: broker topology, fork server, consumers, and the health/metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aiohttp import web
+
+from shared import broker
+from shared.cancel import CancelRegistry
+from shared.constants import Names
+from shared.credentials import load_opener
+from shared.dirlist import DirListResponder
+from shared.logging import get_logger
+from shared.mailer import Mailer
+from shared.models import TaskMessage, is_irods_url
+from shared.slots import PrioritySlots
+from shared.task_events import EventPublisher
+from shared.task_runner import Outcome, RunnerConfig, TaskRunner
+from shared.zygote import Zygote
+
+from .metrics import WorkerMetrics
+from .settings import WorkerSettings
+
+log = get_logger(__name__)
+
+#: Shutdown never waits longer than this for one broker operation.
+CLOSE_STEP_TIMEOUT = 5.0
+
+
+class Worker:
+    """One worker process: consumes tasks, runs them in zygote children."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.names = Names(settings.broker.prefix)
+        self.policy = settings.retry.policy()
+        self.topology = broker.Topology(
+            names=self.names,
+            delivery_limit=settings.delivery_limit,
+            retry_delays_ms=broker.retry_delays(self.policy.delays()),
+        )
+        self.metrics = WorkerMetrics()
+        self.cancels = CancelRegistry()
+        self.slots = PrioritySlots(settings.concurrency)
+        self.connection: AbstractRobustConnection | None = None
+        self.runner: TaskRunner | None = None
+        self._zygote: Zygote | None = None
+        self._zygote_lock = asyncio.Lock()
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+
+    async def zygote(self) -> Zygote:
+        """The fork server, restarted if it died."""
+        async with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive:
+                if self._zygote is not None:
+                    log.warning("zygote.restart")
+                    await self._zygote.close()
+                self._zygote = await Zygote.start(
+                    min_uid=self.settings.min_uid, kinds=self.settings.job_kinds
+                )
+            return self._zygote
+
+    async def start(self) -> None:
+        """Connect, declare, start the fork server and begin consuming."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        _check_state_dir(s.state_dir)
+        await self.zygote()
+        self.connection = await broker.connect(
+            s.broker.url.get_secret_value(), name="stager-worker"
+        )
+        pub = await broker.open_channel(self.connection)
+        await broker.declare_topology(pub, self.topology)
+        events = EventPublisher(
+            await pub.get_exchange(self.names.events_exchange),
+            self.names,
+            s.broker.confirm_timeout,
+        )
+        config = RunnerConfig(
+            names=self.names,
+            policy=self.policy,
+            irods={"host": s.irods.host, "port": s.irods.port, "zone": s.irods.zone}
+            | s.irods_options,
+            transfer_options=s.transfer.model_dump(),
+            service_credentials=s.service_credentials,
+            state_dir=s.state_dir,
+            min_uid=s.min_uid,
+            cancel_grace=s.cancel_grace,
+            progress_interval=s.progress_interval,
+            confirm_timeout=s.broker.confirm_timeout,
+            job_kind=s.transfer_kind,
+        )
+        self.runner = TaskRunner(
+            zygote=self.zygote,
+            events=events,
+            exchange=pub.default_exchange,
+            cancels=self.cancels,
+            mailer=Mailer(s.smtp),
+            opener=load_opener(s.private_keys_dir),
+            config=config,
+            on_transfer=self._count,
+        )
+        runner = self.runner
+
+        async def normal(message: AbstractIncomingMessage) -> None:
+            async with self.slots.slot(priority=False):
+                await runner.on_message(message)
+
+        async def priority(message: AbstractIncomingMessage) -> None:
+            async with self.slots.slot(priority=True):
+                await runner.on_message(message)
+
+        ctl = await broker.open_channel(self.connection)
+        await self._consume(
+            await broker.declare_control_queue(ctl, self.names), self.cancels.on_message
+        )
+        for queue_name, callback in (
+            (self.names.priority_queue, priority),
+            (self.names.tasks_queue, normal),
+        ):
+            ch = await broker.open_channel(self.connection, prefetch=s.concurrency)
+            await self._consume(await ch.get_queue(queue_name), callback)
+        dead = await broker.open_channel(self.connection, prefetch=1)
+        await self._consume(await dead.get_queue(self.names.dead_queue), runner.on_dead_message)
+        rpc = await broker.open_channel(self.connection, prefetch=s.concurrency)
+        responder = DirListResponder(self.zygote, rpc.default_exchange, s.dir_timeout)
+        await self._consume(await rpc.get_queue(self.names.dir_rpc_queue), responder.on_message)
+        log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)
+
+    async def _consume(self, queue: AbstractQueue, callback: Any) -> None:
+        tag = await queue.consume(callback)
+        self._consumers.append((queue, tag))
+
+    def _count(self, msg: TaskMessage, outcome: Outcome, seconds: float) -> None:
+        self.metrics.attempts.labels(outcome.state.value).inc()
+        self.metrics.attempt_seconds.observe(seconds)
+        sent = int(outcome.summary.get("bytes_sent") or 0)
+        if sent:
+            direction = "upload" if is_irods_url(msg.task.dstURL) else "download"
+            self.metrics.transfer_bytes.labels(direction).inc(sent)
+
+    @property
+    def ready(self) -> bool:
+        """Broker connected and fork server alive."""
+        conn_ok = self.connection is not None and not self.connection.is_closed
+        return conn_ok and self._zygote is not None and self._zygote.alive
+
+    async def close(self) -> None:
+        """Stop consuming, stop running children, disconnect (unacked tasks go back)."""
+        for queue, tag in self._consumers:  # bounded: the broker may be unreachable
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_STEP_TIMEOUT):
+                    await queue.cancel(tag)
+        self._consumers.clear()
+        if self.runner is not None:
+            await self.runner.stop()
+        if self._zygote is not None:
+            await self._zygote.close()
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_STEP_TIMEOUT):
+                    await self.connection.close()
+        log.info("worker.stopped")
+
+
+def _check_state_dir(path: Path) -> None:
+    """Warn when users cannot reach their resume journals (large files cannot resume)."""
+    for parent in [path, *path.parents]:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            continue  # created later with 0711
+        if not mode & stat.S_IXOTH:
+            log.warning(
+                "worker.state_dir_not_traversable",
+                state_dir=str(path),
+                blocked_at=str(parent),
+                fix="chmod o+x it, or choose a state_dir users can reach",
+            )
+            return
+
+
+WORKER_KEY = web.AppKey("worker", Worker)
+
+
+async def _livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ok = request.app[WORKER_KEY].ready
+    return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    w = request.app[WORKER_KEY]
+    w.metrics.running.set(len(w.runner.running) if w.runner else 0)
+    return web.Response(body=w.metrics.render(), content_type="text/plain")
+
+
+def create_app(settings: WorkerSettings) -> web.Application:
+    """The worker's HTTP side (health and metrics); the worker runs in its cleanup_ctx."""
+    app = web.Application()
+    app[WORKER_KEY] = Worker(settings)
+
+    async def run_worker(app: web.Application) -> AsyncIterator[None]:
+        await app[WORKER_KEY].start()
+        yield
+        await app[WORKER_KEY].close()
+
+    app.cleanup_ctx.append(run_worker)
+    app.router.add_get("/livez", _livez)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app

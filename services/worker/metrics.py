@@ -1,0 +1,30 @@
+"""Prometheus metrics of the worker (one registry per worker, so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+ATTEMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
+
+
+class WorkerMetrics:
+    """Attempts by outcome, bytes moved, running transfers, attempt durations."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.attempts = Counter(
+            "stager_worker_attempts", "Task attempts by outcome", ["outcome"], registry=r
+        )
+        self.transfer_bytes = Counter(
+            "stager_transfer_bytes", "Bytes moved", ["direction"], registry=r
+        )
+        self.running = Gauge("stager_worker_running", "Transfers running now", registry=r)
+        self.attempt_seconds = Histogram(
+            "stager_worker_attempt_duration_seconds",
+            "Duration of one attempt",
+            buckets=ATTEMPT_BUCKETS,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,162 @@
+"""Zygote job functions used by the worker tests (run in a child as the user)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shared.zygote import ChildOutput
+
+
+class Transient(Exception):
+    """A failure worth retrying."""
+
+    kind = "transient"
+    permanent = False
+
+
+def write_file(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Write ``params["path"]`` (as the user)."""
+    Path(params["path"]).write_text(params.get("text", "hello\n"))
+    return {"written": params["path"]}
+
+
+def read_file(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Read ``params["path"]`` (as the user); PermissionError if they may not."""
+    return {"size": len(Path(params["path"]).read_bytes())}
+
+
+def slow(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Start a grandchild (its pid in the first line), then advance bytes every interval.
+
+    With ``ignore_cancel`` the SIGTERM is ignored so only SIGKILL stops it.
+    """
+    grandchild = subprocess.Popen(["sleep", "300"])
+    out.send({"type": "spawned", "grandchild": grandchild.pid})
+    steps = int(params.get("steps", 1000))
+    stall = bool(params.get("stall"))
+    for i in range(steps):
+        if cancel.is_set() and not params.get("ignore_cancel"):
+            raise Transient("interrupted")
+        n = 0 if stall else i
+        out.send({"type": "progress", "bytes_done": n, "bytes_total": steps, "files_total": 1})
+        time.sleep(float(params.get("interval", 0.05)))
+    grandchild.kill()
+    return {"summary": {"files_total": 1, "files_transferred": 1, "bytes_sent": steps}}
+
+
+def stall(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Heartbeats only: progress lines whose counters never advance."""
+    return slow({**params, "stall": True}, secret, out, cancel)
+
+
+def stubborn(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Ignores SIGTERM: only the SIGKILL after the grace period stops it."""
+    return slow({**params, "ignore_cancel": True}, secret, out, cancel)
+
+
+def medium(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """About two seconds of advancing progress, then success."""
+    return slow({**params, "steps": 40}, secret, out, cancel)
+
+
+def echo_secret_len(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Proves the secret arrived, then waits so /proc can be inspected."""
+    out.send({"type": "started", "pid": os.getpid()})
+    deadline = time.monotonic() + float(params.get("wait", 0))
+    while time.monotonic() < deadline and not cancel.is_set():
+        time.sleep(0.02)
+    fds = {}
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(f)] = os.readlink(f"/proc/self/fd/{f}")
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return {"secret_len": len(secret or ""), "fds": fds}
+
+
+def fail(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Always fails; transient unless ``permanent``."""
+    if params.get("permanent"):
+        raise PermissionError(13, "Permission denied", "/nope")
+    raise Transient("the repository did not answer")
+
+
+def fail_permanent(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Fails the way a file the user may not read does."""
+    raise PermissionError(13, "Permission denied", params["src"])
+
+
+def brief(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Half a second of 'work', then success."""
+    time.sleep(0.5)
+    return {"summary": {"files_total": 1, "files_transferred": 1}}
+
+
+def check_secret(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Succeeds only if the secret is the one the test expects (sha256 in the environment)."""
+    want = os.environ.get("STAGER_TEST_SECRET_SHA256", "")
+    if hashlib.sha256((secret or "").encode()).hexdigest() != want:
+        raise PermissionError(13, "the repository password is wrong", params["src"])
+    return {"summary": {"files_total": 1, "files_transferred": 1}}
+
+
+def succeed(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """A tiny successful 'transfer' that reports progress and the secret's length."""
+    out.send(
+        {"type": "progress", "files_total": 1, "files_done": 1, "bytes_done": 3, "bytes_total": 3}
+    )
+    return {
+        "summary": {"files_total": 1, "files_transferred": 1, "bytes_sent": 3},
+        "secret_len": len(secret or ""),
+        "user": params["account"]["user"],
+    }
+
+
+KINDS = {
+    name: f"tests.worker.jobs:{name}"
+    for name in (
+        "write_file",
+        "read_file",
+        "slow",
+        "stall",
+        "stubborn",
+        "medium",
+        "echo_secret_len",
+        "fail",
+        "fail_permanent",
+        "succeed",
+        "brief",
+        "check_secret",
+    )
+}
