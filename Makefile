@@ -5,6 +5,7 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+PY_DIRS := shared services tests bench scripts
 
 .PHONY: help venv lint test test-unit conformance bench up services clean lock
 
@@ -24,9 +25,9 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services tests
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/mypy $(PY_DIRS)
 
 services:
 	@scripts/ensure-services.sh
