@@ -178,16 +178,16 @@ class ApiBus:
                         await m.reject(requeue=False)
                 if not events:
                     continue
+                # One settle for the whole batch: every earlier delivery of this
+                # channel was settled already (the inbox keeps delivery order).
                 try:
                     await handle(events)
                 except Exception as e:
                     log.error("events not applied", count=len(events), error=type(e).__name__)
                     await asyncio.sleep(0.5)
-                    for m in good:
-                        await m.nack(requeue=True)
+                    await good[-1].nack(requeue=True, multiple=True)
                 else:
-                    for m in good:
-                        await m.ack()
+                    await good[-1].ack(multiple=True)
         finally:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)

@@ -74,8 +74,9 @@ class Dispatcher:
         """One release round; returns how many tasks were published."""
         async with self._lock:
             limit = self.settings.max_in_flight_per_user
-            in_flight = await self.store.in_flight_by_user()
-            per_user = await self.store.held_per_user(limit, self.settings.max_users_per_round)
+            in_flight, per_user = await self.store.release_view(
+                limit, self.settings.max_users_per_round
+            )
             room = {u: limit - in_flight.get(u, 0) for u in per_user}
             chosen = round_robin(per_user, room)
             if not chosen:

@@ -86,8 +86,7 @@ def make_event_handler(app: web.Application) -> EventHandler:
                 age = (utcnow() - applied.created_at).total_seconds()
                 metrics.job_seconds.observe(max(0.0, age))
                 if ev.progress is not None:
-                    direction = applied.spec.direction
-                    metrics.transfer_bytes.labels(direction).inc(ev.progress.bytes_done)
+                    metrics.transfer_bytes.labels(applied.direction).inc(ev.progress.bytes_done)
         if wake:
             app[keys.DISPATCHER].wake()
 

@@ -328,8 +328,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition; gauges refreshed from the store and the broker."""
+    """Prometheus exposition; store and queue gauges re-read at most once a second."""
     app = request.app
+    m = app[METRICS]
+    if m.gauges_due.due():
+        await _refresh_gauges(app)
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _refresh_gauges(app: web.Application) -> None:
     m = app[METRICS]
     try:
         counts = await app[STORE].count_by_state()
@@ -342,4 +349,3 @@ async def metrics(request: web.Request) -> web.Response:
             m.queue_messages.labels(queue).set(n)
     except Exception as e:  # likewise for the broker
         log.warning("metrics: broker unavailable", error=type(e).__name__)
-    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

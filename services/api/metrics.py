@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
+class Throttle:
+    """``due()`` is true at most once per ``every`` seconds (the first call is due)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last = -float("inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return False
+        self._last = now
+        return True
+
+
 class Metrics:
     """Counters, gauges and histograms; values in seconds and bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauge_max_age: float = 1.0) -> None:
+        #: Store and queue gauges are re-read at most this often, however often scraped.
+        self.gauges_due = Throttle(gauge_max_age)
         self.registry = CollectorRegistry()
         r = self.registry
         self.jobs_total = Counter("stager_jobs", "Jobs that entered a state", ["state"], registry=r)

@@ -1,0 +1,306 @@
+"""Batched event application, group-committed submits, the release view and the spec
+direction column, on SQLite and PostgreSQL; the consumer's batch ack and the /metrics
+gauge throttle through the app."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import pytest
+from sqlalchemy import text, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from services.api.keys import METRICS, STORE
+from services.api.metrics import Throttle
+from shared.models import PrincipalKind, Progress, Submitter, TaskEvent, TaskSpec, TaskState
+from shared.taskstore import TASKS, Task, TaskStore, new_task_id
+from tests.api.conftest import Api, job
+
+SVC = Submitter(kind=PrincipalKind.SERVICE, name="streamer")
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def spec(user: str = "stgalice", dst: str = "irods:/z/a", src: str = "/p/a") -> TaskSpec:
+    return TaskSpec(title="t", stagerUser=user, drUser="u", srcURL=src, dstURL=dst)
+
+
+async def make_store(url: str) -> TaskStore:
+    store = TaskStore(url)
+    await store.init()
+    return store
+
+
+def ev(task_id: str, seq: int, state: TaskState, **kw: Any) -> TaskEvent:
+    kw.setdefault("attempt", 1)
+    kw.setdefault("at", T0 + timedelta(seconds=seq))
+    return TaskEvent(task_id=task_id, seq=seq, state=state, **kw)
+
+
+async def test_stale_and_duplicate_events_in_one_batch_are_void(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        [task] = await store.add(SVC, [(new_task_id(), spec())])
+        done = Progress(files_total=1, files_processed=1, bytes_total=9, bytes_done=9)
+        batch = [
+            ev(task.id, 2, TaskState.ACTIVE),
+            ev(task.id, 1, TaskState.PENDING),  # older than the one before it
+            ev(task.id, 3, TaskState.COMPLETED, progress=done),
+            ev(task.id, 2, TaskState.ACTIVE, progress=Progress(files_total=1)),  # late
+            ev(task.id, 3, TaskState.COMPLETED, progress=done),  # redelivered
+            ev("no-such-task", 9, TaskState.ACTIVE),
+        ]
+        got = [a is not None for a in await store.apply_events(batch)]
+        assert got == [True, False, True, False, False, False]
+        row = await store.get(task.id)
+        assert row is not None and row.state == TaskState.COMPLETED and row.seq == 3
+        assert row.progress == done and row.completed_at == T0 + timedelta(seconds=3)
+        # the final state survives a later batch of older events too
+        late = [ev(task.id, 2, TaskState.ACTIVE), ev(task.id, 0, TaskState.RETRY)]
+        assert await store.apply_events(late) == [None, None]
+        row = await store.get(task.id)
+        assert row is not None and row.state == TaskState.COMPLETED
+    finally:
+        await store.close()
+
+
+async def test_batch_keeps_fields_of_earlier_events(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        [task] = await store.add(SVC, [(new_task_id(), spec())])
+        nxt = T0 + timedelta(minutes=5)
+        p = Progress(files_total=2, files_processed=1)
+        await store.apply_events(
+            [
+                ev(task.id, 1, TaskState.ACTIVE, progress=p),
+                ev(task.id, 2, TaskState.RETRY, error="boom", next_at=nxt),
+                ev(task.id, 0, TaskState.PENDING, attempt=2),
+            ]
+        )
+        row = await store.get(task.id)
+        assert row is not None and row.state == TaskState.PENDING and row.attempt == 2
+        assert row.progress == p and row.error == "boom"
+        assert row.last_failed_at == T0 + timedelta(seconds=2) and row.next_process_at is None
+    finally:
+        await store.close()
+
+
+async def test_cancelled_task_and_other_runs_ignore_the_batch(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        a, b = await store.add(SVC, [(new_task_id(), spec()), (new_task_id(), spec())])
+        await store.set_cancelled(a.id)
+        results = await store.apply_events(
+            [
+                ev(a.id, 1, TaskState.ACTIVE),
+                ev(b.id, 1, TaskState.CANCELLED, error="cancelled"),
+                ev(b.id, 2, TaskState.COMPLETED),
+                ev(b.id, 3, TaskState.ACTIVE, run=2),
+            ]
+        )
+        assert results == [None, results[1], None, None] and results[1] is not None
+        got_a, got_b = await store.get(a.id), await store.get(b.id)
+        assert got_a is not None and got_a.state == TaskState.CANCELLED and got_a.seq == -1
+        assert got_b is not None and got_b.state == TaskState.CANCELLED and got_b.seq == 1
+    finally:
+        await store.close()
+
+
+async def _apply_one_by_one(store: TaskStore, e: TaskEvent) -> bool:
+    """The reference: one conditional UPDATE per event (the store's rule before batching)."""
+    values: dict[str, object] = {
+        "state": e.state.value,
+        "attempt": e.attempt,
+        "seq": e.seq,
+        "updated_at": e.at,
+    }
+    if e.progress is not None:
+        values["progress"] = e.progress.model_dump_json()
+    if e.error is not None:
+        values["error"] = e.error
+    if e.state in (TaskState.RETRY, TaskState.ARCHIVED):
+        values["last_failed_at"] = e.at
+    values["next_process_at"] = e.next_at if e.state == TaskState.RETRY else None
+    if e.state == TaskState.COMPLETED:
+        values["completed_at"] = e.at
+        values["error"] = e.error or ""
+    c = TASKS.c
+    async with store.engine.begin() as conn:
+        res = await conn.execute(
+            update(TASKS)
+            .where(
+                c.id == e.task_id,
+                c.run == e.run,
+                c.state != TaskState.CANCELLED.value,
+                tuple_(c.attempt, c.seq) < tuple_(e.attempt, e.seq),
+            )
+            .values(**values)
+        )
+        return bool(res.rowcount)
+
+
+def random_events(rng: random.Random, task_id: str, n: int) -> list[TaskEvent]:
+    out = []
+    for i in range(n):
+        # pending, active, retry, completed, archived, cancelled (rare: it ends a task)
+        [state] = rng.choices(list(TaskState), weights=(3, 4, 2, 2, 1, 0.2))
+        progress = (
+            Progress(files_total=i, bytes_done=rng.randint(0, 99)) if rng.random() < 0.5 else None
+        )
+        out.append(
+            ev(
+                task_id,
+                rng.randint(0, 6),
+                state,
+                run=rng.choice((1, 1, 1, 2)),
+                attempt=rng.randint(1, 3),
+                progress=progress,
+                error=rng.choice((None, None, f"e{i}")),
+                next_at=T0 + timedelta(seconds=100 + i) if rng.random() < 0.5 else None,
+                at=T0 + timedelta(seconds=i),
+            )
+        )
+    return out
+
+
+async def test_batches_equal_one_by_one_application(db_url: str) -> None:
+    """Random event streams (stale, duplicate, other-run, cancelled, interleaved tasks)
+    give the same rows and the same applied/void answers batched as one by one."""
+    rng = random.Random(20261122)
+    store = await make_store(db_url)
+    try:
+        n = 6
+        ids = [new_task_id() for _ in range(2 * n)]
+        await store.add(SVC, [(i, spec()) for i in ids])
+        ref, batched = ids[:n], ids[n:]
+        streams = [random_events(rng, str(t), 25) for t in range(n)]  # index as id for now
+        merged = [e for i in range(25) for s in streams for e in [s[i]] if rng.random() < 0.9]
+        want = [
+            await _apply_one_by_one(store, e.model_copy(update={"task_id": ref[int(e.task_id)]}))
+            for e in merged
+        ]
+        got: list[bool] = []
+        pos = 0
+        while pos < len(merged):
+            size = rng.randint(1, 40)
+            chunk = [
+                e.model_copy(update={"task_id": batched[int(e.task_id)]})
+                for e in merged[pos : pos + size]
+            ]
+            got += [a is not None for a in await store.apply_events(chunk)]
+            pos += size
+        assert got == want and any(want) and not all(want)
+        for r, b in zip(ref, batched, strict=True):
+            expected, actual = await store.get(r), await store.get(b)
+            assert expected is not None and actual is not None
+            assert dataclasses.replace(actual, id=r) == expected
+    finally:
+        await store.close()
+
+
+async def test_applied_carries_direction_without_the_column(db_url: str) -> None:
+    """Rows from before the direction column: init() adds it; the spec answers."""
+    store = await make_store(db_url)
+    try:
+        up, down = new_task_id(), new_task_id()
+        await store.add(SVC, [(up, spec()), (down, spec(dst="/p/b", src="irods:/z/b"))])
+        async with store.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE stager_tasks DROP COLUMN direction"))
+        await store.init()
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT direction FROM stager_tasks"))).all()
+        assert [r[0] for r in rows] == [None, None]
+        applied = await store.apply_events(
+            [ev(up, 1, TaskState.ACTIVE), ev(down, 1, TaskState.ACTIVE)]
+        )
+        assert [a.direction if a else None for a in applied] == ["upload", "download"]
+        [new] = await store.add(SVC, [(new_task_id(), spec(dst="/p/c", src="irods:/z/c"))])
+        [a] = await store.apply_events([ev(new.id, 1, TaskState.ACTIVE)])
+        assert a is not None and a.direction == "download"
+    finally:
+        await store.close()
+
+
+async def test_concurrent_adds_commit_together_and_fail_alone(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        taken = new_task_id()
+        await store.add(SVC, [(taken, spec())])
+        calls = [store.add(SVC, [(new_task_id(), spec())]) for _ in range(20)]
+        calls.insert(7, store.add(SVC, [(taken, spec())]))  # duplicate id: only this fails
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1 and isinstance(failed[0], IntegrityError)
+        assert isinstance(results[7], IntegrityError)
+        stored = {t.id for t in await store.find()}
+        added = {ts[0].id for ts in results if isinstance(ts, list)}
+        assert len(added) == 20 and added | {taken} == stored
+        for t in await store.find():
+            assert isinstance(t, Task) and t.state == TaskState.PENDING and not t.dispatched
+    finally:
+        await store.close()
+
+
+async def test_release_view_cuts_each_user_to_its_room(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        alice = [new_task_id() for _ in range(6)]
+        await store.add(SVC, [(i, spec()) for i in alice])
+        await store.add(SVC, [(new_task_id(), spec("stgbob")) for _ in range(2)])
+        assert len(await store.mark_dispatched(alice[:3])) == 3
+        in_flight, held = await store.release_view(4)
+        assert in_flight == {"stgalice": 3}
+        oldest = min(alice[3:])  # same created_at: the id breaks the tie
+        assert [t.id for t in held["stgalice"]] == [oldest] and len(held["stgbob"]) == 2
+        assert len((await store.held_per_user(4))["stgalice"]) == 3
+    finally:
+        await store.close()
+
+
+def test_throttle() -> None:
+    t = Throttle(3600)
+    assert t.due() and not t.due()
+    assert Throttle(0).due() and Throttle(0).due()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) -> None:
+    """A burst of events (with a malformed and a stale one) is applied and every message
+    settled; /metrics re-reads the store only when its gauges are due."""
+    metrics = api.app[METRICS]
+    metrics.gauges_due = Throttle(3600)
+    first = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="pending"} 0.0' in first
+    r = await api.client.post("/v1/jobs", json={"jobs": [job(), job()]}, headers=api.basic())
+    ids = [j["id"] for j in (await r.json())["jobs"]]
+    cached = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="pending"} 0.0' in cached  # not re-read yet
+    steps = ((1, TaskState.ACTIVE), (3, TaskState.COMPLETED), (2, TaskState.ACTIVE))
+    bodies = [ev(i, seq, st).model_dump_json().encode() for i in ids for seq, st in steps]
+    bodies.insert(2, b"not json")
+    channel = await api.amqp.channel(publisher_confirms=True)
+    x = await channel.get_exchange(api.names.events_exchange)
+    for body in bodies:
+        await x.publish(aio_pika.Message(body), routing_key=api.names.events_queue)
+    store = api.app[STORE]
+    for _ in range(250):
+        tasks = [await store.get(i) for i in ids]
+        if all(t is not None and t.state == TaskState.COMPLETED for t in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"events not applied: {tasks}")
+    metrics.gauges_due = Throttle(0)
+    fresh = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="completed"} 2.0' in fresh
+    assert 'stager_jobs_total{state="completed"} 2.0' in fresh
+    assert 'stager_transfer_bytes_total{direction="upload"}' not in fresh  # no progress
+    await asyncio.sleep(0.2)  # the batch ack follows the commit
+    await api.client.close()  # consumer gone: anything unacked would be ready again
+    queue = await channel.declare_queue(api.names.events_queue, passive=True)
+    assert queue.declaration_result.message_count == 0
+    await channel.close()
