@@ -1,0 +1,26 @@
+"""isync: the parallel, verified, resumable transfer core and its CLI."""
+
+from services.isync.engine import transfer
+from services.isync.models import (
+    FileOutcome,
+    IrodsAccount,
+    ProgressEvent,
+    TransferOptions,
+    TransferReport,
+)
+from services.isync.progress import JsonLinesSink, NullSink, ProgressSink, RecordingSink
+from services.isync.status import ExitStatus
+
+__all__ = [
+    "ExitStatus",
+    "FileOutcome",
+    "IrodsAccount",
+    "JsonLinesSink",
+    "NullSink",
+    "ProgressEvent",
+    "ProgressSink",
+    "RecordingSink",
+    "TransferOptions",
+    "TransferReport",
+    "transfer",
+]

@@ -1,0 +1,185 @@
+"""Where the iRODS account comes from (environment, irods_environment.json, .irodsA) and
+how a python-irodsclient session is made from it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from services.isync.errors import AuthenticationError, UsageError, translate
+from services.isync.models import IrodsAccount
+
+_VERIFY = {"cert": "cert", "hostname": "hostname", "none": "none"}
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("HOME") or os.path.expanduser("~"))
+
+
+def _env_file(environ: Mapping[str, str]) -> Path:
+    explicit = environ.get("IRODS_ENVIRONMENT_FILE")
+    return Path(explicit) if explicit else _home(environ) / ".irods" / "irods_environment.json"
+
+
+def _read_password_file(path: str, delete: bool) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            password = fh.readline().rstrip("\r\n")
+    except OSError as e:
+        raise AuthenticationError(f"cannot read IRODS_PASSWORD_FILE {path}: {e.strerror}") from e
+    if delete:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return password
+
+
+def _open_envelope(envelope: str, environ: Mapping[str, str]) -> str:
+    keys_dir = environ.get("STAGER_PRIVATE_KEYS_DIR")
+    if not keys_dir:
+        raise AuthenticationError("IRODS_PASSWORD_ENVELOPE needs STAGER_PRIVATE_KEYS_DIR")
+    from shared import crypto  # lazy: only workers holding private keys need it
+
+    try:
+        pems = [p.read_bytes() for p in sorted(Path(keys_dir).glob("*.pem"))]
+        return crypto.Opener.from_pem(pems).open(envelope).get_secret_value()
+    except Exception as e:
+        raise AuthenticationError("cannot open the credential envelope") from e
+
+
+def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
+    from irods.password_obfuscation import decode
+
+    path = (
+        environ.get("IRODS_AUTHENTICATION_FILE")
+        or env.get("irods_authentication_file")
+        or str(_home(environ) / ".irods" / ".irodsA")
+    )
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return str(decode(fh.read().rstrip("\n")))
+    except FileNotFoundError:
+        return ""
+    except OSError as e:
+        raise AuthenticationError(f"cannot read {path}: {e.strerror}") from e
+
+
+def _password(environ: Mapping[str, str], env: Mapping[str, Any], delete_file: bool) -> str:
+    if "IRODS_PASSWORD" in environ:
+        return environ["IRODS_PASSWORD"]
+    if environ.get("IRODS_PASSWORD_FILE"):
+        return _read_password_file(environ["IRODS_PASSWORD_FILE"], delete_file)
+    if environ.get("IRODS_PASSWORD_ENVELOPE"):
+        return _open_envelope(environ["IRODS_PASSWORD_ENVELOPE"], environ)
+    return _irods_a(environ, env)
+
+
+def load_account(
+    environ: Mapping[str, str] | None = None, delete_password_file: bool = False
+) -> IrodsAccount:
+    """The account from IRODS_* variables, falling back to irods_environment.json + .irodsA."""
+    environ = os.environ if environ is None else environ
+    env: dict[str, Any] = {}
+    path = _env_file(environ)
+    if path.is_file():
+        try:
+            env = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {path}: not valid JSON") from e
+
+    def pick(var: str, key: str, default: Any = None) -> Any:
+        return environ.get(var) or env.get(key, default)
+
+    host, user, zone = (
+        pick("IRODS_HOST", "irods_host"),
+        pick("IRODS_USER_NAME", "irods_user_name"),
+        pick("IRODS_ZONE_NAME", "irods_zone_name"),
+    )
+    if not (host and user and zone):
+        raise UsageError(
+            "no iRODS connection settings: set IRODS_HOST, IRODS_USER_NAME and IRODS_ZONE_NAME "
+            f"(or create {path})"
+        )
+    password = _password(environ, env, delete_password_file)
+    if not password:
+        raise AuthenticationError(
+            "no iRODS password: set IRODS_PASSWORD or IRODS_PASSWORD_FILE, or run iinit"
+        )
+    verify = str(pick("IRODS_SSL_VERIFY_SERVER", "irods_ssl_verify_server", "hostname"))
+    try:
+        return IrodsAccount(
+            host=host,
+            port=int(pick("IRODS_PORT", "irods_port", 1247)),
+            user=user,
+            zone=zone,
+            password=SecretStr(password),
+            auth_scheme=str(
+                pick("IRODS_AUTHENTICATION_SCHEME", "irods_authentication_scheme", "native")
+            ),
+            client_server_policy=pick(
+                "IRODS_CLIENT_SERVER_POLICY", "irods_client_server_policy", "CS_NEG_REFUSE"
+            ),
+            ca_file=pick("IRODS_SSL_CA_CERTIFICATE_FILE", "irods_ssl_ca_certificate_file"),
+            verify=_VERIFY.get(verify, "hostname"),  # type: ignore[arg-type]
+            encryption_algorithm=pick(
+                "IRODS_ENCRYPTION_ALGORITHM", "irods_encryption_algorithm", "AES-256-CBC"
+            ),
+            encryption_key_size=int(
+                pick("IRODS_ENCRYPTION_KEY_SIZE", "irods_encryption_key_size", 32)
+            ),
+            encryption_salt_size=int(
+                pick("IRODS_ENCRYPTION_SALT_SIZE", "irods_encryption_salt_size", 8)
+            ),
+            encryption_num_hash_rounds=int(
+                pick("IRODS_ENCRYPTION_NUM_HASH_ROUNDS", "irods_encryption_num_hash_rounds", 16)
+            ),
+            default_resource=pick("IRODS_DEFAULT_RESOURCE", "irods_default_resource"),
+        )
+    except (ValidationError, ValueError) as e:
+        raise UsageError("invalid iRODS connection settings (port, TLS policy or key sizes)") from e
+
+
+def session_kwargs(account: IrodsAccount) -> dict[str, Any]:
+    """Keyword arguments for irods.session.iRODSSession (TLS included when asked for)."""
+    kwargs: dict[str, Any] = {
+        "host": account.host,
+        "port": account.port,
+        "user": account.user,
+        "zone": account.zone,
+        "password": account.password.get_secret_value(),
+        "authentication_scheme": account.auth_scheme,
+    }
+    if account.client_server_policy != "CS_NEG_REFUSE":
+        kwargs.update(
+            client_server_negotiation="request_server_negotiation",
+            client_server_policy=account.client_server_policy,
+            encryption_algorithm=account.encryption_algorithm,
+            encryption_key_size=account.encryption_key_size,
+            encryption_salt_size=account.encryption_salt_size,
+            encryption_num_hash_rounds=account.encryption_num_hash_rounds,
+            ssl_verify_server=account.verify,
+        )
+        if account.ca_file:
+            kwargs["ssl_ca_certificate_file"] = account.ca_file
+    if account.default_resource:
+        kwargs["default_resource"] = account.default_resource
+    return kwargs
+
+
+def open_session(account: IrodsAccount) -> Any:
+    """A logged-in iRODSSession (one connection made now, so bad credentials fail early)."""
+    from irods.session import iRODSSession
+
+    try:
+        session = iRODSSession(**session_kwargs(account))
+        session.connection_timeout = 300
+        conn = session.pool.get_connection()
+        conn.release()
+    except Exception as e:
+        raise translate(e, f"connecting to {account.host}:{account.port} as {account.user}") from e
+    return session

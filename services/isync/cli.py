@@ -1,0 +1,213 @@
+"""`isync [options] SRC DST`: argument parsing, output choice, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from services.isync.account import load_account
+from services.isync.engine import transfer
+from services.isync.environment import Environment
+from services.isync.errors import IsyncError, UsageError, translate
+from services.isync.journal import default_state_dir
+from services.isync.models import TransferOptions, TransferReport
+from services.isync.progress import JsonLinesSink, LineSink, ProgressSink, RichSink
+from services.isync.status import ExitStatus, exit_status_for
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """`100`, `64k`, `8M`, `1.5G` (binary units) → bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500k, 8M, 1G)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="isync",
+        description="Copy files and trees between local storage and iRODS "
+        "(irods:/zone/path or i:path is iRODS; anything else is local).",
+        epilog="Exit codes: 0 done, 1 some files failed, 2 usage, 3 authentication, "
+        "4 source not found, 5 permission denied, 130 interrupted.",
+    )
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("-r", "--recursive", action="store_true", help="copy directories")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite changed destinations")
+    p.add_argument(
+        "-K",
+        "--verify-checksum",
+        dest="verify",
+        action="store_true",
+        help="compute sha256 while copying and compare it with the iRODS checksum",
+    )
+    p.add_argument("-N", "--streams", type=int, default=4, help="streams per large file (4)")
+    p.add_argument("-p", "--parallel", type=int, default=8, help="files in parallel (8)")
+    p.add_argument("-P", "--progress", action="store_true", help="progress bar on a terminal")
+    p.add_argument("--json", action="store_true", help="JSON-lines progress on stdout")
+    p.add_argument("--dry-run", action="store_true", help="show what would be copied")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    policy = p.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--checksum",
+        dest="skip_policy",
+        action="store_const",
+        const="checksum",
+        default="checksum",
+        help="skip files whose size and sha256 match (default)",
+    )
+    policy.add_argument(
+        "--size-only",
+        dest="skip_policy",
+        action="store_const",
+        const="size-only",
+        help="skip files whose size matches",
+    )
+    p.add_argument("--bwlimit", type=parse_size, metavar="BYTES/S", help="e.g. 50M")
+    p.add_argument("--follow-symlinks", action="store_true", help="follow symlinks")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+    p.add_argument(
+        "--delete-password-file",
+        action="store_true",
+        help="delete IRODS_PASSWORD_FILE after reading it",
+    )
+    p.add_argument("--large-threshold", type=parse_size, default=32 * 1024**2, metavar="SIZE")
+    p.add_argument("--buffer-size", type=parse_size, default=8 * 1024**2, metavar="SIZE")
+    p.add_argument("--resume-dir", type=Path, metavar="DIR", help="where put journals live")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> TransferOptions:
+    try:
+        return TransferOptions(
+            recursive=args.recursive,
+            force=args.force,
+            verify_checksum=args.verify,
+            streams=args.streams,
+            parallel_files=args.parallel,
+            dry_run=args.dry_run,
+            include=tuple(args.include),
+            exclude=tuple(args.exclude),
+            skip_policy=args.skip_policy,
+            bwlimit=args.bwlimit,
+            follow_symlinks=args.follow_symlinks,
+            resume_dir=args.resume_dir,
+            large_file_threshold=args.large_threshold,
+            buffer_size=args.buffer_size,
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise UsageError(f"invalid --{field.replace('_', '-')}: {err['msg']}") from e
+
+
+def _sink(args: argparse.Namespace, env: Environment) -> ProgressSink:
+    if args.json:
+        return JsonLinesSink(env.stdout)
+    if args.progress and env.stderr_isatty:
+        return RichSink(env.stderr, verbose=args.verbose)
+    return LineSink(env.stderr, verbose=args.verbose)
+
+
+def _summary(report: TransferReport) -> dict[str, Any]:
+    return report.model_dump(exclude={"outcomes"})
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitStatus:
+    """Parse, transfer, report; raises IsyncError for whole-run failures."""
+    parser = build_parser()
+    if any(a in ("-h", "--help") for a in argv):
+        env.stdout.write(parser.format_help())
+        return ExitStatus.SUCCESS
+    args = parser.parse_args(list(argv))
+    if args.resume_dir is None:
+        args.resume_dir = default_state_dir(env.environ)
+    options = options_from(args)
+    account = load_account(env.environ, delete_password_file=args.delete_password_file)
+    sink = _sink(args, env)
+    try:
+        report = transfer(args.src, args.dst, account, options, sink, cancel)
+    finally:
+        if isinstance(sink, RichSink):
+            sink.close()
+    if args.report:
+        try:
+            args.report.write_text(report.model_dump_json(indent=2))
+        except OSError as e:
+            env.error(f"cannot write report {args.report}: {e.strerror}")
+    if args.json:
+        env.stdout.write(json.dumps({"type": "summary", **_summary(report)}) + "\n")
+        env.stdout.flush()
+    elif args.verbose or (report.files_failed and report.files_total > 1):
+        rate = report.bytes_sent / report.elapsed if report.elapsed else 0.0
+        env.stderr.write(
+            f"isync: {report.files_transferred} transferred, {report.files_skipped} skipped, "
+            f"{report.files_failed} failed; {_human(report.bytes_sent)} sent in "
+            f"{report.elapsed:.1f} s ({_human(rate)}/s)\n"
+        )
+    if report.exit_status == ExitStatus.INTERRUPTED:
+        env.error("interrupted; run the same command again to resume")
+    return ExitStatus(report.exit_status)
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Console entry point; returns the exit status, never raises a traceback at the user."""
+    env = env or Environment()
+    cancel = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            cancel.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        return int(run(sys.argv[1:] if argv is None else argv, env, cancel))
+    except KeyboardInterrupt:
+        env.error("interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    except IsyncError as e:
+        env.error(str(e))
+        if isinstance(e, UsageError):
+            env.stderr.write("usage: isync [options] SRC DST  (isync --help for details)\n")
+        return int(exit_status_for(e))
+    except Exception as e:  # the last resort: one line, no traceback
+        err = translate(e)
+        env.error(str(err))
+        return int(exit_status_for(err))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

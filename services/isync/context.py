@@ -1,0 +1,57 @@
+"""What every file transfer needs: the session, options, progress, limits, cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.isync.bwlimit import NoLimit, TokenBucket
+from services.isync.errors import Interrupted
+from services.isync.models import TransferOptions
+from services.isync.progress import ProgressTracker
+
+
+@dataclass
+class Context:
+    session: Any
+    options: TransferOptions
+    tracker: ProgressTracker
+    cancel: threading.Event
+    state_dir: Path
+    bucket: TokenBucket | NoLimit = field(default_factory=NoLimit)
+    _local: threading.local = field(default_factory=threading.local)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("interrupted")
+
+    def buffer(self) -> memoryview:
+        """This thread's reusable transfer buffer."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(self.options.buffer_size))
+        return buf
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A pooled, logged-in connection; dropped instead of reused after an error."""
+        conn = self.session.pool.get_connection()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        finally:
+            conn.release(destroy=not ok)
+
+    def resource_options(self) -> dict[str, str]:
+        from irods import keywords as kw
+
+        try:
+            resc = self.session.default_resource
+        except AttributeError:
+            resc = None
+        return {kw.DEST_RESC_NAME_KW: resc} if resc else {}

@@ -1,0 +1,199 @@
+"""`transfer()`: plan, create directories, then copy files concurrently and report."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from services.isync import get, put, wire
+from services.isync.account import open_session
+from services.isync.bwlimit import NoLimit, TokenBucket
+from services.isync.context import Context
+from services.isync.errors import Interrupted, UsageError, translate
+from services.isync.journal import default_state_dir
+from services.isync.models import FileOutcome, IrodsAccount, TransferOptions, TransferReport
+from services.isync.paths import parse_location
+from services.isync.plan import FileTask, Plan, plan_get, plan_put
+from services.isync.progress import ProgressSink, ProgressTracker
+from services.isync.status import ExitStatus
+
+
+def transfer(
+    src: str,
+    dst: str,
+    account: IrodsAccount,
+    options: TransferOptions,
+    sink: ProgressSink,
+    cancel: threading.Event | None = None,
+    session: Any = None,
+) -> TransferReport:
+    """Copy `src` to `dst` (one of them `irods:`/`i:`); one bad file does not stop the rest.
+
+    Whole-run failures (usage, authentication, missing source, permission on the source or
+    destination root) raise an IsyncError; per-file failures are in the report.
+    """
+    src_loc, dst_loc = parse_location(src, account.home), parse_location(dst, account.home)
+    if src_loc.is_irods == dst_loc.is_irods:
+        raise UsageError("exactly one of SRC and DST must be an iRODS path (irods:/... or i:...)")
+    cancel = cancel or threading.Event()
+    own_session = session is None
+    if own_session:
+        session = open_session(account)
+    tracker = ProgressTracker(sink, options.progress_interval)
+    ctx = Context(
+        session=session,
+        options=options,
+        tracker=tracker,
+        cancel=cancel,
+        state_dir=options.resume_dir or default_state_dir(),
+        bucket=TokenBucket(options.bwlimit) if options.bwlimit else NoLimit(),
+    )
+    try:
+        try:
+            plan = (plan_put if dst_loc.is_irods else plan_get)(session, src_loc, dst_loc, options)
+        except Exception as e:
+            raise translate(e, src_loc.display()) from e
+        report = TransferReport(src=src_loc.display(), dst=dst_loc.display())
+        tracker.add_totals(len(plan.files) + len(plan.notes), sum(f.size for f in plan.files))
+        for note in plan.notes:
+            _record(report, tracker, note)
+        for note in _make_dirs(ctx, plan):
+            _record(report, tracker, note)
+        _run(ctx, plan, report)
+    finally:
+        tracker.emit(force=True)
+        if own_session:
+            session.cleanup()
+    report.elapsed = tracker.elapsed
+    report.exit_status = int(_exit_status(report, plan, cancel))
+    return report
+
+
+def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
+    """Create destination directories, parents first; the root failing is fatal."""
+    failures: list[FileOutcome] = []
+    if ctx.options.dry_run:
+        return failures
+    for i, path in enumerate(plan.dirs):
+        try:
+            if plan.direction == "get":
+                os.makedirs(path, exist_ok=True)
+            else:
+                with ctx.connection() as conn:
+                    wire.make_collection(conn, path)
+        except Exception as e:
+            err = translate(e, path)
+            if i == 0:
+                raise err from e
+            failures.append(
+                FileOutcome(
+                    src="", dst=path, outcome="failed", error=str(err), exit_status=err.exit_status
+                )
+            )
+    return failures
+
+
+def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
+    action: Callable[[Context, FileTask], FileOutcome] = (
+        put.put_file if plan.direction == "put" else get.get_file
+    )
+    try:
+        ctx.check_cancel()
+        return action(ctx, task)
+    except BaseException as e:
+        if ctx.cancel.is_set() or isinstance(e, KeyboardInterrupt):
+            err: Exception = Interrupted(f"{task.src}: interrupted")
+        else:
+            err = translate(e, task.src if plan.direction == "put" else f"irods:{task.src}")
+        return FileOutcome(
+            src=task.src,
+            dst=task.dst,
+            outcome="failed",
+            bytes=task.size,
+            error=str(err),
+            exit_status=int(getattr(err, "exit_status", ExitStatus.FILES_FAILED)),
+        )
+
+
+def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
+    """Large files one at a time (each already uses N streams), small ones `-p` at a time.
+
+    Workers pull from shared iterators and push outcomes on a queue: O(files), unlike
+    waiting on one future per file.
+    """
+    threshold = ctx.options.large_file_threshold
+    outcomes: queue.SimpleQueue[FileOutcome] = queue.SimpleQueue()
+    lanes = [
+        ([t for t in plan.files if t.size >= threshold], 1),
+        ([t for t in plan.files if t.size < threshold], ctx.options.parallel_files),
+    ]
+    threads: list[threading.Thread] = []
+    for tasks, width in lanes:
+        source = iter(tasks)
+        lock = threading.Lock()
+
+        def work(source: Iterator[FileTask] = source, lock: threading.Lock = lock) -> None:
+            while not ctx.cancel.is_set():
+                with lock:
+                    task = next(source, None)
+                if task is None:
+                    return
+                outcomes.put(_one(ctx, plan, task))
+
+        for i in range(min(width, len(tasks))):
+            t = threading.Thread(target=work, name=f"isync-file-{len(threads)}-{i}", daemon=True)
+            t.start()
+            threads.append(t)
+    seen: set[tuple[str, str]] = set()
+    while any(t.is_alive() for t in threads) or not outcomes.empty():
+        try:
+            outcome = outcomes.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen.add((outcome.src, outcome.dst))
+        _record(report, ctx.tracker, outcome)
+    for t in threads:
+        t.join()
+    for task in plan.files:
+        if (task.src, task.dst) not in seen:
+            _record(
+                report,
+                ctx.tracker,
+                FileOutcome(
+                    src=task.src,
+                    dst=task.dst,
+                    outcome="failed",
+                    bytes=task.size,
+                    error=f"{task.src}: not transferred (interrupted)",
+                    exit_status=int(ExitStatus.INTERRUPTED),
+                ),
+            )
+    report.outcomes.sort(key=lambda o: (o.src, o.dst))
+
+
+def _record(report: TransferReport, tracker: ProgressTracker, outcome: FileOutcome) -> None:
+    report.outcomes.append(outcome)
+    report.files_total += 1
+    report.bytes_total += outcome.bytes
+    report.bytes_sent += outcome.bytes_sent
+    if outcome.outcome == "failed":
+        report.files_failed += 1
+    elif outcome.outcome == "skipped":
+        report.files_skipped += 1
+    else:
+        report.files_transferred += 1
+    tracker.file_finished(outcome)
+
+
+def _exit_status(report: TransferReport, plan: Plan, cancel: threading.Event) -> ExitStatus:
+    if cancel.is_set():
+        return ExitStatus.INTERRUPTED
+    failed = [o for o in report.outcomes if o.outcome == "failed"]
+    if not failed:
+        return ExitStatus.SUCCESS
+    if plan.single_file and len(failed) == 1 and failed[0].exit_status in (3, 4, 5):
+        return ExitStatus(failed[0].exit_status)
+    return ExitStatus.FILES_FAILED

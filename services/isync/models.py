@@ -1,0 +1,108 @@
+"""The pydantic models at isync's boundary (account, options, progress, outcomes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+MiB = 1024 * 1024
+
+Outcome = Literal["transferred", "skipped", "failed", "dry-run"]
+
+
+class IrodsAccount(BaseModel):
+    """Where and as whom to connect; `repr` never shows the password."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 1247
+    user: str
+    zone: str
+    password: SecretStr = SecretStr("")
+    auth_scheme: str = "native"
+    client_server_policy: Literal["CS_NEG_REFUSE", "CS_NEG_DONT_CARE", "CS_NEG_REQUIRE"] = (
+        "CS_NEG_REFUSE"
+    )
+    ca_file: str | None = None
+    verify: Literal["cert", "hostname", "none"] = "hostname"
+    encryption_algorithm: str = "AES-256-CBC"
+    encryption_key_size: int = 32
+    encryption_salt_size: int = 8
+    encryption_num_hash_rounds: int = 16
+    default_resource: str | None = None
+
+    @property
+    def home(self) -> str:
+        """The user's home collection (where relative iRODS paths start)."""
+        return f"/{self.zone}/home/{self.user}"
+
+
+class TransferOptions(BaseModel):
+    """What to transfer and how (the CLI flags)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recursive: bool = False
+    force: bool = False
+    verify_checksum: bool = False
+    streams: int = Field(default=4, ge=1, le=32)
+    parallel_files: int = Field(default=8, ge=1, le=64)
+    dry_run: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    skip_policy: Literal["checksum", "size-only"] = "checksum"
+    bwlimit: int | None = Field(default=None, gt=0)
+    follow_symlinks: bool = False
+    resume_dir: Path | None = None
+    large_file_threshold: int = Field(default=32 * MiB, ge=1)
+    buffer_size: int = Field(default=8 * MiB, ge=64 * 1024, le=64 * MiB)
+    progress_interval: float = Field(default=0.5, gt=0)
+
+
+class ProgressEvent(BaseModel):
+    """A snapshot of the whole transfer's progress."""
+
+    files_total: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    files_skipped: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    bytes_sent: int = 0
+    rate: float = 0.0
+    eta: float | None = None
+    current: str | None = None
+
+
+class FileOutcome(BaseModel):
+    """What happened to one file."""
+
+    src: str
+    dst: str
+    outcome: Outcome
+    bytes: int = 0
+    bytes_sent: int = 0
+    checksum: str | None = None
+    resumed: bool = False
+    reason: str | None = None
+    error: str | None = None
+    exit_status: int = 0
+
+
+class TransferReport(BaseModel):
+    """Every file's outcome plus totals; `exit_status` is the CLI's exit code."""
+
+    src: str
+    dst: str
+    outcomes: list[FileOutcome] = Field(default_factory=list)
+    files_total: int = 0
+    files_transferred: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    bytes_total: int = 0
+    bytes_sent: int = 0
+    elapsed: float = 0.0
+    exit_status: int = 0

@@ -1,0 +1,196 @@
+"""Local → iRODS for one file: small files on one pooled connection, large ones in ranges.
+
+A large file is written under a temporary name (`.NAME.isync-part` beside the target),
+verified, then renamed over the target, so an interrupted put never looks complete; its
+completed ranges are journaled so a rerun sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from typing import Any
+
+from irods import keywords as kw
+
+from services.isync import wire
+from services.isync.context import Context
+from services.isync.errors import ChecksumMismatch, DestinationExists
+from services.isync.hashing import ChasingHasher, irods_sha256, remote_checksum
+from services.isync.journal import Journal, put_journal_path
+from services.isync.models import FileOutcome
+from services.isync.paths import part_name
+from services.isync.plan import FileTask
+from services.isync.ranges import ByteRange, split
+from services.isync.skip import unchanged
+from services.isync.streams import StreamSet
+
+
+def put_file(ctx: Context, task: FileTask) -> FileOutcome:
+    """Copy one local file to iRODS (or skip it); raises on failure."""
+    base: dict[str, Any] = {"src": task.src, "dst": task.dst, "bytes": task.size}
+    if task.remote is not None:
+        same, checksum = unchanged(
+            ctx, task.src, task.size, task.dst, task.remote.size, task.remote.checksum
+        )
+        if same:
+            ctx.tracker.add_bytes(task.size, 0)
+            return FileOutcome(**base, outcome="skipped", reason="unchanged", checksum=checksum)
+        if not ctx.options.force:
+            raise DestinationExists(f"irods:{task.dst} exists and differs (use -f to overwrite)")
+    if ctx.options.dry_run:
+        ctx.tracker.add_bytes(task.size, 0)
+        return FileOutcome(**base, outcome="dry-run")
+    if task.size >= ctx.options.large_file_threshold:
+        sent, checksum, resumed = _put_large(ctx, task)
+    else:
+        (sent, checksum), resumed = _put_small(ctx, task), False
+    return FileOutcome(
+        **base, outcome="transferred", bytes_sent=sent, checksum=checksum, resumed=resumed
+    )
+
+
+def _discard(ctx: Context, path: str) -> None:
+    with contextlib.suppress(Exception):
+        ctx.session.data_objects.unlink(path, force=True)
+
+
+def _verify(ctx: Context, path: str, local: str) -> None:
+    remote = remote_checksum(ctx.session, path)
+    if remote != local:
+        raise ChecksumMismatch(
+            f"irods:{path}: checksum mismatch after upload (local {local}, iRODS {remote})"
+        )
+
+
+def _put_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
+    """open, write, close on one pooled connection; with -K iRODS verifies at close."""
+    opts = {kw.DATA_SIZE_KW: str(task.size), **ctx.resource_options()}
+    with open(task.src, "rb", buffering=0) as fh:
+        data = memoryview(fh.read())  # at most the large-file threshold
+    checksum = None
+    if ctx.options.verify_checksum:
+        checksum = irods_sha256(hashlib.sha256(data).digest())
+        opts[kw.VERIFY_CHKSUM_KW] = ""
+        opts[kw.CHKSUM_KW] = checksum
+    step = ctx.options.buffer_size
+    try:
+        with ctx.connection() as conn:
+            fd = wire.open_object(
+                conn, task.dst, wire.O_WRONLY | wire.O_CREAT | wire.O_TRUNC, opts, len(data)
+            )
+            try:
+                for pos in range(0, len(data), step):
+                    ctx.check_cancel()
+                    chunk = data[pos : pos + step]
+                    ctx.bucket.acquire(len(chunk))
+                    wire.write(conn, fd, chunk)
+                    ctx.tracker.add_bytes(len(chunk), current=task.src)
+            finally:
+                wire.close(conn, fd)
+    except BaseException as e:
+        _discard(ctx, task.dst)
+        if type(e).__name__ == "USER_CHKSUM_MISMATCH":
+            raise ChecksumMismatch(f"irods:{task.dst}: checksum mismatch after upload") from e
+        raise
+    return len(data), checksum
+
+
+def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
+    opts = ctx.options
+    tmp = part_name(task.dst, "irods")
+    identity = {"dst": task.dst, "tmp": tmp, "size": task.size, "mtime_ns": task.mtime_ns}
+    jpath = put_journal_path(ctx.state_dir, task.dst, task.size, task.mtime_ns)
+    journal = Journal.load(jpath, identity)
+    resumed = journal is not None and journal.bytes_done > 0
+    base_opts = {kw.DATA_SIZE_KW: str(task.size), **ctx.resource_options()}
+    if journal is None or not resumed:
+        journal = Journal(jpath, identity, split(task.size, opts.streams))
+    todo = [r for r in journal.ranges if not r.complete]
+    already = task.size - sum(r.remaining for r in journal.ranges)
+    streams = _open_streams(ctx, tmp, len(todo), resumed, base_opts, task.size)
+    if streams is None:  # the partial object is gone: start over
+        resumed, already = False, 0
+        journal = Journal(jpath, identity, split(task.size, opts.streams))
+        todo = list(journal.ranges)
+        streams = _open_streams(ctx, tmp, len(todo), False, base_opts, task.size)
+        assert streams is not None
+    journal.save()
+    ctx.tracker.add_bytes(already, 0)
+    sent = [0]
+    lock = threading.Lock()
+    stop_hash = threading.Event()
+    hasher = None
+    if opts.verify_checksum:
+        whole = [ByteRange(0, task.size, task.size)]
+        hasher = ChasingHasher(task.src, whole, stop_hash, task.size)
+        hasher.start()
+    local_fd = os.open(task.src, os.O_RDONLY)
+
+    def worker(conn: Any, fd: int, rng: ByteRange, stop: threading.Event) -> None:
+        buf = ctx.buffer()
+        zero_copy = wire.can_sendfile(conn)
+        wire.seek(conn, fd, rng.next_offset)
+        while not rng.complete:
+            if stop.is_set():
+                return
+            ctx.check_cancel()
+            want = min(len(buf), rng.remaining)
+            ctx.bucket.acquire(want)
+            if zero_copy:
+                n = wire.write_from_file(conn, fd, local_fd, rng.next_offset, want)
+            else:
+                n = os.preadv(local_fd, [buf[:want]], rng.next_offset)
+                if n <= 0:
+                    raise OSError(f"{task.src} shrank during the transfer")
+                n = wire.write(conn, fd, buf[:n])
+            if n <= 0:
+                raise OSError(f"irods:{tmp}: the server wrote nothing")
+            journal.advance(rng, n)
+            with lock:
+                sent[0] += n
+            ctx.tracker.add_bytes(n, current=task.src)
+
+    ok = False
+    try:
+        streams.run(todo, worker)
+        ok = True
+    finally:
+        os.close(local_fd)
+        try:
+            streams.close(ok)
+        finally:
+            journal.save()
+            if not ok:
+                stop_hash.set()
+    checksum = None
+    if hasher is not None:
+        checksum = hasher.wait()
+        try:
+            _verify(ctx, tmp, checksum)
+        except ChecksumMismatch:
+            _discard(ctx, tmp)
+            journal.remove()
+            raise
+    if task.remote is not None:
+        ctx.session.data_objects.unlink(task.dst, force=True)
+    ctx.session.data_objects.move(tmp, task.dst)
+    journal.remove()
+    return sent[0], checksum, resumed
+
+
+def _open_streams(
+    ctx: Context, tmp: str, todo: int, resume: bool, opts: dict[str, str], size: int
+) -> StreamSet | None:
+    flags = wire.O_WRONLY if resume else wire.O_WRONLY | wire.O_CREAT | wire.O_TRUNC
+    streams = StreamSet(ctx, tmp, todo, flags, opts, wire.O_WRONLY, size)
+    try:
+        streams.open()
+    except Exception:
+        streams.close(False)
+        if resume:
+            return None
+        raise
+    return streams
