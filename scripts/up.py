@@ -290,8 +290,29 @@ class Stack:
         self.irods = hostport
         self.setdefault("IRODS__PORT", hostport.rsplit(":", 1)[1], force=True)
 
+    def configure_ingest(self) -> bool:
+        """Ingest settings for the API and the ingest worker; False: no iRODS account for it.
+
+        The ingest job store is shared by the API (REST), the CLI and the ingest worker;
+        ``streamer`` may start and stop ingest jobs locally.
+        """
+        self.setdefault("INGEST_DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
+        self.setdefault("INGEST__DB_URL", os.environ["STAGER_INGEST_DB_URL"])
+        self.setdefault("INGEST_MANAGERS", json.dumps([STREAMER]))
+        self.setdefault("INGEST__QUEUE_PREFIX", self.prefix, force=self.ephemeral)
+        if "STAGER_INGEST__IRODS__HOST" in os.environ:
+            return True
+        if not self.test_irods:
+            return False
+        for field_name in ("HOST", "PORT", "USER", "ZONE", "PASSWORD"):
+            self.setdefault(
+                f"INGEST__IRODS__{field_name}", os.environ[f"STAGER_IRODS__{field_name}"]
+            )
+        return True
+
     async def start_services(self) -> None:
-        """The API and the workers (each worker with its own health port)."""
+        """The API, the workers (each with its own health port) and the ingest worker."""
+        ingest = self.configure_ingest()
         api = Child("api", [sys.executable, "-m", "services.api"])
         self.children.append(api)
         await api.start()
@@ -303,6 +324,10 @@ class Stack:
             self.worker_urls.append(f"http://{LOOPBACK}:{port}")
             self.children.append(w)
             await w.start()
+        if ingest:
+            ing = Child("ingest", [sys.executable, "-m", "shared.ingest.worker"])
+            self.children.append(ing)
+            await ing.start()
         if not self.test_irods:
             self.irods = f"{os.environ['STAGER_IRODS__HOST']}:" + os.environ.get(
                 "STAGER_IRODS__PORT", "1247"
@@ -414,6 +439,7 @@ def banner(stack: Stack, sec: Secrets) -> str:
             "dstURL": f"irods:{coll}",
         }
     )
+    ingest_body = json.dumps({"root": DEMO_DIR, "target": f"/{zone}/home/{irods_user}/ingest-demo"})
     auth = f'-u "{STREAMER}:$(cat {sec.password_file})"'
     api = stack.api_url
     irods_line = f"{stack.irods}  zone {zone}"
@@ -439,6 +465,13 @@ def banner(stack: Stack, sec: Secrets) -> str:
         f"    -d '{body}' \\",
         f"    {api}/v1/job",
         f"  curl -sS {auth} {api}/v1/jobs   # its status",
+        "",
+        f"Ingest the same folder (an ingest job; {STREAMER} is a local data manager):",
+        "",
+        f"  curl -sS {auth} -X PUT -H 'Content-Type: application/json' \\",
+        f"    -d '{ingest_body}' \\",
+        f"    {api}/v1/ingest/demo",
+        f"  curl -sS {auth} {api}/v1/ingest/demo   # state and counters",
         "",
     ]
     if os.geteuid() != 0:

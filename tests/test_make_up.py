@@ -133,11 +133,13 @@ def up(work_dir: Path) -> Iterator[Up]:
         reader.join(5)
 
 
-def _request(url: str, password: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _request(
+    url: str, password: str, body: dict[str, Any] | None = None, method: str | None = None
+) -> dict[str, Any]:
     token = base64.b64encode(f"streamer:{password}".encode()).decode()
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(  # noqa: S310 - our own loopback http URL
-        url, data=data, method="GET" if data is None else "POST"
+        url, data=data, method=method or ("GET" if data is None else "POST")
     )
     req.add_header("Authorization", f"Basic {token}")
     req.add_header("Content-Type", "application/json")
@@ -192,9 +194,26 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
     ):
         assert fh.read() == b"hello from make up\n"
 
+    # the printed ingest example: the same folder registered by the ingest worker
+    assert f"{api}/v1/ingest/demo" in up.text
+    target = f"/tempZone/home/rods/ingest-{uuid.uuid4().hex[:8]}"
+    ingest = _request(
+        f"{api}/v1/ingest/demo", password, {"root": str(src), "target": target}, "PUT"
+    )
+    deadline = time.monotonic() + 30
+    while ingest["state"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, ingest
+        time.sleep(0.2)
+        ingest = _request(f"{api}/v1/ingest/demo", password)
+    assert ingest["state"] == "completed", ingest
+    with iRODSSession(**account, zone="tempZone") as s:
+        obj = s.data_objects.get(f"{target}/hello.txt")
+        assert obj.size == len(b"hello from make up\n")
+
     before = _descendants(up.proc.pid)
     names = " ".join(Path(f"/proc/{p}/cmdline").read_text() for p in before)
-    for service in ("tests.irods_server", "services.api", "services.worker", "shared.zygote"):
+    services = ("tests.irods_server", "services.api", "services.worker", "shared.zygote")
+    for service in (*services, "shared.ingest.worker"):
         assert service in names.replace("\0", " ")
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(30) == 0, up.text[-3000:]
