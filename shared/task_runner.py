@@ -1,7 +1,8 @@
 """One task attempt, end to end: credential, child as the user, limits, outcome.
 
-Per message: decode → (dropped if cancelled) → ``active`` event → spawn the
-``transfer`` job in a zygote child as ``stagerUser`` → stream its progress to the
+Per message: decode → (dropped if cancelled) → ``active`` event → run the
+``transfer`` job in a zygote child as ``stagerUser`` (a warm child of the same user
+and credential when one is idle: ``shared.child_pool``) → stream its progress to the
 API while the watchdog and the cancel registry watch → then ``completed`` (mail),
 ``cancelled``, ``retry`` (re-published to the delay queue for this attempt's
 backoff) or ``archived`` (final failure mail). The message is acked only after all
@@ -28,6 +29,13 @@ from pydantic import ValidationError
 
 from shared import broker
 from shared.cancel import CancelRegistry
+from shared.child_pool import (
+    DEFAULT_LINGER,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_TASKS,
+    ChildPool,
+)
 from shared.constants import ROUTE_NORMAL, ROUTE_PRIORITY, TYPE_TASK, Names
 from shared.credentials import RepoCredential, resolve
 from shared.crypto import Opener
@@ -59,6 +67,10 @@ class RunnerConfig:
     progress_interval: float = 1.0
     confirm_timeout: float = 10.0
     job_kind: str = "transfer"  # the zygote job that performs a task
+    child_linger: float = DEFAULT_LINGER  # idle seconds a child waits for the next task
+    child_max_idle: int = DEFAULT_MAX_IDLE
+    child_max_tasks: int = DEFAULT_MAX_TASKS
+    child_max_age: float = DEFAULT_MAX_AGE
 
 
 @dataclass
@@ -119,6 +131,13 @@ class TaskRunner:
         self.opener = opener
         self.config = config
         self.on_transfer = on_transfer
+        self.pool = ChildPool(
+            zygote,
+            linger=config.child_linger,
+            max_idle=config.child_max_idle,
+            max_tasks=config.child_max_tasks,
+            max_age=config.child_max_age,
+        )
         self.running: dict[str, _Attempt] = {}
         self.inflight = 0
         self.stopping = False
@@ -187,11 +206,12 @@ class TaskRunner:
             async with asyncio.timeout(drain):
                 while self.inflight:  # noqa: ASYNC110 - handlers finish by themselves
                     await asyncio.sleep(0.02)
+        await self.pool.close()
 
     # --- one attempt -----------------------------------------------------------------
 
     async def run_attempt(self, msg: TaskMessage) -> Outcome:
-        """Spawn the transfer as the user and watch it until it ends."""
+        """Run the transfer in a child as the user and watch it until it ends."""
         spec = msg.task
         try:
             ident = resolve_user(spec.stagerUser, self.config.min_uid)
@@ -199,15 +219,16 @@ class TaskRunner:
             state_dir = self._user_state_dir(ident)
         except StagerError as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
+        account = {**self.config.irods, "user": repo_user}
         params = {
             "src": spec.srcURL,
             "dst": spec.dstURL,
-            "account": {**self.config.irods, "user": repo_user},
+            "account": account,
             "options": {**self.config.transfer_options, "resume_dir": str(state_dir)},
         }
-        zygote = await self.zygote()
+        key = self.pool.key(self.config.job_kind, ident.name, account, password, ident.uid)
         try:
-            child = await zygote.spawn(self.config.job_kind, ident.name, params, secret=password)
+            child = await self.pool.start(key, params, secret=password)
         except UserRefused as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
         except ZygoteError as e:  # the fork server died: worth another try
@@ -221,13 +242,18 @@ class TaskRunner:
         self.cancels.register(
             msg.task_id, lambda: att.stop("cancelled"), msg.created_at.timestamp()
         )
+        clean = False
         try:
             await self._watch(msg, att)
-            code = await child.wait()
+            final_type = (att.final or {}).get("type")
+            clean = att.stopped is None and final_type == "result" and not self.stopping
         finally:
-            child.kill_group()  # leftovers the child started never outlive the attempt
             self.cancels.unregister(msg.task_id)
             self.running.pop(msg.task_id, None)
+            # only a child that ended its task cleanly runs another; any other is killed
+            # with its whole process group (leftovers never outlive the attempt)
+            self.pool.release(key, child, reuse=clean)
+        code = 0 if clean else await child.wait()
         return _outcome(att, code)
 
     async def _watch(self, msg: TaskMessage, att: _Attempt) -> None:
@@ -259,7 +285,7 @@ class TaskRunner:
                 att.child.kill()
 
     async def _read(self, msg: TaskMessage, att: _Attempt) -> None:
-        last_emit = 0.0
+        last_emit = time.monotonic()  # a task shorter than the interval sends no progress event
         async for line in att.child.lines():
             kind = line.get("type")
             if kind == "progress":

@@ -3,10 +3,16 @@
 Parameters (from the worker): ``src``, ``dst`` (stager URLs), ``account`` (an
 ``IrodsAccount`` without its password) and ``options`` (``TransferOptions``
 fields). The repository password arrives as the spawn request's secret.
+
+A reusable child keeps its iRODS session (connections already logged in) for its
+next task; it only ever serves one account and password, and the session is
+keyed by both anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import threading
 from collections.abc import Mapping
@@ -15,7 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from shared.errors import StagerError
-from shared.zygote import ChildOutput
+from shared.zygote import ChildOutput, at_child_exit
 
 #: How many failed files a result or error line names.
 MAX_FAILURES_REPORTED = 20
@@ -28,6 +34,9 @@ _KINDS = {
     130: "interrupted",
 }
 _PERMANENT = {"invalid", "authentication", "not_found", "permission_denied"}
+
+#: This child's open iRODS session: (digest of account and password, session).
+_session: tuple[str, Any] | None = None
 
 
 class _LineSink:
@@ -63,8 +72,9 @@ def run_child(
     options = models.TransferOptions(**params.get("options", {}))
     errors = importlib.import_module("services.isync.errors")
     try:
+        session = _session_for(account)
         report = engine.transfer(
-            params["src"], params["dst"], account, options, _LineSink(out), cancel
+            params["src"], params["dst"], account, options, _LineSink(out), cancel, session
         )
     except errors.IsyncError as e:
         code = status.exit_status_for(e)
@@ -100,6 +110,31 @@ def run_child(
         )
         raise TransferFailed(f"{head}: {shown}" if shown else head, kind=kind, permanent=permanent)
     return {"summary": summary}
+
+
+def _session_for(account: Any) -> Any:
+    """The session of ``account``, opened by this child's first task and kept."""
+    global _session
+    secret = account.password.get_secret_value()
+    digest = hashlib.sha256(f"{account.model_dump_json()}\0{secret}".encode()).hexdigest()
+    if _session is not None and _session[0] == digest:
+        return _session[1]
+    _close_session()
+    opened = importlib.import_module("services.isync.account").open_session(account)
+    _session = (digest, opened)
+    return opened
+
+
+def _close_session() -> None:
+    """Log the kept session out (the child is about to exit)."""
+    global _session
+    if _session is not None:
+        with contextlib.suppress(Exception):
+            _session[1].cleanup()
+        _session = None
+
+
+at_child_exit(_close_session)
 
 
 def _describe(outcome: Any) -> str:

@@ -11,6 +11,12 @@ it forks a child that
 4. runs the job function and writes JSON lines to the pipe: ``progress``/``file``/…
    lines while it works, then one ``result`` or ``error`` line.
 
+A *reusable* child (``spawn(..., reusable=True)``) also gets a task pipe as its stdin:
+it runs one task per JSON line it reads there (``{"params": …}``), one at a time, with
+the secret it was spawned with, and exits at end of file or after a failed task. The
+worker keeps such a child only for tasks of the same user and credential
+(``shared.child_pool``).
+
 Wire between worker and zygote: a ``SOCK_SEQPACKET`` socketpair, one JSON object per
 packet. A spawn request carries the job parameters and the secret (the decrypted
 repository password travels only here and in the child's memory: never argv,
@@ -24,6 +30,8 @@ import argparse
 import array
 import asyncio
 import contextlib
+import fcntl
+import gc
 import importlib
 import json
 import os
@@ -33,8 +41,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,6 +83,18 @@ DEFAULT_KINDS: dict[str, str] = {
     "transfer": "shared.transfer_job:run_child",
     "whoami": "shared.zygote:whoami",
 }
+
+
+#: The final line of a task (the child writes exactly one per task).
+FINAL_TYPES = ("result", "error")
+
+#: Called before a child exits normally (e.g. to log out of iRODS).
+_at_child_exit: list[Callable[[], None]] = []
+
+
+def at_child_exit(fn: Callable[[], None]) -> None:
+    """Run ``fn`` (in a child) when it has run its last task (best effort)."""
+    _at_child_exit.append(fn)
 
 
 class ZygoteError(StagerError):
@@ -181,6 +202,9 @@ class _Server:
             for pid in self.children:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
+            for pid in self.children:  # no zombies for an init that does not reap
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
 
     def receive(self) -> bool:
         fds = array.array("i")
@@ -200,8 +224,8 @@ class _Server:
             rid = req.get("id")
             if req.get("op") == "ping":
                 self.reply({"op": "pong", "id": rid})
-            elif req.get("op") == "spawn" and len(fds) == 1:
-                self.spawn(req, fds[0])
+            elif req.get("op") == "spawn" and len(fds) in (1, 2):
+                self.spawn(req, fds[0], fds[1] if len(fds) == 2 else None)
             else:
                 self.reply({"op": "refused", "id": rid, "error": "bad request"})
         except Exception as e:  # a bad request must not kill the zygote
@@ -212,7 +236,7 @@ class _Server:
                     os.close(fd)
         return True
 
-    def spawn(self, req: Mapping[str, Any], out_fd: int) -> None:
+    def spawn(self, req: Mapping[str, Any], out_fd: int, in_fd: int | None) -> None:
         rid = req.get("id")
         fn = self.kinds.get(str(req.get("kind")))
         if fn is None:
@@ -227,7 +251,7 @@ class _Server:
             return
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
-            self.run_child(ident, fn, req.get("params") or {}, req.get("secret"), out_fd)
+            self.run_child(ident, fn, req.get("params") or {}, req.get("secret"), out_fd, in_fd)
         self.children.add(pid)
         self.reply({"op": "spawned", "id": rid, "pid": pid})
 
@@ -238,6 +262,7 @@ class _Server:
         params: Mapping[str, Any],
         secret: str | None,
         out_fd: int,
+        in_fd: int | None = None,
     ) -> None:
         """Never returns: the forked child's whole life."""
         code = 1
@@ -250,10 +275,12 @@ class _Server:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, lambda *_: cancel.set())
-            if out_fd != _FD_SLOT:
-                os.dup2(out_fd, _FD_SLOT)
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
+            # first out of the way (a received descriptor may be 0 or 3), then in place
+            out_hi = fcntl.fcntl(out_fd, fcntl.F_DUPFD, 10)
+            in_src = os.open(os.devnull, os.O_RDONLY) if in_fd is None else in_fd
+            in_hi = fcntl.fcntl(in_src, fcntl.F_DUPFD, 10)
+            os.dup2(in_hi, 0)
+            os.dup2(out_hi, _FD_SLOT)
             os.closerange(_FD_SLOT + 1, 65536)
             drop_privileges(ident)
             die_with_parent(signal.SIGKILL)
@@ -263,19 +290,15 @@ class _Server:
                 os.chdir(ident.home)
             except OSError:
                 os.chdir("/")
-            result = fn(params, secret, out, cancel)
-            out.send({"type": "result", **result})
-            code = 0
-        except BaseException as e:
-            kind, permanent = classify(e)
-            message = getattr(e, "message", None) or str(e) or type(e).__name__
-            with contextlib.suppress(BaseException):
-                out.send(
-                    {"type": "error", "kind": kind, "permanent": permanent, "message": message}
-                )
-            if not isinstance(e, StagerError | OSError):
+            if in_fd is None:
+                code = _run_task(fn, params, secret, out, cancel)
+            else:
+                code = _serve_tasks(fn, secret, out, cancel)
+            for hook in _at_child_exit:
                 with contextlib.suppress(BaseException):
-                    traceback.print_exc()
+                    hook()
+        except BaseException as e:
+            _report(e, out)
         finally:
             os._exit(code)
 
@@ -292,6 +315,48 @@ class _Server:
                 self.children.discard(pid)
                 code = os.waitstatus_to_exitcode(status)
                 self.reply({"op": "exit", "pid": pid, "code": code})
+
+
+def _report(exc: BaseException, out: ChildOutput) -> None:
+    """Write the ``error`` line for ``exc`` (and a traceback for unexpected ones)."""
+    kind, permanent = classify(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    with contextlib.suppress(BaseException):
+        out.send({"type": "error", "kind": kind, "permanent": permanent, "message": message})
+    if not isinstance(exc, StagerError | OSError):
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+
+
+def _run_task(
+    fn: JobFunction,
+    params: Mapping[str, Any],
+    secret: str | None,
+    out: ChildOutput,
+    cancel: threading.Event,
+) -> int:
+    """One task: its ``result`` line and 0, or its ``error`` line and 1."""
+    try:
+        result = fn(params, secret, out, cancel)
+        out.send({"type": "result", **result})
+    except BaseException as e:
+        _report(e, out)
+        return 1
+    return 0
+
+
+def _serve_tasks(
+    fn: JobFunction, secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> int:
+    """A reusable child: one task per stdin line until end of file or a failed task."""
+    code = 0
+    with open(0, "rb", closefd=False) as tasks:
+        for raw in tasks:
+            params = json.loads(raw)["params"]
+            if _run_task(fn, params, secret, out, cancel) != 0:
+                code = 1
+                break
+    return code
 
 
 def preload() -> None:
@@ -334,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, AttributeError) as e:
             print(f"zygote: job kind {name!r} unavailable: {e}", file=sys.stderr)
     sock = socket.socket(fileno=args.fd)
+    gc.freeze()  # children inherit these objects: the collector never touches their pages
     _Server(sock, args.min_uid, loaded).serve()
     return 0
 
@@ -342,15 +408,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Child:
-    """A running child: its JSON lines, its exit code, and a way to stop it."""
+    """A running child: its JSON lines, its exit code, and a way to stop it.
 
-    def __init__(self, pid: int, reader: asyncio.StreamReader, exited: asyncio.Future[int]):
+    A reusable child (``stdin`` given) takes further tasks with :meth:`submit` and
+    exits when :meth:`retire` closes its task pipe.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        reader: asyncio.StreamReader,
+        exited: asyncio.Future[int],
+        stdin: int | None = None,
+    ):
         self.pid = pid
         self._reader = reader
         self._exited = exited
+        self._stdin = stdin
+        self.tasks = 0  # tasks submitted to a reusable child
+        self.started = time.monotonic()
+        exited.add_done_callback(lambda _: self._close_stdin())
 
     async def lines(self) -> AsyncIterator[dict[str, Any]]:
-        """Every JSON line the child writes, until it exits or closes the pipe."""
+        """The child's JSON lines up to the task's final (``result``/``error``) line.
+
+        Ends early when the child exits or closes the pipe.
+        """
         while True:
             raw = await self._reader.readline()
             if not raw:
@@ -361,6 +444,35 @@ class Child:
                 continue
             if isinstance(obj, dict):
                 yield obj
+                if obj.get("type") in FINAL_TYPES:
+                    return
+
+    def submit(self, params: Mapping[str, Any]) -> None:
+        """Hand a reusable child its next task (it must be idle)."""
+        if self._stdin is None or self._exited.done():
+            raise ZygoteError("the child takes no more tasks")
+        data = (json.dumps({"params": dict(params)}, separators=(",", ":")) + "\n").encode()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._stdin, view) :]
+        except OSError as e:  # the child died while idle
+            self._close_stdin()
+            raise ZygoteError("the child takes no more tasks") from e
+        self.tasks += 1
+
+    def retire(self, *, kill: bool = False) -> None:
+        """No more tasks: the child exits at end of its task pipe (``kill``: SIGKILL now)."""
+        if kill:
+            self.kill()
+        self._close_stdin()
+        self._exited.add_done_callback(lambda _: self.kill_group())
+
+    def _close_stdin(self) -> None:
+        if self._stdin is not None:
+            fd, self._stdin = self._stdin, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def wait(self) -> int:
         """The exit code (negative: killed by that signal)."""
@@ -515,30 +627,42 @@ class Zygote:
         self,
         kind: str,
         user: str,
-        params: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
         *,
         secret: str | None = None,
+        reusable: bool = False,
     ) -> Child:
-        """Fork a child that runs job ``kind`` as ``user``; refusals raise UserRefused."""
+        """Fork a child that runs job ``kind`` as ``user``; refusals raise UserRefused.
+
+        ``reusable``: the child waits for its tasks (:meth:`Child.submit`) instead of
+        running ``params`` once.
+        """
         r, w = os.pipe()
+        task_r, task_w = os.pipe() if reusable else (-1, -1)
         try:
             reply = await self._request(
                 {
                     "op": "spawn",
                     "kind": kind,
                     "user": user,
-                    "params": dict(params),
+                    "params": dict(params or {}),
                     "secret": secret,
                 },
-                [w],
+                [w, task_r] if reusable else [w],
             )
         except BaseException:
             os.close(r)
+            if reusable:
+                os.close(task_w)
             raise
         finally:
             os.close(w)
+            if reusable:
+                os.close(task_r)
         if reply.get("op") != "spawned":
             os.close(r)
+            if reusable:
+                os.close(task_w)
             if reply.get("kind") == "refused":
                 raise UserRefused(str(reply.get("error")))
             raise ZygoteError(str(reply.get("error")))
@@ -553,7 +677,7 @@ class Zygote:
         await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0)
         )
-        return Child(pid, reader, exited)
+        return Child(pid, reader, exited, task_w if reusable else None)
 
     async def close(self) -> None:
         """Stop the zygote (its running children are killed with it)."""

@@ -106,6 +106,10 @@ class Worker:
             progress_interval=s.progress_interval,
             confirm_timeout=s.broker.confirm_timeout,
             job_kind=s.transfer_kind,
+            child_linger=s.child_linger,
+            child_max_idle=s.child_max_idle,
+            child_max_tasks=s.child_max_tasks,
+            child_max_age=s.child_max_age,
         )
         self.runner = TaskRunner(
             zygote=self.zygote,
@@ -212,6 +216,11 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     w = request.app[WORKER_KEY]
     w.metrics.running.set(len(w.runner.running) if w.runner else 0)
+    if w.runner is not None:
+        pool = w.runner.pool
+        w.metrics.idle_children.set(len(pool.idle_pids()))
+        w.metrics.child_tasks.labels("forked").set(pool.spawned)
+        w.metrics.child_tasks.labels("reused").set(pool.reused)
     return web.Response(body=w.metrics.render(), content_type="text/plain")
 
 

@@ -8,7 +8,7 @@ ATTEMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 
 
 
 class WorkerMetrics:
-    """Attempts by outcome, bytes moved, running transfers, attempt durations."""
+    """Attempts by outcome, bytes moved, running transfers, attempt durations, children."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
@@ -19,6 +19,15 @@ class WorkerMetrics:
             "stager_transfer_bytes", "Bytes moved", ["direction"], registry=r
         )
         self.running = Gauge("stager_worker_running", "Transfers running now", registry=r)
+        self.idle_children = Gauge(
+            "stager_worker_idle_children", "Children waiting for their user's next task", registry=r
+        )
+        self.child_tasks = Gauge(
+            "stager_worker_child_tasks",
+            "Tasks started since the worker started, in a new (forked) or warm (reused) child",
+            ["child"],
+            registry=r,
+        )
         self.attempt_seconds = Histogram(
             "stager_worker_attempt_duration_seconds",
             "Duration of one attempt",

@@ -7,6 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.child_pool import (
+    DEFAULT_LINGER,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_TASKS,
+)
 from shared.constants import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS
 from shared.credentials import RepoCredential
 from shared.mailer import SmtpSettings
@@ -62,6 +68,19 @@ class WorkerSettings(StagerSettings):
     transfer: TransferDefaults = Field(default_factory=TransferDefaults)
     state_dir: Path = Field(
         default=Path("/var/lib/stager/state"), description="per-user resume journals"
+    )
+    child_linger: float = Field(
+        default=DEFAULT_LINGER,
+        ge=0,
+        le=300,
+        description="seconds an idle transfer child waits for the same user's next task (0: off)",
+    )
+    child_max_idle: int = Field(default=DEFAULT_MAX_IDLE, ge=0, description="idle children kept")
+    child_max_tasks: int = Field(
+        default=DEFAULT_MAX_TASKS, ge=1, description="tasks one child runs before it retires"
+    )
+    child_max_age: float = Field(
+        default=DEFAULT_MAX_AGE, gt=0, description="seconds after which a child takes no new task"
     )
     cancel_grace: float = Field(default=1.0, ge=0, le=30)
     progress_interval: float = Field(default=1.0, gt=0)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -50,7 +51,19 @@ def unix_user() -> Iterator[Callable[[], pwd.struct_passwd]]:
 
     yield make
     for name in made:
+        _kill_processes_of(pwd.getpwnam(name).pw_uid)  # e.g. a child lingering for its next task
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def _kill_processes_of(uid: int) -> None:
+    """SIGKILL this test's leftover processes running as ``uid`` (by pid)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
 
 
 @pytest.fixture

@@ -143,6 +143,15 @@ def succeed(
     }
 
 
+def by_src(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """A task whose ``src`` ends in ``slow`` runs like ``slow``; any other succeeds at once."""
+    if str(params.get("src", "")).endswith("slow"):
+        return slow({**params, "steps": 10000}, secret, out, cancel)
+    return succeed(params, secret, out, cancel)
+
+
 KINDS = {
     name: f"tests.worker.jobs:{name}"
     for name in (
@@ -158,5 +167,6 @@ KINDS = {
         "succeed",
         "brief",
         "check_secret",
+        "by_src",
     )
 }

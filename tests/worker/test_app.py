@@ -17,6 +17,8 @@ async def test_health_and_metrics(amqp, open_dir) -> None:
         assert ready.status == 200 and (await ready.json())["status"] == "ok"
         metrics = await (await client.get("/metrics")).text()
         assert "stager_worker_running 0.0" in metrics
+        assert "stager_worker_idle_children 0.0" in metrics
+        assert 'stager_worker_child_tasks{child="reused"} 0.0' in metrics
         zygote = await app[WORKER_KEY].zygote()
         await zygote.close()  # the fork server is gone → not ready
         assert (await client.get("/readyz")).status == 503

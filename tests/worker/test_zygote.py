@@ -139,3 +139,24 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_reusable_child_runs_tasks_with_its_secret_and_no_extra_descriptors(
+    zygote: Zygote, unix_user
+) -> None:
+    user = unix_user()
+    secret = "s3cr3t-" + os.urandom(8).hex()
+    child = await zygote.spawn("echo_secret_len", user.pw_name, secret=secret, reusable=True)
+    results = []
+    for _ in range(2):
+        child.submit({"wait": 0})
+        lines = [line async for line in child.lines()]
+        results.append(lines[-1])
+        assert lines[0]["pid"] == child.pid and lines[-1]["type"] == "result"
+    assert [r["secret_len"] for r in results] == [len(secret)] * 2
+    fds = results[-1]["fds"]
+    assert sorted(fds) == ["0", "1", "2", "3"], fds  # stdin is its task pipe
+    assert fds["0"].startswith("pipe:") and fds["3"].startswith("pipe:")
+    assert not any(target.startswith("socket:") for target in fds.values())
+    child.retire()
+    assert await asyncio.wait_for(child.wait(), 5) == 0  # end of its task pipe: a clean exit
