@@ -45,16 +45,16 @@ def name_of(access_type_id: int) -> str:
 
 def level(cat: Catalog, user: UserInfo, object_id: int) -> int:
     """The best access ``user`` has on ``object_id`` through itself or its groups (0: none)."""
-    ids = cat.group_ids(user.id)
-    if not ids:
-        return 0
-    marks = ",".join("?" * len(ids))
-    sql = (
-        "SELECT max(access_type_id) FROM r_objt_access"
-        f" WHERE object_id = ? AND user_id IN ({marks})"
-    )
-    row = cat.db.execute(sql, (object_id, *ids)).fetchone()
+    row = cat.db.execute(_LEVEL_SQL, (object_id, user.id, user.id, cat.zone)).fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+# the user itself, its groups and ``public`` (as Catalog.group_ids), in one statement
+_LEVEL_SQL = (
+    "SELECT max(access_type_id) FROM r_objt_access WHERE object_id = ? AND user_id IN ("
+    " SELECT ? UNION SELECT group_user_id FROM r_user_group WHERE user_id = ?"
+    " UNION SELECT user_id FROM r_user_main WHERE user_name = 'public' AND zone_name = ?)"
+)
 
 
 def allowed(cat: Catalog, user: UserInfo, object_id: int, needed: int) -> bool:
@@ -92,14 +92,23 @@ def inherits(cat: Catalog, coll_id: int) -> bool:
     return row is not None and row[0] == "1"
 
 
-def set_initial(cat: Catalog, object_id: int, owner_id: int, parent_coll_id: int | None) -> None:
+def set_initial(
+    cat: Catalog,
+    object_id: int,
+    owner_id: int,
+    parent_coll_id: int | None,
+    parent_inherits: bool | None = None,
+) -> None:
     """The ACLs of a new data object or collection. No commit (the caller's transaction).
 
     Without inheritance on the parent: ``own`` for ``owner_id``. With it: a copy of the
-    parent's ACLs, and a new collection gets the inheritance flag too.
+    parent's ACLs, and a new collection gets the inheritance flag too. ``parent_inherits``
+    saves the lookup when the caller has the parent's row at hand.
     """
     ts = now()
-    if parent_coll_id is not None and inherits(cat, parent_coll_id):
+    if parent_inherits is None:
+        parent_inherits = parent_coll_id is not None and inherits(cat, parent_coll_id)
+    if parent_coll_id is not None and parent_inherits:
         cat.db.execute(
             "INSERT OR REPLACE INTO r_objt_access"
             " (object_id, user_id, access_type_id, create_ts, modify_ts)"

@@ -149,7 +149,7 @@ async def mod_access_control(session: Session, req: Request) -> Reply:
     try:
         apply_change(cat, user, change)
     except BaseException:
-        cat.db.rollback()
+        cat.rollback()
         raise
     cat.commit()
     return Reply()

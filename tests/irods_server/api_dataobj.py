@@ -391,8 +391,18 @@ def _create_object(
     """A new data object's first replica (status intermediate) and its physical file."""
     cat = session.state.catalog
     user = session.require_user()
-    parent = _parent_coll(session, path)
-    _check_new_name(session, path)
+    parent_path = namespace.split(path)[0]
+    colls = {
+        str(r["coll_name"]): r
+        for r in cat.db.execute(
+            "SELECT * FROM r_coll_main WHERE coll_name IN (?, ?)", (parent_path, path)
+        )
+    }  # the parent and (it must not exist) a collection of the new object's name, at once
+    parent = colls.get(parent_path)
+    if parent is None:
+        raise IrodsError("CAT_UNKNOWN_COLLECTION", f"no collection {parent_path}")
+    if path in colls:
+        raise IrodsError("CAT_NAME_EXISTS_AS_COLLECTION", f"{path} is a collection")
     acl.require(cat, user, int(parent["coll_id"]), acl.WRITE, str(parent["coll_name"]))
     data_id = cat.next_id()
     phys = vault.replica_path(_vault_of(session, leaf), cat.zone, path)
@@ -407,7 +417,8 @@ def _create_object(
         status=INTERMEDIATE,
         data_type=opts.get(kw.DATA_TYPE_KW, "generic"),
     )
-    acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]))
+    inherit = str(parent["coll_inheritance"]) == "1"
+    acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]), inherit)
     row = namespace.replicas_by_id(cat, data_id)[0]
     return row, phys
 
@@ -492,7 +503,7 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
         phys = str(target["data_path"])
     data_id = int(target["data_id"])
     fd = vault.open_file(phys, create=write, write=write, truncate=truncate)
-    if write:
+    if write and not created:  # a created replica is intermediate already
         cat.db.execute(
             "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",
             (INTERMEDIATE, data_id, int(target["data_repl_num"])),

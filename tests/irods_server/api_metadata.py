@@ -368,7 +368,7 @@ def in_transaction(cat: Catalog, work: Callable[[], int]) -> int:
     try:
         result = work()
     except BaseException:
-        cat.db.rollback()
+        cat.rollback()
         raise
     cat.commit()
     return result

@@ -12,6 +12,7 @@ import random
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from .errors import IrodsError
 
@@ -56,6 +57,10 @@ class Catalog:
     def __init__(self, db: sqlite3.Connection, zone: str) -> None:
         self.db = db
         self.zone = zone
+        # resource rows by name / id / parent id, read on every open and close: cached,
+        # and dropped by a (connection-local) trigger whenever r_resc_main changes
+        self._resc: dict[tuple[str, Any], Any] = {}
+        self._resc_changing = False
 
     @classmethod
     def open(cls, path: Path, zone: str = "tempZone", vault_root: Path | None = None) -> Catalog:
@@ -64,13 +69,39 @@ class Catalog:
         db = sqlite3.connect(path, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=OFF")  # survives a killed server, not a power cut
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA.read_text())
         cat = cls(db, zone)
+        cat._watch_resources()
         if db.execute("SELECT COUNT(*) FROM r_objt_seq").fetchone()[0] == 0:
             cat._bootstrap(vault_root if vault_root is not None else path.parent / "vault")
         return cat
+
+    def _watch_resources(self) -> None:
+        self.db.create_function("irods_resc_changed", 0, self._resources_changed)
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            self.db.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS resc_{op.lower()} AFTER {op} ON r_resc_main"
+                " BEGIN SELECT irods_resc_changed(); END"
+            )
+
+    def _resources_changed(self) -> None:
+        self._resc.clear()
+        self._resc_changing = True  # not cached again until that transaction has ended
+
+    def _resc_cached(self, key: tuple[str, Any], sql: str, one: bool) -> Any:
+        if self._resc_changing:
+            if self.db.in_transaction:  # uncommitted resource changes: ask the database
+                cur = self.db.execute(sql, (key[1],))
+                return cur.fetchone() if one else cur.fetchall()
+            self._transaction_ended()
+        try:
+            return self._resc[key]
+        except KeyError:
+            cur = self.db.execute(sql, (key[1],))
+            value = self._resc[key] = cur.fetchone() if one else cur.fetchall()
+            return value
 
     def close(self) -> None:
         self.db.close()
@@ -84,6 +115,16 @@ class Catalog:
 
     def commit(self) -> None:
         self.db.commit()
+        self._transaction_ended()
+
+    def rollback(self) -> None:
+        self.db.rollback()
+        self._transaction_ended()
+
+    def _transaction_ended(self) -> None:
+        if self._resc_changing:  # resources changed (or not, if rolled back): cache afresh
+            self._resc.clear()
+            self._resc_changing = False
 
     # -- users and groups -----------------------------------------------------------------
 
@@ -203,16 +244,17 @@ class Catalog:
     # -- resources --------------------------------------------------------------------------
 
     def resource(self, name: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM r_resc_main WHERE resc_name = ?", (name,)).fetchone()
+        sql = "SELECT * FROM r_resc_main WHERE resc_name = ?"
+        return self._resc_cached(("name", name), sql, True)
 
     def resource_by_id(self, resc_id: int) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM r_resc_main WHERE resc_id = ?", (resc_id,)).fetchone()
+        sql = "SELECT * FROM r_resc_main WHERE resc_id = ?"
+        return self._resc_cached(("id", int(resc_id)), sql, True)
 
     def children(self, resc_id: int) -> list[sqlite3.Row]:
         """Child resources of ``resc_id``, by name."""
-        return self.db.execute(
-            "SELECT * FROM r_resc_main WHERE resc_parent = ? ORDER BY resc_name", (str(resc_id),)
-        ).fetchall()
+        sql = "SELECT * FROM r_resc_main WHERE resc_parent = ? ORDER BY resc_name"
+        return list(self._resc_cached(("kids", str(resc_id)), sql, False))
 
     def _parent(self, row: sqlite3.Row) -> sqlite3.Row | None:
         parent = row["resc_parent"]

@@ -20,12 +20,83 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import defusedxml.ElementTree as SafeET
-from irods.message import quasixml
+from irods.message import Message, quasixml
+from irods.message import property_types as pt
 
 if TYPE_CHECKING:
     from .state import ServerState
 
 T = TypeVar("T")
+
+
+def _fromstring(raw: bytes) -> ET.Element:
+    """Parse a request's XML. Without ``<!`` (no DOCTYPE, so no entity can be declared)
+    the C parser is as safe as defusedxml and much faster; anything else goes through
+    defusedxml."""
+    if b"<!" in raw:
+        return SafeET.fromstring(raw)
+    return ET.fromstring(raw)  # noqa: S314 - no DOCTYPE: nothing defusedxml would refuse
+
+
+# how unpack() fills each property of a message class: (name, kind, extra)
+_STR, _INT, _STRS, _INTS, _SUB, _OTHER = range(6)
+_PLANS: dict[type, list[tuple[str, int, Any]]] = {}
+
+
+def _plan(cls: type) -> list[tuple[str, int, Any]]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = []
+        for name, prop in cls._ordered_properties:  # type: ignore[attr-defined]
+            kind, extra = _OTHER, prop
+            if isinstance(prop, pt.SubmessageProperty):
+                kind, extra = _SUB, prop.message_cls
+            elif type(prop) is pt.StringProperty:
+                kind = _STR
+            elif type(prop) in (pt.IntegerProperty, pt.LongProperty):
+                kind = _INT
+            elif type(prop) is pt.ArrayProperty and type(prop.prop) is pt.StringProperty:
+                kind = _STRS
+            elif type(prop) is pt.ArrayProperty and type(prop.prop) in (
+                pt.IntegerProperty,
+                pt.LongProperty,
+            ):
+                kind = _INTS
+            plan.append((name, kind, extra))
+        _PLANS[cls] = plan
+    return plan
+
+
+def unpack(obj: Any, root: Any) -> None:
+    """``obj.unpack(root)`` of a python-irodsclient message, the same values (and the same
+    exceptions on bad input) at a fraction of the cost: the request parser is on the path
+    of every call. Classes with their own ``unpack`` keep it."""
+    cls = type(obj)
+    if cls.unpack is not Message.unpack:
+        obj.unpack(root)
+        return
+    values = obj._values
+    for name, kind, extra in _plan(cls):
+        if kind == _STR:
+            el = root.find(name)
+            values[name] = None if el is None else el.text
+        elif kind == _INT:
+            el = root.find(name)
+            values[name] = None if el is None else int(el.text)
+        elif kind == _STRS:
+            values[name] = [el.text for el in root.findall(name)]
+        elif kind == _INTS:
+            values[name] = [int(el.text) for el in root.findall(name)]
+        elif kind == _SUB:
+            el = root.find(name)
+            if el is None:
+                values[name] = None
+            else:
+                sub = extra()
+                unpack(sub, el)
+                values[name] = sub
+        else:
+            values[name] = extra.unpack(root.findall(name))
 
 
 @dataclass
@@ -53,7 +124,7 @@ class Request:
         obj = cls()
         raw = self.msg.replace(b"\0", b"")
         try:
-            root: Any = SafeET.fromstring(raw)
+            root: Any = _fromstring(raw)
         except ET.ParseError:
             try:
                 root = quasixml.fromstring(raw.decode("utf-8", "surrogateescape"))
@@ -61,7 +132,7 @@ class Request:
                 raise IrodsError("USER_PACKSTRUCT_INPUT_ERR", "unreadable message") from e
         except Exception as e:
             raise IrodsError("USER_PACKSTRUCT_INPUT_ERR", "unreadable message") from e
-        obj.unpack(root)  # type: ignore[attr-defined]
+        unpack(obj, root)
         return obj
 
 

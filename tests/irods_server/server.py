@@ -5,17 +5,18 @@ One connection: ``StartupPack_PI`` → optional client-server negotiation (``CS_
 headers, when negotiated) → API requests dispatched through
 :data:`~tests.irods_server.dispatch.HANDLERS` until ``RODS_DISCONNECT`` or EOF.
 
-After each request the catalog is committed (also after an :class:`IrodsError`); an
-unexpected exception rolls it back, is logged, and answers ``SYS_LIBRARY_ERROR``. A malformed frame
-closes that connection only. An ``IrodsError`` with a ``reply_msg`` attribute (a message
-object or XML bytes) sends that message along with the error, as some iRODS APIs do
-(e.g. the JSON of replica truncate).
+Each request runs in one catalog transaction, committed after it (also after an
+:class:`IrodsError`); an unexpected exception rolls it back, is logged, and answers
+``SYS_LIBRARY_ERROR``. A malformed frame closes that connection only. An ``IrodsError``
+with a ``reply_msg`` attribute (a message object or XML bytes) sends that message along
+with the error, as some iRODS APIs do (e.g. the JSON of replica truncate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import importlib
 import logging
 import pkgutil
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
-from irods.message import ClientServerNegotiation, Error, ErrorMessage, VersionResponse
+from irods.message import ClientServerNegotiation, VersionResponse
 
 from . import wire
 from .dispatch import DISCONNECT_HOOKS, HANDLERS, Reply, Request, Session
@@ -41,6 +42,8 @@ INTERNAL_ERROR = code_of("SYS_LIBRARY_ERROR")
 REQUEST_NEGOTIATION = "request_server_negotiation"
 # APIs a client may call before it has authenticated
 PRE_AUTH_APIS = frozenset({110000, 703, 704, 725, 1201, 700})
+# read/write/lseek of an open descriptor: no catalog statement, so no transaction
+IO_APIS = frozenset({674, 675, 676})
 # handler modules: auth plus every api_*.py present (others' modules may not exist yet)
 CORE_HANDLER_MODULES = ("auth",)
 
@@ -67,9 +70,13 @@ def load_handlers(names: Iterable[str] | None = None) -> list[str]:
 
 
 def error_reply_body(code: int, message: str) -> bytes:
-    """An ``RError_PI`` carrying one message."""
-    entry = ErrorMessage(status=code, msg=message)
-    return Error(count=1, RErrMsg_PI=[entry]).pack().encode()
+    """An ``RError_PI`` carrying one message (the XML python-irodsclient's ``Error``
+    message class packs, built directly: errors are frequent, e.g. every stat of a new
+    name)."""
+    return (
+        f"<RError_PI><count>1</count><RErrMsg_PI><status>{int(code)}</status>"
+        f"<msg>{html.escape(message, quote=False)}</msg></RErrMsg_PI></RError_PI>"
+    ).encode()
 
 
 def _text(root: ET.Element, tag: str) -> str:
@@ -197,7 +204,7 @@ class Connection:
         except Exception as e:
             log.exception("API %d failed", req.api)
             with contextlib.suppress(Exception):
-                self.state.catalog.db.rollback()
+                self.state.catalog.rollback()
             await wire.send_frame(
                 self.ch,
                 "RODS_API_REPLY",
@@ -216,11 +223,16 @@ class Connection:
             raise IrodsError("SYS_UNMATCHED_API_NUM", f"API {req.api} is not supported")
         if self.session.user is None and req.api not in PRE_AUTH_APIS:
             raise IrodsError("SYS_NO_API_PRIV", "not authenticated")
+        db = self.state.catalog.db
+        if not db.in_transaction and req.api not in IO_APIS:
+            # one transaction per request: its SELECTs share one read snapshot instead of
+            # each taking and dropping SQLite's WAL locks (a dozen fcntl calls per open)
+            db.execute("BEGIN")
         return await handler(self.session, req)
 
     def commit(self) -> None:
         with contextlib.suppress(Exception):
-            self.state.catalog.commit()
+            self.state.catalog.commit()  # no-op (in SQLite) when nothing is pending
 
 
 async def start(state: ServerState, host: str, port: int) -> asyncio.Server:

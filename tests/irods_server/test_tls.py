@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import ssl
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ import irods.client_configuration as cfg
 import irods.exception as ex
 import pytest
 from irods.connection import Connection
+from irods.meta import AVUOperation, iRODSMeta
+from irods.models import DataObject, DataObjectMeta
 
 from tests.irods_server.launcher import ServerProcess
 
@@ -100,3 +103,57 @@ def test_data_round_trip_over_tls(tls_irods_server: ServerProcess, tmp_path: Any
         s.data_objects.get(path, str(tmp_path / "dst.bin"), num_threads=1)
         s.data_objects.unlink(path, force=True)
     assert (tmp_path / "dst.bin").read_bytes() == src.read_bytes()
+
+
+# -- large messages over TLS (regression: the server must not drop the connection) -----------
+
+MiB = 1 << 20
+
+
+def _sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MiB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("size", "threads"),
+    [(128 * 1024 + 1, 1), (MiB, 1), (MiB, 0), (40 * MiB, 1), (40 * MiB, 4)],
+    ids=["128KiB+1", "1MiB", "1MiB-default", "40MiB-single", "40MiB-parallel"],
+)
+def test_large_object_put_get_over_tls(
+    tls_irods_server: ServerProcess, tmp_path: Any, size: int, threads: int
+) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(size))
+    dst = tmp_path / "dst.bin"
+    path = f"/tempZone/home/rods/tls-large-{size}-{threads}.bin"
+    with tls_irods_server.session(**tls_irods_server.tls_options()) as s:
+        assert connected_over_tls(s)
+        s.data_objects.put(str(src), path, num_threads=threads)
+        assert s.data_objects.get(path).size == size
+        s.data_objects.get(path, str(dst), num_threads=threads)
+        s.data_objects.unlink(path, force=True)
+    assert dst.stat().st_size == size
+    assert _sha256(dst) == _sha256(src)
+
+
+def test_large_genquery_request_and_reply_over_tls(tls_irods_server: ServerProcess) -> None:
+    path = "/tempZone/home/rods/tls-large-query.txt"
+    values = [f"{i:04d}" + "v" * 1500 for i in range(400)]  # ~600 KiB of reply rows
+    with tls_irods_server.session(**tls_irods_server.tls_options()) as s:
+        obj = s.data_objects.create(path)
+        try:
+            ops = [AVUOperation(operation="add", avu=iRODSMeta(f"k{v[:4]}", v)) for v in values]
+            obj.metadata.apply_atomic_operations(*ops)  # a ~600 KiB request message
+            query = s.query(DataObjectMeta.value).filter(DataObject.name == obj.name)
+            got = sorted(row[DataObjectMeta.value] for row in query.get_results())
+            assert got == values
+            # a ~256 KiB condition value in the request: no match, the connection survives
+            big = s.query(DataObject.name).filter(DataObject.name == "x" * (256 * 1024))
+            assert list(big) == []
+            assert s.data_objects.get(path).name == obj.name
+        finally:
+            s.data_objects.unlink(path, force=True)

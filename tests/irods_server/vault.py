@@ -37,11 +37,16 @@ def open_file(
     """Open a replica's file and return an OS descriptor (parent directories made on create)."""
     flags = os.O_RDWR if write else os.O_RDONLY
     if create:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         flags |= os.O_CREAT
     if truncate:
         flags |= os.O_TRUNC
     try:
+        try:
+            return os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            if not create:
+                raise
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # only when a directory is missing
         return os.open(path, flags, 0o600)
     except OSError as e:
         raise _unix_error("UNIX_FILE_OPEN_ERR", e, f"cannot open {path}") from None

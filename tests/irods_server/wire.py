@@ -32,6 +32,11 @@ SEND_SLICE = 1024 * 1024  # large byte streams are written (and drained) in slic
 
 _LEN = struct.Struct(">i")
 _FIELD = re.compile(rb"<(type|msgLen|errorLen|bsLen|intInfo)>([^<]*)</\1>")
+_CANONICAL = re.compile(
+    rb"\s*<MsgHeader_PI>\s*<type>([A-Za-z0-9_]*)</type>\s*<msgLen>(\d+)</msgLen>"
+    rb"\s*<errorLen>(\d+)</errorLen>\s*<bsLen>(\d+)</bsLen>\s*<intInfo>(-?\d+)</intInfo>"
+    rb"\s*</MsgHeader_PI>\s*"
+)
 
 
 class FrameError(Exception):
@@ -225,6 +230,10 @@ class Channel(asyncio.BufferedProtocol):
 
 def parse_header(raw: bytes) -> tuple[str, int, int, int, int]:
     """``(type, msgLen, errorLen, bsLen, intInfo)`` of a ``MsgHeader_PI``."""
+    m = _CANONICAL.fullmatch(raw)
+    if m is not None:  # the layout every client sends: one match, no dict
+        mtype, msg_len, err_len, bs_len, int_info = m.groups()
+        return mtype.decode("ascii"), int(msg_len), int(err_len), int(bs_len), int(int_info)
     if not raw.lstrip().startswith(b"<MsgHeader_PI>"):
         raise FrameError("not a MsgHeader_PI")
     fields = {m.group(1): m.group(2) for m in _FIELD.finditer(raw)}
