@@ -5,18 +5,26 @@ the row with atomic ``UPDATE ... RETURNING``: each task adds its children to ``p
 and removes itself in the same statement, so the worker that brings ``pending`` to 0 is
 the only one that ends the pass (and fires ``post_job``).  A pass is started by the one
 worker whose ``UPDATE ... WHERE state = 'waiting'`` succeeds (and fires ``pre_job``).
+
+A task's counters apply at most once: the same transaction inserts the task's id into
+``ingest_task_done`` (``ON CONFLICT DO NOTHING``), and only a new row lets the counters
+apply, so a task redelivered after a crash counts once.  That table holds the tasks of
+running passes only: a pass's rows are deleted when it ends, fails or is stopped.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.ingest.constants import DEFAULT_FILES_PER_TASK
 from shared.ingest.errors import JobExists, JobNotFound
@@ -141,6 +149,28 @@ jobs_table = sa.Table(
     *(sa.Column(c, sa.BigInteger, nullable=False, default=0) for c in COUNTERS),
 )
 _ZERO = dict.fromkeys(COUNTERS, 0)
+#: Tasks of running passes whose counters were applied (deleted when the pass ends).
+done_table = sa.Table(
+    "ingest_task_done",
+    metadata,
+    sa.Column("job", sa.String(128), primary_key=True),
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    #: How many child tasks the task added to ``pending``.
+    sa.Column("children", sa.Integer, nullable=False, default=0),
+    #: Whether those children were published (a crash in between means: publish again).
+    sa.Column("published", sa.Boolean, nullable=False, default=True),
+)
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """A task's row in ``ingest_task_done`` and the pass's ``pending`` after it."""
+
+    applied: bool  # True: this call applied the counters; False: an earlier delivery did
+    pending: int
+    children: int
+    published: bool
 
 
 def _row_to_job(row: Any) -> Job:
@@ -194,6 +224,23 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def _insert_ignore(conn: AsyncConnection, values: list[dict[str, Any]]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``ingest_task_done`` (SQLite, PostgreSQL)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(done_table).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(done_table).values(values).on_conflict_do_nothing()
+    raise NotImplementedError(f"ingest job store: unsupported database {dialect!r}")
+
+
+def _forget(name: str, generation: int | None = None) -> Any:
+    """Delete the done-task rows of a job (of one pass, or of every pass)."""
+    d = done_table
+    stmt = sa.delete(d).where(d.c.job == name)
+    return stmt if generation is None else stmt.where(d.c.generation == generation)
+
+
 class JobStore:
     """Job rows: create, read, claim a pass, apply deltas, finish, stop."""
 
@@ -244,6 +291,7 @@ class JobStore:
                 ).scalar_one()
                 values["generation"] = int(old) + 1
                 await conn.execute(sa.delete(t).where(t.c.name == job.name))
+                await conn.execute(_forget(job.name))
             await conn.execute(sa.insert(t).values(**values))
         return await self.get(job.name)
 
@@ -302,6 +350,7 @@ class JobStore:
             )
             if res.rowcount != 1:
                 return None
+            await conn.execute(_forget(name))
         return await self.get(name)
 
     async def apply(
@@ -329,6 +378,103 @@ class JobStore:
             ).first()
         return None if row is None else int(row.pending)
 
+    async def complete(
+        self,
+        name: str,
+        generation: int,
+        task_id: str,
+        children: int = 0,
+        **counters: int,
+    ) -> TaskDone | None:
+        """Record a finished task and apply its deltas, once per ``task_id``.
+
+        ``pending`` moves by ``children - 1``.  A second call for the same task (a
+        redelivery) applies nothing and reports the first call's row.  None: the pass
+        is not running any more.
+        """
+        t, d = jobs_table, done_table
+        row = {
+            "job": name,
+            "generation": generation,
+            "task_id": task_id,
+            "children": children,
+            "published": children == 0,
+        }
+        values: dict[str, Any] = {c: t.c[c] + v for c, v in counters.items() if v}
+        values["pending"] = t.c.pending + (children - 1)
+        running = (t.c.name == name, t.c.generation == generation, t.c.state == JobState.RUNNING)
+        async with self.engine.begin() as conn:
+            inserted = (await conn.execute(_insert_ignore(conn, [row]))).rowcount == 1
+            if inserted:
+                new = (
+                    await conn.execute(
+                        sa.update(t).where(*running).values(**values).returning(t.c.pending)
+                    )
+                ).first()
+                if new is None:
+                    await conn.rollback()
+                    return None
+                return TaskDone(True, int(new.pending), children, children == 0)
+            pending = (await conn.execute(sa.select(t.c.pending).where(*running))).first()
+            if pending is None:
+                return None
+            done = (
+                await conn.execute(
+                    sa.select(d.c.children, d.c.published).where(
+                        d.c.job == name, d.c.generation == generation, d.c.task_id == task_id
+                    )
+                )
+            ).one()
+        return TaskDone(False, int(pending.pending), int(done.children), bool(done.published))
+
+    async def task_done(self, name: str, generation: int, task_id: str) -> TaskDone | None:
+        """The task's row if its counters were applied (and ``pending`` now), else None."""
+        t, d = jobs_table, done_table
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(d.c.children, d.c.published, t.c.pending)
+                    .join(t, t.c.name == d.c.job)
+                    .where(d.c.job == name, d.c.generation == generation, d.c.task_id == task_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        return TaskDone(False, int(row.pending), int(row.children), bool(row.published))
+
+    async def published(self, name: str, generation: int, task_id: str) -> None:
+        """A task's children are all published (a redelivery need not publish them again)."""
+        d = done_table
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.job == name, d.c.generation == generation, d.c.task_id == task_id)
+                .values(published=True)
+            )
+
+    async def lost(self, name: str, generation: int, task_ids: Iterable[str]) -> int | None:
+        """Child tasks that could not be published: done (failed) now; returns ``pending``."""
+        t = jobs_table
+        rows = [
+            {"job": name, "generation": generation, "task_id": i, "children": 0, "published": True}
+            for i in task_ids
+        ]
+        running = (t.c.name == name, t.c.generation == generation, t.c.state == JobState.RUNNING)
+        async with self.engine.begin() as conn:
+            n = (await conn.execute(_insert_ignore(conn, rows))).rowcount if rows else 0
+            new = (
+                await conn.execute(
+                    sa.update(t)
+                    .where(*running)
+                    .values(pending=t.c.pending - n, tasks_failed=t.c.tasks_failed + n)
+                    .returning(t.c.pending)
+                )
+            ).first()
+            if new is None:
+                await conn.rollback()
+                return None
+        return int(new.pending)
+
     async def finish_pass(self, name: str, generation: int, now: float | None = None) -> Job | None:
         """End a pass: a periodic job waits for its next tick (ticks that passed are skipped)."""
         now = time.time() if now is None else now
@@ -352,6 +498,8 @@ class JobStore:
                 )
                 .values(finished_at=now, **values)
             )
+            if res.rowcount == 1:
+                await conn.execute(_forget(name, generation))
         return await self.get(name) if res.rowcount == 1 else None
 
     async def fail(self, name: str, generation: int, error: str, now: float | None = None) -> bool:
@@ -371,6 +519,8 @@ class JobStore:
                     next_run_at=None,
                 )
             )
+            if res.rowcount == 1:
+                await conn.execute(_forget(name, generation))
         return res.rowcount == 1
 
     async def stop(self, name: str, now: float | None = None) -> Job:
@@ -388,6 +538,8 @@ class JobStore:
                     finished_at=now,
                 )
             )
+            if res.rowcount == 1:
+                await conn.execute(_forget(name))
         if res.rowcount != 1:
             await self.get(name)  # raises JobNotFound for an unknown name
         return await self.get(name)
@@ -395,3 +547,4 @@ class JobStore:
     async def delete(self, name: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sa.delete(jobs_table).where(jobs_table.c.name == name))
+            await conn.execute(_forget(name))

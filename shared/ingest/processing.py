@@ -8,11 +8,12 @@ disappeared.  Each returns counter deltas for the job row.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ from shared.ingest.errors import HandlerError, IngestError, TargetError
 from shared.ingest.handlers import EventHandler
 from shared.ingest.jobs import Job
 from shared.ingest.scanner import UNICODE_ERROR_PREFIX, Excludes, b64_path, logical_name, scan_dir
-from shared.ingest.sessions import SessionPool
+from shared.ingest.sessions import SessionPool, interrupt
 from shared.ingest.tasks import (
     DeleteTask,
     DirTask,
     FileBatchTask,
     FileItem,
     ReplicaRow,
+    child_id,
     to_wire,
 )
 from shared.ingest.utils import DeleteMode, delete_mode_is_compatible_with_operation
@@ -38,6 +40,8 @@ from shared.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger("stager.ingest")
+#: Seconds to wait for a timed-out call to return once its connections are shut down.
+INTERRUPT_GRACE = 5.0
 
 
 class JobFatal(IngestError):
@@ -97,14 +101,24 @@ class Context:
     def session(self, meta: dict[str, Any]) -> Any:
         return self.sessions.get(self.handler.as_user(meta))
 
-    def retrying(self, meta: dict[str, Any], func: Callable[[], T], counts: Counter[str]) -> T:
-        """Run ``func`` with the handler's max_retries, delay and timeout."""
+    def retrying(
+        self,
+        meta: dict[str, Any],
+        func: Callable[[], T],
+        counts: Counter[str],
+        session: Any = None,
+    ) -> T:
+        """Run ``func`` with the handler's max_retries, delay and timeout.
+
+        ``session``: the iRODS session ``func`` uses; on a timeout its connections in
+        use are shut down, so a call stuck on the network returns and frees its thread.
+        """
         logger = self.logger
         retries = self.handler.max_retries(logger, meta)
         attempt = 0
         while True:
             try:
-                return self._timed(meta, func)
+                return self._timed(meta, func, session)
             except (HandlerError, JobFatal):
                 raise
             except Exception as e:
@@ -117,7 +131,7 @@ class Context:
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
 
-    def _timed(self, meta: dict[str, Any], func: Callable[[], T]) -> T:
+    def _timed(self, meta: dict[str, Any], func: Callable[[], T], session: Any = None) -> T:
         if self.timeouts is None or not self.handler.has("timeout"):
             return func()
         limit = self.handler.timeout(self.logger, meta)
@@ -125,15 +139,16 @@ class Context:
         try:
             return future.result(timeout=limit)
         except concurrent.futures.TimeoutError as e:
+            if session is not None and interrupt(session):
+                # the blocked call returns with an error; wait for it so the session is
+                # not used by two threads at once (handler code that hangs is not waited for)
+                with contextlib.suppress(Exception):
+                    future.result(timeout=INTERRUPT_GRACE)
             raise IngestError(f"timed out after {limit:g} s") from e
 
 
 def _printable(path: Any) -> str:
     return to_wire(path)[0] if isinstance(path, str) else str(path)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
 
 
 @dataclass
@@ -186,6 +201,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
             ctx.handler, logger, session, dict(meta), bool(exists)
         ),
         counts,
+        session=session,
     )
     listing = scan_dir(path, ctx.excludes)
     counts["dirs"] += 1
@@ -203,12 +219,13 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     dir_text, dir_b64 = to_wire(path)
 
     batch: list[FileItem] = []
+    ids = (child_id(task.task_id, i) for i in itertools.count())
 
     def flush() -> None:
         if batch:
             result.children.append(
                 FileBatchTask(
-                    task_id=_new_id(),
+                    task_id=next(ids),
                     job=task.job,
                     generation=task.generation,
                     dir_path=dir_text,
@@ -219,7 +236,8 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
             )
             batch.clear()
 
-    for entry in listing.entries:
+    # sorted, so that listing an unchanged directory again yields the same child ids
+    for entry in sorted(listing.entries, key=lambda e: e.name):
         logical, reason = logical_name(entry.path, entry.name, cmap)
         target = f"{coll}/{logical}"
         if entry.is_dir:
@@ -230,7 +248,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
                 subcolls.discard(target)
             result.children.append(
                 DirTask(
-                    task_id=_new_id(),
+                    task_id=next(ids),
                     job=task.job,
                     generation=task.generation,
                     path=text,
@@ -272,11 +290,11 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
             flush()
     flush()
     if deleting:
-        gone = [f"{coll}/{name}" for name in catalog]
+        gone = [f"{coll}/{name}" for name in sorted(catalog)]
         for i in range(0, len(gone), o.files_per_task):
             result.children.append(
                 DeleteTask(
-                    task_id=_new_id(),
+                    task_id=next(ids),
                     job=task.job,
                     generation=task.generation,
                     collection=coll,
@@ -286,7 +304,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         if subcolls:
             result.children.append(
                 DeleteTask(
-                    task_id=_new_id(),
+                    task_id=next(ids),
                     job=task.job,
                     generation=task.generation,
                     collection=coll,
@@ -354,6 +372,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
                     checksum=o.checksum,
                 ),
                 counts,
+                session=session,
             )
         except Exception as e:
             counts["files_failed"] += 1
@@ -384,6 +403,7 @@ def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:
                     operations.delete_data_object, ctx.handler, logger, session, m, mode
                 ),
                 counts,
+                session=session,
             )
             counts["files_deleted"] += 1
         except Exception as e:
@@ -398,6 +418,7 @@ def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:
                     operations.delete_collection_tree, ctx.handler, logger, session, m, mode
                 ),
                 counts,
+                session=session,
             )
         except Exception as e:
             counts["files_failed"] += 1

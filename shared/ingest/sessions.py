@@ -6,6 +6,8 @@ each thread keeps its own sessions so no connection is shared between threads.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from typing import Any
 
@@ -64,3 +66,28 @@ class SessionPool:
                 s.cleanup()
             except Exception:  # noqa: S112 - best effort at shutdown
                 continue
+
+
+def interrupt(session: Any) -> int:
+    """Shut down the sockets of ``session``'s connections in use; returns how many.
+
+    A thread blocked on one of them (a server or network that stopped answering) then
+    gets end-of-file, python-irodsclient raises ``NetworkException`` and drops the
+    connection, and the thread is free again.  Only for a session no other thread is
+    using at the same time (a worker thread's own session while it waits).
+    """
+    pool = getattr(session, "pool", None)
+    if pool is None:
+        return 0
+    with pool._lock:  # python-irodsclient's pool lock (guards ``active``)
+        active = list(pool.active)
+    n = 0
+    for conn in active:
+        sock = getattr(conn, "socket", None)
+        if sock is None:
+            continue
+        with contextlib.suppress(OSError):
+            # the plain socket's shutdown, also under TLS (no TLS close_notify exchange)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            n += 1
+    return n

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -118,3 +119,40 @@ TASK_ADAPTER: TypeAdapter[DirTask | FileBatchTask | DeleteTask] = TypeAdapter(In
 def decode_task(body: bytes) -> DirTask | FileBatchTask | DeleteTask:
     """Parse an AMQP body (raises ``pydantic.ValidationError`` when malformed)."""
     return TASK_ADAPTER.validate_json(body)
+
+
+_IDS = uuid.UUID("5b0c6a52-3f4e-4d67-9a43-2c1f3e1b7d10")
+
+
+def child_id(parent: str, index: int) -> str:
+    """The id of a task's ``index``-th child: the same on every run of that task."""
+    return uuid.uuid5(_IDS, f"{parent}/{index}").hex
+
+
+def fill(
+    parent: DirTask, children: list[DirTask | FileBatchTask | DeleteTask], count: int
+) -> list[DirTask | FileBatchTask | DeleteTask]:
+    """Exactly the ``count`` children a task was counted with, listed again.
+
+    A directory that changed since it was first listed may yield fewer children (empty
+    batches stand in for them, so ``pending`` still reaches 0) or more (left to the next
+    pass).
+    """
+    wanted = [child_id(parent.task_id, i) for i in range(count)]
+    keep = set(wanted)
+    out = [c for c in children if c.task_id in keep]
+    have = {c.task_id for c in out}
+    for tid in wanted:
+        if tid not in have:
+            out.append(
+                FileBatchTask(
+                    task_id=tid,
+                    job=parent.job,
+                    generation=parent.generation,
+                    dir_path=parent.path,
+                    dir_path_b64=parent.path_b64,
+                    collection=parent.collection,
+                    items=[],
+                )
+            )
+    return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from services.isync.models import IrodsAccount
 from shared import broker
 from shared.ingest.constants import DELIVERY_LIMIT, SCHEDULER_POLL, TYPE_INGEST, IngestNames
 from shared.ingest.errors import HandlerError, IngestError, JobNotFound, TargetError
-from shared.ingest.jobs import Job, JobState, JobStore
+from shared.ingest.jobs import Job, JobState, JobStore, TaskDone
 from shared.ingest.processing import (
     Context,
     DirResult,
@@ -34,12 +36,24 @@ from shared.ingest.processing import (
 )
 from shared.ingest.sessions import SessionPool
 from shared.ingest.settings import IngestSettings
-from shared.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task
+from shared.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task, fill
 from shared.logging import get_logger
 
 log = get_logger("stager.ingest.worker")
 PUBLISH_TIMEOUT = 30.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
+#: Test hook: ``KIND:N`` makes the process SIGKILL itself right after committing the
+#: counters of its Nth task of that kind (``dir``, ``files``, ``delete`` or ``any``),
+#: before it publishes the task's children, ends the pass or acks the task.
+CRASH_ENV = "STAGER_INGEST_TEST_EXIT_AFTER_COMMIT"
+
+
+def _crash_point() -> tuple[str, int] | None:
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return None
+    kind, _, n = spec.partition(":")
+    return kind, int(n or "1")
 
 
 async def declare_queues(channel: AbstractChannel, names: IngestNames) -> None:
@@ -100,6 +114,8 @@ class IngestWorker:
         self.timeouts = concurrent.futures.ThreadPoolExecutor(concurrency, "ingest-timed")
         self._contexts: dict[tuple[str, int], Context] = {}
         self._channel: AbstractChannel | None = None
+        self._crash = _crash_point()
+        self._committed: Counter[str] = Counter()
 
     async def _blocking(self, func: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
@@ -183,7 +199,32 @@ class IngestWorker:
                 return
             if job.generation != task.generation or job.state != JobState.RUNNING:
                 return  # stopped or superseded: the job's queued work is dropped
+            done = await self.store.task_done(job.name, job.generation, task.task_id)
+            if done is not None:
+                await self.replay(job, task, done, bool(message.redelivered))
+                return
             await self.handle(job, task)
+
+    async def replay(self, job: Job, task: AnyTask, done: TaskDone, redelivered: bool) -> None:
+        """A task whose counters were applied came again (its worker died before the ack).
+
+        Nothing is counted again.  A directory task whose children were not all
+        published lists the directory again and publishes them (same ids: the same
+        children count once); a redelivered last task ends the pass its worker could not.
+        """
+        if not done.published and isinstance(task, DirTask):
+            try:
+                result: DirResult = await self._blocking(process_dir, self.context(job), task)
+                children = result.children
+            except Exception as e:
+                log.error("ingest: cannot list a directory again", job=job.name, error=str(e))
+                children = []
+            pending = await self.publish_children(job, task, fill(task, children, done.children))
+            if pending == 0:  # every child could not be published
+                await self.end_pass(job)
+            return
+        if redelivered and done.pending == 0:
+            await self.end_pass(job)
 
     async def handle(self, job: Job, task: AnyTask) -> None:
         counts: Counter[str] = Counter()
@@ -214,24 +255,46 @@ class IngestWorker:
     async def account(
         self, job: Job, task: AnyTask, children: list[AnyTask], counts: Counter[str]
     ) -> None:
-        """Add children and counters, release this task, publish, maybe end the pass."""
-        assert self._channel is not None
+        """Add children and counters (once per task id), publish, maybe end the pass."""
         counts["tasks_done"] += 1
         counts["tasks_total"] += len(children)
-        pending = await self.store.apply(
-            job.name, job.generation, pending_delta=len(children) - 1, **counts
+        done = await self.store.complete(
+            job.name, job.generation, task.task_id, children=len(children), **counts
         )
-        if pending is None:
-            return  # stopped meanwhile
+        if done is None or not done.applied:
+            return  # stopped meanwhile, or another delivery of this task counted it
+        self._maybe_crash(task)
+        pending: int | None = done.pending
         if children:
-            sent = await publish_tasks(self._channel, self.names, children)
-            lost = len(children) - sent
-            if lost:
-                pending = await self.store.apply(
-                    job.name, job.generation, pending_delta=-lost, tasks_failed=lost
-                )
+            pending = await self.publish_children(job, task, children)
         if pending == 0:
             await self.end_pass(job)
+
+    async def publish_children(
+        self, job: Job, task: AnyTask, children: list[AnyTask]
+    ) -> int | None:
+        """Publish a task's counted children; unpublished ones are done (failed)."""
+        assert self._channel is not None
+        sent = await publish_tasks(self._channel, self.names, children)
+        pending: int | None
+        if sent < len(children):
+            pending = await self.store.lost(
+                job.name, job.generation, [c.task_id for c in children[sent:]]
+            )
+        else:
+            pending = None
+        await self.store.published(job.name, job.generation, task.task_id)
+        return pending
+
+    def _maybe_crash(self, task: AnyTask) -> None:
+        if self._crash is None:
+            return
+        kind, n = self._crash
+        self._committed[task.kind] += 1
+        self._committed["any"] += 1
+        if self._committed[kind] == n:
+            log.warning("ingest test hook: killed after a commit", task=task.task_id)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     async def end_pass(self, job: Job) -> None:
         """The last task of a pass: post_job (once), then the job waits or completes."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from services.isync.models import IrodsAccount
@@ -26,6 +27,7 @@ from shared.ingest.worker import IngestWorker
 
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLERS = Path(__file__).parent / "handlers"
+PG_ADMIN = os.environ.get("STAGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 class IngestHarness:
@@ -110,6 +112,28 @@ class IngestHarness:
         """A job with the configurable handler; ``cfg`` lands in meta["append_json"]."""
         extra = {k: cfg.pop(k) for k in list(cfg) if k in IngestOptions.model_fields}
         return self.job(root, "configurable", append_json=cfg, **extra)
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A job store URL: a fresh SQLite file, or a fresh PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite"
+        return
+    name = f"stager_ingest_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,29 +1,37 @@
-"""The job store: one claim per pass, atomic counters, skipped ticks, stop (real SQLite)."""
+"""The job store: one claim per pass, atomic counters, tasks that count once, skipped ticks,
+stop (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 
 from shared.ingest.errors import JobExists, JobNotFound
-from shared.ingest.jobs import Job, JobState, JobStore, next_tick
+from shared.ingest.jobs import Job, JobState, JobStore, done_table, next_tick
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/jobs.sqlite")
+async def store(db_url):
+    s = await JobStore.open(db_url)
     yield s
     await s.close()
+
+
+async def done_rows(store: JobStore) -> int:
+    async with store.engine.connect() as conn:
+        count = sa.select(sa.func.count()).select_from(done_table)
+        return int((await conn.execute(count)).scalar_one())
 
 
 def job(name="j1", interval=None):
     return Job(name=name, root="/data", target="/tempZone/home/rods/x", interval=interval)
 
 
-async def test_only_one_claim_wins(store, tmp_path):
+async def test_only_one_claim_wins(store, db_url):
     await store.create(job(), now=100)
-    others = [await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/jobs.sqlite") for _ in range(4)]
+    others = [await JobStore.open(db_url) for _ in range(4)]
     try:
         results = await asyncio.gather(*(s.claim("j1", now=101) for s in [store, *others]))
     finally:
@@ -48,6 +56,61 @@ async def test_pending_reaches_zero_once(store):
     assert done.counters["files_seen"] == 4 and done.counters["dirs"] == 1
 
 
+async def test_a_task_counts_once(store):
+    await store.create(job(), now=100)
+    j = await store.claim("j1", now=100)
+    assert j is not None
+    g = j.generation
+    first = await store.complete("j1", g, "root", children=2, dirs=1, tasks_done=1)
+    assert first is not None and first.applied and first.pending == 2 and not first.published
+    # the same task again (a redelivery): nothing applies, the first row is reported
+    again = await store.complete("j1", g, "root", children=2, dirs=1, tasks_done=1)
+    assert again is not None and not again.applied and again.pending == 2
+    assert again.children == 2 and not again.published
+    await store.published("j1", g, "root")
+    seen = await store.task_done("j1", g, "root")
+    assert seen is not None and seen.published and seen.pending == 2
+    assert await store.task_done("j1", g, "a") is None
+    assert (await store.complete("j1", g, "a", files_seen=3)).pending == 1
+    assert not (await store.complete("j1", g, "a", files_seen=3)).applied
+    assert (await store.complete("j1", g, "b", files_seen=2)).pending == 0
+    current = await store.get("j1")
+    assert current.counters["files_seen"] == 5 and current.counters["dirs"] == 1
+    assert await done_rows(store) == 3
+    assert await store.finish_pass("j1", g) is not None
+    assert await done_rows(store) == 0  # the table holds running passes only
+
+
+async def test_concurrent_deliveries_apply_once(store, db_url):
+    await store.create(job(), now=100)
+    j = await store.claim("j1", now=100)
+    assert j is not None
+    assert (await store.complete("j1", j.generation, "root", children=1)).pending == 1
+    others = [await JobStore.open(db_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(s.complete("j1", j.generation, "child", files_seen=7) for s in [store, *others])
+        )
+    finally:
+        for s in others:
+            await s.close()
+    assert sorted(r.applied for r in results if r is not None) == [False, False, False, True]
+    assert (await store.get("j1")).counters["files_seen"] == 7
+
+
+async def test_lost_children_are_done(store):
+    await store.create(job(), now=100)
+    j = await store.claim("j1", now=100)
+    assert j is not None
+    g = j.generation
+    await store.complete("j1", g, "root", children=3)
+    assert await store.lost("j1", g, ["x", "y"]) == 1
+    assert await store.lost("j1", g, ["x", "y"]) == 1  # reported twice: counted once
+    late = await store.complete("j1", g, "x", files_seen=1)  # it was delivered after all
+    assert late is not None and not late.applied
+    assert (await store.get("j1")).counters["tasks_failed"] == 2
+
+
 async def test_stale_generation_is_ignored(store):
     await store.create(job(), now=100)
     j = await store.claim("j1", now=100)
@@ -55,6 +118,8 @@ async def test_stale_generation_is_ignored(store):
     stopped = await store.stop("j1")
     assert stopped.state is JobState.STOPPED
     assert await store.apply("j1", j.generation, -1) is None
+    assert await store.complete("j1", j.generation, "late", files_seen=1) is None
+    assert await done_rows(store) == 0
     assert not await store.current("j1", j.generation)
 
 

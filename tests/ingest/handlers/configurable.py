@@ -55,13 +55,24 @@ class event_handler(Core):
 
     @staticmethod
     def post_job(hdlr_mod, logger, meta):
-        _record(meta, "post_job")
+        irods = _cfg(meta).get("count_objects")  # {host, port, password}: count what landed
+        if not irods:
+            _record(meta, "post_job")
+            return
+        from irods.session import iRODSSession
+
+        with iRODSSession(user="rods", zone="tempZone", **irods) as session:
+            walk = session.collections.get(meta["target"]).walk()
+            count = sum(len(objs) for _, _, objs in walk)
+        _record(meta, f"post_job objects={count}")
 
 
 def _hook(name):
     def hook(hdlr_mod, *args, **options):
         meta = next(a for a in args if isinstance(a, dict))
         _record(meta, name)
+        if name == "pre_data_obj_create" and _cfg(meta).get("touch"):
+            open(_cfg(meta)["touch"], "w").close()  # e.g. tells a test's proxy to stall
         if name == "pre_data_obj_create" and _cfg(meta).get("sleep"):
             time.sleep(_cfg(meta)["sleep"])
         fail_dir = _cfg(meta).get("fail_once_dir")

@@ -1,0 +1,116 @@
+"""A worker process SIGKILLed between a task's counter commit and its ack: the pass still
+counts every task once, and post_job fires once, after every file is in iRODS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from shared.ingest.jobs import Job, JobState, JobStore, done_table
+from shared.ingest.worker import CRASH_ENV
+from tests.ingest.conftest import make_tree
+
+REPO = Path(__file__).resolve().parents[2]
+FILES, DIRS, TASKS = 20, 4, 14  # root: 2 files + 3 dirs of 6; 2 files per task
+
+
+def worker_env(ingest: Any, irods_server: Any, db_url: str, crash: str | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "STAGER_INGEST__DB_URL": db_url,
+        "STAGER_INGEST__QUEUE_PREFIX": ingest.names.prefix,
+        "STAGER_INGEST__CONCURRENCY": "1",
+        "STAGER_INGEST__IRODS__HOST": irods_server.host,
+        "STAGER_INGEST__IRODS__PORT": str(irods_server.port),
+        "STAGER_INGEST__IRODS__USER": "rods",
+        "STAGER_INGEST__IRODS__ZONE": "tempZone",
+        "STAGER_INGEST__IRODS__PASSWORD": irods_server.admin_password,
+    }
+    env.pop(CRASH_ENV, None)
+    if crash:
+        env[CRASH_ENV] = crash
+    return env
+
+
+async def spawn(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shared.ingest.worker",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def wait_finished(store: JobStore, name: str, limit: float = 90.0) -> Job:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        job = await store.get(name)
+        if job.state not in (JobState.WAITING, JobState.RUNNING):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {name} did not finish: {await store.get(name)}")
+
+
+@pytest.mark.parametrize("crash", ["dir:2", "files:3", "any:14"])
+async def test_killed_after_commit_counts_once(
+    crash, db_url, ingest, irods_server, irods_session, tmp_path
+):
+    src = tmp_path / "src"
+    make_tree(src, 2)
+    for d in range(3):
+        make_tree(src / f"d{d}", 6)
+    log = tmp_path / "hooks.log"
+    irods = {
+        "host": irods_server.host,
+        "port": irods_server.port,
+        "password": irods_server.admin_password,
+    }
+    job = ingest.configured(
+        src, op="REGISTER_SYNC", log=str(log), files_per_task=2, count_objects=irods
+    )
+    store = await JobStore.open(db_url)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        await store.create(job)
+        first = await spawn(worker_env(ingest, irods_server, db_url, crash))
+        procs.append(first)
+        assert await asyncio.wait_for(first.wait(), 90) == -9  # killed by its hook
+        killed = await store.get(job.name)
+        assert killed.state is JobState.RUNNING  # the pass did not end (nor early)
+        if crash == "any:14":  # the last task: counters complete, the pass not ended
+            assert killed.pending == 0 and "post_job" not in log.read_text()
+        else:
+            assert killed.pending >= 1
+
+        procs.append(await spawn(worker_env(ingest, irods_server, db_url, None)))
+        done = await wait_finished(store, job.name)
+        c = done.counters
+        assert done.state is JobState.COMPLETED, done.error
+        assert (c["files_seen"], c["files_created"], c["dirs"]) == (FILES, FILES, DIRS)
+        assert c["tasks_done"] == c["tasks_total"] == TASKS
+        assert c["files_failed"] == c["tasks_failed"] == 0
+        hooks = [line.split()[:2] for line in log.read_text().splitlines()]
+        assert [h for h in hooks if h[0] == "pre_job"] == [["pre_job", job.target]]
+        # post_job fired once, and it saw every file in iRODS already
+        assert [h for h in hooks if h[0] == "post_job"] == [["post_job", f"objects={FILES}"]]
+        assert irods_session.data_objects.exists(f"{job.target}/d2/5")
+        async with store.engine.connect() as conn:
+            left = await conn.execute(sa.select(sa.func.count()).select_from(done_table))
+            assert left.scalar() == 0  # the pass's task rows went with it
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in procs:
+            await p.wait()
+        await store.close()
