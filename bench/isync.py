@@ -4,7 +4,8 @@
     python -m bench.isync [--size-mib 1024] [--small-files 10000] [--rounds 3]
 
 Settings: ``BENCH_ISYNC_SIZE_MIB`` (1024), ``BENCH_ISYNC_SMALL_FILES`` (10000; 0 skips),
-``BENCH_ISYNC_ROUNDS`` (3), ``BENCH_TMPDIR`` (where data and the server live).
+``BENCH_ISYNC_ROUNDS`` (3), ``BENCH_ISYNC_SMALL_ROUNDS`` (2), ``BENCH_TMPDIR`` (where data
+and the server live).
 
 Starts a fresh iRODS test server, runs every variant of a measure in alternating order for
 several rounds and prints medians and ratios (python-irodsclient time / isync time, so > 1
@@ -46,6 +47,7 @@ class Measure:
     runs: dict[str, list[float]] = field(default_factory=dict)
     server_cpu: dict[str, list[float]] = field(default_factory=dict)
     client_cpu: dict[str, list[float]] = field(default_factory=dict)
+    load: list[float] = field(default_factory=list)
 
     def median(self, variant: str) -> float:
         return statistics.median(self.runs[variant])
@@ -93,15 +95,32 @@ class Bench:
         )
         self.home = f"/{server.zone}/home/{server.admin_user}"
 
-    def timed(self, measure: Measure, variant: str, fn: Callable[[], Any]) -> None:
+    def timed(
+        self,
+        measure: Measure,
+        variant: str,
+        fn: Callable[[], Any],
+        clear: Callable[[], Any] | None = None,
+    ) -> None:
+        """Time `fn`; `clear` removes the previous output right before it, after a sync.
+
+        Order matters on this VM (Firecracker, free page reporting): pages freed seconds
+        before a run are handed back to the host, and the next writer pays a host fault on
+        every first touch (2-4x the kernel time of a copy into the page cache). Syncing first
+        and freeing the old output immediately before the run gives every variant the same
+        warm pages, and no dirty-page backlog throttles it.
+        """
         pid = self.server.proc.pid
-        os.sync()  # no dirty-page backlog from the previous run throttles this one
+        os.sync()
+        if clear is not None:
+            clear()
         cpu0, own0, t0 = _cpu_seconds(pid), time.process_time(), time.perf_counter()
         fn()
         elapsed, cpu = time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
         measure.runs.setdefault(variant, []).append(elapsed)
         measure.server_cpu.setdefault(variant, []).append(cpu)
         measure.client_cpu.setdefault(variant, []).append(time.process_time() - own0)
+        measure.load.append(os.getloadavg()[0])
 
     def isync(self, src: str, dst: str, **opts: Any) -> None:
         options = TransferOptions(force=True, resume_dir=self.work / "journals", **opts)
@@ -147,20 +166,17 @@ class Bench:
             variants = ["isync", "prc", "isync -K"]
             order = variants[r % 3 :] + variants[: r % 3]
             for variant in order:
-                self.remove(obj)
-                self.timed(put_m, variant, put_with(variant))
+                self.timed(put_m, variant, put_with(variant), lambda: self.remove(obj))
             vault = self.vault_file("big.bin")
             ceiling = vault.with_name("cp-ceiling.bin")
             self.timed(put_m, "cp", functools.partial(shutil.copyfile, src, ceiling))
-            ceiling.unlink()
-            # the first big read-and-write after the put phase is slow whoever does it
-            # (page-cache churn on this VM): do it untimed so no variant pays for it
+            # an untimed copy leaves a 1 GiB output whose pages the first get reuses, as
+            # every later get reuses its predecessor's
             shutil.copyfile(vault, back)
+            ceiling.unlink()
             for variant in order:
-                back.unlink(missing_ok=True)
-                self.timed(get_m, variant, get_with(variant))
-            back.unlink(missing_ok=True)
-            self.timed(get_m, "cp", functools.partial(shutil.copyfile, vault, back))
+                self.timed(get_m, variant, get_with(variant), lambda: back.unlink(missing_ok=True))
+            self.timed(get_m, "cp", functools.partial(shutil.copyfile, vault, back), back.unlink)
             back.unlink()
         self.remove(obj)
         src.unlink()
@@ -179,6 +195,17 @@ class Bench:
             for name in names:
                 self.session.data_objects.put(str(src / name), f"{coll}/{name}")
 
+        # untimed warm-up through both clients: the first few thousand creates in a fresh
+        # server (catalog, vault directories, heap growth on cold VM pages) cost 2-3x more
+        # server CPU per file whoever makes them
+        warm = src.parent / "small-warm"
+        warm.mkdir()
+        for name in names[:500]:
+            os.link(src / name, warm / name)
+        self.isync(f"{warm}/", f"irods:{self.home}/warm-i", recursive=True)
+        self.session.collections.create(f"{self.home}/warm-p")
+        for name in names[:500]:
+            self.session.data_objects.put(str(warm / name), f"{self.home}/warm-p/{name}")
         for r in range(rounds):
             base = f"{self.home}/small-{r}"
             runs: dict[str, Callable[[], Any]] = {
@@ -208,6 +235,7 @@ def report(measures: list[Measure]) -> None:
             f"{m.show(m.median('prc')):>12} {m.ratio():5.2f}x {m.ratio('isync -K'):7.2f}x "
             f"{GOALS[m.name]:4.1f}x {ceiling:>12}"
         )
+        print(f"    load average (1 min) during the runs: median {statistics.median(m.load):.1f}")
         for variant, runs in m.runs.items():
             server = statistics.median(m.server_cpu[variant])
             client = statistics.median(m.client_cpu[variant])
@@ -218,7 +246,7 @@ def report(measures: list[Measure]) -> None:
 
 
 def measure_all(
-    size_mib: int, small_files: int, rounds: int, small_rounds: int = 1
+    size_mib: int, small_files: int, rounds: int, small_rounds: int = 2
 ) -> list[Measure]:
     """Start a fresh test server in a temp dir, measure, clean up."""
     from tests.irods_server.launcher import ServerProcess
@@ -252,6 +280,7 @@ def run() -> list[BenchResult]:
         _env_int("BENCH_ISYNC_SIZE_MIB", 1024),
         _env_int("BENCH_ISYNC_SMALL_FILES", 10_000),
         _env_int("BENCH_ISYNC_ROUNDS", 3),
+        _env_int("BENCH_ISYNC_SMALL_ROUNDS", 2),
     )
     report(measures)
     results = []
@@ -284,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--small-files", type=int, default=10_000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--small-rounds", type=int, default=1)
+    p.add_argument("--small-rounds", type=int, default=2)
     args = p.parse_args(argv)
     report(measure_all(args.size_mib, args.small_files, args.rounds, args.small_rounds))
     return 0

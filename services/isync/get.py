@@ -26,8 +26,7 @@ from services.isync.ranges import ByteRange, split
 from services.isync.skip import unchanged
 from services.isync.streams import StreamSet
 
-# Reads per stream are capped: N streams x 8 MiB receive buffers overflow the CPU cache and
-# measured 2-5x more CPU per GiB in pwrite than 4 MiB ones (bench/isync.py, this machine).
+# Bytes asked per read call, as python-irodsclient's parallel get does (its COPY_BUF_SIZE).
 READ_CHUNK = 4 * 1024 * 1024
 
 _checksummer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="isync-chksum")

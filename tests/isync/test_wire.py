@@ -41,3 +41,25 @@ def test_error_reply_raises_the_irods_exception(irods_session, coll):
     finally:
         conn.release()
     assert irods_session.collections.exists(coll)
+
+
+def test_reads_larger_and_smaller_than_the_reply_scratch(irods_session, coll):
+    """Payloads partly in the first recv, then straight into the caller's buffer."""
+    irods_session.collections.create(coll)
+    path = f"{coll}/big.bin"
+    data = os.urandom(3 * 64 * 1024 + 17)
+    with irods_session.data_objects.open(path, "w") as fh:
+        fh.write(data)
+    conn = irods_session.pool.get_connection()
+    try:
+        fd = wire.open_object(conn, path, wire.O_RDONLY)
+        buf = memoryview(bytearray(len(data) + 100))
+        got = bytearray()
+        for size in (10, 64 * 1024, len(data)):  # inside, at and beyond the scratch size
+            n = wire.read_into(conn, fd, buf[:size])
+            got += buf[:n]
+        assert wire.read_into(conn, fd, buf) == 0
+        wire.close(conn, fd)
+    finally:
+        conn.release()
+    assert bytes(got) == data
