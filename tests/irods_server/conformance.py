@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -219,6 +220,22 @@ def run_module(
     return counts
 
 
+def local_host_name() -> str:
+    """The name PRC's tests should use for this (loopback) server.
+
+    PRC runs its register and redirect tests only against a server it sees as local,
+    and its redirect tests only when that name is not ``localhost``: use the machine's
+    own host name when it resolves to a loopback address, else ``localhost``.
+    """
+    name = socket.gethostname()
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return "localhost"
+    loopback = addresses and all(a.startswith("127.") or a == "::1" for a in addresses)
+    return name if loopback and name != "localhost" else "localhost"
+
+
 def run(args: argparse.Namespace) -> int:
     from .launcher import REPO_ROOT, ServerProcess
 
@@ -226,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         base = Path(tmp)
         home = base / "home"
         with ServerProcess(base / "data") as srv:
-            env_file = srv.write_env(home, host="localhost")
+            env_file = srv.write_env(home, host=local_host_name())
             env = dict(os.environ)
             env.update(
                 HOME=str(home),
