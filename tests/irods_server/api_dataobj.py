@@ -219,7 +219,7 @@ def _drop_ref(rep: OpenReplica) -> None:
             os.close(rep.fd)
 
 
-def _handle(session: Session, fd: Any) -> Handle:
+def handle_of(session: Session, fd: Any) -> Handle:
     try:
         handle = _fds(session).get(int(fd or 0))
     except (TypeError, ValueError):
@@ -451,9 +451,16 @@ def _new_replica_row(
 
 async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
     inp = req.parse(FileOpenRequest)
-    path = _path(inp.objPath)
-    opts = _kv(inp)
-    flags = int(inp.openFlags or 0)
+    fd = open_object(
+        session, _path(inp.objPath), _kv(inp), int(inp.openFlags or 0), create_api=create_api
+    )
+    return Reply(int_info=fd)
+
+
+def open_object(
+    session: Session, path: str, opts: dict[str, str], flags: int, *, create_api: bool
+) -> int:
+    """Open (or create) a replica as 601/602 do; the new L1 descriptor."""
     write = create_api or (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
     cat = session.state.catalog
     user = session.require_user()
@@ -468,7 +475,7 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
         shared.refs += 1
         shared.holders.append(weakref.ref(session))
         handle = Handle(shared, write=write, append=bool(flags & O_APPEND), primary=False)
-        return Reply(int_info=_new_fd(session, handle))
+        return _new_fd(session, handle)
 
     reps = namespace.data_replicas(cat, path)
     created = False
@@ -525,7 +532,7 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
     )
     session.state.replica_tokens[rep.token] = rep
     handle = Handle(rep, write=write, append=bool(flags & O_APPEND))
-    return Reply(int_info=_new_fd(session, handle))
+    return _new_fd(session, handle)
 
 
 @api(601)
@@ -544,7 +551,7 @@ async def data_obj_open(session: Session, req: Request) -> Reply:
 @api(675)
 async def data_obj_read(session: Session, req: Request) -> Reply:
     inp = req.parse(OpenedDataObjRequest)
-    handle = _handle(session, inp.l1descInx)
+    handle = handle_of(session, inp.l1descInx)
     size = min(max(0, int(inp.len or 0)), MAX_READ)  # a short read is valid
     data = vault.pread(handle.rep.fd, size, handle.pos) if size else b""
     handle.pos += len(data)
@@ -554,7 +561,7 @@ async def data_obj_read(session: Session, req: Request) -> Reply:
 @api(676)
 async def data_obj_write(session: Session, req: Request) -> Reply:
     inp = req.parse(OpenedDataObjRequest)
-    handle = _handle(session, inp.l1descInx)
+    handle = handle_of(session, inp.l1descInx)
     if not handle.write:
         raise IrodsError("SYS_BAD_FILE_DESCRIPTOR", "descriptor not open for writing")
     if handle.append:
@@ -568,7 +575,7 @@ async def data_obj_write(session: Session, req: Request) -> Reply:
 @api(674)
 async def data_obj_lseek(session: Session, req: Request) -> Reply:
     inp = req.parse(OpenedDataObjRequest)
-    handle = _handle(session, inp.l1descInx)
+    handle = handle_of(session, inp.l1descInx)
     offset, whence = int(inp.offset or 0), int(inp.whence or 0)
     if whence == os.SEEK_SET:
         pos = offset
@@ -608,6 +615,12 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
         checksum = vault.sha256_checksum(rep.phys)
         wanted = opts.get(kw.CHKSUM_KW, "")
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
+            # as iRODS: size and checksum recorded, the replica left stale
+            cat.db.execute(
+                "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?,"
+                " modify_ts = ? WHERE data_id = ? AND data_repl_num = ?",
+                (size, STALE, checksum, now(), rep.data_id, rep.repl_num),
+            )
             raise IrodsError("USER_CHKSUM_MISMATCH", "checksum mismatch")
     ts = now() if changed else str(row["modify_ts"])
     cat.db.execute(
@@ -650,8 +663,10 @@ def _leaves(session: Session, resc_id: int) -> list[sqlite3.Row]:
     return out
 
 
-def _close(session: Session, fd: int, close_opts: dict[str, str], *, finalize: bool) -> None:
-    handle = _handle(session, fd)
+def close_descriptor(
+    session: Session, fd: int, close_opts: dict[str, str], *, finalize: bool
+) -> None:
+    handle = handle_of(session, fd)
     _fds(session).pop(fd, None)
     session.fds.pop(fd, None)
     handle.closed = True
@@ -668,25 +683,25 @@ def _close(session: Session, fd: int, close_opts: dict[str, str], *, finalize: b
 @api(673)
 async def data_obj_close(session: Session, req: Request) -> Reply:
     inp = req.parse(OpenedDataObjRequest)
-    handle = _handle(session, inp.l1descInx)
-    _close(session, int(inp.l1descInx), _kv(inp), finalize=handle.primary)
+    handle = handle_of(session, inp.l1descInx)
+    close_descriptor(session, int(inp.l1descInx), _kv(inp), finalize=handle.primary)
     return Reply()
 
 
 @api(20004)
 async def replica_close(session: Session, req: Request) -> Reply:
     doc = _json_in(req)
-    handle = _handle(session, doc.get("fd"))
+    handle = handle_of(session, doc.get("fd"))
     fd = int(doc["fd"])
     finalize = bool(doc.get("update_size", True) or doc.get("update_status", True))
-    _close(session, fd, {}, finalize=finalize and handle.primary)
+    close_descriptor(session, fd, {}, finalize=finalize and handle.primary)
     return Reply()
 
 
 @api(20000)
 async def get_file_descriptor_info(session: Session, req: Request) -> Reply:
     doc = _json_in(req)
-    handle = _handle(session, doc.get("fd"))
+    handle = handle_of(session, doc.get("fd"))
     rep = handle.rep
     cat = session.state.catalog
     row = cat.db.execute(
