@@ -10,7 +10,8 @@ and the server live).
 Starts a fresh iRODS test server, runs every variant of a measure in alternating order for
 several rounds and prints medians and ratios (python-irodsclient time / isync time, so > 1
 means isync is faster). `isync` is the default (no verification, like PRC); `isync -K` also
-computes sha256 while copying and compares it with the iRODS checksum. CPU seconds of the
+computes sha256 while copying and compares it with the iRODS checksum; for small files
+`isync 3-req` is isync without the one-request put (open/write/close per file). CPU seconds of the
 client (this process) and of the server are printed per run: on a shared, overloaded
 machine wall times are mostly scheduling noise, CPU seconds show the work each side did.
 """
@@ -216,6 +217,10 @@ class Bench:
                     self.isync, f"{src}/", f"irods:{base}-k", recursive=True, verify_checksum=True
                 ),
                 "prc": functools.partial(prc_loop, f"{base}-p"),
+                # the one-request put (606) switched off: open/write/close per file
+                "isync 3-req": functools.partial(
+                    self.isync, f"{src}/", f"irods:{base}-o", recursive=True, single_buffer_max=0
+                ),
             }
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for variant in order:

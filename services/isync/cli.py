@@ -37,6 +37,11 @@ def parse_size(text: str) -> int:
     return value
 
 
+def parse_size_or_zero(text: str) -> int:
+    """As `parse_size`, also accepting 0 (off)."""
+    return 0 if text.strip() == "0" else parse_size(text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -94,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--large-threshold", type=parse_size, default=32 * 1024**2, metavar="SIZE")
     p.add_argument("--buffer-size", type=parse_size, default=8 * 1024**2, metavar="SIZE")
+    p.add_argument(
+        "--single-buffer-max",
+        type=parse_size_or_zero,
+        default=4 * 1024**2,
+        metavar="SIZE",
+        help="files up to SIZE move in one request (4M; 0 = open/write/close)",
+    )
     p.add_argument("--resume-dir", type=Path, metavar="DIR", help="where put journals live")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -116,6 +128,7 @@ def options_from(args: argparse.Namespace) -> TransferOptions:
             resume_dir=args.resume_dir,
             large_file_threshold=args.large_threshold,
             buffer_size=args.buffer_size,
+            single_buffer_max=args.single_buffer_max,
         )
     except ValidationError as e:
         err = e.errors()[0]

@@ -13,6 +13,7 @@ from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.errors import Interrupted
 from services.isync.models import TransferOptions
 from services.isync.progress import ProgressTracker
+from services.isync.single_buffer import SingleBuffer
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Context:
     cancel: threading.Event
     state_dir: Path
     bucket: TokenBucket | NoLimit = field(default_factory=NoLimit)
+    single: SingleBuffer = field(default_factory=lambda: SingleBuffer(0))
     _local: threading.local = field(default_factory=threading.local)
 
     def check_cancel(self) -> None:

@@ -18,6 +18,7 @@ from services.isync.models import FileOutcome, IrodsAccount, TransferOptions, Tr
 from services.isync.paths import parse_location
 from services.isync.plan import FileTask, Plan, plan_get, plan_put
 from services.isync.progress import ProgressSink, ProgressTracker
+from services.isync.single_buffer import SingleBuffer
 from services.isync.status import ExitStatus
 
 
@@ -50,6 +51,7 @@ def transfer(
         cancel=cancel,
         state_dir=options.resume_dir or default_state_dir(),
         bucket=TokenBucket(options.bwlimit) if options.bwlimit else NoLimit(),
+        single=SingleBuffer(options.single_buffer_max),
     )
     try:
         try:

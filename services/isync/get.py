@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from services.isync import wire
+from services.isync import single_buffer, wire
 from services.isync.context import Context
 from services.isync.errors import ChecksumMismatch, DestinationExists, IsyncError
 from services.isync.hashing import ChasingHasher, irods_sha256, remote_checksum
@@ -51,17 +51,30 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     if ctx.options.dry_run:
         ctx.tracker.add_bytes(task.size, 0)
         return FileOutcome(**base, outcome="dry-run")
+    verify = ctx.options.verify_checksum
+    large = task.size >= ctx.options.large_file_threshold
+    single = not large and task.size <= ctx.options.buffer_size and ctx.single.applies(task.size)
     expected: Future[str] | None = None
-    if ctx.options.verify_checksum and not (known and known.startswith("sha2:")):
+    if verify and not single and not _is_sha2(known):
         expected = _checksummer.submit(remote_checksum, ctx.session, task.src)
-    if task.size >= ctx.options.large_file_threshold:
+    remote = known
+    resumed = False
+    if large:
         sent, checksum, resumed = _get_large(ctx, task)
     else:
-        (sent, checksum), resumed = _get_small(ctx, task), False
+        got = _get_single(ctx, task) if single else None
+        if got is None:
+            sent, checksum = _get_small(ctx, task)
+        else:
+            sent, checksum, from_reply = got
+            remote = from_reply if _is_sha2(from_reply) else known
     part = part_name(task.dst, "local")
     try:
-        if ctx.options.verify_checksum:
-            remote = expected.result() if expected is not None else known
+        if verify:
+            if expected is not None:
+                remote = expected.result()
+            elif not _is_sha2(remote):
+                remote = remote_checksum(ctx.session, task.src)
             if checksum is None or remote != checksum:
                 raise ChecksumMismatch(
                     f"{task.dst}: checksum mismatch after download "
@@ -77,6 +90,46 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     return FileOutcome(
         **base, outcome="transferred", bytes_sent=sent, checksum=checksum, resumed=resumed
     )
+
+
+def _is_sha2(checksum: str | None) -> bool:
+    return bool(checksum and checksum.startswith("sha2:"))
+
+
+def _get_single(ctx: Context, task: FileTask) -> tuple[int, str | None, str | None] | None:
+    """DATA_OBJ_GET (608) in one reply: (bytes, local sha2, iRODS checksum); None when the
+    server will not (the run then falls back to open/read/close)."""
+    part = part_name(task.dst, "local")
+    buf = ctx.buffer()
+    ctx.check_cancel()
+    ctx.bucket.acquire(task.size)
+    verify = ctx.options.verify_checksum
+    try:
+        with ctx.connection() as conn:
+            n, remote = single_buffer.get_object(conn, task.src, buf, verify)
+    except single_buffer.Unsupported as e:
+        ctx.single.disable(str(e))
+        return None
+    except Exception as e:
+        if not single_buffer.is_unsupported(e):
+            raise
+        ctx.single.disable(type(e).__name__)
+        return None
+    if n != task.size:
+        raise IsyncError(f"irods:{task.src}: size changed during download ({n} != {task.size})")
+    data = buf[:n]
+    fd_local = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        _write_all(fd_local, data, 0)
+    except BaseException:
+        os.close(fd_local)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
+    os.close(fd_local)
+    ctx.single.count(put=False)
+    ctx.tracker.add_bytes(n, current=task.src)
+    return n, irods_sha256(hashlib.sha256(data).digest()) if verify else None, remote
 
 
 def _get_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:

@@ -59,6 +59,8 @@ class TransferOptions(BaseModel):
     resume_dir: Path | None = None
     large_file_threshold: int = Field(default=32 * MiB, ge=1)
     buffer_size: int = Field(default=8 * MiB, ge=64 * 1024, le=64 * MiB)
+    # files up to this size move in one request (606/608); 0 = always open/write/close
+    single_buffer_max: int = Field(default=4 * MiB, ge=0, le=64 * MiB)
     progress_interval: float = Field(default=0.5, gt=0)
 
 

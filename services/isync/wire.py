@@ -35,7 +35,7 @@ _CLOSE = api_number["DATA_OBJ_CLOSE_AN"]
 _LSEEK = api_number["DATA_OBJ_LSEEK_AN"]
 
 
-def _kvp(options: dict[str, str]) -> str:
+def kvp(options: dict[str, str]) -> str:
     keys = "".join(f"<keyWord>{escape(k, quote=False)}</keyWord>" for k in options)
     values = "".join(f"<svalue>{escape(v, quote=False)}</svalue>" for v in options.values())
     return f"<KeyValPair_PI><ssLen>{len(options)}</ssLen>{keys}{values}</KeyValPair_PI>"
@@ -145,6 +145,13 @@ def recv(conn: Any, into: memoryview | None = None) -> tuple[int, int]:
 
     A negative intInfo raises python-irodsclient's exception for that error code.
     """
+    int_info, bs_len, _ = recv_reply(conn, into)
+    return int_info, bs_len
+
+
+def recv_reply(conn: Any, into: memoryview | None = None) -> tuple[int, int, bytes]:
+    """As `recv`, also returning the reply's message (XML) bytes."""
+    message = b""
     try:
         reply = _Reply(conn.socket)
         (hlen,) = struct.unpack(">i", reply.take(4))
@@ -153,7 +160,7 @@ def recv(conn: Any, into: memoryview | None = None) -> tuple[int, int]:
         msg_len, err_len, bs_len = fields["msgLen"], fields["errorLen"], fields["bsLen"]
         int_info = fields["intInfo"]
         if msg_len:
-            reply.take(msg_len)
+            message = bytes(reply.take(msg_len))
         error = bytes(reply.take(err_len)) if err_len else b""
         if bs_len and (into is None or bs_len > len(into)):
             raise ConnectionError(f"unexpected {bs_len}-byte payload from the server")
@@ -173,7 +180,7 @@ def recv(conn: Any, into: memoryview | None = None) -> tuple[int, int]:
             with contextlib.suppress(Exception):
                 text = iRODSMessage(msg=error).get_main_message(Error).RErrMsg_PI[0].msg
         raise get_exception_by_code(int_info, text)
-    return int_info, bs_len
+    return int_info, bs_len, message
 
 
 def _call(conn: Any, api: int, body: bytes) -> int:
@@ -195,7 +202,7 @@ def open_object(
         f"<DataObjInp_PI><objPath>{escape(path, quote=False)}</objPath>"
         f"<createMode>{0o644}</createMode><openFlags>{flags}</openFlags><offset>0</offset>"
         f"<dataSize>{data_size}</dataSize><numThreads>0</numThreads>"
-        f"<oprType>{1 if flags & O_WRONLY else 0}</oprType>{_kvp(options or {})}</DataObjInp_PI>"
+        f"<oprType>{1 if flags & O_WRONLY else 0}</oprType>{kvp(options or {})}</DataObjInp_PI>"
     ).encode()
     return _call(conn, _OPEN, body)
 
@@ -248,7 +255,7 @@ def seek(conn: Any, fd: int, offset: int) -> None:
     _call(conn, _LSEEK, _opened(fd, offset=offset))
 
 
-def _sendall(sock: Any, head: bytes, payload: memoryview) -> None:
+def sendall_parts(sock: Any, head: bytes, payload: memoryview) -> None:
     if isinstance(sock, ssl.SSLSocket):
         sock.sendall(head)
         sock.sendall(payload)
@@ -268,7 +275,7 @@ def write(conn: Any, fd: int, payload: memoryview) -> int:
     body = _opened(fd, len(payload))
     head = iRODSMessage.pack_header("RODS_API_REQ", len(body), 0, len(payload), _WRITE) + body
     try:
-        _sendall(conn.socket, head, payload)
+        sendall_parts(conn.socket, head, payload)
     except OSError as e:
         conn.release(True)
         raise ConnectionError(f"connection lost while writing: {e.strerror or e}") from e

@@ -613,7 +613,7 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
         or (changed and row["data_checksum"])
     ):
         checksum = vault.sha256_checksum(rep.phys)
-        wanted = opts.get(kw.CHKSUM_KW, "")
+        wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
             # as iRODS: size and checksum recorded, the replica left stale
             cat.db.execute(
