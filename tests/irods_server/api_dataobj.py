@@ -361,6 +361,14 @@ def _require_object(session: Session, path: str) -> list[sqlite3.Row]:
     return reps
 
 
+def _authorized_replicas(session: Session, path: str, needed: int) -> list[sqlite3.Row]:
+    """The object's replicas, once the caller is known to hold ``needed`` access to it."""
+    user = session.require_user()
+    reps = _require_object(session, path)
+    acl.require(session.state.catalog, user, int(reps[0]["data_id"]), needed, path)
+    return reps
+
+
 def _pick_replica(
     session: Session, reps: list[sqlite3.Row], opts: dict[str, str], *, for_write: bool
 ) -> sqlite3.Row | None:
@@ -983,9 +991,7 @@ async def data_obj_repl(session: Session, req: Request) -> Reply:
     path = _path(inp.objPath, "USER_INPUT_PATH_ERR")
     opts = _kv(inp)
     cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.READ, path)
+    reps = _authorized_replicas(session, path, acl.READ)
     if _is_open_for_write(session, int(reps[0]["data_id"])):
         raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
     source = _good_source(session, reps, opts)
@@ -1031,9 +1037,7 @@ async def data_obj_trim(session: Session, req: Request) -> Reply:
     path = _path(inp.objPath, "USER_INPUT_PATH_ERR")
     opts = _kv(inp)
     cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.DELETE_OBJECT, path)
+    reps = _authorized_replicas(session, path, acl.DELETE_OBJECT)
     try:
         copies = int(opts.get(kw.COPIES_KW) or DEFAULT_MIN_COPIES)
     except ValueError:
@@ -1077,10 +1081,7 @@ async def data_obj_truncate(session: Session, req: Request) -> Reply:
     size = int(inp.dataSize or 0)
     if size < 0:
         raise IrodsError(code_of("UNIX_FILE_TRUNCATE_ERR") - errno.EINVAL, "negative size")
-    cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
+    reps = _authorized_replicas(session, path, acl.WRITE)
     target = _pick_replica(session, reps, _kv(inp), for_write=False) or reps[0]
     _truncate_replica(session, target, size)
     return Reply()
@@ -1115,10 +1116,7 @@ def _replica_truncate(session: Session, req: Request) -> Reply:
     inp = req.parse(FileOpenRequest)
     path = _path(inp.objPath, "USER_INPUT_PATH_ERR")
     size = int(inp.dataSize or 0)
-    cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
+    reps = _authorized_replicas(session, path, acl.WRITE)
     opts = _kv(inp)
     target = _pick_replica(session, reps, opts, for_write=False)
     if target is None:
@@ -1143,9 +1141,7 @@ async def data_obj_chksum(session: Session, req: Request) -> Reply:
     path = _path(inp.objPath, "USER_INPUT_PATH_ERR")
     opts = _kv(inp)
     cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.READ, path)
+    reps = _authorized_replicas(session, path, acl.READ)
     if kw.VERIFY_CHKSUM_KW in opts:
         return _verify(session, reps, opts)
     every = kw.CHKSUM_ALL_KW in opts
@@ -1339,9 +1335,7 @@ async def mod_data_obj_meta(session: Session, req: Request) -> Reply:
     params = _pairs(param_pairs)
     path = _path(info.objPath, "USER_INPUT_PATH_ERR")
     cat = session.state.catalog
-    user = session.require_user()
-    reps = _require_object(session, path)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
+    reps = _authorized_replicas(session, path, acl.WRITE)
     if kw.ALL_KW in params:
         targets = reps
     else:
