@@ -24,7 +24,7 @@ from services.isync.paths import part_name
 from services.isync.plan import FileTask
 from services.isync.ranges import ByteRange, split
 from services.isync.skip import unchanged
-from services.isync.streams import StreamSet
+from services.isync.streams import StreamSet, run_ranges
 
 # Bytes asked per read call, as python-irodsclient's parallel get does (its COPY_BUF_SIZE).
 READ_CHUNK = 4 * 1024 * 1024
@@ -224,19 +224,15 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     streams = StreamSet(
         ctx, task.src, max(1, len(todo)), wire.O_RDONLY, {}, wire.O_RDONLY, task.size
     )
-    ok = False
-    try:
-        streams.open()
-        streams.run(todo, worker)
-        ok = True
-    finally:
-        os.close(fd_local)
-        try:
-            streams.close(ok)
-        finally:
-            journal.save()
-            if not ok:
-                stop_hash.set()
+    run_ranges(
+        streams,
+        todo,
+        worker,
+        local_fd=fd_local,
+        journal=journal,
+        stop_hash=stop_hash,
+        open_first=True,
+    )
     return sent[0], hasher.wait() if hasher is not None else None, resumed
 
 

@@ -25,7 +25,7 @@ from services.isync.paths import part_name
 from services.isync.plan import FileTask
 from services.isync.ranges import ByteRange, split
 from services.isync.skip import unchanged
-from services.isync.streams import StreamSet
+from services.isync.streams import StreamSet, run_ranges
 
 
 def put_file(ctx: Context, task: FileTask) -> FileOutcome:
@@ -200,18 +200,7 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
                 sent[0] += n
             ctx.tracker.add_bytes(n, current=task.src)
 
-    ok = False
-    try:
-        streams.run(todo, worker)
-        ok = True
-    finally:
-        os.close(local_fd)
-        try:
-            streams.close(ok)
-        finally:
-            journal.save()
-            if not ok:
-                stop_hash.set()
+    run_ranges(streams, todo, worker, local_fd=local_fd, journal=journal, stop_hash=stop_hash)
     checksum = None
     if hasher is not None:
         checksum = hasher.wait()

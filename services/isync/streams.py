@@ -8,12 +8,14 @@ REPLICA_CLOSE (20004); the first closes last with DATA_OBJ_CLOSE, which finalise
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from services.isync import wire
 from services.isync.context import Context
+from services.isync.journal import Journal
 from services.isync.ranges import ByteRange
 
 Worker = Callable[[Any, int, ByteRange, threading.Event], None]
@@ -104,3 +106,32 @@ class StreamSet:
         self.conns, self.fds = [], []
         if ok and first_error is not None:
             raise first_error
+
+
+def run_ranges(
+    streams: StreamSet,
+    ranges: list[ByteRange],
+    worker: Worker,
+    *,
+    local_fd: int,
+    journal: Journal,
+    stop_hash: threading.Event,
+    open_first: bool = False,
+) -> None:
+    """Move ``ranges`` over ``streams``, then always: close the local file, close the
+    streams (finalising the replica only on success), save the resume journal, and stop
+    the checksum thread when the transfer failed."""
+    ok = False
+    try:
+        if open_first:
+            streams.open()
+        streams.run(ranges, worker)
+        ok = True
+    finally:
+        os.close(local_fd)
+        try:
+            streams.close(ok)
+        finally:
+            journal.save()
+            if not ok:
+                stop_hash.set()
