@@ -5,7 +5,7 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PY_DIRS := shared services tests bench scripts
+PY_DIRS := shared services devtools tests bench scripts
 
 .PHONY: help venv lint test test-unit conformance bench up services clean lock
 
@@ -34,13 +34,13 @@ services:
 
 test: lint services
 	$(BIN)/pytest -q
-	$(BIN)/python -m tests.irods_server.conformance
+	$(BIN)/python -m devtools.irods_server.conformance
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q
 
 conformance: $(STAMP)
-	$(BIN)/python -m tests.irods_server.conformance
+	$(BIN)/python -m devtools.irods_server.conformance
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench

@@ -45,11 +45,11 @@ import aiohttp
 import asyncpg
 
 from bench import BenchResult
-from shared import broker
-from shared.auth import hash_password
-from shared.constants import Names
+from services.api.auth import hash_password
 from shared.crypto import generate_keypair
-from shared.models import Progress, TaskEvent, TaskMessage, TaskState
+from shared.messaging import broker
+from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskState
+from shared.messaging.topology import Names
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "bench", "bench-Pa55word-api-store"

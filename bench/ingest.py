@@ -4,7 +4,7 @@
                            [--no-anchor] [--scan-entries 1000000]
 
 Against one fresh iRODS test server: our ingest (``--workers`` processes of
-``python -m shared.ingest.worker``, ``--concurrency`` threads each) and the anchor,
+``python -m services.ingest.worker``, ``--concurrency`` threads each) and the anchor,
 irods-capability-automated-ingest 0.7.0 (Celery + Redis, ``celery -c workers``),
 installed into its own venv under ``.bench/`` on first use.  Each measure alternates
 ours/anchor for ``--rounds`` and prints medians and the ratio (files/s ours / anchor).
@@ -87,7 +87,7 @@ class Ours:
         }
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "shared.ingest.worker"],
+                [sys.executable, "-m", "services.ingest.worker"],
                 cwd=REPO,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -100,7 +100,7 @@ class Ours:
         return asyncio.run(self._run(root, target, op))
 
     async def _run(self, root: Path, target: str, op: str) -> float:
-        from shared.ingest.jobs import ACTIVE, IngestOptions, Job, JobStore
+        from services.ingest.store import ACTIVE, IngestOptions, Job, JobStore
 
         store = await JobStore.open(self.db)
         try:
@@ -139,7 +139,7 @@ class Ours:
     async def _delete_queues(self) -> None:
         import aio_pika
 
-        from shared.ingest.constants import IngestNames
+        from services.ingest.constants import IngestNames
 
         conn = await aio_pika.connect(
             self.env.get("STAGER_INGEST__AMQP_URL", "amqp://guest:guest@127.0.0.1/")
@@ -248,8 +248,8 @@ class Anchor:
 
 SCAN_CHILD = """
 import resource, sys
-from shared.ingest.diff import classify
-from shared.ingest.scanner import Excludes, walk
+from services.ingest.diff import classify
+from services.ingest.scanner import Excludes, walk
 from shared.ingest.utils import Operation
 n = 0
 for path, listing in walk(sys.argv[1], Excludes()):
@@ -282,7 +282,7 @@ def scanner_memory(work: Path, entries: int) -> tuple[int, int]:
 @contextlib.contextmanager
 def server(work: Path) -> Iterator[Any]:
     sys.path.insert(0, str(REPO))
-    from tests.irods_server.launcher import ServerProcess
+    from devtools.irods_server.launcher import ServerProcess
 
     with ServerProcess(work / "irods") as srv:
         yield srv

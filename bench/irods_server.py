@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BenchResult
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 MIB = 1024 * 1024
 BLOCK = 8 * MIB

@@ -254,7 +254,7 @@ def measure_all(
     size_mib: int, small_files: int, rounds: int, small_rounds: int = 2
 ) -> list[Measure]:
     """Start a fresh test server in a temp dir, measure, clean up."""
-    from tests.irods_server.launcher import ServerProcess
+    from devtools.irods_server.launcher import ServerProcess
 
     work = Path(tempfile.mkdtemp(prefix="isync-bench-", dir=os.environ.get("BENCH_TMPDIR")))
     try:

@@ -97,10 +97,10 @@ def cpu_seconds(pid: int) -> float:
 def service_pids(root: int) -> dict[str, list[int]]:
     """Service name → pids below ``root`` (irods, api, worker, zygote), by command line."""
     kinds = {
-        "tests.irods_server": "irods",
+        "devtools.irods_server": "irods",
         "services.api": "api",
         "services.worker": "worker",
-        "shared.zygote": "zygote",
+        "services.worker.forkserver.zygote": "zygote",
     }
     by_parent: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

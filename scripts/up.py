@@ -77,7 +77,7 @@ def _write_private(path: Path, data: bytes) -> None:
 def ensure_secrets(local: Path) -> Secrets:
     """Make the key pair and the streamer password once (reused afterwards); keep the
     database and the iRODS test server's data private to root."""
-    from shared.auth import hash_password
+    from services.api.auth import hash_password
     from shared.crypto import generate_keypair
 
     local.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def port_open(host: str, port: int) -> bool:
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    from shared.runas import die_with_parent
+    from services.worker.forkserver.runas import die_with_parent
 
     die_with_parent(signal.SIGTERM)
 
@@ -280,7 +280,7 @@ class Stack:
         """The iRODS test server on ``local/irods``; its port from its ready line."""
         port = 0 if self.ephemeral else 1247
         data = self.local / "irods"
-        argv = [sys.executable, "-m", "tests.irods_server", "--data", str(data)]
+        argv = [sys.executable, "-m", "devtools.irods_server", "--data", str(data)]
         child = Child("irods", [*argv, "--port", str(port)], ready_prefix=IRODS_READY)
         self.children.append(child)
         await child.start()
@@ -325,7 +325,7 @@ class Stack:
             self.children.append(w)
             await w.start()
         if ingest:
-            ing = Child("ingest", [sys.executable, "-m", "shared.ingest.worker"])
+            ing = Child("ingest", [sys.executable, "-m", "services.ingest.worker"])
             self.children.append(ing)
             await ing.start()
         if not self.test_irods:
@@ -391,8 +391,8 @@ async def _is_ready(http: aiohttp.ClientSession, url: str) -> bool:
 async def _delete_topology() -> None:
     """Remove the private broker prefix's queues and exchanges (``--ephemeral``)."""
     from services.worker.settings import WorkerSettings
-    from shared import broker
-    from shared.constants import Names
+    from shared.messaging import broker
+    from shared.messaging.topology import Names
 
     s = WorkerSettings()
     topo = broker.Topology(

@@ -1,8 +1,8 @@
 """Shared pytest fixtures: the iRODS test server driven by the real python-irodsclient.
 
 ``irods_server`` (session scope)
-    A fresh server (``python -m tests.irods_server --port 0``) on a temp data dir, shared
-    by the whole run. A :class:`~tests.irods_server.launcher.ServerProcess` with ``host``,
+    A fresh server (``python -m devtools.irods_server --port 0``) on a temp data dir, shared
+    by the whole run. A :class:`~devtools.irods_server.launcher.ServerProcess` with ``host``,
     ``port``, ``zone``, ``admin_user``, ``admin_password``, ``data_dir``,
     ``session(user="rods", password=None, **opts) -> iRODSSession`` (rods gets its
     password; close the session or use ``with``), ``write_env(home, user, password)``
@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from tests.irods_server.launcher import ServerProcess, make_self_signed_cert
+from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
 
 DEFAULT_USER_PASSWORD = "pw-for-tests"
 

@@ -212,8 +212,13 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
 
     before = _descendants(up.proc.pid)
     names = " ".join(Path(f"/proc/{p}/cmdline").read_text() for p in before)
-    services = ("tests.irods_server", "services.api", "services.worker", "shared.zygote")
-    for service in (*services, "shared.ingest.worker"):
+    services = (
+        "devtools.irods_server",
+        "services.api",
+        "services.worker",
+        "services.worker.forkserver.zygote",
+    )
+    for service in (*services, "services.ingest.worker"):
         assert service in names.replace("\0", " ")
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(30) == 0, up.text[-3000:]
@@ -232,6 +237,6 @@ def test_secrets_are_made_once_then_reused(work_dir: Path) -> None:
     assert second.password_file.read_text() == password and len(password.strip()) >= 24
     assert stat.S_IMODE((first.keys_dir / "private.pem").stat().st_mode) == 0o600
     assert stat.S_IMODE(first.password_file.stat().st_mode) == 0o600
-    from shared.auth import verify_password
+    from services.api.auth import verify_password
 
     assert verify_password(password.strip(), second.password_hash)

@@ -9,22 +9,21 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from services.api import keys
+from services.api import keys, retention
+from services.api.auth import Authenticator, JwksCache
+from services.api.bus import ApiBus, EventHandler
+from services.api.dac import DacResolver
+from services.api.dispatcher import Dispatcher
 from services.api.metrics import Metrics
 from services.api.middleware import error_middleware
+from services.api.openapi import build_spec
 from services.api.routes import ROUTES, add_routes
 from services.api.settings import ApiSettings
-from shared import retention
-from shared.apibus import ApiBus, EventHandler
-from shared.auth import Authenticator, JwksCache
+from services.ingest.rest import add_ingest_routes, principals_allowed
 from shared.crypto import Sealer
-from shared.dac import DacResolver
-from shared.dispatcher import Dispatcher
 from shared.errors import ConfigError
-from shared.ingest.rest import add_ingest_routes, principals_allowed
 from shared.logging import get_logger
-from shared.models import FINAL_STATES, TaskEvent, TaskState, utcnow
-from shared.openapi import build_spec
+from shared.messaging.messages import FINAL_STATES, TaskEvent, TaskState, utcnow
 
 log = get_logger("stager.api")
 VERSION = "1.0.0"
@@ -32,7 +31,7 @@ VERSION = "1.0.0"
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The task store."""
-    from shared.taskstore import TaskStore
+    from services.api.store import TaskStore
 
     store = TaskStore(app[keys.SETTINGS].database_url)
     await store.init()

@@ -10,9 +10,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 
+from services.api.auth import Principal, authorize_stager_user
 from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
 from services.api.middleware import summary, validation_errors
-from shared.auth import Principal, authorize_stager_user
+from services.api.openapi import render_html
+from services.api.store import Task, new_task_id
 from shared.crypto import is_envelope
 from shared.errors import (
     Conflict,
@@ -23,7 +25,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.logging import get_logger
-from shared.models import (
+from shared.messaging.messages import (
     FINAL_STATES,
     MAX_BATCH,
     RESTARTABLE_STATES,
@@ -41,8 +43,6 @@ from shared.models import (
     check_abs_path,
     is_irods_url,
 )
-from shared.openapi import render_html
-from shared.taskstore import Task, new_task_id
 
 log = get_logger("stager.api")
 

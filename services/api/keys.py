@@ -7,14 +7,14 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
+from services.api.auth import Authenticator
+from services.api.bus import ApiBus
+from services.api.dac import DacResolver
+from services.api.dispatcher import Dispatcher
 from services.api.metrics import Metrics
 from services.api.settings import ApiSettings
-from shared.apibus import ApiBus
-from shared.auth import Authenticator
+from services.api.store import TaskStore
 from shared.crypto import Sealer
-from shared.dac import DacResolver
-from shared.dispatcher import Dispatcher
-from shared.taskstore import TaskStore
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 STORE = web.AppKey("store", TaskStore)

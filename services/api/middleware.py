@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from services.api.keys import METRICS
 from shared.errors import StagerError
 from shared.logging import get_logger
-from shared.models import Problem
+from shared.messaging.messages import Problem
 
 log = get_logger("stager.api")
 

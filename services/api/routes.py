@@ -6,7 +6,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.api import handlers as h
-from shared.models import (
+from services.api.openapi import Operation, Param
+from shared.messaging.messages import (
     Collection,
     JobInfo,
     JobInput,
@@ -16,7 +17,6 @@ from shared.models import (
     ResponseDirEntries,
     TaskState,
 )
-from shared.openapi import Operation, Param
 
 ID = Param("id", "path", "job id")
 BAD = (400, ("invalid input: the message says what to fix", Problem))

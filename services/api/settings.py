@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from shared.auth import AuthSettings
-from shared.dac import DacSettings
-from shared.dispatcher import DispatchSettings
-from shared.retention import RetentionSettings
+from services.api.auth import AuthSettings
+from services.api.dac import DacSettings
+from services.api.dispatcher import DispatchSettings
+from services.api.retention import RetentionSettings
 from shared.settings import FileText, StagerSettings
 
 

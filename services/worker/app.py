@@ -16,18 +16,18 @@ from aio_pika.abc import (
 )
 from aiohttp import web
 
-from shared import broker
-from shared.cancel import CancelRegistry
-from shared.constants import Names
-from shared.credentials import load_opener
-from shared.dirlist import DirListResponder
+from services.worker.cancel import CancelRegistry
+from services.worker.credentials import load_opener
+from services.worker.dirlist import DirListResponder
+from services.worker.events import EventPublisher
+from services.worker.forkserver.zygote import Zygote
+from services.worker.mailer import Mailer
+from services.worker.priority_slots import PrioritySlots
+from services.worker.runner import Outcome, RunnerConfig, TaskRunner
 from shared.logging import get_logger
-from shared.mailer import Mailer
-from shared.models import TaskMessage, is_irods_url
-from shared.slots import PrioritySlots
-from shared.task_events import EventPublisher
-from shared.task_runner import Outcome, RunnerConfig, TaskRunner
-from shared.zygote import Zygote
+from shared.messaging import broker
+from shared.messaging.messages import TaskMessage, is_irods_url
+from shared.messaging.topology import Names
 
 from .metrics import WorkerMetrics
 from .settings import WorkerSettings

@@ -7,17 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.child_pool import (
+from services.worker.credentials import RepoCredential
+from services.worker.forkserver.pool import (
     DEFAULT_LINGER,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_TASKS,
 )
-from shared.constants import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS
-from shared.credentials import RepoCredential
-from shared.mailer import SmtpSettings
-from shared.retries import RetryPolicy
-from shared.runas import DEFAULT_MIN_UID
+from services.worker.forkserver.runas import DEFAULT_MIN_UID
+from services.worker.mailer import SmtpSettings
+from services.worker.retries import RetryPolicy
+from shared.messaging.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS
 from shared.settings import StagerSettings
 
 

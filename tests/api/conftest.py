@@ -29,12 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from services.api.app import create_app
+from services.api.auth import AuthSettings, OidcSettings, ServiceAccount, hash_password
 from services.api.settings import ApiSettings
-from shared import broker
-from shared.auth import AuthSettings, OidcSettings, ServiceAccount, hash_password
-from shared.constants import Names
 from shared.crypto import generate_keypair
 from shared.logging import configure
+from shared.messaging import broker
+from shared.messaging.topology import Names
 from shared.settings import BrokerSettings, IrodsSettings
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

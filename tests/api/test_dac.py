@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.dac import DacResolver, DacSettings
+from services.api.dac import DacResolver, DacSettings
 from shared.errors import Conflict, InvalidInput, NotFound, Unavailable
 from shared.settings import IrodsSettings
 

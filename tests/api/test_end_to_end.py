@@ -15,7 +15,7 @@ import pytest
 
 from services.worker.app import Worker
 from services.worker.settings import WorkerSettings
-from shared import broker
+from shared.messaging import broker
 from tests.api.conftest import ALICE, AMQP_URL, DR_PASS, Api, job
 
 pytestmark = [

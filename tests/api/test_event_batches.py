@@ -17,8 +17,15 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api.keys import METRICS, STORE
 from services.api.metrics import Throttle
-from shared.models import PrincipalKind, Progress, Submitter, TaskEvent, TaskSpec, TaskState
-from shared.taskstore import TASKS, Task, TaskStore, new_task_id
+from services.api.store import TASKS, Task, TaskStore, new_task_id
+from shared.messaging.messages import (
+    PrincipalKind,
+    Progress,
+    Submitter,
+    TaskEvent,
+    TaskSpec,
+    TaskState,
+)
 from tests.api.conftest import Api, job
 
 SVC = Submitter(kind=PrincipalKind.SERVICE, name="streamer")

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from services.api.keys import STORE
 from shared.crypto import Opener, Sealer, load_public_key
-from shared.models import ControlMessage, Progress, TaskEvent, TaskMessage, TaskState
+from shared.messaging.messages import ControlMessage, Progress, TaskEvent, TaskMessage, TaskState
 from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job
 
 
@@ -190,7 +190,7 @@ async def test_restart_completed_job(api: Api) -> None:
 
 
 async def test_fairness_through_rest(make_api: Any) -> None:
-    from shared.dispatcher import DispatchSettings
+    from services.api.dispatcher import DispatchSettings
 
     api = await make_api(dispatch=DispatchSettings(max_in_flight_per_user=3), run_dispatcher=False)
     hw = api.basic("ingestor", "wide-Pa55word-for-tests")

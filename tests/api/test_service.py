@@ -11,7 +11,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from shared.models import DirEntry, DirListReply, DirListRequest
+from shared.messaging.messages import DirEntry, DirListReply, DirListRequest
 from shared.settings import IrodsSettings
 from tests.api.conftest import ALICE, Api
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.api.app import create_app
+from services.api.auth import hash_password
 from services.api.settings import ApiSettings
-from shared.auth import hash_password
 from shared.crypto import generate_keypair
 from shared.errors import ConfigError
 

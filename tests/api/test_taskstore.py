@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shared.dispatcher import Dispatcher, DispatchSettings
-from shared.models import (
+from services.api.dispatcher import Dispatcher, DispatchSettings
+from services.api.retention import RetentionSettings, purge_once
+from services.api.store import TaskStore, new_task_id
+from shared.messaging.messages import (
     PrincipalKind,
     Progress,
     Submitter,
@@ -17,8 +19,6 @@ from shared.models import (
     TaskState,
     utcnow,
 )
-from shared.retention import RetentionSettings, purge_once
-from shared.taskstore import TaskStore, new_task_id
 
 SVC = Submitter(kind=PrincipalKind.SERVICE, name="streamer")
 

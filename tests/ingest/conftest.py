@@ -20,10 +20,10 @@ import aio_pika
 import asyncpg
 import pytest
 
+from services.ingest.constants import IngestNames
+from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
+from services.ingest.worker import IngestWorker
 from services.isync.models import IrodsAccount
-from shared.ingest.constants import IngestNames
-from shared.ingest.jobs import ACTIVE, IngestOptions, Job, JobState, JobStore
-from shared.ingest.worker import IngestWorker
 
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLERS = Path(__file__).parent / "handlers"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shared.ingest.charmap import CharacterMapError, normalise, translate_path, translate_string
+from services.ingest.charmap import CharacterMapError, normalise, translate_path, translate_string
 
 NON_ALNUM = {re.compile("[^a-zA-Z0-9]"): "_"}
 

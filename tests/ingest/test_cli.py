@@ -9,9 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from shared.cli import main as stager_main
-from shared.ingest.cli import Env, main
-from shared.ingest.jobs import JobState
+from services.cli import main as stager_main
+from services.ingest.cli import Env, main
+from services.ingest.store import JobState
 from tests.ingest.conftest import HANDLERS, make_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ async def stager(ingest, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.cli",
+        "services.cli",
         "ingest",
         *args,
         cwd=REPO,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from shared.ingest.jobs import Job, JobState, JobStore, done_table
-from shared.ingest.worker import CRASH_ENV
+from services.ingest.store import Job, JobState, JobStore, done_table
+from services.ingest.worker import CRASH_ENV
 from tests.ingest.conftest import make_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ async def spawn(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.ingest.worker",
+        "services.ingest.worker",
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from shared.ingest.utils import DeleteMode, Operation, delete_mode_is_compatible_with_operation
 from tests.ingest.conftest import append, make_tree
 

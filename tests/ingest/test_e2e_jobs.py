@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import make_tree
 
 

@@ -7,7 +7,7 @@ import os
 
 from irods.models import Collection, DataObject
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import append, make_tree
 
 BAD = b"test_register_with_unicode_encode_error_path_" + "\u1000".encode()[:-1]

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import append, make_tree
 
 

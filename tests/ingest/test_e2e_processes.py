@@ -1,4 +1,4 @@
-"""Two real worker processes (``python -m shared.ingest.worker``) share one job."""
+"""Two real worker processes (``python -m services.ingest.worker``) share one job."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import make_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ async def test_two_worker_processes_pre_post_once(ingest, irods_server, irods_se
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "shared.ingest.worker",
+            "services.ingest.worker",
             cwd=REPO,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import make_tree, mtime
 
 

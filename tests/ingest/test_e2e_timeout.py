@@ -8,7 +8,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import make_tree
 
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from shared.ingest.errors import JobExists, JobNotFound
-from shared.ingest.jobs import Job, JobState, JobStore, done_table, next_tick
+from services.ingest.errors import JobExists, JobNotFound
+from services.ingest.store import Job, JobState, JobStore, done_table, next_tick
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import os
 import time
 from pathlib import Path
 
-from shared.ingest.jobs import JobState
+from services.ingest.store import JobState
 from tests.ingest.conftest import append
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "ingest" / "examples" / "landing_zone.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples" / "landing_zone.py"
 
 
 def landing_job(ingest, zone, **cfg):

@@ -10,9 +10,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.middleware import error_middleware
+from services.ingest.rest import add_ingest_routes, principals_allowed
+from services.ingest.store import JobState, JobStore
 from shared.errors import Unauthenticated
-from shared.ingest.jobs import JobState, JobStore
-from shared.ingest.rest import add_ingest_routes, principals_allowed
 from tests.ingest.conftest import make_tree
 
 GOOD = {"Authorization": "Bearer manager"}

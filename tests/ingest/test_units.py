@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.ingest.diff import Action, Replica, classify
-from shared.ingest.errors import HandlerError
-from shared.ingest.handlers import EventHandler
-from shared.ingest.scanner import Excludes, logical_name, scan_dir, walk
-from shared.ingest.tasks import DirTask, FileBatchTask, FileItem, decode_task, from_wire, to_wire
+from services.ingest.diff import Action, Replica, classify
+from services.ingest.errors import HandlerError
+from services.ingest.handlers import EventHandler
+from services.ingest.scanner import Excludes, logical_name, scan_dir, walk
+from services.ingest.tasks import DirTask, FileBatchTask, FileItem, decode_task, from_wire, to_wire
 from shared.ingest.utils import DeleteMode, Operation, delete_mode_is_compatible_with_operation
 
 HANDLERS = Path(__file__).parent / "handlers"

@@ -15,9 +15,9 @@ import pytest
 from irods.access import iRODSAccess
 from irods.message import ModAclRequest
 
-from tests.irods_server import acl, api_acl
-from tests.irods_server.catalog import now
-from tests.irods_server.errors import IrodsError, code_of
+from devtools.irods_server import acl, api_acl
+from devtools.irods_server.catalog import now
+from devtools.irods_server.errors import IrodsError, code_of
 from tests.irods_server.test_metadata import HOME, Harness, call
 
 READ_NAME, WRITE_NAME = "read_object", "modify_object"

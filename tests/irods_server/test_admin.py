@@ -12,7 +12,7 @@ import pytest
 from irods.message import GeneralAdminRequest, UserAdminRequest, iRODSMessage
 from irods.password_obfuscation import obfuscate_new_password_with_key
 
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 UGLY_PASSWORD = r"""abc123!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~Z"""
 

@@ -10,7 +10,7 @@ import irods.exception as ex
 import pytest
 from irods.message import GeneralAdminRequest, iRODSMessage
 
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 CALC = GeneralAdminRequest("calculate-usage")
 

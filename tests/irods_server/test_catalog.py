@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.irods_server.catalog import Catalog
+from devtools.irods_server.catalog import Catalog
 
 
 def test_resource_cache_follows_inserts_updates_deletes_and_rollbacks(tmp_path: Path) -> None:

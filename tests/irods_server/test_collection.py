@@ -12,8 +12,8 @@ from irods.api_number import api_number
 from irods.message import FileOpenRequest, StringStringMap, iRODSMessage
 from irods.models import Collection, DataObject
 
-from tests.irods_server.api_collection import RodsObjStat
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.api_collection import RodsObjStat
+from devtools.irods_server.launcher import ServerProcess
 
 HOME = "/tempZone/home/rods"
 TRASH = "/tempZone/trash/home/rods"

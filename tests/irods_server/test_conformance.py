@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.irods_server import conformance
-from tests.irods_server.launcher import REPO_ROOT
+from devtools.irods_server import conformance
+from devtools.irods_server.launcher import REPO_ROOT
 
 
 def test_skip_list_entries_all_have_reasons() -> None:
@@ -53,7 +53,7 @@ def test_apply_skips_and_json_results(tmp_path: Path) -> None:
 
 def test_runs_a_prc_module_against_a_fresh_server() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.irods_server.conformance", "--modules", "file_test"],
+        [sys.executable, "-m", "devtools.irods_server.conformance", "--modules", "file_test"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

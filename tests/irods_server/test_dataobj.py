@@ -16,7 +16,7 @@ import pytest
 from irods.manager.data_object_manager import Server_Checksum_Warning
 from irods.message import RErrorStack
 
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 HOME = "/tempZone/home/rods"
 TRASH = "/tempZone/trash/home/rods"

@@ -9,8 +9,8 @@ from typing import Any
 import irods.message as m
 import pytest
 
-from tests.irods_server.dispatch import Request, unpack
-from tests.irods_server.errors import IrodsError
+from devtools.irods_server.dispatch import Request, unpack
+from devtools.irods_server.errors import IrodsError
 
 
 def values(msg: Any) -> Any:
@@ -105,7 +105,7 @@ def test_control_characters_fall_back_to_the_quasi_xml_parser() -> None:
 
 @pytest.mark.parametrize("text", ["", "no such /tempZone/home/rods/a&b", "a<b>&\"' \x01 é"])
 def test_error_reply_body_is_what_the_client_packs(text: str) -> None:
-    from tests.irods_server.server import error_reply_body
+    from devtools.irods_server.server import error_reply_body
 
     expected = m.Error(count=1, RErrMsg_PI=[m.ErrorMessage(status=-808000, msg=text)]).pack()
     assert error_reply_body(-808000, text) == expected.encode()

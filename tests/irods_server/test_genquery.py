@@ -24,10 +24,10 @@ from irods.models import (
 )
 from irods.query import SpecificQuery
 
-from tests.irods_server import columns
-from tests.irods_server.catalog import Catalog, now
-from tests.irods_server.errors import IrodsError, code_of
-from tests.irods_server.genquery import (
+from devtools.irods_server import columns
+from devtools.irods_server.catalog import Catalog, now
+from devtools.irods_server.errors import IrodsError, code_of
+from devtools.irods_server.genquery import (
     NO_DISTINCT,
     ORDER_BY,
     ORDER_BY_DESC,
@@ -38,7 +38,7 @@ from tests.irods_server.genquery import (
     like_to_glob,
     run,
 )
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 HOME = "/tempZone/home/rods"
 BIG = f"{HOME}/big"

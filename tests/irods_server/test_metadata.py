@@ -19,11 +19,11 @@ from irods.message import BinBytesBuf, JSON_Binary_Request, MetadataRequest
 from irods.meta import AVUOperation, iRODSMeta
 from irods.models import Collection, DataObject, Resource, User
 
-from tests.irods_server import acl, api_metadata
-from tests.irods_server.catalog import Catalog, now
-from tests.irods_server.dispatch import HANDLERS, Reply, Request, Session, UserInfo
-from tests.irods_server.errors import IrodsError, code_of
-from tests.irods_server.state import ServerState
+from devtools.irods_server import acl, api_metadata
+from devtools.irods_server.catalog import Catalog, now
+from devtools.irods_server.dispatch import HANDLERS, Reply, Request, Session, UserInfo
+from devtools.irods_server.errors import IrodsError, code_of
+from devtools.irods_server.state import ServerState
 
 ZONE = "tempZone"
 HOME = f"/{ZONE}/home"

@@ -16,7 +16,7 @@ import pytest
 from irods.api_number import api_number
 from irods.message import GeneralAdminRequest, StartupPack, iRODSMessage
 
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 
 def api_call(session: Any, api: int, msg: Any = None) -> int:
@@ -275,9 +275,9 @@ async def test_handler_crash_answers_an_error_and_the_connection_lives_on(
 ) -> None:
     from irods.session import iRODSSession
 
-    from tests.irods_server.__main__ import build_state
-    from tests.irods_server.dispatch import HANDLERS, api
-    from tests.irods_server.server import start
+    from devtools.irods_server.__main__ import build_state
+    from devtools.irods_server.dispatch import HANDLERS, api
+    from devtools.irods_server.server import start
 
     @api(99998)
     async def crash(session: Any, req: Any) -> Any:

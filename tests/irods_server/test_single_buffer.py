@@ -14,7 +14,7 @@ import pytest
 from irods.api_number import api_number
 from irods.message import FileOpenRequest, StringStringMap, iRODSMessage
 
-from tests.irods_server.api_single_buffer import PortalOprOut_PI
+from devtools.irods_server.api_single_buffer import PortalOprOut_PI
 
 HOME = "/tempZone/home/rods"
 

@@ -15,7 +15,7 @@ from irods.connection import Connection
 from irods.meta import AVUOperation, iRODSMeta
 from irods.models import DataObject, DataObjectMeta
 
-from tests.irods_server.launcher import ServerProcess
+from devtools.irods_server.launcher import ServerProcess
 
 
 def connected_over_tls(session: Any) -> bool:
@@ -40,7 +40,7 @@ def test_client_refusing_tls_gets_plain_tcp(tls_irods_server: ServerProcess) -> 
 def test_client_rejects_an_untrusted_certificate(
     tls_irods_server: ServerProcess, tmp_path: Any
 ) -> None:
-    from tests.irods_server.launcher import make_self_signed_cert
+    from devtools.irods_server.launcher import make_self_signed_cert
 
     other_ca, _ = make_self_signed_cert(tmp_path)
     opts = {**tls_irods_server.tls_options(), "irods_ssl_ca_certificate_file": str(other_ca)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth import (
+from services.api.auth import (
     AuthSettings,
     Principal,
     authorize_stager_user,
@@ -13,7 +13,7 @@ from shared.auth import (
     verify_password,
 )
 from shared.errors import Forbidden, InvalidInput
-from shared.models import PrincipalKind
+from shared.messaging.messages import PrincipalKind
 
 
 def test_hash_format_and_verify() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.crypto import Opener, Sealer, generate_keypair, key_id, load_public_key, main
 from shared.errors import DecryptError, EnvelopeError
-from shared.models import ENVELOPE_RE, TaskSpec
+from shared.messaging.messages import ENVELOPE_RE, TaskSpec
 
 SECRET = "correct horse battery staple ✓"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.models import (
+from shared.messaging.messages import (
     ControlMessage,
     DirListReply,
     JobInput,

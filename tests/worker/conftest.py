@@ -22,11 +22,18 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.worker.app import Worker
+from services.worker.forkserver.zygote import Zygote
 from services.worker.settings import WorkerSettings
-from shared import broker
-from shared.constants import Names
-from shared.models import ControlMessage, PrincipalKind, Submitter, TaskEvent, TaskMessage, TaskSpec
-from shared.zygote import Zygote
+from shared.messaging import broker
+from shared.messaging.messages import (
+    ControlMessage,
+    PrincipalKind,
+    Submitter,
+    TaskEvent,
+    TaskMessage,
+    TaskSpec,
+)
+from shared.messaging.topology import Names
 from tests.worker.jobs import KINDS
 
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

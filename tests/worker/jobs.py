@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.zygote import ChildOutput
+from services.worker.forkserver.zygote import ChildOutput
 
 
 class Transient(Exception):

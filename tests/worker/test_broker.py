@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from shared import broker
-from shared.constants import ROUTE_NORMAL, ROUTE_PRIORITY
+from shared.messaging import broker
+from shared.messaging.topology import ROUTE_NORMAL, ROUTE_PRIORITY
 
 
 async def _get(queue, limit: float = 10.0):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cancel import CancelRegistry
+from services.worker.cancel import CancelRegistry
 
 
 class Clock:

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.child_pool import ChildPool
-from shared.zygote import Child, Zygote
+from services.worker.forkserver.pool import ChildPool
+from services.worker.forkserver.zygote import Child, Zygote
 from tests.worker.conftest import task_message
 from tests.worker.test_pipeline import SERVICE, _no_user_processes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from shared.credentials import CredentialError, RepoCredential, load_opener, resolve
+from services.worker.credentials import CredentialError, RepoCredential, load_opener, resolve
 from shared.crypto import Sealer, generate_keypair
 from tests.worker.conftest import task_message
 

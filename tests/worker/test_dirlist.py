@@ -6,8 +6,8 @@ import asyncio
 import os
 import uuid
 
-from shared import broker
-from shared.models import DirListReply, DirListRequest
+from shared.messaging import broker
+from shared.messaging.messages import DirListReply, DirListRequest
 
 
 async def _ask(w, req: DirListRequest) -> DirListReply:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.mailer import Mailer, SmtpSettings, completion_mail, failure_mail
+from services.worker.mailer import Mailer, SmtpSettings, completion_mail, failure_mail
 from tests.worker.conftest import task_message
 
 

@@ -12,9 +12,9 @@ from email.message import Message
 import pytest
 from pydantic import SecretStr
 
-from shared import broker
-from shared.credentials import RepoCredential
+from services.worker.credentials import RepoCredential
 from shared.crypto import Sealer, generate_keypair
+from shared.messaging import broker
 from tests.worker.conftest import task_message
 
 SERVICE = {"streamer": RepoCredential(user="svc", password=SecretStr("svc-pw"))}

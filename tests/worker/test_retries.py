@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.retries import RetryPolicy
+from services.worker.retries import RetryPolicy
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.slots import PrioritySlots
+from services.worker.priority_slots import PrioritySlots
 
 
 async def test_priority_waiter_gets_the_next_slot() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.time_limit import Watchdog
+from services.worker.time_limit import Watchdog
 
 
 class Clock:

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from shared import broker
-from shared.credentials import RepoCredential
+from services.worker.credentials import RepoCredential
+from shared.messaging import broker
 from tests.worker.conftest import AMQP_URL, EventLog, task_message, worker_settings
 from tests.worker.test_pipeline import _no_user_processes
 

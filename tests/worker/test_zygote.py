@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.runas import UserRefused
-from shared.zygote import Child, Zygote
+from services.worker.forkserver.runas import UserRefused
+from services.worker.forkserver.zygote import Child, Zygote
 
 
 async def _run(child: Child) -> tuple[list[dict], int]:

@@ -1,0 +1,71 @@
+"""``python -m devtools.irods_server --data DIR [--host H] [--port P] [--tls-cert F --tls-key F]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import ssl
+import sys
+from pathlib import Path
+
+from .catalog import Catalog
+from .server import serve
+from .state import ZONE, ServerState
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m devtools.irods_server", description=__doc__)
+    p.add_argument("--data", type=Path, required=True, help="catalog and vault directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1247, help="0 picks a free port")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate (enables TLS negotiation)")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    return args
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def build_state(data: Path, cert: Path | None = None, key: Path | None = None) -> ServerState:
+    """Open (or create) the catalog under ``data`` and wrap it in a :class:`ServerState`."""
+    data.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog.open(data / "catalog.sqlite", ZONE, data / "vault")
+    ctx = tls_context(cert, key) if cert is not None and key is not None else None
+    return ServerState(data_dir=data, catalog=catalog, ssl_context=ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+    try:
+        state = build_state(args.data, args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        print(f"irods-test-server: cannot start: {e}", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(state, args.host, args.port))
+    except OSError as e:
+        where = f"{args.host}:{args.port}"
+        print(f"irods-test-server: cannot listen on {where}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        state.catalog.commit()
+        state.catalog.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Start and stop the test server as a subprocess; used by the pytest fixtures, the
+conformance runner and the benchmarks.
+
+    with ServerProcess(data_dir) as srv:
+        with srv.session() as s:          # an iRODSSession as rods
+            ...
+        srv.restart()                     # same data dir, same port
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .state import ADMIN_PASSWORD, ADMIN_USER, ZONE
+
+READY = "irods-test-server ready on "
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerProcess:
+    """One ``python -m devtools.irods_server`` process on a free (or given) port."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.zone = ZONE
+        self.admin_user = ADMIN_USER
+        self.admin_password = ADMIN_PASSWORD
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.log_level = log_level
+        self.proc: subprocess.Popen[str] | None = None
+        self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start the server and wait for its ready line."""
+        cmd = [sys.executable, "-m", "devtools.irods_server", "--data", str(self.data_dir)]
+        cmd += ["--host", self.host, "--port", str(self.port), "--log-level", self.log_level]
+        if self.tls_cert is not None and self.tls_key is not None:
+            cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.stderr_path, "a") as err:
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+        line = self._ready_line(timeout)
+        hostport = line[len(READY) :].split()[0]
+        self.port = int(hostport.rsplit(":", 1)[1])
+        return self
+
+    def _ready_line(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        box: list[str] = []
+        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.daemon = True
+        reader.start()
+        reader.join(timeout)
+        if not box or not box[0].startswith(READY):
+            self.stop()
+            log = self.stderr_path.read_text() if self.stderr_path.exists() else ""
+            raise RuntimeError(f"iRODS test server did not start: {box!r}\n{log[-4000:]}")
+        return box[0].strip()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def restart(self) -> ServerProcess:
+        """Stop and start again on the same data directory and port."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clients --------------------------------------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def session_options(self, user: str, password: str | None) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": user,
+            "zone": self.zone,
+        }
+        if password is not None:
+            opts["password"] = password
+        return opts
+
+    def tls_options(self) -> dict[str, Any]:
+        """iRODSSession keyword options for a TLS connection to this server."""
+        return {
+            "irods_client_server_negotiation": "request_server_negotiation",
+            "irods_client_server_policy": "CS_NEG_REQUIRE",
+            "irods_ssl_ca_certificate_file": str(self.tls_cert),
+            "irods_ssl_verify_server": "cert",
+            "irods_encryption_algorithm": "AES-256-CBC",
+            "irods_encryption_key_size": 32,
+            "irods_encryption_num_hash_rounds": 16,
+            "irods_encryption_salt_size": 8,
+        }
+
+    def session(self, user: str = ADMIN_USER, password: str | None = None, **options: Any) -> Any:
+        """An ``iRODSSession`` (close it, or use ``with``). ``rods`` gets its password."""
+        from irods.session import iRODSSession
+
+        if password is None and user == ADMIN_USER:
+            password = self.admin_password
+        return iRODSSession(**self.session_options(user, password), **options)
+
+    def write_env(
+        self,
+        home: Path,
+        user: str = ADMIN_USER,
+        password: str | None = None,
+        host: str | None = None,
+        **extra: Any,
+    ) -> Path:
+        """Write ``home/.irods/irods_environment.json`` and an obfuscated ``.irodsA``;
+        returns the environment file path. ``host`` overrides the address written
+        (e.g. ``localhost``, which python-irodsclient's tests treat as a local server)."""
+        from irods.password_obfuscation import encode
+
+        if password is None and user == ADMIN_USER:
+            password = self.admin_password
+        irods_dir = Path(home) / ".irods"
+        irods_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            "irods_host": host or self.host,
+            "irods_port": self.port,
+            "irods_user_name": user,
+            "irods_zone_name": self.zone,
+            "irods_default_resource": "demoResc",
+            "irods_home": f"/{self.zone}/home/{user}",
+            **extra,
+        }
+        env_file = irods_dir / "irods_environment.json"
+        env_file.write_text(json.dumps(env, indent=2))
+        auth = irods_dir / ".irodsA"
+        auth.write_text(encode(password or ""))
+        os.chmod(auth, 0o600)
+        return env_file
+
+
+def make_self_signed_cert(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for ``host``/127.0.0.1: ``(cert.pem, key.pem)``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(key_path, 0o600)
+    return cert_path, key_path

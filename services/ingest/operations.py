@@ -1,0 +1,317 @@
+"""The seed's operations on one file or directory, run in a worker thread.
+
+Every operation goes through the handler's ``on_*`` wrapper so ``pre_``/``post_`` hooks
+fire around it.  The operation functions have the seed's signatures
+``(hdlr_mod, logger, session, meta, [op], **options)``; ``options`` are
+python-irodsclient keywords (``destRescName``, ``regRepl`` ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import irods.keywords as kw
+
+from services.ingest.diff import Action, Replica
+from services.ingest.errors import IngestError
+from services.ingest.handlers import EventHandler
+from shared.ingest.utils import PUT_OPERATIONS, DeleteMode, Operation
+
+#: Files at least this large go through python-irodsclient's parallel put.
+PARALLEL_THRESHOLD = 32 * 1024 * 1024
+BUFFER = 4 * 1024 * 1024
+#: Special files a put would block on or cannot read (registering them is fine).
+UNPUTTABLE = frozenset({"pipe", "character", "block", "socket"})
+AVU_UNITS = "python3.base64.b64encode(full_path_of_source_file)"
+
+
+@dataclass
+class Outcome:
+    """What one file's sync did."""
+
+    action: str  # "created" | "modified" | "skipped" | "noop"
+    bytes: int = 0
+
+
+def register_path(meta: dict[str, Any]) -> str:
+    """The physical path to register: the file, or the seed's placeholder for a bad name."""
+    if meta.get("unicode_error_filename"):
+        return os.path.join(os.path.dirname(meta["path"]), meta["unicode_error_filename"])
+    return str(meta["path"])
+
+
+# --- operation bodies (called through the handler's on_* wrappers) --------------------
+
+
+def no_op(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], *a: Any, **o: Any
+) -> None:
+    """``Operation.NO_OP``: hooks fire, nothing changes."""
+
+
+def register_file(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], **options: Any
+) -> None:
+    """Register the file in place (API 630) with its size and modify time."""
+    options[kw.DATA_SIZE_KW] = str(meta["size"])
+    options[kw.DATA_MODIFY_KW] = str(int(meta["mtime"]))
+    session.data_objects.register(meta["physical_path"], meta["target"], **options)
+
+
+def update_metadata(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], **options: Any
+) -> None:
+    """Update a registered replica's size and modify time (API 622)."""
+    info: dict[str, Any] = {"objPath": meta["target"]}
+    if meta.get("repl_num") is not None:
+        info["replNum"] = meta["repl_num"]
+    session.data_objects.modDataObjMeta(
+        info,
+        {"dataSize": int(meta["size"]), "dataModify": int(meta["mtime"]), "allReplStatus": 1},
+        **options,
+    )
+
+
+def _set_mtime(session: Any, logical: str, mtime: float) -> None:
+    session.data_objects.modDataObjMeta({"objPath": logical}, {"dataModify": int(mtime)})
+
+
+def _write_from(
+    session: Any, source: str, logical: str, offset: int, options: dict[str, Any]
+) -> int:
+    mode = "a" if offset else "w"
+    sent = 0
+    with open(source, "rb") as src:
+        src.seek(offset)
+        with session.data_objects.open(logical, mode, allow_redirect=False, **options) as dst:
+            if offset:
+                dst.seek(offset)
+            while chunk := src.read(BUFFER):
+                dst.write(chunk)
+                sent += len(chunk)
+    return sent
+
+
+def upload_file(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], op: Operation, **options: Any
+) -> None:
+    """Copy the whole file into the target (PUT, PUT_SYNC, first PUT_APPEND)."""
+    source, logical = meta["path"], meta["target"]
+    if meta.get("file_type") in UNPUTTABLE:
+        raise IngestError(f"a {meta['file_type']} file has no data to put: {logical}")
+    if int(meta["size"]) >= PARALLEL_THRESHOLD:
+        session.data_objects.put(source, logical, **{**options, kw.FORCE_FLAG_KW: ""})
+    else:
+        _write_from(session, source, logical, 0, options)
+    meta["bytes_sent"] = int(meta["size"])
+    if op is not Operation.PUT:  # PUT never looks at an existing object again
+        _set_mtime(session, logical, meta["mtime"])
+
+
+def sync_file(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], op: Operation, **options: Any
+) -> None:
+    """Bring an existing object up to date: PUT_APPEND sends only the new bytes."""
+    old = int(meta.get("irods_size") or 0)
+    if op is Operation.PUT_APPEND and 0 < old <= int(meta["size"]):
+        meta["bytes_sent"] = _write_from(session, meta["path"], meta["target"], old, options)
+        _set_mtime(session, meta["target"], meta["mtime"])
+    else:
+        upload_file(hdlr_mod, logger, session, meta, op, **options)
+
+
+def create_collection(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], **options: Any
+) -> None:
+    session.collections.create(meta["target"], recurse=True)
+
+
+def unregister_data_object(
+    hdlr_mod: Any, session: Any, meta: dict[str, Any], **options: Any
+) -> None:
+    session.data_objects.unregister(meta["target"], **options)
+
+
+def trash_data_object(hdlr_mod: Any, session: Any, meta: dict[str, Any], **options: Any) -> None:
+    session.data_objects.unlink(meta["target"], **options)
+
+
+def unlink_data_object(hdlr_mod: Any, session: Any, meta: dict[str, Any], **options: Any) -> None:
+    session.data_objects.unlink(meta["target"], force=True, **options)
+
+
+def unregister_collection(
+    hdlr_mod: Any, session: Any, meta: dict[str, Any], **options: Any
+) -> None:
+    """Unregister an (already emptied) collection."""
+    session.collections.unregister(meta["target"], recurse=False, force=False)
+
+
+def remove_collection(hdlr_mod: Any, session: Any, meta: dict[str, Any], **options: Any) -> None:
+    """Remove an (already emptied) collection from the catalog."""
+    session.collections.remove(meta["target"], recurse=False, force=True)
+
+
+DELETE_FUNCTIONS: dict[DeleteMode, Callable[..., None]] = {
+    DeleteMode.UNREGISTER: unregister_data_object,
+    DeleteMode.TRASH: trash_data_object,
+    DeleteMode.NO_TRASH: unlink_data_object,
+}
+
+
+# --- per-entry drivers ---------------------------------------------------------------
+
+
+def _annotate(session: Any, meta: dict[str, Any]) -> None:
+    """The seed's AVUs: original path of a renamed file, link target, socket."""
+    avus: list[tuple[str, str, str]] = []
+    reason = meta.get("b64_reason")
+    if reason:
+        avus.append((f"irods::automated_ingest::{reason}", meta["b64_path_str"], AVU_UNITS))
+    if meta.get("is_socket"):
+        avus.append(("socket_target", "socket", "automated_ingest"))
+    elif meta.get("is_link"):
+        path = meta["path"]
+        target = os.path.join(os.path.dirname(path), os.readlink(path))
+        avus.append(("link_target", target, "automated_ingest"))
+    if not avus:
+        return
+    obj = session.data_objects.get(meta["target"])
+    present = set(obj.metadata.keys())
+    for name, value, units in avus:
+        if name not in present:
+            obj.metadata.add(name, value, units)
+
+
+def sync_entry(
+    handler: EventHandler,
+    logger: Any,
+    session: Any,
+    meta: dict[str, Any],
+    action: Action,
+    replicas: list[Replica],
+    checksum: bool = False,
+) -> Outcome:
+    """Apply the handler's operation to one file whose ``action`` the diff decided."""
+    op = handler.operation(session, meta)
+    exists = action is not Action.CREATE
+    if op is Operation.NO_OP:
+        handler.call(
+            "data_obj_modify" if exists else "data_obj_create", no_op, logger, session, meta
+        )
+        return Outcome("noop")
+    options: dict[str, Any] = {}
+    resource = handler.to_resource(session, meta)
+    if resource:
+        options[kw.DEST_RESC_NAME_KW] = resource
+    custom = handler.target_path(session, meta)
+    meta["physical_path"] = custom or register_path(meta)
+    if replicas:
+        meta["irods_size"] = replicas[0].size
+    result = "created"
+    if not exists:
+        if op in PUT_OPERATIONS:
+            handler.call("data_obj_create", upload_file, logger, session, meta, op, **options)
+        else:
+            handler.call("data_obj_create", register_file, logger, session, meta, **options)
+    elif op is Operation.PUT:
+        return Outcome("skipped")
+    elif op in PUT_OPERATIONS:
+        handler.call("data_obj_modify", sync_file, logger, session, meta, op, **options)
+        result = "modified"
+    else:
+        result = _sync_registered(handler, logger, session, meta, op, replicas, resource, options)
+    if checksum:
+        session.data_objects.chksum(meta["target"])
+    _annotate(session, meta)
+    return Outcome(result, int(meta.get("bytes_sent", 0)))
+
+
+def _sync_registered(
+    handler: EventHandler,
+    logger: Any,
+    session: Any,
+    meta: dict[str, Any],
+    op: Operation,
+    replicas: list[Replica],
+    resource: str | None,
+    options: dict[str, Any],
+) -> str:
+    physical = meta["physical_path"]
+    if op is Operation.REGISTER_AS_REPLICA_SYNC:
+        if not resource:
+            raise IngestError(
+                "REGISTER_AS_REPLICA_SYNC needs to_resource: no resource name defined"
+            )
+        under = [r for r in replicas if r.under(resource)]
+        if not under:
+            options[kw.REG_REPL_KW] = ""
+            handler.call("data_obj_create", register_file, logger, session, meta, **options)
+            return "created"
+        mine = [r for r in under if r.path == physical]
+        if not mine:
+            raise IngestError(
+                f"data object {meta['target']} has a replica under resource {resource}, "
+                f"but none with physical path {physical}"
+            )
+        meta["repl_num"] = mine[0].number
+    else:
+        mine = [r for r in replicas if r.path == physical]
+        if mine:
+            meta["repl_num"] = mine[0].number
+    handler.call("data_obj_modify", update_metadata, logger, session, meta, **options)
+    return "modified"
+
+
+def ensure_collection(
+    handler: EventHandler, logger: Any, session: Any, meta: dict[str, Any], exists: bool
+) -> bool:
+    """Create the directory's collection (coll_create hooks) or fire coll_modify hooks.
+
+    Returns whether the collection existed before.
+    """
+    op = handler.operation(session, meta)
+    if op is Operation.NO_OP:
+        handler.call("coll_modify" if exists else "coll_create", no_op, logger, session, meta)
+    elif not exists:
+        handler.call("coll_create", create_collection, logger, session, meta)
+    else:
+        handler.call("coll_modify", no_op, logger, session, meta)
+    return exists
+
+
+def delete_data_object(
+    handler: EventHandler, logger: Any, session: Any, meta: dict[str, Any], mode: DeleteMode
+) -> None:
+    """Remove one data object whose file is gone, per the delete mode."""
+    func = DELETE_FUNCTIONS.get(mode)
+    if func is None:
+        return
+    handler.call("data_obj_delete", func, session, meta)
+
+
+def delete_collection_tree(
+    handler: EventHandler, logger: Any, session: Any, meta: dict[str, Any], mode: DeleteMode
+) -> int:
+    """Remove a collection whose directory is gone: its objects, then it, bottom-up.
+
+    Returns the number of data objects removed.
+    """
+    from irods.column import Like
+    from irods.models import Collection, DataObject
+
+    root = meta["target"]
+    removed = 0
+    below = session.query(Collection.name).filter(Like(Collection.name, root + "/%"))
+    colls = [root, *(row[Collection.name] for row in below)]
+    for coll in sorted(colls, key=len, reverse=True):
+        query = session.query(DataObject.name).filter(Collection.name == coll)
+        for name in sorted({row[DataObject.name] for row in query}):
+            delete_data_object(handler, logger, session, {**meta, "target": f"{coll}/{name}"}, mode)
+            removed += 1
+        remover = unregister_collection if mode is DeleteMode.UNREGISTER else remove_collection
+        handler.call("coll_delete", remover, session, {**meta, "target": coll})
+    return removed

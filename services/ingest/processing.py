@@ -1,0 +1,426 @@
+"""What a worker thread does with one ingest task (blocking; python-irodsclient).
+
+``process_dir`` lists a directory, diffs it against its collection and returns the
+child tasks; ``process_files`` syncs a batch of files; ``process_delete`` removes what
+disappeared.  Each returns counter deltas for the job row.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import itertools
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from services.ingest import operations
+from services.ingest.diff import Action, classify, list_data_objects, list_subcollections
+from services.ingest.errors import HandlerError, IngestError, TargetError
+from services.ingest.handlers import EventHandler
+from services.ingest.scanner import UNICODE_ERROR_PREFIX, Excludes, b64_path, logical_name, scan_dir
+from services.ingest.sessions import SessionPool, interrupt
+from services.ingest.store import Job
+from services.ingest.tasks import (
+    DeleteTask,
+    DirTask,
+    FileBatchTask,
+    FileItem,
+    ReplicaRow,
+    child_id,
+    to_wire,
+)
+from shared.ingest.utils import DeleteMode, delete_mode_is_compatible_with_operation
+from shared.logging import get_logger
+
+T = TypeVar("T")
+log = get_logger("stager.ingest")
+#: Seconds to wait for a timed-out call to return once its connections are shut down.
+INTERRUPT_GRACE = 5.0
+
+
+class JobFatal(IngestError):
+    """The job itself cannot run (its root task failed in a way retries cannot fix)."""
+
+
+@dataclass
+class Context:
+    """A job's loaded handler, excludes and the worker's sessions."""
+
+    job: Job
+    handler: EventHandler
+    excludes: Excludes
+    sessions: SessionPool
+    timeouts: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @classmethod
+    def load(
+        cls,
+        job: Job,
+        sessions: SessionPool,
+        timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
+    ) -> Context:
+        handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
+        o = job.options
+        excludes = Excludes.build(
+            o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
+        )
+        return cls(job, handler, excludes, sessions, timeouts)
+
+    @property
+    def logger(self) -> Any:
+        return log.bind(job=self.job.name)
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        """The seed's ``meta`` dict handed to every hook."""
+        j, o = self.job, self.job.options
+        meta: dict[str, Any] = {
+            "job_name": j.name,
+            "root": j.root,
+            "target": j.target,
+            "root_target_collection": j.target,
+            "interval": j.interval,
+            "append_json": o.append_json,
+            "initial_ingest": o.initial_ingest,
+            "ignore_cache": o.ignore_cache,
+            "files_per_task": o.files_per_task,
+            "exclude_file_type": o.exclude_file_type,
+            "exclude_file_name": o.exclude_file_name,
+            "exclude_directory_name": o.exclude_directory_name,
+            "event_handler": j.handler_label,
+            "config": {"log": {"level": o.log_level}},
+        }
+        meta.update(extra)
+        return meta
+
+    def session(self, meta: dict[str, Any]) -> Any:
+        return self.sessions.get(self.handler.as_user(meta))
+
+    def retrying(
+        self,
+        meta: dict[str, Any],
+        func: Callable[[], T],
+        counts: Counter[str],
+        session: Any = None,
+    ) -> T:
+        """Run ``func`` with the handler's max_retries, delay and timeout.
+
+        ``session``: the iRODS session ``func`` uses; on a timeout its connections in
+        use are shut down, so a call stuck on the network returns and frees its thread.
+        """
+        logger = self.logger
+        retries = self.handler.max_retries(logger, meta)
+        attempt = 0
+        while True:
+            try:
+                return self._timed(meta, func, session)
+            except (HandlerError, JobFatal):
+                raise
+            except Exception as e:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                counts["retries"] += 1
+                logger.warning(
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                )
+                time.sleep(self.handler.delay(logger, meta, attempt))
+
+    def _timed(self, meta: dict[str, Any], func: Callable[[], T], session: Any = None) -> T:
+        if self.timeouts is None or not self.handler.has("timeout"):
+            return func()
+        limit = self.handler.timeout(self.logger, meta)
+        future = self.timeouts.submit(func)
+        try:
+            return future.result(timeout=limit)
+        except concurrent.futures.TimeoutError as e:
+            if session is not None and interrupt(session):
+                # the blocked call returns with an error; wait for it so the session is
+                # not used by two threads at once (handler code that hangs is not waited for)
+                with contextlib.suppress(Exception):
+                    future.result(timeout=INTERRUPT_GRACE)
+            raise IngestError(f"timed out after {limit:g} s") from e
+
+
+def _printable(path: Any) -> str:
+    return to_wire(path)[0] if isinstance(path, str) else str(path)
+
+
+@dataclass
+class DirResult:
+    children: list[DirTask | FileBatchTask | DeleteTask] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def zone_exists(session: Any, zone: str) -> bool:
+    """Whether the catalog knows ``zone`` (a GenQuery any user may run)."""
+    from irods.models import Zone
+
+    try:
+        return any(True for _ in session.query(Zone.name).filter(Zone.name == zone))
+    except Exception:  # a server without the zone table: fall back to the collection
+        return bool(session.collections.exists("/" + zone))
+
+
+def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) -> None:
+    """Fail the job clearly for a bad root, zone or operation/delete-mode pair."""
+    path = task.os_path
+    if not os.path.isdir(path):
+        raise JobFatal(f"root {_printable(path)} is not a readable directory")
+    zone = task.collection.strip("/").split("/")[0]
+    if not zone_exists(session, zone):
+        raise TargetError(f"target {task.collection}: zone {zone!r} does not exist")
+    op = ctx.handler.operation(session, meta)
+    mode = ctx.handler.delete_mode(meta)
+    if not delete_mode_is_compatible_with_operation(mode, op):
+        raise HandlerError(f"operation [{op}] and delete_mode [{mode}] are incompatible")
+
+
+def process_dir(ctx: Context, task: DirTask) -> DirResult:
+    """List one directory, diff it against its collection, and fan out."""
+    result = DirResult()
+    counts = result.counts
+    path = task.os_path
+    coll = task.collection
+    meta = ctx.meta(path=path, target=coll, task="sync_dir")
+    session = ctx.session(meta)
+    logger = ctx.logger
+    if task.is_root:
+        check_root(ctx, task, session, meta)
+    exists = task.exists
+    if exists is None:
+        exists = bool(session.collections.exists(coll))
+    ctx.retrying(
+        meta,
+        lambda: operations.ensure_collection(
+            ctx.handler, logger, session, dict(meta), bool(exists)
+        ),
+        counts,
+        session=session,
+    )
+    listing = scan_dir(path, ctx.excludes)
+    counts["dirs"] += 1
+    counts["files_excluded"] += listing.excluded
+    for bad in listing.unreadable:
+        logger.error("physical path is not readable; skipped", path=_printable(bad))
+    counts["files_unreadable"] += len(listing.unreadable)
+
+    o = ctx.job.options
+    catalog = {} if (not exists or o.initial_ingest) else list_data_objects(session, coll)
+    mode = ctx.handler.delete_mode(meta)
+    deleting = mode is not DeleteMode.DO_NOT_DELETE and exists
+    subcolls = set(list_subcollections(session, coll)) if deleting else set()
+    cmap = ctx.handler.character_map()
+    dir_text, dir_b64 = to_wire(path)
+
+    batch: list[FileItem] = []
+    ids = (child_id(task.task_id, i) for i in itertools.count())
+
+    def flush() -> None:
+        if batch:
+            result.children.append(
+                FileBatchTask(
+                    task_id=next(ids),
+                    job=task.job,
+                    generation=task.generation,
+                    dir_path=dir_text,
+                    dir_path_b64=dir_b64,
+                    collection=coll,
+                    items=list(batch),
+                )
+            )
+            batch.clear()
+
+    # sorted, so that listing an unchanged directory again yields the same child ids
+    for entry in sorted(listing.entries, key=lambda e: e.name):
+        logical, reason = logical_name(entry.path, entry.name, cmap)
+        target = f"{coll}/{logical}"
+        if entry.is_dir:
+            text, b64 = to_wire(entry.path)
+            child_exists: bool | None = False if not exists else None
+            if deleting:
+                child_exists = target in subcolls
+                subcolls.discard(target)
+            result.children.append(
+                DirTask(
+                    task_id=next(ids),
+                    job=task.job,
+                    generation=task.generation,
+                    path=text,
+                    path_b64=b64,
+                    collection=target,
+                    exists=child_exists,
+                )
+            )
+            continue
+        counts["files_seen"] += 1
+        replicas = catalog.pop(logical, [])
+        fmeta = file_meta(ctx, entry.path, target, entry.size, entry.mtime, entry.ctime, entry.kind)
+        fmeta["unicode_error_filename"] = logical if reason == "UnicodeEncodeError" else None
+        op = ctx.handler.operation(session, fmeta)
+        resource = ctx.handler.to_resource(session, fmeta)
+        physical = ctx.handler.target_path(session, fmeta) or operations.register_path(fmeta)
+        action = classify(
+            replicas, entry.size, entry.mtime, op, physical, resource, force=o.ignore_cache
+        )
+        if action is Action.SKIP:
+            counts["files_skipped"] += 1
+            continue
+        name_text, name_b64 = to_wire(entry.name)
+        batch.append(
+            FileItem(
+                name=name_text,
+                name_b64=name_b64,
+                logical=logical,
+                reason=reason,  # type: ignore[arg-type]
+                kind=entry.kind,
+                size=entry.size,
+                mtime=entry.mtime,
+                ctime=entry.ctime,
+                action=action.value,
+                replicas=[ReplicaRow(**dataclasses.asdict(r)) for r in replicas],
+            )
+        )
+        if len(batch) >= o.files_per_task:
+            flush()
+    flush()
+    if deleting:
+        gone = [f"{coll}/{name}" for name in sorted(catalog)]
+        for i in range(0, len(gone), o.files_per_task):
+            result.children.append(
+                DeleteTask(
+                    task_id=next(ids),
+                    job=task.job,
+                    generation=task.generation,
+                    collection=coll,
+                    data_objects=gone[i : i + o.files_per_task],
+                )
+            )
+        if subcolls:
+            result.children.append(
+                DeleteTask(
+                    task_id=next(ids),
+                    job=task.job,
+                    generation=task.generation,
+                    collection=coll,
+                    collections=sorted(subcolls),
+                )
+            )
+    return result
+
+
+def file_meta(
+    ctx: Context,
+    path: str,
+    target: str,
+    size: int,
+    mtime: float,
+    ctime: float,
+    kind: str,
+) -> dict[str, Any]:
+    meta = ctx.meta(
+        path=path,
+        target=target,
+        size=size,
+        mtime=mtime,
+        ctime=ctime,
+        is_link=kind == "link",
+        is_socket=kind == "socket",
+        file_type=kind,
+        task="sync_file",
+    )
+    name = target.rsplit("/", 1)[-1]
+    if name.startswith(UNICODE_ERROR_PREFIX) and name != os.path.basename(path):
+        meta["unicode_error_filename"] = name
+    return meta
+
+
+def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
+    """Sync each file of the batch; a failing file is counted, the others go on."""
+    counts: Counter[str] = Counter()
+    logger = ctx.logger
+    directory = task.os_dir
+    o = ctx.job.options
+    for item in task.items:
+        path = os.path.join(directory, item.os_name)
+        target = f"{task.collection}/{item.logical}"
+        meta = file_meta(ctx, path, target, item.size, item.mtime, item.ctime, item.kind)
+        if item.reason:
+            meta["b64_reason"] = item.reason
+            meta["b64_path_str"] = b64_path(path)
+        if item.reason == "UnicodeEncodeError":
+            meta["unicode_error_filename"] = item.logical
+        replicas = [r.replica() for r in item.replicas]
+        action = Action(item.action)
+        try:
+            session = ctx.session(meta)
+            outcome = ctx.retrying(
+                meta,
+                functools.partial(
+                    operations.sync_entry,
+                    ctx.handler,
+                    logger,
+                    session,
+                    dict(meta),
+                    action,
+                    replicas,
+                    checksum=o.checksum,
+                ),
+                counts,
+                session=session,
+            )
+        except Exception as e:
+            counts["files_failed"] += 1
+            logger.error("file failed", path=_printable(path), target=target, error=str(e))
+            continue
+        counts[
+            {"created": "files_created", "modified": "files_modified"}.get(
+                outcome.action, "files_skipped"
+            )
+        ] += 1
+        counts["bytes"] += outcome.bytes
+    return counts
+
+
+def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:
+    """Remove data objects and collections whose source disappeared."""
+    counts: Counter[str] = Counter()
+    logger = ctx.logger
+    meta = ctx.meta(path=None, target=task.collection, task="delete")
+    mode = ctx.handler.delete_mode(meta)
+    session = ctx.session(meta)
+    for logical in task.data_objects:
+        m = {**meta, "target": logical}
+        try:
+            ctx.retrying(
+                m,
+                functools.partial(
+                    operations.delete_data_object, ctx.handler, logger, session, m, mode
+                ),
+                counts,
+                session=session,
+            )
+            counts["files_deleted"] += 1
+        except Exception as e:
+            counts["files_failed"] += 1
+            logger.error("delete failed", target=logical, error=str(e))
+    for coll in task.collections:
+        m = {**meta, "target": coll}
+        try:
+            counts["files_deleted"] += ctx.retrying(
+                m,
+                functools.partial(
+                    operations.delete_collection_tree, ctx.handler, logger, session, m, mode
+                ),
+                counts,
+                session=session,
+            )
+        except Exception as e:
+            counts["files_failed"] += 1
+            logger.error("collection delete failed", target=coll, error=str(e))
+    return counts

@@ -1,0 +1,174 @@
+"""REST endpoints for ingest jobs, mounted into the API by ``add_ingest_routes``.
+
+    PUT    /v1/ingest/{name}   start a job (JSON, or YAML as the seed's REST API took)
+    GET    /v1/ingest          every job with state, counters and progress
+    GET    /v1/ingest/{name}   one job
+    DELETE /v1/ingest/{name}   stop a job (its queued work is dropped)
+
+An event handler runs as Python on the workers, so starting a job is reserved to the
+principals the ``authorize`` callable accepts (e.g. the data managers' service
+accounts); the API only compiles a handler to check it, never runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import yaml
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.ingest.handlers import check_source
+from services.ingest.scanner import Excludes
+from services.ingest.store import IngestOptions, Job, JobStore
+from shared.errors import Forbidden, InvalidInput
+
+INGEST_STORE = web.AppKey("ingest_store", JobStore)
+Authorize = Callable[[web.Request], Awaitable[Any]]
+YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+
+
+class IngestRequest(BaseModel):
+    """The body of ``PUT /v1/ingest/{name}`` (the seed's YAML fields plus ours)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(min_length=1, max_length=4096)
+    target: str = Field(min_length=1, max_length=2700)
+    interval: float | None = Field(default=None, gt=0)
+    append_json: Any = None
+    event_handler_data: str | None = Field(default=None, max_length=1_000_000)
+    exclude_file_type: list[str] = Field(default_factory=list)
+    exclude_file_name: list[str] = Field(default_factory=list)
+    exclude_directory_name: list[str] = Field(default_factory=list)
+    files_per_task: int = Field(default=50, ge=1, le=10_000)
+    initial_ingest: bool = False
+    ignore_cache: bool = False
+    checksum: bool = False
+    # accepted for compatibility with the seed's REST API, not used here
+    timeout: float | None = None
+    all: Any = None
+    event_handler: str | None = None
+
+
+def job_from_request(name: str, body: IngestRequest) -> Job:
+    """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
+    if not body.root.startswith("/"):
+        raise InvalidInput("root must be an absolute path on the workers' filesystem")
+    try:
+        Excludes.build(body.exclude_file_type, body.exclude_file_name, body.exclude_directory_name)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from e
+    if body.event_handler_data:
+        check_source(body.event_handler_data, f"{name} event_handler_data")
+    options = IngestOptions(
+        exclude_file_type=body.exclude_file_type,
+        exclude_file_name=body.exclude_file_name,
+        exclude_directory_name=body.exclude_directory_name,
+        files_per_task=body.files_per_task,
+        initial_ingest=body.initial_ingest,
+        ignore_cache=body.ignore_cache,
+        checksum=body.checksum,
+        append_json=body.append_json,
+    )
+    return Job(
+        name=name,
+        root=body.root,
+        target=body.target,
+        interval=body.interval,
+        options=options,
+        handler=body.event_handler_data or None,
+        handler_label=f"rest:{name}" if body.event_handler_data else None,
+    )
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidInput("request body is empty: send the job as JSON or YAML")
+    try:
+        text = raw.decode("utf-8")
+        if request.content_type in YAML_TYPES:
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        kind = "YAML" if request.content_type in YAML_TYPES else "JSON"
+        raise InvalidInput(f"request body is not valid {kind}: {str(e).splitlines()[0]}") from e
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+def _handlers(authorize: Authorize) -> list[web.RouteDef]:
+    async def put_job(request: web.Request) -> web.Response:
+        await authorize(request)
+        data = await _body(request)
+        if not isinstance(data, dict):
+            raise InvalidInput("the job must be a JSON or YAML object (mapping)")
+        try:
+            body = IngestRequest.model_validate(data)
+            job = job_from_request(request.match_info["name"], body)
+        except ValidationError as e:
+            errors = [
+                f"{'.'.join(str(p) for p in err['loc']) or 'name'}: {err['msg']}"
+                for err in e.errors(include_input=False, include_url=False)
+            ]
+            raise InvalidInput("; ".join(errors)) from None
+        created = await request.app[INGEST_STORE].create(job)
+        return _json(created.view(), 201)
+
+    async def list_jobs(request: web.Request) -> web.Response:
+        await authorize(request)
+        jobs = await request.app[INGEST_STORE].list_jobs()
+        return _json({"jobs": [j.view() for j in jobs]})
+
+    async def get_job(request: web.Request) -> web.Response:
+        await authorize(request)
+        job = await request.app[INGEST_STORE].get(request.match_info["name"])
+        return _json(job.view())
+
+    async def stop_job(request: web.Request) -> web.Response:
+        await authorize(request)
+        job = await request.app[INGEST_STORE].stop(request.match_info["name"])
+        return _json(job.view())
+
+    return [
+        web.put("/v1/ingest/{name}", put_job),
+        web.get("/v1/ingest", list_jobs),
+        web.get("/v1/ingest/{name}", get_job),
+        web.delete("/v1/ingest/{name}", stop_job),
+    ]
+
+
+def principals_allowed(
+    authenticate: Callable[[web.Request], Awaitable[Any]], names: Iterable[str]
+) -> Authorize:
+    """An ``authorize`` that authenticates, then admits only the named principals."""
+    allowed = frozenset(names)
+
+    async def authorize(request: web.Request) -> Any:
+        principal = await authenticate(request)
+        if getattr(principal, "name", None) not in allowed:
+            raise Forbidden("ingest jobs are reserved to the configured data managers")
+        return principal
+
+    return authorize
+
+
+def add_ingest_routes(
+    app: web.Application, *, db_url: str, authorize: Authorize, store: JobStore | None = None
+) -> None:
+    """Mount the ingest endpoints; the job store opens and closes with the app."""
+    app.router.add_routes(_handlers(authorize))
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        opened = store or await JobStore.open(db_url)
+        app[INGEST_STORE] = opened
+        yield
+        if store is None:
+            await opened.close()
+
+    app.cleanup_ctx.append(store_ctx)

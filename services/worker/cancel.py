@@ -1,0 +1,77 @@
+"""Cancellation: control messages from the fanout exchange stop running tasks.
+
+Every worker hears every cancel. A task running here is stopped through its
+registered callback; a cancel for a task not (yet) running here is remembered for a
+while, so the task is dropped if it is delivered to this worker later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from shared.messaging.messages import ControlMessage
+
+#: How long a cancel for a task that is not running here is remembered.
+REMEMBER_SECONDS = 3600.0
+
+
+@dataclass
+class CancelRegistry:
+    """Running tasks' stop callbacks and recently cancelled task ids."""
+
+    remember: float = REMEMBER_SECONDS
+    clock: Callable[[], float] = time.time
+    _running: dict[str, Callable[[], None]] = field(default_factory=dict)
+    _cancelled: dict[str, float] = field(default_factory=dict)
+
+    def register(
+        self, task_id: str, stop: Callable[[], None], issued_at: float | None = None
+    ) -> None:
+        """``stop`` is called when a cancel for ``task_id`` arrives."""
+        self._running[task_id] = stop
+        if self.is_cancelled(task_id, issued_at):
+            stop()
+
+    def unregister(self, task_id: str) -> None:
+        self._running.pop(task_id, None)
+
+    def cancel(self, task_id: str) -> bool:
+        """Stop ``task_id`` if it runs here; True when it did."""
+        self._forget_old()
+        self._cancelled[task_id] = self.clock()
+        stop = self._running.get(task_id)
+        if stop is not None:
+            stop()
+        return stop is not None
+
+    def is_cancelled(self, task_id: str, issued_at: float | None = None) -> bool:
+        """True when a cancel arrived (after a task issued at ``issued_at``, epoch s)."""
+        seen = self._cancelled.get(task_id)
+        if seen is None or self.clock() - seen >= self.remember:
+            return False
+        return issued_at is None or issued_at <= seen
+
+    def forget(self, task_id: str) -> None:
+        """A restarted task is no longer cancelled."""
+        self._cancelled.pop(task_id, None)
+
+    def _forget_old(self) -> None:
+        now = self.clock()
+        for tid, seen in list(self._cancelled.items()):
+            if now - seen >= self.remember:
+                del self._cancelled[tid]
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """Consumer callback for this worker's control queue."""
+        async with message.process(requeue=False):
+            try:
+                ctl = ControlMessage.model_validate_json(message.body)
+            except ValidationError:
+                return
+            if ctl.action == "cancel":
+                self.cancel(ctl.task_id)

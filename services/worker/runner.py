@@ -1,0 +1,382 @@
+"""One task attempt, end to end: credential, child as the user, limits, outcome.
+
+Per message: decode → (dropped if cancelled) → ``active`` event → run the
+``transfer`` job in a zygote child as ``stagerUser`` (a warm child of the same user
+and credential when one is idle: ``services.worker.forkserver.pool``) → stream its progress to the
+API while the watchdog and the cancel registry watch → then ``completed`` (mail),
+``cancelled``, ``retry`` (re-published to the delay queue for this attempt's
+backoff) or ``archived`` (final failure mail). The message is acked only after all
+of that, so a worker that dies mid-task loses nothing: the broker redelivers the
+message and the transfer resumes (isync skips finished files and resumes partial
+ones from the per-user state directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from pydantic import ValidationError
+
+from services.worker.cancel import CancelRegistry
+from services.worker.credentials import RepoCredential, resolve
+from services.worker.events import EventPublisher, progress_from_line
+from services.worker.forkserver.pool import (
+    DEFAULT_LINGER,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_TASKS,
+    ChildPool,
+)
+from services.worker.forkserver.runas import Identity, UserRefused, resolve_user
+from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
+from services.worker.mailer import Mailer, completion_mail, failure_mail
+from services.worker.retries import RetryPolicy
+from services.worker.time_limit import Expired, Watchdog
+from shared.crypto import Opener
+from shared.errors import StagerError
+from shared.logging import get_logger
+from shared.messaging import broker
+from shared.messaging.messages import Progress, TaskMessage, TaskState, utcnow
+from shared.messaging.topology import ROUTE_NORMAL, ROUTE_PRIORITY, TYPE_TASK, Names
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What the runner needs from the worker's settings."""
+
+    names: Names
+    policy: RetryPolicy
+    irods: Mapping[str, Any]  # IrodsAccount fields except user and password
+    transfer_options: Mapping[str, Any] = field(default_factory=dict)
+    service_credentials: Mapping[str, RepoCredential] = field(default_factory=dict)
+    state_dir: Path = Path("/var/lib/stager/state")
+    min_uid: int = 1000
+    cancel_grace: float = 1.0
+    progress_interval: float = 1.0
+    confirm_timeout: float = 10.0
+    job_kind: str = "transfer"  # the zygote job that performs a task
+    child_linger: float = DEFAULT_LINGER  # idle seconds a child waits for the next task
+    child_max_idle: int = DEFAULT_MAX_IDLE
+    child_max_tasks: int = DEFAULT_MAX_TASKS
+    child_max_age: float = DEFAULT_MAX_AGE
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended."""
+
+    state: TaskState  # COMPLETED, CANCELLED, or RETRY meaning "failed"
+    error: str | None = None
+    permanent: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+    progress: Progress | None = None
+
+
+class WorkerStopping(StagerError):
+    """The worker shuts down: the message is requeued (the next worker resumes it)."""
+
+
+class _Attempt:
+    """Mutable state of one running attempt."""
+
+    def __init__(self, child: Child, watchdog: Watchdog, grace: float) -> None:
+        self.child = child
+        self.watchdog = watchdog
+        self.grace = grace
+        self.stopped: str | Expired | None = None
+        self.final: dict[str, Any] | None = None
+        self.progress: Progress | None = None
+
+    def stop(self, reason: str | Expired) -> None:
+        """SIGTERM the process group now (the core stops cleanly), SIGKILL after grace."""
+        if self.stopped is not None:
+            return
+        self.stopped = reason
+        self.child.kill(signal.SIGTERM)
+        asyncio.get_running_loop().call_later(self.grace, self.child.kill, signal.SIGKILL)
+
+
+class TaskRunner:
+    """Consumer callback for the task queues and the dead-letter queue."""
+
+    def __init__(
+        self,
+        *,
+        zygote: Callable[[], Awaitable[Zygote]],
+        events: EventPublisher,
+        exchange: AbstractExchange,
+        cancels: CancelRegistry,
+        mailer: Mailer,
+        opener: Opener | None,
+        config: RunnerConfig,
+        on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
+    ) -> None:
+        self.zygote = zygote
+        self.events = events
+        self.exchange = exchange  # the default exchange: retries go straight to a delay queue
+        self.cancels = cancels
+        self.mailer = mailer
+        self.opener = opener
+        self.config = config
+        self.on_transfer = on_transfer
+        self.pool = ChildPool(
+            zygote,
+            linger=config.child_linger,
+            max_idle=config.child_max_idle,
+            max_tasks=config.child_max_tasks,
+            max_age=config.child_max_age,
+        )
+        self.running: dict[str, _Attempt] = {}
+        self.inflight = 0
+        self.stopping = False
+
+    # --- consuming -------------------------------------------------------------------
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """Handle one task delivery; acked when handled, requeued on an unexpected error."""
+        self.inflight += 1
+        try:
+            await self._on_message(message)
+        finally:
+            self.inflight -= 1
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(requeue=True, ignore_processed=True):
+            if self.stopping:
+                raise WorkerStopping("the worker is stopping; the task goes back to the queue")
+            try:
+                msg = TaskMessage.model_validate_json(message.body)
+            except ValidationError as e:
+                log.error("task.undecodable", message_id=message.message_id, errors=e.error_count())
+                await message.reject(requeue=False)  # → dead-letter queue
+                return
+            route = message.routing_key if message.routing_key in _ROUTES else _route(msg)
+            await self.handle(msg, route=route, redelivered=bool(message.redelivered))
+
+    async def on_dead_message(self, message: AbstractIncomingMessage) -> None:
+        """A task the broker gave up on (delivery limit: it crashed workers): archive it."""
+        async with message.process(requeue=False):
+            try:
+                msg = TaskMessage.model_validate_json(message.body)
+            except ValidationError:
+                log.error("task.dead_undecodable", message_id=message.message_id)
+                return
+            error = "the task was abandoned after its worker stopped too many times"
+            log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
+            await self.events.emit(msg, TaskState.ARCHIVED, error=error)
+            await self._mail_failure(msg, error)
+
+    async def handle(self, msg: TaskMessage, *, route: str, redelivered: bool = False) -> None:
+        """Run one attempt of ``msg`` and settle its outcome."""
+        tlog = log.bind(task_id=msg.task_id, run=msg.run, attempt=msg.attempt)
+        if self.cancels.is_cancelled(msg.task_id, msg.created_at.timestamp()):
+            tlog.info("task.dropped_cancelled")
+            await self.events.emit(msg, TaskState.CANCELLED, error="cancelled")
+            return
+        tlog.info("task.start", redelivered=redelivered)
+        started = time.monotonic()
+        await self.events.emit(msg, TaskState.ACTIVE)
+        outcome = await self.run_attempt(msg)
+        if self.stopping:  # killed by our own shutdown: not a failed attempt, redeliver
+            tlog.info("task.requeued_on_shutdown")
+            raise WorkerStopping("the worker stopped during the task; it goes back to the queue")
+        if self.on_transfer is not None:
+            self.on_transfer(msg, outcome, time.monotonic() - started)
+        tlog.info("task.end", state=outcome.state.value, error=outcome.error)
+        await self.settle(msg, outcome, route=route)
+
+    async def stop(self, drain: float = 5.0) -> None:
+        """Shutdown: kill running children; their messages are requeued, not failed."""
+        self.stopping = True
+        for att in list(self.running.values()):
+            att.child.kill()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain):
+                while self.inflight:  # noqa: ASYNC110 - handlers finish by themselves
+                    await asyncio.sleep(0.02)
+        await self.pool.close()
+
+    # --- one attempt -----------------------------------------------------------------
+
+    async def run_attempt(self, msg: TaskMessage) -> Outcome:
+        """Run the transfer in a child as the user and watch it until it ends."""
+        spec = msg.task
+        try:
+            ident = resolve_user(spec.stagerUser, self.config.min_uid)
+            repo_user, password = resolve(msg, self.opener, self.config.service_credentials)
+            state_dir = self._user_state_dir(ident)
+        except StagerError as e:
+            return Outcome(TaskState.RETRY, error=e.message, permanent=True)
+        account = {**self.config.irods, "user": repo_user}
+        params = {
+            "src": spec.srcURL,
+            "dst": spec.dstURL,
+            "account": account,
+            "options": {**self.config.transfer_options, "resume_dir": str(state_dir)},
+        }
+        key = self.pool.key(self.config.job_kind, ident.name, account, password, ident.uid)
+        try:
+            child = await self.pool.start(key, params, secret=password)
+        except UserRefused as e:
+            return Outcome(TaskState.RETRY, error=e.message, permanent=True)
+        except ZygoteError as e:  # the fork server died: worth another try
+            return Outcome(TaskState.RETRY, error=e.message)
+        finally:
+            del password
+        att = _Attempt(
+            child, Watchdog(spec.timeout, spec.timeout_noprogress), self.config.cancel_grace
+        )
+        self.running[msg.task_id] = att
+        self.cancels.register(
+            msg.task_id, lambda: att.stop("cancelled"), msg.created_at.timestamp()
+        )
+        clean = False
+        try:
+            await self._watch(msg, att)
+            final_type = (att.final or {}).get("type")
+            clean = att.stopped is None and final_type == "result" and not self.stopping
+        finally:
+            self.cancels.unregister(msg.task_id)
+            self.running.pop(msg.task_id, None)
+            # only a child that ended its task cleanly runs another; any other is killed
+            # with its whole process group (leftovers never outlive the attempt)
+            self.pool.release(key, child, reuse=clean)
+        code = 0 if clean else await child.wait()
+        return _outcome(att, code)
+
+    async def _watch(self, msg: TaskMessage, att: _Attempt) -> None:
+        """Read the child's lines until its pipe closes, enforcing the limits meanwhile."""
+        reader = asyncio.create_task(self._read(msg, att))
+        exited = asyncio.ensure_future(att.child.wait())
+        try:
+            while not reader.done():
+                wait = att.watchdog.next_deadline()
+                await asyncio.wait(
+                    {reader, exited},
+                    timeout=None if wait is None else max(wait, 0.05),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if exited.done():
+                    # the child is gone; anything it left behind may hold the pipe open
+                    att.child.kill_group()
+                    await asyncio.wait({reader}, timeout=5.0)
+                    break
+                expired = att.watchdog.check()
+                if expired is not None:
+                    att.stop(expired)
+            if reader.done():
+                await reader
+        finally:
+            exited.cancel()
+            if not reader.done():
+                reader.cancel()
+                att.child.kill()
+
+    async def _read(self, msg: TaskMessage, att: _Attempt) -> None:
+        last_emit = time.monotonic()  # a task shorter than the interval sends no progress event
+        async for line in att.child.lines():
+            kind = line.get("type")
+            if kind == "progress":
+                att.watchdog.observe(line)
+                att.progress = progress_from_line(line)
+                now = time.monotonic()
+                if now - last_emit >= self.config.progress_interval:
+                    last_emit = now
+                    await self.events.emit(msg, TaskState.ACTIVE, progress=att.progress)
+            elif kind in ("result", "error"):
+                att.final = line
+
+    def _user_state_dir(self, ident: Identity) -> Path:
+        """``state_dir/<uid>``: the user's resume journals, 0700, owned by the user."""
+        base = self.config.state_dir
+        base.mkdir(parents=True, exist_ok=True, mode=0o711)
+        path = base / str(ident.uid)
+        path.mkdir(exist_ok=True, mode=0o700)
+        os.chown(path, ident.uid, ident.gid)
+        return path
+
+    # --- settling --------------------------------------------------------------------
+
+    async def settle(self, msg: TaskMessage, outcome: Outcome, *, route: str) -> None:
+        """Publish the outcome: event, retry message, mail."""
+        if outcome.state is TaskState.COMPLETED:
+            await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
+            await self._mail(
+                completion_mail(self.mailer.settings, msg.task_id, msg.task, outcome.summary), msg
+            )
+            return
+        if outcome.state is TaskState.CANCELLED:
+            await self.events.emit(msg, TaskState.CANCELLED, error=outcome.error)
+            return
+        policy = self.config.policy
+        error = outcome.error or "failed"
+        if policy.should_retry(msg.attempt, permanent=outcome.permanent):
+            delay = policy.delay(msg.attempt)
+            nxt = msg.model_copy(update={"attempt": msg.attempt + 1})
+            queue = self.config.names.retry_queue(route, _delay_ms(delay))
+            body = nxt.model_dump_json().encode()
+            message = broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK)
+            await broker.publish(self.exchange, message, queue, timeout=self.config.confirm_timeout)
+            next_at = utcnow() + timedelta(seconds=delay)
+            await self.events.emit(
+                msg, TaskState.RETRY, error=error, progress=outcome.progress, next_at=next_at
+            )
+            return
+        await self.events.emit(msg, TaskState.ARCHIVED, error=error, progress=outcome.progress)
+        await self._mail_failure(msg, error)
+
+    async def _mail_failure(self, msg: TaskMessage, error: str) -> None:
+        await self._mail(
+            failure_mail(self.mailer.settings, msg.task_id, msg.task, error, msg.attempt), msg
+        )
+
+    async def _mail(self, mail: Any, msg: TaskMessage) -> None:
+        try:
+            await self.mailer.send(mail)
+        except Exception as e:  # mail is best effort: never fail the task over it
+            log.warning("mail.failed", task_id=msg.task_id, error=type(e).__name__)
+
+
+_ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)
+
+
+def _route(msg: TaskMessage) -> str:
+    return ROUTE_PRIORITY if msg.priority > 0 else ROUTE_NORMAL
+
+
+def _delay_ms(delay: float) -> int:
+    return max(1, round(delay * 1000))
+
+
+def _outcome(att: _Attempt, code: int) -> Outcome:
+    final = att.final or {}
+    if att.stopped == "cancelled":
+        return Outcome(TaskState.CANCELLED, error="cancelled", progress=att.progress)
+    if isinstance(att.stopped, Expired):
+        return Outcome(TaskState.RETRY, error=str(att.stopped), progress=att.progress)
+    if final.get("type") == "result" and code == 0:
+        summary = dict(final.get("summary") or {})
+        return Outcome(TaskState.COMPLETED, summary=summary, progress=att.progress)
+    if final.get("type") == "error":
+        return Outcome(
+            TaskState.RETRY,
+            error=str(final.get("message") or final.get("kind") or "failed"),
+            permanent=bool(final.get("permanent")),
+            progress=att.progress,
+        )
+    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+    return Outcome(
+        TaskState.RETRY, error=f"the transfer process died ({how})", progress=att.progress
+    )
