@@ -49,7 +49,7 @@ from services.api.auth import hash_password
 from shared.crypto import generate_keypair
 from shared.messaging import broker
 from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskState
-from shared.messaging.topology import Names
+from shared.messaging.topology import Names, Topology, delete_topology
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "bench", "bench-Pa55word-api-store"
@@ -290,7 +290,7 @@ async def measure(backend: str, mode: str, n: int, keys: tuple[bytes, bytes]) ->
                     await asyncio.gather(worker, return_exceptions=True)
                 api.stop()
                 channel = await amqp.channel()
-                await broker.delete_topology(channel, broker.Topology(names=names))
+                await delete_topology(channel, Topology(names=names))
                 await amqp.close()
     load = os.getloadavg()[0]
     return BenchResult(

@@ -139,15 +139,15 @@ class Ours:
     async def _delete_queues(self) -> None:
         import aio_pika
 
-        from services.ingest.constants import IngestNames
+        from shared.messaging.topology import Names
 
         conn = await aio_pika.connect(
             self.env.get("STAGER_INGEST__AMQP_URL", "amqp://guest:guest@127.0.0.1/")
         )
         async with conn:
             ch = await conn.channel()
-            names = IngestNames(self.prefix)
-            for q in (names.dirs_queue, names.files_queue):
+            names = Names(self.prefix)
+            for q in (names.ingest_dirs_queue, names.ingest_files_queue):
                 await ch.queue_delete(q)
 
 

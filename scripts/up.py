@@ -392,17 +392,17 @@ async def _delete_topology() -> None:
     """Remove the private broker prefix's queues and exchanges (``--ephemeral``)."""
     from services.worker.settings import WorkerSettings
     from shared.messaging import broker
-    from shared.messaging.topology import Names
+    from shared.messaging.topology import Names, Topology, delete_topology, retry_delays
 
     s = WorkerSettings()
-    topo = broker.Topology(
+    topo = Topology(
         names=Names(s.broker.prefix),
         delivery_limit=s.delivery_limit,
-        retry_delays_ms=broker.retry_delays(s.retry.policy().delays()),
+        retry_delays_ms=retry_delays(s.retry.policy().delays()),
     )
     conn = await broker.connect(s.broker.url.get_secret_value(), name="stager-up-cleanup")
     try:
-        await broker.delete_topology(await conn.channel(), topo)
+        await delete_topology(await conn.channel(), topo)
     finally:
         await conn.close()
 

@@ -1,54 +1,158 @@
-"""One root error and a shallow hierarchy; each maps to an HTTP status at the API edge."""
+"""One root error for the stager's services, and the kinds every error is sorted into.
+
+::
+
+    StagerError                  kind (permanent?)
+    ├── InvalidInput             invalid (yes): the request or the settings say what to fix
+    │   ├── EnvelopeError        invalid (yes): a credential envelope is malformed or tampered
+    │   └── UnknownUser          invalid (yes): shared.unix_users
+    ├── Unauthenticated          authentication (yes)
+    ├── Forbidden                forbidden (yes)
+    │   └── UserRefused          refused (yes): root or a system account, shared.unix_users
+    ├── NotFound                 not_found (yes)
+    ├── Conflict                 conflict (yes)
+    ├── DecryptError             internal (yes): no private key here opens the envelope
+    ├── ConfigError              config (yes): settings missing or inconsistent
+    └── Unavailable              unavailable (no): broker, store, iRODS or worker not answering
+
+    isync has its own root (services.isync.errors.IsyncError) whose exit statuses map onto
+    the same kinds (services.isync.errors.KIND_BY_STATUS).
+
+A kind is what crosses process boundaries: the fork server's child pipe, task events and
+directory-listing replies carry ``ErrorKind`` values, never exception class names. Whether
+an error is worth retrying is a property of the error (``permanent``), which defaults from
+its kind. How a kind is shown (HTTP status, the Go stager's exit code) is decided at the
+edge that shows it: the API's error middleware.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What went wrong, in words every process agrees on."""
+
+    INVALID = "invalid"
+    AUTHENTICATION = "authentication"
+    FORBIDDEN = "forbidden"
+    REFUSED = "refused"
+    NOT_FOUND = "not_found"
+    NOT_A_DIRECTORY = "not_a_directory"
+    PERMISSION_DENIED = "permission_denied"
+    CONFLICT = "conflict"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
+    CONFIG = "config"
+    INTERNAL = "internal"
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying the same request cannot succeed."""
+        return self in _PERMANENT
+
+
+_PERMANENT = frozenset(
+    {
+        ErrorKind.INVALID,
+        ErrorKind.AUTHENTICATION,
+        ErrorKind.FORBIDDEN,
+        ErrorKind.REFUSED,
+        ErrorKind.NOT_FOUND,
+        ErrorKind.NOT_A_DIRECTORY,
+        ErrorKind.PERMISSION_DENIED,
+        ErrorKind.CONFLICT,
+        ErrorKind.CONFIG,
+    }
+)
+
+
+def kind_of(exc: BaseException) -> ErrorKind:
+    """The kind of any exception: a stager error's own, or the OS error's meaning."""
+    if isinstance(exc, StagerError):
+        return exc.kind
+    if isinstance(exc, PermissionError):
+        return ErrorKind.PERMISSION_DENIED
+    if isinstance(exc, FileNotFoundError):
+        return ErrorKind.NOT_FOUND
+    if isinstance(exc, NotADirectoryError):
+        return ErrorKind.NOT_A_DIRECTORY
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.TIMEOUT
+    return ErrorKind.FAILED
+
 
 class StagerError(Exception):
-    """Root of every stager error; ``str()`` is safe to show to a client."""
+    """Root of every stager error; ``str()`` is safe to show to a client.
 
-    status = 500
+    Parameters:
+        message: one line that says what is wrong and, where it can, what to fix.
+        errors: per-field details (``{field, message}``) for validation errors.
+        permanent: overrides the kind's default (a transfer whose every failed file was
+            permission-denied is permanent even though its kind is ``failed``).
+    """
+
+    kind: ErrorKind = ErrorKind.INTERNAL
     title = "internal error"
-    exit_code = 100
+    #: Retry default for this class when it differs from its kind's (None: the kind's).
+    default_permanent: bool | None = None
 
-    def __init__(self, message: str, *, errors: list[dict[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, object]] | None = None,
+        permanent: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors or []
+        self._permanent = permanent
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying cannot help (the default comes from ``kind``)."""
+        if self._permanent is not None:
+            return self._permanent
+        if self.default_permanent is not None:
+            return self.default_permanent
+        return self.kind.permanent
 
 
 class InvalidInput(StagerError):
     """The request is malformed or fails validation."""
 
-    status = 400
+    kind = ErrorKind.INVALID
     title = "invalid input"
-    exit_code = 102
 
 
 class Unauthenticated(StagerError):
     """No, or no valid, credentials."""
 
-    status = 401
+    kind = ErrorKind.AUTHENTICATION
     title = "unauthenticated"
 
 
 class Forbidden(StagerError):
     """Authenticated, but not allowed to do this."""
 
-    status = 403
+    kind = ErrorKind.FORBIDDEN
     title = "forbidden"
 
 
 class NotFound(StagerError):
     """The thing does not exist or is not the caller's."""
 
-    status = 404
+    kind = ErrorKind.NOT_FOUND
     title = "not found"
 
 
 class Conflict(StagerError):
     """The request clashes with the current state."""
 
-    status = 409
+    kind = ErrorKind.CONFLICT
     title = "conflict"
 
 
@@ -62,17 +166,18 @@ class DecryptError(StagerError):
     """An envelope cannot be opened (no matching private key, or tampered)."""
 
     title = "credential envelope cannot be opened"
+    default_permanent = True
 
 
 class Unavailable(StagerError):
     """A dependency (broker, store, iRODS, worker) does not answer in time."""
 
-    status = 503
+    kind = ErrorKind.UNAVAILABLE
     title = "service unavailable"
-    exit_code = 101
 
 
 class ConfigError(StagerError):
     """Settings are missing or inconsistent."""
 
+    kind = ErrorKind.CONFIG
     title = "configuration error"

@@ -13,6 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.irods import ClientServerPolicy, IrodsAccount, VerifyMode
+from shared.messaging.topology import DEFAULT_PREFIX
+
 FILE_PREFIX = "file:"
 
 
@@ -42,12 +45,12 @@ class BrokerSettings(BaseModel):
     """RabbitMQ connection and topology prefix."""
 
     url: FileSecret = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
-    prefix: str = Field(default="stager", pattern=r"^[A-Za-z0-9_.-]+$")
+    prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_.-]+$")
     confirm_timeout: float = Field(default=10.0, gt=0)
 
 
 class IrodsSettings(BaseModel):
-    """An iRODS account the service itself uses (DAC lookup, health)."""
+    """An iRODS account the service itself uses (DAC lookup, ingest), TLS included."""
 
     host: str = "127.0.0.1"
     port: int = 1247
@@ -56,6 +59,24 @@ class IrodsSettings(BaseModel):
     password: FileSecret = SecretStr("")
     timeout: float = Field(default=10.0, gt=0)
     enabled: bool = True
+    client_server_policy: ClientServerPolicy = "CS_NEG_REFUSE"
+    ca_file: str | None = None
+    verify: VerifyMode = "hostname"
+    default_resource: str | None = None
+
+    def account(self) -> IrodsAccount:
+        """The account these settings describe (what :func:`shared.irods.connect` takes)."""
+        return IrodsAccount(
+            host=self.host,
+            port=self.port,
+            zone=self.zone,
+            user=self.user,
+            password=self.password,
+            client_server_policy=self.client_server_policy,
+            ca_file=self.ca_file,
+            verify=self.verify,
+            default_resource=self.default_resource,
+        )
 
 
 class StagerSettings(BaseSettings):

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import os
-import pwd
 import re
 import secrets
 import sys
@@ -27,8 +26,9 @@ import aiohttp
 import jwt
 from pydantic import BaseModel, Field, field_validator
 
-from shared.errors import Forbidden, InvalidInput, Unauthenticated, Unavailable
-from shared.messaging.messages import USER_RE, PrincipalKind, Submitter
+from shared.errors import Forbidden, Unauthenticated, Unavailable
+from shared.messaging.messages import PrincipalKind, Submitter
+from shared.unix_users import DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
 
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
@@ -100,7 +100,7 @@ class AuthSettings(BaseModel):
 
     service_accounts: dict[str, ServiceAccount] = Field(default_factory=dict)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
-    min_uid: int = Field(default=1000, ge=1)
+    min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1)
     check_users: bool = Field(default=True, description="look stagerUser up in the passwd db")
 
 
@@ -262,7 +262,7 @@ class Authenticator:
 
 
 def _user_ok(name: str) -> bool:
-    return re.fullmatch(USER_RE, name) is not None
+    return re.fullmatch(USER_NAME_RE, name) is not None
 
 
 _DUMMY_HASH = hash_password("not-a-password", log2_n=SCRYPT_LOG2_N)
@@ -283,20 +283,15 @@ def authorize_stager_user(principal: Principal, user: str, settings: AuthSetting
 
 
 def check_system_user(user: str, settings: AuthSettings) -> None:
-    """Refuse root, system accounts (uid < min_uid) and, when checked, unknown users."""
-    if user == "root":
-        raise Forbidden("stagerUser root is refused: give a personal user account")
-    if not settings.check_users:
-        return
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise InvalidInput(f"stagerUser {user!r} is not a known user: check the spelling") from None
-    if entry.pw_uid < settings.min_uid:
-        raise Forbidden(
-            f"stagerUser {user!r} is a system account (uid < {settings.min_uid}): "
-            "give a personal user account"
-        )
+    """Refuse root and, when ``check_users`` is set, unknown and system accounts.
+
+    The rule is :func:`shared.unix_users.vet` (the worker applies it again before it
+    starts a child); ``check_users=False`` is for an API host that has no user database.
+    """
+    if settings.check_users:
+        vet(user, settings.min_uid)
+    else:
+        check_name(user)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,12 +30,13 @@ from shared.messaging.messages import (
     TaskMessage,
 )
 from shared.messaging.topology import (
-    ROUTE_NORMAL,
-    ROUTE_PRIORITY,
     TYPE_CONTROL,
     TYPE_DIRLIST,
     TYPE_TASK,
     Names,
+    Topology,
+    declare_topology,
+    route_for,
 )
 from shared.settings import BrokerSettings
 
@@ -50,10 +51,10 @@ EventHandler = Callable[[list[TaskEvent]], Awaitable[None]]
 class ApiBus:
     """One robust connection, a confirming publish channel and a consume channel."""
 
-    def __init__(self, settings: BrokerSettings, *, topology: broker.Topology | None = None):
+    def __init__(self, settings: BrokerSettings, *, topology: Topology | None = None):
         self.settings = settings
         self.names = Names(settings.prefix)
-        self.topology = topology or broker.Topology(names=self.names)
+        self.topology = topology or Topology(names=self.names)
         self.connection: AbstractRobustConnection | None = None
         self._pub: AbstractChannel | None = None
         self._sub: AbstractChannel | None = None
@@ -68,7 +69,7 @@ class ApiBus:
             self.settings.url.get_secret_value(), name="stager-api"
         )
         self._pub = await broker.open_channel(self.connection)
-        await broker.declare_topology(self._pub, self.topology)
+        await declare_topology(self._pub, self.topology)
         self._tasks_x = await self._pub.get_exchange(self.names.tasks_exchange)
         self._control_x = await self._pub.get_exchange(self.names.control_exchange)
         self._sub = await broker.open_channel(self.connection, prefetch=events_prefetch)
@@ -89,7 +90,7 @@ class ApiBus:
 
     async def publish_task(self, msg: TaskMessage) -> None:
         """Release one task (service-account tasks to the priority queue)."""
-        route = ROUTE_PRIORITY if msg.priority > 0 else ROUTE_NORMAL
+        route = route_for(msg.priority)
         message = broker.make_message(
             msg.model_dump_json().encode(), message_id=msg.task_id, type_=TYPE_TASK
         )

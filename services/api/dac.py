@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, Field
 
+from shared import irods as irods_session
 from shared.errors import Conflict, InvalidInput, NotFound, Unavailable
 from shared.settings import IrodsSettings
 
@@ -34,16 +35,8 @@ class DacSettings(BaseModel):
 
 def _query(irods: IrodsSettings, dac: DacSettings, number: str) -> list[str]:
     from irods.models import Collection, CollectionMeta
-    from irods.session import iRODSSession
 
-    with iRODSSession(
-        host=irods.host,
-        port=irods.port,
-        user=irods.user,
-        password=irods.password.get_secret_value(),
-        zone=irods.zone,
-    ) as session:
-        session.connection_timeout = irods.timeout
+    with irods_session.connect(irods.account(), timeout=irods.timeout) as session:
         rows = (
             session.query(Collection.name)
             .filter(CollectionMeta.name == dac.project_attr)

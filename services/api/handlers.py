@@ -12,18 +12,20 @@ from pydantic import BaseModel, ValidationError
 
 from services.api.auth import Principal, authorize_stager_user
 from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
-from services.api.middleware import summary, validation_errors
+from services.api.middleware import http_status, summary, validation_errors
 from services.api.openapi import render_html
 from services.api.store import Task, new_task_id
 from shared.crypto import is_envelope
 from shared.errors import (
     Conflict,
+    ErrorKind,
     Forbidden,
     InvalidInput,
     NotFound,
     StagerError,
     Unavailable,
 )
+from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging.messages import (
     FINAL_STATES,
@@ -41,7 +43,6 @@ from shared.messaging.messages import (
     TaskSpec,
     TaskState,
     check_abs_path,
-    is_irods_url,
 )
 
 log = get_logger("stager.api")
@@ -136,7 +137,7 @@ async def post_job(request: web.Request) -> web.Response:
     try:
         spec = seal_job(request.app, p, raw)
     except StagerError as e:
-        request.app[METRICS].rejected_total.labels(str(e.status)).inc()
+        request.app[METRICS].rejected_total.labels(str(http_status(e))).inc()
         raise
     except ValidationError:
         request.app[METRICS].rejected_total.labels("400").inc()
@@ -164,25 +165,28 @@ async def post_jobs(request: web.Request) -> web.Response:
         raise InvalidInput(f"too many jobs ({len(items)}): send at most {MAX_BATCH} per request")
     accepted: list[tuple[str, TaskSpec]] = []
     rejected: list[JobRejection] = []
+    kinds: set[ErrorKind] = set()
     for i, item in enumerate(items):
         try:
             accepted.append((new_task_id(), seal_job(request.app, p, item)))
         except StagerError as e:
-            rejected.append(JobRejection(index=i, status=e.status, errorMessage=e.message))
+            rejected.append(JobRejection(index=i, status=http_status(e), errorMessage=e.message))
+            kinds.add(e.kind)
         except ValidationError as e:
             msg = summary(validation_errors(e))
             rejected.append(JobRejection(index=i, status=400, errorMessage=msg))
+            kinds.add(ErrorKind.INVALID)
     metrics = request.app[METRICS]
     for r in rejected:
         metrics.rejected_total.labels(str(r.status)).inc()
     if not accepted:
-        statuses = {r.status for r in rejected}
         reasons = "; ".join(f"jobs[{r.index}]: {r.errorMessage}" for r in rejected[:5])
         err = InvalidInput(
             "every job was rejected: " + reasons,
             errors=[r.model_dump() for r in rejected],
         )
-        err.status = statuses.pop() if len(statuses) == 1 else 400
+        if len(kinds) == 1:
+            err.kind = kinds.pop()  # one reason for all: answer with its status
         raise err
     tasks = await request.app[STORE].add(p.submitter, accepted, priority=_priority(request.app, p))
     _submitted(request.app, tasks)
@@ -253,7 +257,7 @@ async def get_dir(request: web.Request) -> web.Response:
     path = request.query.get("path")
     if not path:
         raise InvalidInput("query parameter path is required: GET /v1/dir?path=/project/...")
-    if is_irods_url(path):
+    if is_irods_path(path):
         raise InvalidInput("only local directories can be listed: give a path without irods:")
     try:
         check_abs_path(path, "path")

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.keys import METRICS
-from shared.errors import StagerError
+from shared.errors import ErrorKind, StagerError
 from shared.logging import get_logger
 from shared.messaging.messages import Problem
 
@@ -23,6 +23,30 @@ _HTTP_HINTS = {
     413: "request body too large: send fewer jobs per request",
     415: "send the body as application/json",
 }
+
+
+#: How each kind of error is shown: (HTTP status, the Go stager's ``exitCode``).
+HTTP_BY_KIND: dict[ErrorKind, tuple[int, int]] = {
+    ErrorKind.INVALID: (400, 102),
+    ErrorKind.NOT_A_DIRECTORY: (400, 102),
+    ErrorKind.AUTHENTICATION: (401, 100),
+    ErrorKind.FORBIDDEN: (403, 100),
+    ErrorKind.REFUSED: (403, 100),
+    ErrorKind.PERMISSION_DENIED: (403, 100),
+    ErrorKind.NOT_FOUND: (404, 100),
+    ErrorKind.CONFLICT: (409, 100),
+    ErrorKind.UNAVAILABLE: (503, 101),
+    ErrorKind.INTERRUPTED: (503, 101),
+    ErrorKind.TIMEOUT: (504, 101),
+    ErrorKind.FAILED: (500, 100),
+    ErrorKind.CONFIG: (500, 100),
+    ErrorKind.INTERNAL: (500, 100),
+}
+
+
+def http_status(e: StagerError) -> int:
+    """The HTTP status an error is answered with."""
+    return HTTP_BY_KIND[e.kind][0]
 
 
 def validation_errors(e: ValidationError, prefix: str = "") -> list[dict[str, object]]:
@@ -74,8 +98,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = resp.status
         return resp
     except StagerError as e:
-        status = e.status
-        return problem(e.status, e.title, e.message, exit_code=e.exit_code, errors=e.errors)
+        status, exit_code = HTTP_BY_KIND[e.kind]
+        return problem(status, e.title, e.message, exit_code=exit_code, errors=e.errors)
     except ValidationError as e:
         status = 400
         errs = validation_errors(e)

@@ -27,7 +27,7 @@ from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
 from services.ingest.settings import IngestSettings
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
-from shared.errors import StagerError
+from shared.errors import ErrorKind, StagerError
 
 IGNORED = (
     "file_queue",
@@ -298,4 +298,4 @@ def _short(e: Exception) -> str:
 
 
 def _code(e: StagerError) -> ExitStatus:
-    return ExitStatus.USAGE if e.status == 400 else ExitStatus.ERROR
+    return ExitStatus.USAGE if e.kind is ErrorKind.INVALID else ExitStatus.ERROR

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import Conflict, InvalidInput, NotFound, StagerError
+from shared.errors import Conflict, ErrorKind, InvalidInput, NotFound, StagerError
 
 
 class IngestError(StagerError):
@@ -28,5 +28,5 @@ class JobExists(Conflict):
 class TargetError(IngestError):
     """The target collection is unusable (root, unknown zone, not a collection)."""
 
-    status = 400
+    kind = ErrorKind.INVALID
     title = "invalid target collection"

@@ -13,7 +13,7 @@ from typing import Any
 
 from irods.session import iRODSSession
 
-from services.isync.models import IrodsAccount
+from shared.irods import IrodsAccount, connect
 
 
 class SessionPool:
@@ -25,25 +25,6 @@ class SessionPool:
         self._lock = threading.Lock()
         self._all: list[iRODSSession] = []
 
-    def _kwargs(self, as_user: tuple[str, str] | None) -> dict[str, Any]:
-        a = self.account
-        kwargs: dict[str, Any] = {
-            "host": a.host,
-            "port": a.port,
-            "user": a.user,
-            "zone": a.zone,
-            "password": a.password.get_secret_value(),
-        }
-        if a.client_server_policy != "CS_NEG_REFUSE":
-            kwargs["client_server_negotiation"] = "request_server_negotiation"
-            kwargs["client_server_policy"] = a.client_server_policy
-            kwargs["ssl_verify_server"] = a.verify
-            if a.ca_file:
-                kwargs["ssl_ca_certificate_file"] = a.ca_file
-        if as_user is not None:
-            kwargs["client_zone"], kwargs["client_user"] = as_user
-        return kwargs
-
     def get(self, as_user: tuple[str, str] | None = None) -> iRODSSession:
         """This thread's session for ``as_user`` (created on first use)."""
         sessions: dict[Any, iRODSSession] | None = getattr(self._local, "sessions", None)
@@ -51,7 +32,7 @@ class SessionPool:
             sessions = self._local.sessions = {}
         session = sessions.get(as_user)
         if session is None:
-            session = iRODSSession(**self._kwargs(as_user))
+            session = connect(self.account, proxy_for=as_user)
             sessions[as_user] = session
             with self._lock:
                 self._all.append(session)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.ingest.constants import DEFAULT_CONCURRENCY, DEFAULT_PREFIX
-from services.isync.models import IrodsAccount
+from services.ingest.constants import DEFAULT_CONCURRENCY
+from shared.irods import IrodsAccount
+from shared.messaging.topology import DEFAULT_PREFIX
 
 
 class IngestSettings(BaseSettings):

@@ -21,7 +21,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from services.ingest.constants import DELIVERY_LIMIT, SCHEDULER_POLL, TYPE_INGEST, IngestNames
+from services.ingest.constants import SCHEDULER_POLL
 from services.ingest.errors import HandlerError, IngestError, JobNotFound, TargetError
 from services.ingest.processing import (
     Context,
@@ -35,9 +35,10 @@ from services.ingest.sessions import SessionPool
 from services.ingest.settings import IngestSettings
 from services.ingest.store import Job, JobState, JobStore, TaskDone
 from services.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task, fill
-from services.isync.models import IrodsAccount
+from shared.irods import IrodsAccount
 from shared.logging import get_logger
 from shared.messaging import broker
+from shared.messaging.topology import TYPE_INGEST, Names, Topology, declare_ingest_queues
 
 log = get_logger("stager.ingest.worker")
 PUBLISH_TIMEOUT = 30.0
@@ -56,16 +57,12 @@ def _crash_point() -> tuple[str, int] | None:
     return kind, int(n or "1")
 
 
-async def declare_queues(channel: AbstractChannel, names: IngestNames) -> None:
-    """Durable quorum queues for directory and file tasks."""
-    args: dict[str, Any] = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT}
-    for name in (names.dirs_queue, names.files_queue):
-        await channel.declare_queue(name, durable=True, arguments=args)
+async def declare_queues(channel: AbstractChannel, names: Names) -> None:
+    """Durable quorum queues for directory and file tasks (see shared.messaging.topology)."""
+    await declare_ingest_queues(channel, Topology(names=names))
 
 
-async def publish_tasks(
-    channel: AbstractChannel, names: IngestNames, tasks: Sequence[AnyTask]
-) -> int:
+async def publish_tasks(channel: AbstractChannel, names: Names, tasks: Sequence[AnyTask]) -> int:
     """Publish with confirms; returns how many were confirmed (in order)."""
     done = 0
     for i in range(0, len(tasks), 200):
@@ -77,7 +74,7 @@ async def publish_tasks(
                 broker.make_message(
                     t.model_dump_json().encode(), message_id=t.task_id, type_=TYPE_INGEST
                 ),
-                names.dirs_queue if isinstance(t, DirTask) else names.files_queue,
+                names.ingest_dirs_queue if isinstance(t, DirTask) else names.ingest_files_queue,
                 timeout=PUBLISH_TIMEOUT,
                 attempts=1,
             )
@@ -101,7 +98,7 @@ class IngestWorker:
         connection: AbstractConnection,
         account: IrodsAccount,
         concurrency: int,
-        names: IngestNames,
+        names: Names,
         poll: float = SCHEDULER_POLL,
     ) -> None:
         self.store = store
@@ -135,7 +132,7 @@ class IngestWorker:
         self._channel = channel
         await channel.set_qos(prefetch_count=self.concurrency)
         await declare_queues(channel, self.names)
-        for name in (self.names.dirs_queue, self.names.files_queue):
+        for name in (self.names.ingest_dirs_queue, self.names.ingest_files_queue):
             queue = await channel.get_queue(name)
             await queue.consume(self.on_message)
         try:
@@ -314,7 +311,7 @@ async def run_ingest_consumers(
     settings: Any,
     broker_connection: AbstractConnection,
     concurrency: int,
-    names: IngestNames | None = None,
+    names: Names | None = None,
 ) -> None:
     """Consume ingest tasks and schedule ingest passes until cancelled.
 
@@ -332,7 +329,7 @@ async def run_ingest_consumers(
         broker_connection,
         ingest.irods,
         concurrency,
-        names or IngestNames(ingest.queue_prefix),
+        names or Names(ingest.queue_prefix),
     )
     try:
         await worker.run()

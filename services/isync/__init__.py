@@ -3,13 +3,13 @@
 from services.isync.engine import transfer
 from services.isync.models import (
     FileOutcome,
-    IrodsAccount,
     ProgressEvent,
     TransferOptions,
     TransferReport,
 )
 from services.isync.progress import JsonLinesSink, NullSink, ProgressSink, RecordingSink
 from services.isync.status import ExitStatus
+from shared.irods import IrodsAccount
 
 __all__ = [
     "ExitStatus",

@@ -1,5 +1,5 @@
 """Where the iRODS account comes from (environment, irods_environment.json, .irodsA) and
-how a python-irodsclient session is made from it."""
+how a session is opened with it (through shared.irods, translated into isync errors)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from services.isync.errors import AuthenticationError, UsageError, translate
-from services.isync.models import IrodsAccount
+from shared.irods import IrodsAccount, connect
 
 _VERIFY = {"cert": "cert", "hostname": "hostname", "none": "none"}
 
@@ -144,42 +144,10 @@ def load_account(
         raise UsageError("invalid iRODS connection settings (port, TLS policy or key sizes)") from e
 
 
-def session_kwargs(account: IrodsAccount) -> dict[str, Any]:
-    """Keyword arguments for irods.session.iRODSSession (TLS included when asked for)."""
-    kwargs: dict[str, Any] = {
-        "host": account.host,
-        "port": account.port,
-        "user": account.user,
-        "zone": account.zone,
-        "password": account.password.get_secret_value(),
-        "authentication_scheme": account.auth_scheme,
-    }
-    if account.client_server_policy != "CS_NEG_REFUSE":
-        kwargs.update(
-            client_server_negotiation="request_server_negotiation",
-            client_server_policy=account.client_server_policy,
-            encryption_algorithm=account.encryption_algorithm,
-            encryption_key_size=account.encryption_key_size,
-            encryption_salt_size=account.encryption_salt_size,
-            encryption_num_hash_rounds=account.encryption_num_hash_rounds,
-            ssl_verify_server=account.verify,
-        )
-        if account.ca_file:
-            kwargs["ssl_ca_certificate_file"] = account.ca_file
-    if account.default_resource:
-        kwargs["default_resource"] = account.default_resource
-    return kwargs
-
-
 def open_session(account: IrodsAccount) -> Any:
     """A logged-in iRODSSession (one connection made now, so bad credentials fail early)."""
-    from irods.session import iRODSSession
-
     try:
-        session = iRODSSession(**session_kwargs(account))
-        session.connection_timeout = 300
-        conn = session.pool.get_connection()
-        conn.release()
+        session = connect(account, timeout=300, check=True)
     except Exception as e:
         raise translate(e, f"connecting to {account.host}:{account.port} as {account.user}") from e
     return session

@@ -14,12 +14,13 @@ from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.context import Context
 from services.isync.errors import Interrupted, UsageError, translate
 from services.isync.journal import default_state_dir
-from services.isync.models import FileOutcome, IrodsAccount, TransferOptions, TransferReport
+from services.isync.models import FileOutcome, TransferOptions, TransferReport
 from services.isync.paths import parse_location
 from services.isync.plan import FileTask, Plan, plan_get, plan_put
 from services.isync.progress import ProgressSink, ProgressTracker
 from services.isync.single_buffer import SingleBuffer
 from services.isync.status import ExitStatus
+from shared.irods import IrodsAccount
 
 
 def transfer(

@@ -5,39 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 MiB = 1024 * 1024
 
 Outcome = Literal["transferred", "skipped", "failed", "dry-run"]
-
-
-class IrodsAccount(BaseModel):
-    """Where and as whom to connect; `repr` never shows the password."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str
-    port: int = 1247
-    user: str
-    zone: str
-    password: SecretStr = SecretStr("")
-    auth_scheme: str = "native"
-    client_server_policy: Literal["CS_NEG_REFUSE", "CS_NEG_DONT_CARE", "CS_NEG_REQUIRE"] = (
-        "CS_NEG_REFUSE"
-    )
-    ca_file: str | None = None
-    verify: Literal["cert", "hostname", "none"] = "hostname"
-    encryption_algorithm: str = "AES-256-CBC"
-    encryption_key_size: int = 32
-    encryption_salt_size: int = 8
-    encryption_num_hash_rounds: int = 16
-    default_resource: str | None = None
-
-    @property
-    def home(self) -> str:
-        """The user's home collection (where relative iRODS paths start)."""
-        return f"/{self.zone}/home/{self.user}"
 
 
 class TransferOptions(BaseModel):

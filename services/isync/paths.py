@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.isync.errors import UsageError
+from shared.irods import IRODS_PREFIXES
 
-IRODS_PREFIXES = ("irods:", "i:")
 PART_SUFFIX = ".isync-part"
 
 

@@ -24,10 +24,17 @@ from services.worker.forkserver.zygote import Zygote
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
 from services.worker.runner import Outcome, RunnerConfig, TaskRunner
+from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging import broker
-from shared.messaging.messages import TaskMessage, is_irods_url
-from shared.messaging.topology import Names
+from shared.messaging.messages import TaskMessage
+from shared.messaging.topology import (
+    Names,
+    Topology,
+    declare_control_queue,
+    declare_topology,
+    retry_delays,
+)
 
 from .metrics import WorkerMetrics
 from .settings import WorkerSettings
@@ -45,10 +52,10 @@ class Worker:
         self.settings = settings
         self.names = Names(settings.broker.prefix)
         self.policy = settings.retry.policy()
-        self.topology = broker.Topology(
+        self.topology = Topology(
             names=self.names,
             delivery_limit=settings.delivery_limit,
-            retry_delays_ms=broker.retry_delays(self.policy.delays()),
+            retry_delays_ms=retry_delays(self.policy.delays()),
         )
         self.metrics = WorkerMetrics()
         self.cancels = CancelRegistry()
@@ -87,7 +94,7 @@ class Worker:
             s.broker.url.get_secret_value(), name="stager-worker"
         )
         pub = await broker.open_channel(self.connection)
-        await broker.declare_topology(pub, self.topology)
+        await declare_topology(pub, self.topology)
         events = EventPublisher(
             await pub.get_exchange(self.names.events_exchange),
             self.names,
@@ -132,9 +139,7 @@ class Worker:
                 await runner.on_message(message)
 
         ctl = await broker.open_channel(self.connection)
-        await self._consume(
-            await broker.declare_control_queue(ctl, self.names), self.cancels.on_message
-        )
+        await self._consume(await declare_control_queue(ctl, self.names), self.cancels.on_message)
         for queue_name, callback in (
             (self.names.priority_queue, priority),
             (self.names.tasks_queue, normal),
@@ -157,7 +162,7 @@ class Worker:
         self.metrics.attempt_seconds.observe(seconds)
         sent = int(outcome.summary.get("bytes_sent") or 0)
         if sent:
-            direction = "upload" if is_irods_url(msg.task.dstURL) else "download"
+            direction = "upload" if is_irods_path(msg.task.dstURL) else "download"
             self.metrics.transfer_bytes.labels(direction).inc(sent)
 
     @property

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from shared.crypto import Opener
-from shared.errors import ConfigError, DecryptError, StagerError
+from shared.errors import ConfigError, DecryptError, ErrorKind, StagerError
 from shared.messaging.messages import PrincipalKind, TaskMessage
 from shared.settings import FileSecret
 
@@ -30,9 +30,8 @@ class RepoCredential(BaseModel):
 class CredentialError(StagerError):
     """No usable repository credential for a task (never retried)."""
 
-    status = 400
+    kind = ErrorKind.INVALID
     title = "no repository credential"
-    permanent = True
 
 
 def load_opener(keys_dir: Path | None) -> Opener | None:

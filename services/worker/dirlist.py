@@ -17,12 +17,14 @@ from typing import Any
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from services.worker.forkserver.runas import UserRefused
 from services.worker.forkserver.zygote import ChildOutput, Zygote
+from shared.errors import InvalidInput
+from shared.irods import strip_prefix
 from shared.logging import get_logger
 from shared.messaging import broker
-from shared.messaging.messages import DirEntry, DirListReply, DirListRequest, url_path
+from shared.messaging.messages import DirEntry, DirListReply, DirListRequest
 from shared.messaging.topology import TYPE_DIRLIST
+from shared.unix_users import UserRefused
 
 log = get_logger(__name__)
 
@@ -64,9 +66,7 @@ def run_child(
     try:
         entries, truncated = list_dir(str(params["path"]), int(params.get("limit", 10000)))
     except ValueError as e:
-        e.kind = "invalid"  # type: ignore[attr-defined]
-        e.permanent = True  # type: ignore[attr-defined]
-        raise
+        raise InvalidInput(str(e)) from e
     return {"entries": entries, "truncated": truncated}
 
 
@@ -76,7 +76,7 @@ def _error_reply(kind: str, message: str) -> DirListReply:
 
 async def list_as(zygote: Zygote, req: DirListRequest, *, time_limit: float = 30.0) -> DirListReply:
     """List ``req.path`` as ``req.user`` in a child; errors become a reply."""
-    path = url_path(req.path)
+    path = strip_prefix(req.path)
     try:
         child = await zygote.spawn("dirlist", req.user, {"path": path, "limit": req.limit})
     except UserRefused as e:

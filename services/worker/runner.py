@@ -37,7 +37,6 @@ from services.worker.forkserver.pool import (
     DEFAULT_MAX_TASKS,
     ChildPool,
 )
-from services.worker.forkserver.runas import Identity, UserRefused, resolve_user
 from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
 from services.worker.mailer import Mailer, completion_mail, failure_mail
 from services.worker.retries import RetryPolicy
@@ -47,7 +46,15 @@ from shared.errors import StagerError
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.messages import Progress, TaskMessage, TaskState, utcnow
-from shared.messaging.topology import ROUTE_NORMAL, ROUTE_PRIORITY, TYPE_TASK, Names
+from shared.messaging.topology import (
+    ROUTE_NORMAL,
+    ROUTE_PRIORITY,
+    TYPE_TASK,
+    Names,
+    delay_ms,
+    route_for,
+)
+from shared.unix_users import Identity, UnknownUser, UserRefused, vet
 
 log = get_logger(__name__)
 
@@ -162,7 +169,9 @@ class TaskRunner:
                 log.error("task.undecodable", message_id=message.message_id, errors=e.error_count())
                 await message.reject(requeue=False)  # → dead-letter queue
                 return
-            route = message.routing_key if message.routing_key in _ROUTES else _route(msg)
+            route = (
+                message.routing_key if message.routing_key in _ROUTES else route_for(msg.priority)
+            )
             await self.handle(msg, route=route, redelivered=bool(message.redelivered))
 
     async def on_dead_message(self, message: AbstractIncomingMessage) -> None:
@@ -214,7 +223,7 @@ class TaskRunner:
         """Run the transfer in a child as the user and watch it until it ends."""
         spec = msg.task
         try:
-            ident = resolve_user(spec.stagerUser, self.config.min_uid)
+            ident = vet(spec.stagerUser, self.config.min_uid)
             repo_user, password = resolve(msg, self.opener, self.config.service_credentials)
             state_dir = self._user_state_dir(ident)
         except StagerError as e:
@@ -229,7 +238,7 @@ class TaskRunner:
         key = self.pool.key(self.config.job_kind, ident.name, account, password, ident.uid)
         try:
             child = await self.pool.start(key, params, secret=password)
-        except UserRefused as e:
+        except (UserRefused, UnknownUser) as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
         except ZygoteError as e:  # the fork server died: worth another try
             return Outcome(TaskState.RETRY, error=e.message)
@@ -325,7 +334,7 @@ class TaskRunner:
         if policy.should_retry(msg.attempt, permanent=outcome.permanent):
             delay = policy.delay(msg.attempt)
             nxt = msg.model_copy(update={"attempt": msg.attempt + 1})
-            queue = self.config.names.retry_queue(route, _delay_ms(delay))
+            queue = self.config.names.retry_queue(route, delay_ms(delay))
             body = nxt.model_dump_json().encode()
             message = broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK)
             await broker.publish(self.exchange, message, queue, timeout=self.config.confirm_timeout)
@@ -350,14 +359,6 @@ class TaskRunner:
 
 
 _ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)
-
-
-def _route(msg: TaskMessage) -> str:
-    return ROUTE_PRIORITY if msg.priority > 0 else ROUTE_NORMAL
-
-
-def _delay_ms(delay: float) -> int:
-    return max(1, round(delay * 1000))
 
 
 def _outcome(att: _Attempt, code: int) -> Outcome:

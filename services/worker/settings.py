@@ -14,11 +14,11 @@ from services.worker.forkserver.pool import (
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_TASKS,
 )
-from services.worker.forkserver.runas import DEFAULT_MIN_UID
 from services.worker.mailer import SmtpSettings
 from services.worker.retries import RetryPolicy
 from shared.messaging.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS
 from shared.settings import StagerSettings
+from shared.unix_users import DEFAULT_MIN_UID
 
 
 class RetrySettings(BaseModel):

@@ -1,24 +1,13 @@
-"""AMQP plumbing: robust connection, topology, confirmed publishing, consuming.
+"""AMQP plumbing: robust connection, confirmed publishing, persistent messages.
 
-Topology (names in :mod:`shared.messaging.topology`):
-
-- ``<p>.tasks`` direct exchange → quorum queues ``<p>.tasks`` (key ``normal``) and
-  ``<p>.tasks.priority`` (key ``priority``), each with a delivery limit that
-  dead-letters to ``<p>.tasks.dead`` (a worker that crashes on a message over
-  and over does not loop forever).
-- ``<p>.retry.<route>.<delay_ms>`` quorum delay queues: a message waits there
-  ``delay_ms`` (queue TTL) and is dead-lettered back to the task exchange with
-  its route. One queue per distinct delay gives backoff without plugins.
-- ``<p>.events`` exchange → quorum queue ``<p>.events`` (worker → API).
-- ``<p>.control`` fanout exchange; each worker binds its own exclusive queue.
-- ``<p>.rpc.dir`` quorum queue for directory-listing requests (reply-to).
+What is declared (every exchange and queue, ingest included) is
+:mod:`shared.messaging.topology`; this module only moves bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
@@ -26,23 +15,11 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
-    AbstractQueue,
     AbstractRobustConnection,
     DeliveryMode,
-    ExchangeType,
 )
 
 from shared.errors import Unavailable
-from shared.messaging.topology import (
-    DEFAULT_DELIVERY_LIMIT,
-    DEFAULT_NAMES,
-    ROUTE_NORMAL,
-    ROUTE_PRIORITY,
-    Names,
-)
-
-#: How long a directory-listing request may wait for a worker before it expires.
-DIR_RPC_TTL_MS = 30_000
 
 
 class BrokerError(Unavailable):
@@ -77,85 +54,6 @@ async def open_channel(
     if prefetch is not None:
         await channel.set_qos(prefetch_count=prefetch)
     return channel
-
-
-@dataclass(frozen=True)
-class Topology:
-    """What to declare; the same object is used by the API and the worker."""
-
-    names: Names = DEFAULT_NAMES
-    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
-    retry_delays_ms: frozenset[int] = field(default_factory=frozenset)
-
-    def task_queue_arguments(self) -> dict[str, Any]:
-        return {
-            "x-queue-type": "quorum",
-            "x-delivery-limit": self.delivery_limit,
-            "x-dead-letter-exchange": self.names.dead_exchange,
-        }
-
-    def queue_names(self) -> list[str]:
-        """Every durable queue of this topology."""
-        n = self.names
-        queues = [n.dead_queue, n.tasks_queue, n.priority_queue, n.events_queue, n.dir_rpc_queue]
-        for route in (ROUTE_NORMAL, ROUTE_PRIORITY):
-            queues += [n.retry_queue(route, d) for d in sorted(self.retry_delays_ms)]
-        return queues
-
-    def exchange_names(self) -> list[str]:
-        n = self.names
-        return [n.tasks_exchange, n.dead_exchange, n.events_exchange, n.control_exchange]
-
-    def retry_queue_arguments(self, route: str, delay_ms: int) -> dict[str, Any]:
-        return {
-            "x-queue-type": "quorum",
-            "x-message-ttl": delay_ms,
-            "x-dead-letter-exchange": self.names.tasks_exchange,
-            "x-dead-letter-routing-key": route,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        }
-
-
-async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare every exchange and queue (idempotent)."""
-    n = topology.names
-    tasks = await channel.declare_exchange(n.tasks_exchange, ExchangeType.DIRECT, durable=True)
-    dead_x = await channel.declare_exchange(n.dead_exchange, ExchangeType.FANOUT, durable=True)
-    dead_q = await channel.declare_queue(
-        n.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dead_q.bind(dead_x)
-    for route in (ROUTE_NORMAL, ROUTE_PRIORITY):
-        q = await channel.declare_queue(
-            n.queue_for(route), durable=True, arguments=topology.task_queue_arguments()
-        )
-        await q.bind(tasks, routing_key=route)
-        for delay in sorted(topology.retry_delays_ms):
-            await channel.declare_queue(
-                n.retry_queue(route, delay),
-                durable=True,
-                arguments=topology.retry_queue_arguments(route, delay),
-            )
-    events = await channel.declare_exchange(n.events_exchange, ExchangeType.DIRECT, durable=True)
-    ev_q = await channel.declare_queue(
-        n.events_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await ev_q.bind(events, routing_key=n.events_queue)
-    await channel.declare_exchange(n.control_exchange, ExchangeType.FANOUT, durable=True)
-    await channel.declare_queue(
-        n.dir_rpc_queue,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-message-ttl": DIR_RPC_TTL_MS},
-    )
-
-
-async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
-    """Remove everything :func:`declare_topology` made (tests clean up with it)."""
-    for q in topology.queue_names():
-        await channel.queue_delete(q)
-    for x in topology.exchange_names():
-        await channel.exchange_delete(x)
 
 
 def make_message(
@@ -213,16 +111,3 @@ async def publish(
             if attempt == attempts:
                 raise
             await asyncio.sleep(min(0.2 * attempt, 2.0))
-
-
-async def declare_control_queue(channel: AbstractChannel, names: Names) -> AbstractQueue:
-    """This worker's own queue on the control fanout (gone when it disconnects)."""
-    exchange = await channel.get_exchange(names.control_exchange)
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await queue.bind(exchange)
-    return queue
-
-
-def retry_delays(delays: Iterable[float]) -> frozenset[int]:
-    """Seconds → the millisecond TTLs the delay queues are declared with."""
-    return frozenset(max(1, round(d * 1000)) for d in delays)

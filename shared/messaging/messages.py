@@ -23,20 +23,21 @@ from pydantic import (
     model_validator,
 )
 
+from shared.irods import is_irods_path, strip_prefix
+from shared.unix_users import USER_NAME_RE
+
 # --- limits and formats ---------------------------------------------------------------
 
 TITLE_MAX = 256
 MAX_BATCH = 1000
 PATH_MAX = 4096
-USER_RE = r"^[a-z_][a-z0-9_.-]{0,31}$"
-IRODS_PREFIXES = ("irods:", "i:")
 #: ``stgenv1.<kid>.<wrapped key>.<nonce>.<ciphertext>``, base64url parts without padding.
 ENVELOPE_RE = r"^stgenv1\.[0-9a-f]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}$"
 #: Timestamp the Go stager used for "not applicable" (0001-01-01T00:00:00Z).
 NO_TIME = -62135596800
 
 Envelope = Annotated[str, StringConstraints(pattern=ENVELOPE_RE, max_length=8192)]
-UnixUser = Annotated[str, StringConstraints(pattern=USER_RE)]
+UnixUser = Annotated[str, StringConstraints(pattern=USER_NAME_RE)]
 
 
 def utcnow() -> datetime:
@@ -44,22 +45,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def is_irods_url(url: str) -> bool:
-    """True when ``url`` names an iRODS path (``irods:`` or ``i:`` prefix)."""
-    return url.startswith(IRODS_PREFIXES)
-
-
-def url_path(url: str) -> str:
-    """The path part of a stager URL (prefix removed)."""
-    for prefix in IRODS_PREFIXES:
-        if url.startswith(prefix):
-            return url[len(prefix) :]
-    return url
-
-
 def check_abs_path(value: str, what: str) -> str:
     """Validate an absolute, normalised path; the message says what to fix."""
-    path = url_path(value)
+    path = strip_prefix(value)
     if not path:
         raise ValueError(f"{what} is empty: give an absolute path such as /project/...")
     if "\x00" in path:
@@ -148,7 +136,7 @@ class _JobFields(BaseModel):
 
     @model_validator(mode="after")
     def _one_side_irods(self) -> _JobFields:
-        src, dst = is_irods_url(self.srcURL), is_irods_url(self.dstURL)
+        src, dst = is_irods_path(self.srcURL), is_irods_path(self.dstURL)
         if src == dst:
             side = "iRODS" if src else "local"
             raise ValueError(
@@ -160,7 +148,7 @@ class _JobFields(BaseModel):
     @property
     def direction(self) -> Literal["upload", "download"]:
         """``upload`` (local → iRODS) or ``download`` (iRODS → local)."""
-        return "upload" if is_irods_url(self.dstURL) else "download"
+        return "upload" if is_irods_path(self.dstURL) else "download"
 
 
 class JobInput(_JobFields):

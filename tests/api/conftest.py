@@ -33,8 +33,7 @@ from services.api.auth import AuthSettings, OidcSettings, ServiceAccount, hash_p
 from services.api.settings import ApiSettings
 from shared.crypto import generate_keypair
 from shared.logging import configure
-from shared.messaging import broker
-from shared.messaging.topology import Names
+from shared.messaging.topology import Names, Topology, delete_topology
 from shared.settings import BrokerSettings, IrodsSettings
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -279,7 +278,7 @@ async def make_api(
     for client, names in made:
         await client.close()
         channel = await amqp.channel()
-        await broker.delete_topology(channel, broker.Topology(names=names))
+        await delete_topology(channel, Topology(names=names))
         await channel.close()
     await amqp.close()
 

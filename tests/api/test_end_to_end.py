@@ -15,7 +15,7 @@ import pytest
 
 from services.worker.app import Worker
 from services.worker.settings import WorkerSettings
-from shared.messaging import broker
+from shared.messaging.topology import delete_topology
 from tests.api.conftest import ALICE, AMQP_URL, DR_PASS, Api, job
 
 pytestmark = [
@@ -87,7 +87,7 @@ async def start_stack(
     for api, w in workers:
         await w.close()
         channel = await api.amqp.channel()
-        await broker.delete_topology(channel, w.topology)  # its retry queues too
+        await delete_topology(channel, w.topology)  # its retry queues too
         await channel.close()
 
 

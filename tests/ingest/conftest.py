@@ -20,10 +20,10 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.ingest.constants import IngestNames
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
 from services.ingest.worker import IngestWorker
-from services.isync.models import IrodsAccount
+from shared.irods import IrodsAccount
+from shared.messaging.topology import Names
 
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLERS = Path(__file__).parent / "handlers"
@@ -31,7 +31,7 @@ PG_ADMIN = os.environ.get("STAGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0
 
 
 class IngestHarness:
-    def __init__(self, store: JobStore, names: IngestNames, account: IrodsAccount, tmp: Path):
+    def __init__(self, store: JobStore, names: Names, account: IrodsAccount, tmp: Path):
         self.store = store
         self.names = names
         self.account = account
@@ -59,7 +59,7 @@ class IngestHarness:
             conn = await aio_pika.connect(AMQP_URL)
             async with conn:
                 ch = await conn.channel()
-                for q in (self.names.dirs_queue, self.names.files_queue):
+                for q in (self.names.ingest_dirs_queue, self.names.ingest_files_queue):
                     await ch.queue_delete(q)
         for c in self.connections:
             with contextlib.suppress(Exception):
@@ -139,7 +139,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def ingest(irods_server: Any, tmp_path: Path) -> AsyncIterator[IngestHarness]:
     store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite")
-    names = IngestNames("t" + uuid.uuid4().hex[:10])
+    names = Names("t" + uuid.uuid4().hex[:10])
     account = IrodsAccount(
         host=irods_server.host,
         port=irods_server.port,

@@ -80,5 +80,5 @@ async def test_stop_drops_queued_work(ingest, irods_session, tmp_path):
     await asyncio.sleep(0.5)
     assert hooks(log).count("post_data_obj_create") == created  # nothing more ran
     ch = await ingest.connections[0].channel()
-    q = await ch.declare_queue(ingest.names.files_queue, passive=True)
+    q = await ch.declare_queue(ingest.names.ingest_files_queue, passive=True)
     assert q.declaration_result.message_count == 0  # the rest was consumed and dropped

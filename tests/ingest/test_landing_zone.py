@@ -9,7 +9,9 @@ from pathlib import Path
 from services.ingest.store import JobState
 from tests.ingest.conftest import append
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples" / "landing_zone.py"
+EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples" / "landing_zone.py"
+)
 
 
 def landing_job(ingest, zone, **cfg):

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from services.isync.cli import main
 from services.isync.environment import Environment
-from services.isync.models import IrodsAccount
+from shared.irods import IrodsAccount
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from services.isync.account import load_account, session_kwargs
+from services.isync.account import load_account
 from services.isync.errors import AuthenticationError, UsageError
+from shared.irods import session_kwargs
 
 BASE = {"IRODS_HOST": "h", "IRODS_PORT": "1250", "IRODS_USER_NAME": "u", "IRODS_ZONE_NAME": "z"}
 

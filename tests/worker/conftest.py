@@ -33,7 +33,7 @@ from shared.messaging.messages import (
     TaskMessage,
     TaskSpec,
 )
-from shared.messaging.topology import Names
+from shared.messaging.topology import Names, Topology
 from tests.worker.jobs import KINDS
 
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -94,7 +94,7 @@ class Amqp:
     connection: Any
     channel: Any
     names: Names
-    topologies: list[broker.Topology] = field(default_factory=list)
+    topologies: list[Topology] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ async def amqp(names: Names) -> AsyncIterator[Amqp]:
     """A private topology prefix; every topology in ``.topologies`` is deleted after."""
     conn = await broker.connect(AMQP_URL, name="stager-test")
     ch = await broker.open_channel(conn)
-    a = Amqp(conn, ch, names, [broker.Topology(names=names)])
+    a = Amqp(conn, ch, names, [Topology(names=names)])
     yield a
     queues = {q for topo in a.topologies for q in topo.queue_names()}
     exchanges = {x for topo in a.topologies for x in topo.exchange_names()}

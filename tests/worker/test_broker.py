@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shared.messaging import broker
-from shared.messaging.topology import ROUTE_NORMAL, ROUTE_PRIORITY
+from shared.messaging.topology import ROUTE_NORMAL, ROUTE_PRIORITY, Topology, declare_topology
 
 
 async def _get(queue, limit: float = 10.0):
@@ -37,10 +37,10 @@ async def _queue_types(prefix: str) -> dict[str, str]:
 
 
 async def test_topology_is_quorum_queues_and_idempotent(amqp) -> None:
-    topo = broker.Topology(names=amqp.names, retry_delays_ms=frozenset({100, 400}))
+    topo = Topology(names=amqp.names, retry_delays_ms=frozenset({100, 400}))
     amqp.topologies.append(topo)
-    await broker.declare_topology(amqp.channel, topo)
-    await broker.declare_topology(amqp.channel, topo)  # again: no PRECONDITION_FAILED
+    await declare_topology(amqp.channel, topo)
+    await declare_topology(amqp.channel, topo)  # again: no PRECONDITION_FAILED
     n = amqp.names
     types = await _queue_types(n.prefix)
     expected = {
@@ -57,8 +57,8 @@ async def test_topology_is_quorum_queues_and_idempotent(amqp) -> None:
 
 
 async def test_publish_confirmed_persistent_and_routed(amqp) -> None:
-    topo = broker.Topology(names=amqp.names)
-    await broker.declare_topology(amqp.channel, topo)
+    topo = Topology(names=amqp.names)
+    await declare_topology(amqp.channel, topo)
     x = await amqp.channel.get_exchange(amqp.names.tasks_exchange)
     await broker.publish(x, broker.make_message(b"{}", message_id="m1", type_="t"), ROUTE_PRIORITY)
     got = await _get(await amqp.channel.get_queue(amqp.names.priority_queue))
@@ -89,9 +89,9 @@ async def test_nack_and_unroutable_and_timeout_are_distinct(amqp) -> None:
 
 
 async def test_delay_queue_dead_letters_back_after_its_ttl(amqp) -> None:
-    topo = broker.Topology(names=amqp.names, retry_delays_ms=frozenset({300}))
+    topo = Topology(names=amqp.names, retry_delays_ms=frozenset({300}))
     amqp.topologies.append(topo)
-    await broker.declare_topology(amqp.channel, topo)
+    await declare_topology(amqp.channel, topo)
     t0 = time.monotonic()
     await broker.publish(
         amqp.channel.default_exchange,
@@ -106,8 +106,8 @@ async def test_delay_queue_dead_letters_back_after_its_ttl(amqp) -> None:
 
 
 async def test_delivery_limit_dead_letters_a_poison_message(amqp) -> None:
-    topo = broker.Topology(names=amqp.names, delivery_limit=1)
-    await broker.declare_topology(amqp.channel, topo)
+    topo = Topology(names=amqp.names, delivery_limit=1)
+    await declare_topology(amqp.channel, topo)
     x = await amqp.channel.get_exchange(amqp.names.tasks_exchange)
     await broker.publish(x, broker.make_message(b"{}", message_id="p", type_="t"), ROUTE_NORMAL)
     tasks = await amqp.channel.get_queue(amqp.names.tasks_queue)

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from services.worker.credentials import RepoCredential
 from shared.messaging import broker
+from shared.messaging.topology import declare_topology
 from tests.worker.conftest import AMQP_URL, EventLog, task_message, worker_settings
 from tests.worker.test_pipeline import _no_user_processes
 
@@ -129,7 +130,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
 
     topology = Worker(settings).topology
     amqp.topologies.append(topology)
-    await broker.declare_topology(amqp.channel, topology)
+    await declare_topology(amqp.channel, topology)
     events = EventLog()
     await (await amqp.channel.get_queue(amqp.names.events_queue)).consume(events.on_message)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.forkserver.runas import UserRefused
 from services.worker.forkserver.zygote import Child, Zygote
+from shared.unix_users import UserRefused
 
 
 async def _run(child: Child) -> tuple[list[dict], int]:

@@ -47,16 +47,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.worker.forkserver.runas import (
-    DEFAULT_MIN_UID,
-    Identity,
-    UserRefused,
-    become_subreaper,
-    die_with_parent,
-    drop_privileges,
-)
-from services.worker.forkserver.runas import resolve_user as _resolve_user
-from shared.errors import StagerError
+from services.worker.forkserver.runas import become_subreaper, die_with_parent, drop_privileges
+from shared.errors import ErrorKind, StagerError, kind_of
+from shared.unix_users import DEFAULT_MIN_UID, Identity, UnknownUser, UserRefused
+from shared.unix_users import vet as _resolve_user
 
 _MAX_PACKET = 1 << 20
 _FD_SLOT = 3  # the child's output pipe is moved to this descriptor
@@ -143,18 +137,10 @@ def whoami(
     }
 
 
-def classify(exc: BaseException) -> tuple[str, bool]:
+def classify(exc: BaseException) -> tuple[ErrorKind, bool]:
     """An exception → (error kind, permanent?). Permanent errors are not retried."""
-    if isinstance(exc, PermissionError):
-        return "permission_denied", True
-    if isinstance(exc, FileNotFoundError):
-        return "not_found", True
-    if isinstance(exc, NotADirectoryError):
-        return "not_a_directory", True
-    if isinstance(exc, UserRefused):
-        return "refused", True
-    permanent = bool(getattr(exc, "permanent", False))
-    return str(getattr(exc, "kind", "") or type(exc).__name__), permanent
+    kind = kind_of(exc)
+    return kind, exc.permanent if isinstance(exc, StagerError) else kind.permanent
 
 
 def _load(spec: str) -> JobFunction:
@@ -246,7 +232,7 @@ class _Server:
             return
         try:
             ident = _resolve_user(str(req.get("user")), self.min_uid)
-        except UserRefused as e:
+        except (UserRefused, UnknownUser) as e:
             self.reply({"op": "refused", "id": rid, "error": e.message, "kind": "refused"})
             return
         pid = os.fork()

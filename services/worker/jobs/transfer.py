@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from services.worker.forkserver.zygote import ChildOutput, at_child_exit
-from shared.errors import StagerError
+from shared.errors import ErrorKind, StagerError
+from shared.irods import IrodsAccount
 
 #: How many failed files a result or error line names.
 MAX_FAILURES_REPORTED = 20
@@ -56,9 +57,8 @@ class TransferFailed(StagerError):
     """Some files failed; ``permanent`` when retrying cannot help."""
 
     def __init__(self, message: str, *, kind: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.permanent = permanent
+        super().__init__(message, permanent=permanent)
+        self.kind = ErrorKind(kind)
 
 
 def run_child(
@@ -68,7 +68,7 @@ def run_child(
     models = importlib.import_module("services.isync.models")
     engine = importlib.import_module("services.isync.engine")
     status = importlib.import_module("services.isync.status")
-    account = models.IrodsAccount(**params["account"], password=SecretStr(secret or ""))
+    account = IrodsAccount(**params["account"], password=SecretStr(secret or ""))
     options = models.TransferOptions(**params.get("options", {}))
     errors = importlib.import_module("services.isync.errors")
     try:
