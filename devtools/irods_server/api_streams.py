@@ -108,7 +108,6 @@ def _new_fd(session: Session, handle: Handle) -> int:
     while fd in fds:
         fd += 1
     fds[fd] = handle
-    session.fds[fd] = handle
     return fd
 
 
@@ -166,15 +165,15 @@ def handle_of(session: Session, fd: Any) -> Handle:
     return handle
 
 
-def is_open_for_write(session: Session, data_id: int, except_token: str = "") -> bool:
-    """Whether a live stream (other than ``except_token``'s) writes to ``data_id``."""
+def is_open_for_write(session: Session, data_id: int) -> bool:
+    """Whether a live stream writes to ``data_id`` (forgetting dead ones on the way)."""
     for token, rep in list(session.state.replica_tokens.items()):
         if not isinstance(rep, OpenReplica):
             continue
         if not rep.alive():
             session.state.replica_tokens.pop(token, None)
             continue
-        if rep.data_id == data_id and rep.write and token != except_token:
+        if rep.data_id == data_id and rep.write:
             return True
     return False
 
@@ -404,7 +403,6 @@ def close_descriptor(
 ) -> None:
     handle = handle_of(session, fd)
     _fds(session).pop(fd, None)
-    session.fds.pop(fd, None)
     handle.closed = True
     rep = handle.rep
     try:

@@ -173,8 +173,6 @@ class Session:
     client_zone: str = ""
     user: UserInfo | None = None  # set once authentication succeeded
     tls: bool = False
-    # open data object descriptors of this connection (L1 descriptor -> handle object)
-    fds: dict[int, Any] = field(default_factory=dict)
     # scratch space for multi-step exchanges (e.g. the auth challenge)
     scratch: dict[str, Any] = field(default_factory=dict)
 

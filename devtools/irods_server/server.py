@@ -114,7 +114,6 @@ class Connection:
                 hook(self.session)
             except Exception:
                 log.exception("disconnect hook %s failed", getattr(hook, "__name__", hook))
-        self.session.fds.clear()
         self.ch.close()
 
     # -- handshake ------------------------------------------------------------------------
