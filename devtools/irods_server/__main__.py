@@ -1,4 +1,7 @@
-"""``python -m devtools.irods_server --data DIR [--host H] [--port P] [--tls-cert F --tls-key F]``.
+"""Start the iRODS test server.
+
+``python -m devtools.irods_server --data DIR [--host H] [--port P]
+[--tls-cert F --tls-key F] [--log-level L]``
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import sqlite3
 from irods import password_obfuscation as obf
 from irods.message import GeneralAdminRequest, UserAdminRequest
 
+from .api_metadata import remove_unused_avus
 from .catalog import Catalog, now
 from .dispatch import Reply, Request, Session, UserInfo, api
 from .errors import IrodsError
@@ -382,9 +383,7 @@ async def general_admin(session: Session, req: Request) -> Reply:
     elif op == "rm" and what == "childfromresc":
         remove_child(cat, a[2], a[3])
     elif op == "rm" and what == "unusedAVUs":
-        cat.db.execute(
-            "DELETE FROM r_meta_main WHERE meta_id NOT IN (SELECT meta_id FROM r_objt_metamap)"
-        )
+        remove_unused_avus(cat)
     elif op in ("set-quota", "calculate-usage"):
         pass  # accepted; quotas are not enforced
     else:

@@ -11,8 +11,8 @@ from irods.message import CollectionRequest, FileOpenRequest, Message, StringPro
 from irods.message.property_types import IntegerProperty, LongProperty
 
 from . import acl, namespace, vault
-from .api_dataobj import UNREG_OPR, ensure_colls, remove_object
 from .catalog import now
+from .dataobj import UNREG_OPR, ensure_colls, remove_object
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 

@@ -22,17 +22,8 @@ from irods.message import (
 )
 
 from . import namespace, vault
-from .api_dataobj import (
-    O_CREAT,
-    O_RDWR,
-    O_TRUNC,
-    STALE,
-    _kv,
-    _path,
-    close_descriptor,
-    handle_of,
-    open_object,
-)
+from .api_streams import O_CREAT, O_RDWR, O_TRUNC, close_descriptor, handle_of, open_object
+from .dataobj import STALE, abs_path, kv_of
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 
@@ -71,9 +62,9 @@ def _no_portal(what: str) -> IrodsError:
 def _inputs(req: Request) -> tuple[str, dict[str, str], int]:
     """Logical path, keywords and dataSize of a DataObjInp_PI."""
     inp = req.parse(FileOpenRequest)
-    opts = _kv(inp)
+    opts = kv_of(inp)
     opts.pop(kw.REPLICA_TOKEN_KW, None)  # a put/get is never a second stream of an open
-    return _path(inp.objPath), opts, int(inp.dataSize or 0)
+    return abs_path(inp.objPath), opts, int(inp.dataSize or 0)
 
 
 def _check_overwrite(session: Session, path: str, opts: dict[str, str]) -> None:

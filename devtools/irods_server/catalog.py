@@ -135,9 +135,6 @@ class Catalog:
             (name, zone or self.zone),
         ).fetchone()
 
-    def user_by_id(self, user_id: int) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM r_user_main WHERE user_id = ?", (user_id,)).fetchone()
-
     def group_ids(self, user_id: int) -> list[int]:
         """Ids of every group the user is in, including ``public`` and the user itself."""
         ids = {user_id}

@@ -5,11 +5,11 @@ registered in the table by API number with ``@api(NUMBER)``. The connection loop
 ``server.py`` reads a frame, looks the API number up in :data:`HANDLERS`, calls the
 handler, and writes the :class:`Reply`. A handler signals an iRODS error by raising
 :class:`~devtools.irods_server.errors.IrodsError`; the loop turns it into a reply with
-``intInfo`` = the code and an ``RError_PI``. Any other exception becomes
-``SYS_INTERNAL_ERR``-style error reply for that request only; the connection survives.
+``intInfo`` = the code and an ``RError_PI``. Any other exception is answered with
+``SYS_LIBRARY_ERROR`` for that request only; the connection survives.
 
-Handler modules (``api_*.py``) are imported by ``server.py`` so that their
-``@api`` decorators run.
+``server.load_handlers`` imports ``auth.py`` and every ``api_*.py`` module of the package
+so that their ``@api`` decorators run.
 """
 
 from __future__ import annotations
@@ -173,8 +173,6 @@ class Session:
     client_zone: str = ""
     user: UserInfo | None = None  # set once authentication succeeded
     tls: bool = False
-    # open data object descriptors of this connection (L1 descriptor -> handle object)
-    fds: dict[int, Any] = field(default_factory=dict)
     # scratch space for multi-step exchanges (e.g. the auth challenge)
     scratch: dict[str, Any] = field(default_factory=dict)
 

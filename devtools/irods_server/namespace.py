@@ -33,10 +33,6 @@ def coll(cat: Catalog, path: str) -> sqlite3.Row | None:
     ).fetchone()
 
 
-def coll_by_id(cat: Catalog, coll_id: int) -> sqlite3.Row | None:
-    return cat.db.execute("SELECT * FROM r_coll_main WHERE coll_id = ?", (coll_id,)).fetchone()
-
-
 def data_replicas(cat: Catalog, path: str) -> list[sqlite3.Row]:
     """The r_data_main rows of a data object (one per replica), ordered by replica number."""
     parent, name = split(path)

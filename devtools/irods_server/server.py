@@ -44,7 +44,7 @@ REQUEST_NEGOTIATION = "request_server_negotiation"
 PRE_AUTH_APIS = frozenset({110000, 703, 704, 725, 1201, 700})
 # read/write/lseek of an open descriptor: no catalog statement, so no transaction
 IO_APIS = frozenset({674, 675, 676})
-# handler modules: auth plus every api_*.py present (others' modules may not exist yet)
+# handler modules: auth plus every api_*.py of the package (handler_modules)
 CORE_HANDLER_MODULES = ("auth",)
 
 
@@ -114,7 +114,6 @@ class Connection:
                 hook(self.session)
             except Exception:
                 log.exception("disconnect hook %s failed", getattr(hook, "__name__", hook))
-        self.session.fds.clear()
         self.ch.close()
 
     # -- handshake ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class ServerState:
     default_resource: str = DEFAULT_RESOURCE
     # TLS context used when a client negotiates CS_NEG_USE_SSL (None: TLS refused)
     ssl_context: ssl.SSLContext | None = None
-    # replica tokens of objects open for write: token -> shared open-replica state
+    # every open replica by its token: token -> api_streams.OpenReplica (parallel streams share it)
     replica_tokens: dict[str, Any] = field(default_factory=dict)
 
     @property

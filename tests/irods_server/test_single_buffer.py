@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import irods.exception as ex
@@ -15,8 +15,6 @@ from irods.api_number import api_number
 from irods.message import FileOpenRequest, StringStringMap, iRODSMessage
 
 from devtools.irods_server.api_single_buffer import PortalOprOut_PI
-
-HOME = "/tempZone/home/rods"
 
 
 def sha2(data: bytes) -> str:
@@ -58,14 +56,6 @@ def get(session: Any, path: str, **opts: str) -> tuple[Any, bytes]:
         reply = conn.recv()
         assert reply.int_info == 0
         return reply.get_main_message(PortalOprOut_PI), bytes(reply.bs or b"")
-
-
-@pytest.fixture
-def coll(irods_session: Any, unique_name: str) -> Iterator[str]:
-    path = f"{HOME}/{unique_name}"
-    irods_session.collections.create(path)
-    yield path
-    irods_session.collections.remove(path, force=True)
 
 
 def test_put_new_object_one_round_trip(irods_session: Any, coll: str) -> None:

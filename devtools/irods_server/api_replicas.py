@@ -1,0 +1,301 @@
+"""Replicas, checksums and registration: 695 replicate, 632 trim, 629 checksum (compute,
+force, verify), 630 PHY_PATH_REG (register a file or a directory tree, or a file as a new
+replica with ``regRepl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import irods.keywords as kw
+from irods.message import FileOpenRequest
+
+from . import acl, namespace, vault
+from .api_streams import is_open_for_write
+from .dataobj import (
+    GOOD,
+    UNREG_OPR,
+    abs_path,
+    authorized_replicas,
+    check_new_name,
+    dest_leaf,
+    ensure_colls,
+    good_source,
+    insert_replica,
+    kv_of,
+    next_repl_num,
+    on_resc,
+    parent_coll,
+    pick_replica,
+    remove_object,
+    replicate_to,
+    requested_resc,
+    str_out,
+)
+from .dispatch import Reply, Request, Session, api
+from .errors import IrodsError, code_of
+
+DEFAULT_MIN_COPIES = 2
+
+
+# -- replicate / trim ----------------------------------------------------------------------
+
+
+@api(695)
+async def data_obj_repl(session: Session, req: Request) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    path = abs_path(inp.objPath, "USER_INPUT_PATH_ERR")
+    opts = kv_of(inp)
+    cat = session.state.catalog
+    reps = authorized_replicas(session, path, acl.READ)
+    if is_open_for_write(session, int(reps[0]["data_id"])):
+        raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
+    source = good_source(session, reps, opts)
+    if kw.ALL_KW in opts or (kw.UPDATE_REPL_KW in opts and not opts.get(kw.DEST_RESC_NAME_KW)):
+        for rep in reps:
+            if int(rep["data_is_dirty"]) != GOOD:
+                leaf = cat.resource_by_id(int(rep["resc_id"]))
+                if leaf is not None:
+                    replicate_to(session, source, leaf)
+        if kw.ALL_KW in opts and not opts.get(kw.DEST_RESC_NAME_KW):
+            return Reply()
+    name = (
+        opts.get(kw.DEST_RESC_HIER_STR_KW)
+        or opts.get(kw.DEST_RESC_NAME_KW)
+        or opts.get(kw.DEF_RESC_NAME_KW)
+    )
+    name = name or session.state.default_resource
+    if ";" not in name:
+        row = cat.resource(name)
+        if row is None:
+            raise IrodsError("SYS_RESC_DOES_NOT_EXIST", f"no resource {name!r}")
+        # a replica anywhere below the named root counts as "on" it
+        below = [r for r in reps if on_resc(session, r, name)]
+        if below:
+            good = [r for r in below if int(r["data_is_dirty"]) == GOOD]
+            if good:
+                return Reply()
+            leaf = cat.resource_by_id(int(below[0]["resc_id"]))
+            assert leaf is not None
+        else:
+            leaf = dest_leaf(session, name, direct_ok=True)
+    else:
+        leaf = dest_leaf(session, name, direct_ok=True)
+    if int(leaf["resc_id"]) == int(source["resc_id"]):
+        return Reply()
+    replicate_to(session, source, leaf)
+    return Reply()
+
+
+@api(632)
+async def data_obj_trim(session: Session, req: Request) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    path = abs_path(inp.objPath, "USER_INPUT_PATH_ERR")
+    opts = kv_of(inp)
+    cat = session.state.catalog
+    reps = authorized_replicas(session, path, acl.DELETE_OBJECT)
+    try:
+        copies = int(opts.get(kw.COPIES_KW) or DEFAULT_MIN_COPIES)
+    except ValueError:
+        raise IrodsError("SYS_INVALID_INPUT_PARAM", "bad copies value") from None
+    copies = max(copies, 1)
+    candidates = list(reps)
+    if opts.get(kw.REPL_NUM_KW, "") != "":
+        candidates = [r for r in reps if str(r["data_repl_num"]) == opts[kw.REPL_NUM_KW].strip()]
+        if not candidates:
+            raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", "no such replica")
+    elif opts.get(kw.RESC_NAME_KW):
+        candidates = [r for r in reps if on_resc(session, r, opts[kw.RESC_NAME_KW])]
+        if not candidates:
+            raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", "no replica on that resource")
+    keep_files = int(inp.oprType or 0) == UNREG_OPR
+    # stale replicas go first; good ones only while enough good copies remain
+    remaining = list(reps)
+    trimmed = 0
+    for rep in sorted(candidates, key=lambda r: int(r["data_is_dirty"]) == GOOD):
+        good_left = [r for r in remaining if int(r["data_is_dirty"]) == GOOD]
+        is_good = int(rep["data_is_dirty"]) == GOOD
+        if len(remaining) <= copies and (is_good or len(remaining) <= 1):
+            continue
+        if is_good and len(good_left) <= 1:
+            continue
+        if not keep_files:
+            vault.unlink(str(rep["data_path"]))
+        cat.db.execute(
+            "DELETE FROM r_data_main WHERE data_id = ? AND data_repl_num = ?",
+            (int(rep["data_id"]), int(rep["data_repl_num"])),
+        )
+        remaining = [r for r in remaining if r is not rep]
+        trimmed += 1
+    return Reply(int_info=trimmed)
+
+
+# -- checksums -----------------------------------------------------------------------------
+
+
+@api(629)
+async def data_obj_chksum(session: Session, req: Request) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    path = abs_path(inp.objPath, "USER_INPUT_PATH_ERR")
+    opts = kv_of(inp)
+    cat = session.state.catalog
+    reps = authorized_replicas(session, path, acl.READ)
+    if kw.VERIFY_CHKSUM_KW in opts:
+        return _verify(session, reps, opts)
+    every = kw.CHKSUM_ALL_KW in opts
+    targets = reps if every else [pick_replica(session, reps, opts, for_write=False) or reps[0]]
+    if (
+        opts.get(kw.RESC_NAME_KW)
+        and not every
+        and not any(on_resc(session, r, opts[kw.RESC_NAME_KW]) for r in reps)
+    ):
+        raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", "no replica on that resource")
+    result = ""
+    for rep in targets:
+        checksum = str(rep["data_checksum"])
+        if not checksum or kw.FORCE_CHKSUM_KW in opts:
+            checksum = vault.sha256_checksum(str(rep["data_path"]))
+            cat.db.execute(
+                "UPDATE r_data_main SET data_checksum = ? WHERE data_id = ? AND data_repl_num = ?",
+                (checksum, int(rep["data_id"]), int(rep["data_repl_num"])),
+            )
+        result = result or checksum
+    return Reply(msg=str_out(result))
+
+
+def _verify(session: Session, reps: list[sqlite3.Row], opts: dict[str, str]) -> Reply:
+    """Compare stored checksums with the files; report replicas that have none."""
+    name = opts.get(kw.RESC_NAME_KW)
+    if opts.get(kw.REPL_NUM_KW, "") != "" or name:
+        picked = pick_replica(session, reps, opts, for_write=False)
+        reps = [picked] if picked is not None else []
+    missing = []
+    for rep in reps:
+        stored = str(rep["data_checksum"])
+        if not stored:
+            missing.append(
+                {
+                    "error_code": code_of("CAT_NO_CHECKSUM_FOR_REPLICA"),
+                    "message": f"No checksum available for replica [{rep['data_repl_num']}].",
+                }
+            )
+            continue
+        if vault.sha256_checksum(str(rep["data_path"])) != stored:
+            raise IrodsError(
+                "USER_CHKSUM_MISMATCH",
+                f"replica {rep['data_repl_num']} does not match its checksum",
+            )
+    if missing:
+        return Reply(
+            int_info=code_of("CHECK_VERIFICATION_RESULTS"), msg=str_out(json.dumps(missing))
+        )
+    return Reply()
+
+
+# -- register ------------------------------------------------------------------------------
+
+
+def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) -> None:
+    """Register one physical file at ``path`` (or as a new replica with ``regRepl``)."""
+    cat = session.state.catalog
+    user = session.require_user()
+    try:
+        st = os.stat(phys)
+    except OSError:
+        raise IrodsError("UNIX_FILE_STAT_ERR", f"cannot stat {phys}") from None
+    name = requested_resc(opts, write=True) or session.state.default_resource
+    leaf = dest_leaf(session, name, direct_ok=True)
+    size = (
+        int(opts[kw.DATA_SIZE_KW])
+        if opts.get(kw.DATA_SIZE_KW, "").lstrip("-").isdigit() and int(opts[kw.DATA_SIZE_KW]) >= 0
+        else st.st_size
+    )
+    checksum = ""
+    if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
+        checksum = vault.sha256_checksum(phys)
+        if (
+            kw.VERIFY_CHKSUM_KW in opts
+            and opts.get(kw.CHKSUM_KW)
+            and opts[kw.CHKSUM_KW] != checksum
+        ):
+            raise IrodsError("USER_CHKSUM_MISMATCH", "checksum mismatch")
+    mtime = f"{int(st.st_mtime):011d}"
+    reps = namespace.data_replicas(cat, path)
+    if reps:
+        if kw.REG_REPL_KW not in opts:
+            if kw.FORCE_FLAG_KW in opts:
+                acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
+                remove_object(session, reps, keep_files=True)
+                reps = []
+            else:
+                raise IrodsError("OVERWRITE_WITHOUT_FORCE_FLAG", f"{path} exists")
+        else:
+            acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
+            if any(int(r["resc_id"]) == int(leaf["resc_id"]) for r in reps):
+                raise IrodsError("SYS_COPY_ALREADY_IN_RESC", f"{path} already has a replica there")
+            insert_replica(
+                session,
+                data_id=int(reps[0]["data_id"]),
+                coll_id=int(reps[0]["coll_id"]),
+                name=str(reps[0]["data_name"]),
+                repl_num=next_repl_num(session, int(reps[0]["data_id"])),
+                leaf=leaf,
+                phys=phys,
+                size=size,
+                status=GOOD,
+                checksum=checksum,
+                data_type=str(reps[0]["data_type_name"]),
+                owner=(str(reps[0]["data_owner_name"]), str(reps[0]["data_owner_zone"])),
+                modify_ts=mtime,
+            )
+            return
+    parent = parent_coll(session, path)
+    check_new_name(session, path)
+    acl.require(cat, user, int(parent["coll_id"]), acl.WRITE, str(parent["coll_name"]))
+    data_id = cat.next_id()
+    insert_replica(
+        session,
+        data_id=data_id,
+        coll_id=int(parent["coll_id"]),
+        name=namespace.split(path)[1],
+        repl_num=0,
+        leaf=leaf,
+        phys=phys,
+        size=size,
+        status=GOOD,
+        checksum=checksum,
+        data_type=opts.get(kw.DATA_TYPE_KW, "generic"),
+        modify_ts=mtime,
+    )
+    acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]))
+
+
+def _register(session: Session, path: str, opts: dict[str, str]) -> None:
+    phys = opts.get(kw.FILE_PATH_KW, "")
+    if not phys.startswith("/"):
+        raise IrodsError("SYS_INVALID_FILE_PATH", "filePath must be an absolute physical path")
+    phys = os.path.normpath(phys)
+    if kw.COLLECTION_KW not in opts:
+        if os.path.isdir(phys):
+            raise IrodsError("SYS_INVALID_FILE_PATH", f"{phys} is a directory")
+        register_file(session, phys, path, opts)
+        return
+    if not os.path.isdir(phys):
+        raise IrodsError("UNIX_FILE_STAT_ERR", f"{phys} is not a directory")
+    for dirpath, dirnames, filenames in os.walk(phys):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, phys)
+        coll_path = path if rel == "." else namespace.join(path, rel.replace(os.sep, "/"))
+        ensure_colls(session, coll_path)
+        for fname in sorted(filenames):
+            target = namespace.join(coll_path, fname)
+            register_file(session, os.path.join(dirpath, fname), target, opts)
+
+
+@api(630)
+async def phy_path_reg(session: Session, req: Request) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    _register(session, abs_path(inp.objPath, "USER_INPUT_PATH_ERR"), kv_of(inp))
+    return Reply()

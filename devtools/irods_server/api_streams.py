@@ -1,0 +1,501 @@
+"""Data-object streams: 601 create / 602 open (:func:`open_object`), 675 read, 676 write,
+674 lseek, 673 close and 20004 REPLICA_CLOSE (:func:`close_descriptor`), 20000
+GET_FILE_DESCRIPTOR_INFO and 10220 GET_RESOURCE_INFO_FOR_OPERATION.
+
+Every open gets an :class:`OpenReplica` registered under a replica token in
+``state.replica_tokens``; further opens presenting the token (parallel streams) share its
+OS file descriptor and write at arbitrary offsets with ``os.pwrite``. The catalog row
+exists from the create-open on (replica status 2, intermediate); the finalizing close sets
+size, mtime, status 1 and marks the object's other replicas stale. A connection that goes
+away releases its streams (:func:`release_session`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import irods.keywords as kw
+from irods.message import BinBytesBuf, FileOpenRequest, FileSeekResponse, OpenedDataObjRequest
+
+from . import acl, namespace, vault
+from .catalog import now
+from .dataobj import (
+    GOOD,
+    INTERMEDIATE,
+    STALE,
+    abs_path,
+    create_object,
+    dest_leaf,
+    hier_of,
+    json_in,
+    kv_of,
+    new_replica_row,
+    pick_replica,
+    replicate_to,
+    requested_resc,
+    str_out,
+)
+from .dispatch import Reply, Request, Session, api, on_disconnect
+from .errors import IrodsError
+
+if TYPE_CHECKING:
+    from .state import ServerState
+
+
+O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND = 3, 1, 2, 64, 512, 1024
+MAX_READ = 64 * 1024 * 1024
+
+
+# -- open replicas and descriptors ---------------------------------------------------------
+
+
+@dataclass(eq=False)
+class OpenReplica:
+    """One replica opened by one or more streams sharing a replica token."""
+
+    token: str
+    data_id: int
+    repl_num: int
+    logical_path: str
+    phys: str
+    resc_id: int
+    fd: int
+    write: bool
+    opts: dict[str, str]
+    refs: int = 0
+    written: bool = False
+    truncated: bool = False
+    finalized: bool = False
+    holders: list[weakref.ref[Session]] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.refs > 0 and any(h() is not None for h in self.holders)
+
+
+@dataclass(eq=False)
+class Handle:
+    """An L1 descriptor of one connection."""
+
+    rep: OpenReplica
+    write: bool
+    append: bool = False
+    pos: int = 0
+    primary: bool = True
+    closed: bool = False
+
+
+def _fds(session: Session) -> dict[int, Handle]:
+    """This connection's open descriptors (kept in ``scratch``: released when it goes away)."""
+    fds: dict[int, Handle] | None = session.scratch.get("dataobj.fds")
+    if fds is None:
+        fds = session.scratch["dataobj.fds"] = {}
+        session.scratch["dataobj.finalizer"] = weakref.finalize(
+            session, _release, fds, session.state
+        )
+    return fds
+
+
+def _new_fd(session: Session, handle: Handle) -> int:
+    fds = _fds(session)
+    fd = 3
+    while fd in fds:
+        fd += 1
+    fds[fd] = handle
+    return fd
+
+
+@on_disconnect
+def release_session(session: Session) -> None:
+    """Drop every stream a closing connection still has open (call at disconnect)."""
+    _release(_fds(session), session.state)
+
+
+def _release(fds: dict[int, Handle], state: ServerState) -> None:
+    """Streams left open by a lost connection: close them; a replica being written that
+    no stream holds any more is left stale (status 0), not intermediate."""
+    cat = state.catalog
+    for handle in list(fds.values()):
+        if handle.closed:
+            continue
+        handle.closed = True
+        rep = handle.rep
+        _drop_ref(rep)
+        if rep.refs <= 0:
+            state.replica_tokens.pop(rep.token, None)
+            if rep.write and not rep.finalized:
+                rep.finalized = True
+                with contextlib.suppress(Exception):
+                    cat.db.execute(
+                        "UPDATE r_data_main SET data_is_dirty = ?, data_size = ?, modify_ts = ?"
+                        " WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty = ?",
+                        (
+                            STALE,
+                            vault.size(rep.phys),
+                            now(),
+                            rep.data_id,
+                            rep.repl_num,
+                            INTERMEDIATE,
+                        ),
+                    )
+                    cat.commit()
+    fds.clear()
+
+
+def _drop_ref(rep: OpenReplica) -> None:
+    rep.refs -= 1
+    if rep.refs == 0:
+        with contextlib.suppress(OSError):
+            os.close(rep.fd)
+
+
+def handle_of(session: Session, fd: Any) -> Handle:
+    try:
+        handle = _fds(session).get(int(fd or 0))
+    except (TypeError, ValueError):
+        handle = None
+    if not isinstance(handle, Handle) or handle.closed:
+        raise IrodsError("SYS_BAD_FILE_DESCRIPTOR", f"bad descriptor {fd}")
+    return handle
+
+
+def is_open_for_write(session: Session, data_id: int) -> bool:
+    """Whether a live stream writes to ``data_id`` (forgetting dead ones on the way)."""
+    for token, rep in list(session.state.replica_tokens.items()):
+        if not isinstance(rep, OpenReplica):
+            continue
+        if not rep.alive():
+            session.state.replica_tokens.pop(token, None)
+            continue
+        if rep.data_id == data_id and rep.write:
+            return True
+    return False
+
+
+# -- open / create -------------------------------------------------------------------------
+
+
+async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    fd = open_object(
+        session, abs_path(inp.objPath), kv_of(inp), int(inp.openFlags or 0), create_api=create_api
+    )
+    return Reply(int_info=fd)
+
+
+def open_object(
+    session: Session, path: str, opts: dict[str, str], flags: int, *, create_api: bool
+) -> int:
+    """Open (or create) a replica as 601/602 do; the new L1 descriptor."""
+    write = create_api or (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
+    cat = session.state.catalog
+    user = session.require_user()
+
+    token = opts.get(kw.REPLICA_TOKEN_KW, "")
+    if token:
+        shared = session.state.replica_tokens.get(token)
+        if not isinstance(shared, OpenReplica) or not shared.alive():
+            raise IrodsError("SYS_REPLICA_INACCESSIBLE", "unknown or expired replica token")
+        if write and not shared.write:
+            raise IrodsError("SYS_REPLICA_INACCESSIBLE", "token belongs to a read-only open")
+        shared.refs += 1
+        shared.holders.append(weakref.ref(session))
+        handle = Handle(shared, write=write, append=bool(flags & O_APPEND), primary=False)
+        return _new_fd(session, handle)
+
+    reps = namespace.data_replicas(cat, path)
+    created = False
+    truncate = write and bool(flags & O_TRUNC)
+    if not reps:
+        if not (create_api or flags & O_CREAT):
+            if namespace.coll(cat, path) is not None:
+                raise IrodsError("CAT_NAME_EXISTS_AS_COLLECTION", f"{path} is a collection")
+            raise IrodsError("OBJ_PATH_DOES_NOT_EXIST", f"no data object {path}")
+        name = requested_resc(opts, write=True) or session.state.default_resource
+        target, phys = create_object(
+            session, path, opts, dest_leaf(session, name, direct_ok=";" in name)
+        )
+        created = truncate = True
+    else:
+        data_id = int(reps[0]["data_id"])
+        acl.require(cat, user, data_id, acl.WRITE if write else acl.READ, path)
+        if write and is_open_for_write(session, data_id):
+            raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
+        if create_api:
+            truncate = True
+        picked = pick_replica(session, reps, opts, for_write=write)
+        if picked is None:
+            name = requested_resc(opts, write=write)
+            if not write:
+                raise IrodsError("SYS_REPLICA_INACCESSIBLE", f"no replica of {path} on {name}")
+            picked = new_replica_row(
+                session, reps[0], dest_leaf(session, name, direct_ok=";" in name), INTERMEDIATE
+            )
+            created = truncate = True
+        target = picked
+        phys = str(target["data_path"])
+    data_id = int(target["data_id"])
+    fd = vault.open_file(phys, create=write, write=write, truncate=truncate)
+    if write and not created:  # a created replica is intermediate already
+        cat.db.execute(
+            "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",
+            (INTERMEDIATE, data_id, int(target["data_repl_num"])),
+        )
+    rep = OpenReplica(
+        token=str(uuid.uuid4()),
+        data_id=data_id,
+        repl_num=int(target["data_repl_num"]),
+        logical_path=path,
+        phys=phys,
+        resc_id=int(target["resc_id"]),
+        fd=fd,
+        write=write,
+        opts=opts,
+        refs=1,
+        truncated=truncate and not created,
+        written=created,
+        holders=[weakref.ref(session)],
+    )
+    session.state.replica_tokens[rep.token] = rep
+    handle = Handle(rep, write=write, append=bool(flags & O_APPEND))
+    return _new_fd(session, handle)
+
+
+@api(601)
+async def data_obj_create(session: Session, req: Request) -> Reply:
+    return await _open(session, req, create_api=True)
+
+
+@api(602)
+async def data_obj_open(session: Session, req: Request) -> Reply:
+    return await _open(session, req, create_api=False)
+
+
+# -- I/O -----------------------------------------------------------------------------------
+
+
+@api(675)
+async def data_obj_read(session: Session, req: Request) -> Reply:
+    inp = req.parse(OpenedDataObjRequest)
+    handle = handle_of(session, inp.l1descInx)
+    size = min(max(0, int(inp.len or 0)), MAX_READ)  # a short read is valid
+    data = vault.pread(handle.rep.fd, size, handle.pos) if size else b""
+    handle.pos += len(data)
+    return Reply(int_info=len(data), bs=data)
+
+
+@api(676)
+async def data_obj_write(session: Session, req: Request) -> Reply:
+    inp = req.parse(OpenedDataObjRequest)
+    handle = handle_of(session, inp.l1descInx)
+    if not handle.write:
+        raise IrodsError("SYS_BAD_FILE_DESCRIPTOR", "descriptor not open for writing")
+    if handle.append:
+        handle.pos = os.fstat(handle.rep.fd).st_size
+    written = vault.pwrite(handle.rep.fd, req.bs, handle.pos)
+    handle.pos += written
+    handle.rep.written = True
+    return Reply(int_info=written)
+
+
+@api(674)
+async def data_obj_lseek(session: Session, req: Request) -> Reply:
+    inp = req.parse(OpenedDataObjRequest)
+    handle = handle_of(session, inp.l1descInx)
+    offset, whence = int(inp.offset or 0), int(inp.whence or 0)
+    if whence == os.SEEK_SET:
+        pos = offset
+    elif whence == os.SEEK_CUR:
+        pos = handle.pos + offset
+    elif whence == os.SEEK_END:
+        pos = os.fstat(handle.rep.fd).st_size + offset
+    else:
+        raise IrodsError("SYS_INVALID_INPUT_PARAM", f"bad whence {whence}")
+    if pos < 0:
+        raise IrodsError("UNIX_FILE_LSEEK_ERR", "negative offset")
+    handle.pos = pos
+    return Reply(msg=FileSeekResponse(offset=pos))
+
+
+# -- close ---------------------------------------------------------------------------------
+
+
+def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) -> None:
+    """Set size, mtime and status of a replica opened for writing; stale the others."""
+    cat = session.state.catalog
+    rep.finalized = True
+    if not rep.write:
+        return
+    size = os.fstat(rep.fd).st_size
+    opts = {**rep.opts, **close_opts}
+    row = cat.db.execute(
+        "SELECT * FROM r_data_main WHERE data_id = ? AND data_repl_num = ?",
+        (rep.data_id, rep.repl_num),
+    ).fetchone()
+    if row is None:  # removed while open
+        return
+    changed = rep.written or rep.truncated
+    checksum = str(row["data_checksum"]) if not changed else ""
+    if (
+        kw.REG_CHKSUM_KW in opts
+        or kw.VERIFY_CHKSUM_KW in opts
+        or (changed and row["data_checksum"])
+    ):
+        checksum = vault.sha256_checksum(rep.phys)
+        wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
+        if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
+            # as iRODS: size and checksum recorded, the replica left stale
+            cat.db.execute(
+                "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?,"
+                " modify_ts = ? WHERE data_id = ? AND data_repl_num = ?",
+                (size, STALE, checksum, now(), rep.data_id, rep.repl_num),
+            )
+            raise IrodsError("USER_CHKSUM_MISMATCH", "checksum mismatch")
+    ts = now() if changed else str(row["modify_ts"])
+    cat.db.execute(
+        "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?, modify_ts = ?"
+        " WHERE data_id = ? AND data_repl_num = ?",
+        (size, GOOD, checksum, ts, rep.data_id, rep.repl_num),
+    )
+    if changed:
+        cat.db.execute(
+            "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num != ?",
+            (STALE, rep.data_id, rep.repl_num),
+        )
+        _replicate_within_root(session, rep)
+
+
+def _replicate_within_root(session: Session, rep: OpenReplica) -> None:
+    """A replication resource keeps a good copy on every leaf below its root."""
+    cat = session.state.catalog
+    root = cat.root_of(rep.resc_id)
+    if root["resc_type_name"] != "replication":
+        return
+    src = cat.db.execute(
+        "SELECT * FROM r_data_main WHERE data_id = ? AND data_repl_num = ?",
+        (rep.data_id, rep.repl_num),
+    ).fetchone()
+    for leaf in _leaves(session, int(root["resc_id"])):
+        if int(leaf["resc_id"]) != rep.resc_id:
+            replicate_to(session, src, leaf)
+
+
+def _leaves(session: Session, resc_id: int) -> list[sqlite3.Row]:
+    cat = session.state.catalog
+    kids = cat.children(resc_id)
+    if not kids:
+        row = cat.resource_by_id(resc_id)
+        return [row] if row is not None else []
+    out: list[sqlite3.Row] = []
+    for kid in kids:
+        out.extend(_leaves(session, int(kid["resc_id"])))
+    return out
+
+
+def close_descriptor(
+    session: Session, fd: int, close_opts: dict[str, str], *, finalize: bool
+) -> None:
+    handle = handle_of(session, fd)
+    _fds(session).pop(fd, None)
+    handle.closed = True
+    rep = handle.rep
+    try:
+        if finalize and not rep.finalized:
+            _finalize(session, rep, close_opts)
+    finally:
+        _drop_ref(rep)
+        if rep.refs <= 0:
+            session.state.replica_tokens.pop(rep.token, None)
+
+
+@api(673)
+async def data_obj_close(session: Session, req: Request) -> Reply:
+    inp = req.parse(OpenedDataObjRequest)
+    handle = handle_of(session, inp.l1descInx)
+    close_descriptor(session, int(inp.l1descInx), kv_of(inp), finalize=handle.primary)
+    return Reply()
+
+
+@api(20004)
+async def replica_close(session: Session, req: Request) -> Reply:
+    doc = json_in(req)
+    handle = handle_of(session, doc.get("fd"))
+    fd = int(doc["fd"])
+    finalize = bool(doc.get("update_size", True) or doc.get("update_status", True))
+    close_descriptor(session, fd, {}, finalize=finalize and handle.primary)
+    return Reply()
+
+
+# -- descriptor and resource info ----------------------------------------------------------
+
+
+def _json_out(doc: Any) -> BinBytesBuf:
+    out = BinBytesBuf()
+    data = json.dumps(doc).encode()
+    out.buf = data
+    out.buflen = len(data)
+    return out
+
+
+@api(20000)
+async def get_file_descriptor_info(session: Session, req: Request) -> Reply:
+    doc = json_in(req)
+    handle = handle_of(session, doc.get("fd"))
+    rep = handle.rep
+    cat = session.state.catalog
+    row = cat.db.execute(
+        "SELECT * FROM r_data_main WHERE data_id = ? AND data_repl_num = ?",
+        (rep.data_id, rep.repl_num),
+    ).fetchone()
+    leaf = cat.resource_by_id(rep.resc_id)
+    info = {
+        "object_path": rep.logical_path,
+        "resource_hierarchy": hier_of(session, rep.resc_id),
+        "resource_name": str(leaf["resc_name"]) if leaf is not None else "",
+        "replica_number": rep.repl_num,
+        "replica_status": int(row["data_is_dirty"]) if row is not None else INTERMEDIATE,
+        "data_id": rep.data_id,
+        "data_size": int(row["data_size"]) if row is not None else 0,
+        "file_path": rep.phys,
+        "checksum": str(row["data_checksum"]) if row is not None else "",
+    }
+    out = {
+        "l3descInx": rep.fd,
+        "in_use": True,
+        "operation_type": 1 if rep.write else 2,
+        "open_type": 1 if rep.write else 0,
+        "oper_status": 0,
+        "data_size": info["data_size"],
+        "replica_token": rep.token,
+        "data_object_input": {"obj_path": rep.logical_path, "key_value_pairs": rep.opts},
+        "data_object_info": info,
+    }
+    return Reply(msg=_json_out(out))
+
+
+@api(10220)
+async def get_resource_info_for_operation(session: Session, req: Request) -> Reply:
+    inp = req.parse(FileOpenRequest)
+    path = abs_path(inp.objPath)
+    opts = kv_of(inp)
+    op = opts.get(kw.GET_RESOURCE_INFO_OP_TYPE_KW, "OPEN")
+    reps = namespace.data_replicas(session.state.catalog, path)
+    picked = pick_replica(session, reps, opts, for_write=op == "CREATE") if reps else None
+    if picked is not None:
+        resc_id = int(picked["resc_id"])
+    else:
+        if op != "CREATE":
+            raise IrodsError("OBJ_PATH_DOES_NOT_EXIST", f"no data object {path}")
+        name = requested_resc(opts, write=True) or session.state.default_resource
+        resc_id = int(dest_leaf(session, name, direct_ok=";" in name)["resc_id"])
+    leaf = session.state.catalog.resource_by_id(resc_id)
+    host = str(leaf["resc_net"]) if leaf is not None else "localhost"
+    return Reply(
+        msg=str_out(json.dumps({"host": host, "resource_hierarchy": hier_of(session, resc_id)}))
+    )

@@ -1,0 +1,69 @@
+"""Data objects as a whole (``api_objects``): truncate, unlink, rename, copy,
+modDataObjMeta and touch; driven by the unmodified python-irodsclient."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import irods.exception as ex
+import pytest
+
+TRASH = "/tempZone/trash/home/rods"
+
+
+def test_truncate(irods_session: Any, coll: str) -> None:
+    path = f"{coll}/trunc"
+    with irods_session.data_objects.open(path, "w") as f:
+        f.write(b"abcdefgh")
+    irods_session.data_objects.truncate(path, 3)
+    with irods_session.data_objects.open(path, "r") as f:
+        assert f.read() == b"abc"
+    assert irods_session.data_objects.get(path).size == 3
+
+
+def test_unlink_to_trash_and_for_good(irods_session: Any, coll: str, unique_name: str) -> None:
+    path = f"{coll}/gone"
+    irods_session.data_objects.create(path)
+    phys = irods_session.data_objects.get(path).replicas[0].path
+    irods_session.data_objects.unlink(path)
+    assert not irods_session.data_objects.exists(path)
+    trashed = f"{TRASH}/{unique_name}/gone"
+    assert irods_session.data_objects.exists(trashed)
+    irods_session.data_objects.unlink(trashed, force=True)
+    assert not irods_session.data_objects.exists(trashed)
+    irods_session.data_objects.create(path)
+    phys = irods_session.data_objects.get(path).replicas[0].path
+    irods_session.data_objects.unlink(path, force=True)
+    assert not irods_session.data_objects.exists(path)
+    assert not os.path.exists(phys)
+
+
+def test_rename_and_copy(irods_session: Any, coll: str) -> None:
+    with irods_session.data_objects.open(f"{coll}/a", "w") as f:
+        f.write(b"content")
+    irods_session.data_objects.move(f"{coll}/a", f"{coll}/b")
+    assert not irods_session.data_objects.exists(f"{coll}/a")
+    irods_session.data_objects.copy(f"{coll}/b", f"{coll}/c")
+    with pytest.raises(ex.OVERWRITE_WITHOUT_FORCE_FLAG):
+        irods_session.data_objects.copy(f"{coll}/b", f"{coll}/c")
+    for name in ("b", "c"):
+        with irods_session.data_objects.open(f"{coll}/{name}", "r") as f:
+            assert f.read() == b"content"
+    b, c = (irods_session.data_objects.get(f"{coll}/{n}") for n in "bc")
+    assert b.replicas[0].path != c.replicas[0].path
+
+
+def test_mod_data_obj_meta_and_touch(irods_session: Any, coll: str) -> None:
+    path = f"{coll}/meta"
+    irods_session.data_objects.create(path)
+    irods_session.data_objects.modDataObjMeta(
+        {"objPath": path}, {"dataSize": 1024, "dataModify": 4096}
+    )
+    obj = irods_session.data_objects.get(path)
+    assert obj.size == 1024
+    assert int(obj.modify_time.timestamp()) == 4096
+    irods_session.data_objects.touch(path, seconds_since_epoch=1_700_000_000)
+    assert int(irods_session.data_objects.get(path).modify_time.timestamp()) == 1_700_000_000
+    irods_session.data_objects.touch(f"{coll}/made_by_touch")
+    assert irods_session.data_objects.get(f"{coll}/made_by_touch").size == 0
