@@ -134,7 +134,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])
     add_ingest_routes(
         app,
-        db_url=settings.ingest_db_url,
+        db_url=settings.ingest.db_url,
         authorize=principals_allowed(
             lambda r: r.app[keys.AUTH].authenticate(r.headers.get("Authorization")),
             settings.ingest_managers,
