@@ -16,8 +16,9 @@ answers ``/readyz`` it prints the URLs, a curl example, and one machine-readable
 SIGINT and SIGTERM stop the workers, then the API and the iRODS server: SIGTERM to each
 process group, SIGKILL after ``--grace`` seconds. Children also get SIGTERM if this
 process dies (``PR_SET_PDEATHSIG``). ``--ephemeral`` (tests, benchmarks) picks free
-ports and a private broker prefix, whose queues are deleted on exit. Any ``STAGER_*``
-variable already set in the environment wins over the generated one.
+ports and a private broker prefix, whose queues and exchanges (ingest's included) are
+deleted on exit. Any ``STAGER_*`` variable already set in the environment wins over the
+generated one.
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ class Stack:
         await asyncio.gather(*(c.stop(self.grace) for c in others))
         if self.ephemeral and self.prefix:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(_delete_topology(), 10)
+                await asyncio.wait_for(clean_up_broker(), 10)
 
 
 class StackFailed(Exception):
@@ -388,8 +389,12 @@ async def _is_ready(http: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def _delete_topology() -> None:
-    """Remove the private broker prefix's queues and exchanges (``--ephemeral``)."""
+async def clean_up_broker() -> None:
+    """Remove every queue and exchange of the broker prefix (``--ephemeral``), ingest's too.
+
+    The names come from :class:`shared.messaging.topology.Topology` with the workers' retry
+    delays (``STAGER_RETRY__*``): the same object the API and the workers declare from.
+    """
     from services.worker.settings import WorkerSettings
     from shared.messaging import broker
     from shared.messaging.topology import Names, Topology, delete_topology, retry_delays
