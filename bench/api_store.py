@@ -120,7 +120,7 @@ class Api:
             "STAGER_AUTH__SERVICE_ACCOUNTS": json.dumps(accounts),
             "STAGER_AUTH__CHECK_USERS": "false",
             "STAGER_RUN_RETENTION": "false",
-            "STAGER_INGEST_DB_URL": f"sqlite+aiosqlite:///{tmp / 'ingest.sqlite'}",
+            "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{tmp / 'ingest.sqlite'}",
             "STAGER_LOG_LEVEL": "warning",
         }
         self.proc: subprocess.Popen[bytes] | None = None

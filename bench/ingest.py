@@ -4,7 +4,7 @@
                            [--no-anchor] [--scan-entries 1000000]
 
 Against one fresh iRODS test server: our ingest (``--workers`` processes of
-``python -m services.ingest.worker``, ``--concurrency`` threads each) and the anchor,
+``python -m services.ingest``, ``--concurrency`` threads each) and the anchor,
 irods-capability-automated-ingest 0.7.0 (Celery + Redis, ``celery -c workers``),
 installed into its own venv under ``.bench/`` on first use.  Each measure alternates
 ours/anchor for ``--rounds`` and prints medians and the ratio (files/s ours / anchor).
@@ -77,17 +77,18 @@ class Ours:
             **os.environ,
             "PYTHONPATH": str(REPO),
             "STAGER_INGEST__DB_URL": self.db,
-            "STAGER_INGEST__QUEUE_PREFIX": self.prefix,
+            "STAGER_BROKER__PREFIX": self.prefix,
             "STAGER_INGEST__CONCURRENCY": str(concurrency),
-            "STAGER_INGEST__IRODS__HOST": server.host,
-            "STAGER_INGEST__IRODS__PORT": str(server.port),
-            "STAGER_INGEST__IRODS__USER": "rods",
-            "STAGER_INGEST__IRODS__ZONE": server.zone,
-            "STAGER_INGEST__IRODS__PASSWORD": server.admin_password,
+            "STAGER_HTTP_PORT": "0",  # several workers side by side
+            "STAGER_IRODS__HOST": server.host,
+            "STAGER_IRODS__PORT": str(server.port),
+            "STAGER_IRODS__USER": "rods",
+            "STAGER_IRODS__ZONE": server.zone,
+            "STAGER_IRODS__PASSWORD": server.admin_password,
         }
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "services.ingest.worker"],
+                [sys.executable, "-m", "services.ingest"],
                 cwd=REPO,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -142,7 +143,7 @@ class Ours:
         from shared.messaging.topology import Names
 
         conn = await aio_pika.connect(
-            self.env.get("STAGER_INGEST__AMQP_URL", "amqp://guest:guest@127.0.0.1/")
+            self.env.get("STAGER_BROKER__URL", "amqp://guest:guest@127.0.0.1/")
         )
         async with conn:
             ch = await conn.channel()

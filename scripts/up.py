@@ -3,8 +3,9 @@
     python -m scripts.up [--local-dir DIR] [--ephemeral] [--workers N] [--grace S]
 
 Starts the iRODS test server (unless ``STAGER_IRODS__HOST`` names a real iRODS), the API
-on http://127.0.0.1:8080 and one worker, each in its own process group, with settings
-in ``STAGER_*`` environment variables pointing at each other. Local secrets live in
+on http://127.0.0.1:8080, one worker (health on 8081) and the ingest worker (health on
+8082), each in its own process group, with settings in ``STAGER_*`` environment variables
+pointing at each other. Local secrets live in
 ``.local/`` (made once, then reused): the RSA key pair that seals ``drPass``
 (``keys/``) and the password of the service account ``streamer``
 (``streamer.password``, 0600; it may act for any non-system user). Children's output
@@ -15,8 +16,9 @@ answers ``/readyz`` it prints the URLs, a curl example, and one machine-readable
 SIGINT and SIGTERM stop the workers, then the API and the iRODS server: SIGTERM to each
 process group, SIGKILL after ``--grace`` seconds. Children also get SIGTERM if this
 process dies (``PR_SET_PDEATHSIG``). ``--ephemeral`` (tests, benchmarks) picks free
-ports and a private broker prefix, whose queues are deleted on exit. Any ``STAGER_*``
-variable already set in the environment wins over the generated one.
+ports and a private broker prefix, whose queues and exchanges (ingest's included) are
+deleted on exit. Any ``STAGER_*`` variable already set in the environment wins over the
+generated one.
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     api_url: str = ""
     worker_urls: list[str] = field(default_factory=list)
+    ingest: bool = False
+    ingest_url: str = ""
     irods: str = ""
     test_irods: bool = True
     prefix: str = ""
@@ -247,6 +251,7 @@ class Stack:
             self.setdefault("IRODS__PASSWORD", password, force=True)
             cred = {STREAMER: {"user": user, "password": password}}
             self.setdefault("SERVICE_CREDENTIALS", json.dumps(cred))
+        self.ingest = self.configure_ingest()
 
     def broker_host(self) -> tuple[str, int]:
         """Host and port of the broker URL the children will use."""
@@ -267,6 +272,8 @@ class Stack:
         wanted = [(int(os.environ["STAGER_PORT"]), "the API")]
         if not self.ephemeral:
             wanted.append((8081, "the worker's health endpoint"))
+            if self.ingest:
+                wanted.append((8082, "the ingest worker's health endpoint"))
             if self.test_irods:
                 wanted.append((1247, "the iRODS test server"))
         for port, what in wanted:
@@ -291,28 +298,19 @@ class Stack:
         self.setdefault("IRODS__PORT", hostport.rsplit(":", 1)[1], force=True)
 
     def configure_ingest(self) -> bool:
-        """Ingest settings for the API and the ingest worker; False: no iRODS account for it.
+        """The ingest job store and managers; False: no iRODS account for the ingest worker.
 
-        The ingest job store is shared by the API (REST), the CLI and the ingest worker;
-        ``streamer`` may start and stop ingest jobs locally.
+        The API (REST), the CLI and the ingest worker read the same ``STAGER_INGEST__DB_URL``
+        (and the same broker prefix and iRODS settings as everything else); ``streamer`` may
+        start and stop ingest jobs locally. With a real iRODS the ingest worker runs only when
+        ``STAGER_IRODS__PASSWORD`` gives it an account to log in with.
         """
-        self.setdefault("INGEST_DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
-        self.setdefault("INGEST__DB_URL", os.environ["STAGER_INGEST_DB_URL"])
+        self.setdefault("INGEST__DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
         self.setdefault("INGEST_MANAGERS", json.dumps([STREAMER]))
-        self.setdefault("INGEST__QUEUE_PREFIX", self.prefix, force=self.ephemeral)
-        if "STAGER_INGEST__IRODS__HOST" in os.environ:
-            return True
-        if not self.test_irods:
-            return False
-        for field_name in ("HOST", "PORT", "USER", "ZONE", "PASSWORD"):
-            self.setdefault(
-                f"INGEST__IRODS__{field_name}", os.environ[f"STAGER_IRODS__{field_name}"]
-            )
-        return True
+        return self.test_irods or "STAGER_IRODS__PASSWORD" in os.environ
 
     async def start_services(self) -> None:
-        """The API, the workers (each with its own health port) and the ingest worker."""
-        ingest = self.configure_ingest()
+        """The API, the workers and the ingest worker (each with its own health port)."""
         api = Child("api", [sys.executable, "-m", "services.api"])
         self.children.append(api)
         await api.start()
@@ -324,8 +322,10 @@ class Stack:
             self.worker_urls.append(f"http://{LOOPBACK}:{port}")
             self.children.append(w)
             await w.start()
-        if ingest:
-            ing = Child("ingest", [sys.executable, "-m", "services.ingest.worker"])
+        if self.ingest:
+            ing = Child("ingest", [sys.executable, "-m", "services.ingest"])
+            ing.env["STAGER_HTTP_PORT"] = str(free_port() if self.ephemeral else 8082)
+            self.ingest_url = f"http://{LOOPBACK}:{ing.env['STAGER_HTTP_PORT']}"
             self.children.append(ing)
             await ing.start()
         if not self.test_irods:
@@ -345,8 +345,9 @@ class Stack:
         raise StackFailed(f"{child.name} exited with status {dead.result()} before {name}")
 
     async def wait_ready(self, limit: float) -> None:
-        """Until the API and every worker answer ``/readyz`` with 200."""
-        pending = [self.api_url + "/readyz"] + [u + "/readyz" for u in self.worker_urls]
+        """Until the API and every worker (ingest too) answer ``/readyz`` with 200."""
+        urls = [self.api_url, *self.worker_urls, *([self.ingest_url] if self.ingest_url else [])]
+        pending = [u + "/readyz" for u in urls]
         try:
             async with (
                 asyncio.timeout(limit),
@@ -373,7 +374,7 @@ class Stack:
         await asyncio.gather(*(c.stop(self.grace) for c in others))
         if self.ephemeral and self.prefix:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(_delete_topology(), 10)
+                await asyncio.wait_for(clean_up_broker(), 10)
 
 
 class StackFailed(Exception):
@@ -388,8 +389,12 @@ async def _is_ready(http: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def _delete_topology() -> None:
-    """Remove the private broker prefix's queues and exchanges (``--ephemeral``)."""
+async def clean_up_broker() -> None:
+    """Remove every queue and exchange of the broker prefix (``--ephemeral``), ingest's too.
+
+    The names come from :class:`shared.messaging.topology.Topology` with the workers' retry
+    delays (``STAGER_RETRY__*``): the same object the API and the workers declare from.
+    """
     from services.worker.settings import WorkerSettings
     from shared.messaging import broker
     from shared.messaging.topology import Names, Topology, delete_topology, retry_delays

@@ -79,6 +79,18 @@ class IrodsSettings(BaseModel):
         )
 
 
+class IngestStoreSettings(BaseModel):
+    """The ingest job store: one URL read by the API (REST), the ingest workers and the CLI.
+
+    ``STAGER_INGEST__DB_URL``; services nest it (or a subclass of it) as ``ingest``.
+    """
+
+    db_url: str = Field(
+        default="sqlite+aiosqlite:///.local/ingest.sqlite",
+        description="SQLAlchemy async URL of the ingest job store",
+    )
+
+
 class StagerSettings(BaseSettings):
     """Root of every service's settings; services subclass it."""
 

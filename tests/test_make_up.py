@@ -1,5 +1,6 @@
-"""``make up`` (``python -m scripts.up``): the printed example really runs a job, and
-SIGINT leaves no process behind.  Ephemeral ports, a temp ``.local``, a real Unix user."""
+"""``make up`` (``python -m scripts.up``): the printed example really runs a job, SIGINT
+leaves no process behind, and ``--ephemeral``'s clean-up leaves no queue behind.
+Ephemeral ports, a temp ``.local``, a real Unix user, the real RabbitMQ."""
 
 from __future__ import annotations
 
@@ -22,11 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
-from scripts.up import READY_LINE, REPO, ensure_secrets
+from scripts.up import READY_LINE, REPO, clean_up_broker, ensure_secrets
+from services.worker.settings import WorkerSettings
+from shared.messaging import broker
+from shared.messaging.topology import (
+    ROUTE_NORMAL,
+    ROUTE_PRIORITY,
+    Names,
+    Topology,
+    declare_ingest_queues,
+    declare_topology,
+    retry_delays,
+)
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd and setuid")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd and setuid")
 
 
 @dataclass
@@ -155,6 +168,7 @@ def _printed_body(lines: list[str]) -> dict[str, Any]:
     return body
 
 
+@needs_root
 def test_make_up_runs_the_printed_example_and_stops_cleanly(
     up: Up, unix_user: pwd.struct_passwd, work_dir: Path
 ) -> None:
@@ -211,15 +225,16 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
         assert obj.size == len(b"hello from make up\n")
 
     before = _descendants(up.proc.pid)
-    names = " ".join(Path(f"/proc/{p}/cmdline").read_text() for p in before)
-    services = (
+    argvs = [Path(f"/proc/{p}/cmdline").read_text().split("\0") for p in before]
+    modules = {argv[argv.index("-m") + 1] for argv in argvs if "-m" in argv}
+    services = {
         "devtools.irods_server",
         "services.api",
         "services.worker",
         "services.worker.forkserver.zygote",
-    )
-    for service in (*services, "services.ingest.worker"):
-        assert service in names.replace("\0", " ")
+        "services.ingest",
+    }
+    assert services <= modules, modules
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(30) == 0, up.text[-3000:]
     alive = {p for p, started in before.items() if started and _start_time(p) == started}
@@ -240,3 +255,84 @@ def test_secrets_are_made_once_then_reused(work_dir: Path) -> None:
     from services.api.auth import verify_password
 
     assert verify_password(password.strip(), second.password_hash)
+
+
+def _rabbitmq_queues(prefix: str) -> list[str] | None:
+    """The broker's queues of ``prefix`` per ``rabbitmqctl`` (None: no rabbitmqctl here)."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        return None
+    out = subprocess.run(
+        [ctl, "-q", "list_queues", "name"], check=True, capture_output=True, text=True
+    ).stdout
+    return [q for q in out.split() if q.startswith(prefix + ".")]
+
+
+async def _existing(url: str, queues: list[str]) -> list[str]:
+    """Those of ``queues`` a passive declare finds."""
+    found = []
+    conn = await broker.connect(url, name="test-up-cleanup")
+    try:
+        for name in queues:
+            channel = await conn.channel()  # a failed passive declare closes the channel
+            try:
+                await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                continue
+            found.append(name)
+            await channel.close()
+    finally:
+        await conn.close()
+    return found
+
+
+async def _delete(url: str, queues: list[str]) -> None:
+    conn = await broker.connect(url, name="test-up-cleanup")
+    try:
+        channel = await conn.channel()
+        for name in queues:
+            await channel.queue_delete(name)
+    finally:
+        await conn.close()
+
+
+async def test_ephemeral_clean_up_leaves_no_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = "up" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("STAGER_BROKER__PREFIX", prefix)
+    settings = WorkerSettings()
+    url = settings.broker.url.get_secret_value()
+    names = Names(prefix)
+    delays = sorted(retry_delays(settings.retry.policy().delays()))
+    # named here, not taken from Topology.queue_names(): that list is what is under test
+    expected = [
+        f"{prefix}.tasks",
+        f"{prefix}.tasks.priority",
+        f"{prefix}.tasks.dead",
+        f"{prefix}.events",
+        f"{prefix}.rpc.dir",
+        *(f"{prefix}.retry.{r}.{d}" for r in (ROUTE_NORMAL, ROUTE_PRIORITY) for d in delays),
+        f"{prefix}.ingest.dirs",
+        f"{prefix}.ingest.files",
+    ]
+    # what the API, the workers and the ingest workers declare when they start
+    topology = Topology(
+        names=names, delivery_limit=settings.delivery_limit, retry_delays_ms=frozenset(delays)
+    )
+    conn = await broker.connect(url, name="test-up-declare")
+    try:
+        channel = await conn.channel()
+        await declare_topology(channel, topology)
+        await declare_ingest_queues(channel, topology)
+    finally:
+        await conn.close()
+    assert await _existing(url, expected) == expected
+    listed = _rabbitmq_queues(prefix)
+    assert listed is None or sorted(listed) == sorted(expected)
+
+    try:
+        await clean_up_broker()
+
+        assert await _existing(url, expected) == []
+        assert _rabbitmq_queues(prefix) in (None, [])
+    finally:  # whatever the clean-up missed, so a failure leaves nothing either
+        await _delete(url, expected)

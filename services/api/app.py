@@ -19,7 +19,7 @@ from services.api.middleware import error_middleware
 from services.api.openapi import build_spec
 from services.api.routes import ROUTES, add_routes
 from services.api.settings import ApiSettings
-from services.ingest.rest import add_ingest_routes, principals_allowed
+from services.ingest import rest as ingest_rest
 from shared.crypto import Sealer
 from shared.errors import ConfigError
 from shared.logging import get_logger
@@ -132,12 +132,14 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.SPEC] = build_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
     add_routes(app)
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])
-    add_ingest_routes(
-        app,
-        db_url=settings.ingest_db_url,
-        authorize=principals_allowed(
-            lambda r: r.app[keys.AUTH].authenticate(r.headers.get("Authorization")),
-            settings.ingest_managers,
+    app.add_subapp(
+        "/v1/ingest",
+        ingest_rest.make_app(
+            db_url=settings.ingest.db_url,
+            authorize=ingest_rest.principals_allowed(
+                lambda r: r.config_dict[keys.AUTH].authenticate(r.headers.get("Authorization")),
+                settings.ingest_managers,
+            ),
         ),
     )
     return app

@@ -8,7 +8,7 @@ from services.api.auth import AuthSettings
 from services.api.dac import DacSettings
 from services.api.dispatcher import DispatchSettings
 from services.api.retention import RetentionSettings
-from shared.settings import FileText, StagerSettings
+from shared.settings import FileText, IngestStoreSettings, StagerSettings
 
 
 class ApiSettings(StagerSettings):
@@ -29,10 +29,7 @@ class ApiSettings(StagerSettings):
     run_dispatcher: bool = True
     run_event_consumer: bool = True
     run_retention: bool = True
-    ingest_db_url: str = Field(
-        default="sqlite+aiosqlite:///.local/ingest.sqlite",
-        description="job store of ingest jobs, shared with the ingest workers and CLI",
-    )
+    ingest: IngestStoreSettings = Field(default_factory=IngestStoreSettings)
     ingest_managers: list[str] = Field(
         default_factory=list, description="principals allowed to start and stop ingest jobs"
     )

@@ -242,7 +242,7 @@ def list_view(jobs: list[Job]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    url = args.db_url or IngestSettings().db_url
+    url = args.db_url or IngestSettings().ingest.db_url
     ignored = [n for n in IGNORED if getattr(args, n, None) is not None]
     if ignored:
         env.stderr.write(f"note: ignored (not used by this ingest): {', '.join(ignored)}\n")

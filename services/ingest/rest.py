@@ -1,13 +1,16 @@
-"""REST endpoints for ingest jobs, mounted into the API by ``add_ingest_routes``.
+"""REST endpoints for ingest jobs: an aiohttp sub-app the API mounts at ``/v1/ingest``.
 
     PUT    /v1/ingest/{name}   start a job (JSON, or YAML as the seed's REST API took)
     GET    /v1/ingest          every job with state, counters and progress
     GET    /v1/ingest/{name}   one job
     DELETE /v1/ingest/{name}   stop a job (its queued work is dropped)
 
-An event handler runs as Python on the workers, so starting a job is reserved to the
-principals the ``authorize`` callable accepts (e.g. the data managers' service
-accounts); the API only compiles a handler to check it, never runs it.
+``app.add_subapp("/v1/ingest", make_app(db_url=..., authorize=...))``: the sub-app opens
+and closes the job store itself; the parent's middlewares (error responses) apply to it.
+An event handler runs as Python on the workers, so every endpoint is reserved to the
+principals the ``authorize`` callable accepts (the API passes its authenticator and its
+configured data managers, see :func:`principals_allowed`); the API only compiles a
+handler to check it, never runs it.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _handlers(authorize: Authorize) -> list[web.RouteDef]:
+    """The sub-app's routes (paths relative to its mount point)."""
+
     async def put_job(request: web.Request) -> web.Response:
         await authorize(request)
         data = await _body(request)
@@ -136,10 +141,10 @@ def _handlers(authorize: Authorize) -> list[web.RouteDef]:
         return _json(job.view())
 
     return [
-        web.put("/v1/ingest/{name}", put_job),
-        web.get("/v1/ingest", list_jobs),
-        web.get("/v1/ingest/{name}", get_job),
-        web.delete("/v1/ingest/{name}", stop_job),
+        web.put("/{name}", put_job),
+        web.get("", list_jobs),
+        web.get("/{name}", get_job),
+        web.delete("/{name}", stop_job),
     ]
 
 
@@ -158,17 +163,16 @@ def principals_allowed(
     return authorize
 
 
-def add_ingest_routes(
-    app: web.Application, *, db_url: str, authorize: Authorize, store: JobStore | None = None
-) -> None:
-    """Mount the ingest endpoints; the job store opens and closes with the app."""
+def make_app(*, db_url: str, authorize: Authorize) -> web.Application:
+    """The ingest endpoints as a sub-app; its job store opens and closes with it."""
+    app = web.Application()
     app.router.add_routes(_handlers(authorize))
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        opened = store or await JobStore.open(db_url)
-        app[INGEST_STORE] = opened
+        store = await JobStore.open(db_url)
+        app[INGEST_STORE] = store
         yield
-        if store is None:
-            await opened.close()
+        await store.close()
 
     app.cleanup_ctx.append(store_ctx)
+    return app

@@ -1,26 +1,29 @@
-"""Ingest settings (pydantic-settings, ``STAGER_INGEST__`` prefix, ``__`` nesting)."""
+"""Settings of the ingest workers (env ``STAGER_...``, nested with ``__``).
+
+The shared root gives ``broker.*`` (URL and topology prefix) and ``irods.*`` (the account
+the workers use: a rodsadmin if handlers use ``as_user``); ingest's own settings are under
+``ingest.*``, whose ``db_url`` is the same setting the API reads.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
 from services.ingest.constants import DEFAULT_CONCURRENCY
-from shared.irods import IrodsAccount
-from shared.messaging.topology import DEFAULT_PREFIX
+from shared.settings import IngestStoreSettings, StagerSettings
 
 
-class IngestSettings(BaseSettings):
-    """Where the job store, the broker and iRODS are; secrets never in ``repr``."""
+class IngestWorkerSettings(IngestStoreSettings):
+    """``STAGER_INGEST__*``: the job store and how much one worker does at once."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="STAGER_INGEST__", env_nested_delimiter="__", secrets_dir=None
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, le=256, description="tasks at once = threads, prefetch"
     )
 
-    #: SQLAlchemy async URL of the job store, shared by the API, the CLI and workers.
-    db_url: str = "sqlite+aiosqlite:///.local/ingest.sqlite"
-    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
-    queue_prefix: str = DEFAULT_PREFIX
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=256)
-    #: The account workers use to reach iRODS (a rodsadmin for ``as_user``).
-    irods: IrodsAccount | None = None
+
+class IngestSettings(StagerSettings):
+    """Everything an ingest worker (and ``stager ingest``) reads; secrets redacted in ``repr``."""
+
+    ingest: IngestWorkerSettings = Field(default_factory=IngestWorkerSettings)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8082, ge=0, le=65535, description="/livez /readyz")

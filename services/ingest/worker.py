@@ -1,9 +1,9 @@
-"""Ingest consumers: run inside the worker service, next to the stager task consumer.
+"""Ingest consumers: the directory and file queues, the scheduler and the thread pool.
 
-``run_ingest_consumers(settings, broker_connection, concurrency)`` consumes the
-directory and file queues, runs each task's blocking work in a bounded thread pool,
-keeps the job row's counters, and runs a small scheduler that starts due passes
-(one-shot jobs, and periodic jobs at each tick unless the previous pass still runs).
+:class:`IngestWorker` consumes both ingest queues, runs each task's blocking work in a
+bounded thread pool, keeps the job row's counters, and runs a small scheduler that starts
+due passes (one-shot jobs, and periodic jobs at each tick unless the previous pass still
+runs). ``python -m services.ingest`` (:mod:`services.ingest.app`) runs one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from pydantic import ValidationError
 
 from services.ingest.constants import SCHEDULER_POLL
-from services.ingest.errors import HandlerError, IngestError, JobNotFound, TargetError
+from services.ingest.errors import HandlerError, JobNotFound, TargetError
 from services.ingest.processing import (
     Context,
     DirResult,
@@ -32,7 +31,6 @@ from services.ingest.processing import (
     process_files,
 )
 from services.ingest.sessions import SessionPool
-from services.ingest.settings import IngestSettings
 from services.ingest.store import Job, JobState, JobStore, TaskDone
 from services.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task, fill
 from shared.irods import IrodsAccount
@@ -55,11 +53,6 @@ def _crash_point() -> tuple[str, int] | None:
         return None
     kind, _, n = spec.partition(":")
     return kind, int(n or "1")
-
-
-async def declare_queues(channel: AbstractChannel, names: Names) -> None:
-    """Durable quorum queues for directory and file tasks (see shared.messaging.topology)."""
-    await declare_ingest_queues(channel, Topology(names=names))
 
 
 async def publish_tasks(channel: AbstractChannel, names: Names, tasks: Sequence[AnyTask]) -> int:
@@ -127,27 +120,38 @@ class IngestWorker:
             self._contexts[key] = ctx
         return ctx
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        """Open a channel, declare the ingest queues and consume both."""
         channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         self._channel = channel
         await channel.set_qos(prefetch_count=self.concurrency)
-        await declare_queues(channel, self.names)
+        await declare_ingest_queues(channel, Topology(names=self.names))
         for name in (self.names.ingest_dirs_queue, self.names.ingest_files_queue):
             queue = await channel.get_queue(name)
             await queue.consume(self.on_message)
-        try:
-            while True:
-                try:
-                    await self.tick()
-                except Exception as e:  # the store may be briefly unavailable
-                    log.warning("ingest scheduler", error=str(e))
-                await asyncio.sleep(self.poll)
-        finally:
+
+    async def schedule(self) -> None:
+        """Start due passes every ``poll`` seconds, until cancelled."""
+        while True:
+            try:
+                await self.tick()
+            except Exception as e:  # the store may be briefly unavailable
+                log.warning("ingest scheduler", error=str(e))
+            await asyncio.sleep(self.poll)
+
+    @property
+    def ready(self) -> bool:
+        """Consuming on an open channel."""
+        return self._channel is not None and not self._channel.is_closed
+
+    async def close(self) -> None:
+        """Close the channel (unacked tasks go back), the thread pools and the sessions."""
+        if self._channel is not None:
             with contextlib.suppress(Exception):
-                await channel.close()
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.timeouts.shutdown(wait=False, cancel_futures=True)
-            await asyncio.get_running_loop().run_in_executor(None, self.sessions.close)
+                await self._channel.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.timeouts.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.sessions.close)
 
     # --- scheduler -------------------------------------------------------------------
 
@@ -305,58 +309,3 @@ class IngestWorker:
         done = await self.store.finish_pass(job.name, job.generation)
         if done is not None:
             log.info("ingest pass finished", job=job.name, state=done.state, **done.counters)
-
-
-async def run_ingest_consumers(
-    settings: Any,
-    broker_connection: AbstractConnection,
-    concurrency: int,
-    names: Names | None = None,
-) -> None:
-    """Consume ingest tasks and schedule ingest passes until cancelled.
-
-    ``settings``: an ``IngestSettings``, or any settings object with an ``ingest``
-    attribute holding one (else ``IngestSettings()`` is read from the environment).
-    """
-    ingest = settings if isinstance(settings, IngestSettings) else getattr(settings, "ingest", None)
-    if not isinstance(ingest, IngestSettings):
-        ingest = IngestSettings()
-    if ingest.irods is None:
-        raise IngestError("ingest needs an iRODS account: set STAGER_INGEST__IRODS__HOST etc.")
-    store = await JobStore.open(ingest.db_url)
-    worker = IngestWorker(
-        store,
-        broker_connection,
-        ingest.irods,
-        concurrency,
-        names or Names(ingest.queue_prefix),
-    )
-    try:
-        await worker.run()
-    finally:
-        await store.close()
-
-
-async def _standalone() -> None:
-    settings = IngestSettings()
-    connection = await broker.connect(settings.amqp_url.get_secret_value(), name="stager-ingest")
-    try:
-        await run_ingest_consumers(settings, connection, settings.concurrency)
-    finally:
-        await connection.close()
-
-
-def main() -> int:
-    """``python -m services.ingest.worker``: ingest consumers alone (benchmarks, debugging)."""
-    try:
-        asyncio.run(_standalone())
-    except KeyboardInterrupt:
-        return 0
-    except IngestError as e:
-        print(f"ingest worker: {e.message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

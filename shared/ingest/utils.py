@@ -26,7 +26,6 @@ class DeleteMode(Enum):
 
 
 PUT_OPERATIONS = frozenset({Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND})
-REGISTER_OPERATIONS = frozenset({Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC})
 
 _ALLOWED_DELETE_MODES: dict[Operation, frozenset[DeleteMode]] = {
     Operation.NO_OP: frozenset({DeleteMode.DO_NOT_DELETE}),

@@ -265,7 +265,9 @@ async def make_api(
         prefix = f"tapi{uuid.uuid4().hex[:10]}"
         logs = io.StringIO()
         configure("debug", json=True, stream=logs)
-        over.setdefault("ingest_db_url", f"sqlite+aiosqlite:///{tmp_path}/ingest-{prefix}.sqlite")
+        over.setdefault(
+            "ingest", {"db_url": f"sqlite+aiosqlite:///{tmp_path}/ingest-{prefix}.sqlite"}
+        )
         settings = api_settings(db_url, prefix, keypair[1], oidc.issuer, **over)
         app = create_app(settings)
         client = TestClient(TestServer(app))

@@ -1,4 +1,4 @@
-"""The ingest endpoints as mounted in the API: reserved to data managers, JSON or YAML."""
+"""The ingest endpoints mounted in the API as a sub-app: reserved to data managers, JSON or YAML."""
 
 from __future__ import annotations
 
@@ -50,3 +50,7 @@ async def test_ingest_jobs_reserved_to_data_managers(make_api: Any) -> None:
     assert (await r.json())["state"] == "stopped"
     r = await api.client.get("/v1/ingest/nosuchjob", headers=auth)
     assert r.status == 404
+
+    # mounted as a sub-app, the routes still go through the API's middleware and metrics
+    text = await (await api.client.get("/metrics")).text()
+    assert 'route="/v1/ingest/{name}"' in text and 'route="/v1/ingest"' in text

@@ -47,7 +47,8 @@ class IngestHarness:
             self.connections.append(conn)
             worker = IngestWorker(self.store, conn, self.account, concurrency, self.names, poll=0.1)
             self.workers.append(worker)
-            self.tasks.append(asyncio.create_task(worker.run()))
+            await worker.start()
+            self.tasks.append(asyncio.create_task(worker.schedule()))
 
     async def stop(self) -> None:
         for t in self.tasks:
@@ -55,6 +56,8 @@ class IngestHarness:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for w in self.workers:
+            await w.close()
         with contextlib.suppress(Exception):
             conn = await aio_pika.connect(AMQP_URL)
             async with conn:

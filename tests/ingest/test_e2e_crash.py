@@ -25,13 +25,14 @@ def worker_env(ingest: Any, irods_server: Any, db_url: str, crash: str | None) -
     env = {
         **os.environ,
         "STAGER_INGEST__DB_URL": db_url,
-        "STAGER_INGEST__QUEUE_PREFIX": ingest.names.prefix,
+        "STAGER_BROKER__PREFIX": ingest.names.prefix,
         "STAGER_INGEST__CONCURRENCY": "1",
-        "STAGER_INGEST__IRODS__HOST": irods_server.host,
-        "STAGER_INGEST__IRODS__PORT": str(irods_server.port),
-        "STAGER_INGEST__IRODS__USER": "rods",
-        "STAGER_INGEST__IRODS__ZONE": "tempZone",
-        "STAGER_INGEST__IRODS__PASSWORD": irods_server.admin_password,
+        "STAGER_HTTP_PORT": "0",  # several workers side by side
+        "STAGER_IRODS__HOST": irods_server.host,
+        "STAGER_IRODS__PORT": str(irods_server.port),
+        "STAGER_IRODS__USER": "rods",
+        "STAGER_IRODS__ZONE": "tempZone",
+        "STAGER_IRODS__PASSWORD": irods_server.admin_password,
     }
     env.pop(CRASH_ENV, None)
     if crash:
@@ -43,7 +44,7 @@ async def spawn(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.ingest.worker",
+        "services.ingest",
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,

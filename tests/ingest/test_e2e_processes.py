@@ -1,4 +1,4 @@
-"""Two real worker processes (``python -m services.ingest.worker``) share one job."""
+"""Two real worker processes (``python -m services.ingest``) share one job."""
 
 from __future__ import annotations
 
@@ -17,19 +17,20 @@ async def test_two_worker_processes_pre_post_once(ingest, irods_server, irods_se
     env = {
         **os.environ,
         "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{ingest.tmp}/ingest.sqlite",
-        "STAGER_INGEST__QUEUE_PREFIX": ingest.names.prefix,
+        "STAGER_BROKER__PREFIX": ingest.names.prefix,
         "STAGER_INGEST__CONCURRENCY": "2",
-        "STAGER_INGEST__IRODS__HOST": irods_server.host,
-        "STAGER_INGEST__IRODS__PORT": str(irods_server.port),
-        "STAGER_INGEST__IRODS__USER": "rods",
-        "STAGER_INGEST__IRODS__ZONE": "tempZone",
-        "STAGER_INGEST__IRODS__PASSWORD": irods_server.admin_password,
+        "STAGER_HTTP_PORT": "0",  # several workers side by side
+        "STAGER_IRODS__HOST": irods_server.host,
+        "STAGER_IRODS__PORT": str(irods_server.port),
+        "STAGER_IRODS__USER": "rods",
+        "STAGER_IRODS__ZONE": "tempZone",
+        "STAGER_IRODS__PASSWORD": irods_server.admin_password,
     }
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "services.ingest.worker",
+            "services.ingest",
             cwd=REPO,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""The ingest REST endpoints on a real aiohttp app (the API's error middleware)."""
+"""The ingest REST endpoints as a sub-app of a real aiohttp app (the API's error middleware)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.middleware import error_middleware
-from services.ingest.rest import add_ingest_routes, principals_allowed
+from services.ingest.rest import make_app, principals_allowed
 from services.ingest.store import JobState, JobStore
 from shared.errors import Unauthenticated
 from tests.ingest.conftest import make_tree
@@ -32,11 +32,11 @@ async def authenticate(request: web.Request) -> Who:
 
 @pytest.fixture
 async def client(tmp_path):
-    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/rest.sqlite")
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/rest.sqlite"
+    store = await JobStore.open(db_url)
     app = web.Application(middlewares=[error_middleware])
-    add_ingest_routes(
-        app, db_url="unused", authorize=principals_allowed(authenticate, ["manager"]), store=store
-    )
+    authorize = principals_allowed(authenticate, ["manager"])
+    app.add_subapp("/v1/ingest", make_app(db_url=db_url, authorize=authorize))
     async with TestClient(TestServer(app)) as c:
         c.store = store  # type: ignore[attr-defined]
         yield c
