@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.irods import ClientServerPolicy, IrodsAccount, VerifyMode
+from shared.irods import IrodsAccount
 from shared.messaging.topology import DEFAULT_PREFIX
 
 FILE_PREFIX = "file:"
@@ -49,34 +49,23 @@ class BrokerSettings(BaseModel):
     confirm_timeout: float = Field(default=10.0, gt=0)
 
 
-class IrodsSettings(BaseModel):
-    """An iRODS account the service itself uses (DAC lookup, ingest), TLS included."""
+class IrodsSettings(IrodsAccount):
+    """An iRODS account a service itself uses (DAC lookup, ingest): every
+    :class:`~shared.irods.IrodsAccount` field (TLS included), local defaults, the password
+    as a ``file:`` secret, and how long to wait for the server."""
+
+    model_config = ConfigDict(frozen=False)
 
     host: str = "127.0.0.1"
-    port: int = 1247
     zone: str = "tempZone"
     user: str = "rods"
     password: FileSecret = SecretStr("")
     timeout: float = Field(default=10.0, gt=0)
     enabled: bool = True
-    client_server_policy: ClientServerPolicy = "CS_NEG_REFUSE"
-    ca_file: str | None = None
-    verify: VerifyMode = "hostname"
-    default_resource: str | None = None
 
     def account(self) -> IrodsAccount:
         """The account these settings describe (what :func:`shared.irods.connect` takes)."""
-        return IrodsAccount(
-            host=self.host,
-            port=self.port,
-            zone=self.zone,
-            user=self.user,
-            password=self.password,
-            client_server_policy=self.client_server_policy,
-            ca_file=self.ca_file,
-            verify=self.verify,
-            default_resource=self.default_resource,
-        )
+        return IrodsAccount(**self.model_dump(include=set(IrodsAccount.model_fields)))
 
 
 class IngestStoreSettings(BaseModel):
