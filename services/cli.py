@@ -1,21 +1,94 @@
-"""``stager``: the project's console script; dispatches subcommands (``ingest ...``)."""
+"""``stager``: every operator command, one hop from ``stager --help``.
+
+``stager ingest ...``
+    Automated ingest jobs (``start``, ``list``, ``stop``, ``watch``): handed whole to
+    :mod:`services.ingest.cli`, whose options, help and exit codes are its own.
+``stager genkey DIR [--bits N]``
+    A new credential key pair: ``DIR/private.pem`` (created 0600) and ``DIR/public.pem``,
+    both overwritten; prints the key id. The API seals with the public key, workers open
+    with the private one (:mod:`shared.crypto`).
+``stager hash-password``
+    Reads a service account's password from the first line of stdin and prints its hash
+    for the API's settings (:func:`services.api.auth.hash_password`).
+
+A usage error is one line on stderr and exit status 2. Each command imports its service
+only when it runs, so ``stager genkey`` does not load the API or the ingest store.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
-USAGE = "usage: stager ingest {start,list,stop,watch} ... (stager ingest -h for help)\n"
+#: The ingest CLI's argv is handed over before this parser sees it.
+INGEST = "ingest"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong, where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
+
+
+def genkey(args: argparse.Namespace) -> int:
+    """Write a new key pair into ``args.dir`` (private key 0600) and print its key id."""
+    from shared.crypto import generate_keypair, key_id, load_public_key
+
+    out: Path = args.dir
+    out.mkdir(parents=True, exist_ok=True)
+    private_pem, public_pem = generate_keypair(args.bits)
+    fd = os.open(out / "private.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    (out / "public.pem").write_bytes(public_pem)
+    sys.stdout.write(key_id(load_public_key(public_pem)) + "\n")
+    return 0
+
+
+def hash_password(args: argparse.Namespace) -> int:
+    """Print the hash of the password on stdin's first line; exit 2 when it is empty."""
+    from services.api.auth import hash_password as hash_of
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        args.parser.error("empty password on stdin")
+    sys.stdout.write(hash_of(password) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stager`` parser; ``ingest`` is listed for ``--help`` and parses its own argv."""
+    parser = _Parser(
+        prog="stager",
+        description="data stager operator commands",
+        epilog="stager COMMAND -h shows a command's options",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(INGEST, add_help=False, help="automated ingest jobs: start, list, stop, watch")
+    gen = sub.add_parser("genkey", help="write DIR/private.pem (0600) and DIR/public.pem")
+    gen.add_argument("dir", metavar="DIR", type=Path, help="where to write (created if missing)")
+    gen.add_argument("--bits", type=int, default=3072, help="RSA key size (default 3072)")
+    gen.set_defaults(run=genkey, parser=gen)
+    hashing = sub.add_parser("hash-password", help="hash a password read on stdin (API settings)")
+    hashing.set_defaults(run=hash_password, parser=hashing)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point (``stager = "services.cli:main"``)."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "ingest":
+    if args[:1] == [INGEST]:
         from services.ingest.cli import main as ingest_main
 
         return ingest_main(args[1:])
-    sys.stderr.write(USAGE)
-    return 0 if args and args[0] in ("-h", "--help") else 2
+    parsed = build_parser().parse_args(args)
+    run: Callable[[argparse.Namespace], int] = parsed.run
+    return run(parsed)
 
 
 if __name__ == "__main__":

@@ -15,21 +15,17 @@ Public keys seal (ui-backend, api); private keys open (workers only).  ``check``
 holder of public keys reject malformed, truncated or unknown-key envelopes up front; a
 bit-flipped envelope is caught when a worker opens it (GCM tag).
 
-CLI: ``python -m shared.crypto genkey DIR`` writes ``DIR/private.pem`` (0600) and
-``DIR/public.pem`` and prints the key id.
+Operators make a key pair with ``stager genkey DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Iterable
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -212,27 +208,3 @@ class Opener:
         except (ValueError, InvalidTag):
             raise DecryptError("credential envelope fails its integrity check") from None
         return SecretStr(plain.decode("utf-8", errors="strict"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``genkey DIR``: write a new key pair and print its key id."""
-    parser = argparse.ArgumentParser(prog="python -m shared.crypto")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    gen = sub.add_parser("genkey", help="write DIR/private.pem (0600) and DIR/public.pem")
-    gen.add_argument("dir", type=Path)
-    gen.add_argument("--bits", type=int, default=3072)
-    args = parser.parse_args(argv)
-    out: Path = args.dir
-    out.mkdir(parents=True, exist_ok=True)
-    private_pem, public_pem = generate_keypair(args.bits)
-    priv = out / "private.pem"
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-    (out / "public.pem").write_bytes(public_pem)
-    sys.stdout.write(key_id(load_public_key(public_pem)) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

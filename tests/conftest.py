@@ -26,20 +26,115 @@
     ``tls_irods_server.session(**tls_irods_server.tls_options())`` negotiates TLS.
 ``unique_name`` (function)
     A short unique string for object/user names on the shared server.
+
+Infrastructure the service suites share (each defined here only):
+
+``amqp_url`` (function)
+    The test RabbitMQ: ``STAGER_TEST_AMQP_URL``, default guest on loopback (``AMQP_URL``
+    for plain helpers that cannot take a fixture).
+``unique_prefix`` (function)
+    A broker prefix of this test's own, so its queues and exchanges meet no other test's.
+``db_url`` (function, parametrised ``sqlite`` / ``postgres``)
+    A store URL: a fresh SQLite file, or a fresh PostgreSQL database on
+    ``STAGER_TEST_PG_ADMIN`` (dropped after, its connections forced out). Pin one backend
+    with ``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``.
+``unix_user`` (function factory, needs root)
+    ``unix_user(name=None) -> pwd.struct_passwd``: a real Unix user (uid >= 20000, own
+    group, no home), a fresh unique one or the one named. A named user that already exists
+    is returned as it is and left alone; every user the factory created is removed after
+    the test, its leftover processes killed first.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
+import signal
+import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
 
 DEFAULT_USER_PASSWORD = "pw-for-tests"
+AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+PG_ADMIN = os.environ.get("STAGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    name = f"stager_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def unix_user() -> Iterator[Callable[..., pwd.struct_passwd]]:
+    made: list[str] = []
+
+    def make(name: str | None = None) -> pwd.struct_passwd:
+        if name is not None:
+            try:
+                return pwd.getpwnam(name)
+            except KeyError:
+                pass
+        if os.geteuid() != 0:
+            pytest.skip("creating Unix users needs root")
+        name = name or "stg" + uuid.uuid4().hex[:10]
+        subprocess.run(
+            ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name],
+            check=True,
+            capture_output=True,
+        )
+        made.append(name)
+        return pwd.getpwnam(name)
+
+    yield make
+    for name in made:
+        _kill_processes_of(pwd.getpwnam(name).pw_uid)  # e.g. a child lingering for its next task
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def _kill_processes_of(uid: int) -> None:
+    """SIGKILL this test's leftover processes running as ``uid`` (by pid)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 * Service accounts: HTTP basic.  Passwords are stored hashed in settings, format
   ``scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>`` (hashlib.scrypt, 16-byte random salt,
-  32-byte hash).  Make one with ``python -m services.api.auth hash`` (reads the password from
+  32-byte hash).  Make one with ``stager hash-password`` (reads the password from
   stdin).  Each account lists the Unix users it may act for (``"*"``: any non-system user).
 * Users: OIDC bearer JWT, verified against the provider's JWKS (signature, issuer,
   audience, expiry); the user name comes from a configured claim, never from the request.
@@ -14,10 +14,8 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,21 +290,3 @@ def check_system_user(user: str, settings: AuthSettings) -> None:
         vet(user, settings.min_uid)
     else:
         check_name(user)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m services.api.auth hash``: read a password on stdin, print its hash."""
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["hash"]:
-        sys.stderr.write("usage: python -m services.api.auth hash  (password on stdin)\n")
-        return 2
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        sys.stderr.write("empty password\n")
-        return 2
-    sys.stdout.write(hash_password(password) + os.linesep)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

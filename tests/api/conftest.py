@@ -4,23 +4,17 @@ users, and the app built through ``create_app``."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import io
 import json
-import os
 import pwd
-import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
-import asyncpg
 import jwt
 import pytest
 from aiohttp import web
@@ -35,9 +29,8 @@ from shared.crypto import generate_keypair
 from shared.logging import configure
 from shared.messaging.topology import Names, Topology, delete_topology
 from shared.settings import BrokerSettings, IrodsSettings
+from tests.conftest import AMQP_URL
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ALICE, BOB = "stgalice", "stgbob"
 SERVICE, SERVICE_PW = "streamer", "svc-Pa55word-for-tests"
 WIDE, WIDE_PW = "ingestor", "wide-Pa55word-for-tests"
@@ -46,65 +39,9 @@ AUDIENCE = "stager-api"
 
 
 @pytest.fixture(scope="session")
-def unix_users() -> Iterator[tuple[str, str]]:
-    """Two real unprivileged Unix users (created when absent, removed afterwards)."""
-    created = []
-    for name in (ALICE, BOB):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            if os.geteuid() != 0:
-                pytest.skip("creating test users needs root")
-            subprocess.run(
-                ["useradd", "--no-create-home", "-s", "/usr/sbin/nologin", name], check=True
-            )
-            created.append(name)
-    yield ALICE, BOB
-    for name in created:
-        subprocess.run(["userdel", name], check=False)
-
-
-@pytest.fixture(scope="session")
 def keypair() -> tuple[bytes, bytes]:
     """(private PEM, public PEM), 2048 bits to keep tests quick."""
     return generate_keypair(2048)
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A unique temporary PostgreSQL database for this session; dropped afterwards."""
-    name = f"stager_api_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def run(sql: str) -> None:
-        # Own thread: this fixture may be first requested from inside a running loop.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, admin(sql)).result()
-
-    run(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """The store URL: a fresh SQLite file, or the session's PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
-        return
-    url = request.getfixturevalue("pg_database")
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute("DROP TABLE IF EXISTS stager_tasks")
-    finally:
-        await conn.close()
-    yield url
 
 
 @dataclass
@@ -254,15 +191,20 @@ async def make_api(
     db_url: str,
     keypair: tuple[bytes, bytes],
     oidc: Oidc,
-    unix_users: tuple[str, str],
+    unix_user: Callable[..., pwd.struct_passwd],
+    amqp_url: str,
+    unique_prefix: str,
     tmp_path: Any,
 ) -> AsyncIterator[Any]:
-    """Factory: ``await make_api(**settings_overrides) -> Api``; all closed afterwards."""
+    """Factory: ``await make_api(**settings_overrides) -> Api`` on the test's broker prefix,
+    with ALICE and BOB present as Unix users; all closed afterwards."""
+    unix_user(ALICE)
+    unix_user(BOB)
     made: list[tuple[TestClient, Names]] = []
-    amqp = await aio_pika.connect_robust(AMQP_URL)
+    amqp = await aio_pika.connect_robust(amqp_url)
 
     async def make(**over: Any) -> Api:
-        prefix = f"tapi{uuid.uuid4().hex[:10]}"
+        prefix = unique_prefix
         logs = io.StringIO()
         configure("debug", json=True, stream=logs)
         over.setdefault(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import pytest
 from services.worker.app import Worker
 from services.worker.settings import WorkerSettings
 from shared.messaging.topology import delete_topology
-from tests.api.conftest import ALICE, AMQP_URL, DR_PASS, Api, job
+from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job
+from tests.conftest import AMQP_URL
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the worker runs transfers as the user"),
@@ -25,10 +27,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def alice_dir(unix_users: tuple[str, str]) -> Iterator[Path]:
+def alice_dir(unix_user: Callable[..., pwd.struct_passwd]) -> Iterator[Path]:
     """A directory owned by alice under a traversable temp dir."""
-    import pwd
-
+    pw = unix_user(ALICE)
     base = Path(tempfile.mkdtemp(prefix="stager-api-e2e-"))
     base.chmod(0o711)
     home = base / "alice"
@@ -37,7 +38,6 @@ def alice_dir(unix_users: tuple[str, str]) -> Iterator[Path]:
     (home / "src" / "a.txt").write_text("alpha\n")
     (home / "src" / "sub").mkdir()
     (home / "src" / "sub" / "b.bin").write_bytes(os.urandom(70_000))
-    pw = pwd.getpwnam(ALICE)
     for p in [home, *home.rglob("*")]:
         os.chown(p, pw.pw_uid, pw.pw_gid)
     home.chmod(0o700)
@@ -138,14 +138,12 @@ async def _upload_download(api: Api, alice_dir: Path, name: str, session: Any, c
     assert done["status"]["status"] == "completed", done
     got = alice_dir / "down" / "sub" / "b.bin"
     assert got.read_bytes() == (alice_dir / "src" / "sub" / "b.bin").read_bytes()
-    import pwd
-
     assert got.stat().st_uid == pwd.getpwnam(ALICE).pw_uid
     assert DR_PASS not in api.logs.getvalue()
 
 
 async def test_listing_and_cancel_through_worker(
-    stack: tuple[Api, Worker], alice_dir: Path, unix_users: tuple[str, str]
+    stack: tuple[Api, Worker], alice_dir: Path
 ) -> None:
     api, _worker = stack
     src = str(alice_dir / "src")
@@ -155,7 +153,7 @@ async def test_listing_and_cancel_through_worker(
     assert entries["a.txt"] == {"name": "a.txt", "type": "regular", "size": 6}
     assert entries["sub"]["type"] == "dir"
     # bob may not look into alice's 0700 directory: the listing runs as bob
-    bob = api.bearer(unix_users[1])
+    bob = api.bearer(BOB)
     r = await api.client.get("/v1/dir", params={"path": src}, headers=bob)
     assert r.status == 403, await r.text()
     r = await api.client.get("/v1/dir", params={"path": src + "/nope"}, headers=api.bearer())

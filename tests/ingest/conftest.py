@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import asyncpg
 import pytest
 
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
 from services.ingest.worker import IngestWorker
 from shared.irods import IrodsAccount
 from shared.messaging.topology import Names
+from tests.conftest import AMQP_URL
 
-AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLERS = Path(__file__).parent / "handlers"
-PG_ADMIN = os.environ.get("STAGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 class IngestHarness:
@@ -117,32 +115,12 @@ class IngestHarness:
         return self.job(root, "configurable", append_json=cfg, **extra)
 
 
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A job store URL: a fresh SQLite file, or a fresh PostgreSQL database (dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite"
-        return
-    name = f"stager_ingest_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
-async def ingest(irods_server: Any, tmp_path: Path) -> AsyncIterator[IngestHarness]:
+async def ingest(
+    irods_server: Any, unique_prefix: str, tmp_path: Path
+) -> AsyncIterator[IngestHarness]:
     store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite")
-    names = Names("t" + uuid.uuid4().hex[:10])
+    names = Names(unique_prefix)
     account = IrodsAccount(
         host=irods_server.host,
         port=irods_server.port,

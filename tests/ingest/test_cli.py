@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from services.cli import main as stager_main
 from services.ingest.cli import Env, main
 from services.ingest.store import JobState
 from tests.ingest.conftest import HANDLERS, make_tree
@@ -141,8 +140,3 @@ def test_usage_errors_are_clear(tmp_path):
     code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--redis_host", "r", *db)
     assert code == 0 and "ignored" in err and "redis_host" in err
     assert "Traceback" not in err
-
-
-def test_stager_entry_point_dispatches(capsys):
-    assert stager_main([]) == 2
-    assert "stager ingest" in capsys.readouterr().err

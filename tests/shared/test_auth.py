@@ -9,7 +9,6 @@ from services.api.auth import (
     Principal,
     authorize_stager_user,
     hash_password,
-    main,
     verify_password,
 )
 from shared.errors import Forbidden, InvalidInput
@@ -25,15 +24,6 @@ def test_hash_format_and_verify() -> None:
     assert hash_password("s3cret!") != h  # per-password salt
     assert not verify_password("x", "md5$abc")
     assert not verify_password("x", "scrypt$bad")
-
-
-def test_cli_hash(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import io
-
-    monkeypatch.setattr("sys.stdin", io.StringIO("pw-from-stdin\n"))
-    assert main(["hash"]) == 0
-    assert verify_password("pw-from-stdin", capsys.readouterr().out.strip())
-    assert main([]) == 2
 
 
 def test_acting_for_users() -> None:

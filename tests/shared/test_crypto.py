@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import stat
-from pathlib import Path
 
 import pytest
 
-from shared.crypto import Opener, Sealer, generate_keypair, key_id, load_public_key, main
+from shared.crypto import Opener, Sealer, generate_keypair, key_id, load_public_key
 from shared.errors import DecryptError, EnvelopeError
 from shared.messaging.messages import ENVELOPE_RE, TaskSpec
 
@@ -84,13 +82,3 @@ def test_check_rejects_malformed(keys: list[tuple[bytes, bytes]]) -> None:
     for b in bad:
         with pytest.raises(EnvelopeError):
             sealer.check(b)
-
-
-def test_cli_writes_private_key_0600(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["genkey", str(tmp_path / "k"), "--bits", "2048"]) == 0
-    priv, pub = tmp_path / "k" / "private.pem", tmp_path / "k" / "public.pem"
-    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
-    kid = capsys.readouterr().out.strip()
-    assert kid == key_id(load_public_key(pub.read_bytes()))
-    env = Sealer.from_pem([pub.read_bytes()]).seal("x")
-    assert Opener.from_pem([priv.read_bytes()]).open(env).get_secret_value() == "x"

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,43 +31,10 @@ from shared.messaging.messages import (
     TaskSpec,
 )
 from shared.messaging.topology import Names, Topology
+from tests.conftest import AMQP_URL
 from tests.worker.jobs import KINDS
 
-AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="worker tests run as root")
-
-
-@pytest.fixture
-def unix_user() -> Iterator[Callable[[], pwd.struct_passwd]]:
-    """Factory: a fresh Unix user (uid >= 1000, own group, no home); removed after."""
-    made: list[str] = []
-
-    def make() -> pwd.struct_passwd:
-        name = "stg" + uuid.uuid4().hex[:10]
-        subprocess.run(
-            ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name],
-            check=True,
-            capture_output=True,
-        )
-        made.append(name)
-        return pwd.getpwnam(name)
-
-    yield make
-    for name in made:
-        _kill_processes_of(pwd.getpwnam(name).pw_uid)  # e.g. a child lingering for its next task
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-
-
-def _kill_processes_of(uid: int) -> None:
-    """SIGKILL this test's leftover processes running as ``uid`` (by pid)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    os.kill(int(entry), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError):
-                pass
 
 
 @pytest.fixture
@@ -83,8 +47,8 @@ def open_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def names() -> Names:
-    return Names("t" + uuid.uuid4().hex[:12])
+def names(unique_prefix: str) -> Names:
+    return Names(unique_prefix)
 
 
 @dataclass
@@ -98,9 +62,9 @@ class Amqp:
 
 
 @pytest.fixture
-async def amqp(names: Names) -> AsyncIterator[Amqp]:
+async def amqp(names: Names, amqp_url: str) -> AsyncIterator[Amqp]:
     """A private topology prefix; every topology in ``.topologies`` is deleted after."""
-    conn = await broker.connect(AMQP_URL, name="stager-test")
+    conn = await broker.connect(amqp_url, name="stager-test")
     ch = await broker.open_channel(conn)
     a = Amqp(conn, ch, names, [Topology(names=names)])
     yield a

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.worker.conftest import AMQP_URL, task_message
+from tests.conftest import AMQP_URL
+from tests.worker.conftest import task_message
 from tests.worker.test_pipeline import SERVICE
 
 

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from services.worker.credentials import RepoCredential
 from shared.messaging import broker
 from shared.messaging.topology import declare_topology
-from tests.worker.conftest import AMQP_URL, EventLog, task_message, worker_settings
+from tests.conftest import AMQP_URL
+from tests.worker.conftest import EventLog, task_message, worker_settings
 from tests.worker.test_pipeline import _no_user_processes
 
 MiB = 1024 * 1024

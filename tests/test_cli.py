@@ -1,0 +1,69 @@
+"""``stager``: the operator CLI as an operator runs it (a real subprocess per command)."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from services.api.auth import verify_password
+from shared.crypto import Opener, Sealer, key_id, load_public_key
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stager(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_help_lists_every_command() -> None:
+    code, out, err = stager("--help")
+    assert code == 0 and err == ""
+    for command in ("ingest", "genkey", "hash-password"):
+        assert command in out
+
+
+def test_genkey_writes_a_private_key_0600_and_prints_its_id(tmp_path: Path) -> None:
+    code, out, err = stager("genkey", str(tmp_path / "k"), "--bits", "2048")
+    assert code == 0, err
+    priv, pub = tmp_path / "k" / "private.pem", tmp_path / "k" / "public.pem"
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    assert out == key_id(load_public_key(pub.read_bytes())) + "\n"
+    envelope = Sealer.from_pem([pub.read_bytes()]).seal("x")
+    assert Opener.from_pem([priv.read_bytes()]).open(envelope).get_secret_value() == "x"
+
+
+def test_hash_password_reads_stdin_and_prints_a_verifiable_hash() -> None:
+    code, out, err = stager("hash-password", stdin="pw-from-stdin\n")
+    assert code == 0, err
+    assert out.endswith("\n") and verify_password("pw-from-stdin", out.strip())
+
+
+def test_usage_errors_are_one_line_and_exit_2() -> None:
+    for args, stdin, expected in [
+        ((), "", "stager: the following arguments are required: COMMAND"),
+        (("nope",), "", "stager: argument COMMAND: invalid choice: 'nope'"),
+        (("genkey",), "", "stager genkey: the following arguments are required: DIR"),
+        (("genkey", "d", "--bits", "many"), "", "stager genkey: argument --bits: invalid int"),
+        (("hash-password", "extra"), "", "stager: unrecognized arguments: extra"),
+        (("hash-password",), "\n", "stager hash-password: empty password on stdin"),
+    ]:
+        code, out, err = stager(*args, stdin=stdin)
+        assert (code, out) == (2, ""), (args, code, out, err)
+        assert err.count("\n") == 1 and err.startswith(expected), (args, err)
+
+
+def test_ingest_is_handed_to_the_ingest_cli() -> None:
+    code, out, err = stager("ingest", "--help")
+    assert code == 0 and out.startswith("usage: stager ingest"), err
+    code, out, err = stager("ingest", "nope")
+    assert code == 2 and "stager ingest: error: argument command: invalid choice" in err
