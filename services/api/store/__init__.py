@@ -12,7 +12,7 @@ import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -45,7 +45,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.messaging.messages import (
-    FINAL_STATES,
     NO_TIME,
     RESTARTABLE_STATES,
     JobData,
@@ -492,10 +491,6 @@ class TaskStore:
             assert row is not None
             return Task.from_row(row)
 
-    async def apply_event(self, ev: TaskEvent) -> Applied | None:
-        """Apply a worker event if it is newer than what the row has; None if not."""
-        return (await self.apply_events([ev]))[0]
-
     async def apply_events(self, events: Sequence[TaskEvent]) -> list[Applied | None]:
         """Apply several events in one transaction, each only if newer than its row.
 
@@ -561,17 +556,6 @@ class TaskStore:
                 .values(state=TaskState.CANCELLED.value, updated_at=utcnow())
             )
 
-    async def in_flight_by_user(self) -> dict[str, int]:
-        """Released, unfinished tasks per stager user."""
-        async with self._reads.connect() as conn:
-            return await _in_flight(conn)
-
-    async def held_per_user(self, per_user: int, max_users: int = 1000) -> dict[str, list[Task]]:
-        """Up to ``per_user`` held tasks of each user (highest priority, then oldest
-        first); users ordered by their best task.  One query (a window function)."""
-        async with self._reads.connect() as conn:
-            return await _held_per_user(conn, per_user, max_users, {})
-
     async def release_view(
         self, per_user: int, max_users: int = 1000
     ) -> tuple[dict[str, int], dict[str, list[Task]]]:
@@ -581,17 +565,6 @@ class TaskStore:
         async with self._reads.connect() as conn:
             in_flight = await _in_flight(conn)
             return in_flight, await _held_per_user(conn, per_user, max_users, in_flight)
-
-    async def held(self, limit: int, *, stager_user: str | None = None) -> list[Task]:
-        """Pending tasks not yet released, highest priority then oldest first."""
-        q = select(TaskRow).where(
-            TaskRow.dispatched.is_(False), TaskRow.state == TaskState.PENDING.value
-        )
-        if stager_user is not None:
-            q = q.where(TaskRow.stager_user == stager_user)
-        q = q.order_by(TaskRow.priority.desc(), TaskRow.created_at, TaskRow.id).limit(limit)
-        async with self._session() as s:
-            return [Task.from_row(r) for r in (await s.execute(q)).scalars().all()]
 
     async def mark_dispatched(self, ids: Sequence[str], value: bool = True) -> list[str]:
         """Claim (or un-claim) tasks for release; returns the ids actually changed."""
@@ -697,13 +670,3 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
-
-
-def is_final(state: TaskState) -> bool:
-    """True for completed, archived and cancelled."""
-    return state in FINAL_STATES
-
-
-def older_than(hours: float) -> datetime:
-    """``now - hours``."""
-    return utcnow() - timedelta(hours=hours)
