@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api.keys import METRICS, STORE
 from services.api.metrics import Throttle
-from services.api.store import TASKS, Task, TaskStore, new_task_id
+from services.api.store import Task, TaskStore, new_task_id
+from services.api.store.schema import TASKS
 from shared.messaging.messages import (
     PrincipalKind,
     Progress,
