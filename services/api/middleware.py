@@ -9,9 +9,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.keys import METRICS
+from services.api.views import Problem
 from shared.errors import ErrorKind, StagerError
 from shared.logging import get_logger
-from shared.messaging.messages import Problem
 
 log = get_logger("stager.api")
 

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.api.store import events, release, tasks
 from services.api.store.events import Applied
 from services.api.store.schema import create_schema
-from services.api.store.tasks import Task, new_task_id
+from services.api.store.tasks import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
 
-__all__ = ["Task", "TaskStore", "new_task_id"]
+__all__ = ["FINAL_STATES", "RESTARTABLE_STATES", "Task", "TaskStore", "new_task_id"]
 
 
 class TaskStore:

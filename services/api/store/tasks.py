@@ -18,13 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api.store.schema import TASKS, C, aware
 from shared.messaging.messages import (
-    NO_TIME,
-    RESTARTABLE_STATES,
-    JobData,
-    JobInfo,
-    JobProgress,
-    JobStatus,
-    JobTimestamps,
     PrincipalKind,
     Progress,
     Submitter,
@@ -33,6 +26,11 @@ from shared.messaging.messages import (
     TaskState,
     utcnow,
 )
+
+#: States in which a task has finished.
+FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED, TaskState.CANCELLED})
+#: States from which :func:`restart` starts a new run.
+RESTARTABLE_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED})
 
 
 @dataclass(frozen=True)
@@ -91,39 +89,6 @@ class Task:
             task=self.spec,
             created_at=self.created_at,
         )
-
-    def info(self) -> JobInfo:
-        """The v1 ``jobInfo`` view (never includes ``drPass``)."""
-        p = self.progress or Progress()
-        return JobInfo(
-            id=self.id,
-            timestamps=JobTimestamps(
-                createdAt=_ts(self.created_at),
-                lastFailedAt=_ts(self.last_failed_at),
-                nextProcessAt=_ts(self.next_process_at),
-                completedAt=_ts(self.completed_at),
-            ),
-            data=JobData.model_validate(self.spec.model_dump(exclude={"drPass"})),
-            status=JobStatus(
-                status=self.state,
-                error=self.error,
-                attempts=self.attempt,
-                progress=JobProgress(
-                    total=p.files_total,
-                    processed=p.files_processed,
-                    failed=p.files_failed,
-                    bytesTotal=p.bytes_total,
-                    bytesDone=p.bytes_done,
-                    rate=p.rate,
-                    eta=p.eta,
-                ),
-            ),
-        )
-
-
-def _ts(value: datetime | None) -> int:
-    aware_value = aware(value)
-    return NO_TIME if aware_value is None else int(aware_value.timestamp())
 
 
 def new_task_id() -> str:
