@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.api.auth import Principal, authorize_stager_user
 from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
-from services.api.middleware import http_status, summary, validation_errors
+from services.api.middleware import http_status, invalid_input
 from services.api.openapi import render_html
 from services.api.store import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from services.api.views import (
@@ -99,7 +99,15 @@ async def own_task(request: web.Request, p: Principal) -> Task:
 
 
 def seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
-    """Validate one submitted job, check who may run it, seal ``drPass``."""
+    """Validate one submitted job, check who may run it, seal ``drPass``; every refusal
+    is a StagerError (a validation error becomes InvalidInput with field details)."""
+    try:
+        return _seal_job(app, p, raw)
+    except ValidationError as e:
+        raise invalid_input(e) from None
+
+
+def _seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
     if not isinstance(raw, dict):
         raise InvalidInput("a job must be a JSON object with srcURL, dstURL, stagerUser, ...")
     settings = app[SETTINGS]
@@ -140,9 +148,6 @@ async def post_job(request: web.Request) -> web.Response:
     except StagerError as e:
         request.app[METRICS].rejected_total.labels(str(http_status(e))).inc()
         raise
-    except ValidationError:
-        request.app[METRICS].rejected_total.labels("400").inc()
-        raise
     tasks = await request.app[STORE].add(
         p.submitter, [(new_task_id(), spec)], priority=_priority(request.app, p)
     )
@@ -173,10 +178,6 @@ async def post_jobs(request: web.Request) -> web.Response:
         except StagerError as e:
             rejected.append(JobRejection(index=i, status=http_status(e), errorMessage=e.message))
             kinds.add(e.kind)
-        except ValidationError as e:
-            msg = summary(validation_errors(e))
-            rejected.append(JobRejection(index=i, status=400, errorMessage=msg))
-            kinds.add(ErrorKind.INVALID)
     metrics = request.app[METRICS]
     for r in rejected:
         metrics.rejected_total.labels(str(r.status)).inc()
