@@ -52,7 +52,6 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     """An HTTP client (JWKS) and the authenticator."""
     settings = app[keys.SETTINGS]
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    app[keys.HTTP] = session
     jwks = JwksCache(settings.auth.oidc, session) if settings.auth.oidc.issuer else None
     app[keys.AUTH] = Authenticator(settings.auth, jwks)
     yield
@@ -108,7 +107,6 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(retention.run(store, settings.retention), name="retention")
         )
-    app[keys.BACKGROUND] = tasks
     yield
     for t in tasks:
         t.cancel()

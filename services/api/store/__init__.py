@@ -33,9 +33,9 @@ __all__ = ["FINAL_STATES", "RESTARTABLE_STATES", "Task", "TaskStore", "new_task_
 class TaskStore:
     """Async access to the task table."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str) -> None:
         sqlite = url.startswith("sqlite")
-        kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}
+        kwargs: dict[str, object] = {"hide_parameters": True}
         if sqlite:
             # One writer at a time: a single pooled connection serialises access in-process
             # (SQLite answers "database is locked" to concurrent upgrading transactions).
