@@ -1,7 +1,8 @@
 """Tasks as read from the store, group-committed inserts, lookups and whole-row changes.
 
-Every function takes the connection (or engine) to run on; :class:`~services.api.store.TaskStore`
-decides which one and where each transaction begins and ends.
+Every function takes the connection to run on: :class:`~services.api.store.TaskStore`
+decides where each transaction begins and ends.  :class:`GroupInsert` is the exception:
+it holds the engine, because it decides which calls share a transaction.
 """
 
 from __future__ import annotations
