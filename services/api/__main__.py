@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.app import create_app
+from services.api.middleware import summary, validation_errors
 from services.api.settings import ApiSettings
 from shared.errors import ConfigError
 from shared.logging import configure, get_logger
@@ -18,7 +19,7 @@ def main() -> int:
     try:
         settings = ApiSettings()
     except ValidationError as e:
-        sys.stderr.write(f"invalid settings:\n{e.errors(include_input=False)}\n")
+        sys.stderr.write(f"invalid settings:\n{summary(validation_errors(e))}\n")
         return 2
     configure(settings.log_level, json=settings.log_json)
     try:

@@ -19,11 +19,12 @@ from services.api.middleware import error_middleware
 from services.api.openapi import build_spec
 from services.api.routes import ROUTES, add_routes
 from services.api.settings import ApiSettings
+from services.api.store import FINAL_STATES, TaskStore
 from services.ingest import rest as ingest_rest
 from shared.crypto import Sealer
 from shared.errors import ConfigError
 from shared.logging import get_logger
-from shared.messaging.messages import FINAL_STATES, TaskEvent, TaskState, utcnow
+from shared.messaging.messages import TaskEvent, TaskState, utcnow
 
 log = get_logger("stager.api")
 VERSION = "1.0.0"
@@ -31,8 +32,6 @@ VERSION = "1.0.0"
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The task store."""
-    from services.api.store import TaskStore
-
     store = TaskStore(app[keys.SETTINGS].database_url)
     await store.init()
     app[keys.STORE] = store
@@ -53,7 +52,6 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     """An HTTP client (JWKS) and the authenticator."""
     settings = app[keys.SETTINGS]
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    app[keys.HTTP] = session
     jwks = JwksCache(settings.auth.oidc, session) if settings.auth.oidc.issuer else None
     app[keys.AUTH] = Authenticator(settings.auth, jwks)
     yield
@@ -109,7 +107,6 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(retention.run(store, settings.retention), name="retention")
         )
-    app[keys.BACKGROUND] = tasks
     yield
     for t in tasks:
         t.cancel()

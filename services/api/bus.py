@@ -51,10 +51,10 @@ EventHandler = Callable[[list[TaskEvent]], Awaitable[None]]
 class ApiBus:
     """One robust connection, a confirming publish channel and a consume channel."""
 
-    def __init__(self, settings: BrokerSettings, *, topology: Topology | None = None):
+    def __init__(self, settings: BrokerSettings) -> None:
         self.settings = settings
         self.names = Names(settings.prefix)
-        self.topology = topology or Topology(names=self.names)
+        self.topology = Topology(names=self.names)
         self.connection: AbstractRobustConnection | None = None
         self._pub: AbstractChannel | None = None
         self._sub: AbstractChannel | None = None

@@ -12,9 +12,19 @@ from pydantic import BaseModel, ValidationError
 
 from services.api.auth import Principal, authorize_stager_user
 from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
-from services.api.middleware import http_status, summary, validation_errors
+from services.api.middleware import http_status, invalid_input
 from services.api.openapi import render_html
-from services.api.store import Task, new_task_id
+from services.api.store import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
+from services.api.views import (
+    MAX_BATCH,
+    Collection,
+    JobInfo,
+    JobInput,
+    JobRejection,
+    ResponseBodyJobs,
+    ResponseDirEntries,
+    job_info,
+)
 from shared.crypto import is_envelope
 from shared.errors import (
     Conflict,
@@ -28,18 +38,9 @@ from shared.errors import (
 from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging.messages import (
-    FINAL_STATES,
-    MAX_BATCH,
-    RESTARTABLE_STATES,
-    Collection,
     ControlMessage,
     DirListRequest,
-    JobInfo,
-    JobInput,
-    JobRejection,
     PrincipalKind,
-    ResponseBodyJobs,
-    ResponseDirEntries,
     TaskSpec,
     TaskState,
     check_abs_path,
@@ -98,7 +99,15 @@ async def own_task(request: web.Request, p: Principal) -> Task:
 
 
 def seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
-    """Validate one submitted job, check who may run it, seal ``drPass``."""
+    """Validate one submitted job, check who may run it, seal ``drPass``; every refusal
+    is a StagerError (a validation error becomes InvalidInput with field details)."""
+    try:
+        return _seal_job(app, p, raw)
+    except ValidationError as e:
+        raise invalid_input(e) from None
+
+
+def _seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
     if not isinstance(raw, dict):
         raise InvalidInput("a job must be a JSON object with srcURL, dstURL, stagerUser, ...")
     settings = app[SETTINGS]
@@ -139,14 +148,11 @@ async def post_job(request: web.Request) -> web.Response:
     except StagerError as e:
         request.app[METRICS].rejected_total.labels(str(http_status(e))).inc()
         raise
-    except ValidationError:
-        request.app[METRICS].rejected_total.labels("400").inc()
-        raise
     tasks = await request.app[STORE].add(
         p.submitter, [(new_task_id(), spec)], priority=_priority(request.app, p)
     )
     _submitted(request.app, tasks)
-    return ok(tasks[0].info())
+    return ok(job_info(tasks[0]))
 
 
 async def post_jobs(request: web.Request) -> web.Response:
@@ -172,10 +178,6 @@ async def post_jobs(request: web.Request) -> web.Response:
         except StagerError as e:
             rejected.append(JobRejection(index=i, status=http_status(e), errorMessage=e.message))
             kinds.add(e.kind)
-        except ValidationError as e:
-            msg = summary(validation_errors(e))
-            rejected.append(JobRejection(index=i, status=400, errorMessage=msg))
-            kinds.add(ErrorKind.INVALID)
     metrics = request.app[METRICS]
     for r in rejected:
         metrics.rejected_total.labels(str(r.status)).inc()
@@ -190,7 +192,7 @@ async def post_jobs(request: web.Request) -> web.Response:
         raise err
     tasks = await request.app[STORE].add(p.submitter, accepted, priority=_priority(request.app, p))
     _submitted(request.app, tasks)
-    body = ResponseBodyJobs(jobs=[t.info() for t in tasks], rejected=rejected)
+    body = ResponseBodyJobs(jobs=[job_info(t) for t in tasks], rejected=rejected)
     return ok(body, status=207 if rejected else 200)
 
 
@@ -209,13 +211,13 @@ async def get_jobs(request: web.Request) -> web.Response:
         tasks = await store.find(submitter=p.submitter, state=state)
     else:
         tasks = await store.find(stager_user=p.name, state=state)
-    return ok(ResponseBodyJobs(jobs=[t.info() for t in tasks]))
+    return ok(ResponseBodyJobs(jobs=[job_info(t) for t in tasks]))
 
 
 async def get_job(request: web.Request) -> web.Response:
     """``GET /v1/job/{id}``."""
     p = await principal(request)
-    return ok((await own_task(request, p)).info())
+    return ok(job_info(await own_task(request, p)))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -229,7 +231,7 @@ async def delete_job(request: web.Request) -> web.Response:
     await app[STORE].delete(task.id)
     app[METRICS].jobs_total.labels(TaskState.CANCELLED.value).inc()
     app[DISPATCHER].wake()
-    info: JobInfo = task.info()
+    info: JobInfo = job_info(task)
     info.status.status = TaskState.CANCELLED if task.state not in FINAL_STATES else task.state
     return ok(info)
 
@@ -247,7 +249,7 @@ async def put_job_scheduled(request: web.Request) -> web.Response:
     if restarted is None:
         raise Conflict(f"job {task.id} changed state meanwhile; read it again and retry")
     _submitted(request.app, [restarted])
-    return ok(restarted.info())
+    return ok(job_info(restarted))
 
 
 async def get_dir(request: web.Request) -> web.Response:

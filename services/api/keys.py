@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 from aiohttp import web
 
 from services.api.auth import Authenticator
@@ -21,9 +18,7 @@ STORE = web.AppKey("store", TaskStore)
 BUS = web.AppKey("bus", ApiBus)
 SEALER = web.AppKey("sealer", Sealer)
 AUTH = web.AppKey("auth", Authenticator)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
 DAC = web.AppKey("dac", DacResolver)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 METRICS = web.AppKey("metrics", Metrics)
 SPEC = web.AppKey("spec", dict)
-BACKGROUND = web.AppKey("background", list[asyncio.Task[None]])

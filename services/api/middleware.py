@@ -9,9 +9,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.keys import METRICS
-from shared.errors import ErrorKind, StagerError
+from services.api.views import Problem
+from shared.errors import ErrorKind, InvalidInput, StagerError
 from shared.logging import get_logger
-from shared.messaging.messages import Problem
 
 log = get_logger("stager.api")
 
@@ -49,14 +49,24 @@ def http_status(e: StagerError) -> int:
     return HTTP_BY_KIND[e.kind][0]
 
 
-def validation_errors(e: ValidationError, prefix: str = "") -> list[dict[str, object]]:
-    """Pydantic errors as ``{field, message}`` (no input values: they may be secret)."""
+def validation_errors(e: ValidationError) -> list[dict[str, object]]:
+    """Pydantic errors as ``{field, message}`` (no input values: they may be secret).
+
+    The one formatter of validation errors in the API: problem bodies, the rejected
+    entries of a batch (both through :func:`invalid_input`) and invalid settings at
+    start-up all go through it and :func:`summary`."""
     out: list[dict[str, object]] = []
     for err in e.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ()))
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        out.append({"field": prefix + loc if loc else prefix.rstrip("."), "message": msg})
+        out.append({"field": loc, "message": msg})
     return out
+
+
+def invalid_input(e: ValidationError) -> InvalidInput:
+    """A validation error as the domain error it is answered as (with field details)."""
+    errors = validation_errors(e)
+    return InvalidInput(summary(errors), errors=errors)
 
 
 def summary(errors: list[dict[str, object]]) -> str:
@@ -70,7 +80,12 @@ def summary(errors: list[dict[str, object]]) -> str:
 
 
 def problem(
-    status: int, title: str, detail: str, *, exit_code: int = 0, errors: list | None = None
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    exit_code: int = 0,
+    errors: list[dict[str, object]] | None = None,
 ) -> web.Response:
     """A JSON problem response (RFC 9457 fields plus the Go stager's names)."""
     body = Problem(
@@ -97,13 +112,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = await handler(request)
         status = resp.status
         return resp
-    except StagerError as e:
-        status, exit_code = HTTP_BY_KIND[e.kind]
-        return problem(status, e.title, e.message, exit_code=exit_code, errors=e.errors)
-    except ValidationError as e:
-        status = 400
-        errs = validation_errors(e)
-        return problem(400, "invalid input", summary(errs), exit_code=102, errors=errs)
+    except (StagerError, ValidationError) as e:
+        err = e if isinstance(e, StagerError) else invalid_input(e)
+        status, exit_code = HTTP_BY_KIND[err.kind]
+        return problem(status, err.title, err.message, exit_code=exit_code, errors=err.errors)
     except web.HTTPException as e:
         status = e.status
         if e.status < 400:

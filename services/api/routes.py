@@ -7,7 +7,7 @@ from aiohttp.typedefs import Handler
 
 from services.api import handlers as h
 from services.api.openapi import Operation, Param
-from shared.messaging.messages import (
+from services.api.views import (
     Collection,
     JobInfo,
     JobInput,
@@ -15,8 +15,8 @@ from shared.messaging.messages import (
     Problem,
     ResponseBodyJobs,
     ResponseDirEntries,
-    TaskState,
 )
+from shared.messaging.messages import TaskState
 
 ID = Param("id", "path", "job id")
 BAD = (400, ("invalid input: the message says what to fix", Problem))

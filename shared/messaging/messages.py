@@ -1,8 +1,9 @@
-"""Pydantic models: the v1 task JSON (Go stager names), job views and every AMQP body.
+"""Pydantic models of every AMQP body, and the task JSON (Go stager names) they carry.
 
-Secrets: a plaintext ``drPass`` only ever lives in ``JobInput.drPass`` as a ``SecretStr``
-(it dumps as ``**********``).  The API seals it at once (``shared.crypto``) and from then
-on only ``TaskSpec`` travels: its ``drPass`` is an envelope string, never plaintext.
+Secrets: a plaintext ``drPass`` only ever lives in the API's REST input model, as a
+``SecretStr`` (it dumps as ``**********``).  The API seals it at once (``shared.crypto``)
+and from then on only ``TaskSpec`` travels: its ``drPass`` is an envelope string, never
+plaintext.  The REST bodies (job input, job views, problems) are the API's own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     StringConstraints,
     field_validator,
     model_validator,
@@ -29,12 +29,9 @@ from shared.unix_users import USER_NAME_RE
 # --- limits and formats ---------------------------------------------------------------
 
 TITLE_MAX = 256
-MAX_BATCH = 1000
 PATH_MAX = 4096
 #: ``stgenv1.<kid>.<wrapped key>.<nonce>.<ciphertext>``, base64url parts without padding.
 ENVELOPE_RE = r"^stgenv1\.[0-9a-f]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}$"
-#: Timestamp the Go stager used for "not applicable" (0001-01-01T00:00:00Z).
-NO_TIME = -62135596800
 
 Envelope = Annotated[str, StringConstraints(pattern=ENVELOPE_RE, max_length=8192)]
 UnixUser = Annotated[str, StringConstraints(pattern=USER_NAME_RE)]
@@ -72,10 +69,6 @@ class TaskState(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED, TaskState.CANCELLED})
-RESTARTABLE_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED})
-
-
 class PrincipalKind(StrEnum):
     """Who submitted: a service account (HTTP basic) or a user (OIDC token)."""
 
@@ -83,10 +76,10 @@ class PrincipalKind(StrEnum):
     USER = "user"
 
 
-# --- v1 REST input ----------------------------------------------------------------------
+# --- the task (v1 job JSON) -------------------------------------------------------------
 
 
-class _JobFields(BaseModel):
+class JobFields(BaseModel):
     """Fields shared by the submitted job and its sealed form (Go JSON names)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
@@ -135,7 +128,7 @@ class _JobFields(BaseModel):
         return check_abs_path(value, "dstURL")
 
     @model_validator(mode="after")
-    def _one_side_irods(self) -> _JobFields:
+    def _one_side_irods(self) -> JobFields:
         src, dst = is_irods_path(self.srcURL), is_irods_path(self.dstURL)
         if src == dst:
             side = "iRODS" if src else "local"
@@ -151,130 +144,10 @@ class _JobFields(BaseModel):
         return "upload" if is_irods_path(self.dstURL) else "download"
 
 
-class JobInput(_JobFields):
-    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope."""
-
-    drPass: SecretStr | None = Field(
-        default=None,
-        max_length=8192,
-        description="repository password: plaintext (sealed at once) or a stgenv1 envelope",
-    )
-
-
-class JobsInput(BaseModel):
-    """``POST /v1/jobs`` body (the API validates each job separately: 207 on partial
-    rejection)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    jobs: list[JobInput] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class TaskSpec(_JobFields):
+class TaskSpec(JobFields):
     """The sealed task: what is stored and queued.  ``drPass`` is an envelope or absent."""
 
     drPass: Envelope | None = None
-
-
-# --- v1 REST output ---------------------------------------------------------------------
-
-
-class JobData(BaseModel):
-    """Job data as shown to clients: never includes ``drPass``."""
-
-    title: str
-    stagerUser: str
-    stagerUserEmail: str | None = None
-    drUser: str
-    srcURL: str
-    dstURL: str
-    timeout: int = 0
-    timeout_noprogress: int = 0
-
-
-class JobProgress(BaseModel):
-    """Go's jobProgress (files) plus bytes, rate and ETA."""
-
-    total: int = 0
-    processed: int = 0
-    failed: int = 0
-    bytesTotal: int = 0
-    bytesDone: int = 0
-    rate: float = Field(default=0.0, description="bytes per second")
-    eta: float | None = Field(default=None, description="seconds to completion, if known")
-
-
-class JobStatus(BaseModel):
-    """Go's jobStatus."""
-
-    status: TaskState
-    error: str = ""
-    attempts: int = 0
-    progress: JobProgress = Field(default_factory=JobProgress)
-
-
-class JobTimestamps(BaseModel):
-    """Unix seconds; ``-62135596800`` when not applicable (as in the Go stager)."""
-
-    createdAt: int
-    lastFailedAt: int = NO_TIME
-    nextProcessAt: int = NO_TIME
-    completedAt: int = NO_TIME
-
-
-class JobInfo(BaseModel):
-    """Go's jobInfo."""
-
-    id: str
-    timestamps: JobTimestamps
-    data: JobData
-    status: JobStatus
-
-
-class JobRejection(BaseModel):
-    """One rejected entry of a ``POST /v1/jobs`` batch."""
-
-    index: int
-    status: int
-    errorMessage: str
-
-
-class ResponseBodyJobs(BaseModel):
-    """``{"jobs": [...]}``; ``rejected`` lists the entries refused (207)."""
-
-    jobs: list[JobInfo]
-    rejected: list[JobRejection] = Field(default_factory=list)
-
-
-class Problem(BaseModel):
-    """Error body: Go's responseBody500 names plus RFC 9457 fields."""
-
-    title: str
-    status: int
-    detail: str
-    errorMessage: str
-    exitCode: int = 0
-    errors: list[dict[str, object]] = Field(default_factory=list)
-
-
-class Collection(BaseModel):
-    """Go's collection."""
-
-    collName: str
-
-
-class DirEntry(BaseModel):
-    """Go's dirEntry."""
-
-    name: str
-    type: Literal["regular", "dir", "symlink", "unknown"]
-    size: int
-
-
-class ResponseDirEntries(BaseModel):
-    """Go's responseDirEntries."""
-
-    entries: list[DirEntry]
 
 
 # --- AMQP bodies (every one carries v: 1) -----------------------------------------------
@@ -360,6 +233,14 @@ class DirListRequest(_Body):
     user: UnixUser
     path: str
     limit: int = Field(default=10000, ge=1, le=100000)
+
+
+class DirEntry(BaseModel):
+    """Go's dirEntry."""
+
+    name: str
+    type: Literal["regular", "dir", "symlink", "unknown"]
+    size: int
 
 
 DirListErrorKind = Literal[

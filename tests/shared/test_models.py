@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from services.api.views import JobInput
 from shared.messaging.messages import (
     ControlMessage,
     DirListReply,
-    JobInput,
     PrincipalKind,
     Submitter,
     TaskEvent,

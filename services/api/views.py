@@ -1,0 +1,172 @@
+"""REST bodies of the v1 API (the Go stager's JSON names) and the REST view of a task.
+
+Requests are validated by these models and the OpenAPI document is built from them
+(``services.api.routes``).  What crosses AMQP (``TaskSpec``, ``DirEntry``, ...) is in
+``shared.messaging.messages``; :func:`job_info` turns a stored task into the ``jobInfo``
+clients see, which never includes ``drPass``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from services.api.store import Task
+from shared.messaging.messages import DirEntry, JobFields, Progress, TaskState
+
+#: Most jobs in one ``POST /v1/jobs``.
+MAX_BATCH = 1000
+#: Timestamp the Go stager used for "not applicable" (0001-01-01T00:00:00Z).
+NO_TIME = -62135596800
+
+# --- input ------------------------------------------------------------------------------
+
+
+class JobInput(JobFields):
+    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope."""
+
+    drPass: SecretStr | None = Field(
+        default=None,
+        max_length=8192,
+        description="repository password: plaintext (sealed at once) or a stgenv1 envelope",
+    )
+
+
+class JobsInput(BaseModel):
+    """``POST /v1/jobs`` body (the API validates each job separately: 207 on partial
+    rejection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobInput] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+class JobData(BaseModel):
+    """Job data as shown to clients: never includes ``drPass``."""
+
+    title: str
+    stagerUser: str
+    stagerUserEmail: str | None = None
+    drUser: str
+    srcURL: str
+    dstURL: str
+    timeout: int = 0
+    timeout_noprogress: int = 0
+
+
+class JobProgress(BaseModel):
+    """Go's jobProgress (files) plus bytes, rate and ETA."""
+
+    total: int = 0
+    processed: int = 0
+    failed: int = 0
+    bytesTotal: int = 0
+    bytesDone: int = 0
+    rate: float = Field(default=0.0, description="bytes per second")
+    eta: float | None = Field(default=None, description="seconds to completion, if known")
+
+
+class JobStatus(BaseModel):
+    """Go's jobStatus."""
+
+    status: TaskState
+    error: str = ""
+    attempts: int = 0
+    progress: JobProgress = Field(default_factory=JobProgress)
+
+
+class JobTimestamps(BaseModel):
+    """Unix seconds; ``-62135596800`` when not applicable (as in the Go stager)."""
+
+    createdAt: int
+    lastFailedAt: int = NO_TIME
+    nextProcessAt: int = NO_TIME
+    completedAt: int = NO_TIME
+
+
+class JobInfo(BaseModel):
+    """Go's jobInfo."""
+
+    id: str
+    timestamps: JobTimestamps
+    data: JobData
+    status: JobStatus
+
+
+class JobRejection(BaseModel):
+    """One rejected entry of a ``POST /v1/jobs`` batch."""
+
+    index: int
+    status: int
+    errorMessage: str
+
+
+class ResponseBodyJobs(BaseModel):
+    """``{"jobs": [...]}``; ``rejected`` lists the entries refused (207)."""
+
+    jobs: list[JobInfo]
+    rejected: list[JobRejection] = Field(default_factory=list)
+
+
+class Problem(BaseModel):
+    """Error body: Go's responseBody500 names plus RFC 9457 fields."""
+
+    title: str
+    status: int
+    detail: str
+    errorMessage: str
+    exitCode: int = 0
+    errors: list[dict[str, object]] = Field(default_factory=list)
+
+
+class Collection(BaseModel):
+    """Go's collection."""
+
+    collName: str
+
+
+class ResponseDirEntries(BaseModel):
+    """Go's responseDirEntries."""
+
+    entries: list[DirEntry]
+
+
+# --- the REST view of a task ------------------------------------------------------------
+
+
+def job_info(task: Task) -> JobInfo:
+    """The v1 ``jobInfo`` view of a stored task (never includes ``drPass``)."""
+    p = task.progress or Progress()
+    return JobInfo(
+        id=task.id,
+        timestamps=JobTimestamps(
+            createdAt=_ts(task.created_at),
+            lastFailedAt=_ts(task.last_failed_at),
+            nextProcessAt=_ts(task.next_process_at),
+            completedAt=_ts(task.completed_at),
+        ),
+        data=JobData.model_validate(task.spec.model_dump(exclude={"drPass"})),
+        status=JobStatus(
+            status=task.state,
+            error=task.error,
+            attempts=task.attempt,
+            progress=JobProgress(
+                total=p.files_total,
+                processed=p.files_processed,
+                failed=p.files_failed,
+                bytesTotal=p.bytes_total,
+                bytesDone=p.bytes_done,
+                rate=p.rate,
+                eta=p.eta,
+            ),
+        ),
+    )
+
+
+def _ts(value: datetime | None) -> int:
+    """Unix seconds, or :data:`NO_TIME` (a task's timestamps are aware, or None)."""
+    return NO_TIME if value is None else int(value.timestamp())
