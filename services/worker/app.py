@@ -20,7 +20,7 @@ from services.worker.cancel import CancelRegistry
 from services.worker.credentials import load_opener
 from services.worker.dirlist import DirListResponder
 from services.worker.events import EventPublisher
-from services.worker.forkserver.zygote import Zygote
+from services.worker.forkserver.client import ForkServer
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
 from services.worker.runner import Outcome, RunnerConfig, TaskRunner
@@ -46,7 +46,7 @@ CLOSE_STEP_TIMEOUT = 5.0
 
 
 class Worker:
-    """One worker process: consumes tasks, runs them in zygote children."""
+    """One worker process: consumes tasks, runs them in fork-server children."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
@@ -62,21 +62,21 @@ class Worker:
         self.slots = PrioritySlots(settings.concurrency)
         self.connection: AbstractRobustConnection | None = None
         self.runner: TaskRunner | None = None
-        self._zygote: Zygote | None = None
-        self._zygote_lock = asyncio.Lock()
+        self._forkserver: ForkServer | None = None
+        self._forkserver_lock = asyncio.Lock()
         self._consumers: list[tuple[AbstractQueue, str]] = []
 
-    async def zygote(self) -> Zygote:
+    async def forkserver(self) -> ForkServer:
         """The fork server, restarted if it died."""
-        async with self._zygote_lock:
-            if self._zygote is None or not self._zygote.alive:
-                if self._zygote is not None:
-                    log.warning("zygote.restart")
-                    await self._zygote.close()
-                self._zygote = await Zygote.start(
-                    min_uid=self.settings.min_uid, kinds=self.settings.job_kinds
+        async with self._forkserver_lock:
+            if self._forkserver is None or not self._forkserver.alive:
+                if self._forkserver is not None:
+                    log.warning("forkserver.restart")
+                    await self._forkserver.close()
+                self._forkserver = await ForkServer.start(
+                    min_uid=self.settings.min_uid, extra_kinds=self.settings.job_kinds
                 )
-            return self._zygote
+            return self._forkserver
 
     async def start(self) -> None:
         """Connect, declare, start the fork server and begin consuming."""
@@ -89,7 +89,7 @@ class Worker:
     async def _start(self) -> None:
         s = self.settings
         _check_state_dir(s.state_dir)
-        await self.zygote()
+        await self.forkserver()
         self.connection = await broker.connect(
             s.broker.url.get_secret_value(), name="stager-worker"
         )
@@ -119,7 +119,7 @@ class Worker:
             child_max_age=s.child_max_age,
         )
         self.runner = TaskRunner(
-            zygote=self.zygote,
+            forkserver=self.forkserver,
             events=events,
             exchange=pub.default_exchange,
             cancels=self.cancels,
@@ -149,7 +149,7 @@ class Worker:
         dead = await broker.open_channel(self.connection, prefetch=1)
         await self._consume(await dead.get_queue(self.names.dead_queue), runner.on_dead_message)
         rpc = await broker.open_channel(self.connection, prefetch=s.concurrency)
-        responder = DirListResponder(self.zygote, rpc.default_exchange, s.dir_timeout)
+        responder = DirListResponder(self.forkserver, rpc.default_exchange, s.dir_timeout)
         await self._consume(await rpc.get_queue(self.names.dir_rpc_queue), responder.on_message)
         log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)
 
@@ -169,7 +169,7 @@ class Worker:
     def ready(self) -> bool:
         """Broker connected and fork server alive."""
         conn_ok = self.connection is not None and not self.connection.is_closed
-        return conn_ok and self._zygote is not None and self._zygote.alive
+        return conn_ok and self._forkserver is not None and self._forkserver.alive
 
     async def close(self) -> None:
         """Stop consuming, stop running children, disconnect (unacked tasks go back)."""
@@ -180,8 +180,8 @@ class Worker:
         self._consumers.clear()
         if self.runner is not None:
             await self.runner.stop()
-        if self._zygote is not None:
-            await self._zygote.close()
+        if self._forkserver is not None:
+            await self._forkserver.close()
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_STEP_TIMEOUT):

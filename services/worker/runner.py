@@ -1,7 +1,7 @@
 """One task attempt, end to end: credential, child as the user, limits, outcome.
 
 Per message: decode → (dropped if cancelled) → ``active`` event → run the
-``transfer`` job in a zygote child as ``stagerUser`` (a warm child of the same user
+``transfer`` job in a fork-server child as ``stagerUser`` (a warm child of the same user
 and credential when one is idle: ``services.worker.forkserver.pool``) → stream its progress to the
 API while the watchdog and the cancel registry watch → then ``completed`` (mail),
 ``cancelled``, ``retry`` (re-published to the delay queue for this attempt's
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from services.worker.cancel import CancelRegistry
 from services.worker.credentials import RepoCredential, resolve
 from services.worker.events import EventPublisher, progress_from_line
+from services.worker.forkserver.client import Child, ForkServer, ForkServerError
 from services.worker.forkserver.pool import (
     DEFAULT_LINGER,
     DEFAULT_MAX_AGE,
@@ -37,7 +38,7 @@ from services.worker.forkserver.pool import (
     DEFAULT_MAX_TASKS,
     ChildPool,
 )
-from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
+from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
 from services.worker.mailer import Mailer, completion_mail, failure_mail
 from services.worker.retries import RetryPolicy
 from services.worker.time_limit import Expired, Watchdog
@@ -73,7 +74,7 @@ class RunnerConfig:
     cancel_grace: float = 1.0
     progress_interval: float = 1.0
     confirm_timeout: float = 10.0
-    job_kind: str = "transfer"  # the zygote job that performs a task
+    job_kind: str = "transfer"  # the fork-server job that performs a task
     child_linger: float = DEFAULT_LINGER  # idle seconds a child waits for the next task
     child_max_idle: int = DEFAULT_MAX_IDLE
     child_max_tasks: int = DEFAULT_MAX_TASKS
@@ -121,7 +122,7 @@ class TaskRunner:
     def __init__(
         self,
         *,
-        zygote: Callable[[], Awaitable[Zygote]],
+        forkserver: Callable[[], Awaitable[ForkServer]],
         events: EventPublisher,
         exchange: AbstractExchange,
         cancels: CancelRegistry,
@@ -130,7 +131,6 @@ class TaskRunner:
         config: RunnerConfig,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
     ) -> None:
-        self.zygote = zygote
         self.events = events
         self.exchange = exchange  # the default exchange: retries go straight to a delay queue
         self.cancels = cancels
@@ -139,7 +139,7 @@ class TaskRunner:
         self.config = config
         self.on_transfer = on_transfer
         self.pool = ChildPool(
-            zygote,
+            forkserver,
             linger=config.child_linger,
             max_idle=config.child_max_idle,
             max_tasks=config.child_max_tasks,
@@ -240,7 +240,7 @@ class TaskRunner:
             child = await self.pool.start(key, params, secret=password)
         except (UserRefused, UnknownUser) as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
-        except ZygoteError as e:  # the fork server died: worth another try
+        except ForkServerError as e:  # the fork server died: worth another try
             return Outcome(TaskState.RETRY, error=e.message)
         finally:
             del password
@@ -255,7 +255,7 @@ class TaskRunner:
         try:
             await self._watch(msg, att)
             final_type = (att.final or {}).get("type")
-            clean = att.stopped is None and final_type == "result" and not self.stopping
+            clean = att.stopped is None and final_type == RESULT and not self.stopping
         finally:
             self.cancels.unregister(msg.task_id)
             self.running.pop(msg.task_id, None)
@@ -304,7 +304,7 @@ class TaskRunner:
                 if now - last_emit >= self.config.progress_interval:
                     last_emit = now
                     await self.events.emit(msg, TaskState.ACTIVE, progress=att.progress)
-            elif kind in ("result", "error"):
+            elif kind in FINAL_TYPES:
                 att.final = line
 
     def _user_state_dir(self, ident: Identity) -> Path:
@@ -367,15 +367,13 @@ def _outcome(att: _Attempt, code: int) -> Outcome:
         return Outcome(TaskState.CANCELLED, error="cancelled", progress=att.progress)
     if isinstance(att.stopped, Expired):
         return Outcome(TaskState.RETRY, error=str(att.stopped), progress=att.progress)
-    if final.get("type") == "result" and code == 0:
+    if final.get("type") == RESULT and code == 0:
         summary = dict(final.get("summary") or {})
         return Outcome(TaskState.COMPLETED, summary=summary, progress=att.progress)
-    if final.get("type") == "error":
+    if final.get("type") == ERROR:
+        error = ErrorLine.parse(final)
         return Outcome(
-            TaskState.RETRY,
-            error=str(final.get("message") or final.get("kind") or "failed"),
-            permanent=bool(final.get("permanent")),
-            progress=att.progress,
+            TaskState.RETRY, error=error.message, permanent=error.permanent, progress=att.progress
         )
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
     return Outcome(

@@ -89,6 +89,6 @@ class WorkerSettings(StagerSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, ge=0, le=65535, description="/livez /readyz /metrics")
     job_kinds: dict[str, str] = Field(
-        default_factory=dict, description="extra zygote job kinds: name → module:function"
+        default_factory=dict, description="extra fork-server job kinds: name → module:function"
     )
-    transfer_kind: str = Field(default="transfer", description="the zygote job that runs a task")
+    transfer_kind: str = Field(default="transfer", description="the job kind that runs a task")

@@ -1,4 +1,4 @@
-"""Zygote job functions used by the worker tests (run in a child as the user)."""
+"""Stand-in job functions for the worker tests (run in a fork-server child as the user)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.worker.forkserver.zygote import ChildOutput
+from services.worker.forkserver.child import ChildOutput
 
 
 class Transient(Exception):
-    """A failure worth retrying."""
-
-    kind = "transient"
-    permanent = False
+    """A failure worth retrying (kind ``failed``, which is not permanent)."""
 
 
 def write_file(

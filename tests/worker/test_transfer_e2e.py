@@ -181,7 +181,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
             proc.kill()
             await proc.wait()
     assert done_before < len(data)
-    assert await _no_user_processes(user.pw_uid)  # zygote and child died with the worker
+    assert await _no_user_processes(user.pw_uid)  # fork server and child died with the worker
 
     second = await start_worker(**_irods_kw(irods_server), **overrides)
     # both event logs consume the one events queue: look at their union

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
+from services.worker.forkserver.client import Child, ForkServer, ForkServerError
 
 #: Default seconds an idle child waits for its next task.
 DEFAULT_LINGER = 5.0
@@ -49,14 +49,14 @@ class ChildPool:
 
     def __init__(
         self,
-        zygote: Callable[[], Awaitable[Zygote]],
+        forkserver: Callable[[], Awaitable[ForkServer]],
         *,
         linger: float = DEFAULT_LINGER,
         max_idle: int = DEFAULT_MAX_IDLE,
         max_tasks: int = DEFAULT_MAX_TASKS,
         max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
-        self.zygote = zygote
+        self.forkserver = forkserver
         self.linger = linger
         self.max_idle = max_idle
         self.max_tasks = max_tasks
@@ -87,18 +87,18 @@ class ChildPool:
     ) -> Child:
         """Run ``params`` in an idle child of ``key``, or in a new one.
 
-        Raises what :meth:`Zygote.spawn` raises (UserRefused, ZygoteError).
+        Raises what :meth:`ForkServer.spawn` raises (UserRefused, ForkServerError).
         """
         while (child := self._take(key)) is not None:
             try:
                 child.submit(params)
-            except ZygoteError:  # it died while idle: try the next one
+            except ForkServerError:  # it died while idle: try the next one
                 child.retire(kill=True)
                 continue
             self.reused += 1
             return child
         kind, user = key[0], key[1]
-        child = await (await self.zygote()).spawn(kind, user, secret=secret, reusable=True)
+        child = await (await self.forkserver()).spawn(kind, user, secret=secret, reusable=True)
         self.spawned += 1
         try:
             child.submit(params)
