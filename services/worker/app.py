@@ -23,7 +23,7 @@ from services.worker.events import EventPublisher
 from services.worker.forkserver.client import ForkServer
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
-from services.worker.runner import Outcome, RunnerConfig, TaskRunner
+from services.worker.runner import Outcome, TaskRunner
 from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging import broker
@@ -51,11 +51,10 @@ class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.names = Names(settings.broker.prefix)
-        self.policy = settings.retry.policy()
         self.topology = Topology(
             names=self.names,
             delivery_limit=settings.delivery_limit,
-            retry_delays_ms=retry_delays(self.policy.delays()),
+            retry_delays_ms=retry_delays(settings.retry.delays()),
         )
         self.metrics = WorkerMetrics()
         self.cancels = CancelRegistry()
@@ -100,32 +99,15 @@ class Worker:
             self.names,
             s.broker.confirm_timeout,
         )
-        config = RunnerConfig(
-            names=self.names,
-            policy=self.policy,
-            irods={"host": s.irods.host, "port": s.irods.port, "zone": s.irods.zone}
-            | s.irods_options,
-            transfer_options=s.transfer.model_dump(),
-            service_credentials=s.service_credentials,
-            state_dir=s.state_dir,
-            min_uid=s.min_uid,
-            cancel_grace=s.cancel_grace,
-            progress_interval=s.progress_interval,
-            confirm_timeout=s.broker.confirm_timeout,
-            job_kind=s.transfer_kind,
-            child_linger=s.child_linger,
-            child_max_idle=s.child_max_idle,
-            child_max_tasks=s.child_max_tasks,
-            child_max_age=s.child_max_age,
-        )
         self.runner = TaskRunner(
+            settings=s,
+            names=self.names,
             forkserver=self.forkserver,
             events=events,
             exchange=pub.default_exchange,
             cancels=self.cancels,
             mailer=Mailer(s.smtp),
             opener=load_opener(s.private_keys_dir),
-            config=config,
             on_transfer=self._count,
         )
         runner = self.runner
