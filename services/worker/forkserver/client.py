@@ -140,10 +140,6 @@ class ForkServer:
         self._closed = False
 
     @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    @property
     def alive(self) -> bool:
         """False once the fork server has stopped (the worker then starts a new one)."""
         return not self._closed and self._proc.returncode is None
@@ -249,10 +245,6 @@ class ForkServer:
                 self._pending.pop(self._next_id, None)
                 raise ForkServerError("the fork server is not running") from e
         return await fut
-
-    async def ping(self) -> None:
-        """Round trip to the fork server."""
-        await self._request({"op": Op.PING})
 
     async def spawn(
         self,

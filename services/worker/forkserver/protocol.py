@@ -32,8 +32,6 @@ class Op(StrEnum):
     """What a control packet is."""
 
     READY = "ready"  # server → worker, once: everything is imported
-    PING = "ping"  # worker → server
-    PONG = "pong"  # server → worker
     SPAWN = "spawn"  # worker → server, with the pipe(s) as SCM_RIGHTS
     SPAWNED = "spawned"  # server → worker: the child's pid
     REFUSED = "refused"  # server → worker: not forked, and why

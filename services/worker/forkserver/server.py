@@ -23,9 +23,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from services.worker.forkserver import child
+from services.worker.forkserver import child, protocol
 from services.worker.forkserver.child import JobFunction
-from services.worker.forkserver.protocol import REFUSED_USER, Op, receive
+from services.worker.forkserver.protocol import REFUSED_USER, Op
 from services.worker.forkserver.runas import become_subreaper, die_with_parent
 from services.worker.jobs import dirlist, transfer, whoami
 from shared.unix_users import DEFAULT_MIN_UID, UnknownUser, UserRefused, vet
@@ -101,7 +101,7 @@ class Server:
     def receive(self) -> bool:
         """Handle one packet; False when the worker went away."""
         try:
-            data, fds = receive(self.sock)
+            data, fds = protocol.receive(self.sock)
         except OSError:  # the worker went away
             return False
         if not data:
@@ -109,9 +109,7 @@ class Server:
         try:
             req = json.loads(data)
             rid = req.get("id")
-            if req.get("op") == Op.PING:
-                self.reply({"op": Op.PONG, "id": rid})
-            elif req.get("op") == Op.SPAWN and len(fds) in (1, 2):
+            if req.get("op") == Op.SPAWN and len(fds) in (1, 2):
                 self.spawn(req, fds[0], fds[1] if len(fds) == 2 else None)
             else:
                 self.reply({"op": Op.REFUSED, "id": rid, "error": "bad request"})

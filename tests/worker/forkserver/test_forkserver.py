@@ -170,3 +170,12 @@ async def test_reusable_child_runs_tasks_with_its_secret_and_no_extra_descriptor
     assert not any(target.startswith("socket:") for target in fds.values())
     child.retire()
     assert await asyncio.wait_for(child.wait(), 5) == 0  # end of its task pipe: a clean exit
+
+
+async def test_a_listing_child_imports_nothing(forkserver: ForkServer, unix_user) -> None:
+    """The user may be unable to read the interpreter's files: the preload covers the job."""
+    user = unix_user()
+    params = {"job": "dirlist", "params": {"path": "/", "limit": 5}}
+    lines, code = await _run(await forkserver.spawn("new_imports", user.pw_name, params))
+    assert code == 0, lines
+    assert lines[-1]["imported"] == []
