@@ -95,12 +95,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def service_pids(root: int) -> dict[str, list[int]]:
-    """Service name → pids below ``root`` (irods, api, worker, zygote), by command line."""
+    """Service name → pids below ``root`` (irods, api, worker, fork server), by ``-m`` module."""
     kinds = {
         "devtools.irods_server": "irods",
         "services.api": "api",
         "services.worker": "worker",
-        "services.worker.forkserver.zygote": "zygote",
+        "services.worker.forkserver": "forkserver",
     }
     by_parent: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -112,12 +112,12 @@ def service_pids(root: int) -> dict[str, list[int]]:
         pid = todo.pop()
         todo += by_parent.get(pid, [])
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        for key, name in kinds.items():
-            if f"-m {key}" in cmd:
-                found.setdefault(name, []).append(pid)
+        module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else None
+        if module in kinds:
+            found.setdefault(kinds[module], []).append(pid)
     beam = subprocess.run(["pgrep", "-x", "beam.smp"], capture_output=True, text=True, check=False)
     found["rabbitmq (shared)"] = [int(p) for p in beam.stdout.split()]
     return found

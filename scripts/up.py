@@ -403,7 +403,7 @@ async def clean_up_broker() -> None:
     topo = Topology(
         names=Names(s.broker.prefix),
         delivery_limit=s.delivery_limit,
-        retry_delays_ms=retry_delays(s.retry.policy().delays()),
+        retry_delays_ms=retry_delays(s.retry.delays()),
     )
     conn = await broker.connect(s.broker.url.get_secret_value(), name="stager-up-cleanup")
     try:

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from services.isync.account import load_account
 from services.isync.engine import transfer
 from services.isync.environment import Environment
-from services.isync.errors import IsyncError, UsageError, translate
+from services.isync.errors import IsyncError, UsageError, exit_status_for, translate
 from services.isync.journal import default_state_dir
 from services.isync.models import TransferOptions, TransferReport
 from services.isync.progress import JsonLinesSink, LineSink, ProgressSink, RichSink
-from services.isync.status import ExitStatus, exit_status_for
+from services.isync.status import ExitStatus
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 

@@ -1,4 +1,19 @@
-"""isync's exceptions: one root, a shallow hierarchy, and a translator for iRODS errors."""
+"""isync's exceptions: one root, a shallow hierarchy, a translator for iRODS errors, and
+what each stands for: an exit status (:func:`exit_status_for`) and, for the worker, the
+stager's error kind of that status (:data:`KIND_BY_STATUS`).
+
+::
+
+    IsyncError                  exit status (kind)
+    ├── UsageError              2 usage (invalid)
+    ├── AuthenticationError     3 authentication (authentication)
+    ├── SourceNotFound          4 not found (not_found)
+    ├── PermissionDenied        5 permission denied (permission_denied)
+    ├── Interrupted             130 interrupted (interrupted)
+    ├── ConnectionFailed        1 files failed (failed)
+    ├── ChecksumMismatch        1 files failed (failed)
+    └── DestinationExists       1 files failed (failed)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +21,7 @@ import errno
 import socket
 
 from services.isync.status import ExitStatus
+from shared.errors import ErrorKind
 
 
 class IsyncError(Exception):
@@ -108,3 +124,23 @@ def translate(exc: BaseException, what: str = "") -> IsyncError:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return (text[:200] + "...") if len(text) > 200 else (text or type(exc).__name__)
+
+
+def exit_status_for(exc: BaseException) -> ExitStatus:
+    """The exit status a fatal (whole-run) exception stands for."""
+    if isinstance(exc, KeyboardInterrupt | Interrupted):
+        return ExitStatus.INTERRUPTED
+    if isinstance(exc, IsyncError):
+        return exc.exit_status
+    return ExitStatus.FILES_FAILED
+
+
+#: The stager's error kind of each failure status (whether a retry can help follows from it).
+KIND_BY_STATUS: dict[ExitStatus, ErrorKind] = {
+    ExitStatus.FILES_FAILED: ErrorKind.FAILED,
+    ExitStatus.USAGE: ErrorKind.INVALID,
+    ExitStatus.AUTHENTICATION: ErrorKind.AUTHENTICATION,
+    ExitStatus.NOT_FOUND: ErrorKind.NOT_FOUND,
+    ExitStatus.PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
+    ExitStatus.INTERRUPTED: ErrorKind.INTERRUPTED,
+}

@@ -1,4 +1,4 @@
-"""Exit statuses of isync, and the one place that maps exceptions to them."""
+"""Exit statuses of isync (``services.isync.errors.exit_status_for`` maps exceptions to them)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,3 @@ class ExitStatus(IntEnum):
     NOT_FOUND = 4
     PERMISSION_DENIED = 5
     INTERRUPTED = 130
-
-
-def exit_status_for(exc: BaseException) -> ExitStatus:
-    """The exit status a fatal (whole-run) exception stands for."""
-    from services.isync import errors
-
-    if isinstance(exc, KeyboardInterrupt | errors.Interrupted):
-        return ExitStatus.INTERRUPTED
-    if isinstance(exc, errors.IsyncError):
-        return exc.exit_status
-    return ExitStatus.FILES_FAILED

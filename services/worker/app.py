@@ -20,10 +20,10 @@ from services.worker.cancel import CancelRegistry
 from services.worker.credentials import load_opener
 from services.worker.dirlist import DirListResponder
 from services.worker.events import EventPublisher
-from services.worker.forkserver.zygote import Zygote
+from services.worker.forkserver.client import ForkServer
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
-from services.worker.runner import Outcome, RunnerConfig, TaskRunner
+from services.worker.runner import Outcome, TaskRunner
 from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging import broker
@@ -46,37 +46,36 @@ CLOSE_STEP_TIMEOUT = 5.0
 
 
 class Worker:
-    """One worker process: consumes tasks, runs them in zygote children."""
+    """One worker process: consumes tasks, runs them in fork-server children."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.names = Names(settings.broker.prefix)
-        self.policy = settings.retry.policy()
         self.topology = Topology(
             names=self.names,
             delivery_limit=settings.delivery_limit,
-            retry_delays_ms=retry_delays(self.policy.delays()),
+            retry_delays_ms=retry_delays(settings.retry.delays()),
         )
         self.metrics = WorkerMetrics()
         self.cancels = CancelRegistry()
         self.slots = PrioritySlots(settings.concurrency)
         self.connection: AbstractRobustConnection | None = None
         self.runner: TaskRunner | None = None
-        self._zygote: Zygote | None = None
-        self._zygote_lock = asyncio.Lock()
+        self._forkserver: ForkServer | None = None
+        self._forkserver_lock = asyncio.Lock()
         self._consumers: list[tuple[AbstractQueue, str]] = []
 
-    async def zygote(self) -> Zygote:
+    async def forkserver(self) -> ForkServer:
         """The fork server, restarted if it died."""
-        async with self._zygote_lock:
-            if self._zygote is None or not self._zygote.alive:
-                if self._zygote is not None:
-                    log.warning("zygote.restart")
-                    await self._zygote.close()
-                self._zygote = await Zygote.start(
-                    min_uid=self.settings.min_uid, kinds=self.settings.job_kinds
+        async with self._forkserver_lock:
+            if self._forkserver is None or not self._forkserver.alive:
+                if self._forkserver is not None:
+                    log.warning("forkserver.restart")
+                    await self._forkserver.close()
+                self._forkserver = await ForkServer.start(
+                    min_uid=self.settings.min_uid, extra_kinds=self.settings.job_kinds
                 )
-            return self._zygote
+            return self._forkserver
 
     async def start(self) -> None:
         """Connect, declare, start the fork server and begin consuming."""
@@ -89,7 +88,7 @@ class Worker:
     async def _start(self) -> None:
         s = self.settings
         _check_state_dir(s.state_dir)
-        await self.zygote()
+        await self.forkserver()
         self.connection = await broker.connect(
             s.broker.url.get_secret_value(), name="stager-worker"
         )
@@ -100,32 +99,15 @@ class Worker:
             self.names,
             s.broker.confirm_timeout,
         )
-        config = RunnerConfig(
-            names=self.names,
-            policy=self.policy,
-            irods={"host": s.irods.host, "port": s.irods.port, "zone": s.irods.zone}
-            | s.irods_options,
-            transfer_options=s.transfer.model_dump(),
-            service_credentials=s.service_credentials,
-            state_dir=s.state_dir,
-            min_uid=s.min_uid,
-            cancel_grace=s.cancel_grace,
-            progress_interval=s.progress_interval,
-            confirm_timeout=s.broker.confirm_timeout,
-            job_kind=s.transfer_kind,
-            child_linger=s.child_linger,
-            child_max_idle=s.child_max_idle,
-            child_max_tasks=s.child_max_tasks,
-            child_max_age=s.child_max_age,
-        )
         self.runner = TaskRunner(
-            zygote=self.zygote,
+            settings=s,
+            names=self.names,
+            forkserver=self.forkserver,
             events=events,
             exchange=pub.default_exchange,
             cancels=self.cancels,
             mailer=Mailer(s.smtp),
             opener=load_opener(s.private_keys_dir),
-            config=config,
             on_transfer=self._count,
         )
         runner = self.runner
@@ -149,7 +131,7 @@ class Worker:
         dead = await broker.open_channel(self.connection, prefetch=1)
         await self._consume(await dead.get_queue(self.names.dead_queue), runner.on_dead_message)
         rpc = await broker.open_channel(self.connection, prefetch=s.concurrency)
-        responder = DirListResponder(self.zygote, rpc.default_exchange, s.dir_timeout)
+        responder = DirListResponder(self.forkserver, rpc.default_exchange, s.dir_timeout)
         await self._consume(await rpc.get_queue(self.names.dir_rpc_queue), responder.on_message)
         log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)
 
@@ -169,7 +151,7 @@ class Worker:
     def ready(self) -> bool:
         """Broker connected and fork server alive."""
         conn_ok = self.connection is not None and not self.connection.is_closed
-        return conn_ok and self._zygote is not None and self._zygote.alive
+        return conn_ok and self._forkserver is not None and self._forkserver.alive
 
     async def close(self) -> None:
         """Stop consuming, stop running children, disconnect (unacked tasks go back)."""
@@ -180,8 +162,8 @@ class Worker:
         self._consumers.clear()
         if self.runner is not None:
             await self.runner.stop()
-        if self._zygote is not None:
-            await self._zygote.close()
+        if self._forkserver is not None:
+            await self._forkserver.close()
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_STEP_TIMEOUT):

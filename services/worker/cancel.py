@@ -56,10 +56,6 @@ class CancelRegistry:
             return False
         return issued_at is None or issued_at <= seen
 
-    def forget(self, task_id: str) -> None:
-        """A restarted task is no longer cancelled."""
-        self._cancelled.pop(task_id, None)
-
     def _forget_old(self) -> None:
         now = self.clock()
         for tid, seen in list(self._cancelled.items()):

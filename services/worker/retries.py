@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.messaging.topology import DEFAULT_MAX_ATTEMPTS
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """``delay(n)`` is the wait before attempt ``n + 1``: ``base * factor**(n-1)``, capped."""
+class RetryPolicy(BaseModel):
+    """``delay(n)`` is the wait before attempt ``n + 1``: ``base * factor**(n-1)``, capped.
 
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    base_delay: float = 10.0
-    factor: float = 3.0
-    max_delay: float = 900.0
+    It is also the worker's ``retry`` setting (``STAGER_RETRY__MAX_ATTEMPTS`` …).
+    """
 
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.base_delay <= 0 or self.factor < 1 or self.max_delay < self.base_delay:
-            raise ValueError("need base_delay > 0, factor >= 1 and max_delay >= base_delay")
+    model_config = ConfigDict(frozen=True)
+
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=50)
+    base_delay: float = Field(default=10.0, gt=0)
+    factor: float = Field(default=3.0, ge=1)
+    max_delay: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> Self:
+        if self.max_delay < self.base_delay:
+            raise ValueError("max_delay must be at least base_delay")
+        return self
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""

@@ -1,7 +1,7 @@
 """One task attempt, end to end: credential, child as the user, limits, outcome.
 
 Per message: decode → (dropped if cancelled) → ``active`` event → run the
-``transfer`` job in a zygote child as ``stagerUser`` (a warm child of the same user
+``transfer`` job in a fork-server child as ``stagerUser`` (a warm child of the same user
 and credential when one is idle: ``services.worker.forkserver.pool``) → stream its progress to the
 API while the watchdog and the cancel registry watch → then ``completed`` (mail),
 ``cancelled``, ``retry`` (re-published to the delay queue for this attempt's
@@ -18,7 +18,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -28,18 +28,13 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from services.worker.cancel import CancelRegistry
-from services.worker.credentials import RepoCredential, resolve
+from services.worker.credentials import resolve
 from services.worker.events import EventPublisher, progress_from_line
-from services.worker.forkserver.pool import (
-    DEFAULT_LINGER,
-    DEFAULT_MAX_AGE,
-    DEFAULT_MAX_IDLE,
-    DEFAULT_MAX_TASKS,
-    ChildPool,
-)
-from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
+from services.worker.forkserver.client import Child, ForkServer, ForkServerError
+from services.worker.forkserver.pool import ChildPool
+from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
 from services.worker.mailer import Mailer, completion_mail, failure_mail
-from services.worker.retries import RetryPolicy
+from services.worker.settings import WorkerSettings
 from services.worker.time_limit import Expired, Watchdog
 from shared.crypto import Opener
 from shared.errors import StagerError
@@ -57,27 +52,6 @@ from shared.messaging.topology import (
 from shared.unix_users import Identity, UnknownUser, UserRefused, vet
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class RunnerConfig:
-    """What the runner needs from the worker's settings."""
-
-    names: Names
-    policy: RetryPolicy
-    irods: Mapping[str, Any]  # IrodsAccount fields except user and password
-    transfer_options: Mapping[str, Any] = field(default_factory=dict)
-    service_credentials: Mapping[str, RepoCredential] = field(default_factory=dict)
-    state_dir: Path = Path("/var/lib/stager/state")
-    min_uid: int = 1000
-    cancel_grace: float = 1.0
-    progress_interval: float = 1.0
-    confirm_timeout: float = 10.0
-    job_kind: str = "transfer"  # the zygote job that performs a task
-    child_linger: float = DEFAULT_LINGER  # idle seconds a child waits for the next task
-    child_max_idle: int = DEFAULT_MAX_IDLE
-    child_max_tasks: int = DEFAULT_MAX_TASKS
-    child_max_age: float = DEFAULT_MAX_AGE
 
 
 @dataclass
@@ -121,30 +95,25 @@ class TaskRunner:
     def __init__(
         self,
         *,
-        zygote: Callable[[], Awaitable[Zygote]],
+        settings: WorkerSettings,
+        names: Names,
+        forkserver: Callable[[], Awaitable[ForkServer]],
         events: EventPublisher,
         exchange: AbstractExchange,
         cancels: CancelRegistry,
         mailer: Mailer,
         opener: Opener | None,
-        config: RunnerConfig,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
     ) -> None:
-        self.zygote = zygote
+        self.settings = settings
+        self.names = names
         self.events = events
         self.exchange = exchange  # the default exchange: retries go straight to a delay queue
         self.cancels = cancels
         self.mailer = mailer
         self.opener = opener
-        self.config = config
         self.on_transfer = on_transfer
-        self.pool = ChildPool(
-            zygote,
-            linger=config.child_linger,
-            max_idle=config.child_max_idle,
-            max_tasks=config.child_max_tasks,
-            max_age=config.child_max_age,
-        )
+        self.pool = ChildPool(forkserver, settings.children)
         self.running: dict[str, _Attempt] = {}
         self.inflight = 0
         self.stopping = False
@@ -223,29 +192,33 @@ class TaskRunner:
         """Run the transfer in a child as the user and watch it until it ends."""
         spec = msg.task
         try:
-            ident = vet(spec.stagerUser, self.config.min_uid)
-            repo_user, password = resolve(msg, self.opener, self.config.service_credentials)
+            ident = vet(spec.stagerUser, self.settings.min_uid)
+            repo_user, password = resolve(msg, self.opener, self.settings.service_credentials)
             state_dir = self._user_state_dir(ident)
         except StagerError as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
-        account = {**self.config.irods, "user": repo_user}
+        irods = self.settings.irods
+        account = {"host": irods.host, "port": irods.port, "zone": irods.zone}
+        account |= {**self.settings.irods_options, "user": repo_user}
+        options = self.settings.transfer.model_copy(update={"resume_dir": state_dir})
         params = {
             "src": spec.srcURL,
             "dst": spec.dstURL,
             "account": account,
-            "options": {**self.config.transfer_options, "resume_dir": str(state_dir)},
+            "options": options.model_dump(mode="json"),
         }
-        key = self.pool.key(self.config.job_kind, ident.name, account, password, ident.uid)
+        kind = self.settings.transfer_kind
+        key = self.pool.key(kind, ident.name, account, password, ident.uid)
         try:
             child = await self.pool.start(key, params, secret=password)
         except (UserRefused, UnknownUser) as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
-        except ZygoteError as e:  # the fork server died: worth another try
+        except ForkServerError as e:  # the fork server died: worth another try
             return Outcome(TaskState.RETRY, error=e.message)
         finally:
             del password
         att = _Attempt(
-            child, Watchdog(spec.timeout, spec.timeout_noprogress), self.config.cancel_grace
+            child, Watchdog(spec.timeout, spec.timeout_noprogress), self.settings.cancel_grace
         )
         self.running[msg.task_id] = att
         self.cancels.register(
@@ -255,7 +228,7 @@ class TaskRunner:
         try:
             await self._watch(msg, att)
             final_type = (att.final or {}).get("type")
-            clean = att.stopped is None and final_type == "result" and not self.stopping
+            clean = att.stopped is None and final_type == RESULT and not self.stopping
         finally:
             self.cancels.unregister(msg.task_id)
             self.running.pop(msg.task_id, None)
@@ -301,15 +274,15 @@ class TaskRunner:
                 att.watchdog.observe(line)
                 att.progress = progress_from_line(line)
                 now = time.monotonic()
-                if now - last_emit >= self.config.progress_interval:
+                if now - last_emit >= self.settings.progress_interval:
                     last_emit = now
                     await self.events.emit(msg, TaskState.ACTIVE, progress=att.progress)
-            elif kind in ("result", "error"):
+            elif kind in FINAL_TYPES:
                 att.final = line
 
     def _user_state_dir(self, ident: Identity) -> Path:
         """``state_dir/<uid>``: the user's resume journals, 0700, owned by the user."""
-        base = self.config.state_dir
+        base = self.settings.state_dir
         base.mkdir(parents=True, exist_ok=True, mode=0o711)
         path = base / str(ident.uid)
         path.mkdir(exist_ok=True, mode=0o700)
@@ -329,15 +302,16 @@ class TaskRunner:
         if outcome.state is TaskState.CANCELLED:
             await self.events.emit(msg, TaskState.CANCELLED, error=outcome.error)
             return
-        policy = self.config.policy
+        policy = self.settings.retry
         error = outcome.error or "failed"
         if policy.should_retry(msg.attempt, permanent=outcome.permanent):
             delay = policy.delay(msg.attempt)
             nxt = msg.model_copy(update={"attempt": msg.attempt + 1})
-            queue = self.config.names.retry_queue(route, delay_ms(delay))
+            queue = self.names.retry_queue(route, delay_ms(delay))
             body = nxt.model_dump_json().encode()
             message = broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK)
-            await broker.publish(self.exchange, message, queue, timeout=self.config.confirm_timeout)
+            timeout = self.settings.broker.confirm_timeout
+            await broker.publish(self.exchange, message, queue, timeout=timeout)
             next_at = utcnow() + timedelta(seconds=delay)
             await self.events.emit(
                 msg, TaskState.RETRY, error=error, progress=outcome.progress, next_at=next_at
@@ -367,15 +341,13 @@ def _outcome(att: _Attempt, code: int) -> Outcome:
         return Outcome(TaskState.CANCELLED, error="cancelled", progress=att.progress)
     if isinstance(att.stopped, Expired):
         return Outcome(TaskState.RETRY, error=str(att.stopped), progress=att.progress)
-    if final.get("type") == "result" and code == 0:
+    if final.get("type") == RESULT and code == 0:
         summary = dict(final.get("summary") or {})
         return Outcome(TaskState.COMPLETED, summary=summary, progress=att.progress)
-    if final.get("type") == "error":
+    if final.get("type") == ERROR:
+        error = ErrorLine.parse(final)
         return Outcome(
-            TaskState.RETRY,
-            error=str(final.get("message") or final.get("kind") or "failed"),
-            permanent=bool(final.get("permanent")),
-            progress=att.progress,
+            TaskState.RETRY, error=error.message, permanent=error.permanent, progress=att.progress
         )
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
     return Outcome(

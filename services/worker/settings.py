@@ -5,46 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from services.isync import TransferOptions
 from services.worker.credentials import RepoCredential
-from services.worker.forkserver.pool import (
-    DEFAULT_LINGER,
-    DEFAULT_MAX_AGE,
-    DEFAULT_MAX_IDLE,
-    DEFAULT_MAX_TASKS,
-)
+from services.worker.forkserver.pool import ChildPoolSettings
 from services.worker.mailer import SmtpSettings
 from services.worker.retries import RetryPolicy
-from shared.messaging.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS
+from shared.messaging.topology import DEFAULT_DELIVERY_LIMIT
 from shared.settings import StagerSettings
 from shared.unix_users import DEFAULT_MIN_UID
 
 
-class RetrySettings(BaseModel):
-    """Attempts and backoff: wait ``base_delay * factor**(n-1)`` after attempt n, capped."""
+class TransferDefaults(TransferOptions):
+    """isync's ``TransferOptions`` for every worker transfer (``STAGER_TRANSFER__…``).
 
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=50)
-    base_delay: float = Field(default=10.0, gt=0)
-    factor: float = Field(default=3.0, ge=1)
-    max_delay: float = Field(default=900.0, gt=0)
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.base_delay, self.factor, self.max_delay)
-
-
-class TransferDefaults(BaseModel):
-    """isync options every worker transfer uses (``TransferOptions`` fields)."""
+    Only the defaults differ from isync's CLI: recursive, with checksums verified.
+    ``resume_dir`` is the user's directory under ``state_dir``, set per task.
+    """
 
     recursive: bool = True
     verify_checksum: bool = True
-    streams: int = Field(default=4, ge=1, le=32)
-    parallel_files: int = Field(default=8, ge=1, le=64)
-    progress_interval: float = Field(default=0.5, gt=0)
-    bwlimit: int | None = Field(default=None, gt=0, description="bytes/s per transfer")
-    large_file_threshold: int = Field(
-        default=32 * 1024 * 1024, ge=1, description="files this big go in parallel ranges"
-    )
 
 
 class WorkerSettings(StagerSettings):
@@ -53,7 +34,7 @@ class WorkerSettings(StagerSettings):
     concurrency: int = Field(default=4, ge=1, le=256, description="transfers at once = prefetch")
     min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1, description="lowest uid a task may run as")
     delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     private_keys_dir: Path | None = Field(
         default=None, description="directory of PEM private keys that open drPass envelopes"
     )
@@ -69,18 +50,8 @@ class WorkerSettings(StagerSettings):
     state_dir: Path = Field(
         default=Path("/var/lib/stager/state"), description="per-user resume journals"
     )
-    child_linger: float = Field(
-        default=DEFAULT_LINGER,
-        ge=0,
-        le=300,
-        description="seconds an idle transfer child waits for the same user's next task (0: off)",
-    )
-    child_max_idle: int = Field(default=DEFAULT_MAX_IDLE, ge=0, description="idle children kept")
-    child_max_tasks: int = Field(
-        default=DEFAULT_MAX_TASKS, ge=1, description="tasks one child runs before it retires"
-    )
-    child_max_age: float = Field(
-        default=DEFAULT_MAX_AGE, gt=0, description="seconds after which a child takes no new task"
+    children: ChildPoolSettings = Field(
+        default_factory=ChildPoolSettings, description="reuse of a user's transfer child"
     )
     cancel_grace: float = Field(default=1.0, ge=0, le=30)
     progress_interval: float = Field(default=1.0, gt=0)
@@ -89,6 +60,6 @@ class WorkerSettings(StagerSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, ge=0, le=65535, description="/livez /readyz /metrics")
     job_kinds: dict[str, str] = Field(
-        default_factory=dict, description="extra zygote job kinds: name → module:function"
+        default_factory=dict, description="extra fork-server job kinds: name → module:function"
     )
-    transfer_kind: str = Field(default="transfer", description="the zygote job that runs a task")
+    transfer_kind: str = Field(default="transfer", description="the job kind that runs a task")

@@ -2,13 +2,15 @@ import pytest
 from irods import exception as ex
 
 from services.isync.errors import (
+    KIND_BY_STATUS,
     AuthenticationError,
     ConnectionFailed,
     PermissionDenied,
     SourceNotFound,
+    exit_status_for,
     translate,
 )
-from services.isync.status import ExitStatus, exit_status_for
+from services.isync.status import ExitStatus
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,14 @@ def test_interrupt_and_unknown():
     assert exit_status_for(KeyboardInterrupt()) == ExitStatus.INTERRUPTED
     assert exit_status_for(RuntimeError("x")) == ExitStatus.FILES_FAILED
     assert "ValueError" in str(translate(ValueError("bad\nvalue")))
+
+
+def test_every_failure_status_has_a_kind_and_only_the_hopeless_are_permanent():
+    assert set(KIND_BY_STATUS) == set(ExitStatus) - {ExitStatus.SUCCESS}
+    permanent = {s for s, kind in KIND_BY_STATUS.items() if kind.permanent}
+    assert permanent == {
+        ExitStatus.USAGE,
+        ExitStatus.AUTHENTICATION,
+        ExitStatus.NOT_FOUND,
+        ExitStatus.PERMISSION_DENIED,
+    }

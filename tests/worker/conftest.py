@@ -1,4 +1,4 @@
-"""Worker test fixtures: real Unix users, a private AMQP topology, a zygote, SMTP."""
+"""Worker test fixtures: real Unix users, a private AMQP topology, a fork server, SMTP."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.worker.app import Worker
-from services.worker.forkserver.zygote import Zygote
+from services.worker.forkserver.client import ForkServer
 from services.worker.settings import WorkerSettings
 from shared.messaging import broker
 from shared.messaging.messages import (
@@ -89,10 +89,11 @@ async def _quietly(conn: Any, method: str, name: str) -> None:
 
 
 @pytest.fixture
-async def zygote() -> AsyncIterator[Zygote]:
-    z = await Zygote.start(kinds=KINDS)
-    yield z
-    await z.close()
+async def forkserver() -> AsyncIterator[ForkServer]:
+    """A fork server that also knows the stand-in jobs of ``tests/worker/jobs.py``."""
+    server = await ForkServer.start(extra_kinds=KINDS)
+    yield server
+    await server.close()
 
 
 @dataclass

@@ -1,24 +1,23 @@
-"""Zygote job functions used by the worker tests (run in a child as the user)."""
+"""Stand-in job functions for the worker tests (run in a fork-server child as the user)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.worker.forkserver.zygote import ChildOutput
+from services.worker.forkserver.child import ChildOutput
+from services.worker.forkserver.server import JOBS
 
 
 class Transient(Exception):
-    """A failure worth retrying."""
-
-    kind = "transient"
-    permanent = False
+    """A failure worth retrying (kind ``failed``, which is not permanent)."""
 
 
 def write_file(
@@ -98,9 +97,7 @@ def echo_secret_len(
 def fail(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
-    """Always fails; transient unless ``permanent``."""
-    if params.get("permanent"):
-        raise PermissionError(13, "Permission denied", "/nope")
+    """Always fails, in a way worth retrying."""
     raise Transient("the repository did not answer")
 
 
@@ -152,6 +149,18 @@ def by_src(
     return succeed(params, secret, out, cancel)
 
 
+def new_imports(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Run the built-in job ``params["job"]``; report the modules it had to import."""
+    before = set(sys.modules)
+    try:
+        JOBS[params["job"]](params["params"], secret, out, cancel)
+    finally:
+        loaded = sorted(set(sys.modules) - before)
+    return {"imported": loaded}
+
+
 KINDS = {
     name: f"tests.worker.jobs:{name}"
     for name in (
@@ -168,5 +177,6 @@ KINDS = {
         "brief",
         "check_secret",
         "by_src",
+        "new_imports",
     )
 }

@@ -19,6 +19,6 @@ async def test_health_and_metrics(amqp, open_dir) -> None:
         assert "stager_worker_running 0.0" in metrics
         assert "stager_worker_idle_children 0.0" in metrics
         assert 'stager_worker_child_tasks{child="reused"} 0.0' in metrics
-        zygote = await app[WORKER_KEY].zygote()
-        await zygote.close()  # the fork server is gone → not ready
+        forkserver = await app[WORKER_KEY].forkserver()
+        await forkserver.close()  # the fork server is gone → not ready
         assert (await client.get("/readyz")).status == 503

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from services.worker.credentials import RepoCredential
+from services.worker.forkserver.client import ForkServer
+from services.worker.settings import TransferDefaults
 from shared.messaging import broker
 from shared.messaging.topology import declare_topology
 from tests.conftest import AMQP_URL
@@ -182,7 +184,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
             proc.kill()
             await proc.wait()
     assert done_before < len(data)
-    assert await _no_user_processes(user.pw_uid)  # zygote and child died with the worker
+    assert await _no_user_processes(user.pw_uid)  # fork server and child died with the worker
 
     second = await start_worker(**_irods_kw(irods_server), **overrides)
     # both event logs consume the one events queue: look at their union
@@ -249,3 +251,30 @@ async def test_cancel_stops_a_real_transfer_within_two_seconds(
     print(f"real transfer: cancel → cancelled in {elapsed * 1000:.0f} ms")
     assert final.state == "cancelled" and elapsed < 2.0
     assert await _no_user_processes(user.pw_uid)
+
+
+async def test_a_transfer_child_imports_nothing(
+    forkserver: ForkServer, unix_user, open_dir, irods_server, unique_name
+) -> None:
+    """The user may be unable to read the interpreter's files: the preload covers isync."""
+    user = unix_user()
+    src = open_dir / "small.txt"
+    src.write_bytes(b"preloaded\n")
+    os.chown(src, user.pw_uid, user.pw_gid)
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    account = {"host": irods_server.host, "port": irods_server.port, "zone": irods_server.zone}
+    params = {
+        "job": "transfer",
+        "params": {
+            "src": str(src),
+            "dst": f"irods:{coll}/small.txt",
+            "account": {**account, "user": irods_server.admin_user},
+            "options": TransferDefaults().model_dump(mode="json"),
+        },
+    }
+    child = await forkserver.spawn(
+        "new_imports", user.pw_name, params, secret=irods_server.admin_password
+    )
+    lines = [line async for line in child.lines()]
+    assert await child.wait() == 0, lines
+    assert lines[-1]["imported"] == []

@@ -23,16 +23,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.worker.forkserver.zygote import Child, Zygote, ZygoteError
+from pydantic import BaseModel, Field
 
-#: Default seconds an idle child waits for its next task.
-DEFAULT_LINGER = 5.0
-#: Default most idle children kept at once (the oldest goes first).
-DEFAULT_MAX_IDLE = 16
-#: A child retires after this many tasks or seconds, so a busy user's child does not
-#: live for ever (memory, and group memberships read once at its start).
-DEFAULT_MAX_TASKS = 100
-DEFAULT_MAX_AGE = 60.0
+from services.worker.forkserver.client import Child, ForkServer, ForkServerError
+
+
+class ChildPoolSettings(BaseModel):
+    """How long and how many reusable children are kept (``STAGER_CHILDREN__…``).
+
+    Parameters:
+        linger: seconds an idle child waits for the same user's next task (0: no reuse).
+        max_idle: most idle children kept at once (the oldest goes first).
+        max_tasks: a child retires after this many tasks …
+        max_age: … or this many seconds, so a busy user's child does not live for ever
+            (memory, and group memberships read once at its start).
+    """
+
+    linger: float = Field(default=5.0, ge=0, le=300)
+    max_idle: int = Field(default=16, ge=0)
+    max_tasks: int = Field(default=100, ge=1)
+    max_age: float = Field(default=60.0, gt=0)
+
 
 PoolKey = tuple[str, str, int, str, str]
 
@@ -49,18 +60,11 @@ class ChildPool:
 
     def __init__(
         self,
-        zygote: Callable[[], Awaitable[Zygote]],
-        *,
-        linger: float = DEFAULT_LINGER,
-        max_idle: int = DEFAULT_MAX_IDLE,
-        max_tasks: int = DEFAULT_MAX_TASKS,
-        max_age: float = DEFAULT_MAX_AGE,
+        forkserver: Callable[[], Awaitable[ForkServer]],
+        settings: ChildPoolSettings | None = None,
     ) -> None:
-        self.zygote = zygote
-        self.linger = linger
-        self.max_idle = max_idle
-        self.max_tasks = max_tasks
-        self.max_age = max_age
+        self.forkserver = forkserver
+        self.settings = settings or ChildPoolSettings()
         self._digest_key = os.urandom(32)
         self._idle: OrderedDict[int, _Idle] = OrderedDict()  # pid → idle child, oldest first
         self.spawned = 0
@@ -87,18 +91,18 @@ class ChildPool:
     ) -> Child:
         """Run ``params`` in an idle child of ``key``, or in a new one.
 
-        Raises what :meth:`Zygote.spawn` raises (UserRefused, ZygoteError).
+        Raises what :meth:`ForkServer.spawn` raises (UserRefused, ForkServerError).
         """
         while (child := self._take(key)) is not None:
             try:
                 child.submit(params)
-            except ZygoteError:  # it died while idle: try the next one
+            except ForkServerError:  # it died while idle: try the next one
                 child.retire(kill=True)
                 continue
             self.reused += 1
             return child
         kind, user = key[0], key[1]
-        child = await (await self.zygote()).spawn(kind, user, secret=secret, reusable=True)
+        child = await (await self.forkserver()).spawn(kind, user, secret=secret, reusable=True)
         self.spawned += 1
         try:
             child.submit(params)
@@ -109,15 +113,18 @@ class ChildPool:
 
     def release(self, key: PoolKey, child: Child, *, reuse: bool) -> None:
         """A task ended: keep ``child`` for the next task of ``key`` if ``reuse``, else stop it."""
-        if not reuse or self.linger <= 0 or child.returncode is not None:
+        if not reuse or self.settings.linger <= 0 or child.returncode is not None:
             child.retire(kill=True)
             return
-        if child.tasks >= self.max_tasks or time.monotonic() - child.started >= self.max_age:
+        if (
+            child.tasks >= self.settings.max_tasks
+            or time.monotonic() - child.started >= self.settings.max_age
+        ):
             child.retire()  # it exits cleanly (logs out) at the end of its task pipe
             return
-        timer = asyncio.get_running_loop().call_later(self.linger, self._expire, child.pid)
+        timer = asyncio.get_running_loop().call_later(self.settings.linger, self._expire, child.pid)
         self._idle[child.pid] = _Idle(key, child, timer)
-        while len(self._idle) > self.max_idle:
+        while len(self._idle) > self.settings.max_idle:
             self._expire(next(iter(self._idle)))
 
     def idle_pids(self, key: PoolKey | None = None) -> list[int]:

@@ -1,4 +1,4 @@
-"""Zygote job ``transfer``: run the isync core as the user, report JSON lines.
+"""Job ``transfer``: run the isync core as the user, report JSON lines.
 
 Parameters (from the worker): ``src``, ``dst`` (stager URLs), ``account`` (an
 ``IrodsAccount`` without its password) and ``options`` (``TransferOptions``
@@ -13,106 +13,107 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
 
-from services.worker.forkserver.zygote import ChildOutput, at_child_exit
+from services.isync import (
+    ExitStatus,
+    FileOutcome,
+    ProgressEvent,
+    TransferOptions,
+    TransferReport,
+    transfer,
+)
+from services.isync.account import open_session
+from services.isync.errors import KIND_BY_STATUS, IsyncError, exit_status_for
+from services.worker.forkserver.child import ChildOutput, at_child_exit
 from shared.errors import ErrorKind, StagerError
 from shared.irods import IrodsAccount
 
 #: How many failed files a result or error line names.
 MAX_FAILURES_REPORTED = 20
-#: isync exit status → error kind; the kinds in _PERMANENT are not retried.
-_KINDS = {
-    2: "invalid",
-    3: "authentication",
-    4: "not_found",
-    5: "permission_denied",
-    130: "interrupted",
-}
-_PERMANENT = {"invalid", "authentication", "not_found", "permission_denied"}
+#: Per-file statuses that a retry of the task cannot cure.
+_HOPELESS = (ExitStatus.PERMISSION_DENIED, ExitStatus.NOT_FOUND)
 
 #: This child's open iRODS session: (digest of account and password, session).
 _session: tuple[str, Any] | None = None
 
 
-class _LineSink:
-    """isync ProgressSink writing the worker's JSON lines."""
+class _PipeSink:
+    """isync ProgressSink writing the worker's ``progress`` and ``file`` lines."""
 
     def __init__(self, out: ChildOutput) -> None:
         self.out = out
 
-    def update(self, event: Any) -> None:
+    def update(self, event: ProgressEvent) -> None:
         self.out.send({"type": "progress", **event.model_dump()})
 
-    def file_done(self, outcome: Any) -> None:
+    def file_done(self, outcome: FileOutcome) -> None:
         self.out.send({"type": "file", **outcome.model_dump(include={"src", "dst", "outcome"})})
 
 
 class TransferFailed(StagerError):
-    """Some files failed; ``permanent`` when retrying cannot help."""
+    """The transfer did not complete; ``permanent`` when retrying cannot help."""
 
-    def __init__(self, message: str, *, kind: str, permanent: bool) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind, permanent: bool | None = None) -> None:
         super().__init__(message, permanent=permanent)
-        self.kind = ErrorKind(kind)
+        self.kind = kind
 
 
 def run_child(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
-    """Run one transfer; raises TransferFailed when any file failed."""
-    models = importlib.import_module("services.isync.models")
-    engine = importlib.import_module("services.isync.engine")
-    status = importlib.import_module("services.isync.status")
+    """Run one transfer; raises TransferFailed when it failed as a whole or any file failed."""
     account = IrodsAccount(**params["account"], password=SecretStr(secret or ""))
-    options = models.TransferOptions(**params.get("options", {}))
-    errors = importlib.import_module("services.isync.errors")
+    options = TransferOptions(**params.get("options", {}))
     try:
         session = _session_for(account)
-        report = engine.transfer(
-            params["src"], params["dst"], account, options, _LineSink(out), cancel, session
+        report = transfer(
+            params["src"], params["dst"], account, options, _PipeSink(out), cancel, session
         )
-    except errors.IsyncError as e:
-        code = status.exit_status_for(e)
-        kind = _KINDS.get(int(code), "failed")
-        raise TransferFailed(str(e), kind=kind, permanent=kind in _PERMANENT) from e
-    failed = [o for o in report.outcomes if o.outcome == "failed"]
-    summary = {
-        "files_total": report.files_total,
-        "files_transferred": report.files_transferred,
-        "files_skipped": report.files_skipped,
-        "files_failed": report.files_failed,
-        "bytes_total": report.bytes_total,
-        "bytes_sent": report.bytes_sent,
-        "elapsed": report.elapsed,
-    }
+    except IsyncError as e:
+        raise TransferFailed(str(e), kind=KIND_BY_STATUS[exit_status_for(e)]) from e
     if report.files_failed or report.exit_status:
-        lines = [_describe(o) for o in failed]
-        head = f"{report.files_failed} of {report.files_total} files failed"
-        shown = "; ".join(lines[:MAX_FAILURES_REPORTED])
-        code = int(report.exit_status)
-        if code == status.ExitStatus.INTERRUPTED:
-            raise TransferFailed("transfer interrupted", kind="interrupted", permanent=False)
-        permanent = bool(failed) and all(
-            o.exit_status in (status.ExitStatus.PERMISSION_DENIED, status.ExitStatus.NOT_FOUND)
-            for o in failed
-        )
-        if code in (status.ExitStatus.PERMISSION_DENIED, status.ExitStatus.NOT_FOUND):
-            permanent = True
-        kind = (
-            "permission_denied"
-            if any(o.exit_status == status.ExitStatus.PERMISSION_DENIED for o in failed)
-            else "files_failed"
-        )
-        raise TransferFailed(f"{head}: {shown}" if shown else head, kind=kind, permanent=permanent)
-    return {"summary": summary}
+        raise _failure(report)
+    return {
+        "summary": {
+            "files_total": report.files_total,
+            "files_transferred": report.files_transferred,
+            "files_skipped": report.files_skipped,
+            "files_failed": report.files_failed,
+            "bytes_total": report.bytes_total,
+            "bytes_sent": report.bytes_sent,
+            "elapsed": report.elapsed,
+        }
+    }
 
 
-def _session_for(account: Any) -> Any:
+def _failure(report: TransferReport) -> TransferFailed:
+    """What a report with failed files (or a non-zero status) raises.
+
+    Permanent when the run's status, or every failed file's, is permission denied or
+    not found; kind ``permission_denied`` when any file was denied.
+    """
+    if report.exit_status == ExitStatus.INTERRUPTED:
+        return TransferFailed("transfer interrupted", kind=ErrorKind.INTERRUPTED)
+    failed = [o for o in report.outcomes if o.outcome == "failed"]
+    head = f"{report.files_failed} of {report.files_total} files failed"
+    shown = "; ".join(_describe(o) for o in failed[:MAX_FAILURES_REPORTED])
+    permanent = report.exit_status in _HOPELESS or (
+        bool(failed) and all(o.exit_status in _HOPELESS for o in failed)
+    )
+    denied = any(o.exit_status == ExitStatus.PERMISSION_DENIED for o in failed)
+    return TransferFailed(
+        f"{head}: {shown}" if shown else head,
+        kind=ErrorKind.PERMISSION_DENIED if denied else ErrorKind.FAILED,
+        permanent=permanent,
+    )
+
+
+def _session_for(account: IrodsAccount) -> Any:
     """The session of ``account``, opened by this child's first task and kept."""
     global _session
     secret = account.password.get_secret_value()
@@ -120,7 +121,7 @@ def _session_for(account: Any) -> Any:
     if _session is not None and _session[0] == digest:
         return _session[1]
     _close_session()
-    opened = importlib.import_module("services.isync.account").open_session(account)
+    opened = open_session(account)
     _session = (digest, opened)
     return opened
 
@@ -137,6 +138,6 @@ def _close_session() -> None:
 at_child_exit(_close_session)
 
 
-def _describe(outcome: Any) -> str:
+def _describe(outcome: FileOutcome) -> str:
     why = str(outcome.error or outcome.reason or "failed")
     return why if outcome.src in why else f"{outcome.src}: {why}"

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.worker.forkserver.pool import ChildPool
-from services.worker.forkserver.zygote import Child, Zygote
+from services.worker.forkserver.client import Child, ForkServer
+from services.worker.forkserver.pool import ChildPool, ChildPoolSettings
 from tests.worker.conftest import task_message
 from tests.worker.test_pipeline import SERVICE, _no_user_processes
 
@@ -33,15 +33,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _zygote_of(z: Zygote) -> Zygote:
+async def _server_of(z: ForkServer) -> ForkServer:
     return z
 
 
 async def test_same_user_and_credential_reuse_the_child_others_do_not(
-    zygote: Zygote, unix_user
+    forkserver: ForkServer, unix_user
 ) -> None:
     alice, bob = unix_user(), unix_user()
-    pool = ChildPool(lambda: _zygote_of(zygote), linger=30)
+    pool = ChildPool(lambda: _server_of(forkserver), ChildPoolSettings(linger=30))
     try:
         key = pool.key("whoami", alice.pw_name, ACCOUNT, "pw-1")
         first = await pool.start(key, {}, secret="pw-1")
@@ -74,9 +74,9 @@ async def test_same_user_and_credential_reuse_the_child_others_do_not(
         await pool.close()
 
 
-async def test_idle_child_exits_after_its_linger_time(zygote: Zygote, unix_user) -> None:
+async def test_idle_child_exits_after_its_linger_time(forkserver: ForkServer, unix_user) -> None:
     user = unix_user()
-    pool = ChildPool(lambda: _zygote_of(zygote), linger=0.3)
+    pool = ChildPool(lambda: _server_of(forkserver), ChildPoolSettings(linger=0.3))
     key = pool.key("whoami", user.pw_name, ACCOUNT, None)
     child = await pool.start(key, {}, secret=None)
     await _result(child)
@@ -93,9 +93,9 @@ async def test_idle_child_exits_after_its_linger_time(zygote: Zygote, unix_user)
     assert await asyncio.wait_for(fresh.wait(), 5) == -9
 
 
-async def test_child_retires_after_max_tasks(zygote: Zygote, unix_user) -> None:
+async def test_child_retires_after_max_tasks(forkserver: ForkServer, unix_user) -> None:
     user = unix_user()
-    pool = ChildPool(lambda: _zygote_of(zygote), linger=30, max_tasks=2)
+    pool = ChildPool(lambda: _server_of(forkserver), ChildPoolSettings(linger=30, max_tasks=2))
     key = pool.key("whoami", user.pw_name, ACCOUNT, None)
     pids = []
     for _ in range(3):
@@ -107,9 +107,9 @@ async def test_child_retires_after_max_tasks(zygote: Zygote, unix_user) -> None:
     assert not _exists(pids[2])  # close waited for the idle child's clean exit
 
 
-async def test_failed_task_ends_its_child(zygote: Zygote, unix_user) -> None:
+async def test_failed_task_ends_its_child(forkserver: ForkServer, unix_user) -> None:
     user = unix_user()
-    pool = ChildPool(lambda: _zygote_of(zygote), linger=30)
+    pool = ChildPool(lambda: _server_of(forkserver), ChildPoolSettings(linger=30))
     key = pool.key("fail", user.pw_name, ACCOUNT, None)
     child = await pool.start(key, {}, secret=None)
     lines = [line async for line in child.lines()]
@@ -122,7 +122,10 @@ async def test_failed_task_ends_its_child(zygote: Zygote, unix_user) -> None:
 async def test_cancel_of_a_task_in_a_reused_child(start_worker, unix_user) -> None:
     user = unix_user()
     w = await start_worker(
-        transfer_kind="by_src", service_credentials=SERVICE, cancel_grace=1.0, child_linger=30
+        transfer_kind="by_src",
+        service_credentials=SERVICE,
+        cancel_grace=1.0,
+        children={"linger": 30},
     )
     runner = w.worker.runner
     assert runner is not None

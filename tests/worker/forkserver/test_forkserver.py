@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.forkserver.zygote import Child, Zygote
+from services.worker.forkserver.client import Child, ForkServer
 from shared.unix_users import UserRefused
 
 
@@ -19,22 +19,26 @@ async def _run(child: Child) -> tuple[list[dict], int]:
     return lines, await child.wait()
 
 
-async def test_fork_latency_is_milliseconds(zygote: Zygote, unix_user) -> None:
+async def test_fork_latency_is_milliseconds(forkserver: ForkServer, unix_user) -> None:
     user = unix_user()
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
-        lines, code = await _run(await zygote.spawn("whoami", user.pw_name, {}))
+        lines, code = await _run(await forkserver.spawn("whoami", user.pw_name, {}))
         times.append(time.perf_counter() - t0)
         assert code == 0 and lines[-1]["type"] == "result"
     median, worst = statistics.median(times), max(times)
-    print(f"zygote spawn→result→exit: median {median * 1000:.1f} ms, max {worst * 1000:.1f} ms")
+    print(
+        f"fork server spawn→result→exit: median {median * 1000:.1f} ms, max {worst * 1000:.1f} ms"
+    )
     assert median < 0.2
 
 
-async def test_child_runs_as_the_user_in_its_own_process_group(zygote: Zygote, unix_user) -> None:
+async def test_child_runs_as_the_user_in_its_own_process_group(
+    forkserver: ForkServer, unix_user
+) -> None:
     user = unix_user()
-    child = await zygote.spawn("whoami", user.pw_name, {})
+    child = await forkserver.spawn("whoami", user.pw_name, {})
     lines, code = await _run(child)
     result = lines[-1]
     assert code == 0
@@ -43,23 +47,27 @@ async def test_child_runs_as_the_user_in_its_own_process_group(zygote: Zygote, u
     assert result["pgid"] == child.pid == result["sid"]
 
 
-async def test_files_written_belong_to_the_user(zygote: Zygote, unix_user, open_dir) -> None:
+async def test_files_written_belong_to_the_user(
+    forkserver: ForkServer, unix_user, open_dir
+) -> None:
     user = unix_user()
     out = open_dir / "out"
     out.mkdir()
     os.chown(out, user.pw_uid, user.pw_gid)
     lines, code = await _run(
-        await zygote.spawn("write_file", user.pw_name, {"path": str(out / "f.txt")})
+        await forkserver.spawn("write_file", user.pw_name, {"path": str(out / "f.txt")})
     )
     assert code == 0, lines
     st = (out / "f.txt").stat()
     assert (st.st_uid, st.st_gid) == (user.pw_uid, user.pw_gid)
 
 
-async def test_user_cannot_write_where_root_owns(zygote: Zygote, unix_user, open_dir) -> None:
+async def test_user_cannot_write_where_root_owns(
+    forkserver: ForkServer, unix_user, open_dir
+) -> None:
     user = unix_user()
     lines, code = await _run(
-        await zygote.spawn("write_file", user.pw_name, {"path": str(open_dir / "x")})
+        await forkserver.spawn("write_file", user.pw_name, {"path": str(open_dir / "x")})
     )
     assert code == 1
     assert lines[-1]["type"] == "error"
@@ -68,28 +76,30 @@ async def test_user_cannot_write_where_root_owns(zygote: Zygote, unix_user, open
 
 
 async def test_user_cannot_read_a_file_they_have_no_permission_for(
-    zygote: Zygote, unix_user, open_dir
+    forkserver: ForkServer, unix_user, open_dir
 ) -> None:
     user = unix_user()
     secret = open_dir / "secret.dat"
     secret.write_bytes(b"root only")
     secret.chmod(0o600)
-    lines, code = await _run(await zygote.spawn("read_file", user.pw_name, {"path": str(secret)}))
+    lines, code = await _run(
+        await forkserver.spawn("read_file", user.pw_name, {"path": str(secret)})
+    )
     assert code == 1 and lines[-1]["kind"] == "permission_denied"
     # and root can, so it really was the user's permission that failed
     assert secret.read_bytes() == b"root only"
 
 
 @pytest.mark.parametrize("name", ["root", "daemon", "nobody-such-user-x"])
-async def test_root_system_and_unknown_users_are_refused(zygote: Zygote, name: str) -> None:
+async def test_root_system_and_unknown_users_are_refused(forkserver: ForkServer, name: str) -> None:
     with pytest.raises(UserRefused) as e:
-        await zygote.spawn("whoami", name, {})
+        await forkserver.spawn("whoami", name, {})
     assert name in str(e.value)
 
 
-async def test_min_uid_is_enforced_by_the_zygote(unix_user) -> None:
+async def test_min_uid_is_enforced_by_the_fork_server(unix_user) -> None:
     user = unix_user()
-    z = await Zygote.start(min_uid=user.pw_uid + 1)
+    z = await ForkServer.start(min_uid=user.pw_uid + 1)
     try:
         with pytest.raises(UserRefused, match="system account"):
             await z.spawn("whoami", user.pw_name, {})
@@ -98,11 +108,11 @@ async def test_min_uid_is_enforced_by_the_zygote(unix_user) -> None:
 
 
 async def test_secret_reaches_child_but_not_its_argv_or_environment(
-    zygote: Zygote, unix_user
+    forkserver: ForkServer, unix_user
 ) -> None:
     user = unix_user()
     secret = "s3cr3t-" + os.urandom(8).hex()
-    child = await zygote.spawn("echo_secret_len", user.pw_name, {"wait": 5}, secret=secret)
+    child = await forkserver.spawn("echo_secret_len", user.pw_name, {"wait": 5}, secret=secret)
     lines = child.lines()
     first = await anext(lines)
     pid = first["pid"]
@@ -113,15 +123,15 @@ async def test_secret_reaches_child_but_not_its_argv_or_environment(
     child.kill(15)
     rest = [line async for line in lines]
     assert rest[-1]["secret_len"] == len(secret)
-    # only stdin/stdout/stderr and the output pipe: never the zygote's control socket
+    # only stdin/stdout/stderr and the output pipe: never the fork server's control socket
     fds = rest[-1]["fds"]
     assert sorted(fds) == ["0", "1", "2", "3"], fds
     assert not any(target.startswith("socket:") for target in fds.values())
 
 
-async def test_kill_stops_the_whole_process_group(zygote: Zygote, unix_user) -> None:
+async def test_kill_stops_the_whole_process_group(forkserver: ForkServer, unix_user) -> None:
     user = unix_user()
-    child = await zygote.spawn("slow", user.pw_name, {"steps": 10000, "ignore_cancel": True})
+    child = await forkserver.spawn("slow", user.pw_name, {"steps": 10000, "ignore_cancel": True})
     lines = child.lines()
     grandchild = (await anext(lines))["grandchild"]
     child.kill()
@@ -142,11 +152,11 @@ def _alive(pid: int) -> bool:
 
 
 async def test_reusable_child_runs_tasks_with_its_secret_and_no_extra_descriptors(
-    zygote: Zygote, unix_user
+    forkserver: ForkServer, unix_user
 ) -> None:
     user = unix_user()
     secret = "s3cr3t-" + os.urandom(8).hex()
-    child = await zygote.spawn("echo_secret_len", user.pw_name, secret=secret, reusable=True)
+    child = await forkserver.spawn("echo_secret_len", user.pw_name, secret=secret, reusable=True)
     results = []
     for _ in range(2):
         child.submit({"wait": 0})
@@ -160,3 +170,12 @@ async def test_reusable_child_runs_tasks_with_its_secret_and_no_extra_descriptor
     assert not any(target.startswith("socket:") for target in fds.values())
     child.retire()
     assert await asyncio.wait_for(child.wait(), 5) == 0  # end of its task pipe: a clean exit
+
+
+async def test_a_listing_child_imports_nothing(forkserver: ForkServer, unix_user) -> None:
+    """The user may be unable to read the interpreter's files: the preload covers the job."""
+    user = unix_user()
+    params = {"job": "dirlist", "params": {"path": "/", "limit": 5}}
+    lines, code = await _run(await forkserver.spawn("new_imports", user.pw_name, params))
+    assert code == 0, lines
+    assert lines[-1]["imported"] == []
