@@ -231,7 +231,7 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
         "devtools.irods_server",
         "services.api",
         "services.worker",
-        "services.worker.forkserver.zygote",
+        "services.worker.forkserver",
         "services.ingest",
     }
     assert services <= modules, modules
@@ -302,7 +302,7 @@ async def test_ephemeral_clean_up_leaves_no_queue(monkeypatch: pytest.MonkeyPatc
     settings = WorkerSettings()
     url = settings.broker.url.get_secret_value()
     names = Names(prefix)
-    delays = sorted(retry_delays(settings.retry.policy().delays()))
+    delays = sorted(retry_delays(settings.retry.delays()))
     # named here, not taken from Topology.queue_names(): that list is what is under test
     expected = [
         f"{prefix}.tasks",

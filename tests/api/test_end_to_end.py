@@ -1,4 +1,4 @@
-"""End to end through REST: API + a real worker (zygote, setuid, isync) + the iRODS test
+"""End to end through REST: API + a real worker (fork server, setuid, isync) + the iRODS test
 server, on real RabbitMQ.  Upload, download, listing as the user, cancel."""
 
 from __future__ import annotations
