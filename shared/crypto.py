@@ -188,11 +188,6 @@ class Opener:
         """Build from PEM private keys."""
         return cls(load_private_key(p) for p in pems)
 
-    @property
-    def kids(self) -> frozenset[str]:
-        """Key ids this opener can open."""
-        return frozenset(self._keys)
-
     def open(self, envelope: str) -> SecretStr:
         """Decrypt an envelope; raises DecryptError (message carries no secret)."""
         try:

@@ -353,31 +353,6 @@ class JobStore:
             await conn.execute(_forget(name))
         return await self.get(name)
 
-    async def apply(
-        self, name: str, generation: int, pending_delta: int = 0, **counters: int
-    ) -> int | None:
-        """Add deltas to a running pass; returns the new ``pending`` (None: stale)."""
-        t = jobs_table
-        values: dict[str, Any] = {c: t.c[c] + d for c, d in counters.items() if d}
-        if pending_delta:
-            values["pending"] = t.c.pending + pending_delta
-        if not values:
-            values["pending"] = t.c.pending
-        async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    sa.update(t)
-                    .where(
-                        t.c.name == name,
-                        t.c.generation == generation,
-                        t.c.state == JobState.RUNNING,
-                    )
-                    .values(**values)
-                    .returning(t.c.pending)
-                )
-            ).first()
-        return None if row is None else int(row.pending)
-
     async def complete(
         self,
         name: str,

@@ -30,10 +30,6 @@ class Environment:
         self.stderr.write(f"isync: error: {message}\n")
         self.stderr.flush()
 
-    def warn(self, message: str) -> None:
-        self.stderr.write(f"isync: warning: {message}\n")
-        self.stderr.flush()
-
 
 def _isatty(stream: IO[str]) -> bool:
     try:

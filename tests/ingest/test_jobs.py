@@ -46,11 +46,13 @@ async def test_pending_reaches_zero_once(store):
     j = await store.claim("j1", now=100)
     assert j is not None
     # the root task adds four children and releases itself: 1 + 4 - 1
-    assert await store.apply("j1", j.generation, pending_delta=3, dirs=1) == 4
+    root = await store.complete("j1", j.generation, "root", children=4, dirs=1)
+    assert root is not None and root.pending == 4
     results = await asyncio.gather(
-        *(store.apply("j1", j.generation, -1, files_seen=1) for _ in range(4))
+        *(store.complete("j1", j.generation, f"f{i}", files_seen=1) for i in range(4))
     )
-    assert sorted(results) == [0, 1, 2, 3]  # each decrement sees its own value
+    # each decrement sees its own value
+    assert sorted(r.pending for r in results if r is not None) == [0, 1, 2, 3]
     done = await store.finish_pass("j1", j.generation)
     assert done is not None and done.state is JobState.COMPLETED
     assert done.counters["files_seen"] == 4 and done.counters["dirs"] == 1
@@ -117,7 +119,6 @@ async def test_stale_generation_is_ignored(store):
     assert j is not None
     stopped = await store.stop("j1")
     assert stopped.state is JobState.STOPPED
-    assert await store.apply("j1", j.generation, -1) is None
     assert await store.complete("j1", j.generation, "late", files_seen=1) is None
     assert await done_rows(store) == 0
     assert not await store.current("j1", j.generation)
