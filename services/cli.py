@@ -2,7 +2,7 @@
 
 ``stager ingest ...``
     Automated ingest jobs (``start``, ``list``, ``stop``, ``watch``): handed whole to
-    :mod:`services.ingest.cli`, whose options, help and exit codes are its own.
+    :mod:`services.ingest.cli`, whose options and help are its own.
 ``stager genkey DIR [--bits N]``
     A new credential key pair: ``DIR/private.pem`` (created 0600) and ``DIR/public.pem``,
     both overwritten; prints the key id. The API seals with the public key, workers open
@@ -11,8 +11,10 @@
     Reads a service account's password from the first line of stdin and prints its hash
     for the API's settings (:func:`services.api.auth.hash_password`).
 
-A usage error is one line on stderr and exit status 2. Each command imports its service
-only when it runs, so ``stager genkey`` does not load the API or the ingest store.
+Exit codes are the project's one vocabulary (``shared.errors.ExitStatus``): a usage error
+is one line on stderr and 2; a file that cannot be written is one line and 1. Each command
+imports its service only when it runs, so ``stager genkey`` does not load the API or the
+ingest store.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from shared.errors import ExitStatus
+
 #: The ingest CLI's argv is handed over before this parser sees it.
 INGEST = "ingest"
 
@@ -32,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line: what is wrong, where to look."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
+        self.exit(int(ExitStatus.USAGE), f"{self.prog}: {message} (see {self.prog} -h)\n")
 
 
 def genkey(args: argparse.Namespace) -> int:
@@ -47,7 +51,7 @@ def genkey(args: argparse.Namespace) -> int:
         fh.write(private_pem)
     (out / "public.pem").write_bytes(public_pem)
     sys.stdout.write(key_id(load_public_key(public_pem)) + "\n")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def hash_password(args: argparse.Namespace) -> int:
@@ -58,7 +62,7 @@ def hash_password(args: argparse.Namespace) -> int:
     if not password:
         args.parser.error("empty password on stdin")
     sys.stdout.write(hash_of(password) + "\n")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         return ingest_main(args[1:])
     parsed = build_parser().parse_args(args)
     run: Callable[[argparse.Namespace], int] = parsed.run
-    return run(parsed)
+    try:
+        return int(run(parsed))
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        sys.stderr.write(f"stager {parsed.command}: cannot write{where}: {e.strerror or e}\n")
+        return int(ExitStatus.FAILED)
 
 
 if __name__ == "__main__":

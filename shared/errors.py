@@ -15,19 +15,23 @@
     ├── ConfigError              config (yes): settings missing or inconsistent
     └── Unavailable              unavailable (no): broker, store, iRODS or worker not answering
 
-    isync has its own root (services.isync.errors.IsyncError) whose exit statuses map onto
-    the same kinds (services.isync.errors.KIND_BY_STATUS).
+    isync's errors (IsyncError: usage, authentication, not found, permission denied,
+    connection failed, checksum mismatch, destination exists, interrupted) subclass the
+    same root in isync's own errors module, each with its kind.
 
 A kind is what crosses process boundaries: the fork server's child pipe, task events and
 directory-listing replies carry ``ErrorKind`` values, never exception class names. Whether
 an error is worth retrying is a property of the error (``permanent``), which defaults from
 its kind. How a kind is shown (HTTP status, the Go stager's exit code) is decided at the
-edge that shows it: the API's error middleware.
+edge that shows it: the API's error middleware (HTTP status), and :data:`EXIT_BY_KIND`
+for the exit status of every command line tool.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+from pydantic import ValidationError
 
 
 class ErrorKind(StrEnum):
@@ -67,6 +71,39 @@ _PERMANENT = frozenset(
         ErrorKind.CONFIG,
     }
 )
+
+
+class ExitStatus(IntEnum):
+    """The exit codes of every command the project ships (``isync``, ``stager ...``)."""
+
+    SUCCESS = 0
+    FAILED = 1  # some files or tasks failed, or the server or store did not answer
+    USAGE = 2
+    AUTHENTICATION = 3
+    NOT_FOUND = 4
+    PERMISSION_DENIED = 5
+    INTERRUPTED = 130
+
+
+#: The exit status of each kind of error (what is not listed exits FAILED).
+EXIT_BY_KIND: dict[ErrorKind, ExitStatus] = {
+    ErrorKind.INVALID: ExitStatus.USAGE,
+    ErrorKind.CONFIG: ExitStatus.USAGE,
+    ErrorKind.AUTHENTICATION: ExitStatus.AUTHENTICATION,
+    ErrorKind.NOT_FOUND: ExitStatus.NOT_FOUND,
+    ErrorKind.NOT_A_DIRECTORY: ExitStatus.USAGE,
+    ErrorKind.FORBIDDEN: ExitStatus.PERMISSION_DENIED,
+    ErrorKind.REFUSED: ExitStatus.PERMISSION_DENIED,
+    ErrorKind.PERMISSION_DENIED: ExitStatus.PERMISSION_DENIED,
+    ErrorKind.INTERRUPTED: ExitStatus.INTERRUPTED,
+}
+
+
+def exit_status_of(exc: BaseException) -> ExitStatus:
+    """The exit status a command ends with when ``exc`` ends it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    return EXIT_BY_KIND.get(kind_of(exc), ExitStatus.FAILED)
 
 
 def kind_of(exc: BaseException) -> ErrorKind:
@@ -126,6 +163,33 @@ class InvalidInput(StagerError):
 
     kind = ErrorKind.INVALID
     title = "invalid input"
+
+    @classmethod
+    def from_validation(cls, e: ValidationError, *, root: str = "") -> InvalidInput:
+        """A pydantic error as one line that says what to fix, with per-field details."""
+        errors = validation_errors(e, root=root)
+        return cls(validation_summary(errors), errors=errors)
+
+
+def validation_errors(e: ValidationError, *, root: str = "") -> list[dict[str, object]]:
+    """Pydantic errors as ``{field, message}``, never with the input values (they may be
+    secrets); ``root`` names the field of a whole-model error."""
+    out: list[dict[str, object]] = []
+    for err in e.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or root
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": loc, "message": msg})
+    return out
+
+
+def validation_summary(errors: list[dict[str, object]]) -> str:
+    """One line out of :func:`validation_errors`: the first five, then how many more."""
+    parts = []
+    for err in errors[:5]:
+        field = err.get("field")
+        parts.append(f"{field}: {err['message']}" if field else str(err["message"]))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
 
 
 class Unauthenticated(StagerError):

@@ -42,6 +42,15 @@ def test_genkey_writes_a_private_key_0600_and_prints_its_id(tmp_path: Path) -> N
     assert Opener.from_pem([priv.read_bytes()]).open(envelope).get_secret_value() == "x"
 
 
+def test_genkey_where_nothing_can_be_written_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, out, err = stager("genkey", str(blocker / "keys"), "--bits", "2048")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("stager genkey: cannot write"), err
+    assert str(blocker / "keys") in err and "Traceback" not in err
+
+
 def test_hash_password_reads_stdin_and_prints_a_verifiable_hash() -> None:
     code, out, err = stager("hash-password", stdin="pw-from-stdin\n")
     assert code == 0, err

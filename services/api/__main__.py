@@ -8,9 +8,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.app import create_app
-from services.api.middleware import summary, validation_errors
 from services.api.settings import ApiSettings
-from shared.errors import ConfigError
+from shared.errors import ConfigError, InvalidInput
 from shared.logging import configure, get_logger
 
 
@@ -19,7 +18,7 @@ def main() -> int:
     try:
         settings = ApiSettings()
     except ValidationError as e:
-        sys.stderr.write(f"invalid settings:\n{summary(validation_errors(e))}\n")
+        sys.stderr.write(f"invalid settings:\n{InvalidInput.from_validation(e).message}\n")
         return 2
     configure(settings.log_level, json=settings.log_json)
     try:

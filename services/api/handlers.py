@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.api.auth import Principal, authorize_stager_user
 from services.api.keys import AUTH, BUS, DAC, DISPATCHER, METRICS, SEALER, SETTINGS, SPEC, STORE
-from services.api.middleware import http_status, invalid_input
+from services.api.middleware import http_status
 from services.api.openapi import render_html
 from services.api.store import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from services.api.views import (
@@ -104,7 +104,7 @@ def seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
     try:
         return _seal_job(app, p, raw)
     except ValidationError as e:
-        raise invalid_input(e) from None
+        raise InvalidInput.from_validation(e) from None
 
 
 def _seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:

@@ -49,36 +49,6 @@ def http_status(e: StagerError) -> int:
     return HTTP_BY_KIND[e.kind][0]
 
 
-def validation_errors(e: ValidationError) -> list[dict[str, object]]:
-    """Pydantic errors as ``{field, message}`` (no input values: they may be secret).
-
-    The one formatter of validation errors in the API: problem bodies, the rejected
-    entries of a batch (both through :func:`invalid_input`) and invalid settings at
-    start-up all go through it and :func:`summary`."""
-    out: list[dict[str, object]] = []
-    for err in e.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        out.append({"field": loc, "message": msg})
-    return out
-
-
-def invalid_input(e: ValidationError) -> InvalidInput:
-    """A validation error as the domain error it is answered as (with field details)."""
-    errors = validation_errors(e)
-    return InvalidInput(summary(errors), errors=errors)
-
-
-def summary(errors: list[dict[str, object]]) -> str:
-    """One line that says what to fix."""
-    parts = []
-    for err in errors[:5]:
-        field = err.get("field")
-        parts.append(f"{field}: {err['message']}" if field else str(err["message"]))
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more
-
-
 def problem(
     status: int,
     title: str,
@@ -113,7 +83,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = resp.status
         return resp
     except (StagerError, ValidationError) as e:
-        err = e if isinstance(e, StagerError) else invalid_input(e)
+        err = e if isinstance(e, StagerError) else InvalidInput.from_validation(e)
         status, exit_code = HTTP_BY_KIND[err.kind]
         return problem(status, err.title, err.message, exit_code=exit_code, errors=err.errors)
     except web.HTTPException as e:

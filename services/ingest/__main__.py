@@ -7,7 +7,7 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
-from shared.errors import StagerError
+from shared.errors import InvalidInput, StagerError
 from shared.logging import configure, get_logger
 
 from .app import create_app
@@ -19,7 +19,9 @@ def main() -> int:
     try:
         settings = IngestSettings()
     except ValidationError as e:
-        print(f"ingest: invalid settings:\n{e}", file=sys.stderr)
+        print(
+            f"ingest: invalid settings: {InvalidInput.from_validation(e).message}", file=sys.stderr
+        )
         return 2
     configure(settings.log_level, json=settings.log_json)
     get_logger(__name__).info("ingest.settings", settings=repr(settings))

@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -27,7 +26,7 @@ from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
 from services.ingest.settings import IngestSettings
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
-from shared.errors import ErrorKind, StagerError
+from shared.errors import ExitStatus, InvalidInput, StagerError, exit_status_of
 
 IGNORED = (
     "file_queue",
@@ -43,13 +42,6 @@ IGNORED = (
     "profile_level",
 )
 WAIT_HINT_AFTER = 15.0
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    FAILED = 1  # the job failed, or some file failed
-    USAGE = 2
-    ERROR = 3  # cannot reach the store, unknown job ...
 
 
 @dataclass
@@ -176,7 +168,7 @@ def job_status(job: Job) -> ExitStatus:
     c = job.counters
     if job.state is JobState.FAILED or c.get("files_failed") or c.get("tasks_failed"):
         return ExitStatus.FAILED
-    return ExitStatus.OK
+    return ExitStatus.SUCCESS
 
 
 def _line(job: Job) -> str:
@@ -258,14 +250,14 @@ async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
             env.stdout.flush()
             if args.synchronous:
                 return await watch(store, created.name, env, args.progress)
-            return ExitStatus.OK
+            return ExitStatus.SUCCESS
         if args.command == "list":
             env.stdout.write(json.dumps(list_view(await store.list_jobs()), indent=2) + "\n")
-            return ExitStatus.OK
+            return ExitStatus.SUCCESS
         if args.command == "stop":
             stopped = await store.stop(args.job_name)
             env.stdout.write(f"{stopped.name} {stopped.state}\n")
-            return ExitStatus.OK
+            return ExitStatus.SUCCESS
         return await watch(store, args.job_name, env, progress=True)
     finally:
         await store.close()
@@ -279,23 +271,13 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     try:
         return int(asyncio.run(run(args, env)))
     except KeyboardInterrupt:
-        return int(ExitStatus.OK)
+        return int(ExitStatus.SUCCESS)
     except (StagerError, ValueError, ValidationError) as e:
-        message = e.message if isinstance(e, StagerError) else _short(e)
+        if isinstance(e, ValidationError):
+            e = InvalidInput.from_validation(e)
+        message = e.message if isinstance(e, StagerError) else str(e)
         env.stderr.write(f"stager ingest: {message}\n")
-        return int(ExitStatus.USAGE if not isinstance(e, StagerError) else _code(e))
-    except OSError as e:
+        return int(exit_status_of(e) if isinstance(e, StagerError) else ExitStatus.USAGE)
+    except OSError as e:  # the job store cannot be reached
         env.stderr.write(f"stager ingest: {e.strerror or e}\n")
-        return int(ExitStatus.ERROR)
-
-
-def _short(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-    return str(e)
-
-
-def _code(e: StagerError) -> ExitStatus:
-    return ExitStatus.USAGE if e.kind is ErrorKind.INVALID else ExitStatus.ERROR
+        return int(ExitStatus.FAILED)

@@ -117,11 +117,7 @@ def _handlers(authorize: Authorize) -> list[web.RouteDef]:
             body = IngestRequest.model_validate(data)
             job = job_from_request(request.match_info["name"], body)
         except ValidationError as e:
-            errors = [
-                f"{'.'.join(str(p) for p in err['loc']) or 'name'}: {err['msg']}"
-                for err in e.errors(include_input=False, include_url=False)
-            ]
-            raise InvalidInput("; ".join(errors)) from None
+            raise InvalidInput.from_validation(e, root="name") from None
         created = await request.app[INGEST_STORE].create(job)
         return _json(created.view(), 201)
 

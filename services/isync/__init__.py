@@ -8,7 +8,7 @@ from services.isync.models import (
     TransferReport,
 )
 from services.isync.progress import JsonLinesSink, NullSink, ProgressSink, RecordingSink
-from services.isync.status import ExitStatus
+from shared.errors import ExitStatus
 from shared.irods import IrodsAccount
 
 __all__ = [

@@ -21,7 +21,7 @@ from services.isync.errors import IsyncError, UsageError, exit_status_for, trans
 from services.isync.journal import default_state_dir
 from services.isync.models import TransferOptions, TransferReport
 from services.isync.progress import JsonLinesSink, LineSink, ProgressSink, RichSink
-from services.isync.status import ExitStatus
+from shared.errors import ExitStatus
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 

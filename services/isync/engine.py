@@ -19,7 +19,7 @@ from services.isync.paths import parse_location
 from services.isync.plan import FileTask, Plan, plan_get, plan_put
 from services.isync.progress import ProgressSink, ProgressTracker
 from services.isync.single_buffer import SingleBuffer
-from services.isync.status import ExitStatus
+from shared.errors import ExitStatus
 from shared.irods import IrodsAccount
 
 
@@ -117,7 +117,7 @@ def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
             outcome="failed",
             bytes=task.size,
             error=str(err),
-            exit_status=int(getattr(err, "exit_status", ExitStatus.FILES_FAILED)),
+            exit_status=int(getattr(err, "exit_status", ExitStatus.FAILED)),
         )
 
 
@@ -199,4 +199,4 @@ def _exit_status(report: TransferReport, plan: Plan, cancel: threading.Event) ->
         return ExitStatus.SUCCESS
     if plan.single_file and len(failed) == 1 and failed[0].exit_status in (3, 4, 5):
         return ExitStatus(failed[0].exit_status)
-    return ExitStatus.FILES_FAILED
+    return ExitStatus.FAILED

@@ -1,18 +1,21 @@
-"""isync's exceptions: one root, a shallow hierarchy, a translator for iRODS errors, and
-what each stands for: an exit status (:func:`exit_status_for`) and, for the worker, the
-stager's error kind of that status (:data:`KIND_BY_STATUS`).
+"""isync's exceptions: a shallow hierarchy under the project's root error, a translator
+for iRODS errors, and what each stands for: a kind, hence an exit status
+(:func:`exit_status_for`; the codes are ``shared.errors.ExitStatus``, one vocabulary for
+every command) and, for the worker, the kind a report's exit status stands for
+(:data:`KIND_BY_STATUS`).
 
 ::
 
-    IsyncError                  exit status (kind)
-    ├── UsageError              2 usage (invalid)
-    ├── AuthenticationError     3 authentication (authentication)
-    ├── SourceNotFound          4 not found (not_found)
-    ├── PermissionDenied        5 permission denied (permission_denied)
-    ├── Interrupted             130 interrupted (interrupted)
-    ├── ConnectionFailed        1 files failed (failed)
-    ├── ChecksumMismatch        1 files failed (failed)
-    └── DestinationExists       1 files failed (failed)
+    StagerError (shared.errors)
+    └── IsyncError                1 failed (failed)       exit status (kind)
+        ├── UsageError            2 usage (invalid)
+        ├── AuthenticationError   3 authentication (authentication)
+        ├── SourceNotFound        4 not found (not_found)
+        ├── PermissionDenied      5 permission denied (permission_denied)
+        ├── Interrupted           130 interrupted (interrupted)
+        ├── ConnectionFailed      1 failed (unavailable)
+        ├── ChecksumMismatch      1 failed (failed)
+        └── DestinationExists     1 failed (failed)
 """
 
 from __future__ import annotations
@@ -20,42 +23,50 @@ from __future__ import annotations
 import errno
 import socket
 
-from services.isync.status import ExitStatus
-from shared.errors import ErrorKind
+from shared.errors import EXIT_BY_KIND, ErrorKind, ExitStatus, StagerError
 
 
-class IsyncError(Exception):
-    """Root of isync errors; the message is one readable line without secrets."""
+class IsyncError(StagerError):
+    """Root of isync errors (under the project's root); the message is one readable line
+    without secrets. Its kind decides the exit status (``shared.errors.EXIT_BY_KIND``)."""
 
-    exit_status = ExitStatus.FILES_FAILED
+    kind = ErrorKind.FAILED
+    title = "transfer failed"
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """The exit status this error ends isync with."""
+        return EXIT_BY_KIND.get(self.kind, ExitStatus.FAILED)
 
 
 class UsageError(IsyncError):
     """Bad command line or options."""
 
-    exit_status = ExitStatus.USAGE
+    kind = ErrorKind.INVALID
 
 
 class AuthenticationError(IsyncError):
     """iRODS refused the credentials, or none were found."""
 
-    exit_status = ExitStatus.AUTHENTICATION
+    kind = ErrorKind.AUTHENTICATION
 
 
 class SourceNotFound(IsyncError):
     """The source path does not exist."""
 
-    exit_status = ExitStatus.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
 
 
 class PermissionDenied(IsyncError):
     """A file, directory, object or collection may not be read or written."""
 
-    exit_status = ExitStatus.PERMISSION_DENIED
+    kind = ErrorKind.PERMISSION_DENIED
 
 
 class ConnectionFailed(IsyncError):
     """The iRODS server could not be reached."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 class ChecksumMismatch(IsyncError):
@@ -69,7 +80,7 @@ class DestinationExists(IsyncError):
 class Interrupted(IsyncError):
     """The transfer was cancelled (signal or cancel event)."""
 
-    exit_status = ExitStatus.INTERRUPTED
+    kind = ErrorKind.INTERRUPTED
 
 
 _AUTH = {
@@ -132,12 +143,12 @@ def exit_status_for(exc: BaseException) -> ExitStatus:
         return ExitStatus.INTERRUPTED
     if isinstance(exc, IsyncError):
         return exc.exit_status
-    return ExitStatus.FILES_FAILED
+    return ExitStatus.FAILED
 
 
 #: The stager's error kind of each failure status (whether a retry can help follows from it).
 KIND_BY_STATUS: dict[ExitStatus, ErrorKind] = {
-    ExitStatus.FILES_FAILED: ErrorKind.FAILED,
+    ExitStatus.FAILED: ErrorKind.FAILED,
     ExitStatus.USAGE: ErrorKind.INVALID,
     ExitStatus.AUTHENTICATION: ErrorKind.AUTHENTICATION,
     ExitStatus.NOT_FOUND: ErrorKind.NOT_FOUND,

@@ -114,7 +114,7 @@ async def test_periodic_stop_and_watch(ingest, tmp_path):
     assert code == 0 and "was stopped" in err
     assert (await ingest.store.get("cli-periodic")).state is JobState.STOPPED
     code, _, err = await stager(ingest, "stop", "no-such-job")
-    assert code == 3 and "no ingest job named 'no-such-job'" in err
+    assert code == 4 and "no ingest job named 'no-such-job'" in err
 
 
 def run_main(*args: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from services.isync.errors import (
     exit_status_for,
     translate,
 )
-from services.isync.status import ExitStatus
+from shared.errors import ExitStatus
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_translation_and_exit_status(exc, kind, status):
 
 def test_interrupt_and_unknown():
     assert exit_status_for(KeyboardInterrupt()) == ExitStatus.INTERRUPTED
-    assert exit_status_for(RuntimeError("x")) == ExitStatus.FILES_FAILED
+    assert exit_status_for(RuntimeError("x")) == ExitStatus.FAILED
     assert "ValueError" in str(translate(ValueError("bad\nvalue")))
 
 

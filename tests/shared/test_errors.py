@@ -59,3 +59,33 @@ def test_kind_of_any_exception(exc: BaseException, kind: ErrorKind) -> None:
 def test_kinds_are_their_wire_values() -> None:
     assert ErrorKind("permission_denied") is ErrorKind.PERMISSION_DENIED
     assert f"{ErrorKind.NOT_FOUND}" == "not_found"
+
+
+def test_every_kind_has_an_exit_status_and_isync_codes_hold() -> None:
+    from shared.errors import EXIT_BY_KIND, ExitStatus, exit_status_of
+
+    assert exit_status_of(KeyboardInterrupt()) is ExitStatus.INTERRUPTED
+    assert exit_status_of(InvalidInput("x")) is ExitStatus.USAGE
+    assert exit_status_of(NotFound("x")) is ExitStatus.NOT_FOUND
+    assert exit_status_of(Unavailable("x")) is ExitStatus.FAILED
+    assert exit_status_of(PermissionError(13, "denied")) is ExitStatus.PERMISSION_DENIED
+    # the codes the README documents for isync are the shared vocabulary's
+    assert [int(s) for s in ExitStatus] == [0, 1, 2, 3, 4, 5, 130]
+    assert set(EXIT_BY_KIND.values()) <= set(ExitStatus) - {ExitStatus.SUCCESS}
+
+
+def test_validation_errors_say_what_to_fix_and_never_echo_the_input() -> None:
+    from pydantic import BaseModel, Field, ValidationError
+
+    class Body(BaseModel):
+        password: str = Field(min_length=20)
+        count: int
+
+    try:
+        Body.model_validate({"password": "hunter2-secret", "count": "many"})
+    except ValidationError as e:
+        err = InvalidInput.from_validation(e)
+    assert err.message.startswith("password: String should have at least 20 characters")
+    assert "count: " in err.message and "hunter2" not in err.message
+    assert "hunter2" not in repr(err.errors) and "many" not in repr(err.errors)
+    assert [x["field"] for x in err.errors] == ["password", "count"]
