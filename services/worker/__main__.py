@@ -1,43 +1,17 @@
-"""``python -m services.worker``: run one worker until SIGTERM/SIGINT."""
+"""``python -m services.worker``: run one transfer worker until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import sys
 
-from aiohttp import web
-from pydantic import ValidationError
-
-from shared.errors import InvalidInput, StagerError
-from shared.logging import configure, get_logger
-
-from .app import create_app
-from .settings import WorkerSettings
+from services.worker.app import create_app
+from services.worker.settings import WorkerSettings
+from shared.serve import serve
 
 
 def main() -> int:
-    """Load settings, then serve health/metrics while the worker runs."""
-    try:
-        settings = WorkerSettings()
-    except ValidationError as e:
-        print(
-            f"worker: invalid settings: {InvalidInput.from_validation(e).message}", file=sys.stderr
-        )
-        return 2
-    configure(settings.log_level, json=settings.log_json)
-    get_logger(__name__).info("worker.settings", settings=repr(settings))
-    try:
-        web.run_app(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            print=None,
-            handle_signals=True,
-        )
-    except StagerError as e:
-        get_logger(__name__).error("worker.failed", error=e.message)
-        print(f"worker: {e.message}", file=sys.stderr)
-        return 1
-    return 0
+    """Serve health and metrics while the worker consumes."""
+    return serve("worker", WorkerSettings, create_app, lambda s: (s.http_host, s.http_port))
 
 
 if __name__ == "__main__":
