@@ -17,30 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from services.ingest.charmap import CharMap, translate_element
+from shared.file_types import FileType, file_type
 from shared.ingest.utils import is_unicode_encode_error_path
 
 #: The seed's file-type names for ``--exclude_file_type``.
-FILE_TYPES = ("regular", "directory", "character", "block", "socket", "pipe", "link")
+FILE_TYPES = tuple(str(t) for t in FileType if t is not FileType.UNKNOWN)
 UNICODE_ERROR_PREFIX = "irods_UnicodeEncodeError_"
-
-
-def file_type(mode: int) -> str:
-    """The seed's name for the type in ``st_mode`` (``lstat``, so links are links)."""
-    if stat.S_ISLNK(mode):
-        return "link"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISREG(mode):
-        return "regular"
-    if stat.S_ISCHR(mode):
-        return "character"
-    if stat.S_ISBLK(mode):
-        return "block"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISFIFO(mode):
-        return "pipe"
-    return "unknown"
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from services.worker.forkserver.child import ChildOutput
 from shared.errors import InvalidInput
+from shared.file_types import FileType, file_type
+
+#: A listing's entry types (the Go stager's names); any other type is ``unknown``.
+_ENTRY_TYPES = {FileType.LINK: "symlink", FileType.DIRECTORY: "dir", FileType.REGULAR: "regular"}
 
 
 def _entry_type(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISREG(mode):
-        return "regular"
-    return "unknown"
+    return _ENTRY_TYPES.get(file_type(mode), "unknown")
 
 
 def list_dir(path: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
