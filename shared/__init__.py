@@ -1,1 +1,1 @@
-"""Shared code of the data stager services: models, settings, crypto, store, auth."""
+"""What two or more of the stager's processes import (never anything from ``services``)."""
