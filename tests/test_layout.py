@@ -1,8 +1,9 @@
 """The layout rule, read from the source with ``ast`` so it holds after the layout issue.
 
-``shared/`` holds what two or more processes import and never imports ``services``: not by
-an import statement (at any depth, ``TYPE_CHECKING`` blocks included) and not by a module
-name in a string (``importlib.import_module("services.isync.engine")``, ``"services.x:f"``,
+``shared/`` holds what two or more processes import (each module is imported by at least two
+of them) and never imports ``services``: not by an import statement (at any depth,
+``TYPE_CHECKING`` blocks included) and not by a module name in a string
+(``importlib.import_module("services.isync.engine")``, ``"services.x:f"``,
 ``["-m", "services.worker"]``), which no linter sees. Bare string statements (docstrings)
 are prose and not scanned.
 
@@ -121,3 +122,31 @@ def test_product_never_imports_tools_or_tests() -> None:
         if any(is_under(name, package) for package in AROUND)
     ]
     assert not bad, f"shared/ and services/ never import {', '.join(AROUND)}:\n" + "\n".join(bad)
+
+
+#: Imported by one service and by code outside the repository: operators' ingest handler
+#: files import this path (automated ingest's ``irods_capability_automated_ingest.core``).
+PUBLIC_CONTRACTS = ("shared.ingest",)
+
+
+def _importers_of(module: str) -> set[str]:
+    """The processes (service packages, and ``services/cli.py``) that import ``module``."""
+    users: set[str] = set()
+    for path, tree in sources("services"):
+        rel = path.relative_to(ROOT / "services").parts
+        process = rel[0] if len(rel) > 1 else "cli"
+        if any(is_under(name, module) for _, name in imported_names(path, tree)):
+            users.add(process)
+    return users
+
+
+def test_every_shared_module_is_shared_by_two_processes() -> None:
+    lonely = []
+    for path in sorted((ROOT / "shared").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if path.name == "__init__.py" or any(is_under(module, p) for p in PUBLIC_CONTRACTS):
+            continue
+        users = _importers_of(module)
+        if len(users) < 2:
+            lonely.append(f"{module}: imported only by {sorted(users) or 'nothing'}")
+    assert not lonely, "move these into the one service that uses them:\n" + "\n".join(lonely)
