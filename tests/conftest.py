@@ -34,6 +34,9 @@ Infrastructure the service suites share (each defined here only):
     for plain helpers that cannot take a fixture).
 ``unique_prefix`` (function)
     A broker prefix of this test's own, so its queues and exchanges meet no other test's.
+``names`` / ``amqp`` (function)
+    The topology names of ``unique_prefix``, and an ``Amqp`` (connection, confirming
+    channel, ``topologies``): every topology listed there is deleted after the test.
 ``db_url`` (function, parametrised ``sqlite`` / ``postgres``)
     A store URL: a fresh SQLite file, or a fresh PostgreSQL database on
     ``STAGER_TEST_PG_ADMIN`` (dropped after, its connections forced out). Pin one backend
@@ -47,12 +50,14 @@ Infrastructure the service suites share (each defined here only):
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
+from shared.messaging import broker
+from shared.messaging.topology import Names, Topology
 
 DEFAULT_USER_PASSWORD = "pw-for-tests"
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -75,6 +82,48 @@ def amqp_url() -> str:
 @pytest.fixture
 def unique_prefix() -> str:
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def names(unique_prefix: str) -> Names:
+    return Names(unique_prefix)
+
+
+@dataclass
+class Amqp:
+    """A connection, a confirming channel, and the topologies to delete afterwards."""
+
+    connection: Any
+    channel: Any
+    names: Names
+    topologies: list[Topology] = field(default_factory=list)
+
+
+@pytest.fixture
+async def amqp(names: Names, amqp_url: str) -> AsyncIterator[Amqp]:
+    """A private topology prefix; every topology in ``.topologies`` is deleted after."""
+    conn = await broker.connect(amqp_url, name="stager-test")
+    ch = await broker.open_channel(conn)
+    a = Amqp(conn, ch, names, [Topology(names=names)])
+    yield a
+    queues = {q for topo in a.topologies for q in topo.queue_names()}
+    exchanges = {x for topo in a.topologies for x in topo.exchange_names()}
+    for name in sorted(queues):
+        await _quietly(conn, "queue_delete", name)
+    for name in sorted(exchanges):
+        await _quietly(conn, "exchange_delete", name)
+    await conn.close()
+
+
+async def _quietly(conn: Any, method: str, name: str) -> None:
+    """Best-effort cleanup on its own channel: a busy shared broker must not hang teardown."""
+    try:
+        async with asyncio.timeout(20):
+            ch = await conn.channel()
+            await getattr(ch, method)(name)
+            await ch.close()
+    except Exception:
+        pass
 
 
 async def _pg_admin(sql: str) -> None:

@@ -30,8 +30,8 @@ from shared.messaging.messages import (
     TaskMessage,
     TaskSpec,
 )
-from shared.messaging.topology import Names, Topology
-from tests.conftest import AMQP_URL
+from shared.messaging.topology import Names
+from tests.conftest import AMQP_URL, Amqp
 from tests.worker.jobs import KINDS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="worker tests run as root")
@@ -44,48 +44,6 @@ def open_dir() -> Iterator[Path]:
     path.chmod(0o711)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def names(unique_prefix: str) -> Names:
-    return Names(unique_prefix)
-
-
-@dataclass
-class Amqp:
-    """A connection, a confirming channel, and the topologies to delete afterwards."""
-
-    connection: Any
-    channel: Any
-    names: Names
-    topologies: list[Topology] = field(default_factory=list)
-
-
-@pytest.fixture
-async def amqp(names: Names, amqp_url: str) -> AsyncIterator[Amqp]:
-    """A private topology prefix; every topology in ``.topologies`` is deleted after."""
-    conn = await broker.connect(amqp_url, name="stager-test")
-    ch = await broker.open_channel(conn)
-    a = Amqp(conn, ch, names, [Topology(names=names)])
-    yield a
-    queues = {q for topo in a.topologies for q in topo.queue_names()}
-    exchanges = {x for topo in a.topologies for x in topo.exchange_names()}
-    for name in sorted(queues):
-        await _quietly(conn, "queue_delete", name)
-    for name in sorted(exchanges):
-        await _quietly(conn, "exchange_delete", name)
-    await conn.close()
-
-
-async def _quietly(conn: Any, method: str, name: str) -> None:
-    """Best-effort cleanup on its own channel: a busy shared broker must not hang teardown."""
-    try:
-        async with asyncio.timeout(20):
-            ch = await conn.channel()
-            await getattr(ch, method)(name)
-            await ch.close()
-    except Exception:
-        pass
 
 
 @pytest.fixture

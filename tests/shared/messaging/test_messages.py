@@ -1,4 +1,5 @@
-"""Models: Go names, aliases, path rules, secrets never serialised in plaintext."""
+"""Messages: Go field names, aliases, path rules, versioned bodies, secrets never serialised
+in plaintext."""
 
 from __future__ import annotations
 

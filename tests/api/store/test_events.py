@@ -1,52 +1,51 @@
-"""Batched event application, group-committed submits, the release view and the spec
-direction column, on SQLite and PostgreSQL; the consumer's batch ack and the /metrics
-gauge throttle through the app."""
+"""Event application on SQLite and PostgreSQL: the newest event wins, batches fold stale,
+duplicate, cancelled and other-run events exactly as one-by-one application would, and an
+applied event carries its task's direction (column or spec)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import aio_pika
-import pytest
 from sqlalchemy import text, tuple_, update
-from sqlalchemy.exc import IntegrityError
 
-from services.api.keys import METRICS, STORE
-from services.api.metrics import Throttle
-from services.api.store import Task, TaskStore, new_task_id
+from services.api.store import TaskStore, new_task_id
 from services.api.store.schema import TASKS
-from shared.messaging.messages import (
-    PrincipalKind,
-    Progress,
-    Submitter,
-    TaskEvent,
-    TaskSpec,
-    TaskState,
-)
-from tests.api.conftest import Api, job
-
-SVC = Submitter(kind=PrincipalKind.SERVICE, name="streamer")
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+from shared.messaging.messages import Progress, TaskEvent, TaskState, utcnow
+from tests.api.store.conftest import SVC, T0, apply, ev, make_store, spec
 
 
-def spec(user: str = "stgalice", dst: str = "irods:/z/a", src: str = "/p/a") -> TaskSpec:
-    return TaskSpec(title="t", stagerUser=user, drUser="u", srcURL=src, dstURL=dst)
-
-
-async def make_store(url: str) -> TaskStore:
-    store = TaskStore(url)
-    await store.init()
-    return store
-
-
-def ev(task_id: str, seq: int, state: TaskState, **kw: Any) -> TaskEvent:
-    kw.setdefault("attempt", 1)
-    kw.setdefault("at", T0 + timedelta(seconds=seq))
-    return TaskEvent(task_id=task_id, seq=seq, state=state, **kw)
+async def test_apply_event_keeps_the_newest(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        [task] = await store.add(SVC, [(new_task_id(), spec())])
+        ev: dict[str, Any] = dict(task_id=task.id, attempt=1)
+        assert await apply(
+            store, TaskEvent(**ev, seq=10, state=TaskState.ACTIVE, progress=Progress(files_total=3))
+        )
+        assert not await apply(store, TaskEvent(**ev, seq=10, state=TaskState.RETRY))
+        assert not await apply(store, TaskEvent(**ev, seq=9, state=TaskState.PENDING))
+        nxt = utcnow() + timedelta(seconds=30)
+        assert await apply(
+            store, TaskEvent(**ev, seq=11, state=TaskState.RETRY, error="boom", next_at=nxt)
+        )
+        got = await store.get(task.id)
+        assert got is not None and got.state == TaskState.RETRY and got.error == "boom"
+        assert got.progress is not None and got.progress.files_total == 3
+        assert got.next_process_at is not None and got.last_failed_at is not None
+        assert await apply(
+            store, TaskEvent(task_id=task.id, attempt=2, seq=0, state=TaskState.COMPLETED)
+        )
+        got = await store.get(task.id)
+        assert got is not None and got.state == TaskState.COMPLETED and got.completed_at
+        assert got.error == "" and got.next_process_at is None
+        assert not await apply(
+            store, TaskEvent(task_id="no-such-task", attempt=1, seq=1, state=TaskState.ACTIVE)
+        )
+    finally:
+        await store.close()
 
 
 async def test_stale_and_duplicate_events_in_one_batch_are_void(db_url: str) -> None:
@@ -231,84 +230,3 @@ async def test_applied_carries_direction_without_the_column(db_url: str) -> None
         assert a is not None and a.direction == "download"
     finally:
         await store.close()
-
-
-async def test_concurrent_adds_commit_together_and_fail_alone(db_url: str) -> None:
-    store = await make_store(db_url)
-    try:
-        taken = new_task_id()
-        await store.add(SVC, [(taken, spec())])
-        calls = [store.add(SVC, [(new_task_id(), spec())]) for _ in range(20)]
-        calls.insert(7, store.add(SVC, [(taken, spec())]))  # duplicate id: only this fails
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        assert len(failed) == 1 and isinstance(failed[0], IntegrityError)
-        assert isinstance(results[7], IntegrityError)
-        stored = {t.id for t in await store.find()}
-        added = {ts[0].id for ts in results if isinstance(ts, list)}
-        assert len(added) == 20 and added | {taken} == stored
-        for t in await store.find():
-            assert isinstance(t, Task) and t.state == TaskState.PENDING and not t.dispatched
-    finally:
-        await store.close()
-
-
-async def test_release_view_cuts_each_user_to_its_room(db_url: str) -> None:
-    store = await make_store(db_url)
-    try:
-        alice = [new_task_id() for _ in range(6)]
-        await store.add(SVC, [(i, spec()) for i in alice])
-        await store.add(SVC, [(new_task_id(), spec("stgbob")) for _ in range(2)])
-        assert len(await store.mark_dispatched(alice[:3])) == 3
-        in_flight, held = await store.release_view(4)
-        assert in_flight == {"stgalice": 3}
-        oldest = min(alice[3:])  # same created_at: the id breaks the tie
-        assert [t.id for t in held["stgalice"]] == [oldest] and len(held["stgbob"]) == 2
-        assert len((await store.release_view(7))[1]["stgalice"]) == 3  # room 4: all three
-    finally:
-        await store.close()
-
-
-def test_throttle() -> None:
-    t = Throttle(3600)
-    assert t.due() and not t.due()
-    assert Throttle(0).due() and Throttle(0).due()
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) -> None:
-    """A burst of events (with a malformed and a stale one) is applied and every message
-    settled; /metrics re-reads the store only when its gauges are due."""
-    metrics = api.app[METRICS]
-    metrics.gauges_due = Throttle(3600)
-    first = await (await api.client.get("/metrics")).text()
-    assert 'stager_jobs_current{state="pending"} 0.0' in first
-    r = await api.client.post("/v1/jobs", json={"jobs": [job(), job()]}, headers=api.basic())
-    ids = [j["id"] for j in (await r.json())["jobs"]]
-    cached = await (await api.client.get("/metrics")).text()
-    assert 'stager_jobs_current{state="pending"} 0.0' in cached  # not re-read yet
-    steps = ((1, TaskState.ACTIVE), (3, TaskState.COMPLETED), (2, TaskState.ACTIVE))
-    bodies = [ev(i, seq, st).model_dump_json().encode() for i in ids for seq, st in steps]
-    bodies.insert(2, b"not json")
-    channel = await api.amqp.channel(publisher_confirms=True)
-    x = await channel.get_exchange(api.names.events_exchange)
-    for body in bodies:
-        await x.publish(aio_pika.Message(body), routing_key=api.names.events_queue)
-    store = api.app[STORE]
-    for _ in range(250):
-        tasks = [await store.get(i) for i in ids]
-        if all(t is not None and t.state == TaskState.COMPLETED for t in tasks):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError(f"events not applied: {tasks}")
-    metrics.gauges_due = Throttle(0)
-    fresh = await (await api.client.get("/metrics")).text()
-    assert 'stager_jobs_current{state="completed"} 2.0' in fresh
-    assert 'stager_jobs_total{state="completed"} 2.0' in fresh
-    assert 'stager_transfer_bytes_total{direction="upload"}' not in fresh  # no progress
-    await asyncio.sleep(0.2)  # the batch ack follows the commit
-    await api.client.close()  # consumer gone: anything unacked would be ready again
-    queue = await channel.declare_queue(api.names.events_queue, passive=True)
-    assert queue.declaration_result.message_count == 0
-    await channel.close()

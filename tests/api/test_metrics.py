@@ -1,0 +1,60 @@
+"""Metrics: the gauge Throttle, and through the app the events consumer's batch ack and
+the /metrics gauges re-read only when due."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import pytest
+
+from services.api.keys import METRICS, STORE
+from services.api.metrics import Throttle
+from shared.messaging.messages import TaskState
+from tests.api.conftest import Api, job
+from tests.api.store.conftest import ev
+
+
+def test_throttle() -> None:
+    t = Throttle(3600)
+    assert t.due() and not t.due()
+    assert Throttle(0).due() and Throttle(0).due()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) -> None:
+    """A burst of events (with a malformed and a stale one) is applied and every message
+    settled; /metrics re-reads the store only when its gauges are due."""
+    metrics = api.app[METRICS]
+    metrics.gauges_due = Throttle(3600)
+    first = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="pending"} 0.0' in first
+    r = await api.client.post("/v1/jobs", json={"jobs": [job(), job()]}, headers=api.basic())
+    ids = [j["id"] for j in (await r.json())["jobs"]]
+    cached = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="pending"} 0.0' in cached  # not re-read yet
+    steps = ((1, TaskState.ACTIVE), (3, TaskState.COMPLETED), (2, TaskState.ACTIVE))
+    bodies = [ev(i, seq, st).model_dump_json().encode() for i in ids for seq, st in steps]
+    bodies.insert(2, b"not json")
+    channel = await api.amqp.channel(publisher_confirms=True)
+    x = await channel.get_exchange(api.names.events_exchange)
+    for body in bodies:
+        await x.publish(aio_pika.Message(body), routing_key=api.names.events_queue)
+    store = api.app[STORE]
+    for _ in range(250):
+        tasks = [await store.get(i) for i in ids]
+        if all(t is not None and t.state == TaskState.COMPLETED for t in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"events not applied: {tasks}")
+    metrics.gauges_due = Throttle(0)
+    fresh = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_current{state="completed"} 2.0' in fresh
+    assert 'stager_jobs_total{state="completed"} 2.0' in fresh
+    assert 'stager_transfer_bytes_total{direction="upload"}' not in fresh  # no progress
+    await asyncio.sleep(0.2)  # the batch ack follows the commit
+    await api.client.close()  # consumer gone: anything unacked would be ready again
+    queue = await channel.declare_queue(api.names.events_queue, passive=True)
+    assert queue.declaration_result.message_count == 0
+    await channel.close()
