@@ -21,7 +21,7 @@ from services.isync.errors import IsyncError, UsageError, exit_status_for, trans
 from services.isync.journal import default_state_dir
 from services.isync.models import TransferOptions, TransferReport
 from services.isync.progress import JsonLinesSink, LineSink, ProgressSink, RichSink
-from shared.errors import ExitStatus
+from shared.errors import ExitStatus, validation_errors
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -131,9 +131,18 @@ def options_from(args: argparse.Namespace) -> TransferOptions:
             single_buffer_max=args.single_buffer_max,
         )
     except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        raise UsageError(f"invalid --{field.replace('_', '-')}: {err['msg']}") from e
+        err = validation_errors(e)[0]
+        field = str(err["field"])
+        flag = _FLAG_OF.get(field, "--" + field.replace("_", "-"))
+        raise UsageError(f"invalid {flag}: {err['message']}") from e
+
+
+#: The flag of each option whose flag is not its field name with dashes.
+_FLAG_OF = {
+    "parallel_files": "--parallel",
+    "verify_checksum": "--verify-checksum",
+    "large_file_threshold": "--large-threshold",
+}
 
 
 def _sink(args: argparse.Namespace, env: Environment) -> ProgressSink:

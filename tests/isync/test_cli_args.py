@@ -64,3 +64,17 @@ def test_help_goes_to_the_injected_stdout(run_isync):
     result = run_isync("--help")
     assert result.code == 0
     assert "Exit codes: 0 done" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["-p", "0"], "--parallel"), (["-N", "0"], "--streams"), (["--parallel", "-3"], "--parallel")],
+)
+def test_an_invalid_option_names_the_flag_the_user_typed(argv, flag):
+    from services.isync.errors import UsageError
+
+    args = build_parser().parse_args([*argv, "a", "i:b"])
+    with pytest.raises(UsageError) as e:
+        options_from(args)
+    assert str(e.value).startswith(f"invalid {flag}: ")
+    assert "greater than or equal to 1" in str(e.value)
