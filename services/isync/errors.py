@@ -1,8 +1,7 @@
 """isync's exceptions: a shallow hierarchy under the project's root error, a translator
-for iRODS errors, and what each stands for: a kind, hence an exit status
-(:func:`exit_status_for`; the codes are ``shared.errors.ExitStatus``, one vocabulary for
-every command) and, for the worker, the kind a report's exit status stands for
-(:data:`KIND_BY_STATUS`).
+for iRODS errors, and what each stands for: a kind (what the worker reports, and whether a
+retry can help), hence an exit status (:func:`exit_status_for`; the codes are
+``shared.errors.ExitStatus``, one vocabulary for every command).
 
 ::
 
@@ -144,14 +143,3 @@ def exit_status_for(exc: BaseException) -> ExitStatus:
     if isinstance(exc, IsyncError):
         return exc.exit_status
     return ExitStatus.FAILED
-
-
-#: The stager's error kind of each failure status (whether a retry can help follows from it).
-KIND_BY_STATUS: dict[ExitStatus, ErrorKind] = {
-    ExitStatus.FAILED: ErrorKind.FAILED,
-    ExitStatus.USAGE: ErrorKind.INVALID,
-    ExitStatus.AUTHENTICATION: ErrorKind.AUTHENTICATION,
-    ExitStatus.NOT_FOUND: ErrorKind.NOT_FOUND,
-    ExitStatus.PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
-    ExitStatus.INTERRUPTED: ErrorKind.INTERRUPTED,
-}

@@ -2,7 +2,6 @@ import pytest
 from irods import exception as ex
 
 from services.isync.errors import (
-    KIND_BY_STATUS,
     AuthenticationError,
     ConnectionFailed,
     PermissionDenied,
@@ -38,12 +37,26 @@ def test_interrupt_and_unknown():
     assert "ValueError" in str(translate(ValueError("bad\nvalue")))
 
 
-def test_every_failure_status_has_a_kind_and_only_the_hopeless_are_permanent():
-    assert set(KIND_BY_STATUS) == set(ExitStatus) - {ExitStatus.SUCCESS}
-    permanent = {s for s, kind in KIND_BY_STATUS.items() if kind.permanent}
-    assert permanent == {
-        ExitStatus.USAGE,
-        ExitStatus.AUTHENTICATION,
-        ExitStatus.NOT_FOUND,
-        ExitStatus.PERMISSION_DENIED,
-    }
+def test_each_error_kind_gives_its_status_and_only_the_hopeless_are_permanent():
+    from services.isync.errors import (
+        ChecksumMismatch,
+        DestinationExists,
+        Interrupted,
+        IsyncError,
+        UsageError,
+    )
+
+    errors = [
+        IsyncError("x"),
+        UsageError("x"),
+        AuthenticationError("x"),
+        SourceNotFound("x"),
+        PermissionDenied("x"),
+        Interrupted("x"),
+        ConnectionFailed("x"),
+        ChecksumMismatch("x"),
+        DestinationExists("x"),
+    ]
+    assert [int(e.exit_status) for e in errors] == [1, 2, 3, 4, 5, 130, 1, 1, 1]
+    permanent = {type(e).__name__ for e in errors if e.permanent}
+    assert permanent == {"UsageError", "AuthenticationError", "SourceNotFound", "PermissionDenied"}

@@ -28,7 +28,7 @@ from services.isync import (
     transfer,
 )
 from services.isync.account import open_session
-from services.isync.errors import KIND_BY_STATUS, IsyncError, exit_status_for
+from services.isync.errors import IsyncError
 from services.worker.forkserver.child import ChildOutput, at_child_exit
 from shared.errors import ErrorKind, StagerError
 from shared.irods import IrodsAccount
@@ -75,7 +75,7 @@ def run_child(
             params["src"], params["dst"], account, options, _PipeSink(out), cancel, session
         )
     except IsyncError as e:
-        raise TransferFailed(str(e), kind=KIND_BY_STATUS[exit_status_for(e)]) from e
+        raise TransferFailed(str(e), kind=e.kind) from e
     if report.files_failed or report.exit_status:
         raise _failure(report)
     return {
