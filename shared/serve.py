@@ -23,6 +23,21 @@ from shared.settings import StagerSettings
 S = TypeVar("S", bound=StagerSettings)
 
 
+def add_health(app: web.Application, ready: Callable[[web.Application], bool]) -> None:
+    """``/livez`` (the process answers) and ``/readyz`` (``ready(app)``: 200, else 503)."""
+
+    async def livez(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ok = ready(request.app)
+        body = {"status": "ok" if ok else "unavailable"}
+        return web.json_response(body, status=200 if ok else 503)
+
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+
+
 def serve(
     name: str,
     load: Callable[[], S],

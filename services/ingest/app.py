@@ -16,6 +16,7 @@ from shared.errors import ConfigError
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.topology import Names
+from shared.serve import add_health
 
 log = get_logger("stager.ingest")
 
@@ -70,15 +71,6 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("ingest.stopped")
 
 
-async def _livez(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    ok = request.app[WORKER].ready and not request.app[SCHEDULER].done()
-    return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
-
-
 def create_app(settings: IngestSettings) -> web.Application:
     """The ingest worker's HTTP side (health); the worker runs in its cleanup_ctx."""
     if not settings.irods.enabled:
@@ -86,6 +78,5 @@ def create_app(settings: IngestSettings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([store_ctx, broker_ctx, worker_ctx])
-    app.router.add_get("/livez", _livez)
-    app.router.add_get("/readyz", _readyz)
+    add_health(app, lambda a: a[WORKER].ready and not a[SCHEDULER].done())
     return app

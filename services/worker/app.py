@@ -35,6 +35,7 @@ from shared.messaging.topology import (
     declare_topology,
     retry_delays,
 )
+from shared.serve import add_health
 
 from .metrics import WorkerMetrics
 from .settings import WorkerSettings
@@ -191,15 +192,6 @@ def _check_state_dir(path: Path) -> None:
 WORKER_KEY = web.AppKey("worker", Worker)
 
 
-async def _livez(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    ok = request.app[WORKER_KEY].ready
-    return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
-
-
 async def _metrics(request: web.Request) -> web.Response:
     w = request.app[WORKER_KEY]
     w.metrics.running.set(len(w.runner.running) if w.runner else 0)
@@ -222,7 +214,6 @@ def create_app(settings: WorkerSettings) -> web.Application:
         await app[WORKER_KEY].close()
 
     app.cleanup_ctx.append(run_worker)
-    app.router.add_get("/livez", _livez)
-    app.router.add_get("/readyz", _readyz)
+    add_health(app, lambda a: a[WORKER_KEY].ready)
     app.router.add_get("/metrics", _metrics)
     return app
