@@ -4,9 +4,17 @@
     Automated ingest jobs (``start``, ``list``, ``stop``, ``watch``): handed whole to
     :mod:`services.ingest.cli`, whose options and help are its own.
 ``stager genkey DIR [--bits N]``
-    A new credential key pair: ``DIR/private.pem`` (created 0600) and ``DIR/public.pem``,
-    both overwritten; prints the key id. The API seals with the public key, workers open
-    with the private one (:mod:`shared.crypto`).
+    A new credential key pair: ``DIR/private.pem`` (created 0600) and ``DIR/public.pem``;
+    prints the key id. The API seals with the public key, workers open with the private
+    one (:mod:`shared.crypto`).
+``stager genkey --signing ROLE DIR``
+    A new message signing key pair for ``ROLE`` (api, worker or ingest): ``DIR/ROLE.key``
+    (0600) and ``DIR/ROLE.pub``; prints the key id. The role's processes sign with the
+    private key, receivers trust the public one (:mod:`shared.messaging.signing`).
+
+``genkey`` never overwrites: when a file of the pair exists it exits 1 and says so (move
+the old pair away first; rotation keeps both keys configured for a while). Files are
+created with ``O_EXCL`` and the private key is 0600 whatever the umask.
 ``stager hash-password``
     Reads a service account's password from the first line of stdin and prints its hash
     for the API's settings (:func:`services.api.auth.hash_password`).
@@ -39,18 +47,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitStatus.USAGE), f"{self.prog}: {message} (see {self.prog} -h)\n")
 
 
+class KeyExists(Exception):
+    """A file of the key pair to write exists already."""
+
+
+def write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with exactly ``mode`` (never following a link, never overwriting)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed it; never widen beyond mode
+        with os.fdopen(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+    finally:
+        os.close(fd)
+
+
+def write_pair(private: Path, public: Path, private_pem: bytes, public_pem: bytes) -> None:
+    """Write a key pair; refuses (KeyExists) when either file is there."""
+    for path in (private, public):
+        if os.path.lexists(path):
+            raise KeyExists(f"{path} exists; move the old key pair away first (never overwritten)")
+    write_new(private, private_pem, 0o600)
+    write_new(public, public_pem, 0o644)
+
+
 def genkey(args: argparse.Namespace) -> int:
     """Write a new key pair into ``args.dir`` (private key 0600) and print its key id."""
-    from shared.crypto import generate_keypair, key_id, load_public_key
-
     out: Path = args.dir
-    out.mkdir(parents=True, exist_ok=True)
-    private_pem, public_pem = generate_keypair(args.bits)
-    fd = os.open(out / "private.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-    (out / "public.pem").write_bytes(public_pem)
-    sys.stdout.write(key_id(load_public_key(public_pem)) + "\n")
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.signing:
+        from shared.messaging import signing
+
+        private_pem, public_pem = signing.generate()
+        write_pair(
+            out / f"{args.signing}.key", out / f"{args.signing}.pub", private_pem, public_pem
+        )
+        kid = signing.key_id(signing.load_publics(public_pem)[0])
+    else:
+        from shared.crypto import generate_keypair, key_id, load_public_key
+
+        private_pem, public_pem = generate_keypair(args.bits)
+        write_pair(out / "private.pem", out / "public.pem", private_pem, public_pem)
+        kid = key_id(load_public_key(public_pem))
+    sys.stdout.write(kid + "\n")
     return ExitStatus.SUCCESS
 
 
@@ -74,9 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(INGEST, add_help=False, help="automated ingest jobs: start, list, stop, watch")
-    gen = sub.add_parser("genkey", help="write DIR/private.pem (0600) and DIR/public.pem")
+    gen = sub.add_parser(
+        "genkey", help="a new key pair: DIR/private.pem (0600) + DIR/public.pem, never overwritten"
+    )
     gen.add_argument("dir", metavar="DIR", type=Path, help="where to write (created if missing)")
     gen.add_argument("--bits", type=int, default=3072, help="RSA key size (default 3072)")
+    gen.add_argument(
+        "--signing",
+        metavar="ROLE",
+        choices=("api", "worker", "ingest"),
+        help="a message signing key pair instead: DIR/ROLE.key (0600) + DIR/ROLE.pub",
+    )
     gen.set_defaults(run=genkey, parser=gen)
     hashing = sub.add_parser("hash-password", help="hash a password read on stdin (API settings)")
     hashing.set_defaults(run=hash_password, parser=hashing)
@@ -94,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = parsed.run
     try:
         return int(run(parsed))
+    except KeyExists as e:
+        sys.stderr.write(f"stager {parsed.command}: {e}\n")
+        return int(ExitStatus.FAILED)
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
         sys.stderr.write(f"stager {parsed.command}: cannot write{where}: {e.strerror or e}\n")

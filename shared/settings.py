@@ -13,7 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.errors import ConfigError
 from shared.irods import IrodsAccount
+from shared.messaging.signing import Role, Signer, Verifier, load_private, load_publics
 from shared.messaging.topology import DEFAULT_PREFIX
 
 FILE_PREFIX = "file:"
@@ -68,6 +70,55 @@ class IrodsSettings(IrodsAccount):
         return IrodsAccount(**self.model_dump(include=set(IrodsAccount.model_fields)))
 
 
+class SigningSettings(BaseModel):
+    """Message signing (:mod:`shared.messaging.signing`): this process's private key and
+    the public keys it trusts per producer role (``STAGER_SIGNING__…``, PEM or ``file:``).
+
+    Each ``*_keys`` field may hold several concatenated PEM public keys (rotation).
+    """
+
+    key: FileSecret | None = Field(
+        default=None, description="this process's Ed25519 private key (PEM or file:/path)"
+    )
+    api_keys: FileText = Field(default="", description="trusted public keys of the API")
+    worker_keys: FileText = Field(default="", description="trusted public keys of workers")
+    ingest_keys: FileText = Field(default="", description="trusted public keys of ingest workers")
+
+    def signer(self, role: Role) -> Signer:
+        """This process's signer; a clear :class:`ConfigError` when the key is missing."""
+        if self.key is None or not self.key.get_secret_value():
+            raise ConfigError(
+                "STAGER_SIGNING__KEY is not set: give this service's message signing key "
+                f"(make one with: stager genkey --signing {role.value} DIR)"
+            )
+        try:
+            return Signer(role, load_private(self.key.get_secret_value()))
+        except ValueError as e:
+            raise ConfigError(f"STAGER_SIGNING__KEY: {e}") from None
+
+    def verifier(self, *needed: Role) -> Verifier:
+        """A verifier trusting the configured keys; every role in ``needed`` must have one."""
+        texts = {
+            Role.API: self.api_keys,
+            Role.WORKER: self.worker_keys,
+            Role.INGEST: self.ingest_keys,
+        }
+        trusted = {}
+        for role, text in texts.items():
+            if not text.strip():
+                if role in needed:
+                    raise ConfigError(
+                        f"STAGER_SIGNING__{role.value.upper()}_KEYS is not set: give the "
+                        f"{role.value} role's public signing key(s) (PEM or file:/path)"
+                    )
+                continue
+            try:
+                trusted[role] = load_publics(text)
+            except ValueError as e:
+                raise ConfigError(f"STAGER_SIGNING__{role.value.upper()}_KEYS: {e}") from None
+        return Verifier(trusted)
+
+
 class IngestStoreSettings(BaseModel):
     """The ingest job store: one URL read by the API (REST), the ingest workers and the CLI.
 
@@ -94,3 +145,4 @@ class StagerSettings(BaseSettings):
     log_json: bool = True
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     irods: IrodsSettings = Field(default_factory=IrodsSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)

@@ -41,6 +41,11 @@ Infrastructure the service suites share (each defined here only):
     A store URL: a fresh SQLite file, or a fresh PostgreSQL database on
     ``STAGER_TEST_PG_ADMIN`` (dropped after, its connections forced out). Pin one backend
     with ``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``.
+``signing_keys`` (session scope)
+    One Ed25519 key pair per role (api, worker, ingest) under a temp dir, as
+    :class:`SigningKeys`: ``.settings(role)`` is the ``SigningSettings`` a process of that
+    role runs with (its private key, every role's public keys), ``.env(role)`` the same as
+    ``STAGER_SIGNING__*`` variables (``file:`` paths) for a subprocess, ``.signer(role)``.
 ``unix_user`` (function factory, needs root)
     ``unix_user(name=None) -> pwd.struct_passwd``: a real Unix user (uid >= 20000, own
     group, no home), a fresh unique one or the one named. A named user that already exists
@@ -66,12 +71,58 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
-from shared.messaging import broker
+from shared.messaging import broker, signing
 from shared.messaging.topology import Names, Topology
+from shared.settings import SigningSettings
 
 DEFAULT_USER_PASSWORD = "pw-for-tests"
 AMQP_URL = os.environ.get("STAGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("STAGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """A key pair per role in ``root`` (``ROLE.key`` 0600, ``ROLE.pub``)."""
+
+    root: Path
+
+    def _pub(self, role: signing.Role) -> Path:
+        return self.root / f"{role.value}.pub"
+
+    def _key(self, role: signing.Role) -> Path:
+        return self.root / f"{role.value}.key"
+
+    def env(self, role: signing.Role) -> dict[str, str]:
+        """``STAGER_SIGNING__*`` for a process of ``role`` (file: secrets)."""
+        return {
+            "STAGER_SIGNING__KEY": f"file:{self._key(role)}",
+            **{
+                f"STAGER_SIGNING__{r.value.upper()}_KEYS": f"file:{self._pub(r)}"
+                for r in signing.Role
+            },
+        }
+
+    def settings(self, role: signing.Role) -> SigningSettings:
+        """The ``SigningSettings`` of a process of ``role``."""
+        return SigningSettings.model_validate(
+            {k.removeprefix("STAGER_SIGNING__").lower(): v for k, v in self.env(role).items()}
+        )
+
+    def signer(self, role: signing.Role) -> signing.Signer:
+        return self.settings(role).signer(role)
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
+    root = tmp_path_factory.mktemp("signing")
+    for role in signing.Role:
+        private_pem, public_pem = signing.generate()
+        key = root / f"{role.value}.key"
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private_pem)
+        (root / f"{role.value}.pub").write_bytes(public_pem)
+    return SigningKeys(root)
 
 
 @pytest.fixture

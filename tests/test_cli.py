@@ -42,6 +42,46 @@ def test_genkey_writes_a_private_key_0600_and_prints_its_id(tmp_path: Path) -> N
     assert Opener.from_pem([priv.read_bytes()]).open(envelope).get_secret_value() == "x"
 
 
+def test_genkey_refuses_to_overwrite_an_existing_key_and_keeps_it(tmp_path: Path) -> None:
+    code, _, err = stager("genkey", str(tmp_path / "k"), "--bits", "2048")
+    assert code == 0, err
+    before = (tmp_path / "k" / "private.pem").read_bytes()
+    code, out, err = stager("genkey", str(tmp_path / "k"), "--bits", "2048")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "exists" in err and "Traceback" not in err, err
+    assert (tmp_path / "k" / "private.pem").read_bytes() == before
+
+
+def test_genkey_private_key_is_0600_even_when_an_old_0644_file_was_moved_away(
+    tmp_path: Path,
+) -> None:
+    """The old behaviour kept a pre-existing file's mode: a key written into a planted
+    0644 file stayed world-readable. Now the file must not exist, and a planted symlink
+    is refused too (O_EXCL | O_NOFOLLOW)."""
+    keys = tmp_path / "k"
+    keys.mkdir()
+    (keys / "private.pem").symlink_to(tmp_path / "elsewhere")
+    code, _, err = stager("genkey", str(keys), "--bits", "2048")
+    assert code == 1 and "exists" in err
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_genkey_signing_writes_a_role_key_pair_that_signs_and_verifies(tmp_path: Path) -> None:
+    from shared.messaging import signing
+
+    code, out, err = stager("genkey", "--signing", "worker", str(tmp_path / "s"))
+    assert code == 0, err
+    priv, pub = tmp_path / "s" / "worker.key", tmp_path / "s" / "worker.pub"
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    key = signing.load_publics(pub.read_text())[0]
+    assert out == signing.key_id(key) + "\n"
+    signer = signing.Signer(signing.Role.WORKER, signing.load_private(priv.read_bytes()))
+    headers = signer.headers(b"{}", type_="t", message_id="m")
+    verifier = signing.Verifier({signing.Role.WORKER: [key]})
+    ok = verifier.verify(b"{}", headers, type_="t", message_id="m", accept=[signing.Role.WORKER])
+    assert ok.role is signing.Role.WORKER
+
+
 def test_genkey_where_nothing_can_be_written_is_one_line_and_exit_1(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -20,6 +20,7 @@ from aio_pika.abc import (
 )
 
 from shared.errors import Unavailable
+from shared.messaging.signing import Signer
 
 
 class BrokerError(Unavailable):
@@ -65,15 +66,27 @@ def make_message(
     correlation_id: str | None = None,
     reply_to: str | None = None,
     expiration: float | None = None,
+    signer: Signer | None = None,
 ) -> aio_pika.Message:
-    """A persistent JSON message."""
+    """A persistent JSON message, signed by ``signer`` (:mod:`shared.messaging.signing`)."""
+    all_headers = dict(headers or {})
+    if signer is not None:
+        all_headers.update(
+            signer.headers(
+                body,
+                type_=type_,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                reply_to=reply_to,
+            )
+        )
     return aio_pika.Message(
         body,
         content_type="application/json",
         delivery_mode=DeliveryMode.PERSISTENT,
         message_id=message_id,
         type=type_,
-        headers=dict(headers or {}),
+        headers=all_headers,
         correlation_id=correlation_id,
         reply_to=reply_to,
         expiration=expiration,
