@@ -1,0 +1,385 @@
+"""isync as users run it: the ``isync`` console script as a whole process, against the same
+operation in a python-irodsclient (PRC) script run as its own process.
+
+    python -m bench isync_cli
+    python -m bench.isync_cli [--sizes 256,1024] [--rounds 3] [--small-files 10000]
+
+Settings (environment, for ``python -m bench``): ``BENCH_CLI_SIZES`` (MiB, comma separated;
+default ``256,1024``), ``BENCH_CLI_ROUNDS`` (3), ``BENCH_CLI_SMALL_FILES`` (10000; 0 skips),
+``BENCH_TMPDIR`` (where data and the server live).
+
+Per size, four measures, each timed from ``exec`` to exit of the process (imports,
+connection set-up, authentication and teardown included, as a user pays them):
+
+* ``put new``: the object does not exist (removed, untimed, right before the run);
+* ``put overwrite``: the object exists (isync ``-f``; PRC with ``forceFlag``);
+* ``get new``: the local file does not exist; ``get overwrite``: it does (``-f``; ``force``).
+
+``isync -K`` (sha256 while sending, compared with the server's checksum) is timed for
+``put new`` too. Variants alternate within a round and the order rotates between rounds;
+medians are printed with the ratio PRC / isync (> 1: isync is faster) and the goal.
+The machine's own limits are measured in the same run: the sha256 speed of one core over
+the same file and a plain copy of the file into the test server's vault directory.
+Also: ``isync --help`` against ``python -c "import irods.session"`` (start-up cost), and
+``N`` small files (4 KiB) put by one ``isync -r`` process against one PRC process looping
+over ``data_objects.put``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import BenchResult
+
+MiB = 1024 * 1024
+BIN = Path(sys.executable).parent
+ISYNC = str(BIN / "isync")
+#: Goals from the performance issue: PRC time / isync time.
+GOALS = {
+    "put new": 1.5,
+    "get new": 1.5,
+    "put overwrite": 1.5,
+    "get overwrite": 1.5,
+    "small files put": 10.0,
+}
+HELP_GOAL_S = 0.1
+
+PRC_SCRIPT = """
+import os, sys
+from irods.session import iRODSSession
+import irods.keywords as kw
+op, local, logical, overwrite = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+env = os.path.expanduser("~/.irods/irods_environment.json")
+with iRODSSession(irods_env_file=env) as s:
+    if op == "put":
+        opts = {kw.FORCE_FLAG_KW: ""} if overwrite else {}
+        s.data_objects.put(local, logical, **opts)
+    elif op == "get":
+        opts = {kw.FORCE_FLAG_KW: ""} if overwrite else {}
+        s.data_objects.get(logical, local, **opts)
+    elif op == "putdir":
+        s.collections.create(logical)
+        for name in sorted(os.listdir(local)):
+            s.data_objects.put(os.path.join(local, name), logical + "/" + name)
+"""
+
+
+@dataclass
+class Measure:
+    """Seconds per run, per variant, of one measure."""
+
+    name: str
+    nbytes: int = 0
+    runs: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, variant: str) -> float:
+        return statistics.median(self.runs[variant])
+
+    def ratio(self, variant: str = "isync") -> float:
+        return self.median("prc") / self.median(variant)
+
+    def show(self, variant: str) -> str:
+        t = self.median(variant)
+        if self.nbytes:
+            return f"{t:6.2f} s {self.nbytes / t / MiB:5.0f} MiB/s"
+        return f"{t:6.2f} s"
+
+
+def _make_file(path: Path, size: int) -> None:
+    chunk = os.urandom(16 * MiB)
+    with open(path, "wb") as fh:
+        left = size
+        while left > 0:
+            fh.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+
+
+class CliBench:
+    """One test server, one HOME with an iRODS environment, the data in ``work``."""
+
+    def __init__(self, server: Any, work: Path) -> None:
+        from irods.session import iRODSSession
+
+        self.server = server
+        self.work = work
+        self.home_dir = work / "home"
+        server.write_env(self.home_dir)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home_dir),
+            "LANG": "C.UTF-8",
+        }
+        self.session = iRODSSession(
+            host=server.host,
+            port=server.port,
+            user=server.admin_user,
+            password=server.admin_password,
+            zone=server.zone,
+        )
+        self.home = f"/{server.zone}/home/{server.admin_user}"
+        self.prc_script = work / "prc_op.py"
+        self.prc_script.write_text(PRC_SCRIPT)
+
+    def run(self, argv: Sequence[str]) -> float:
+        """Seconds from spawn to exit of one process; a failure stops the benchmark."""
+        os.sync()
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(argv[:3])} ... exited {proc.returncode}: {tail}")
+        return elapsed
+
+    def prc(self, op: str, local: Path, logical: str, overwrite: bool) -> list[str]:
+        return [sys.executable, str(self.prc_script), op, str(local), logical, str(int(overwrite))]
+
+    def remove(self, logical: str) -> None:
+        if self.session.data_objects.exists(logical):
+            self.session.data_objects.unlink(logical, force=True)
+
+    def vault_file(self, name: str) -> Path:
+        hits = [p for p in (Path(self.server.data_dir) / "vault").rglob(name) if p.is_file()]
+        if not hits:
+            raise RuntimeError(f"{name} not found in the test server's vault")
+        return hits[0]
+
+    def timed(self, m: Measure, variant: str, argv: list[str], before: Callable[[], Any]) -> None:
+        before()
+        m.runs.setdefault(variant, []).append(self.run(argv))
+
+    def sized(self, size: int, rounds: int) -> list[Measure]:
+        """put/get, new/overwrite at one size; plus sha256 and cp ceilings."""
+        label = f"{size // MiB} MiB"
+        src, back = self.work / "big.bin", self.work / "big.back"
+        _make_file(src, size)
+        obj = f"{self.home}/big.bin"
+        irods = f"irods:{obj}"
+        put_new, put_over = (
+            Measure(f"put new {label}", size),
+            Measure(f"put overwrite {label}", size),
+        )
+        get_new, get_over = (
+            Measure(f"get new {label}", size),
+            Measure(f"get overwrite {label}", size),
+        )
+        limits = Measure(f"limits {label}", size)
+
+        def absent() -> None:
+            self.remove(obj)
+
+        def present() -> None:
+            if not self.session.data_objects.exists(obj):
+                self.session.data_objects.put(str(src), obj)
+
+        def no_local() -> None:
+            back.unlink(missing_ok=True)
+
+        def local_there() -> None:
+            if not back.exists():
+                shutil.copyfile(src, back)
+
+        for r in range(-1, rounds):  # round -1 warms caches and the server; not counted
+            scratch = Measure("warm-up", size)
+
+            def pick(m: Measure, scratch: Measure = scratch, r: int = r) -> Measure:
+                return scratch if r < 0 else m
+
+            puts: list[tuple[Measure, str, list[str], Callable[[], Any]]] = [
+                (pick(put_new), "isync", [ISYNC, str(src), irods], absent),
+                (pick(put_new), "prc", self.prc("put", src, obj, False), absent),
+                (pick(put_new), "isync -K", [ISYNC, "-K", str(src), irods], absent),
+                (pick(put_over), "isync", [ISYNC, "-f", str(src), irods], present),
+                (pick(put_over), "prc", self.prc("put", src, obj, True), present),
+            ]
+            gets: list[tuple[Measure, str, list[str], Callable[[], Any]]] = [
+                (pick(get_new), "isync", [ISYNC, irods, str(back)], no_local),
+                (pick(get_new), "prc", self.prc("get", back, obj, False), no_local),
+                (pick(get_over), "isync", [ISYNC, "-f", irods, str(back)], local_there),
+                (pick(get_over), "prc", self.prc("get", back, obj, True), local_there),
+            ]
+            shift = max(r, 0)
+            for batch in (puts, gets):
+                order = batch[shift % len(batch) :] + batch[: shift % len(batch)]
+                for m, variant, argv, before in order:
+                    self.timed(m, variant, argv, before)
+            if r >= 0:
+                limits.runs.setdefault("sha256", []).append(_sha256_seconds(src))
+                ceiling = self.vault_file("big.bin").with_name("cp-ceiling.bin")
+                t0 = time.perf_counter()
+                shutil.copyfile(src, ceiling)
+                limits.runs.setdefault("cp", []).append(time.perf_counter() - t0)
+                ceiling.unlink()
+        self.remove(obj)
+        back.unlink(missing_ok=True)
+        src.unlink()
+        return [put_new, put_over, get_new, get_over, limits]
+
+    def small(self, count: int, rounds: int) -> Measure:
+        src = self.work / "small"
+        src.mkdir()
+        for i in range(count):
+            (src / f"f{i:05}.dat").write_bytes(os.urandom(4096))
+        m = Measure("small files put")
+        for r in range(-1, rounds):
+            base = f"{self.home}/small-{r + 1}"
+            runs = [
+                ("isync", [ISYNC, "-r", f"{src}/", f"irods:{base}-i"]),
+                ("prc", self.prc("putdir", src, f"{base}-p", False)),
+            ]
+            if r % 2:
+                runs.reverse()
+            for variant, argv in runs:
+                elapsed = self.run(argv)
+                if r >= 0:
+                    m.runs.setdefault(variant, []).append(elapsed)
+        return m
+
+    def startup(self, rounds: int) -> Measure:
+        m = Measure("start-up")
+        for _ in range(max(rounds, 5)):
+            m.runs.setdefault("isync --help", []).append(self.run([ISYNC, "--help"]))
+            probe = [sys.executable, "-c", "import irods.session"]
+            m.runs.setdefault("import irods.session", []).append(self.run(probe))
+        return m
+
+
+def _sha256_seconds(path: Path) -> float:
+    """One core hashing the file (page cache warm): the floor of what -K adds."""
+    h = hashlib.sha256()
+    t0 = time.perf_counter()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 * MiB):
+            h.update(chunk)
+    return time.perf_counter() - t0
+
+
+def report(measures: list[Measure]) -> None:
+    print(f"{'measure':<26} {'isync':>20} {'prc':>20} {'ratio':>7} {'goal':>6}")
+    for m in measures:
+        if "prc" in m.runs:
+            goal = GOALS.get(m.name.rsplit(" ", 2)[0] if m.nbytes else m.name, 0.0)
+            print(
+                f"{m.name:<26} {m.show('isync'):>20} {m.show('prc'):>20} "
+                f"{m.ratio():6.2f}x {goal:5.1f}x"
+            )
+            if "isync -K" in m.runs:
+                k = m.median("isync -K")
+                print(
+                    f"{'  with -K':<26} {m.show('isync -K'):>20} {'':>20} "
+                    f"{m.ratio('isync -K'):6.2f}x   (-K costs {k - m.median('isync'):.2f} s)"
+                )
+        for variant, runs in m.runs.items():
+            print(f"    {variant:<22} runs (s): {', '.join(f'{x:.3f}' for x in runs)}")
+
+
+def measure_all(sizes_mib: Sequence[int], rounds: int, small_files: int) -> list[Measure]:
+    from devtools.irods_server.launcher import ServerProcess
+
+    work = Path(tempfile.mkdtemp(prefix="isync-cli-bench-", dir=os.environ.get("BENCH_TMPDIR")))
+    try:
+        with ServerProcess(work / "server") as server:
+            bench = CliBench(server, work)
+            try:
+                measures = [bench.startup(rounds)]
+                for size in sizes_mib:
+                    measures += bench.sized(size * MiB, rounds)
+                if small_files:
+                    measures.append(bench.small(small_files, rounds))
+            finally:
+                bench.session.cleanup()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return measures
+
+
+def _results(measures: list[Measure]) -> list[BenchResult]:
+    out: list[BenchResult] = []
+    for m in measures:
+        if m.name == "start-up":
+            t = m.median("isync --help")
+            out.append(
+                BenchResult(
+                    "isync --help",
+                    t,
+                    "s",
+                    note=f"goal < {HELP_GOAL_S} s; import irods.session "
+                    f"{m.median('import irods.session'):.3f} s",
+                )
+            )
+        elif m.name.startswith("limits"):
+            out.append(
+                BenchResult(
+                    f"sha256 one core {m.name[7:]}", m.nbytes / m.median("sha256") / MiB, "MiB/s"
+                )
+            )
+            out.append(
+                BenchResult(f"cp into vault {m.name[7:]}", m.nbytes / m.median("cp") / MiB, "MiB/s")
+            )
+        else:
+            key = m.name.rsplit(" ", 2)[0] if m.nbytes else m.name
+            note = (
+                f"goal {GOALS.get(key, 0.0)}x; "
+                f"isync {m.median('isync'):.2f} s, prc {m.median('prc'):.2f} s"
+            )
+            if "isync -K" in m.runs:
+                note += f"; -K {m.ratio('isync -K'):.2f}x"
+            out.append(
+                BenchResult(f"ratio isync/prc whole process {m.name}", m.ratio(), "x", note=note)
+            )
+    return out
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"sizes must be MiB numbers separated by commas, not {text!r}") from None
+
+
+def run() -> list[BenchResult]:
+    """The ``python -m bench`` entry point."""
+    measures = measure_all(
+        _sizes(os.environ.get("BENCH_CLI_SIZES", "256,1024")),
+        _env_int("BENCH_CLI_ROUNDS", 3),
+        _env_int("BENCH_CLI_SMALL_FILES", 10_000),
+    )
+    report(measures)
+    return _results(measures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.isync_cli", description=__doc__)
+    p.add_argument("--sizes", default="256,1024", help="MiB, comma separated")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--small-files", type=int, default=10_000)
+    args = p.parse_args(argv)
+    measures = measure_all(_sizes(args.sizes), args.rounds, args.small_files)
+    report(measures)
+    for r in _results(measures):
+        print(r.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

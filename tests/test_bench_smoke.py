@@ -1,0 +1,26 @@
+"""The whole-process isync benchmark runs end to end (tiny sizes): a harness that breaks
+would otherwise only show at ``make bench`` time. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+from bench import isync_cli
+
+
+def test_whole_process_benchmark_measures_every_variant() -> None:
+    measures = isync_cli.measure_all([1], rounds=1, small_files=10)
+    by_name = {m.name: m for m in measures}
+    assert set(by_name) == {
+        "start-up",
+        "put new 1 MiB",
+        "put overwrite 1 MiB",
+        "get new 1 MiB",
+        "get overwrite 1 MiB",
+        "limits 1 MiB",
+        "small files put",
+    }
+    assert set(by_name["put new 1 MiB"].runs) == {"isync", "prc", "isync -K"}
+    for m in measures:
+        for variant, runs in m.runs.items():
+            assert runs and all(t > 0 for t in runs), (m.name, variant)
+    names = [r.name for r in isync_cli._results(measures)]
+    assert "isync --help" in names and "ratio isync/prc whole process get new 1 MiB" in names
