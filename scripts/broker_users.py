@@ -12,17 +12,18 @@ Passwords reach ``rabbitmqctl`` on its standard input, never on a command line (
 
 What each role may touch is worked out from :mod:`shared.messaging.topology` (RabbitMQ
 checks *configure* to declare or delete, *write* to publish to an exchange or bind a queue,
-*read* to consume a queue or bind from an exchange; the default exchange is ``amq.default``,
-server-named queues are ``amq.gen-…``):
+*read* to consume a queue, bind from an exchange or declare a queue with a dead-letter
+exchange; the default exchange is ``amq.default``; aio-pika names an exclusive queue
+``amq_<32 hex digits>`` itself):
 
 ========  ===========================================  ==============================
 role      declares / publishes to                      consumes from
 ========  ===========================================  ==============================
 api       transfer topology; tasks, control,           events, its own reply queue
-          default exchange (listing requests)          (``amq.gen-…``)
+          default exchange (listing requests)          (``amq_…``)
 worker    transfer topology + retry queues; events,    tasks, tasks.priority,
           default exchange (retries, listing replies)  tasks.dead, rpc.dir, its control
-                                                       queue (``amq.gen-…``)
+                                                       queue (``amq_…``)
 ingest    ingest.dirs, ingest.files (default exchange)  ingest.dirs, ingest.files
 admin     everything (tests' fixtures, never a service)
 ========  ===========================================  ==============================
@@ -81,7 +82,9 @@ def permissions(role: str, prefix_re: str) -> Permissions:
     p = prefix_re
     transfer = rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|control|rpc\.dir)"
     retry = rf"{p}\.retry\.(normal|priority)\.[0-9]+"
-    server_named = r"amq\.gen-.*"
+    # exclusive auto-delete queues (the API's reply queue, each worker's control queue):
+    # aio-pika names them itself, amq_<32 hex digits>; amq.gen-… if the server names them
+    server_named = r"amq_[0-9a-f]{32}|amq\.gen-[A-Za-z0-9_-]+"
     bound_queues = rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events)"
     if role == "api":
         return Permissions(
