@@ -37,7 +37,9 @@ async def until_rejected(api: Api, type_: str, counts: dict[str, int]) -> None:
 
 async def test_forged_events_change_no_job(api: Api) -> None:
     h = api.basic()
-    task_id = (await (await api.client.post("/v1/job", json=job(), headers=h)).json())["id"]
+    r = await api.client.post("/v1/job", json=job(), headers=h)
+    assert r.status == 200, await r.text()
+    task_id = (await r.json())["id"]
     channel = await api.amqp.channel(publisher_confirms=True)
     x = await channel.get_exchange(api.names.events_exchange)
     lie = TaskEvent(
