@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import re
 import stat
 import subprocess
 from collections.abc import Callable
@@ -22,7 +23,13 @@ import pytest
 
 from scripts import broker_users
 from shared.messaging import broker
-from shared.messaging.topology import Names, Topology, declare_ingest_queues, declare_topology
+from shared.messaging.topology import (
+    Names,
+    Topology,
+    declare_ingest_queues,
+    declare_topology,
+    delete_topology,
+)
 from tests.conftest import BrokerVhost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd, rabbitmqctl")
@@ -184,7 +191,28 @@ async def test_each_role_gets_only_its_own_part_of_the_topology(
     finally:
         conn = await broker.connect(broker_vhost.url("admin"), name="test-cleanup")
         channel = await conn.channel()
-        from shared.messaging.topology import delete_topology
-
         await delete_topology(channel, topology)
         await conn.close()
+
+
+def test_the_regexes_cover_exactly_each_roles_names() -> None:
+    """Pure: every name the topology declares is matched for the roles that need it."""
+    names = Names("stager")
+    topo = Topology(names=names, retry_delays_ms=frozenset({10_000, 30_000}))
+    p = {r: broker_users.permissions(r, re.escape("stager")) for r in broker_users.ROLES}
+    own_queue = "amq_" + "0" * 32
+
+    def ok(regex: str, *resources: str) -> bool:
+        return all(re.match(regex, r) for r in resources)
+
+    transfer = [q for q in topo.queue_names() if q not in topo.ingest_queue_names()]
+    assert ok(p["worker"].configure, *transfer, *topo.exchange_names(), own_queue)
+    assert ok(p["worker"].write, names.events_exchange, "amq.default", own_queue)
+    assert ok(p["api"].write, names.tasks_exchange, names.control_exchange, "amq.default")
+    assert ok(p["ingest"].configure, *topo.ingest_queue_names())
+    assert not any(re.match(p["ingest"].read, q) for q in (names.tasks_queue, names.priority_queue))
+    assert not re.match(p["worker"].write, names.control_exchange)
+    assert not re.match(p["api"].configure, names.retry_queue("normal", 10_000))
+    for perms in p.values():  # another prefix, or one that only starts like ours
+        for regex in (perms.configure, perms.write, perms.read):
+            assert not re.match(regex, "other.tasks") and not re.match(regex, "stagerx.tasks")
