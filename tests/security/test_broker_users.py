@@ -8,6 +8,8 @@ fixture), real Unix users; the attacking code runs as that user in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
 import pwd
 import re
@@ -22,6 +24,7 @@ import aiormq
 import pytest
 
 from scripts import broker_users
+from shared.logging import configure
 from shared.messaging import broker
 from shared.messaging.topology import (
     Names,
@@ -30,7 +33,7 @@ from shared.messaging.topology import (
     declare_topology,
     delete_topology,
 )
-from tests.conftest import BrokerVhost
+from tests.conftest import AMQP_URL, BrokerVhost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd, rabbitmqctl")
 
@@ -216,3 +219,18 @@ def test_the_regexes_cover_exactly_each_roles_names() -> None:
     for perms in p.values():  # another prefix, or one that only starts like ours
         for regex in (perms.configure, perms.write, perms.read):
             assert not re.match(regex, "other.tasks") and not re.match(regex, "stagerx.tasks")
+
+
+async def test_a_guest_login_is_logged_as_a_warning(broker_vhost: BrokerVhost) -> None:
+    logs = io.StringIO()
+    configure("info", json=True, stream=logs)
+    try:
+        conn = await broker.connect(broker_vhost.url("api"), name="test-role-login")
+        await conn.close()
+        assert "broker.guest_login" not in logs.getvalue()
+        conn = await broker.connect(AMQP_URL, name="test-guest-login")  # the test broker's
+        await conn.close()
+    finally:
+        configure("info", json=True)
+    line = next(json.loads(x) for x in logs.getvalue().splitlines() if "guest_login" in x)
+    assert line["connection"] == "test-guest-login" and "guest:" not in logs.getvalue()
