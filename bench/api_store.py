@@ -47,9 +47,9 @@ import asyncpg
 from bench import BenchResult
 from services.api.auth import hash_password
 from shared.crypto import generate_keypair
-from shared.messaging import broker
+from shared.messaging import broker, signing
 from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskState
-from shared.messaging.topology import Names, Topology, delete_topology
+from shared.messaging.topology import TYPE_EVENT, Names, Topology, delete_topology
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "bench", "bench-Pa55word-api-store"
@@ -101,6 +101,12 @@ async def _database(backend: str, tmp: Path) -> AsyncIterator[str]:
             await conn.close()
 
 
+#: The API's signing key, and the stand-in worker's (the API applies only its events).
+_API_KEY, _ = signing.generate()
+_WORKER_KEY, _WORKER_PUB = signing.generate()
+_WORKER_SIGNER = signing.Signer(signing.Role.WORKER, signing.load_private(_WORKER_KEY))
+
+
 class Api:
     """The API as a child process."""
 
@@ -122,6 +128,8 @@ class Api:
             "STAGER_RUN_RETENTION": "false",
             "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{tmp / 'ingest.sqlite'}",
             "STAGER_LOG_LEVEL": "warning",
+            "STAGER_SIGNING__KEY": _API_KEY.decode(),
+            "STAGER_SIGNING__WORKER_KEYS": _WORKER_PUB.decode(),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "api.log"
@@ -181,7 +189,10 @@ async def stand_in_worker(amqp: aio_pika.abc.AbstractRobustConnection, names: Na
             progress=progress,
         )  # fmt: skip
         body = broker.make_message(
-            ev.model_dump_json().encode(), message_id=msg.task_id, type_="event"
+            ev.model_dump_json().encode(),
+            message_id=msg.task_id,
+            type_=TYPE_EVENT,
+            signer=_WORKER_SIGNER,
         )
         await broker.publish(events, body, names.events_queue)
 

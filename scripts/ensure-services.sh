@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the tests and `make up` talk to are running on loopback:
-# RabbitMQ (guest/guest on 5672) and PostgreSQL (5432). Installs them when absent
+# RabbitMQ (5672; the vhost and per-service users are made by scripts/broker_users.py, run by
+# make up and by the test suite) and PostgreSQL (5432). Installs them when absent
 # (Debian/Ubuntu, as root), starts them when stopped, and waits until they answer.
 set -euo pipefail
 

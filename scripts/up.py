@@ -8,7 +8,11 @@ on http://127.0.0.1:8080, one worker (health on 8081) and the ingest worker (hea
 pointing at each other. Local secrets live in
 ``.local/`` (made once, then reused): the RSA key pair that seals ``drPass``
 (``keys/``) and the password of the service account ``streamer``
-(``streamer.password``, 0600; it may act for any non-system user). Children's output
+(``streamer.password``, 0600; it may act for any non-system user), one message signing key
+pair per role (``signing/ROLE.key`` 0600 and ``ROLE.pub``: each service gets its own private
+key and the public keys of the roles it hears from) and the broker users (``broker/``: a
+vhost ``stager`` with one least-privilege RabbitMQ user per service, made with
+``rabbitmqctl`` by :mod:`scripts.broker_users`; nobody uses ``guest``). Children's output
 goes to stdout, one line at a time, prefixed with the service name. When everything
 answers ``/readyz`` it prints the URLs, a curl example, and one machine-readable line
 ``stager-up ready api=URL irods=HOST:PORT local=DIR prefix=P``.
@@ -16,9 +20,10 @@ answers ``/readyz`` it prints the URLs, a curl example, and one machine-readable
 SIGINT and SIGTERM stop the workers, then the API and the iRODS server: SIGTERM to each
 process group, SIGKILL after ``--grace`` seconds. Children also get SIGTERM if this
 process dies (``PR_SET_PDEATHSIG``). ``--ephemeral`` (tests, benchmarks) picks free
-ports and a private broker prefix, whose queues and exchanges (ingest's included) are
-deleted on exit. Any ``STAGER_*`` variable already set in the environment wins over the
-generated one.
+ports and a private broker prefix on a private vhost with its own users, all deleted on exit
+(a ``STAGER_BROKER__URL`` set by the caller is used as it is, and then only the prefix's
+queues and exchanges are deleted). Any ``STAGER_*`` variable already set in the environment
+wins over the generated one.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -40,6 +47,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from scripts import broker_users
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = "/tmp/stager-demo"  # noqa: S108 - only printed, in the example for the reader
@@ -105,6 +114,29 @@ def ensure_secrets(local: Path) -> Secrets:
     if not password:
         raise SystemExit(f"up: {password_file} is empty: delete it to make a new password")
     return Secrets(keys, public, password_file, hash_password(password))
+
+
+def ensure_signing_keys(local: Path) -> Path:
+    """``local/signing/ROLE.key`` (0600) and ``ROLE.pub`` per role, made once then reused."""
+    from shared.messaging import signing
+
+    root = local / "signing"
+    root.mkdir(mode=0o700, exist_ok=True)
+    root.chmod(0o700)
+    for role in signing.Role:
+        key, pub = root / f"{role.value}.key", root / f"{role.value}.pub"
+        if key.exists() and pub.exists():
+            key.chmod(0o600)
+            continue
+        key.unlink(missing_ok=True)
+        private_pem, public_pem = signing.generate()
+        _write_private(key, private_pem)
+        pub.write_bytes(public_pem)
+    return root
+
+
+#: The public keys each service needs: the roles whose messages it acts on.
+HEARS_FROM = {"api": ("worker",), "worker": ("api",), "ingest": ("ingest",)}
 
 
 # --- ports ---------------------------------------------------------------------------------
@@ -219,6 +251,40 @@ class Stack:
     irods: str = ""
     test_irods: bool = True
     prefix: str = ""
+    #: the vhost and role users made for this run (None: the caller gave STAGER_BROKER__URL)
+    broker: broker_users.BrokerUsers | None = None
+    signing_dir: Path | None = None
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """A service's own broker URL and signing key, and the public keys it trusts."""
+        env: dict[str, str] = {}
+        if self.broker is not None:
+            env["STAGER_BROKER__URL"] = f"file:{self.broker.url_file(role)}"
+        if self.signing_dir is not None:
+            if "STAGER_SIGNING__KEY" not in os.environ:
+                env["STAGER_SIGNING__KEY"] = f"file:{self.signing_dir / f'{role}.key'}"
+            for other in HEARS_FROM[role]:
+                name = f"STAGER_SIGNING__{other.upper()}_KEYS"
+                if name not in os.environ:
+                    env[name] = f"file:{self.signing_dir / f'{other}.pub'}"
+        return env
+
+    def configure_broker(self) -> None:
+        """The vhost and one user per service (``rabbitmqctl``), unless the caller set
+        ``STAGER_BROKER__URL``. ``--ephemeral``: a vhost and users of this run only."""
+        self.signing_dir = ensure_signing_keys(self.local)
+        if "STAGER_BROKER__URL" in os.environ:
+            return
+        name = f"stager-{self.prefix}" if self.ephemeral else "stager"
+        secrets_dir = self.local / (f"broker-{self.prefix}" if self.ephemeral else "broker")
+        users = broker_users.BrokerUsers(vhost=name, users_prefix=name, secrets_dir=secrets_dir)
+        try:
+            self.broker = broker_users.ensure(users, prefix_re=re.escape(self.prefix))
+        except broker_users.BrokerSetupError as e:
+            raise SystemExit(
+                f"up: cannot create the broker users: {e} "
+                "(or set STAGER_BROKER__URL to a broker URL of your own)"
+            ) from None
 
     def setdefault(self, key: str, value: str, *, force: bool = False) -> str:
         """Set ``STAGER_<key>`` unless the user already did (``force``: always)."""
@@ -255,7 +321,7 @@ class Stack:
 
     def broker_host(self) -> tuple[str, int]:
         """Host and port of the broker URL the children will use."""
-        url = os.environ.get("STAGER_BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/")
+        url = os.environ.get("STAGER_BROKER__URL", f"amqp://{LOOPBACK}:5672/")
         if url.startswith("file:"):
             url = Path(url[5:]).read_text().strip()
         parts = urlsplit(url)
@@ -311,19 +377,20 @@ class Stack:
 
     async def start_services(self) -> None:
         """The API, the workers and the ingest worker (each with its own health port)."""
-        api = Child("api", [sys.executable, "-m", "services.api"])
+        api = Child("api", [sys.executable, "-m", "services.api"], env=self.role_env("api"))
         self.children.append(api)
         await api.start()
         for n in range(self.workers):
             port = free_port() if self.ephemeral or n else 8081
             name = "worker" if self.workers == 1 else f"worker{n + 1}"
-            w = Child(name, [sys.executable, "-m", "services.worker"])
+            w = Child(name, [sys.executable, "-m", "services.worker"], env=self.role_env("worker"))
             w.env["STAGER_HTTP_PORT"] = str(port)
             self.worker_urls.append(f"http://{LOOPBACK}:{port}")
             self.children.append(w)
             await w.start()
         if self.ingest:
             ing = Child("ingest", [sys.executable, "-m", "services.ingest"])
+            ing.env.update(self.role_env("ingest"))  # broker user and signing keys
             ing.env["STAGER_HTTP_PORT"] = str(free_port() if self.ephemeral else 8082)
             self.ingest_url = f"http://{LOOPBACK}:{ing.env['STAGER_HTTP_PORT']}"
             self.children.append(ing)
@@ -372,9 +439,22 @@ class Stack:
         others = [c for c in self.children if c not in workers]
         await asyncio.gather(*(c.stop(self.grace) for c in workers))
         await asyncio.gather(*(c.stop(self.grace) for c in others))
-        if self.ephemeral and self.prefix:
+        if self.ephemeral and self.broker is not None:
+            await asyncio.to_thread(self.remove_broker)
+        elif self.ephemeral and self.prefix:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(clean_up_broker(), 10)
+
+    def remove_broker(self) -> None:
+        """``--ephemeral``: this run's vhost (every queue in it), users and their secrets."""
+        users = self.broker
+        if users is None:
+            return
+        try:
+            broker_users.remove(users)
+        except broker_users.BrokerSetupError as e:
+            say(f"up: {e}")
+        shutil.rmtree(users.secrets_dir, ignore_errors=True)
 
 
 class StackFailed(Exception):
@@ -429,6 +509,15 @@ def demo_user() -> tuple[str, bool]:
     return "alice", False
 
 
+def broker_line(stack: Stack) -> str:
+    """Which vhost and users the services log in with."""
+    if stack.broker is None:
+        return "STAGER_BROKER__URL as given (every service shares it)"
+    b = stack.broker
+    users = ", ".join(b.user(r) for r in b.roles)
+    return f"vhost {b.vhost}, users {users} (passwords in {b.secrets_dir})"
+
+
 def banner(stack: Stack, sec: Secrets) -> str:
     """What is running, and a curl example that submits a job as ``streamer``."""
     user, real = demo_user()
@@ -462,6 +551,7 @@ def banner(stack: Stack, sec: Secrets) -> str:
         f"  metrics  {api}/metrics  " + "  ".join(u + "/metrics" for u in stack.worker_urls),
         f"  iRODS    {irods_line}",
         f"  secrets  {stack.local}  (service account {STREAMER}: {sec.password_file})",
+        f"  broker   {broker_line(stack)}",
         "",
         f"Submit a job as {STREAMER} ({who}):",
         "",
@@ -534,6 +624,7 @@ async def run(args: argparse.Namespace) -> int:
     stack = Stack(local, args.ephemeral, args.workers, args.grace)
     stack.configure(sec)
     stack.check_ports()
+    stack.configure_broker()
     status = 0
     try:
         status = await _serve(stack, sec, stop, args.ready_timeout)

@@ -83,6 +83,17 @@ class SigningSettings(BaseModel):
     api_keys: FileText = Field(default="", description="trusted public keys of the API")
     worker_keys: FileText = Field(default="", description="trusted public keys of workers")
     ingest_keys: FileText = Field(default="", description="trusted public keys of ingest workers")
+    control_max_age: float = Field(
+        default=300.0, gt=0, description="seconds a cancel stays valid after the API signed it"
+    )
+    dirlist_max_age: float = Field(
+        default=60.0, gt=0, description="seconds a directory-listing request stays valid"
+    )
+    task_max_age: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="seconds a task (retries included) stays valid after the API released it",
+    )
 
     def signer(self, role: Role) -> Signer:
         """This process's signer; a clear :class:`ConfigError` when the key is missing."""

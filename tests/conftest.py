@@ -41,6 +41,10 @@ Infrastructure the service suites share (each defined here only):
     A store URL: a fresh SQLite file, or a fresh PostgreSQL database on
     ``STAGER_TEST_PG_ADMIN`` (dropped after, its connections forced out). Pin one backend
     with ``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``.
+``broker_vhost`` (session scope, needs root)
+    A private vhost made by ``scripts.broker_users`` with one user per role and a test-admin
+    user (:class:`BrokerVhost`: ``.url(role)``, ``.prefix()``); guest has no permission
+    there. Removed after the run.
 ``signing_keys`` (session scope)
     One Ed25519 key pair per role (api, worker, ingest) under a temp dir, as
     :class:`SigningKeys`: ``.settings(role)`` is the ``SigningSettings`` a process of that
@@ -56,10 +60,15 @@ Infrastructure the service suites share (each defined here only):
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import os
 import pwd
+import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +80,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
+from scripts import broker_users
 from shared.messaging import broker, signing
 from shared.messaging.topology import Names, Topology
 from shared.settings import SigningSettings
@@ -112,9 +122,11 @@ class SigningKeys:
         return self.settings(role).signer(role)
 
 
-@pytest.fixture(scope="session")
-def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
-    root = tmp_path_factory.mktemp("signing")
+@functools.cache
+def signing_key_set() -> SigningKeys:
+    """The run's key pairs (made once; plain helpers that cannot take a fixture use it)."""
+    root = Path(tempfile.mkdtemp(prefix="stager-signing-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     for role in signing.Role:
         private_pem, public_pem = signing.generate()
         key = root / f"{role.value}.key"
@@ -125,9 +137,55 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
     return SigningKeys(root)
 
 
+@pytest.fixture(scope="session")
+def signing_keys() -> SigningKeys:
+    return signing_key_set()
+
+
 @pytest.fixture
 def amqp_url() -> str:
     return AMQP_URL
+
+
+@dataclass(frozen=True)
+class BrokerVhost:
+    """A private vhost with the role users (api, worker, ingest) and a test-admin user.
+
+    The role users may touch every topology whose prefix starts with ``base``; take one per
+    test with :meth:`prefix`. ``url(role)`` is a role's URL (``"admin"``: the fixtures'
+    user, standing in for a leaked broker password: it may publish anything).
+    """
+
+    users: broker_users.BrokerUsers
+    base: str
+
+    def url(self, role: str) -> str:
+        return self.users.url(role)
+
+    def prefix(self) -> str:
+        return self.base + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def broker_vhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerVhost]:
+    """The session's :class:`BrokerVhost` (made with ``scripts.broker_users``; removed after)."""
+    if os.geteuid() != 0:
+        pytest.skip("creating RabbitMQ users needs root (rabbitmqctl)")
+    tag = uuid.uuid4().hex[:8]
+    base = f"tv{tag}"
+    users = broker_users.BrokerUsers(
+        vhost=f"stager-test-{tag}",
+        users_prefix=f"stager-test-{tag}",
+        secrets_dir=tmp_path_factory.mktemp("broker"),
+    )
+    try:
+        broker_users.ensure(users, prefix_re=re.escape(base) + "[a-z0-9]*", admin=True)
+    except broker_users.BrokerSetupError as e:
+        pytest.skip(str(e))
+    try:
+        yield BrokerVhost(users, base)
+    finally:
+        broker_users.remove(users, admin=True)
 
 
 @pytest.fixture

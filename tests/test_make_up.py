@@ -5,6 +5,7 @@ Ephemeral ports, a temp ``.local``, a real Unix user, the real RabbitMQ."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import pwd
@@ -26,7 +27,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from scripts.up import READY_LINE, REPO, clean_up_broker, ensure_secrets
+from scripts.up import READY_LINE, REPO, clean_up_broker, ensure_secrets, ensure_signing_keys
 from services.worker.settings import WorkerSettings
 from shared.messaging import broker
 from shared.messaging.topology import (
@@ -38,6 +39,7 @@ from shared.messaging.topology import (
     declare_topology,
     retry_delays,
 )
+from tests.security.test_broker_users import as_user, connect_as_user
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: useradd and setuid")
 
@@ -224,6 +226,22 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
         obj = s.data_objects.get(f"{target}/hello.txt")
         assert obj.size == len(b"hello from make up\n")
 
+    # broker identity: each service on its own user of this run's vhost, nobody as guest;
+    # the local user can log in as guest there no more than read the secrets
+    prefix = up.field("prefix")
+    vhost = f"stager-{prefix}"
+    users = {f"{vhost}-{role}" for role in ("api", "worker", "ingest")}
+    connections = _rabbitmqctl("list_connections", "user", "vhost")
+    ours = {tuple(line.split("\t")) for line in connections if line.endswith("\t" + vhost)}
+    assert {user for user, _ in ours} == users, connections
+    guest_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    assert connect_as_user(unix_user, guest_url).startswith("refused")
+    secret_files = [local / f"broker-{prefix}" / f"{r}.password" for r in ("api", "worker")]
+    secret_files += [local / "signing" / f"{r}.key" for r in ("api", "worker", "ingest")]
+    for path in secret_files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert as_user(unix_user, functools.partial(_read, path)) == "denied", path
+
     before = _descendants(up.proc.pid)
     argvs = [Path(f"/proc/{p}/cmdline").read_text().split("\0") for p in before]
     modules = {argv[argv.index("-m") + 1] for argv in argvs if "-m" in argv}
@@ -240,6 +258,40 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
     alive = {p for p, started in before.items() if started and _start_time(p) == started}
     assert not alive, f"left behind: {alive}"
     assert password not in up.text
+    assert vhost not in _rabbitmqctl("list_vhosts")  # --ephemeral removed it, users too
+    assert not users & set(_rabbitmqctl("list_users"))
+    assert not (local / f"broker-{prefix}").exists()
+
+
+def test_signing_keys_are_made_once_then_reused(work_dir: Path) -> None:
+    local = work_dir / "local"
+    local.mkdir()
+    root = ensure_signing_keys(local)
+    first = {p.name: p.read_bytes() for p in root.iterdir()}
+    assert sorted(first) == [
+        f"{r}.{e}" for r in ("api", "ingest", "worker") for e in ("key", "pub")
+    ]
+    assert ensure_signing_keys(local) == root
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == first
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    for role in ("api", "ingest", "worker"):
+        assert stat.S_IMODE((root / f"{role}.key").stat().st_mode) == 0o600
+
+
+def _rabbitmqctl(*args: str) -> list[str]:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True
+    ).stdout
+    return [line.split("\t")[0] if args[0] != "list_connections" else line
+            for line in out.splitlines()]  # fmt: skip
+
+
+def _read(path: Path) -> str:
+    try:
+        path.read_bytes()
+    except PermissionError:
+        return "denied"
+    return "read"
 
 
 def test_secrets_are_made_once_then_reused(work_dir: Path) -> None:

@@ -25,6 +25,7 @@ from shared.crypto import Sealer
 from shared.errors import ConfigError
 from shared.logging import get_logger
 from shared.messaging.messages import TaskEvent, TaskState, utcnow
+from shared.messaging.signing import Gate, Role
 
 log = get_logger("stager.api")
 VERSION = "1.0.0"
@@ -41,7 +42,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
     """The AMQP connection and topology."""
-    bus = ApiBus(app[keys.SETTINGS].broker)
+    settings = app[keys.SETTINGS]
+    bus = ApiBus(settings.broker, signer=app[keys.SIGNER], gate=app[keys.GATE])
     await bus.start()
     app[keys.BUS] = bus
     yield
@@ -125,7 +127,10 @@ def create_app(settings: ApiSettings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.SEALER] = Sealer.from_pem(k.encode() for k in settings.public_keys)
-    app[keys.METRICS] = Metrics()
+    metrics = app[keys.METRICS] = Metrics()
+    # both fail here, before anything starts, with a ConfigError naming the setting
+    app[keys.SIGNER] = settings.signing.signer(Role.API)
+    app[keys.GATE] = Gate(settings.signing.verifier(Role.WORKER), metrics.count_rejected)
     app[keys.SPEC] = build_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
     add_routes(app)
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])

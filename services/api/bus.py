@@ -1,5 +1,9 @@
 """The API's side of AMQP: release tasks, send cancels, ask workers for directory
 listings (request/reply) and consume task events.  Plumbing comes from ``shared.messaging.broker``.
+
+Everything published is signed as role ``api``; task events and listing replies are
+applied only when signed by a ``worker`` (:mod:`shared.messaging.signing`): anything else
+is acked unapplied and counted in ``stager_messages_rejected_total``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from shared.messaging.messages import (
     TaskEvent,
     TaskMessage,
 )
+from shared.messaging.signing import Gate, Role, Signer
 from shared.messaging.topology import (
     TYPE_CONTROL,
     TYPE_DIRLIST,
+    TYPE_EVENT,
     TYPE_TASK,
     Names,
     Topology,
@@ -51,8 +57,11 @@ EventHandler = Callable[[list[TaskEvent]], Awaitable[None]]
 class ApiBus:
     """One robust connection, a confirming publish channel and a consume channel."""
 
-    def __init__(self, settings: BrokerSettings) -> None:
+    def __init__(self, settings: BrokerSettings, *, signer: Signer, gate: Gate) -> None:
         self.settings = settings
+        self.signer = signer
+        #: verifies what workers send (task events, listing replies)
+        self.gate = gate
         self.names = Names(settings.prefix)
         self.topology = Topology(names=self.names)
         self.connection: AbstractRobustConnection | None = None
@@ -92,7 +101,10 @@ class ApiBus:
         """Release one task (service-account tasks to the priority queue)."""
         route = route_for(msg.priority)
         message = broker.make_message(
-            msg.model_dump_json().encode(), message_id=msg.task_id, type_=TYPE_TASK
+            msg.model_dump_json().encode(),
+            message_id=msg.task_id,
+            type_=TYPE_TASK,
+            signer=self.signer,
         )
         await broker.publish(
             self._exchange(self._tasks_x),
@@ -102,9 +114,15 @@ class ApiBus:
         )
 
     async def publish_control(self, msg: ControlMessage) -> None:
-        """Tell every worker (fanout); no worker listening is not an error."""
+        """Tell every worker (fanout); no worker listening is not an error.
+
+        Each control message has its own id (workers refuse a replayed one, so a second
+        cancel of the same task must not look like a replay of the first)."""
         message = broker.make_message(
-            msg.model_dump_json().encode(), message_id=msg.task_id, type_=TYPE_CONTROL
+            msg.model_dump_json().encode(),
+            message_id=uuid.uuid4().hex,
+            type_=TYPE_CONTROL,
+            signer=self.signer,
         )
         try:
             await broker.publish(
@@ -133,6 +151,7 @@ class ApiBus:
                 correlation_id=corr,
                 reply_to=self._reply_q.name,
                 expiration=wait,
+                signer=self.signer,
             )
             await broker.publish(
                 self._pub.default_exchange,
@@ -154,6 +173,8 @@ class ApiBus:
         fut = self._waiting.get(message.correlation_id or "")
         if fut is None or fut.done():
             return
+        if self.gate.admit(message, type_=TYPE_DIRLIST, accept=[Role.WORKER]) is None:
+            return  # forged: the request keeps waiting for the real worker's reply
         try:
             fut.set_result(DirListReply.model_validate_json(message.body))
         except ValidationError:
@@ -177,6 +198,9 @@ class ApiBus:
                 good: list[AbstractIncomingMessage] = []
                 events: list[TaskEvent] = []
                 for m in msgs:
+                    if self.gate.admit(m, type_=TYPE_EVENT, accept=[Role.WORKER]) is None:
+                        await m.ack()  # not from a worker: dropped unapplied (counted)
+                        continue
                     try:
                         events.append(TaskEvent.model_validate_json(m.body))
                         good.append(m)

@@ -12,6 +12,7 @@ from services.api.metrics import Metrics
 from services.api.settings import ApiSettings
 from services.api.store import TaskStore
 from shared.crypto import Sealer
+from shared.messaging.signing import Gate, Signer
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 STORE = web.AppKey("store", TaskStore)
@@ -22,3 +23,6 @@ DAC = web.AppKey("dac", DacResolver)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 METRICS = web.AppKey("metrics", Metrics)
 SPEC = web.AppKey("spec", dict)
+#: The message signer (role api) and the gate checking what workers send.
+SIGNER = web.AppKey("signer", Signer)
+GATE = web.AppKey("gate", Gate)

@@ -62,6 +62,16 @@ class Metrics:
         self.rejected_total = Counter(
             "stager_jobs_rejected", "Submitted jobs refused", ["status"], registry=r
         )
+        self.messages_rejected = Counter(
+            "stager_messages_rejected",
+            "AMQP messages dropped because they failed verification (forged, stale, replayed)",
+            ["type", "reason"],
+            registry=r,
+        )
+
+    def count_rejected(self, type_: str, reason: str) -> None:
+        """``on_reject`` of the API's :class:`~shared.messaging.signing.Gate`."""
+        self.messages_rejected.labels(type_, reason).inc()
 
     def render(self) -> bytes:
         """Text exposition format."""

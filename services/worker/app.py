@@ -16,7 +16,7 @@ from aio_pika.abc import (
 )
 from aiohttp import web
 
-from services.worker.cancel import CancelRegistry
+from services.worker.cancel import CancelRegistry, ControlConsumer
 from services.worker.credentials import load_opener
 from services.worker.dirlist import DirListResponder
 from services.worker.events import EventPublisher
@@ -28,6 +28,7 @@ from shared.irods import is_irods_path
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.messages import TaskMessage
+from shared.messaging.signing import Gate, Role
 from shared.messaging.topology import (
     Names,
     Topology,
@@ -58,6 +59,9 @@ class Worker:
             retry_delays_ms=retry_delays(settings.retry.delays()),
         )
         self.metrics = WorkerMetrics()
+        # both fail here, before anything starts, with a ConfigError naming the setting
+        self.signer = settings.signing.signer(Role.WORKER)
+        self.gate = Gate(settings.signing.verifier(Role.API), self.metrics.count_rejected)
         self.cancels = CancelRegistry()
         self.slots = PrioritySlots(settings.concurrency)
         self.connection: AbstractRobustConnection | None = None
@@ -99,6 +103,7 @@ class Worker:
             await pub.get_exchange(self.names.events_exchange),
             self.names,
             s.broker.confirm_timeout,
+            signer=self.signer,
         )
         self.runner = TaskRunner(
             settings=s,
@@ -109,6 +114,7 @@ class Worker:
             cancels=self.cancels,
             mailer=Mailer(s.smtp),
             opener=load_opener(s.private_keys_dir),
+            gate=self.gate,
             on_transfer=self._count,
         )
         runner = self.runner
@@ -122,7 +128,8 @@ class Worker:
                 await runner.on_message(message)
 
         ctl = await broker.open_channel(self.connection)
-        await self._consume(await declare_control_queue(ctl, self.names), self.cancels.on_message)
+        controls = ControlConsumer(self.cancels, self.gate, s.signing.control_max_age)
+        await self._consume(await declare_control_queue(ctl, self.names), controls.on_message)
         for queue_name, callback in (
             (self.names.priority_queue, priority),
             (self.names.tasks_queue, normal),
@@ -132,7 +139,14 @@ class Worker:
         dead = await broker.open_channel(self.connection, prefetch=1)
         await self._consume(await dead.get_queue(self.names.dead_queue), runner.on_dead_message)
         rpc = await broker.open_channel(self.connection, prefetch=s.concurrency)
-        responder = DirListResponder(self.forkserver, rpc.default_exchange, s.dir_timeout)
+        responder = DirListResponder(
+            self.forkserver,
+            rpc.default_exchange,
+            s.dir_timeout,
+            gate=self.gate,
+            signer=self.signer,
+            max_age=s.signing.dirlist_max_age,
+        )
         await self._consume(await rpc.get_queue(self.names.dir_rpc_queue), responder.on_message)
         log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)
 

@@ -3,6 +3,10 @@
 Every worker hears every cancel. A task running here is stopped through its
 registered callback; a cancel for a task not (yet) running here is remembered for a
 while, so the task is dropped if it is delivered to this worker later.
+
+A control message is obeyed only when the API signed it, less than
+``signing.control_max_age`` ago, and it was not seen before (:class:`ControlConsumer`):
+anyone else who can publish to the control exchange cancels nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from shared.messaging.messages import ControlMessage
+from shared.messaging.signing import Gate, ReplayGuard, Role
+from shared.messaging.topology import TYPE_CONTROL
 
 #: How long a cancel for a task that is not running here is remembered.
 REMEMBER_SECONDS = 3600.0
@@ -62,12 +68,36 @@ class CancelRegistry:
             if now - seen >= self.remember:
                 del self._cancelled[tid]
 
+
+class ControlConsumer:
+    """Consumer of this worker's control queue: verified, fresh, first-seen cancels only.
+
+    Parameters:
+        registry: what a cancel stops.
+        gate: verifies the API's signature (and counts what fails).
+        max_age: seconds after signing a cancel is still obeyed.
+    """
+
+    def __init__(self, registry: CancelRegistry, gate: Gate, max_age: float) -> None:
+        self.registry = registry
+        self.gate = gate
+        self.max_age = max_age
+        self.replay = ReplayGuard()
+
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        """Consumer callback for this worker's control queue."""
         async with message.process(requeue=False):
+            verified = self.gate.admit(
+                message,
+                type_=TYPE_CONTROL,
+                accept=[Role.API],
+                max_age=self.max_age,
+                replay=self.replay,
+            )
+            if verified is None:
+                return
             try:
                 ctl = ControlMessage.model_validate_json(message.body)
             except ValidationError:
                 return
             if ctl.action == "cancel":
-                self.cancel(ctl.task_id)
+                self.registry.cancel(ctl.task_id)

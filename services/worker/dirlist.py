@@ -4,6 +4,10 @@ The API sends a :class:`DirListRequest` to ``stager.rpc.dir`` with ``reply_to`` 
 ``correlation_id``; the worker lists the directory in a fork-server child running as
 the user (job ``dirlist``, :mod:`services.worker.jobs.dirlist`: the user's own
 permissions apply) and answers with a :class:`DirListReply`.
+
+Only a request the API signed (reply-to and correlation id included, so an answer cannot
+be redirected), less than ``signing.dirlist_max_age`` old and not seen before is listed;
+the reply is signed as a worker. Anything else is acked unanswered and counted.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from shared.irods import strip_prefix
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.messages import DirEntry, DirListErrorKind, DirListReply, DirListRequest
+from shared.messaging.signing import Gate, ReplayGuard, Role, Signer
 from shared.messaging.topology import TYPE_DIRLIST
 from shared.unix_users import UserRefused
 
@@ -87,14 +92,29 @@ class DirListResponder:
         forkserver: Callable[[], Awaitable[ForkServer]],
         exchange: AbstractExchange,
         time_limit: float = 30.0,
+        *,
+        gate: Gate,
+        signer: Signer,
+        max_age: float,
     ):
         self.forkserver = forkserver
         self.exchange = exchange
         self.time_limit = time_limit
+        self.gate = gate
+        self.signer = signer
+        self.max_age = max_age
+        self.replay = ReplayGuard()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=False):
-            if not message.reply_to:
+            verified = self.gate.admit(
+                message,
+                type_=TYPE_DIRLIST,
+                accept=[Role.API],
+                max_age=self.max_age,
+                replay=self.replay,
+            )
+            if verified is None or not message.reply_to:
                 return
             try:
                 req = DirListRequest.model_validate_json(message.body)
@@ -109,6 +129,7 @@ class DirListResponder:
                 message_id=message.message_id or "",
                 type_=TYPE_DIRLIST,
                 correlation_id=message.correlation_id,
+                signer=self.signer,
             )
             try:
                 await broker.publish(self.exchange, out, message.reply_to, attempts=1)

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractExchange
 
 from shared.messaging import broker
 from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskState
+from shared.messaging.signing import Signer
 from shared.messaging.topology import TYPE_EVENT, Names
 
 _last_seq = 0
@@ -45,10 +46,18 @@ def progress_from_line(line: Mapping[str, Any]) -> Progress:
 
 
 class EventPublisher:
-    """Publishes TaskEvents with confirms on the events exchange."""
+    """Publishes TaskEvents, signed as a worker, with confirms on the events exchange."""
 
-    def __init__(self, exchange: AbstractExchange, names: Names, confirm_timeout: float = 10.0):
+    def __init__(
+        self,
+        exchange: AbstractExchange,
+        names: Names,
+        confirm_timeout: float = 10.0,
+        *,
+        signer: Signer,
+    ):
         self.exchange = exchange
+        self.signer = signer
         self.routing_key = names.events_queue
         self.confirm_timeout = confirm_timeout
 
@@ -72,7 +81,10 @@ class EventPublisher:
             next_at=next_at,
         )
         message = broker.make_message(
-            event.model_dump_json().encode(), message_id=msg.task_id, type_=TYPE_EVENT
+            event.model_dump_json().encode(),
+            message_id=msg.task_id,
+            type_=TYPE_EVENT,
+            signer=self.signer,
         )
         await broker.publish(self.exchange, message, self.routing_key, timeout=self.confirm_timeout)
         return event

@@ -35,5 +35,16 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self.messages_rejected = Counter(
+            "stager_messages_rejected",
+            "AMQP messages dropped because they failed verification (forged, stale, replayed)",
+            ["type", "reason"],
+            registry=r,
+        )
+
+    def count_rejected(self, type_: str, reason: str) -> None:
+        """``on_reject`` of the worker's :class:`~shared.messaging.signing.Gate`."""
+        self.messages_rejected.labels(type_, reason).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

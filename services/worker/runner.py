@@ -9,6 +9,14 @@ backoff) or ``archived`` (final failure mail). The message is acked only after a
 of that, so a worker that dies mid-task loses nothing: the broker redelivers the
 message and the transfer resumes (isync skips finished files and resumes partial
 ones from the per-user state directory).
+
+Authenticity (:mod:`shared.messaging.signing`): a task runs only when the API signed it,
+within ``signing.task_max_age`` of its release. A retry carries the API's original body and
+signature unchanged, with the attempt number in the ``x-stager-attempt`` header: no worker
+can author a task, so a compromised worker host cannot make another host run anything the
+API did not authorise. A delivery the broker does not mark as redelivered whose (task, run,
+attempt) this worker already took is a replay and is dropped; a real redelivery (a worker
+crash, a reconnect) resumes as before. What fails is acked without acting and counted.
 """
 
 from __future__ import annotations
@@ -41,6 +49,15 @@ from shared.errors import StagerError
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.messages import Progress, TaskMessage, TaskState, utcnow
+from shared.messaging.signing import (
+    HDR_SIG,
+    HDR_SIGNER,
+    HDR_TS,
+    Gate,
+    MessageRejected,
+    ReplayGuard,
+    Role,
+)
 from shared.messaging.topology import (
     ROUTE_NORMAL,
     ROUTE_PRIORITY,
@@ -52,6 +69,19 @@ from shared.messaging.topology import (
 from shared.unix_users import Identity, UnknownUser, UserRefused, vet
 
 log = get_logger(__name__)
+
+#: The attempt number of a retry (the signed body keeps the API's attempt 1).
+HDR_ATTEMPT = "x-stager-attempt"
+#: The highest attempt number a retry header may name (the bound of ``retry.max_attempts``).
+MAX_ATTEMPT = 50
+
+
+@dataclass(frozen=True)
+class SignedTask:
+    """The API-signed original of a task message: a retry re-publishes it unchanged."""
+
+    body: bytes
+    headers: dict[str, Any]
 
 
 @dataclass
@@ -103,6 +133,7 @@ class TaskRunner:
         cancels: CancelRegistry,
         mailer: Mailer,
         opener: Opener | None,
+        gate: Gate,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -113,6 +144,8 @@ class TaskRunner:
         self.mailer = mailer
         self.opener = opener
         self.on_transfer = on_transfer
+        self.gate = gate
+        self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
         self.pool = ChildPool(forkserver, settings.children)
         self.running: dict[str, _Attempt] = {}
         self.inflight = 0
@@ -132,31 +165,65 @@ class TaskRunner:
         async with message.process(requeue=True, ignore_processed=True):
             if self.stopping:
                 raise WorkerStopping("the worker is stopping; the task goes back to the queue")
+            if not self._admit(message):
+                return  # not authorised by the API: acked, nothing runs (counted)
             try:
-                msg = TaskMessage.model_validate_json(message.body)
+                msg = _with_attempt(TaskMessage.model_validate_json(message.body), message)
             except ValidationError as e:
                 log.error("task.undecodable", message_id=message.message_id, errors=e.error_count())
                 await message.reject(requeue=False)  # → dead-letter queue
                 return
+            if not message.redelivered and not self.taken.check_and_add(
+                "task", f"{msg.task_id}:{msg.run}:{msg.attempt}"
+            ):
+                why = MessageRejected("replay", "this attempt was taken here before")
+                self.gate.reject(message, TYPE_TASK, why)
+                return
             route = (
                 message.routing_key if message.routing_key in _ROUTES else route_for(msg.priority)
             )
-            await self.handle(msg, route=route, redelivered=bool(message.redelivered))
+            signed = SignedTask(bytes(message.body), _signature(message))
+            await self.handle(
+                msg, route=route, redelivered=bool(message.redelivered), signed=signed
+            )
+
+    def _admit(self, message: AbstractIncomingMessage) -> bool:
+        """Signed by the API, recently enough (a retry carries the API's signature)."""
+        verified = self.gate.admit(
+            message,
+            type_=TYPE_TASK,
+            accept=[Role.API],
+            max_age=self.settings.signing.task_max_age,
+        )
+        return verified is not None
 
     async def on_dead_message(self, message: AbstractIncomingMessage) -> None:
         """A task the broker gave up on (delivery limit: it crashed workers): archive it."""
         async with message.process(requeue=False):
+            if not self._admit(message):
+                return
             try:
-                msg = TaskMessage.model_validate_json(message.body)
+                msg = _with_attempt(TaskMessage.model_validate_json(message.body), message)
             except ValidationError:
                 log.error("task.dead_undecodable", message_id=message.message_id)
+                return
+            if not self.taken.check_and_add("dead", f"{msg.task_id}:{msg.run}:{msg.attempt}"):
+                why = MessageRejected("replay", "this task was archived here before")
+                self.gate.reject(message, TYPE_TASK, why)
                 return
             error = "the task was abandoned after its worker stopped too many times"
             log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
             await self.events.emit(msg, TaskState.ARCHIVED, error=error)
             await self._mail_failure(msg, error)
 
-    async def handle(self, msg: TaskMessage, *, route: str, redelivered: bool = False) -> None:
+    async def handle(
+        self,
+        msg: TaskMessage,
+        *,
+        route: str,
+        redelivered: bool = False,
+        signed: SignedTask | None = None,
+    ) -> None:
         """Run one attempt of ``msg`` and settle its outcome."""
         tlog = log.bind(task_id=msg.task_id, run=msg.run, attempt=msg.attempt)
         if self.cancels.is_cancelled(msg.task_id, msg.created_at.timestamp()):
@@ -173,7 +240,7 @@ class TaskRunner:
         if self.on_transfer is not None:
             self.on_transfer(msg, outcome, time.monotonic() - started)
         tlog.info("task.end", state=outcome.state.value, error=outcome.error)
-        await self.settle(msg, outcome, route=route)
+        await self.settle(msg, outcome, route=route, signed=signed)
 
     async def stop(self, drain: float = 5.0) -> None:
         """Shutdown: kill running children; their messages are requeued, not failed."""
@@ -291,8 +358,13 @@ class TaskRunner:
 
     # --- settling --------------------------------------------------------------------
 
-    async def settle(self, msg: TaskMessage, outcome: Outcome, *, route: str) -> None:
-        """Publish the outcome: event, retry message, mail."""
+    async def settle(
+        self, msg: TaskMessage, outcome: Outcome, *, route: str, signed: SignedTask | None = None
+    ) -> None:
+        """Publish the outcome: event, retry message, mail.
+
+        A retry re-publishes ``signed`` (the API's original); without it there is nothing
+        authorised to re-publish and a failure is final."""
         if outcome.state is TaskState.COMPLETED:
             await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
             await self._mail(
@@ -304,12 +376,14 @@ class TaskRunner:
             return
         policy = self.settings.retry
         error = outcome.error or "failed"
-        if policy.should_retry(msg.attempt, permanent=outcome.permanent):
+        if signed is not None and policy.should_retry(msg.attempt, permanent=outcome.permanent):
             delay = policy.delay(msg.attempt)
-            nxt = msg.model_copy(update={"attempt": msg.attempt + 1})
             queue = self.names.retry_queue(route, delay_ms(delay))
-            body = nxt.model_dump_json().encode()
-            message = broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK)
+            # the API's body and signature, unchanged: only the attempt header is ours
+            headers = {**signed.headers, HDR_ATTEMPT: msg.attempt + 1}
+            message = broker.make_message(
+                signed.body, message_id=msg.task_id, type_=TYPE_TASK, headers=headers
+            )
             timeout = self.settings.broker.confirm_timeout
             await broker.publish(self.exchange, message, queue, timeout=timeout)
             next_at = utcnow() + timedelta(seconds=delay)
@@ -333,6 +407,21 @@ class TaskRunner:
 
 
 _ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)
+
+
+def _signature(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The API's signature headers of a verified task message."""
+    hdrs = message.headers or {}
+    return {k: hdrs[k] for k in (HDR_SIGNER, HDR_TS, HDR_SIG)}
+
+
+def _with_attempt(msg: TaskMessage, message: AbstractIncomingMessage) -> TaskMessage:
+    """``msg`` with the attempt its retry header names (unsigned: it only counts attempts,
+    so it is bounded to what a real retry could say; a bad value counts as the body's)."""
+    raw = (message.headers or {}).get(HDR_ATTEMPT)
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw <= msg.attempt:
+        return msg
+    return msg.model_copy(update={"attempt": min(raw, MAX_ATTEMPT)})
 
 
 def _outcome(att: _Attempt, code: int) -> Outcome:

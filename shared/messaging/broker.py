@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -20,7 +21,10 @@ from aio_pika.abc import (
 )
 
 from shared.errors import Unavailable
+from shared.logging import get_logger
 from shared.messaging.signing import Signer
+
+log = get_logger("stager.broker")
 
 
 class BrokerError(Unavailable):
@@ -40,7 +44,16 @@ class PublishUnroutable(BrokerError):
 
 
 async def connect(url: str, *, name: str = "stager") -> AbstractRobustConnection:
-    """A robust connection: it reconnects and restores channels and consumers."""
+    """A robust connection: it reconnects and restores channels and consumers.
+
+    Logging in as ``guest`` logs a warning: every local user of the broker host can do the
+    same (give each service its own user, docs/broker.md)."""
+    if (urlsplit(url).username or "guest") == "guest":
+        log.warning(
+            "broker.guest_login",
+            connection=name,
+            fix="give this service its own RabbitMQ user (python -m scripts.broker_users)",
+        )
     try:
         return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
     except (OSError, aiormq.exceptions.AMQPError) as e:

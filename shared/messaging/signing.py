@@ -20,6 +20,9 @@ metadata travel in AMQP headers, so bodies are unchanged::
   would matter (controls, listings); :class:`ReplayGuard` remembers the ids it has seen.
 * Which roles may send which type is the receiver's call, made at the call site
   (``accept=``), so it is visible next to the handler.
+* Receivers use a :class:`Gate`: it verifies, and for a message that fails it logs one
+  line and counts it (``stager_messages_rejected_total{type,reason}``) so the caller can
+  ack it without acting.
 
 Operators make a key pair with ``stager genkey --signing ROLE DIR``.
 """
@@ -33,7 +36,7 @@ import re
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.errors import StagerError
+from shared.logging import get_logger
 
 HDR_SIGNER = "x-stager-signer"
 HDR_TS = "x-stager-ts"
@@ -52,6 +56,8 @@ DOMAIN = b"stager-msg-v1"
 #: How far in the future a signing time may be (clock skew between hosts).
 MAX_SKEW_S = 120.0
 _B64_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+log = get_logger("stager.signing")
 
 
 class Role(StrEnum):
@@ -310,3 +316,52 @@ def verify_incoming(
         max_age=max_age,
         replay=replay,
     )
+
+
+#: ``on_reject(type, reason)``: count one rejected message (labels are ours, never the
+#: sender's: the expected type of the queue and a fixed reason word).
+RejectCounter = Callable[[str, str], None]
+
+
+class Gate:
+    """What every consumer runs first: verify, or log + count and say "drop it".
+
+    ``admit`` returns the :class:`Verified` origin, or ``None`` for a message the caller
+    must settle without acting on (ack: a forged message is never requeued). The ``type``
+    of the message must be the one the consumer expects (a signed control message
+    re-published to the task queue does not pass as a task).
+    """
+
+    def __init__(self, verifier: Verifier, on_reject: RejectCounter) -> None:
+        self.verifier = verifier
+        self.on_reject = on_reject
+
+    def admit(
+        self,
+        message: Any,
+        *,
+        type_: str,
+        accept: Iterable[Role],
+        max_age: float | None = None,
+        replay: ReplayGuard | None = None,
+    ) -> Verified | None:
+        try:
+            if message.type != type_:
+                raise MessageRejected("type", f"expected a {type_} message")
+            return verify_incoming(
+                self.verifier, message, accept=accept, max_age=max_age, replay=replay
+            )
+        except MessageRejected as e:
+            self.reject(message, type_, e)
+            return None
+
+    def reject(self, message: Any, type_: str, error: MessageRejected) -> None:
+        """Log and count a message refused for ``error`` (callers' own checks too)."""
+        log.warning(
+            "message.rejected",
+            type=type_,
+            reason=error.reason,
+            detail=error.message,
+            message_id=str(message.message_id or "")[:80],
+        )
+        self.on_reject(type_, error.reason)

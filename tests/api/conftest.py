@@ -27,9 +27,31 @@ from services.api.auth import AuthSettings, OidcSettings, ServiceAccount, hash_p
 from services.api.settings import ApiSettings
 from shared.crypto import generate_keypair
 from shared.logging import configure
-from shared.messaging.topology import Names, Topology, delete_topology
+from shared.messaging import broker
+from shared.messaging.signing import Role
+from shared.messaging.topology import TYPE_DIRLIST, TYPE_EVENT, Names, Topology, delete_topology
 from shared.settings import BrokerSettings, IrodsSettings
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, signing_key_set
+
+#: What workers sign with in these tests (the test app trusts it).
+WORKER_SIGNER = signing_key_set().signer(Role.WORKER)
+
+
+def worker_event(body: bytes, message_id: str = "t") -> aio_pika.Message:
+    """A task event as a worker publishes it: signed as role worker."""
+    return broker.make_message(body, message_id=message_id, type_=TYPE_EVENT, signer=WORKER_SIGNER)
+
+
+def worker_reply(body: bytes, message_id: str, correlation_id: str | None) -> aio_pika.Message:
+    """A directory-listing reply as a worker publishes it: signed as role worker."""
+    return broker.make_message(
+        body,
+        message_id=message_id,
+        type_=TYPE_DIRLIST,
+        correlation_id=correlation_id,
+        signer=WORKER_SIGNER,
+    )
+
 
 ALICE, BOB = "stgalice", "stgbob"
 SERVICE, SERVICE_PW = "streamer", "svc-Pa55word-for-tests"
@@ -181,6 +203,7 @@ def api_settings(
         ),
         dir_timeout=3.0,
         run_retention=False,
+        signing=signing_key_set().settings(Role.API),
     )
     base.update(over)
     return ApiSettings(**base)

@@ -16,9 +16,10 @@ import pytest
 
 from services.worker.app import Worker
 from services.worker.settings import WorkerSettings
+from shared.messaging.signing import Role
 from shared.messaging.topology import delete_topology
 from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, signing_key_set
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the worker runs transfers as the user"),
@@ -76,6 +77,7 @@ async def start_stack(
             progress_interval=0.2,
             cancel_grace=0.5,
             retry={"max_attempts": 3, "base_delay": 0.3, "factor": 2, "max_delay": 2},
+            signing=signing_key_set().settings(Role.WORKER),
         )
         settings.update(over)
         worker = Worker(WorkerSettings(**settings))

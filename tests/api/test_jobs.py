@@ -13,7 +13,7 @@ from sqlalchemy import text
 from services.api.keys import STORE
 from shared.crypto import Opener, Sealer, load_public_key
 from shared.messaging.messages import ControlMessage, Progress, TaskEvent, TaskMessage, TaskState
-from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job
+from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job, worker_event
 
 
 async def send_event(api: Api, **kw: Any) -> None:
@@ -21,7 +21,7 @@ async def send_event(api: Api, **kw: Any) -> None:
     channel = await api.amqp.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(api.names.events_exchange)
     await exchange.publish(
-        aio_pika.Message(ev.model_dump_json().encode(), message_id=ev.task_id),
+        worker_event(ev.model_dump_json().encode(), ev.task_id),
         routing_key=api.names.events_queue,
     )
     await channel.close()
@@ -128,7 +128,7 @@ async def test_events_are_applied_idempotently(api: Api) -> None:
     await send_event(api, task_id=task_id, attempt=1, seq=5, state="retry")
     channel = await api.amqp.channel()
     x = await channel.get_exchange(api.names.events_exchange)
-    await x.publish(aio_pika.Message(b'{"v": 2}'), routing_key=api.names.events_queue)
+    await x.publish(worker_event(b'{"v": 2}'), routing_key=api.names.events_queue)
     await channel.close()
     await send_event(
         api,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import aio_pika
 import pytest
 
 from services.api.keys import METRICS, STORE
 from services.api.metrics import Throttle
 from shared.messaging.messages import TaskState
-from tests.api.conftest import Api, job
+from tests.api.conftest import Api, job, worker_event
 from tests.api.store.conftest import ev
 
 
@@ -39,7 +38,7 @@ async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) ->
     channel = await api.amqp.channel(publisher_confirms=True)
     x = await channel.get_exchange(api.names.events_exchange)
     for body in bodies:
-        await x.publish(aio_pika.Message(body), routing_key=api.names.events_queue)
+        await x.publish(worker_event(body), routing_key=api.names.events_queue)
     store = api.app[STORE]
     for _ in range(250):
         tasks = [await store.get(i) for i in ids]

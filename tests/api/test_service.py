@@ -13,7 +13,7 @@ import pytest
 
 from shared.messaging.messages import DirEntry, DirListReply, DirListRequest
 from shared.settings import IrodsSettings
-from tests.api.conftest import ALICE, Api
+from tests.api.conftest import ALICE, Api, worker_reply
 
 # The store does not matter here; the store tests run on both SQLite and PostgreSQL.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -32,8 +32,8 @@ async def responder(api: Api, answer: Any) -> AsyncIterator[list[DirListRequest]
             seen.append(req)
             reply: DirListReply = answer(req)
             await channel.default_exchange.publish(
-                aio_pika.Message(
-                    reply.model_dump_json().encode(), correlation_id=msg.correlation_id
+                worker_reply(
+                    reply.model_dump_json().encode(), msg.message_id or "", msg.correlation_id
                 ),
                 routing_key=msg.reply_to or "",
             )

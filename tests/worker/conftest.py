@@ -30,8 +30,9 @@ from shared.messaging.messages import (
     TaskMessage,
     TaskSpec,
 )
-from shared.messaging.topology import Names
-from tests.conftest import AMQP_URL, Amqp
+from shared.messaging.signing import Role
+from shared.messaging.topology import TYPE_CONTROL, TYPE_TASK, Names
+from tests.conftest import AMQP_URL, Amqp, signing_key_set
 from tests.worker.jobs import KINDS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="worker tests run as root")
@@ -124,17 +125,25 @@ class RunningWorker:
 
     async def submit(self, msg: TaskMessage, route: str = "normal") -> None:
         exchange = await self.amqp.channel.get_exchange(self.amqp.names.tasks_exchange)
-        body = broker.make_message(
-            msg.model_dump_json().encode(), message_id=msg.task_id, type_="stager.task"
-        )
-        await broker.publish(exchange, body, route)
+        await broker.publish(exchange, signed_task(msg), route)
 
     async def cancel(self, task_id: str) -> None:
         exchange = await self.amqp.channel.get_exchange(self.amqp.names.control_exchange)
         body = ControlMessage(task_id=task_id).model_dump_json().encode()
-        await broker.publish(
-            exchange, broker.make_message(body, message_id=task_id, type_="stager.control"), ""
+        message = broker.make_message(
+            body, message_id=uuid.uuid4().hex, type_=TYPE_CONTROL, signer=API_SIGNER
         )
+        await broker.publish(exchange, message, "")
+
+
+#: What the API signs with in these tests (workers trust it through ``worker_settings``).
+API_SIGNER = signing_key_set().signer(Role.API)
+
+
+def signed_task(msg: TaskMessage) -> Any:
+    """``msg`` as the API publishes it: signed as role api."""
+    body = msg.model_dump_json().encode()
+    return broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK, signer=API_SIGNER)
 
 
 def worker_settings(
@@ -149,6 +158,7 @@ def worker_settings(
         "progress_interval": 0.2,
         "retry": {"max_attempts": 3, "base_delay": 0.3, "factor": 2, "max_delay": 5},
         "http_port": 0,
+        "signing": signing_key_set().settings(Role.WORKER),
     }
     base.update(overrides)
     return WorkerSettings(**base)

@@ -8,6 +8,7 @@ import uuid
 
 from shared.messaging import broker
 from shared.messaging.messages import DirListReply, DirListRequest
+from tests.worker.conftest import API_SIGNER
 
 
 async def _ask(w, req: DirListRequest) -> DirListReply:
@@ -27,6 +28,7 @@ async def _ask(w, req: DirListRequest) -> DirListReply:
         type_="stager.dirlist",
         correlation_id=corr,
         reply_to=replies.name,
+        signer=API_SIGNER,
     )
     await broker.publish(ch.default_exchange, msg, w.amqp.names.dir_rpc_queue)
     return await asyncio.wait_for(got, 20)

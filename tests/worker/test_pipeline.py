@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from services.worker.credentials import RepoCredential
 from shared.crypto import Sealer, generate_keypair
 from shared.messaging import broker
-from tests.worker.conftest import task_message
+from tests.worker.conftest import signed_task, task_message
 
 SERVICE = {"streamer": RepoCredential(user="svc", password=SecretStr("svc-pw"))}
 
@@ -245,8 +245,7 @@ async def test_task_dead_lettered_by_the_broker_is_archived(start_worker, unix_u
     )
     msg = task_message(user.pw_name)
     dead_x = await w.amqp.channel.get_exchange(w.amqp.names.dead_exchange)
-    body = broker.make_message(msg.model_dump_json().encode(), message_id=msg.task_id, type_="t")
-    await broker.publish(dead_x, body, "")
+    await broker.publish(dead_x, signed_task(msg), "")
     final = await w.events.until(msg.task_id, {"archived", "completed"})
     assert final.state == "archived" and "abandoned" in (final.error or "")
     await smtp.wait(1)

@@ -17,9 +17,10 @@ from services.worker.credentials import RepoCredential
 from services.worker.forkserver.client import ForkServer
 from services.worker.settings import TransferDefaults
 from shared.messaging import broker
+from shared.messaging.signing import Role
 from shared.messaging.topology import declare_topology
-from tests.conftest import AMQP_URL
-from tests.worker.conftest import EventLog, task_message, worker_settings
+from tests.conftest import AMQP_URL, signing_key_set
+from tests.worker.conftest import EventLog, signed_task, task_message, worker_settings
 from tests.worker.test_pipeline import _no_user_processes
 
 MiB = 1024 * 1024
@@ -139,6 +140,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
 
     env = dict(os.environ)
     env.update(
+        **signing_key_set().env(Role.WORKER),
         STAGER_BROKER__URL=AMQP_URL,
         STAGER_BROKER__PREFIX=amqp.names.prefix,
         STAGER_IRODS__HOST=irods_server.host,
@@ -165,7 +167,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
         exchange = await amqp.channel.get_exchange(amqp.names.tasks_exchange)
         await broker.publish(
             exchange,
-            broker.make_message(msg.model_dump_json().encode(), message_id=msg.task_id, type_="t"),
+            signed_task(msg),
             "normal",
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from shared.messaging.signing import (
     HDR_SIG,
     HDR_SIGNER,
     HDR_TS,
+    Gate,
     MessageRejected,
     ReplayGuard,
     Role,
@@ -149,3 +151,34 @@ def test_the_signing_keys_fixture_gives_each_role_a_working_settings(
     assert worker_view.verify(BODY, headers, type_="t", message_id="m", accept=[Role.API])
     with pytest.raises(MessageRejected):
         worker_view.verify(BODY, headers, type_="t", message_id="m", accept=[Role.WORKER])
+
+
+@dataclasses.dataclass
+class _Incoming:
+    """The properties of an aio-pika incoming message the gate reads."""
+
+    body: bytes
+    headers: dict[str, object]
+    type: str | None = "stager.task"
+    message_id: str | None = "m1"
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+def test_the_gate_admits_what_verifies_and_counts_the_rest_under_its_own_labels() -> None:
+    counted: list[tuple[str, str]] = []
+    gate = Gate(VERIFIER, lambda type_, reason: counted.append((type_, reason)))
+    good = _Incoming(BODY, sign())
+    assert gate.admit(good, type_="stager.task", accept=[Role.API]) is not None
+    # a signed message of another type, re-published to this queue, is not this type
+    other = _Incoming(BODY, sign(type_="stager.control"), type="stager.control")
+    assert gate.admit(other, type_="stager.task", accept=[Role.API]) is None
+    # the sender's type never becomes a label (no unbounded label values)
+    junk = _Incoming(BODY, {}, type="x" * 500)
+    assert gate.admit(junk, type_="stager.task", accept=[Role.API]) is None
+    assert gate.admit(_Incoming(BODY, {}), type_="stager.task", accept=[Role.API]) is None
+    assert counted == [
+        ("stager.task", "type"),
+        ("stager.task", "type"),
+        ("stager.task", "unsigned"),
+    ]
