@@ -29,10 +29,10 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from irods.message import ClientServerNegotiation, VersionResponse
 
-from . import wire
+from . import presentation, wire
 from .dispatch import DISCONNECT_HOOKS, HANDLERS, Reply, Request, Session
 from .errors import IrodsError, code_of
-from .state import API_VERSION, SERVER_VERSION, ServerState
+from .state import API_VERSION, ServerState
 
 log = logging.getLogger("irods_server")
 
@@ -136,7 +136,7 @@ class Connection:
             use_ssl = await self.negotiate()
         version = VersionResponse(
             status=0,
-            relVersion=SERVER_VERSION,
+            relVersion=presentation.current().rel_version,
             apiVersion=API_VERSION,
             reconnPort=0,
             reconnAddr="",
