@@ -16,6 +16,7 @@ from typing import Any
 
 from irods.message import GenQueryRequest, GenQueryResponse, GenQueryResponseColumn
 
+from . import tickets
 from .dispatch import Reply, Request, Session, UserInfo, api
 from .errors import IrodsError
 from .genquery import AUTO_CLOSE, RETURN_TOTAL_ROW_COUNT, Access, GenQuery, run
@@ -147,7 +148,9 @@ async def gen_query(session: Session, req: Request) -> Reply:
         return _page(pending, max_rows, query.options, continue_inx)
     _check_zone(session, query.keywords)
     catalog = session.state.catalog
-    access = None if user.is_admin else Access(catalog.group_ids(user.id))
+    access = None
+    if not user.is_admin:
+        access = Access(catalog.group_ids(user.id), tickets.active_string(), user.id)
     rows = run(catalog.db, query, access)
     if max_rows <= 0:
         return response([], [], 0, 0)

@@ -150,3 +150,32 @@ CREATE TABLE IF NOT EXISTS r_tokn_main (
     token_name      TEXT NOT NULL,
     PRIMARY KEY (token_namespace, token_id)
 );
+
+-- tickets (tickets.py), as iRODS's icatSysTables.sql.pp.in: a new ticket may write 10 files
+CREATE TABLE IF NOT EXISTS r_ticket_main (
+    ticket_id        INTEGER PRIMARY KEY,
+    ticket_string    TEXT NOT NULL UNIQUE,
+    ticket_type      TEXT NOT NULL,         -- read | write
+    user_id          INTEGER NOT NULL,      -- the owner
+    object_id        INTEGER NOT NULL,
+    object_type      TEXT NOT NULL,         -- data | collection
+    uses_limit       INTEGER NOT NULL DEFAULT 0,
+    uses_count       INTEGER NOT NULL DEFAULT 0,
+    write_file_limit INTEGER NOT NULL DEFAULT 10,
+    write_file_count INTEGER NOT NULL DEFAULT 0,
+    write_byte_limit INTEGER NOT NULL DEFAULT 0,
+    write_byte_count INTEGER NOT NULL DEFAULT 0,
+    ticket_expiry_ts TEXT NOT NULL DEFAULT '',
+    restrictions     TEXT NOT NULL DEFAULT '',
+    create_ts        TEXT NOT NULL,
+    modify_ts        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS r_ticket_allowed_hosts (
+    ticket_id INTEGER NOT NULL, host TEXT NOT NULL, UNIQUE (ticket_id, host)
+);
+CREATE TABLE IF NOT EXISTS r_ticket_allowed_users (
+    ticket_id INTEGER NOT NULL, user_name TEXT NOT NULL, UNIQUE (ticket_id, user_name)
+);
+CREATE TABLE IF NOT EXISTS r_ticket_allowed_groups (
+    ticket_id INTEGER NOT NULL, group_name TEXT NOT NULL, UNIQUE (ticket_id, group_name)
+);

@@ -92,6 +92,7 @@ class Connection:
         self.ch = channel
         self.session = Session(state=state)
         self.peer = channel.peer()
+        self.session.scratch["client_addr"] = self.peer.rsplit(":", 1)[0]  # tickets' hosts
 
     async def run(self) -> None:
         try:
