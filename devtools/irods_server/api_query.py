@@ -1,4 +1,5 @@
-"""API 702 GEN_QUERY (with continuation-index paging); 722 and GenQuery2 answer clean errors.
+"""API 702 GEN_QUERY (with continuation-index paging); 722 answers a clean error.
+GenQuery2 (10221) is ``api_genquery2.py``.
 
 A query's rows are computed once; the rows beyond ``maxRows`` wait under a continuation
 index (``continueInx`` > 0 in the reply while rows remain). The client pages with that
@@ -23,7 +24,6 @@ from .genquery import AUTO_CLOSE, RETURN_TOTAL_ROW_COUNT, Access, GenQuery, run
 
 GEN_QUERY_AN = 702
 SPECIFIC_QUERY_AN = 722
-GENQUERY2_AN = 10221
 MAX_OPEN_PER_USER = 50  # as iRODS's statement table; a user's oldest is dropped beyond it
 MAX_OPEN = 1000  # all users together
 
@@ -165,10 +165,3 @@ async def specific_query(session: Session, req: Request) -> Reply:
     """Specific queries are not kept by this server: every alias is unknown."""
     session.require_user()
     raise IrodsError("CAT_UNKNOWN_SPECIFIC_QUERY", "specific queries are not supported")
-
-
-@api(GENQUERY2_AN)
-async def genquery2(session: Session, req: Request) -> Reply:
-    """GenQuery2 is not offered by this server."""
-    session.require_user()
-    raise IrodsError("SYS_NOT_SUPPORTED", "GenQuery2 is not supported")
