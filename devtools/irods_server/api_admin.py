@@ -13,6 +13,7 @@ import sqlite3
 from irods import password_obfuscation as obf
 from irods.message import GeneralAdminRequest, UserAdminRequest
 
+from . import api_specific_query
 from .api_metadata import remove_unused_avus
 from .catalog import Catalog, now
 from .dispatch import Reply, Request, Session, UserInfo, api
@@ -384,6 +385,10 @@ async def general_admin(session: Session, req: Request) -> Reply:
         remove_child(cat, a[2], a[3])
     elif op == "rm" and what == "unusedAVUs":
         remove_unused_avus(cat)
+    elif op == "add" and what == "specificQuery":
+        api_specific_query.add(cat, a[2], a[3])
+    elif op == "rm" and what == "specificQuery":
+        api_specific_query.remove(cat, a[2])
     elif op in ("set-quota", "calculate-usage"):
         pass  # accepted; quotas are not enforced
     else:

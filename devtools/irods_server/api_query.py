@@ -1,5 +1,5 @@
-"""API 702 GEN_QUERY (with continuation-index paging); 722 answers a clean error.
-GenQuery2 (10221) is ``api_genquery2.py``.
+"""API 702 GEN_QUERY (with continuation-index paging). Specific queries (722) are
+``api_specific_query.py``, GenQuery2 (10221) ``api_genquery2.py``.
 
 A query's rows are computed once; the rows beyond ``maxRows`` wait under a continuation
 index (``continueInx`` > 0 in the reply while rows remain). The client pages with that
@@ -23,7 +23,6 @@ from .errors import IrodsError
 from .genquery import AUTO_CLOSE, RETURN_TOTAL_ROW_COUNT, Access, GenQuery, run
 
 GEN_QUERY_AN = 702
-SPECIFIC_QUERY_AN = 722
 MAX_OPEN_PER_USER = 50  # as iRODS's statement table; a user's oldest is dropped beyond it
 MAX_OPEN = 1000  # all users together
 
@@ -158,10 +157,3 @@ async def gen_query(session: Session, req: Request) -> Reply:
     return _page(
         _Pending(_owner(user), columns, rows, len(rows) + query.offset), max_rows, query.options
     )
-
-
-@api(SPECIFIC_QUERY_AN)
-async def specific_query(session: Session, req: Request) -> Reply:
-    """Specific queries are not kept by this server: every alias is unknown."""
-    session.require_user()
-    raise IrodsError("CAT_UNKNOWN_SPECIFIC_QUERY", "specific queries are not supported")

@@ -179,3 +179,53 @@ CREATE TABLE IF NOT EXISTS r_ticket_allowed_users (
 CREATE TABLE IF NOT EXISTS r_ticket_allowed_groups (
     ticket_id INTEGER NOT NULL, group_name TEXT NOT NULL, UNIQUE (ticket_id, group_name)
 );
+
+-- specific queries (api_specific_query.py), seeded on a fresh install (r_objt_seq still
+-- empty) with the built-ins of iRODS's icatSysInserts.sql
+CREATE TABLE IF NOT EXISTS r_specific_query (
+    alias     TEXT,
+    sqlstr    TEXT NOT NULL,
+    create_ts TEXT NOT NULL
+);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'ls', 'select alias, sqlStr from R_SPECIFIC_QUERY', '01292940000'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'lsl', 'select alias, sqlStr from R_SPECIFIC_QUERY where sqlStr like ?', '01292940000'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'ShowCollAcls', 'select distinct R_USER_MAIN.user_name, R_USER_MAIN.zone_name,'
+        || ' R_TOKN_MAIN.token_name, R_USER_MAIN.user_type_name from R_USER_MAIN, R_TOKN_MAIN,'
+        || ' R_OBJT_ACCESS, R_COLL_MAIN where R_OBJT_ACCESS.object_id = R_COLL_MAIN.coll_id'
+        || ' AND R_COLL_MAIN.coll_name = ? AND R_TOKN_MAIN.token_namespace = ''access_type'''
+        || ' AND R_USER_MAIN.user_id = R_OBJT_ACCESS.user_id'
+        || ' AND R_OBJT_ACCESS.access_type_id = R_TOKN_MAIN.token_id', '01342019000'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+-- and those of iRODS's database_upgrade.py (schema version 2) that a 4.3 install has
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'listQueryByAliasLike', 'SELECT alias, sqlStr FROM R_SPECIFIC_QUERY WHERE alias LIKE ?',
+        '1388534400'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'findQueryByAlias', 'SELECT alias, sqlStr FROM R_SPECIFIC_QUERY WHERE alias = ?',
+        '1388534400'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'ilsLACollections', 'SELECT c.parent_coll_name, c.coll_name, c.create_ts,'
+        || ' c.modify_ts, c.coll_id, c.coll_owner_name, c.coll_owner_zone, c.coll_type,'
+        || ' u.user_name, u.zone_name, a.access_type_id, u.user_id FROM R_COLL_MAIN c'
+        || ' JOIN R_OBJT_ACCESS a ON c.coll_id = a.object_id JOIN R_USER_MAIN u'
+        || ' ON a.user_id = u.user_id WHERE c.parent_coll_name = ? ORDER BY c.coll_name,'
+        || ' u.user_name, a.access_type_id DESC LIMIT ? OFFSET ?', '1388534400'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+INSERT INTO r_specific_query (alias, sqlstr, create_ts)
+    SELECT 'ilsLADataObjects', 'SELECT s.coll_name, s.data_name, s.create_ts, s.modify_ts,'
+        || ' s.data_id, s.data_size, s.data_repl_num, s.data_owner_name, s.data_owner_zone,'
+        || ' u.user_name, u.user_id, a.access_type_id, u.user_type_name, u.zone_name FROM'
+        || ' ( SELECT c.coll_name, d.data_name, d.create_ts, d.modify_ts, d.data_id,'
+        || ' d.data_repl_num, d.data_size, d.data_owner_name, d.data_owner_zone FROM'
+        || ' R_COLL_MAIN c JOIN R_DATA_MAIN d ON c.coll_id = d.coll_id WHERE c.coll_name = ?'
+        || ' ORDER BY d.data_name) s JOIN R_OBJT_ACCESS a ON s.data_id = a.object_id'
+        || ' JOIN R_USER_MAIN u ON a.user_id = u.user_id ORDER BY s.coll_name, s.data_name,'
+        || ' u.user_name, a.access_type_id DESC LIMIT ? OFFSET ?', '1388534400'
+    WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
