@@ -9,6 +9,7 @@ What a client can tell apart, read from the iRODS source at the tags ``4.3.4`` a
   (``plugins/api/include/irods/plugins/api/api_plugin_number_data.h``) and
   ``UPDATE_REPLICA_ACCESS_TIME_AN`` 10224 (``lib/api/include/irods/apiNumberData.h``); a
   4.3.4 server answers them ``SYS_UNMATCHED_API_NUM``;
+- the library features of API 801 (5.0.2 adds ``IRODS_LIBRARY_FEATURE_DELAY_RULE_LOCKING``);
 - the GenQuery column ``COL_D_ACCESS_TIME`` 424 (``lib/core/include/irods/rodsGenQuery.h``,
   5.0 only; 4.3.4 answers a query naming it ``CAT_UNKNOWN_TABLE`` here).
 
@@ -33,6 +34,8 @@ class Presentation:
     absent_apis: frozenset[int] = frozenset()
     # GenQuery columns only this release has
     extra_columns: tuple[C.Column, ...] = ()
+    # what API 801 GET_LIBRARY_FEATURES lists (server/api/src/rs_get_library_features.cpp)
+    library_features: tuple[tuple[str, int], ...] = ()
 
     @property
     def rel_version(self) -> str:
@@ -49,9 +52,26 @@ class Presentation:
 ACCESS_TIME = C.Column(424, "DATA_ACCESS_TIME", "r_data_main", "r_data_main.modify_ts")
 
 FIVE_ONLY_APIS = frozenset({10222, 10223, 10224})
+# lib/core/include/irods/library_features.h, as rs_get_library_features.cpp lists them
+FEATURES_434 = (
+    ("IRODS_HAS_LIBRARY_TICKET_ADMINISTRATION", 202209),
+    ("IRODS_LIBRARY_FEATURE_TICKET_ADMINISTRATION", 202209),
+    ("IRODS_HAS_LIBRARY_ZONE_ADMINISTRATION", 202210),
+    ("IRODS_LIBRARY_FEATURE_ZONE_ADMINISTRATION", 202210),
+    ("IRODS_HAS_API_ENDPOINT_SWITCH_USER", 202211),
+    ("IRODS_LIBRARY_FEATURE_SWITCH_USER", 202211),
+    ("IRODS_HAS_LIBRARY_SYSTEM_ERROR", 202301),
+    ("IRODS_LIBRARY_FEATURE_SYSTEM_ERROR", 202301),
+    ("IRODS_HAS_FEATURE_PROXY_USER_SUPPORT_FOR_CLIENT_CONNECTION_LIBRARIES", 202306),
+    ("IRODS_LIBRARY_FEATURE_CLIENT_CONNECTION_LIBRARIES_SUPPORT_PROXY_USERS", 202306),
+    ("IRODS_HAS_API_ENDPOINT_CHECK_AUTH_CREDENTIALS", 202307),
+    ("IRODS_LIBRARY_FEATURE_CHECK_AUTH_CREDENTIALS", 202307),
+    ("IRODS_LIBRARY_FEATURE_REPLICA_TRUNCATE", 202403),
+)
+FEATURES_502 = (*FEATURES_434, ("IRODS_LIBRARY_FEATURE_DELAY_RULE_LOCKING", 202411))
 PRESENTATIONS: dict[str, Presentation] = {
-    "4.3.4": Presentation("4.3.4", absent_apis=FIVE_ONLY_APIS),
-    "5.0.2": Presentation("5.0.2", extra_columns=(ACCESS_TIME,)),
+    "4.3.4": Presentation("4.3.4", absent_apis=FIVE_ONLY_APIS, library_features=FEATURES_434),
+    "5.0.2": Presentation("5.0.2", extra_columns=(ACCESS_TIME,), library_features=FEATURES_502),
 }
 DEFAULT = "4.3.4"
 ENV_VAR = "IRODS_TEST_SERVER_PRESENTS"
