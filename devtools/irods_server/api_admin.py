@@ -165,6 +165,7 @@ def forget_principal(cat: Catalog, uid: int) -> None:
     db = cat.db
     db.execute("DELETE FROM r_user_group WHERE user_id = ? OR group_user_id = ?", (uid, uid))
     db.execute("DELETE FROM r_user_password WHERE user_id = ?", (uid,))
+    db.execute("DELETE FROM r_user_auth WHERE user_id = ?", (uid,))
     db.execute("DELETE FROM r_objt_access WHERE user_id = ?", (uid,))
     db.execute("DELETE FROM r_objt_metamap WHERE object_id = ?", (uid,))
     db.execute("DELETE FROM r_user_main WHERE user_id = ?", (uid,))
@@ -216,6 +217,22 @@ def modify_user(session: Session, name: str, zone: str, option: str, value: str)
         _update_user(cat, uid, "user_info", value)
     elif option == "comment":
         _update_user(cat, uid, "r_comment", value)
+    elif option == "addAuth":  # db_mod_user_op: a DN (user_auth_name) for the user
+        if not value:
+            raise IrodsError("CAT_INVALID_ARGUMENT", "addAuth needs a DN")
+        try:
+            cat.db.execute(
+                "INSERT INTO r_user_auth (user_id, user_auth_name, create_ts) VALUES (?, ?, ?)",
+                (uid, value, now()),
+            )
+        except sqlite3.IntegrityError:
+            raise IrodsError(
+                "CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME", f"{name} has DN {value}"
+            ) from None
+    elif option == "rmAuth":
+        cat.db.execute(
+            "DELETE FROM r_user_auth WHERE user_id = ? AND user_auth_name = ?", (uid, value)
+        )
     else:
         raise IrodsError("CAT_INVALID_ARGUMENT", f"cannot modify user {option!r}")
 

@@ -18,7 +18,7 @@ TABLES: dict[str, str] = {
     "r_user_main": "r_user_main",
     "r_user_group": "r_user_group",
     "r_group_main": "r_user_main r_group_main",
-    "r_user_auth": "(SELECT 0 AS user_id, '' AS user_auth_name WHERE 0) r_user_auth",
+    "r_user_auth": "r_user_auth",
     "r_resc_main": "r_resc_main",
     "r_coll_main": "r_coll_main",
     "r_data_main": "r_data_main",

@@ -229,3 +229,11 @@ INSERT INTO r_specific_query (alias, sqlstr, create_ts)
         || ' JOIN R_USER_MAIN u ON a.user_id = u.user_id ORDER BY s.coll_name, s.data_name,'
         || ' u.user_name, a.access_type_id DESC LIMIT ? OFFSET ?', '1388534400'
     WHERE NOT EXISTS (SELECT 1 FROM r_objt_seq);
+
+-- user DNs (iadmin aua/rua: modify user addAuth/rmAuth), as iRODS's R_USER_AUTH
+CREATE TABLE IF NOT EXISTS r_user_auth (
+    user_id        INTEGER NOT NULL,
+    user_auth_name TEXT NOT NULL,
+    create_ts      TEXT NOT NULL,
+    UNIQUE (user_id, user_auth_name)
+);
