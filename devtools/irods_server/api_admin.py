@@ -13,7 +13,7 @@ import sqlite3
 from irods import password_obfuscation as obf
 from irods.message import GeneralAdminRequest, UserAdminRequest
 
-from . import api_specific_query
+from . import api_specific_query, quotas
 from .api_metadata import remove_unused_avus
 from .catalog import Catalog, now
 from .dispatch import Reply, Request, Session, UserInfo, api
@@ -406,8 +406,10 @@ async def general_admin(session: Session, req: Request) -> Reply:
         api_specific_query.add(cat, a[2], a[3])
     elif op == "rm" and what == "specificQuery":
         api_specific_query.remove(cat, a[2])
-    elif op in ("set-quota", "calculate-usage"):
-        pass  # accepted; quotas are not enforced
+    elif op == "set-quota":
+        quotas.set_quota(cat, a[1], a[2], a[3], a[4])
+    elif op == "calculate-usage":
+        quotas.calculate_usage(cat)
     else:
         raise IrodsError("CAT_INVALID_ARGUMENT", f"unsupported admin operation {op} {what}")
     return Reply()

@@ -47,6 +47,12 @@ TABLES: dict[str, str] = {
     "r_ticket_coll_main": "r_coll_main r_ticket_coll_main",
     "r_ticket_data_main": "r_data_main r_ticket_data_main",
     "r_ticket_data_coll_main": "r_coll_main r_ticket_data_coll_main",
+    # quotas (general_query_setup.cpp); usage rows join nothing (no cycle in the tree)
+    "r_quota_main": "r_quota_main",
+    "r_quota_usage": "r_quota_usage",
+    "r_quota_user_main": "r_user_main r_quota_user_main",
+    "r_quota_user_group": "r_user_main r_quota_user_group",
+    "r_quota_resc_main": "r_resc_main r_quota_resc_main",
 }
 
 #: (alias, alias, join condition): the edges of the join tree (no cycles)
@@ -115,6 +121,9 @@ LINKS: list[tuple[str, str, str]] = [
         "r_ticket_data_coll_main",
         "r_ticket_data_main.coll_id = r_ticket_data_coll_main.coll_id",
     ),
+    ("r_quota_main", "r_quota_user_main", "r_quota_main.user_id = r_quota_user_main.user_id"),
+    ("r_quota_main", "r_quota_user_group", "r_quota_main.user_id = r_quota_user_group.user_id"),
+    ("r_quota_main", "r_quota_resc_main", "r_quota_main.resc_id = r_quota_resc_main.resc_id"),
 ]
 
 #: SQL function (registered by the engine) giving "root;...;leaf" for a leaf resource id
@@ -292,6 +301,29 @@ _ALL: list[Column] = [
             2214: ("TICKET_WRITE_BYTE_LIMIT", "write_byte_limit"),
         },
     ),
+    *_table(
+        "r_quota_main",
+        {
+            2000: ("QUOTA_USER_ID", "user_id"),
+            2001: ("QUOTA_RESC_ID", "resc_id"),
+            2002: ("QUOTA_LIMIT", "quota_limit"),
+            2003: ("QUOTA_OVER", "quota_over"),
+            2004: ("QUOTA_MODIFY_TIME", "modify_ts"),
+        },
+    ),
+    *_table(
+        "r_quota_usage",
+        {
+            2010: ("QUOTA_USAGE_USER_ID", "user_id"),
+            2011: ("QUOTA_USAGE_RESC_ID", "resc_id"),
+            2012: ("QUOTA_USAGE", "quota_usage"),
+            2013: ("QUOTA_USAGE_MODIFY_TIME", "modify_ts"),
+        },
+    ),
+    Column(2020, "QUOTA_RESC_NAME", "r_quota_resc_main", "r_quota_resc_main.resc_name"),
+    Column(2021, "QUOTA_USER_NAME", "r_quota_user_main", "r_quota_user_main.user_name"),
+    Column(2022, "QUOTA_USER_ZONE", "r_quota_user_main", "r_quota_user_main.zone_name"),
+    Column(2023, "QUOTA_USER_TYPE", "r_quota_user_group", "r_quota_user_group.user_type_name"),
     Column(
         2220,
         "TICKET_ALLOWED_HOST_TICKET_ID",
@@ -338,9 +370,9 @@ _ALL: list[Column] = [
 #: column number -> Column
 COLUMNS: dict[int, Column] = {c.number: c for c in _ALL}
 
-#: iRODS tables this server does not keep (delayed rules, quotas): queries over their
+#: iRODS tables this server does not keep (delayed rules): queries over their
 #: columns are answered as over empty tables
-EMPTY_RANGES: tuple[range, ...] = (range(1000, 1100), range(2000, 2100))
+EMPTY_RANGES: tuple[range, ...] = (range(1000, 1100),)
 
 # the columns whose conditions iRODS moves onto extra AVU joins when repeated
 DATA_META_NAME, DATA_META_VALUE = 600, 601

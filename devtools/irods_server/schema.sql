@@ -237,3 +237,19 @@ CREATE TABLE IF NOT EXISTS r_user_auth (
     create_ts      TEXT NOT NULL,
     UNIQUE (user_id, user_auth_name)
 );
+
+-- quotas (quotas.py), as iRODS's R_QUOTA_MAIN / R_QUOTA_USAGE; resc_id 0: the total
+CREATE TABLE IF NOT EXISTS r_quota_main (
+    user_id     INTEGER NOT NULL,
+    resc_id     INTEGER NOT NULL,
+    quota_limit INTEGER NOT NULL,
+    quota_over  INTEGER NOT NULL DEFAULT 0,
+    modify_ts   TEXT NOT NULL,
+    UNIQUE (user_id, resc_id)
+);
+CREATE TABLE IF NOT EXISTS r_quota_usage (
+    user_id     INTEGER NOT NULL,
+    resc_id     INTEGER NOT NULL,
+    quota_usage INTEGER NOT NULL,
+    modify_ts   TEXT NOT NULL
+);
