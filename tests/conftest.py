@@ -366,12 +366,16 @@ def irods_env_dir(
 def irods_server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     servers: list[ServerProcess] = []
 
-    def make(tls: bool = False, data_dir: Path | None = None) -> ServerProcess:
+    def make(
+        tls: bool = False, data_dir: Path | None = None, presents: str | None = None
+    ) -> ServerProcess:
         n = len(servers)
         cert = key = None
         if tls:
             cert, key = make_self_signed_cert(tmp_path / f"tls{n}")
-        srv = ServerProcess(data_dir or tmp_path / f"data{n}", tls_cert=cert, tls_key=key)
+        srv = ServerProcess(
+            data_dir or tmp_path / f"data{n}", tls_cert=cert, tls_key=key, presents=presents
+        )
         servers.append(srv)
         return srv.start()
 

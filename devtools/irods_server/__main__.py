@@ -1,7 +1,13 @@
 """Start the iRODS test server.
 
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
-[--tls-cert F --tls-key F] [--log-level L]``
+[--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
+[--cost real-zone|AGENT_MS,CATALOG_MS]``
+
+``--presents`` (or ``IRODS_TEST_SERVER_PRESENTS``) picks the iRODS release the server
+presents as (``presentation.py``);
+``--cost`` (or ``IRODS_TEST_SERVER_COST``) slows every request to a real zone's
+per-operation cost (``cost.py``; off by default).
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import sys
 from pathlib import Path
 
+from . import cost, presentation
 from .catalog import Catalog
-from .server import serve
+from .server import load_handlers, serve
 from .state import ZONE, ServerState
 
 
@@ -27,10 +35,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-cert", type=Path, help="PEM certificate (enables TLS negotiation)")
     p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--presents",
+        default=os.environ.get(presentation.ENV_VAR) or presentation.DEFAULT,
+        choices=sorted(presentation.PRESENTATIONS),
+        help=f"iRODS release to present as (default: ${presentation.ENV_VAR},"
+        f" else {presentation.DEFAULT})",
+    )
+    p.add_argument(
+        "--cost",
+        help="per-request delay: 'real-zone', 'off' or 'AGENT_MS,CATALOG_MS'"
+        f" (default: ${cost.ENV_VAR}, else off)",
+    )
     args = p.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
+    try:
+        args.cost = cost.parse_cost(args.cost) if args.cost else cost.from_environment()
+    except ValueError as e:
+        p.error(str(e))
     return args
+
+
+def configure(presents: str, op_cost: cost.OpCost) -> None:
+    """Load the handlers, then fit them to the presented release and the cost."""
+    load_handlers()
+    presentation.use(presents)
+    presentation.install()
+    cost.install(op_cost)
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -52,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
+    configure(args.presents, args.cost)
+    if args.cost.active:
+        logging.getLogger("irods_server").warning("per-operation cost: %s", args.cost)
     try:
         state = build_state(args.data, args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import tickets
 from .catalog import ACCESS_TYPES, now
 from .errors import IrodsError
 
@@ -56,8 +57,14 @@ _LEVEL_SQL = (
 
 
 def allowed(cat: Catalog, user: UserInfo, object_id: int, needed: int) -> bool:
-    """Whether ``user`` may act on ``object_id`` at level ``needed`` (rodsadmin always may)."""
-    return user.is_admin or level(cat, user, object_id) >= needed
+    """Whether ``user`` may act on ``object_id`` at level ``needed`` (rodsadmin always may).
+    A connection that supplied a ticket goes by the ticket instead (``tickets.allows``)."""
+    if user.is_admin:
+        return True
+    by_ticket = tickets.allows(cat, user, object_id, needed)
+    if by_ticket is not None:
+        return by_ticket
+    return level(cat, user, object_id) >= needed
 
 
 def require(cat: Catalog, user: UserInfo, object_id: int, needed: int, path: str = "") -> None:

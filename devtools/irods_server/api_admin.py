@@ -13,6 +13,7 @@ import sqlite3
 from irods import password_obfuscation as obf
 from irods.message import GeneralAdminRequest, UserAdminRequest
 
+from . import api_specific_query, quotas
 from .api_metadata import remove_unused_avus
 from .catalog import Catalog, now
 from .dispatch import Reply, Request, Session, UserInfo, api
@@ -164,6 +165,7 @@ def forget_principal(cat: Catalog, uid: int) -> None:
     db = cat.db
     db.execute("DELETE FROM r_user_group WHERE user_id = ? OR group_user_id = ?", (uid, uid))
     db.execute("DELETE FROM r_user_password WHERE user_id = ?", (uid,))
+    db.execute("DELETE FROM r_user_auth WHERE user_id = ?", (uid,))
     db.execute("DELETE FROM r_objt_access WHERE user_id = ?", (uid,))
     db.execute("DELETE FROM r_objt_metamap WHERE object_id = ?", (uid,))
     db.execute("DELETE FROM r_user_main WHERE user_id = ?", (uid,))
@@ -215,6 +217,22 @@ def modify_user(session: Session, name: str, zone: str, option: str, value: str)
         _update_user(cat, uid, "user_info", value)
     elif option == "comment":
         _update_user(cat, uid, "r_comment", value)
+    elif option == "addAuth":  # db_mod_user_op: a DN (user_auth_name) for the user
+        if not value:
+            raise IrodsError("CAT_INVALID_ARGUMENT", "addAuth needs a DN")
+        try:
+            cat.db.execute(
+                "INSERT INTO r_user_auth (user_id, user_auth_name, create_ts) VALUES (?, ?, ?)",
+                (uid, value, now()),
+            )
+        except sqlite3.IntegrityError:
+            raise IrodsError(
+                "CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME", f"{name} has DN {value}"
+            ) from None
+    elif option == "rmAuth":
+        cat.db.execute(
+            "DELETE FROM r_user_auth WHERE user_id = ? AND user_auth_name = ?", (uid, value)
+        )
     else:
         raise IrodsError("CAT_INVALID_ARGUMENT", f"cannot modify user {option!r}")
 
@@ -384,8 +402,14 @@ async def general_admin(session: Session, req: Request) -> Reply:
         remove_child(cat, a[2], a[3])
     elif op == "rm" and what == "unusedAVUs":
         remove_unused_avus(cat)
-    elif op in ("set-quota", "calculate-usage"):
-        pass  # accepted; quotas are not enforced
+    elif op == "add" and what == "specificQuery":
+        api_specific_query.add(cat, a[2], a[3])
+    elif op == "rm" and what == "specificQuery":
+        api_specific_query.remove(cat, a[2])
+    elif op == "set-quota":
+        quotas.set_quota(cat, a[1], a[2], a[3], a[4])
+    elif op == "calculate-usage":
+        quotas.calculate_usage(cat)
     else:
         raise IrodsError("CAT_INVALID_ARGUMENT", f"unsupported admin operation {op} {what}")
     return Reply()

@@ -1,4 +1,5 @@
-"""API 702 GEN_QUERY (with continuation-index paging); 722 and GenQuery2 answer clean errors.
+"""API 702 GEN_QUERY (with continuation-index paging). Specific queries (722) are
+``api_specific_query.py``, GenQuery2 (10221) ``api_genquery2.py``.
 
 A query's rows are computed once; the rows beyond ``maxRows`` wait under a continuation
 index (``continueInx`` > 0 in the reply while rows remain). The client pages with that
@@ -16,13 +17,12 @@ from typing import Any
 
 from irods.message import GenQueryRequest, GenQueryResponse, GenQueryResponseColumn
 
+from . import tickets
 from .dispatch import Reply, Request, Session, UserInfo, api
 from .errors import IrodsError
 from .genquery import AUTO_CLOSE, RETURN_TOTAL_ROW_COUNT, Access, GenQuery, run
 
 GEN_QUERY_AN = 702
-SPECIFIC_QUERY_AN = 722
-GENQUERY2_AN = 10221
 MAX_OPEN_PER_USER = 50  # as iRODS's statement table; a user's oldest is dropped beyond it
 MAX_OPEN = 1000  # all users together
 
@@ -147,7 +147,9 @@ async def gen_query(session: Session, req: Request) -> Reply:
         return _page(pending, max_rows, query.options, continue_inx)
     _check_zone(session, query.keywords)
     catalog = session.state.catalog
-    access = None if user.is_admin else Access(catalog.group_ids(user.id))
+    access = None
+    if not user.is_admin:
+        access = Access(catalog.group_ids(user.id), tickets.active_string(), user.id)
     rows = run(catalog.db, query, access)
     if max_rows <= 0:
         return response([], [], 0, 0)
@@ -155,17 +157,3 @@ async def gen_query(session: Session, req: Request) -> Reply:
     return _page(
         _Pending(_owner(user), columns, rows, len(rows) + query.offset), max_rows, query.options
     )
-
-
-@api(SPECIFIC_QUERY_AN)
-async def specific_query(session: Session, req: Request) -> Reply:
-    """Specific queries are not kept by this server: every alias is unknown."""
-    session.require_user()
-    raise IrodsError("CAT_UNKNOWN_SPECIFIC_QUERY", "specific queries are not supported")
-
-
-@api(GENQUERY2_AN)
-async def genquery2(session: Session, req: Request) -> Reply:
-    """GenQuery2 is not offered by this server."""
-    session.require_user()
-    raise IrodsError("SYS_NOT_SUPPORTED", "GenQuery2 is not supported")

@@ -42,6 +42,9 @@ PAM_TTL_HOURS_MAX = 24 * 14
 TEMP_PASSWORD_TTL = 600  # seconds a temporary password (APIs 709, 724) stays valid
 
 
+ANONYMOUS_USER = "anonymous"
+
+
 def new_challenge() -> str:
     return "".join(secrets.choice(CHALLENGE_CHARS) for _ in range(64))
 
@@ -69,12 +72,25 @@ def check_digest(session: Session, user: str, zone: str, challenge: bytes, answe
         for pw in cat.passwords(row["user_id"])
         if hmac.compare_digest(digest(challenge, pw), answer)
     ]
-    if not matched:
+    if not matched and not _passwordless_anonymous(cat, row):
         raise IrodsError("CAT_INVALID_AUTHENTICATION", "wrong password")
     become_client(session, row["user_name"], row["zone_name"], row["user_type_name"])
     # what the obfuscated password-change requests are keyed with (see api_admin)
-    session.scratch["auth_password"] = matched[0]
+    session.scratch["auth_password"] = matched[0] if matched else ""
     session.scratch["client_signature"] = challenge[:16].hex()
+
+
+def _passwordless_anonymous(cat: Any, row: Any) -> bool:
+    """``db_check_auth_op`` (db_plugin.cpp): a user with no password row at all is
+    ``CAT_INVALID_USER``, except ``anonymous``, which then logs in with any answer."""
+    has_password = cat.db.execute(
+        "SELECT 1 FROM r_user_password WHERE user_id = ? LIMIT 1", (row["user_id"],)
+    ).fetchone()
+    if has_password is not None:
+        return False
+    if row["user_name"] == ANONYMOUS_USER:
+        return True
+    raise IrodsError("CAT_INVALID_USER", f"{row['user_name']} has no password")
 
 
 def become_client(session: Session, proxy: str, proxy_zone: str, proxy_type: str) -> None:

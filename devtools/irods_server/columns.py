@@ -18,7 +18,7 @@ TABLES: dict[str, str] = {
     "r_user_main": "r_user_main",
     "r_user_group": "r_user_group",
     "r_group_main": "r_user_main r_group_main",
-    "r_user_auth": "(SELECT 0 AS user_id, '' AS user_auth_name WHERE 0) r_user_auth",
+    "r_user_auth": "r_user_auth",
     "r_resc_main": "r_resc_main",
     "r_coll_main": "r_coll_main",
     "r_data_main": "r_data_main",
@@ -38,6 +38,21 @@ TABLES: dict[str, str] = {
     "r_coll_tokn_accs": "r_tokn_main r_coll_tokn_accs",
     "r_coll_user_group": "r_user_group r_coll_user_group",
     "r_coll_user_main": "r_user_main r_coll_user_main",
+    # tickets (general_query_setup.cpp): a component of their own, joined to nothing else
+    "r_ticket_main": "r_ticket_main",
+    "r_ticket_allowed_hosts": "r_ticket_allowed_hosts",
+    "r_ticket_allowed_users": "r_ticket_allowed_users",
+    "r_ticket_allowed_groups": "r_ticket_allowed_groups",
+    "r_ticket_user_main": "r_user_main r_ticket_user_main",
+    "r_ticket_coll_main": "r_coll_main r_ticket_coll_main",
+    "r_ticket_data_main": "r_data_main r_ticket_data_main",
+    "r_ticket_data_coll_main": "r_coll_main r_ticket_data_coll_main",
+    # quotas (general_query_setup.cpp); usage rows join nothing (no cycle in the tree)
+    "r_quota_main": "r_quota_main",
+    "r_quota_usage": "r_quota_usage",
+    "r_quota_user_main": "r_user_main r_quota_user_main",
+    "r_quota_user_group": "r_user_main r_quota_user_group",
+    "r_quota_resc_main": "r_resc_main r_quota_resc_main",
 }
 
 #: (alias, alias, join condition): the edges of the join tree (no cycles)
@@ -90,6 +105,25 @@ LINKS: list[tuple[str, str, str]] = [
     ("r_user_main", "r_data_access", "r_user_main.user_id = r_data_access.user_id"),
     ("r_user_main", "r_user_group", "r_user_main.user_id = r_user_group.user_id"),
     ("r_user_group", "r_group_main", "r_user_group.group_user_id = r_group_main.user_id"),
+    *(
+        (
+            "r_ticket_main",
+            f"r_ticket_allowed_{t}",
+            f"r_ticket_main.ticket_id = r_ticket_allowed_{t}.ticket_id",
+        )
+        for t in ("hosts", "users", "groups")
+    ),
+    ("r_ticket_main", "r_ticket_user_main", "r_ticket_main.user_id = r_ticket_user_main.user_id"),
+    ("r_ticket_main", "r_ticket_coll_main", "r_ticket_main.object_id = r_ticket_coll_main.coll_id"),
+    ("r_ticket_main", "r_ticket_data_main", "r_ticket_main.object_id = r_ticket_data_main.data_id"),
+    (
+        "r_ticket_data_main",
+        "r_ticket_data_coll_main",
+        "r_ticket_data_main.coll_id = r_ticket_data_coll_main.coll_id",
+    ),
+    ("r_quota_main", "r_quota_user_main", "r_quota_main.user_id = r_quota_user_main.user_id"),
+    ("r_quota_main", "r_quota_user_group", "r_quota_main.user_id = r_quota_user_group.user_id"),
+    ("r_quota_main", "r_quota_resc_main", "r_quota_main.resc_id = r_quota_resc_main.resc_id"),
 ]
 
 #: SQL function (registered by the engine) giving "root;...;leaf" for a leaf resource id
@@ -247,14 +281,98 @@ _ALL: list[Column] = [
     Column(1311, "COL_DATA_USER_ZONE", "r_data_user_main", "r_data_user_main.zone_name"),
     Column(1600, "USER_AUTH_ID", "r_user_auth", "r_user_auth.user_id"),
     Column(1601, "USER_DN", "r_user_auth", "r_user_auth.user_auth_name"),
+    *_table(
+        "r_ticket_main",
+        {
+            2200: ("TICKET_ID", "ticket_id"),
+            2201: ("TICKET_STRING", "ticket_string"),
+            2202: ("TICKET_TYPE", "ticket_type"),
+            2203: ("TICKET_USER_ID", "user_id"),
+            2204: ("TICKET_OBJECT_ID", "object_id"),
+            2205: ("TICKET_OBJECT_TYPE", "object_type"),
+            2206: ("TICKET_USES_LIMIT", "uses_limit"),
+            2207: ("TICKET_USES_COUNT", "uses_count"),
+            2208: ("TICKET_EXPIRY_TS", "ticket_expiry_ts"),
+            2209: ("TICKET_CREATE_TIME", "create_ts"),
+            2210: ("TICKET_MODIFY_TIME", "modify_ts"),
+            2211: ("TICKET_WRITE_FILE_COUNT", "write_file_count"),
+            2212: ("TICKET_WRITE_FILE_LIMIT", "write_file_limit"),
+            2213: ("TICKET_WRITE_BYTE_COUNT", "write_byte_count"),
+            2214: ("TICKET_WRITE_BYTE_LIMIT", "write_byte_limit"),
+        },
+    ),
+    *_table(
+        "r_quota_main",
+        {
+            2000: ("QUOTA_USER_ID", "user_id"),
+            2001: ("QUOTA_RESC_ID", "resc_id"),
+            2002: ("QUOTA_LIMIT", "quota_limit"),
+            2003: ("QUOTA_OVER", "quota_over"),
+            2004: ("QUOTA_MODIFY_TIME", "modify_ts"),
+        },
+    ),
+    *_table(
+        "r_quota_usage",
+        {
+            2010: ("QUOTA_USAGE_USER_ID", "user_id"),
+            2011: ("QUOTA_USAGE_RESC_ID", "resc_id"),
+            2012: ("QUOTA_USAGE", "quota_usage"),
+            2013: ("QUOTA_USAGE_MODIFY_TIME", "modify_ts"),
+        },
+    ),
+    Column(2020, "QUOTA_RESC_NAME", "r_quota_resc_main", "r_quota_resc_main.resc_name"),
+    Column(2021, "QUOTA_USER_NAME", "r_quota_user_main", "r_quota_user_main.user_name"),
+    Column(2022, "QUOTA_USER_ZONE", "r_quota_user_main", "r_quota_user_main.zone_name"),
+    Column(2023, "QUOTA_USER_TYPE", "r_quota_user_group", "r_quota_user_group.user_type_name"),
+    Column(
+        2220,
+        "TICKET_ALLOWED_HOST_TICKET_ID",
+        "r_ticket_allowed_hosts",
+        "r_ticket_allowed_hosts.ticket_id",
+    ),
+    Column(2221, "TICKET_ALLOWED_HOST", "r_ticket_allowed_hosts", "r_ticket_allowed_hosts.host"),
+    Column(
+        2222,
+        "TICKET_ALLOWED_USER_TICKET_ID",
+        "r_ticket_allowed_users",
+        "r_ticket_allowed_users.ticket_id",
+    ),
+    Column(
+        2223,
+        "TICKET_ALLOWED_USER_NAME",
+        "r_ticket_allowed_users",
+        "r_ticket_allowed_users.user_name",
+    ),
+    Column(
+        2224,
+        "TICKET_ALLOWED_GROUP_TICKET_ID",
+        "r_ticket_allowed_groups",
+        "r_ticket_allowed_groups.ticket_id",
+    ),
+    Column(
+        2225,
+        "TICKET_ALLOWED_GROUP_NAME",
+        "r_ticket_allowed_groups",
+        "r_ticket_allowed_groups.group_name",
+    ),
+    Column(2226, "TICKET_DATA_NAME", "r_ticket_data_main", "r_ticket_data_main.data_name"),
+    Column(
+        2227,
+        "TICKET_DATA_COLL_NAME",
+        "r_ticket_data_coll_main",
+        "r_ticket_data_coll_main.coll_name",
+    ),
+    Column(2228, "TICKET_COLL_NAME", "r_ticket_coll_main", "r_ticket_coll_main.coll_name"),
+    Column(2229, "TICKET_OWNER_NAME", "r_ticket_user_main", "r_ticket_user_main.user_name"),
+    Column(2230, "TICKET_OWNER_ZONE", "r_ticket_user_main", "r_ticket_user_main.zone_name"),
 ]
 
 #: column number -> Column
 COLUMNS: dict[int, Column] = {c.number: c for c in _ALL}
 
-#: iRODS tables this server does not keep (delayed rules, quotas, tickets): queries over
-#: their columns are answered as over empty tables
-EMPTY_RANGES: tuple[range, ...] = (range(1000, 1100), range(2000, 2100), range(2200, 2300))
+#: iRODS tables this server does not keep (delayed rules): queries over their
+#: columns are answered as over empty tables
+EMPTY_RANGES: tuple[range, ...] = (range(1000, 1100),)
 
 # the columns whose conditions iRODS moves onto extra AVU joins when repeated
 DATA_META_NAME, DATA_META_VALUE = 600, 601

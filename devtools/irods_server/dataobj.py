@@ -18,7 +18,7 @@ from typing import Any
 import irods.keywords as kw
 from irods.message import BinBytesBuf, Message, StringProperty
 
-from . import acl, namespace, vault
+from . import acl, namespace, resource_policy, vault
 from .catalog import now
 from .dispatch import Request, Session
 from .errors import IrodsError
@@ -254,6 +254,8 @@ def create_object(
     """A new data object's first replica (status intermediate) and its physical file."""
     cat = session.state.catalog
     user = session.require_user()
+    size = opts.get(kw.DATA_SIZE_KW, "")  # the vote for create (resource_policy.py)
+    resource_policy.check_create(leaf, int(size) if size.lstrip("-").isdigit() else -1)
     parent_path = namespace.split(path)[0]
     colls = {
         str(r["coll_name"]): r

@@ -53,9 +53,15 @@ class GenQuery:
 
 @dataclass
 class Access:
-    """Restrict results to what these user/group ids may read (None: no restriction)."""
+    """Restrict results to what these user/group ids may read (None: no restriction).
+
+    ``ticket``: the connection's session ticket; then only what it covers is visible,
+    instead of what the ACLs allow (tickets.py). ``user_id``: ticket columns show only
+    this user's own tickets."""
 
     ids: Sequence[int]
+    ticket: str = ""
+    user_id: int | None = None
 
 
 def like_to_glob(pattern: str) -> str:
@@ -321,7 +327,9 @@ def _select_group_order(
 
 def _access_checks(aliases: list[str], access: Access, params: list[Any]) -> list[str]:
     """STRICT ACL policy: only data objects and collections the client may read."""
-    checks = []
+    checks = _ticket_checks(aliases, access, params)
+    if access.ticket:
+        return checks
     ids = ", ".join("?" * len(access.ids))
     for alias, key in (("r_data_main", "data_id"), ("r_coll_main", "coll_id")):
         if alias in aliases:
@@ -330,6 +338,38 @@ def _access_checks(aliases: list[str], access: Access, params: list[Any]) -> lis
                 f" AND acl.user_id IN ({ids}) AND acl.access_type_id >= {READ_OBJECT})"
             )
             params.extend(access.ids)
+    return checks
+
+
+def _ticket_checks(aliases: list[str], access: Access, params: list[Any]) -> list[str]:
+    """``genqAppendAccessCheck`` (general_query.cpp): a non-admin sees only its own tickets;
+    with a session ticket, only the data objects and collections the ticket covers (the
+    object itself, or anything under its collection), instead of what the ACLs allow."""
+    checks = []
+    if "r_ticket_main" in aliases and access.user_id is not None:
+        checks.append("r_ticket_main.user_id = ?")
+        params.append(access.user_id)
+    if not access.ticket:
+        return checks
+    objects = "(SELECT object_id FROM r_ticket_main WHERE ticket_string = ?)"
+    under = (
+        "EXISTS (SELECT 1 FROM r_coll_main tc WHERE tc.coll_id IN " + objects + " AND"
+        " substr({name}, 1, length(tc.coll_name)) = tc.coll_name)"
+    )
+    if "r_data_main" in aliases:
+        checks.append(
+            f"(r_data_main.data_id IN {objects} OR r_data_main.coll_id IN {objects} OR"
+            " EXISTS (SELECT 1 FROM r_coll_main dc WHERE dc.coll_id = r_data_main.coll_id"
+            " AND " + under.format(name="dc.coll_name") + "))"
+        )
+        params.extend([access.ticket] * 3)
+    elif "r_coll_main" in aliases:
+        checks.append(
+            f"(r_coll_main.coll_id IN {objects} OR "
+            + under.format(name="r_coll_main.coll_name")
+            + ")"
+        )
+        params.extend([access.ticket] * 2)
     return checks
 
 

@@ -36,7 +36,12 @@ class ServerProcess:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         log_level: str = "WARNING",
+        presents: str | None = None,
+        cost: str | None = None,
     ) -> None:
+        """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
+        server's default). ``cost``: per-operation delay ("real-zone" or
+        "AGENT_MS,CATALOG_MS"; None: whatever ``IRODS_TEST_SERVER_COST`` says, else off)."""
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -46,6 +51,8 @@ class ServerProcess:
         self.tls_cert = tls_cert
         self.tls_key = tls_key
         self.log_level = log_level
+        self.presents = presents
+        self.cost = cost
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
@@ -57,6 +64,10 @@ class ServerProcess:
         cmd += ["--host", self.host, "--port", str(self.port), "--log-level", self.log_level]
         if self.tls_cert is not None and self.tls_key is not None:
             cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
+        if self.presents is not None:
+            cmd += ["--presents", self.presents]
+        if self.cost is not None:
+            cmd += ["--cost", self.cost]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen(

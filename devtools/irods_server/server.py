@@ -29,10 +29,10 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from irods.message import ClientServerNegotiation, VersionResponse
 
-from . import wire
+from . import presentation, wire
 from .dispatch import DISCONNECT_HOOKS, HANDLERS, Reply, Request, Session
 from .errors import IrodsError, code_of
-from .state import API_VERSION, SERVER_VERSION, ServerState
+from .state import API_VERSION, ServerState
 
 log = logging.getLogger("irods_server")
 
@@ -92,6 +92,7 @@ class Connection:
         self.ch = channel
         self.session = Session(state=state)
         self.peer = channel.peer()
+        self.session.scratch["client_addr"] = self.peer.rsplit(":", 1)[0]  # tickets' hosts
 
     async def run(self) -> None:
         try:
@@ -136,7 +137,7 @@ class Connection:
             use_ssl = await self.negotiate()
         version = VersionResponse(
             status=0,
-            relVersion=SERVER_VERSION,
+            relVersion=presentation.current().rel_version,
             apiVersion=API_VERSION,
             reconnPort=0,
             reconnAddr="",

@@ -14,13 +14,41 @@ import pytest
 from devtools.irods_server import conformance
 from devtools.irods_server.launcher import REPO_ROOT
 
+KINDS = ("needs the rule engine", "not a real-zone pass", "not implemented yet")
+
 
 def test_skip_list_entries_all_have_reasons() -> None:
     skips = conformance.load_skips()
     assert skips, "the skip list should not be empty"
     for test_id, reason in skips.items():
         assert test_id.split(".")[0] in conformance.MODULES
-        assert len(reason) > 10
+        assert reason.startswith(KINDS), f"{test_id}: reason of an unknown kind: {reason}"
+
+
+def test_runner_covers_every_module_of_the_real_zone_list() -> None:
+    real = conformance.load_real_zone_passes()
+    assert len(real) == 275
+    assert {t.split(".")[0] for t in real} == set(conformance.MODULES)
+    assert len(conformance.MODULES) == 22
+
+
+def test_real_zone_passes_are_skipped_only_for_the_rule_engine_or_as_unimplemented() -> None:
+    """A test that passes on a real zone may not be skipped as 'not a real-zone pass'."""
+    skips = conformance.load_skips()
+    for tid in conformance.load_real_zone_passes():
+        parts = tid.split(".")
+        keys = [tid, ".".join(parts[:2]), parts[0]]
+        reason = next((skips[k] for k in keys if k in skips), None)
+        if reason is not None:
+            assert not reason.startswith("not a real-zone pass"), tid
+
+
+def test_compare_with_real_zone() -> None:
+    real = ["m.C.a", "m.C.b", "m.C.c", "m.C.d", "other.C.x"]
+    outcomes = {"m.C.a": "passed", "m.C.b": "skipped", "m.C.c": "failed"}
+    fared, missing = conformance.compare_with_real_zone(outcomes, ["m"], real)
+    assert fared == {"passed": 1, "skipped": 1, "failed": 1, "not run": 1}
+    assert missing == ["m.C.c", "m.C.d"]
 
 
 def test_skip_list_without_reason_is_rejected(tmp_path: Path) -> None:
@@ -51,6 +79,39 @@ def test_apply_skips_and_json_results(tmp_path: Path) -> None:
     assert rows["test_b"]["outcome"] == "failed"
 
 
+def test_module_skip_entry_skips_every_class_of_the_module(tmp_path: Path) -> None:
+    class Sample(unittest.TestCase):
+        def test_a(self) -> None:
+            pass
+
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(Sample)
+    module = conformance.short_id(next(conformance._iter_tests(suite))).split(".")[0]
+    conformance.apply_skips(suite, {module: "not implemented yet: everything"})
+    out = tmp_path / "r.jsonl"
+    with open(out, "w") as f:
+        suite.run(conformance.JsonResult(f, timeout=30))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["outcome"] for r in rows] == ["skipped"]
+
+
+def test_each_module_gets_a_fresh_server_and_home() -> None:
+    """The first module deletes ~/.irods/.irodsA and leaves a user and an object behind;
+    the second passes only if it sees none of that (a shared HOME or server fails it)."""
+    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--retries", "0"]
+    cmd += ["--package", "tests.irods_server.conformance_probe", "--no-skips"]
+    proc = subprocess.run(
+        [*cmd, "--modules", "breaks_env", "checks_env"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "breaks_env: 1 passed, 0 failed, 0 skipped" in proc.stdout
+    assert "checks_env: 1 passed, 0 failed, 0 skipped" in proc.stdout
+
+
 def test_runs_a_prc_module_against_a_fresh_server() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "devtools.irods_server.conformance", "--modules", "file_test"],
@@ -61,7 +122,12 @@ def test_runs_a_prc_module_against_a_fresh_server() -> None:
         check=False,
     )
     lines = proc.stdout.strip().splitlines()
-    assert re.fullmatch(r"file_test: \d+ passed, 0 failed, \d+ skipped \(\d+s\)", lines[0])
-    m = re.fullmatch(r"(\d+) passed, (\d+) failed, (\d+) skipped", lines[-1])
+    assert lines[0] == "conformance against the test server presenting as iRODS 4.3.4 (the default)"
+    assert re.fullmatch(r"file_test: \d+ passed, 0 failed, \d+ skipped \(\d+s\)", lines[1])
+    assert (
+        lines[2]
+        == "real-zone passes of these modules: 4; here 4 passed, 0 skipped with a reason, 0 neither"
+    )
+    m = re.fullmatch(r"(\d+) passed, (\d+) failed, (\d+) skipped \(1 modules, \d+s\)", lines[-1])
     assert m is not None and int(m.group(1)) >= 4 and m.group(2) == "0"
     assert proc.returncode == 0

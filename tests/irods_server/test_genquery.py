@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from irods.column import Between, In, Like, NotLike
-from irods.exception import CAT_UNKNOWN_SPECIFIC_QUERY, SYS_NOT_SUPPORTED
-from irods.genquery2 import GenQuery2
+from irods.exception import CAT_UNKNOWN_SPECIFIC_QUERY
 from irods.models import (
     Collection,
     CollectionAccess,
@@ -477,9 +476,7 @@ def test_open_queries_are_per_user_capped_and_survive_another_connection(server:
             _raw_query(one, continueInx=inx, maxRows=0)
 
 
-def test_specific_query_and_genquery2_are_clean_errors(sess: Any) -> None:
+def test_unknown_specific_query_is_a_clean_error(sess: Any) -> None:
     with pytest.raises(CAT_UNKNOWN_SPECIFIC_QUERY):
-        next(iter(SpecificQuery(sess, alias="ls")))
-    with pytest.raises(SYS_NOT_SUPPORTED):
-        GenQuery2(sess).execute("select COLL_NAME")
+        next(iter(SpecificQuery(sess, alias="no_such_alias")))
     assert sess.query(Collection.name).filter(Collection.name == HOME).one()  # still usable
