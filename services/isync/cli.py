@@ -10,18 +10,20 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
-from services.isync.account import load_account
-from services.isync.engine import transfer
 from services.isync.environment import Environment
 from services.isync.errors import IsyncError, UsageError, exit_status_for, translate
-from services.isync.journal import default_state_dir
-from services.isync.models import TransferOptions, TransferReport
-from services.isync.progress import JsonLinesSink, LineSink, ProgressSink, RichSink
 from shared.errors import ExitStatus, validation_errors
+
+if TYPE_CHECKING:
+    from services.isync.models import TransferOptions, TransferReport
+    from services.isync.progress import ProgressSink
+
+# The transfer engine (and python-irodsclient under it) loads only once the arguments are
+# known to be good: `isync --help` and usage errors answer without paying for it.
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> TransferOptions:
+    from services.isync.models import TransferOptions
+
     try:
         return TransferOptions(
             recursive=args.recursive,
@@ -146,6 +150,8 @@ _FLAG_OF = {
 
 
 def _sink(args: argparse.Namespace, env: Environment) -> ProgressSink:
+    from services.isync.progress import JsonLinesSink, LineSink, RichSink
+
     if args.json:
         return JsonLinesSink(env.stdout)
     if args.progress and env.stderr_isatty:
@@ -172,6 +178,11 @@ def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitS
         env.stdout.write(parser.format_help())
         return ExitStatus.SUCCESS
     args = parser.parse_args(list(argv))
+    from services.isync.account import load_account
+    from services.isync.engine import transfer
+    from services.isync.journal import default_state_dir
+    from services.isync.progress import RichSink
+
     if args.resume_dir is None:
         args.resume_dir = default_state_dir(env.environ)
     options = options_from(args)

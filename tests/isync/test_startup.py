@@ -1,0 +1,45 @@
+"""`isync --help` and usage errors answer before the transfer engine is imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import services.isync
+
+_PROBE = """
+import io, json, sys
+from services.isync.cli import main
+from services.isync.environment import Environment
+out, err = io.StringIO(), io.StringIO()
+code = main(sys.argv[1:], Environment(stdout=out, stderr=err, environ={}))
+heavy = sorted(m for m in ("irods", "irods.session", "services.isync.engine") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()[:40]}))
+"""
+
+
+def _probe(*argv: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, check=True
+    )
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_help_does_not_import_the_engine() -> None:
+    result = _probe("--help")
+    assert result["code"] == 0
+    assert str(result["out"]).startswith("usage: isync")
+    assert result["heavy"] == []
+
+
+def test_usage_error_does_not_import_the_engine() -> None:
+    result = _probe("--streams", "nope", "a", "i:b")
+    assert result["code"] == 2
+    assert result["heavy"] == []
+
+
+def test_public_names_still_resolve() -> None:
+    for name in services.isync.__all__:
+        assert getattr(services.isync, name) is not None
