@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from services.api.auth import verify_password
-from shared.crypto import Opener, Sealer, key_id, load_public_key
+from shared.crypto import Binding, Opener, Sealer, key_id, load_public_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,8 +38,9 @@ def test_genkey_writes_a_private_key_0600_and_prints_its_id(tmp_path: Path) -> N
     priv, pub = tmp_path / "k" / "private.pem", tmp_path / "k" / "public.pem"
     assert stat.S_IMODE(priv.stat().st_mode) == 0o600
     assert out == key_id(load_public_key(pub.read_bytes())) + "\n"
-    envelope = Sealer.from_pem([pub.read_bytes()]).seal("x")
-    assert Opener.from_pem([priv.read_bytes()]).open(envelope).get_secret_value() == "x"
+    bound = Binding(stager_user="alice", dr_user="alice@example.org")
+    envelope = Sealer.from_pem([pub.read_bytes()]).seal("x", bound)
+    assert Opener.from_pem([priv.read_bytes()]).open(envelope, bound).get_secret_value() == "x"
 
 
 def test_genkey_refuses_to_overwrite_an_existing_key_and_keeps_it(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from shared.messaging.messages import (
     TaskSpec,
     TaskState,
     check_abs_path,
+    credential_binding,
 )
 
 log = get_logger("stager.api")
@@ -118,7 +119,11 @@ def _seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
         secret = job.drPass.get_secret_value()
         if not secret:
             raise InvalidInput("drPass is empty: give the repository password or leave it out")
-        envelope = app[SEALER].check(secret) if is_envelope(secret) else app[SEALER].seal(secret)
+        bound = credential_binding(job.stagerUser, job.drUser, p.submitter)
+        sealer = app[SEALER]
+        envelope = (
+            sealer.check(secret, bound) if is_envelope(secret) else sealer.seal(secret, bound)
+        )
     elif p.kind == PrincipalKind.USER and settings.require_drpass_for_users:
         raise InvalidInput("drPass is required: give your repository data-access password")
     fields = job.model_dump(exclude={"drPass"})

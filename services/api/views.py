@@ -29,7 +29,8 @@ class JobInput(JobFields):
     drPass: SecretStr | None = Field(
         default=None,
         max_length=8192,
-        description="repository password: plaintext (sealed at once) or a stgenv1 envelope",
+        description="repository password: plaintext (sealed at once) or a stgenv2 envelope "
+        "bound to this job",
     )
 
 

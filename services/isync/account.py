@@ -39,15 +39,24 @@ def _read_password_file(path: str, delete: bool) -> str:
     return password
 
 
-def _open_envelope(envelope: str, environ: Mapping[str, str]) -> str:
+def _open_envelope(envelope: str, environ: Mapping[str, str], dr_user: str) -> str:
+    """Open an envelope bound to this Unix user and iRODS account (any submitter)."""
     keys_dir = environ.get("STAGER_PRIVATE_KEYS_DIR")
     if not keys_dir:
         raise AuthenticationError("IRODS_PASSWORD_ENVELOPE needs STAGER_PRIVATE_KEYS_DIR")
+    import pwd
+
     from shared import crypto  # lazy: only workers holding private keys need it
+    from shared.errors import DecryptError, EnvelopeError
 
     try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        submitter = crypto.binding_of(envelope).submitter
+        expect = crypto.Binding(stager_user=me, dr_user=dr_user, submitter=submitter)
         pems = [p.read_bytes() for p in sorted(Path(keys_dir).glob("*.pem"))]
-        return crypto.Opener.from_pem(pems).open(envelope).get_secret_value()
+        return crypto.Opener.from_pem(pems).open(envelope, expect).get_secret_value()
+    except (DecryptError, EnvelopeError) as e:
+        raise AuthenticationError(f"cannot open the credential envelope: {e.message}") from e
     except Exception as e:
         raise AuthenticationError("cannot open the credential envelope") from e
 
@@ -69,13 +78,15 @@ def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
         raise AuthenticationError(f"cannot read {path}: {e.strerror}") from e
 
 
-def _password(environ: Mapping[str, str], env: Mapping[str, Any], delete_file: bool) -> str:
+def _password(
+    environ: Mapping[str, str], env: Mapping[str, Any], delete_file: bool, user: str
+) -> str:
     if "IRODS_PASSWORD" in environ:
         return environ["IRODS_PASSWORD"]
     if environ.get("IRODS_PASSWORD_FILE"):
         return _read_password_file(environ["IRODS_PASSWORD_FILE"], delete_file)
     if environ.get("IRODS_PASSWORD_ENVELOPE"):
-        return _open_envelope(environ["IRODS_PASSWORD_ENVELOPE"], environ)
+        return _open_envelope(environ["IRODS_PASSWORD_ENVELOPE"], environ, user)
     return _irods_a(environ, env)
 
 
@@ -105,7 +116,7 @@ def load_account(
             "no iRODS connection settings: set IRODS_HOST, IRODS_USER_NAME and IRODS_ZONE_NAME "
             f"(or create {path})"
         )
-    password = _password(environ, env, delete_password_file)
+    password = _password(environ, env, delete_password_file, str(user))
     if not password:
         raise AuthenticationError(
             "no iRODS password: set IRODS_PASSWORD or IRODS_PASSWORD_FILE, or run iinit"

@@ -1,7 +1,10 @@
 """The repository credential of a task: its own envelope, or its service account's.
 
 A ``drPass`` envelope is opened only here, in the worker, with any of the private
-keys found in the keys directory (several for rotation). A service-account task
+keys found in the keys directory (several for rotation), and only for the job it was
+sealed for: its binding must name the (signed) task's ``stagerUser``, ``drUser`` and
+service-account submitter (``shared.messaging.messages.credential_binding``), checked
+before any private-key operation and authenticated by the envelope's GCM tag. A service-account task
 without ``drPass`` uses the credential configured for that account (the more
 specific ``<account>/<drUser>`` entry first, for accounts serving several
 organisational units).
@@ -16,7 +19,7 @@ from pydantic import BaseModel
 
 from shared.crypto import Opener
 from shared.errors import ConfigError, DecryptError, ErrorKind, StagerError
-from shared.messaging.messages import PrincipalKind, TaskMessage
+from shared.messaging.messages import PrincipalKind, TaskMessage, credential_binding
 from shared.settings import FileSecret
 
 
@@ -57,8 +60,9 @@ def resolve(
     if spec.drPass:
         if opener is None:
             raise CredentialError("this worker holds no private key to open the drPass envelope")
+        expect = credential_binding(spec.stagerUser, spec.drUser, msg.submitter)
         try:
-            return spec.drUser, opener.open(spec.drPass).get_secret_value()
+            return spec.drUser, opener.open(spec.drPass, expect).get_secret_value()
         except DecryptError as e:
             raise CredentialError(f"drPass cannot be opened: {e.message}") from None
     who = msg.submitter

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.crypto import Binding
 from shared.irods import is_irods_path, strip_prefix
 from shared.unix_users import USER_NAME_RE
 
@@ -30,8 +31,13 @@ from shared.unix_users import USER_NAME_RE
 
 TITLE_MAX = 256
 PATH_MAX = 4096
-#: ``stgenv1.<kid>.<wrapped key>.<nonce>.<ciphertext>``, base64url parts without padding.
-ENVELOPE_RE = r"^stgenv1\.[0-9a-f]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}$"
+#: ``stgenv2.<kid>.<binding>.<wrapped key>.<nonce>.<ciphertext>`` (``shared.crypto``),
+#: base64url parts without padding. The retired unbound ``stgenv1`` still parses, so a
+#: stored or queued task carrying one loads and fails with ``shared.crypto``'s message.
+ENVELOPE_RE = (
+    r"^(stgenv2\.[0-9a-f]{16}\.[A-Za-z0-9_-]+|stgenv1\.[0-9a-f]{16})"
+    r"\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}$"
+)
 
 Envelope = Annotated[str, StringConstraints(pattern=ENVELOPE_RE, max_length=8192)]
 UnixUser = Annotated[str, StringConstraints(pattern=USER_NAME_RE)]
@@ -167,6 +173,15 @@ class Submitter(BaseModel):
 
     kind: PrincipalKind
     name: str
+
+
+def credential_binding(stager_user: str, dr_user: str, submitter: Submitter) -> Binding:
+    """What a job's ``drPass`` envelope must be bound to (``shared.crypto.Binding``): its
+    Unix user, its repository account and, when a service account submits it, that
+    account's name (``None`` for a user's own job). The API seals and checks with it; the
+    worker checks it again against the signed task before it opens the envelope."""
+    service = submitter.name if submitter.kind is PrincipalKind.SERVICE else None
+    return Binding(stager_user=stager_user, dr_user=dr_user, submitter=service)
 
 
 class TaskMessage(_Body):

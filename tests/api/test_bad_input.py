@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.api.keys import STORE
-from shared.crypto import Sealer, load_public_key
+from shared.crypto import Binding, Sealer, load_public_key
 from tests.api.conftest import ALICE, BOB, DR_PASS, SERVICE, SERVICE_PW, WIDE, WIDE_PW, Api, job
 
 H = Callable[[Api], dict[str, str]]
@@ -85,16 +85,17 @@ class Case:
 
 def envelopes(public_pem: bytes) -> dict[str, str]:
     sealer = Sealer([load_public_key(public_pem)])
-    good = sealer.seal(DR_PASS)
-    pre, kid, wrapped, nonce, data = good.split(".")
+    bound = Binding(stager_user=ALICE, dr_user="alice@ru.nl", submitter=SERVICE)
+    good = sealer.seal(DR_PASS, bound)
+    pre, kid, bnd, wrapped, nonce, data = good.split(".")
     other = Sealer([rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()])
     return {
-        "garbage": "stgenv1.not-an-envelope",
-        "truncated": ".".join((pre, kid, wrapped, nonce, data[:10])),
-        "short_key": ".".join((pre, kid, wrapped[:-8], nonce, data)),
-        "bad_b64": ".".join((pre, kid, wrapped[:-2] + "!!", nonce, data)),
-        "unknown_kid": other.seal(DR_PASS),
-        "bad_nonce": ".".join((pre, kid, wrapped, nonce[:-4], data)),
+        "garbage": "stgenv2.not-an-envelope",
+        "truncated": ".".join((pre, kid, bnd, wrapped, nonce, data[:10])),
+        "short_key": ".".join((pre, kid, bnd, wrapped[:-8], nonce, data)),
+        "bad_b64": ".".join((pre, kid, bnd, wrapped[:-2] + "!!", nonce, data)),
+        "unknown_kid": other.seal(DR_PASS, bound),
+        "bad_nonce": ".".join((pre, kid, bnd, wrapped, nonce[:-4], data)),
     }
 
 

@@ -11,7 +11,7 @@ import aio_pika
 from sqlalchemy import text
 
 from services.api.keys import STORE
-from shared.crypto import Opener, Sealer, load_public_key
+from shared.crypto import Binding, Opener, Sealer, load_public_key
 from shared.messaging.messages import ControlMessage, Progress, TaskEvent, TaskMessage, TaskState
 from tests.api.conftest import ALICE, BOB, DR_PASS, Api, job, worker_event
 
@@ -58,7 +58,8 @@ async def test_submit_seals_and_queues(api: Api, keypair: tuple[bytes, bytes]) -
     assert task.v == 1 and task.priority > 0 and task.submitter.name == "streamer"
     assert task.task.timeout == 0 and task.task.timeout_noprogress == 600
     assert task.task.drPass is not None
-    opened = Opener.from_pem([keypair[0]]).open(task.task.drPass)
+    bound = Binding(stager_user=ALICE, dr_user="alice@ru.nl", submitter="streamer")
+    opened = Opener.from_pem([keypair[0]]).open(task.task.drPass, bound)
     assert opened.get_secret_value() == DR_PASS
     rows = await raw_rows(api)
     assert info["id"] in rows and DR_PASS not in rows
@@ -66,7 +67,8 @@ async def test_submit_seals_and_queues(api: Api, keypair: tuple[bytes, bytes]) -
 
 
 async def test_user_token_alias_and_presealed(api: Api, keypair: tuple[bytes, bytes]) -> None:
-    envelope = Sealer([load_public_key(keypair[1])]).seal(DR_PASS)
+    bound = Binding(stager_user=ALICE, dr_user="alice@ru.nl")
+    envelope = Sealer([load_public_key(keypair[1])]).seal(DR_PASS, bound)
     body = job(stagerUserEmail=..., stagerEmail="a@example.org", drPass=envelope)
     r = await api.client.post("/v1/job", json=body, headers=api.bearer(ALICE))
     assert r.status == 200, await r.text()

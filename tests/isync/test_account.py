@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -68,7 +69,11 @@ def test_sealed_envelope(tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()
     (keys / "k1.pem").write_bytes(private)
-    envelope = crypto.Sealer.from_pem([public]).seal("sealed-pw")
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    sealer = crypto.Sealer.from_pem([public])
+    envelope = sealer.seal("sealed-pw", crypto.Binding(stager_user=me, dr_user="u"))
     environ = {
         **BASE,
         "HOME": str(tmp_path),
@@ -78,3 +83,6 @@ def test_sealed_envelope(tmp_path):
     assert load_account(environ).password.get_secret_value() == "sealed-pw"
     with pytest.raises(AuthenticationError, match="envelope"):
         load_account({**environ, "IRODS_PASSWORD_ENVELOPE": envelope[:-4] + "AAAA"})
+    other = sealer.seal("sealed-pw", crypto.Binding(stager_user=me, dr_user="someone-else"))
+    with pytest.raises(AuthenticationError, match="drUser 'someone-else'"):
+        load_account({**environ, "IRODS_PASSWORD_ENVELOPE": other})

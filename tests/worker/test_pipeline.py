@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.worker.credentials import RepoCredential
-from shared.crypto import Sealer, generate_keypair
+from shared.crypto import Binding, Sealer, generate_keypair
 from shared.messaging import broker
 from tests.worker.conftest import signed_task, task_message
 
@@ -210,7 +210,8 @@ async def test_drpass_envelope_is_opened_by_the_worker_only(
     password = "Tr1cky-" + uuid.uuid4().hex
     monkeypatch.setenv("STAGER_TEST_SECRET_SHA256", hashlib.sha256(password.encode()).hexdigest())
     w = await start_worker(transfer_kind="check_secret", private_keys_dir=keys)
-    envelope = Sealer.from_pem([public]).seal(password)
+    bound = Binding(stager_user=user.pw_name, dr_user="svc")
+    envelope = Sealer.from_pem([public]).seal(password, bound)
     msg = task_message(user.pw_name, service=None, drPass=envelope)
     await w.submit(msg)
     final = await w.events.until(msg.task_id, {"completed", "archived", "retry"})
