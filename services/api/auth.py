@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared.errors import Forbidden, Unauthenticated, Unavailable
 from shared.messaging.messages import PrincipalKind, Submitter
-from shared.unix_users import DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
+from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
 
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
@@ -98,7 +98,8 @@ class AuthSettings(BaseModel):
 
     service_accounts: dict[str, ServiceAccount] = Field(default_factory=dict)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
-    min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1)
+    min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1, description="lowest personal uid")
+    max_uid: int = Field(default=DEFAULT_MAX_UID, ge=1, description="highest personal uid")
     check_users: bool = Field(default=True, description="look stagerUser up in the passwd db")
 
 
@@ -281,12 +282,13 @@ def authorize_stager_user(principal: Principal, user: str, settings: AuthSetting
 
 
 def check_system_user(user: str, settings: AuthSettings) -> None:
-    """Refuse root and, when ``check_users`` is set, unknown and system accounts.
+    """Refuse root and nobody and, when ``check_users`` is set, unknown, system, no-login
+    accounts and uids outside ``[min_uid, max_uid]``.
 
     The rule is :func:`shared.unix_users.vet` (the worker applies it again before it
     starts a child); ``check_users=False`` is for an API host that has no user database.
     """
     if settings.check_users:
-        vet(user, settings.min_uid)
+        vet(user, settings.min_uid, max_uid=settings.max_uid)
     else:
         check_name(user)

@@ -123,6 +123,7 @@ def cases(env: dict[str, str]) -> list[Case]:
         Case("stagerUser bad name", 400, "stagerUser", body=job(stagerUser="Bad User")),
         Case("stagerUser root", 403, "root", body=job(stagerUser="root"), headers=wide),
         Case("system account", 403, "system account", body=job(stagerUser="daemon"), headers=wide),
+        Case("nobody", 403, "personal accounts", body=job(stagerUser="nobody"), headers=wide),
         Case(
             "unknown user", 400, "not a known user", body=job(stagerUser="nosuchusr9"), headers=wide
         ),
