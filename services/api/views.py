@@ -12,6 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from services.api.limits import TIMEOUT_MAX
 from services.api.store import Task
 from shared.messaging.messages import DirEntry, JobFields, Progress, TaskState
 
@@ -24,7 +25,24 @@ NO_TIME = -62135596800
 
 
 class JobInput(JobFields):
-    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope."""
+    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope.
+
+    ``timeout`` and ``timeout_noprogress`` may be left out, ``null`` or ``0``: the API
+    then stores the operator's default (:class:`~services.api.limits.JobLimits`), so
+    every task has finite limits unless the operator allows unlimited ones."""
+
+    timeout: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0,
+        le=TIMEOUT_MAX,
+        description="seconds per attempt; absent, null or 0: the default (24 h)",
+    )
+    timeout_noprogress: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0,
+        le=TIMEOUT_MAX,
+        description="seconds without bytes or files advancing; absent, null or 0: the default",
+    )
 
     drPass: SecretStr | None = Field(
         default=None,
