@@ -8,9 +8,10 @@ clients see, which never includes ``drPass``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.api.limits import TIMEOUT_MAX
 from services.api.store import Task
@@ -18,6 +19,9 @@ from shared.messaging.messages import DirEntry, JobFields, Progress, TaskState
 
 #: Most jobs in one ``POST /v1/jobs``.
 MAX_BATCH = 1000
+#: C0 and C1 control characters and DEL: refused in free text that reaches mail headers
+#: or logs (CR/LF would forge a header or a log line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Timestamp the Go stager used for "not applicable" (0001-01-01T00:00:00Z).
 NO_TIME = -62135596800
 
@@ -49,6 +53,15 @@ class JobInput(JobFields):
         max_length=8192,
         description="repository password: plaintext (sealed at once) or a stgenv1 envelope",
     )
+
+    @field_validator("title", "drUser", "stagerUserEmail", mode="before")
+    @classmethod
+    def _no_control(cls, value: object) -> object:
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError(
+                "contains control characters (such as a line break or tab): remove them"
+            )
+        return value
 
 
 class JobsInput(BaseModel):
