@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 import jwt
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.errors import Forbidden, Unauthenticated, Unavailable
 from shared.messaging.messages import PrincipalKind, Submitter
@@ -91,6 +91,15 @@ class OidcSettings(BaseModel):
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _audience_required(self) -> OidcSettings:
+        if self.issuer and not self.audience.strip():
+            raise ValueError(
+                "STAGER_AUTH__OIDC__AUDIENCE is empty while OIDC is enabled: set it to this "
+                "API's client id (tokens for other clients must not be accepted)"
+            )
+        return self
 
 
 class AuthSettings(BaseModel):
@@ -237,10 +246,10 @@ class Authenticator:
                 token,
                 key.key,
                 algorithms=oidc.algorithms,
-                audience=oidc.audience or None,
+                audience=oidc.audience,
                 issuer=oidc.issuer,
                 leeway=oidc.leeway,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": bool(oidc.audience)},
+                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": True},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("bearer token has expired: log in again") from None
