@@ -179,7 +179,7 @@ class Stack:
 
 def make_user() -> str:
     name = "stgbench" + uuid.uuid4().hex[:6]
-    cmd = ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name]
+    cmd = ["useradd", "-M", "-U", "-s", "/bin/bash", "-K", "UID_MIN=20000", name]
     subprocess.run(cmd, check=True, capture_output=True)
     return name
 

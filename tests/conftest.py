@@ -51,8 +51,10 @@ Infrastructure the service suites share (each defined here only):
     role runs with (its private key, every role's public keys), ``.env(role)`` the same as
     ``STAGER_SIGNING__*`` variables (``file:`` paths) for a subprocess, ``.signer(role)``.
 ``unix_user`` (function factory, needs root)
-    ``unix_user(name=None) -> pwd.struct_passwd``: a real Unix user (uid >= 20000, own
-    group, no home), a fresh unique one or the one named. A named user that already exists
+    ``unix_user(name=None, *, login_shell="/bin/bash", uid=None) -> pwd.struct_passwd``: a real
+    Unix user (uid >= 20000 unless ``uid`` is given, own group, no home, a login shell:
+    :func:`shared.unix_users.vet` refuses ``nologin`` accounts), a fresh unique one or the
+    one named. A named user that already exists
     is returned as it is and left alone; every user the factory created is removed after
     the test, its leftover processes killed first.
 """
@@ -261,7 +263,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 def unix_user() -> Iterator[Callable[..., pwd.struct_passwd]]:
     made: list[str] = []
 
-    def make(name: str | None = None) -> pwd.struct_passwd:
+    def make(
+        name: str | None = None, *, login_shell: str = "/bin/bash", uid: int | None = None
+    ) -> pwd.struct_passwd:
         if name is not None:
             try:
                 return pwd.getpwnam(name)
@@ -270,10 +274,9 @@ def unix_user() -> Iterator[Callable[..., pwd.struct_passwd]]:
         if os.geteuid() != 0:
             pytest.skip("creating Unix users needs root")
         name = name or "stg" + uuid.uuid4().hex[:10]
+        ids = ["-u", str(uid)] if uid is not None else ["-K", "UID_MIN=20000"]
         subprocess.run(
-            ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name],
-            check=True,
-            capture_output=True,
+            ["useradd", "-M", "-U", "-s", login_shell, *ids, name], check=True, capture_output=True
         )
         made.append(name)
         return pwd.getpwnam(name)

@@ -104,7 +104,7 @@ def _descendants(root: int) -> dict[int, str | None]:
 def unix_user() -> Iterator[pwd.struct_passwd]:
     name = "stgup" + uuid.uuid4().hex[:8]
     subprocess.run(
-        ["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-K", "UID_MIN=20000", name],
+        ["useradd", "-M", "-U", "-s", "/bin/bash", "-K", "UID_MIN=20000", name],
         check=True,
         capture_output=True,
     )

@@ -22,11 +22,11 @@ from typing import Any
 
 import aiohttp
 import jwt
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.errors import Forbidden, Unauthenticated, Unavailable
 from shared.messaging.messages import PrincipalKind, Submitter
-from shared.unix_users import DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
+from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
 
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
@@ -92,13 +92,23 @@ class OidcSettings(BaseModel):
     def _strip(cls, v: str) -> str:
         return v.rstrip("/")
 
+    @model_validator(mode="after")
+    def _audience_required(self) -> OidcSettings:
+        if self.issuer and not self.audience.strip():
+            raise ValueError(
+                "STAGER_AUTH__OIDC__AUDIENCE is empty while OIDC is enabled: set it to this "
+                "API's client id (tokens for other clients must not be accepted)"
+            )
+        return self
+
 
 class AuthSettings(BaseModel):
     """Who may call the API."""
 
     service_accounts: dict[str, ServiceAccount] = Field(default_factory=dict)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
-    min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1)
+    min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1, description="lowest personal uid")
+    max_uid: int = Field(default=DEFAULT_MAX_UID, ge=1, description="highest personal uid")
     check_users: bool = Field(default=True, description="look stagerUser up in the passwd db")
 
 
@@ -236,10 +246,10 @@ class Authenticator:
                 token,
                 key.key,
                 algorithms=oidc.algorithms,
-                audience=oidc.audience or None,
+                audience=oidc.audience,
                 issuer=oidc.issuer,
                 leeway=oidc.leeway,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": bool(oidc.audience)},
+                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": True},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("bearer token has expired: log in again") from None
@@ -281,12 +291,13 @@ def authorize_stager_user(principal: Principal, user: str, settings: AuthSetting
 
 
 def check_system_user(user: str, settings: AuthSettings) -> None:
-    """Refuse root and, when ``check_users`` is set, unknown and system accounts.
+    """Refuse root and nobody and, when ``check_users`` is set, unknown, system, no-login
+    accounts and uids outside ``[min_uid, max_uid]``.
 
     The rule is :func:`shared.unix_users.vet` (the worker applies it again before it
     starts a child); ``check_users=False`` is for an API host that has no user database.
     """
     if settings.check_users:
-        vet(user, settings.min_uid)
+        vet(user, settings.min_uid, max_uid=settings.max_uid)
     else:
         check_name(user)

@@ -127,6 +127,8 @@ def _seal_job(app: web.Application, p: Principal, raw: Any) -> TaskSpec:
     elif p.kind == PrincipalKind.USER and settings.require_drpass_for_users:
         raise InvalidInput("drPass is required: give your repository data-access password")
     fields = job.model_dump(exclude={"drPass"})
+    fields["timeout"] = settings.jobs.timeout(job.timeout)
+    fields["timeout_noprogress"] = settings.jobs.timeout_noprogress(job.timeout_noprogress)
     return TaskSpec.model_validate({**fields, "drPass": envelope})
 
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from services.api.auth import AuthSettings
 from services.api.dac import DacSettings
 from services.api.dispatcher import DispatchSettings
+from services.api.limits import JobLimits
 from services.api.retention import RetentionSettings
 from shared.settings import FileText, IngestStoreSettings, StagerSettings
 
@@ -36,6 +37,7 @@ class ApiSettings(StagerSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dac: DacSettings = Field(default_factory=DacSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    jobs: JobLimits = Field(default_factory=JobLimits)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("public_keys")

@@ -8,15 +8,20 @@ clients see, which never includes ``drPass``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from services.api.limits import TIMEOUT_MAX
 from services.api.store import Task
 from shared.messaging.messages import DirEntry, JobFields, Progress, TaskState
 
 #: Most jobs in one ``POST /v1/jobs``.
 MAX_BATCH = 1000
+#: C0 and C1 control characters and DEL: refused in free text that reaches mail headers
+#: or logs (CR/LF would forge a header or a log line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Timestamp the Go stager used for "not applicable" (0001-01-01T00:00:00Z).
 NO_TIME = -62135596800
 
@@ -24,7 +29,24 @@ NO_TIME = -62135596800
 
 
 class JobInput(JobFields):
-    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope."""
+    """A submitted job (``POST /v1/job``).  ``drPass`` is plaintext or an envelope.
+
+    ``timeout`` and ``timeout_noprogress`` may be left out, ``null`` or ``0``: the API
+    then stores the operator's default (:class:`~services.api.limits.JobLimits`), so
+    every task has finite limits unless the operator allows unlimited ones."""
+
+    timeout: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0,
+        le=TIMEOUT_MAX,
+        description="seconds per attempt; absent, null or 0: the default (24 h)",
+    )
+    timeout_noprogress: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0,
+        le=TIMEOUT_MAX,
+        description="seconds without bytes or files advancing; absent, null or 0: the default",
+    )
 
     drPass: SecretStr | None = Field(
         default=None,
@@ -32,6 +54,15 @@ class JobInput(JobFields):
         description="repository password: plaintext (sealed at once) or a stgenv2 envelope "
         "bound to this job",
     )
+
+    @field_validator("title", "drUser", "stagerUserEmail", mode="before")
+    @classmethod
+    def _no_control(cls, value: object) -> object:
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError(
+                "contains control characters (such as a line break or tab): remove them"
+            )
+        return value
 
 
 class JobsInput(BaseModel):

@@ -120,10 +120,20 @@ def cases(env: dict[str, str]) -> list[Case]:
         Case("both irods", 400, "both iRODS", body=job(srcURL="i:/tempZone/a")),
         Case("oversized title", 400, "title", body=job(title="x" * 300)),
         Case("bad email", 400, "email", body=job(stagerUserEmail="not-an-email")),
+        Case("title CRLF", 400, "title: contains control", body=job(title="a\r\nBcc: x@evil.org")),
+        Case("title tab", 400, "title: contains control", body=job(title="a\tb")),
+        Case("drUser NUL", 400, "drUser: contains control", body=job(drUser="al\x00ice")),
+        Case(
+            "email LF",
+            400,
+            "stagerUserEmail: contains control",
+            body=job(stagerUserEmail="a@example.org\nBcc: x@evil.org"),
+        ),
         Case("unknown field", 400, "extraField", body=job(extraField=1)),
         Case("stagerUser bad name", 400, "stagerUser", body=job(stagerUser="Bad User")),
         Case("stagerUser root", 403, "root", body=job(stagerUser="root"), headers=wide),
         Case("system account", 403, "system account", body=job(stagerUser="daemon"), headers=wide),
+        Case("nobody", 403, "personal accounts", body=job(stagerUser="nobody"), headers=wide),
         Case(
             "unknown user", 400, "not a known user", body=job(stagerUser="nosuchusr9"), headers=wide
         ),

@@ -56,7 +56,7 @@ async def test_submit_seals_and_queues(api: Api, keypair: tuple[bytes, bytes]) -
     assert DR_PASS not in msgs[0].body.decode()
     task = TaskMessage.model_validate_json(msgs[0].body)
     assert task.v == 1 and task.priority > 0 and task.submitter.name == "streamer"
-    assert task.task.timeout == 0 and task.task.timeout_noprogress == 600
+    assert task.task.timeout == 24 * 3600 and task.task.timeout_noprogress == 600  # 0: default
     assert task.task.drPass is not None
     bound = Binding(stager_user=ALICE, dr_user="alice@ru.nl", submitter="streamer")
     opened = Opener.from_pem([keypair[0]]).open(task.task.drPass, bound)

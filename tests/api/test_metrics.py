@@ -29,6 +29,7 @@ async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) ->
     first = await (await api.client.get("/metrics")).text()
     assert 'stager_jobs_current{state="pending"} 0.0' in first
     r = await api.client.post("/v1/jobs", json={"jobs": [job(), job()]}, headers=api.basic())
+    assert r.status == 200, await r.text()
     ids = [j["id"] for j in (await r.json())["jobs"]]
     cached = await (await api.client.get("/metrics")).text()
     assert 'stager_jobs_current{state="pending"} 0.0' in cached  # not re-read yet

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.api.app import create_app
-from services.api.auth import hash_password
+from services.api.auth import OidcSettings, hash_password
 from services.api.settings import ApiSettings
 from shared.crypto import generate_keypair
 from shared.errors import ConfigError
@@ -45,3 +45,11 @@ def test_missing_secret_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyP
         create_app(ApiSettings())
     with pytest.raises(ValueError, match="PEM"):
         ApiSettings(public_keys=["not a key"])
+
+
+def test_oidc_needs_an_audience() -> None:
+    with pytest.raises(ValueError, match="AUDIENCE is empty while OIDC is enabled") as e:
+        OidcSettings(issuer="https://idp.example.org")
+    assert "Traceback" not in str(e.value)
+    assert OidcSettings(issuer="https://idp.example.org", audience="stager").audience
+    assert OidcSettings().issuer == ""  # OIDC off: no audience needed
