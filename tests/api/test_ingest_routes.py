@@ -12,7 +12,7 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 async def test_ingest_jobs_reserved_to_data_managers(make_api: Any) -> None:
-    api: Api = await make_api(ingest_managers=[WIDE])
+    api: Api = await make_api(ingest_managers=[WIDE], ingest={"allowed_roots": ["/data"]})
     body = {"root": "/data/landing", "target": "/tempZone/home/rods/landing"}
 
     r = await api.client.put("/v1/ingest/lz", json=body, headers=api.basic())
