@@ -372,7 +372,8 @@ class Stack:
         ``STAGER_IRODS__PASSWORD`` gives it an account to log in with.
         """
         self.setdefault("INGEST__DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
-        self.setdefault("INGEST_MANAGERS", json.dumps([STREAMER]))
+        self.setdefault("INGEST_MANAGERS", json.dumps([f"service:{STREAMER}"]))
+        self.setdefault("INGEST__ALLOWED_ROOTS", json.dumps([DEMO_DIR]))  # roots ingest may read
         return self.test_irods or "STAGER_IRODS__PASSWORD" in os.environ
 
     async def start_services(self) -> None:

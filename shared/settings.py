@@ -131,14 +131,23 @@ class SigningSettings(BaseModel):
 
 
 class IngestStoreSettings(BaseModel):
-    """The ingest job store: one URL read by the API (REST), the ingest workers and the CLI.
-
-    ``STAGER_INGEST__DB_URL``; services nest it (or a subclass of it) as ``ingest``.
+    """The ingest job store and job policy: read by the API (REST), the ingest workers and
+    the CLI alike (``STAGER_INGEST__…``); services nest it (or a subclass of it) as ``ingest``.
     """
 
     db_url: str = Field(
         default="sqlite+aiosqlite:///.local/ingest.sqlite",
         description="SQLAlchemy async URL of the ingest job store",
+    )
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="directories an ingest root must lie under (symlinks resolved); empty: none",
+    )
+    handler_dir: str | None = Field(
+        default=None, description="directory of the event handler files a REST job may name"
+    )
+    rest_handler_code: bool = Field(
+        default=False, description="accept handler source (event_handler_data) over REST"
     )
 
 

@@ -142,6 +142,7 @@ def create_app(settings: ApiSettings) -> web.Application:
                 lambda r: r.config_dict[keys.AUTH].authenticate(r.headers.get("Authorization")),
                 settings.ingest_managers,
             ),
+            settings=settings.ingest,
         ),
     )
     return app

@@ -9,8 +9,11 @@
 and closes the job store itself; the parent's middlewares (error responses) apply to it.
 An event handler runs as Python on the workers, so every endpoint is reserved to the
 principals the ``authorize`` callable accepts (the API passes its authenticator and its
-configured data managers, see :func:`principals_allowed`); the API only compiles a
-handler to check it, never runs it.
+configured data managers, kind and name, see :func:`principals_allowed`). A job names a
+handler file in the operator's handler directory (``event_handler``); handler source in
+the body (``event_handler_data``) is refused unless the operator enabled it. The API only
+compiles a handler to check it, never runs it. Roots must lie under the allowed prefixes
+(:mod:`services.ingest.policy`); YAML bodies may not use anchors or aliases.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.ingest import policy
 from services.ingest.handlers import check_source
 from services.ingest.scanner import Excludes
 from services.ingest.store import IngestOptions, Job, JobStore
 from shared.errors import Forbidden, InvalidInput
+from shared.messaging.messages import PrincipalKind
+from shared.settings import IngestStoreSettings
+from shared.unix_users import check_name
 
 INGEST_STORE = web.AppKey("ingest_store", JobStore)
 Authorize = Callable[[web.Request], Awaitable[Any]]
@@ -50,22 +57,60 @@ class IngestRequest(BaseModel):
     initial_ingest: bool = False
     ignore_cache: bool = False
     checksum: bool = False
+    #: the Unix user the job's work runs as (a user principal: itself; a service account:
+    #: one of the users it acts for; unset: the workers' default owner)
+    owner: str | None = Field(default=None, max_length=32)
     # accepted for compatibility with the seed's REST API, not used here
     timeout: float | None = None
     all: Any = None
-    event_handler: str | None = None
+    #: the name of a handler file in the operator's handler directory
+    event_handler: str | None = Field(default=None, max_length=128)
 
 
-def job_from_request(name: str, body: IngestRequest) -> Job:
+def job_owner(principal: Any, owner: str | None) -> str | None:
+    """The Unix user a REST job runs as, as the principal may choose it."""
+    kind, name = getattr(principal, "kind", None), getattr(principal, "name", None)
+    if owner is not None:
+        check_name(owner)
+    if kind == PrincipalKind.USER:
+        if owner not in (None, name):
+            raise Forbidden("an ingest job of a user runs as that user: leave owner unset")
+        return str(name)
+    if owner is not None and owner not in getattr(principal, "act_for", frozenset()):
+        raise Forbidden(f"this service account may not start ingest jobs as {owner!r}")
+    return owner
+
+
+def job_from_request(
+    name: str,
+    body: IngestRequest,
+    settings: IngestStoreSettings | None = None,
+    owner: str | None = None,
+) -> Job:
     """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
-    if not body.root.startswith("/"):
-        raise InvalidInput("root must be an absolute path on the workers' filesystem")
+    s = settings or IngestStoreSettings()
+    root = policy.resolve_root(body.root, s.allowed_roots)
     try:
         Excludes.build(body.exclude_file_type, body.exclude_file_name, body.exclude_directory_name)
     except ValueError as e:
         raise InvalidInput(str(e)) from e
+    source, label = None, None
     if body.event_handler_data:
+        if not s.rest_handler_code:
+            raise policy.rest_code_refused(s.handler_dir)
+        if body.event_handler:
+            raise InvalidInput("give event_handler (a file name) or event_handler_data, not both")
         check_source(body.event_handler_data, f"{name} event_handler_data")
+        source, label = body.event_handler_data, f"rest:{name}"
+    elif body.event_handler:
+        path = policy.handler_file(body.event_handler, s.handler_dir)
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"event handler {body.event_handler!r} cannot be read") from e
+        check_source(source, path)
+        label = path
     options = IngestOptions(
         exclude_file_type=body.exclude_file_type,
         exclude_file_name=body.exclude_file_name,
@@ -75,15 +120,16 @@ def job_from_request(name: str, body: IngestRequest) -> Job:
         ignore_cache=body.ignore_cache,
         checksum=body.checksum,
         append_json=body.append_json,
+        owner=owner,
     )
     return Job(
         name=name,
-        root=body.root,
+        root=root,
         target=body.target,
         interval=body.interval,
         options=options,
-        handler=body.event_handler_data or None,
-        handler_label=f"rest:{name}" if body.event_handler_data else None,
+        handler=source,
+        handler_label=label,
     )
 
 
@@ -94,7 +140,7 @@ async def _body(request: web.Request) -> Any:
     try:
         text = raw.decode("utf-8")
         if request.content_type in YAML_TYPES:
-            return yaml.safe_load(text)
+            return policy.load_yaml(text)
         return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         kind = "YAML" if request.content_type in YAML_TYPES else "JSON"
@@ -105,17 +151,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type="application/json")
 
 
-def _handlers(authorize: Authorize) -> list[web.RouteDef]:
+def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.RouteDef]:
     """The sub-app's routes (paths relative to its mount point)."""
 
     async def put_job(request: web.Request) -> web.Response:
-        await authorize(request)
+        principal = await authorize(request)
         data = await _body(request)
         if not isinstance(data, dict):
             raise InvalidInput("the job must be a JSON or YAML object (mapping)")
         try:
             body = IngestRequest.model_validate(data)
-            job = job_from_request(request.match_info["name"], body)
+            owner = job_owner(principal, body.owner)
+            job = job_from_request(request.match_info["name"], body, settings, owner)
         except ValidationError as e:
             raise InvalidInput.from_validation(e, root="name") from None
         created = await request.app[INGEST_STORE].create(job)
@@ -144,25 +191,53 @@ def _handlers(authorize: Authorize) -> list[web.RouteDef]:
     ]
 
 
+def parse_managers(entries: Iterable[str]) -> frozenset[tuple[PrincipalKind, str]]:
+    """``service:NAME`` / ``user:NAME`` entries (a bare ``NAME`` is a service account)."""
+    out = set()
+    for entry in entries:
+        kind, sep, name = entry.partition(":")
+        if not sep:
+            kind, name = PrincipalKind.SERVICE.value, entry
+        try:
+            out.add((PrincipalKind(kind), name))
+        except ValueError:
+            raise InvalidInput(
+                f"ingest manager {entry!r}: write service:NAME or user:NAME"
+            ) from None
+    return frozenset(out)
+
+
 def principals_allowed(
     authenticate: Callable[[web.Request], Awaitable[Any]], names: Iterable[str]
 ) -> Authorize:
-    """An ``authorize`` that authenticates, then admits only the named principals."""
-    allowed = frozenset(names)
+    """An ``authorize`` that authenticates, then admits only the listed principals.
+
+    A principal is its kind *and* its name: ``service:streamer`` admits the service
+    account, never an OIDC user whose ``preferred_username`` is ``streamer``.
+    """
+    allowed = parse_managers(names)
 
     async def authorize(request: web.Request) -> Any:
         principal = await authenticate(request)
-        if getattr(principal, "name", None) not in allowed:
+        kind, name = getattr(principal, "kind", None), getattr(principal, "name", None)
+        if not isinstance(kind, PrincipalKind) or (kind, name) not in allowed:
             raise Forbidden("ingest jobs are reserved to the configured data managers")
         return principal
 
     return authorize
 
 
-def make_app(*, db_url: str, authorize: Authorize) -> web.Application:
-    """The ingest endpoints as a sub-app; its job store opens and closes with it."""
+def make_app(
+    *, db_url: str, authorize: Authorize, settings: IngestStoreSettings | None = None
+) -> web.Application:
+    """The ingest endpoints as a sub-app; its job store opens and closes with it.
+
+    ``settings``: allowed roots and where handlers come from (default: none allowed).
+    """
+    s = settings or IngestStoreSettings(db_url=db_url)
+    policy.check_allowed_prefixes(s.allowed_roots)
     app = web.Application()
-    app.router.add_routes(_handlers(authorize))
+    app.router.add_routes(_handlers(authorize, s))
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await JobStore.open(db_url)

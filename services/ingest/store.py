@@ -55,6 +55,8 @@ class IngestOptions(BaseModel):
     checksum: bool = False
     append_json: Any = None
     log_level: str | None = None
+    #: the Unix user the job's work should run as (None: the workers' default)
+    owner: str | None = None
 
 
 COUNTERS = (
@@ -217,7 +219,17 @@ def make_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:":
             import os
 
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                os.makedirs(parent, mode=0o700, exist_ok=True)
+            # the store holds handler source and job roots: never world-readable (the
+            # WAL and shm files SQLite creates take the database file's mode)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                if os.fstat(fd).st_uid == os.geteuid():
+                    os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
     engine = create_async_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

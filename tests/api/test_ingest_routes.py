@@ -11,8 +11,11 @@ from tests.api.conftest import WIDE, WIDE_PW, Api
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-async def test_ingest_jobs_reserved_to_data_managers(make_api: Any) -> None:
-    api: Api = await make_api(ingest_managers=[WIDE])
+async def test_ingest_jobs_reserved_to_data_managers(make_api: Any, tmp_path: Any) -> None:
+    store = f"sqlite+aiosqlite:///{tmp_path}/ingest-routes.sqlite"
+    api: Api = await make_api(
+        ingest_managers=[WIDE], ingest={"db_url": store, "allowed_roots": ["/data"]}
+    )
     body = {"root": "/data/landing", "target": "/tempZone/home/rods/landing"}
 
     r = await api.client.put("/v1/ingest/lz", json=body, headers=api.basic())

@@ -13,14 +13,18 @@ from services.api.middleware import error_middleware
 from services.ingest.rest import make_app, principals_allowed
 from services.ingest.store import JobState, JobStore
 from shared.errors import Unauthenticated
+from shared.messaging.messages import PrincipalKind
+from shared.settings import IngestStoreSettings
 from tests.ingest.conftest import make_tree
 
 GOOD = {"Authorization": "Bearer manager"}
 
 
 class Who:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, kind: PrincipalKind = PrincipalKind.SERVICE) -> None:
         self.name = name
+        self.kind = kind
+        self.act_for: frozenset[str] = frozenset()
 
 
 async def authenticate(request: web.Request) -> Who:
@@ -36,7 +40,10 @@ async def client(tmp_path):
     store = await JobStore.open(db_url)
     app = web.Application(middlewares=[error_middleware])
     authorize = principals_allowed(authenticate, ["manager"])
-    app.add_subapp("/v1/ingest", make_app(db_url=db_url, authorize=authorize))
+    settings = IngestStoreSettings(
+        db_url=db_url, allowed_roots=[str(tmp_path), "/tmp"], rest_handler_code=True
+    )
+    app.add_subapp("/v1/ingest", make_app(db_url=db_url, authorize=authorize, settings=settings))
     async with TestClient(TestServer(app)) as c:
         c.store = store  # type: ignore[attr-defined]
         yield c
@@ -105,13 +112,13 @@ async def test_put_yaml_as_the_seed_did(client, tmp_path):
             "bogus",
         ),
         (
-            json.dumps({"root": "/x", "target": "/z/c", "event_handler_data": "def (:"}),
+            json.dumps({"root": "/tmp", "target": "/z/c", "event_handler_data": "def (:"}),
             "application/json",
             400,
             "syntax error",
         ),
         (
-            json.dumps({"root": "/x", "target": "/z/c", "exclude_file_type": ["file"]}),
+            json.dumps({"root": "/tmp", "target": "/z/c", "exclude_file_type": ["file"]}),
             "application/json",
             400,
             "unknown file type",
@@ -132,3 +139,45 @@ async def test_only_data_managers(client):
     assert r.status == 403
     r = await client.get("/v1/ingest/nope", headers=GOOD)
     assert r.status == 404
+
+
+async def test_policy_refusals_say_what_to_fix(tmp_path):
+    """Alias bombs, roots outside the prefixes, REST handler code, name-only principals."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/p.sqlite"
+    app = web.Application(middlewares=[error_middleware])
+
+    async def oidc_streamer(request: web.Request) -> Who:
+        return Who("streamer", PrincipalKind.USER)
+
+    settings = IngestStoreSettings(db_url=db_url, allowed_roots=[str(tmp_path)])
+    app.add_subapp(
+        "/v1/ingest",
+        make_app(
+            db_url=db_url,
+            authorize=principals_allowed(authenticate, ["service:manager"]),
+            settings=settings,
+        ),
+    )
+    app.add_subapp(
+        "/v2/ingest",
+        make_app(
+            db_url=db_url,
+            authorize=principals_allowed(oidc_streamer, ["streamer"]),
+            settings=settings,
+        ),
+    )
+    async with TestClient(TestServer(app)) as c:
+        bomb = 'a: &a ["x","x"]\nb: &b [*a,*a]\nc: [*b,*b]\nroot: /tmp\ntarget: /z/c\n'
+        r = await c.put("/v1/ingest/b", data=bomb, headers={**GOOD, "Content-Type": "text/yaml"})
+        assert r.status == 400 and "aliases" in (await r.json())["detail"]
+        r = await c.put("/v1/ingest/r", json={"root": "/root", "target": "/z/c"}, headers=GOOD)
+        assert r.status == 400 and "not under an allowed" in (await r.json())["detail"]
+        body = {"root": str(tmp_path), "target": "/z/c", "event_handler_data": "x = 1\n"}
+        r = await c.put("/v1/ingest/h", json=body, headers=GOOD)
+        assert r.status == 400 and "handler code over REST is disabled" in await r.text()
+        r = await c.put("/v2/ingest/s", json={"root": str(tmp_path), "target": "/z/c"})
+        assert r.status == 403  # an OIDC user named like the service account
+        r = await c.put(
+            "/v1/ingest/ok", json={"root": str(tmp_path), "target": "/z/c"}, headers=GOOD
+        )
+        assert r.status == 201, await r.text()
