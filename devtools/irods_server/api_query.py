@@ -1,75 +1,28 @@
 """API 702 GEN_QUERY (with continuation-index paging). Specific queries (722) are
 ``api_specific_query.py``, GenQuery2 (10221) ``api_genquery2.py``.
 
-A query's rows are computed once; the rows beyond ``maxRows`` wait under a continuation
-index (``continueInx`` > 0 in the reply while rows remain). The client pages with that
-index, or closes the query by sending it with ``maxRows`` 0. Unlike iRODS (one statement
-table per agent) the open queries are kept per *user* for the whole server, so a client
-whose connection pool continues a query on another connection still gets its rows.
+A query's rows are computed once and held as an open statement of *this connection*
+(``statements.py``: 50 slots, ``CAT_STATEMENT_TABLE_FULL``, a continuation on another
+connection drops that connection as a real agent dies), paged exactly as
+``plugins/database/src/general_query.cpp`` ``chlGenQuery`` pages: ``continueInx`` stays
+> 0 after a full page, the continuation after the last full page is
+``CAT_NO_ROWS_FOUND``, ``totalRowCount`` comes with the first page only, ``AUTO_CLOSE``
+answers -1. A query with no rows is ``CAT_NO_ROWS_FOUND`` and opens nothing.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from irods.message import GenQueryRequest, GenQueryResponse, GenQueryResponseColumn
 
-from . import tickets
-from .dispatch import Reply, Request, Session, UserInfo, api
+from . import statements, tickets
+from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 from .genquery import AUTO_CLOSE, RETURN_TOTAL_ROW_COUNT, Access, GenQuery, run
+from .statements import Statement
 
 GEN_QUERY_AN = 702
-MAX_OPEN_PER_USER = 50  # as iRODS's statement table; a user's oldest is dropped beyond it
-MAX_OPEN = 1000  # all users together
-
-
-@dataclass
-class _Pending:
-    """Rows of an open query not yet sent."""
-
-    owner: str
-    columns: list[int]
-    rows: list[list[str]]
-    total: int
-
-
-@dataclass
-class _OpenQueries:
-    """The open queries of every connection, by continuation index (oldest first)."""
-
-    table: OrderedDict[int, _Pending] = field(default_factory=OrderedDict)
-    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    def take(self, inx: int, owner: str) -> _Pending | None:
-        pending = self.table.get(inx)
-        if pending is None or pending.owner != owner:
-            return None
-        return self.table.pop(inx)
-
-    def put(self, pending: _Pending, inx: int = 0) -> int:
-        mine = [k for k, p in self.table.items() if p.owner == pending.owner]
-        for k in mine[: max(len(mine) - MAX_OPEN_PER_USER + 1, 0)]:
-            del self.table[k]
-        while len(self.table) >= MAX_OPEN:
-            self.table.popitem(last=False)
-        if inx <= 0:
-            inx = next(self.counter)
-            if inx >= 0x7FFFFFFF:  # an int32 on the wire
-                self.counter = itertools.count(2)
-                inx = 1
-        self.table[inx] = pending
-        return inx
-
-
-_OPEN = _OpenQueries()
-
-
-def _owner(user: UserInfo) -> str:
-    return f"{user.name}#{user.zone}"
 
 
 def _pairs(keys: list[Any] | None, values: list[Any] | None) -> list[tuple[Any, Any]]:
@@ -119,32 +72,45 @@ def _check_zone(session: Session, keywords: dict[str, str]) -> None:
             raise IrodsError("SYS_INVALID_ZONE_NAME", f"unknown zone {zone!r}")
 
 
-def _page(pending: _Pending, max_rows: int, options: int, inx: int = 0) -> Reply:
-    """Send the next ``max_rows`` rows; keep the rest under the (same) continuation index."""
-    page, rest = pending.rows[:max_rows], pending.rows[max_rows:]
-    if rest and not options & AUTO_CLOSE:
-        inx = _OPEN.put(_Pending(pending.owner, pending.columns, rest, pending.total), inx)
-    else:
+def _fetch(
+    session: Session, inx: int, max_rows: int, options: int, asked: list[int], total: int = 0
+) -> Reply:
+    """Fetch up to ``max_rows`` rows of the statement in slot ``inx - 1``, as
+    ``chlGenQuery`` does: a full page keeps the statement open, a short page frees it
+    (``continueInx`` 0), no row left is ``CAT_NO_ROWS_FOUND`` (freed), ``AUTO_CLOSE``
+    frees it and answers -1. The reply numbers the columns as *this* request selects
+    them (``sqlResult[j].attriInx = selectInp.inx[j]``), so a continuation that names
+    another query's slot gets that query's values under its own column numbers."""
+    stmt = statements.continued(session, inx)
+    page = stmt.fetch(max_rows)
+    if not page:
+        statements.free(session, inx)
+        raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
+    if len(page) < max_rows:
+        statements.free(session, inx)
         inx = 0
-    total = pending.total if options & RETURN_TOTAL_ROW_COUNT else 0
-    return response(pending.columns, page, inx, total)
+    elif options & AUTO_CLOSE:
+        statements.free(session, inx)
+        inx = -1
+    width = len(stmt.columns)
+    columns = asked[:width] if len(asked) >= width else stmt.columns
+    return response(columns, page, inx, total)
 
 
 @api(GEN_QUERY_AN)
 async def gen_query(session: Session, req: Request) -> Reply:
-    """Run a query, or continue / close one this user opened before."""
+    """Run a query, or continue / close one this connection opened before."""
     user = session.require_user()
     inp = req.parse(GenQueryRequest)
     max_rows = int(inp.maxRows or 0)
     continue_inx = int(inp.continueInx or 0)
     query = parse(inp)
+    asked = [n for n, _ in query.select]
     if continue_inx > 0:
-        pending = _OPEN.take(continue_inx, _owner(user))
-        if max_rows <= 0:
+        if max_rows <= 0:  # the caller closes the query
+            statements.free(session, continue_inx)
             return response([], [], 0, 0)
-        if pending is None or not pending.rows:
-            raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
-        return _page(pending, max_rows, query.options, continue_inx)
+        return _fetch(session, continue_inx, max_rows, query.options, asked)
     _check_zone(session, query.keywords)
     catalog = session.state.catalog
     access = None
@@ -153,7 +119,6 @@ async def gen_query(session: Session, req: Request) -> Reply:
     rows = run(catalog.db, query, access)
     if max_rows <= 0:
         return response([], [], 0, 0)
-    columns = [n for n, _ in query.select]
-    return _page(
-        _Pending(_owner(user), columns, rows, len(rows) + query.offset), max_rows, query.options
-    )
+    total = len(rows) + query.offset if query.options & RETURN_TOTAL_ROW_COUNT else 0
+    inx = statements.open_statement(session, Statement(asked, rows))
+    return _fetch(session, inx, max_rows, query.options, asked, total)

@@ -11,7 +11,8 @@ Follows iRODS 4.3.4 ``plugins/database/src/db_plugin.cpp``:
 - ``db_specific_query_op``: the request's ``sql`` is a registered SQL string or an alias
   (else ``CAT_UNKNOWN_SPECIFIC_QUERY``); ``arg1``..``arg10`` bind the ``?`` placeholders;
   rows come back as ``GenQueryOut_PI`` pages of ``maxRows`` with a continuation index,
-  kept per connection as a real agent keeps its statement; ``maxRows`` <= 0 closes it;
+  an open statement of the connection's table (``statements.py``, shared with GenQuery
+  as the agent's ``icss`` is); ``maxRows`` <= 0 closes it;
   no rows is ``CAT_NO_ROWS_FOUND``. Any authenticated user may run a registered query.
 
 The built-in queries of a fresh install (``icatSysInserts.sql``: ``ls``, ``lsl``,
@@ -23,23 +24,17 @@ zone would run an ``update`` registered by an admin).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 from irods.message import SpecificQueryRequest
 
+from . import statements
 from .api_query import response
 from .catalog import Catalog, now
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
+from .statements import Statement
 
 SPECIFIC_QUERY_AN = 722
-MAX_OPEN = 50  # statements per connection, as the agent's statement table
-
-
-@dataclass
-class _Open:
-    columns: int
-    rows: list[list[str]]
 
 
 def add(cat: Catalog, sql: str, alias: str) -> None:
@@ -97,18 +92,17 @@ def run(cat: Catalog, sql: str, args: list[str]) -> tuple[int, list[list[str]]]:
     return width, [["" if v is None else str(v) for v in row] for row in rows]
 
 
-def _page(session: Session, opened: _Open, max_rows: int, inx: int = 0) -> Reply:
-    table: dict[int, _Open] = session.scratch.setdefault("specific_queries", {})
-    page, rest = opened.rows[:max_rows], opened.rows[max_rows:]
-    if rest:
-        if inx <= 0:
-            if len(table) >= MAX_OPEN:
-                raise IrodsError("CAT_STATEMENT_TABLE_FULL", "too many open specific queries")
-            inx = max(table, default=0) + 1
-        table[inx] = _Open(opened.columns, rest)
-    else:
+def _fetch(session: Session, inx: int, max_rows: int) -> Reply:
+    """The next page of the statement in slot ``inx - 1`` (paged as GenQuery pages)."""
+    stmt = statements.continued(session, inx)
+    page = stmt.fetch(max_rows)
+    if not page:
+        statements.free(session, inx)
+        raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
+    if len(page) < max_rows:
+        statements.free(session, inx)
         inx = 0
-    return response(list(range(opened.columns)), page, inx, 0)
+    return response(stmt.columns, page, inx, 0)
 
 
 @api(SPECIFIC_QUERY_AN)
@@ -117,14 +111,11 @@ async def specific_query(session: Session, req: Request) -> Reply:
     inp = req.parse(SpecificQueryRequest)
     max_rows = int(inp.maxRows or 0)
     continue_inx = int(inp.continueInx or 0)
-    table: dict[int, _Open] = session.scratch.setdefault("specific_queries", {})
     if continue_inx > 0:
-        opened = table.pop(continue_inx, None)
         if max_rows <= 0:
+            statements.free(session, continue_inx)
             return response([], [], 0, 0)
-        if opened is None:
-            raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
-        return _page(session, opened, max_rows, continue_inx)
+        return _fetch(session, continue_inx, max_rows)
     cat = session.state.catalog
     sql = lookup(cat, str(inp.sql or ""))
     args = [str(getattr(inp, f"arg{i}") or "") for i in range(1, 11)]
@@ -134,4 +125,5 @@ async def specific_query(session: Session, req: Request) -> Reply:
     offset = max(int(inp.rowOffset or 0), 0)
     if max_rows <= 0:
         return response([], [], 0, 0)
-    return _page(session, _Open(width, rows[offset:]), max_rows)
+    inx = statements.open_statement(session, Statement(list(range(width)), rows[offset:]))
+    return _fetch(session, inx, max_rows)

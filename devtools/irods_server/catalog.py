@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IrodsError
+from .state import DEFAULT_RESOURCE
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 FIRST_ID = 10000
@@ -237,6 +238,39 @@ class Catalog:
             " create_ts, modify_ts) VALUES (?, ?, ?, ?, ?)",
             (object_id, user_id, access_type_id, ts, ts),
         )
+
+    def add_empty_objects(self, path: str, names: list[str], owner: str = "rods") -> None:
+        """Catalog rows for empty data objects ``names`` in collection ``path`` (created if
+        missing), one good replica each on the default resource, ``owner`` with ``own``:
+        a fixture for listing tests, thousands of objects without a round trip each (no
+        vault file is written; reading one answers as a lost file would)."""
+        row = self.db.execute("SELECT coll_id FROM r_coll_main WHERE coll_name = ?", (path,))
+        found = row.fetchone()
+        coll_id = int(found[0]) if found else self.create_collection(path, owner)
+        owner_row = self.user(owner)
+        resc = self.resource(DEFAULT_RESOURCE)
+        if owner_row is None or resc is None:
+            raise IrodsError("CAT_INVALID_USER", f"no user {owner} or no {DEFAULT_RESOURCE}")
+        ts = now()
+        for name in names:
+            data_id = self.next_id()
+            self.db.execute(
+                "INSERT INTO r_data_main (data_id, coll_id, data_name, data_repl_num,"
+                " data_size, data_path, data_owner_name, data_owner_zone, data_is_dirty,"
+                " create_ts, modify_ts, resc_id) VALUES (?, ?, ?, 0, 0, ?, ?, ?, 1, ?, ?, ?)",
+                (
+                    data_id,
+                    coll_id,
+                    name,
+                    f"/nonexistent/{data_id}",
+                    owner,
+                    self.zone,
+                    ts,
+                    ts,
+                    int(resc["resc_id"]),
+                ),
+            )
+            self.grant(data_id, int(owner_row["user_id"]), OWN)
 
     # -- resources --------------------------------------------------------------------------
 

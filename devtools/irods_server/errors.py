@@ -27,3 +27,11 @@ class IrodsError(Exception):
         self.code = code_of(code) if isinstance(code, str) else int(code)
         self.message = message or (code if isinstance(code, str) else f"iRODS error {code}")
         super().__init__(f"{self.code}: {self.message}")
+
+
+class AgentCrash(Exception):
+    """The agent serving this connection dies: the connection is dropped with no reply.
+
+    What a real agent does on a request that makes it dereference an empty statement slot
+    (a GenQuery continuation sent on another connection); the client sees a network error.
+    """

@@ -7,7 +7,9 @@ headers, when negotiated) → API requests dispatched through
 
 Each request runs in one catalog transaction, committed after it (also after an
 :class:`IrodsError`); an unexpected exception rolls it back, is logged, and answers
-``SYS_LIBRARY_ERROR``. A malformed frame closes that connection only. An ``IrodsError``
+``SYS_LIBRARY_ERROR``. A malformed frame closes that connection only, and so does an
+:class:`AgentCrash` (a request that kills a real agent, e.g. a GenQuery continuation
+naming an empty statement slot): no reply, the client sees the connection dropped. An ``IrodsError``
 with a ``reply_msg`` attribute (a message object or XML bytes) sends that message along
 with the error, as some iRODS APIs do (e.g. the JSON of replica truncate).
 """
@@ -31,7 +33,7 @@ from irods.message import ClientServerNegotiation, VersionResponse
 
 from . import presentation, wire
 from .dispatch import DISCONNECT_HOOKS, HANDLERS, Reply, Request, Session
-from .errors import IrodsError, code_of
+from .errors import AgentCrash, IrodsError, code_of
 from .state import API_VERSION, ServerState
 
 log = logging.getLogger("irods_server")
@@ -102,6 +104,8 @@ class Connection:
             log.warning("closing %s: %s", self.peer, e)
         except EOFError:
             pass
+        except AgentCrash as e:
+            log.warning("agent for %s dies: %s", self.peer, e)
         except (ConnectionError, ssl.SSLError) as e:
             log.info("connection %s lost: %s", self.peer, e, exc_info=log.isEnabledFor(10))
         except Exception:
@@ -201,6 +205,10 @@ class Connection:
                 error=error_reply_body(e.code, e.message),
                 int_info=e.code,
             )
+        except AgentCrash:
+            with contextlib.suppress(Exception):
+                self.state.catalog.rollback()
+            raise
         except Exception as e:
             log.exception("API %d failed", req.api)
             with contextlib.suppress(Exception):

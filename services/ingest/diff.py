@@ -4,6 +4,10 @@ Nothing is remembered between passes: what is in iRODS *is* the state.  A file i
 unchanged when the replica it corresponds to has the same size and the same
 modification time (whole seconds) as the file; PUT_SYNC and PUT_APPEND set the object's
 modify time to the file's, so the rule holds for every operation.
+
+Listings page on one connection (``services.isync.catalog.all_rows``): the worker's
+sessions hold several connections after a large put, and an iRODS agent keeps a query's
+cursor to itself.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from enum import Enum
 from typing import Any
 
 from irods.column import Criterion
-from irods.exception import CAT_NO_ROWS_FOUND
 from irods.models import Collection, DataObject
 
+from services.isync.catalog import all_rows
 from shared.ingest.utils import PUT_OPERATIONS, Operation
 
 
@@ -59,19 +63,16 @@ def list_data_objects(session: Any, collection: str) -> dict[str, list[Replica]]
         DataObject.modify_time,
     ).filter(Criterion("=", Collection.name, collection))
     out: dict[str, list[Replica]] = {}
-    try:
-        for row in query:
-            out.setdefault(row[DataObject.name], []).append(
-                Replica(
-                    int(row[DataObject.replica_number]),
-                    row[DataObject.resc_hier] or "",
-                    row[DataObject.path] or "",
-                    int(row[DataObject.size] or 0),
-                    _epoch(row[DataObject.modify_time]),
-                )
+    for row in all_rows(session, query):
+        out.setdefault(row[DataObject.name], []).append(
+            Replica(
+                int(row[DataObject.replica_number]),
+                row[DataObject.resc_hier] or "",
+                row[DataObject.path] or "",
+                int(row[DataObject.size] or 0),
+                _epoch(row[DataObject.modify_time]),
             )
-    except CAT_NO_ROWS_FOUND:
-        pass
+        )
     for replicas in out.values():
         replicas.sort(key=lambda r: r.number)
     return out
@@ -82,10 +83,7 @@ def list_subcollections(session: Any, collection: str) -> list[str]:
     query = session.query(Collection.name).filter(
         Criterion("=", Collection.parent_name, collection)
     )
-    try:
-        return [row[Collection.name] for row in query]
-    except CAT_NO_ROWS_FOUND:
-        return []
+    return [row[Collection.name] for row in all_rows(session, query)]
 
 
 def same(replica: Replica, size: int, mtime: float) -> bool:

@@ -18,6 +18,7 @@ import irods.keywords as kw
 from services.ingest.diff import Action, Replica
 from services.ingest.errors import IngestError
 from services.ingest.handlers import EventHandler
+from services.isync.catalog import all_rows
 from shared.ingest.utils import PUT_OPERATIONS, DeleteMode, Operation
 
 #: Files at least this large go through python-irodsclient's parallel put.
@@ -306,10 +307,10 @@ def delete_collection_tree(
     root = meta["target"]
     removed = 0
     below = session.query(Collection.name).filter(Like(Collection.name, root + "/%"))
-    colls = [root, *(row[Collection.name] for row in below)]
+    colls = [root, *(row[Collection.name] for row in all_rows(session, below))]
     for coll in sorted(colls, key=len, reverse=True):
         query = session.query(DataObject.name).filter(Collection.name == coll)
-        for name in sorted({row[DataObject.name] for row in query}):
+        for name in sorted({row[DataObject.name] for row in all_rows(session, query)}):
             delete_data_object(handler, logger, session, {**meta, "target": f"{coll}/{name}"}, mode)
             removed += 1
         remover = unregister_collection if mode is DeleteMode.UNREGISTER else remove_collection

@@ -1,4 +1,13 @@
-"""Catalog look-ups: one GenQuery per tree rather than one per file."""
+"""Catalog look-ups: one GenQuery per tree rather than one per file.
+
+Every query here runs through :func:`all_rows`, which pages a query on *one* connection.
+An iRODS agent keeps a query's cursor in its own statement table
+(``plugins/database/src/general_query.cpp`` ``chlGenQuery``), while python-irodsclient
+sends each 500-row page on whatever idle connection its pool pops: in a session with
+several connections a listing of more than 500 rows then reads another agent's empty slot
+(the agent dies, the client sees a dropped connection) or another query's rows. Services
+that list the catalog (ingest's ``diff.py``, the API's DAC look-up) use it too.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +30,44 @@ class RemoteObject:
     mtime: int
 
 
-def _rows(query: Any) -> list[Any]:
+def all_rows(session: Any, query: Any) -> list[Any]:
+    """Every row of a python-irodsclient GenQuery ``query``, all its pages sent on one
+    connection of ``session``'s pool, held for the whole query (a connection that fails
+    mid-query is dropped, not returned to the pool). No rows is an empty list."""
+    from irods.api_number import api_number
     from irods.exception import CAT_NO_ROWS_FOUND
+    from irods.message import GenQueryResponse, iRODSMessage
+    from irods.results import ResultSet
 
+    def send(conn: Any, page: Any) -> ResultSet | None:
+        # Query._message() is the GenQueryInp python-irodsclient itself sends (query.py)
+        msg = iRODSMessage("RODS_API_REQ", msg=page._message(), int_info=api_number["GEN_QUERY_AN"])
+        conn.send(msg)
+        try:
+            return ResultSet(conn.recv().get_main_message(GenQueryResponse))
+        except CAT_NO_ROWS_FOUND:
+            return None
+
+    rows: list[Any] = []
+    conn = session.pool.get_connection()
     try:
-        return list(query.get_results())
-    except CAT_NO_ROWS_FOUND:
-        return []
+        inx = 0
+        while (result := send(conn, query.continue_index(inx))) is not None:
+            rows.extend(result)
+            inx = int(result.continue_index)
+            if inx <= 0:
+                break
+    except BaseException:
+        # the reply may be half read: drop the connection (its agent frees the statement)
+        conn.disconnect()
+        conn.release(destroy=True)
+        raise
+    conn.release()
+    return rows
+
+
+def _rows(query: Any) -> list[Any]:
+    return all_rows(query.sess, query)
 
 
 def _merge(found: dict[str, RemoteObject], row: Any) -> None:

@@ -341,7 +341,9 @@ def test_listing_ten_thousand_objects_pages_and_is_fast(sess: Any) -> None:
 def test_paging_batches_continue_and_close(sess: Any) -> None:
     query = sess.query(DataObject.name).filter(Collection.name == BIG)
     batches = [len(b) for b in query.get_batches()]
-    assert batches == [500] * (BIG_COUNT // 500)
+    # a full last page keeps the statement open: the client's next page is empty
+    # (CAT_NO_ROWS_FOUND, which Query.execute turns into an empty batch), as on iRODS
+    assert batches == [500] * (BIG_COUNT // 500) + [0]
     for _ in range(3):  # unfinished iterations close their query
         for _row in query:
             break
@@ -410,8 +412,9 @@ def test_client_round_trips_odd_names(sess: Any) -> None:
     assert [r[DataObject.name] for r in got] == [ODD_NAME]
 
 
-def _raw_query(sess: Any, **fields: Any) -> Any:
-    """Send a GenQueryInp built by hand (options the client's Query does not expose)."""
+def _raw_query(sess: Any, conn: Any = None, **fields: Any) -> Any:
+    """Send a GenQueryInp built by hand (options the client's Query does not expose) on
+    ``conn``, or on a connection the session's pool hands out."""
     from irods.api_number import api_number
     from irods.message import (
         GenQueryRequest,
@@ -435,45 +438,118 @@ def _raw_query(sess: Any, **fields: Any) -> Any:
     msg = iRODSMessage(
         "RODS_API_REQ", msg=GenQueryRequest(**args), int_info=api_number["GEN_QUERY_AN"]
     )
-    with sess.pool.get_connection() as conn:
+    if conn is not None:
         conn.send(msg)
         return conn.recv().get_main_message(GenQueryResponse)
+    with sess.pool.get_connection() as held:
+        held.send(msg)
+        return held.recv().get_main_message(GenQueryResponse)
 
 
-def test_total_row_count_continue_and_close_by_max_rows_zero(sess: Any) -> None:
-    from irods.exception import CAT_NO_ROWS_FOUND, SYS_INVALID_ZONE_NAME
+def test_total_row_count_continue_and_close_by_max_rows_zero(server: tuple) -> None:
+    """general_query.cpp chlGenQuery: totalRowCount with the first page only; a
+    continuation fetches from the same statement; maxRows 0 frees it; a continuation
+    naming the freed slot dereferences NULL (cllGetRow) and the agent dies."""
+    from irods.exception import SYS_INVALID_ZONE_NAME, NetworkException
     from irods.message import StringStringMap
 
-    first = _raw_query(sess, options=0x20)
-    assert (first.rowCnt, first.totalRowCount) == (10, BIG_COUNT) and first.continueInx > 0
-    nxt = _raw_query(sess, continueInx=first.continueInx)
-    assert nxt.SqlResult_PI[0].value[0] == "f00010"
-    assert nxt.continueInx == first.continueInx
-    closed = _raw_query(sess, continueInx=first.continueInx, maxRows=0)
-    assert closed.rowCnt == 0
-    with pytest.raises(CAT_NO_ROWS_FOUND):
-        _raw_query(sess, continueInx=first.continueInx)
-    with pytest.raises(SYS_INVALID_ZONE_NAME):
-        _raw_query(sess, KeyValPair_PI=StringStringMap({"zone": "otherZone"}))
+    with server[0].session() as sess, sess.pool.get_connection() as conn:
+        first = _raw_query(sess, conn, options=0x20)
+        assert (first.rowCnt, first.totalRowCount) == (10, BIG_COUNT) and first.continueInx == 1
+        nxt = _raw_query(sess, conn, continueInx=first.continueInx, options=0x20)
+        assert nxt.SqlResult_PI[0].value[0] == "f00010"
+        assert (nxt.continueInx, nxt.totalRowCount) == (first.continueInx, 0)
+        closed = _raw_query(sess, conn, continueInx=first.continueInx, maxRows=0)
+        assert closed.rowCnt == 0
+        with pytest.raises(SYS_INVALID_ZONE_NAME):
+            _raw_query(sess, conn, KeyValPair_PI=StringStringMap({"zone": "otherZone"}))
+        with pytest.raises(NetworkException):
+            _raw_query(sess, conn, continueInx=first.continueInx)
 
 
-def test_open_queries_are_per_user_capped_and_survive_another_connection(server: tuple) -> None:
+def test_a_full_last_page_keeps_the_statement_until_no_rows_found(server: tuple) -> None:
+    """chlGenQuery: a page that fills maxRows answers continueInx > 0 even with no row
+    left; the next continuation is CAT_NO_ROWS_FOUND and frees the slot (irods/irods#4157);
+    a short page frees it at once (continueInx 0); AUTO_CLOSE answers -1."""
     from irods.exception import CAT_NO_ROWS_FOUND
     from irods.message import IntegerStringMap
 
+    twelve = {"InxValPair_PI": IntegerStringMap({501: f"= '{HOME}/a'"})}
+    with server[0].session() as sess, sess.pool.get_connection() as conn:
+        full = _raw_query(sess, conn, maxRows=12, **twelve)
+        assert (full.rowCnt, full.continueInx) == (12, 1)
+        with pytest.raises(CAT_NO_ROWS_FOUND):
+            _raw_query(sess, conn, continueInx=1, maxRows=12, **twelve)
+        short = _raw_query(sess, conn, maxRows=13, **twelve)  # slot 0 is free again
+        assert (short.rowCnt, short.continueInx) == (12, 0)
+        auto = _raw_query(sess, conn, maxRows=5, options=0x100, **twelve)
+        assert (auto.rowCnt, auto.continueInx) == (5, -1)
+        again = _raw_query(sess, conn, maxRows=5, **twelve)
+        assert again.continueInx == 1  # nothing was left open by the two above
+
+
+def test_statement_table_is_per_connection_and_full_at_fifty(server: tuple) -> None:
+    """low_level_odbc.cpp cllExecSqlWithResult: 50 statements per agent, the lowest free
+    slot first, then CAT_STATEMENT_TABLE_FULL (no silent eviction); another connection
+    has its own table, and a continuation of an index it never opened drops it."""
+    from irods.exception import CAT_STATEMENT_TABLE_FULL, NetworkException
+    from irods.message import IntegerStringMap
+
     srv = server[0]
-    with srv.session() as one, srv.session() as two, srv.session("alice", "apw") as alice:
-        small = {"InxValPair_PI": IntegerStringMap({501: f"= '{HOME}/a'"}), "maxRows": 1}
-        opened = [_raw_query(one, **small).continueInx for _ in range(55)]
-        assert len(set(opened)) == 55
-        with pytest.raises(CAT_NO_ROWS_FOUND):  # beyond 50 open: the oldest were dropped
-            _raw_query(one, continueInx=opened[0])
-        with pytest.raises(CAT_NO_ROWS_FOUND):  # another user's query is not visible
-            _raw_query(alice, continueInx=opened[-1])
-        rest = _raw_query(two, continueInx=opened[-1], maxRows=100)
-        assert rest.rowCnt == 11 and rest.continueInx == 0
-        for inx in opened[-49:-1]:
-            _raw_query(one, continueInx=inx, maxRows=0)
+    small = {"InxValPair_PI": IntegerStringMap({501: f"= '{HOME}/a'"}), "maxRows": 1}
+    with srv.session() as one, one.pool.get_connection() as conn:
+        opened = [_raw_query(one, conn, **small).continueInx for _ in range(50)]
+        assert opened == list(range(1, 51))
+        with pytest.raises(CAT_STATEMENT_TABLE_FULL):
+            _raw_query(one, conn, **small)
+        _raw_query(one, conn, continueInx=7, maxRows=0)
+        assert _raw_query(one, conn, **small).continueInx == 7  # the freed slot is reused
+        with srv.session() as two, two.pool.get_connection() as other:
+            assert _raw_query(two, other, **small).continueInx == 1  # its own table
+            with pytest.raises(NetworkException):
+                _raw_query(two, other, continueInx=opened[-1], maxRows=100)
+        rest = _raw_query(one, conn, continueInx=opened[-1], maxRows=100)
+        assert (rest.rowCnt, rest.continueInx) == (11, 0)  # still there on its own agent
+
+
+def test_a_continuation_naming_another_querys_slot_reads_its_rows(server: tuple) -> None:
+    """chlGenQuery reads icss->stmtPtr[continueInx - 1] whatever query filled it and
+    labels the values with the request's own columns: wrong rows, no error."""
+    from irods.message import IntegerIntegerMap, IntegerStringMap
+
+    with server[0].session() as sess, sess.pool.get_connection() as conn:
+        objs = _raw_query(sess, conn, maxRows=2)  # BIG's objects, slot 0
+        colls = {
+            "InxIvalPair_PI": IntegerIntegerMap({Collection.name.icat_id: 1}),
+            "InxValPair_PI": IntegerStringMap({Collection.name.icat_id: f"= '{BIG}'"}),
+            "continueInx": objs.continueInx,
+        }
+        wrong = _raw_query(sess, conn, **colls)
+        assert wrong.SqlResult_PI[0].attriInx == Collection.name.icat_id
+        assert wrong.SqlResult_PI[0].value[:2] == ["f00002", "f00003"]
+        _raw_query(sess, conn, continueInx=objs.continueInx, maxRows=0)
+
+
+def test_pooled_client_paging_on_another_connection_breaks_as_on_a_real_zone(
+    server: tuple,
+) -> None:
+    """What python-irodsclient itself does (query.py: every page through
+    pool.get_connection()): the first page on one connection, the continuation on another
+    that never opened the query; a real 5.0.2 zone dropped that connection."""
+    from irods.exception import NetworkException
+
+    with server[0].session() as sess:
+        query = sess.query(DataObject.name).filter(Collection.name == BIG)
+        a = sess.pool.get_connection()  # held: the first page goes to a second one, b
+        first = query.execute()
+        b = sess.pool.get_connection()  # the only idle one: b
+        a.release()  # now the continuation can only go to a
+        assert first.continue_index == 1
+        with pytest.raises(NetworkException):
+            query.continue_index(first.continue_index).execute()
+        rest = _raw_query(sess, b, continueInx=first.continue_index, maxRows=100)
+        assert rest.SqlResult_PI[0].value[0] == "f00500"  # b still holds it
+        b.release()
 
 
 def test_unknown_specific_query_is_a_clean_error(sess: Any) -> None:
