@@ -42,7 +42,9 @@ def test_sealed_spec_refuses_plaintext() -> None:
 
 def test_email_alias_and_defaults() -> None:
     job = JobInput.model_validate({**BASE, "stagerEmail": "a@b.org"})
-    assert job.stagerUserEmail == "a@b.org" and job.timeout == 0
+    assert (
+        job.stagerUserEmail == "a@b.org" and job.timeout is None
+    )  # absent: the API stores its finite default
     assert job.direction == "upload"
     down = JobInput.model_validate({**BASE, "srcURL": "i:/zone/a", "dstURL": "/project/a"})
     assert down.direction == "download"
