@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,14 @@ from typing import Any
 import aio_pika
 import pytest
 
-from scripts.up import READY_LINE, REPO, clean_up_broker, ensure_secrets, ensure_signing_keys
+from scripts.up import (
+    DEMO_DIR,
+    READY_LINE,
+    REPO,
+    clean_up_broker,
+    ensure_secrets,
+    ensure_signing_keys,
+)
 from services.worker.settings import WorkerSettings
 from shared.messaging import broker
 from shared.messaging.topology import (
@@ -158,9 +166,12 @@ def _request(
     )
     req.add_header("Authorization", f"Basic {token}")
     req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own loopback URL
-        result: dict[str, Any] = json.load(r)
-        return result
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own loopback URL
+            result: dict[str, Any] = json.load(r)
+            return result
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{method or 'request'} {url}: {e.code} {e.read()!r}") from None
 
 
 def _printed_body(lines: list[str]) -> dict[str, Any]:
@@ -172,7 +183,7 @@ def _printed_body(lines: list[str]) -> dict[str, Any]:
 
 @needs_root
 def test_make_up_runs_the_printed_example_and_stops_cleanly(
-    up: Up, unix_user: pwd.struct_passwd, work_dir: Path
+    up: Up, unix_user: pwd.struct_passwd, work_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     assert up.ready.wait(50), up.text[-3000:]
     assert up.proc.poll() is None, up.text[-3000:]
@@ -210,11 +221,18 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
     ):
         assert fh.read() == b"hello from make up\n"
 
-    # the printed ingest example: the same folder registered by the ingest worker
+    # the printed ingest example: a folder under make up's one allowed ingest root is
+    # registered by the ingest worker; the user's folder outside it is refused
     assert f"{api}/v1/ingest/demo" in up.text
     target = f"/tempZone/home/rods/ingest-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(AssertionError, match="not under an allowed ingest root"):
+        _request(f"{api}/v1/ingest/demo", password, {"root": str(src), "target": target}, "PUT")
+    demo = Path(DEMO_DIR) / uuid.uuid4().hex[:10]
+    demo.mkdir(parents=True)
+    request.addfinalizer(lambda: shutil.rmtree(demo, ignore_errors=True))
+    (demo / "hello.txt").write_bytes(b"hello from make up\n")
     ingest = _request(
-        f"{api}/v1/ingest/demo", password, {"root": str(src), "target": target}, "PUT"
+        f"{api}/v1/ingest/demo", password, {"root": str(demo), "target": target}, "PUT"
     )
     deadline = time.monotonic() + 30
     while ingest["state"] not in ("completed", "failed"):
