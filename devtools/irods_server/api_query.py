@@ -81,15 +81,8 @@ def _fetch(
     frees it and answers -1. The reply numbers the columns as *this* request selects
     them (``sqlResult[j].attriInx = selectInp.inx[j]``), so a continuation that names
     another query's slot gets that query's values under its own column numbers."""
-    stmt = statements.continued(session, inx)
-    page = stmt.fetch(max_rows)
-    if not page:
-        statements.free(session, inx)
-        raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
-    if len(page) < max_rows:
-        statements.free(session, inx)
-        inx = 0
-    elif options & AUTO_CLOSE:
+    stmt, page, inx = statements.next_page(session, inx, max_rows)
+    if inx and options & AUTO_CLOSE:
         statements.free(session, inx)
         inx = -1
     width = len(stmt.columns)

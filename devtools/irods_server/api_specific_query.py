@@ -94,14 +94,7 @@ def run(cat: Catalog, sql: str, args: list[str]) -> tuple[int, list[list[str]]]:
 
 def _fetch(session: Session, inx: int, max_rows: int) -> Reply:
     """The next page of the statement in slot ``inx - 1`` (paged as GenQuery pages)."""
-    stmt = statements.continued(session, inx)
-    page = stmt.fetch(max_rows)
-    if not page:
-        statements.free(session, inx)
-        raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
-    if len(page) < max_rows:
-        statements.free(session, inx)
-        inx = 0
+    stmt, page, inx = statements.next_page(session, inx, max_rows)
     return response(stmt.columns, page, inx, 0)
 
 

@@ -82,5 +82,22 @@ def free(session: Session, continue_inx: int) -> None:
         table[slot] = None
 
 
+def next_page(
+    session: Session, continue_inx: int, max_rows: int
+) -> tuple[Statement, list[list[str]], int]:
+    """The next ``max_rows`` rows of a continued statement and the ``continueInx`` to
+    answer, as ``chlGenQuery`` pages: no row left is ``CAT_NO_ROWS_FOUND`` (freed), a short
+    page frees the statement (0), a full page keeps it open (the same index)."""
+    stmt = continued(session, continue_inx)
+    page = stmt.fetch(max_rows)
+    if not page:
+        free(session, continue_inx)
+        raise IrodsError("CAT_NO_ROWS_FOUND", "no more rows")
+    if len(page) < max_rows:
+        free(session, continue_inx)
+        continue_inx = 0
+    return stmt, page, continue_inx
+
+
 def open_count(session: Session) -> int:
     return sum(held is not None for held in _table(session))
