@@ -1,7 +1,7 @@
 """Install and run the development OIDC provider (``devtools/oidc/server.mjs``).
 
-    with OidcProvider(accounts={"alice": Account("pw", "stgalice")},
-                      clients=[Client("stager-ui", "secret", ["http://127.0.0.1:8081/auth/callback"])]) as idp:
+    ui = Client("stager-ui", "secret", ["http://127.0.0.1:8081/auth/callback"])
+    with OidcProvider(accounts={"alice": Account("pw", "stgalice")}, clients=[ui]) as idp:
         idp.issuer   # http://127.0.0.1:PORT
 
 The provider is panva's ``oidc-provider`` at the version ``package-lock.json`` pins,

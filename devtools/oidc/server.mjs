@@ -25,6 +25,8 @@ import Provider from 'oidc-provider';
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const accounts = config.accounts || {};
 const audience = config.audience || 'stager-api';
+// Resource indicators must be absolute URIs; the token's `aud` is still `audience`.
+const resource = config.resource || `urn:${audience}`;
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({
@@ -105,10 +107,10 @@ server.listen(config.port || 0, config.host || '127.0.0.1', () => {
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => audience,
+        defaultResource: () => resource,
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource) => {
-          if (resource !== audience) throw new Error(`unknown resource ${resource}`);
+        getResourceServerInfo: (_ctx, requested) => {
+          if (requested !== resource) throw new Error(`unknown resource ${requested}`);
           return { scope: 'openid profile email offline_access', audience, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
         },
       },
@@ -137,7 +139,7 @@ server.listen(config.port || 0, config.host || '127.0.0.1', () => {
       }
       const grant = new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope('openid profile email offline_access');
-      grant.addResourceScope(audience, 'openid profile email offline_access');
+      grant.addResourceScope(resource, 'openid profile email offline_access');
       await grant.save();
       ctx.oidc.session.ensureClientContainer(clientId);
       ctx.oidc.session.grantIdFor(clientId, grant.jti);
