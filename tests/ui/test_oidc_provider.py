@@ -50,7 +50,6 @@ async def _login(idp: OidcProvider, password: str) -> tuple[int, dict]:
         "nonce": nonce,
         "code_challenge": challenge.decode(),
         "code_challenge_method": "S256",
-        "prompt": "consent",
     }
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
@@ -99,11 +98,6 @@ async def _login(idp: OidcProvider, password: str) -> tuple[int, dict]:
         return 303, tokens
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after the login form the provider asks for a second interaction (likely the "
-    "consent prompt the test requests with prompt=consent); server.mjs must finish it",
-)
 async def test_code_flow_with_pkce_gives_a_token_the_api_accepts(idp: OidcProvider) -> None:
     status, tokens = await _login(idp, PASSWORD)
     assert status == 303 and tokens["id_token"] and tokens["access_token"]
