@@ -14,9 +14,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
+
+from devtools.processes import first_line, stop
 
 from .state import ADMIN_PASSWORD, ADMIN_USER, ZONE
 
@@ -79,30 +80,17 @@ class ServerProcess:
         return self
 
     def _ready_line(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        box: list[str] = []
-        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        if not box or not box[0].startswith(READY):
+        assert self.proc is not None
+        line = first_line(self.proc, timeout)
+        if not line.startswith(READY):
             self.stop()
             log = self.stderr_path.read_text() if self.stderr_path.exists() else ""
-            raise RuntimeError(f"iRODS test server did not start: {box!r}\n{log[-4000:]}")
-        return box[0].strip()
+            raise RuntimeError(f"iRODS test server did not start: {line!r}\n{log[-4000:]}")
+        return line.strip()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        if self.proc is not None:
+            stop(self.proc)
         self.proc = None
 
     def restart(self) -> ServerProcess:

@@ -16,10 +16,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devtools.processes import first_line, stop
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "server.mjs"
@@ -140,7 +141,7 @@ class OidcProvider:
                 text=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_ENV": "production"},
             )
-        line = self._first_line(timeout)
+        line = first_line(self.proc, timeout)
         try:
             self.issuer = str(json.loads(line)["issuer"])
         except (ValueError, KeyError):
@@ -149,24 +150,10 @@ class OidcProvider:
         self.port = int(self.issuer.rsplit(":", 1)[1])
         return self
 
-    def _first_line(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        out: list[str] = []
-        reader = threading.Thread(target=lambda: out.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        return out[0] if out else ""
-
     def stop(self) -> None:
         """Stop the process and remove its config (passwords)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop(self.proc)
         self.proc = None
         if self._config_dir is not None:
             self._config_dir.cleanup()
