@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,18 @@ class Catalog:
                 ),
             )
             self.grant(data_id, int(owner_row["user_id"]), OWN)
+
+    @classmethod
+    def seed(cls, data_dir: Path, collections: Mapping[str, list[str]]) -> None:
+        """Write a server data directory whose catalog holds ``collections`` (path → names
+        of empty objects, see :meth:`add_empty_objects`), for a server started on it."""
+        cat = cls.open(data_dir / "catalog.sqlite")
+        try:
+            for path, names in collections.items():
+                cat.add_empty_objects(path, names)
+            cat.commit()
+        finally:
+            cat.close()
 
     # -- resources --------------------------------------------------------------------------
 

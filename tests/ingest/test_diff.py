@@ -19,12 +19,10 @@ COUNT = 2000
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data: Path = tmp_path_factory.mktemp("diff") / "data"
-    cat = Catalog.open(data / "catalog.sqlite")
-    cat.add_empty_objects(BIG, [f"f{i:04d}" for i in range(COUNT)])
-    for i in range(600):  # more than one page of subcollections too
-        cat.add_empty_objects(f"{BIG}/d{i:03d}", [])
-    cat.commit()
-    cat.close()
+    subcollections: dict[str, list[str]] = {
+        f"{BIG}/d{i:03d}": [] for i in range(600)
+    }  # more than one page too
+    Catalog.seed(data, {BIG: [f"f{i:04d}" for i in range(COUNT)], **subcollections})
     with ServerProcess(data) as srv:
         yield srv
 

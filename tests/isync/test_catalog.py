@@ -22,11 +22,7 @@ COUNT = 2000
 def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server whose catalog holds a collection of 2,000 objects (rows written directly)."""
     data: Path = tmp_path_factory.mktemp("catalog") / "data"
-    cat = Catalog.open(data / "catalog.sqlite")
-    cat.add_empty_objects(BIG, [f"o{i:04d}" for i in range(COUNT)])
-    cat.add_empty_objects(f"{BIG}/sub", ["s0", "s1"])
-    cat.commit()
-    cat.close()
+    Catalog.seed(data, {BIG: [f"o{i:04d}" for i in range(COUNT)], f"{BIG}/sub": ["s0", "s1"]})
     with ServerProcess(data) as srv:
         yield srv
 
