@@ -15,11 +15,15 @@ help:
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks against the anchors, printed as ratios"
 
+# pip's own output goes to $(VENV)/install.log; the terminal gets one line, or the log's
+# tail and a non-zero exit when an install fails.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	@echo "installing Python dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@( $(BIN)/pip install -q --upgrade pip && \
+	   $(BIN)/pip install -q -r requirements.lock && \
+	   $(BIN)/pip install -q --no-deps -e . ) > $(VENV)/install.log 2>&1 || \
+	  { tail -n 25 $(VENV)/install.log >&2; echo "pip install failed; full log: $(VENV)/install.log" >&2; exit 1; }
 	@touch $(STAMP)
 
 venv: $(STAMP)
