@@ -259,7 +259,7 @@ class TaskRunner:
         """Run the transfer in a child as the user and watch it until it ends."""
         spec = msg.task
         try:
-            ident = vet(spec.stagerUser, self.settings.min_uid)
+            ident = vet(spec.stagerUser, self.settings.min_uid, max_uid=self.settings.max_uid)
             repo_user, password = resolve(msg, self.opener, self.settings.service_credentials)
             state_dir = self._user_state_dir(ident)
         except StagerError as e:

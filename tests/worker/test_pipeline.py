@@ -200,7 +200,7 @@ async def test_cancel_stops_the_transfer_within_two_seconds(
 
 
 async def test_drpass_envelope_is_opened_by_the_worker_only(
-    start_worker, unix_user, tmp_path, monkeypatch, capfd
+    start_worker, unix_user, tmp_path, capfd
 ) -> None:
     user = unix_user()
     private, public = generate_keypair(2048)
@@ -208,8 +208,12 @@ async def test_drpass_envelope_is_opened_by_the_worker_only(
     keys.mkdir()
     (keys / "current.pem").write_bytes(private)
     password = "Tr1cky-" + uuid.uuid4().hex
-    monkeypatch.setenv("STAGER_TEST_SECRET_SHA256", hashlib.sha256(password.encode()).hexdigest())
-    w = await start_worker(transfer_kind="check_secret", private_keys_dir=keys)
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    w = await start_worker(
+        transfer_kind="check_secret",
+        private_keys_dir=keys,
+        children={"env": {"TEST_SECRET_SHA256": digest}},
+    )
     bound = Binding(stager_user=user.pw_name, dr_user="svc")
     envelope = Sealer.from_pem([public]).seal(password, bound)
     msg = task_message(user.pw_name, service=None, drPass=envelope)
