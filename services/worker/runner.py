@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
@@ -43,6 +41,7 @@ from services.worker.forkserver.pool import ChildPool
 from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
 from services.worker.mailer import Mailer, completion_mail, failure_mail
 from services.worker.settings import WorkerSettings
+from services.worker.state_dir import user_state_dir
 from services.worker.time_limit import Expired, Watchdog
 from shared.crypto import Opener
 from shared.errors import StagerError
@@ -66,7 +65,7 @@ from shared.messaging.topology import (
     delay_ms,
     route_for,
 )
-from shared.unix_users import Identity, UnknownUser, UserRefused, vet
+from shared.unix_users import UnknownUser, UserRefused, vet
 
 log = get_logger(__name__)
 
@@ -261,7 +260,7 @@ class TaskRunner:
         try:
             ident = vet(spec.stagerUser, self.settings.min_uid, max_uid=self.settings.max_uid)
             repo_user, password = resolve(msg, self.opener, self.settings.service_credentials)
-            state_dir = self._user_state_dir(ident)
+            state_dir = user_state_dir(self.settings.state_dir, ident)
         except StagerError as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
         irods = self.settings.irods
@@ -346,15 +345,6 @@ class TaskRunner:
                     await self.events.emit(msg, TaskState.ACTIVE, progress=att.progress)
             elif kind in FINAL_TYPES:
                 att.final = line
-
-    def _user_state_dir(self, ident: Identity) -> Path:
-        """``state_dir/<uid>``: the user's resume journals, 0700, owned by the user."""
-        base = self.settings.state_dir
-        base.mkdir(parents=True, exist_ok=True, mode=0o711)
-        path = base / str(ident.uid)
-        path.mkdir(exist_ok=True, mode=0o700)
-        os.chown(path, ident.uid, ident.gid)
-        return path
 
     # --- settling --------------------------------------------------------------------
 

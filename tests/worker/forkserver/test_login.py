@@ -11,9 +11,7 @@ import asyncio
 import os
 import pwd
 import re
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,6 @@ import pytest
 from services.worker.forkserver.client import Child, ForkServer
 from services.worker.forkserver.login import LoginSettings
 from tests.worker.jobs import KINDS
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: setuid, /proc/<pid>/mem")
 
 #: What a worker holds in its environment (as ``scripts.up`` and the docs set it).
 WORKER_SECRETS = {
@@ -112,7 +108,7 @@ def test_the_environment_setting_cannot_set_the_users_names() -> None:
 
 async def _mode_written(server: ForkServer, user: pwd.struct_passwd, where: Path) -> int:
     out = where / user.pw_name
-    out.mkdir()
+    out.mkdir(parents=True)
     os.chown(out, user.pw_uid, user.pw_gid)
     await _lines(await server.spawn("write_file", user.pw_name, {"path": str(out / "f")}))
     return (out / "f").stat().st_mode & 0o777
@@ -140,17 +136,6 @@ async def test_a_child_has_the_users_login_umask_not_roots(
     own = unix_user(uid=uid)
     assert own.pw_gid == own.pw_uid  # useradd -U gave it its own group with the same id
     assert await _mode_written(groups, own, open_dir / "c") == 0o664
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory under /tmp that the users can traverse, removed after."""
-    path = Path(tempfile.mkdtemp(prefix="stager-children-"))
-    path.chmod(0o711)
-    for sub in ("a", "b", "c"):
-        (path / sub).mkdir(mode=0o711)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _memory_holds(pid: int, needle: bytes) -> bool:
@@ -196,10 +181,3 @@ async def test_the_fork_server_wipes_a_password_once_it_is_handed_over(
         results.append([line async for line in lines][-1])
         assert await asyncio.wait_for(child.wait(), 5) == 0
     assert [r["secret_len"] for r in results] == [len(password), 0]  # it did arrive
-
-
-@pytest.fixture
-async def forkserver() -> AsyncIterator[ForkServer]:
-    server = await _start()
-    yield server
-    await server.close()
