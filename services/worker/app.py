@@ -120,6 +120,7 @@ class Worker:
             opener=load_opener(s.private_keys_dir),
             gate=self.gate,
             on_transfer=self._count,
+            on_mail_failure=lambda stage: self.metrics.mail_failures.labels(stage).inc(),
         )
         runner = self.runner
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
@@ -134,6 +135,7 @@ class TaskRunner:
         opener: Opener | None,
         gate: Gate,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
+        on_mail_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.names = names
@@ -143,6 +145,7 @@ class TaskRunner:
         self.mailer = mailer
         self.opener = opener
         self.on_transfer = on_transfer
+        self.on_mail_failure = on_mail_failure
         self.gate = gate
         self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
         self.pool = ChildPool(forkserver, settings.children)
@@ -357,8 +360,9 @@ class TaskRunner:
         authorised to re-publish and a failure is final."""
         if outcome.state is TaskState.COMPLETED:
             await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
+            settings = self.mailer.settings
             await self._mail(
-                completion_mail(self.mailer.settings, msg.task_id, msg.task, outcome.summary), msg
+                msg, lambda: completion_mail(settings, msg.task_id, msg.task, outcome.summary)
             )
             return
         if outcome.state is TaskState.CANCELLED:
@@ -385,15 +389,23 @@ class TaskRunner:
         await self._mail_failure(msg, error)
 
     async def _mail_failure(self, msg: TaskMessage, error: str) -> None:
+        settings = self.mailer.settings
         await self._mail(
-            failure_mail(self.mailer.settings, msg.task_id, msg.task, error, msg.attempt), msg
+            msg, lambda: failure_mail(settings, msg.task_id, msg.task, error, msg.attempt)
         )
 
-    async def _mail(self, mail: Any, msg: TaskMessage) -> None:
+    async def _mail(self, msg: TaskMessage, build: Callable[[], EmailMessage | None]) -> None:
+        """Build and send a mail; any failure of either is logged and counted, never raised:
+        the transfer has settled, and raising would requeue (re-run) it."""
+        stage = "build"
         try:
+            mail = build()
+            stage = "send"
             await self.mailer.send(mail)
         except Exception as e:  # mail is best effort: never fail the task over it
-            log.warning("mail.failed", task_id=msg.task_id, error=type(e).__name__)
+            log.warning("mail.failed", task_id=msg.task_id, stage=stage, error=type(e).__name__)
+            if self.on_mail_failure is not None:
+                self.on_mail_failure(stage)
 
 
 _ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)
