@@ -91,18 +91,17 @@ async def stack(
         password=irods_server.admin_password,
     )
     api = await make_api(irods=irods)
-    worker = Worker(
-        WorkerSettings(
-            broker={"url": AMQP_URL, "prefix": api.names.prefix},
-            irods=irods,
-            private_keys_dir=keys,
-            state_dir=tmp_path / "state",
-            http_port=0,
-            concurrency=2,
-            retry={"max_attempts": 2, "base_delay": 0.3, "factor": 2, "max_delay": 1},
-            signing=signing_key_set().settings(Role.WORKER),
-        )
-    )
+    settings: dict[str, Any] = {
+        "broker": {"url": AMQP_URL, "prefix": api.names.prefix},
+        "irods": irods,
+        "private_keys_dir": keys,
+        "state_dir": tmp_path / "state",
+        "http_port": 0,
+        "concurrency": 2,
+        "retry": {"max_attempts": 2, "base_delay": 0.3, "factor": 2, "max_delay": 1},
+        "signing": signing_key_set().settings(Role.WORKER),
+    }
+    worker = Worker(WorkerSettings(**settings))
     await worker.start()
     channel = await api.amqp.channel()
     # a copy of every event (the API consumes the events queue itself)
