@@ -2,7 +2,9 @@
 
 Large objects are read in ranges over several streams with `os.pwrite` into the
 preallocated part file; `NAME.isync-partial` journals the completed ranges so a rerun
-fetches only what is missing.
+fetches only what is missing. The part file and the journal are opened only when they are
+this user's own regular files (`paths.open_own_file`): a FIFO, link or device planted there
+fails that file at once, naming it, and is neither followed nor waited on.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from services.isync.errors import ChecksumMismatch, DestinationExists, IsyncErro
 from services.isync.hashing import ChasingHasher, irods_sha256, remote_checksum
 from services.isync.journal import Journal, get_journal_path
 from services.isync.models import FileOutcome
-from services.isync.paths import part_name
+from services.isync.paths import open_own_file, part_name
 from services.isync.plan import FileTask
 from services.isync.ranges import ByteRange, split
 from services.isync.skip import unchanged
@@ -118,7 +120,7 @@ def _get_single(ctx: Context, task: FileTask) -> tuple[int, str | None, str | No
     if n != task.size:
         raise IsyncError(f"irods:{task.src}: size changed during download ({n} != {task.size})")
     data = buf[:n]
-    fd_local = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd_local = open_own_file(part, os.O_WRONLY, create=True)
     try:
         _write_all(fd_local, data, 0)
     except BaseException:
@@ -137,7 +139,7 @@ def _get_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
     h = hashlib.sha256() if ctx.options.verify_checksum else None
     buf = ctx.buffer()
     sent = 0
-    fd_local = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd_local = open_own_file(part, os.O_WRONLY, create=True)
     try:
         with ctx.connection() as conn:
             fd = wire.open_object(conn, task.src, wire.O_RDONLY)
@@ -180,14 +182,20 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     jpath = get_journal_path(task.dst)
     # not the checksum: computing one (-K) must not invalidate the journal
     identity = {"src": task.src, "size": task.size, "mtime": task.remote.mtime}
-    journal = Journal.load(jpath, identity) if os.path.exists(part) else None
+    # the part file first: what lies there is checked before anything reads the journal
+    fd_local = open_own_file(part, os.O_WRONLY, create=False) if os.path.lexists(part) else -1
+    try:
+        journal = Journal.load(jpath, identity) if fd_local >= 0 else None
+    except BaseException:
+        os.close(fd_local)
+        raise
     resumed = journal is not None and journal.bytes_done > 0
     if journal is None:
         journal = Journal(jpath, identity, split(task.size, ctx.options.streams))
-        fd_local = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        if fd_local >= 0:
+            os.close(fd_local)
+        fd_local = open_own_file(part, os.O_WRONLY, create=True)
         _preallocate(fd_local, task.size)
-    else:
-        fd_local = os.open(part, os.O_WRONLY)
     journal.save()
     todo = [r for r in journal.ranges if not r.complete]
     ctx.tracker.add_bytes(task.size - sum(r.remaining for r in journal.ranges), 0)
@@ -202,7 +210,7 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     def worker(conn: Any, fd: int, rng: ByteRange, stop: threading.Event) -> None:
         buf = ctx.buffer()[:READ_CHUNK]
         wire.seek(conn, fd, rng.next_offset)
-        out = os.open(part, os.O_WRONLY)  # one open file per stream, as a plain writer has
+        out = open_own_file(part, os.O_WRONLY)  # one open file per stream, as a writer has
         try:
             while not rng.complete:
                 if stop.is_set():

@@ -1,7 +1,10 @@
 """Resume journals: which byte ranges of an interrupted large file are already done.
 
 A get keeps its journal next to the file (`NAME.isync-partial`); a put keeps it in a per-user
-state directory, keyed by destination path, source size and source mtime.
+state directory, keyed by destination path, source size and source mtime. A journal (and
+its `.tmp` while saved) is opened only as this user's own regular file
+(`paths.open_own_file`): a planted FIFO or link fails the file instead of hanging or
+being followed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from services.isync.paths import open_own_file
 from services.isync.ranges import ByteRange
 
 SIDECAR_SUFFIX = ".isync-partial"
@@ -52,7 +56,12 @@ class Journal:
     def load(cls, path: Path, identity: dict[str, Any]) -> Journal | None:
         """The saved journal if it exists and belongs to the same transfer, else None."""
         try:
-            data = json.loads(path.read_text())
+            fd = open_own_file(str(path), os.O_RDONLY)  # a FIFO or link there: refused
+        except FileNotFoundError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                data = json.loads(fh.read())
             if data.get("identity") != identity:
                 return None
             ranges = [ByteRange(int(s), int(e), int(d)) for s, e, d in data["ranges"]]
@@ -86,7 +95,8 @@ class Journal:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
+        with os.fdopen(open_own_file(str(tmp), os.O_WRONLY, create=True), "w") as fh:
+            fh.write(json.dumps(data))
         os.replace(tmp, self.path)
 
     def remove(self) -> None:

@@ -77,8 +77,12 @@ class Worker:
                 if self._forkserver is not None:
                     log.warning("forkserver.restart")
                     await self._forkserver.close()
+                s = self.settings
                 self._forkserver = await ForkServer.start(
-                    min_uid=self.settings.min_uid, extra_kinds=self.settings.job_kinds
+                    min_uid=s.min_uid,
+                    max_uid=s.max_uid,
+                    extra_kinds=s.job_kinds,
+                    login=s.children,
                 )
             return self._forkserver
 
@@ -116,6 +120,7 @@ class Worker:
             opener=load_opener(s.private_keys_dir),
             gate=self.gate,
             on_transfer=self._count,
+            on_mail_failure=lambda stage: self.metrics.mail_failures.labels(stage).inc(),
         )
         runner = self.runner
 

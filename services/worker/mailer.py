@@ -1,12 +1,15 @@
 """Notification mail: completion to the user; final failure to the user, admins in cc.
 
-Every mail has a text and an HTML part. Sending failures are reported to the caller
-(logged there), never fatal to the task.
+Every mail has a text and an HTML part; header text never carries control characters
+(an old job's title may). Building and sending failures are reported to the caller (the
+runner builds and sends inside its error handling: logged and counted, never fatal to the
+task).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -31,6 +34,11 @@ class SmtpSettings(BaseModel):
     password: FileSecret | None = None
     timeout: float = Field(default=10.0, gt=0)
     subject_prefix: str = "[data stager]"
+
+
+def _one_line(text: str) -> str:
+    """Header text with control characters (CR/LF from an old job's title) as spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
 
 
 def _rows(spec: TaskSpec, task_id: str, extra: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -59,7 +67,7 @@ def _compose(
     msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = f"{settings.subject_prefix} {subject}".strip()
+    msg["Subject"] = _one_line(f"{settings.subject_prefix} {subject}")
     msg["Message-ID"] = make_msgid(domain="data-stager")
     width = max(len(k) for k, _ in rows)
     text = lead + "\n\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows) + "\n"

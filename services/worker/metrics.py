@@ -35,6 +35,12 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self.mail_failures = Counter(
+            "stager_worker_mail_failures",
+            "Notification mails not sent, by where it failed (build, send); the task is not",
+            ["stage"],
+            registry=r,
+        )
         self.messages_rejected = Counter(
             "stager_messages_rejected",
             "AMQP messages dropped because they failed verification (forged, stale, replayed)",

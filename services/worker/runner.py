@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from email.message import EmailMessage
 from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
@@ -43,6 +42,7 @@ from services.worker.forkserver.pool import ChildPool
 from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
 from services.worker.mailer import Mailer, completion_mail, failure_mail
 from services.worker.settings import WorkerSettings
+from services.worker.state_dir import user_state_dir
 from services.worker.time_limit import Expired, Watchdog
 from shared.crypto import Opener
 from shared.errors import StagerError
@@ -66,7 +66,7 @@ from shared.messaging.topology import (
     delay_ms,
     route_for,
 )
-from shared.unix_users import Identity, UnknownUser, UserRefused, vet
+from shared.unix_users import UnknownUser, UserRefused, vet
 
 log = get_logger(__name__)
 
@@ -135,6 +135,7 @@ class TaskRunner:
         opener: Opener | None,
         gate: Gate,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
+        on_mail_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.names = names
@@ -144,6 +145,7 @@ class TaskRunner:
         self.mailer = mailer
         self.opener = opener
         self.on_transfer = on_transfer
+        self.on_mail_failure = on_mail_failure
         self.gate = gate
         self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
         self.pool = ChildPool(forkserver, settings.children)
@@ -259,9 +261,9 @@ class TaskRunner:
         """Run the transfer in a child as the user and watch it until it ends."""
         spec = msg.task
         try:
-            ident = vet(spec.stagerUser, self.settings.min_uid)
+            ident = vet(spec.stagerUser, self.settings.min_uid, max_uid=self.settings.max_uid)
             repo_user, password = resolve(msg, self.opener, self.settings.service_credentials)
-            state_dir = self._user_state_dir(ident)
+            state_dir = user_state_dir(self.settings.state_dir, ident)
         except StagerError as e:
             return Outcome(TaskState.RETRY, error=e.message, permanent=True)
         irods = self.settings.irods
@@ -347,15 +349,6 @@ class TaskRunner:
             elif kind in FINAL_TYPES:
                 att.final = line
 
-    def _user_state_dir(self, ident: Identity) -> Path:
-        """``state_dir/<uid>``: the user's resume journals, 0700, owned by the user."""
-        base = self.settings.state_dir
-        base.mkdir(parents=True, exist_ok=True, mode=0o711)
-        path = base / str(ident.uid)
-        path.mkdir(exist_ok=True, mode=0o700)
-        os.chown(path, ident.uid, ident.gid)
-        return path
-
     # --- settling --------------------------------------------------------------------
 
     async def settle(
@@ -367,8 +360,9 @@ class TaskRunner:
         authorised to re-publish and a failure is final."""
         if outcome.state is TaskState.COMPLETED:
             await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
+            settings = self.mailer.settings
             await self._mail(
-                completion_mail(self.mailer.settings, msg.task_id, msg.task, outcome.summary), msg
+                msg, lambda: completion_mail(settings, msg.task_id, msg.task, outcome.summary)
             )
             return
         if outcome.state is TaskState.CANCELLED:
@@ -395,15 +389,23 @@ class TaskRunner:
         await self._mail_failure(msg, error)
 
     async def _mail_failure(self, msg: TaskMessage, error: str) -> None:
+        settings = self.mailer.settings
         await self._mail(
-            failure_mail(self.mailer.settings, msg.task_id, msg.task, error, msg.attempt), msg
+            msg, lambda: failure_mail(settings, msg.task_id, msg.task, error, msg.attempt)
         )
 
-    async def _mail(self, mail: Any, msg: TaskMessage) -> None:
+    async def _mail(self, msg: TaskMessage, build: Callable[[], EmailMessage | None]) -> None:
+        """Build and send a mail; any failure of either is logged and counted, never raised:
+        the transfer has settled, and raising would requeue (re-run) it."""
+        stage = "build"
         try:
+            mail = build()
+            stage = "send"
             await self.mailer.send(mail)
         except Exception as e:  # mail is best effort: never fail the task over it
-            log.warning("mail.failed", task_id=msg.task_id, error=type(e).__name__)
+            log.warning("mail.failed", task_id=msg.task_id, stage=stage, error=type(e).__name__)
+            if self.on_mail_failure is not None:
+                self.on_mail_failure(stage)
 
 
 _ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)

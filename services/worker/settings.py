@@ -9,12 +9,13 @@ from pydantic import Field
 
 from services.isync import TransferOptions
 from services.worker.credentials import RepoCredential
+from services.worker.forkserver.login import LoginSettings
 from services.worker.forkserver.pool import ChildPoolSettings
 from services.worker.mailer import SmtpSettings
 from services.worker.retries import RetryPolicy
 from shared.messaging.topology import DEFAULT_DELIVERY_LIMIT
 from shared.settings import StagerSettings
-from shared.unix_users import DEFAULT_MIN_UID
+from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID
 
 
 class TransferDefaults(TransferOptions):
@@ -28,11 +29,19 @@ class TransferDefaults(TransferOptions):
     verify_checksum: bool = True
 
 
+class ChildSettings(ChildPoolSettings, LoginSettings):
+    """The ``children`` group: reuse of a user's child (``linger`` …) and its login
+    (``umask``, ``env``, ``login_defs``)."""
+
+
 class WorkerSettings(StagerSettings):
     """Everything the worker reads; secrets are redacted in ``repr``."""
 
     concurrency: int = Field(default=4, ge=1, le=256, description="transfers at once = prefetch")
     min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1, description="lowest uid a task may run as")
+    max_uid: int = Field(
+        default=DEFAULT_MAX_UID, ge=1, description="highest uid a task may run as (as the API's)"
+    )
     delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     private_keys_dir: Path | None = Field(
@@ -50,8 +59,8 @@ class WorkerSettings(StagerSettings):
     state_dir: Path = Field(
         default=Path("/var/lib/stager/state"), description="per-user resume journals"
     )
-    children: ChildPoolSettings = Field(
-        default_factory=ChildPoolSettings, description="reuse of a user's transfer child"
+    children: ChildSettings = Field(
+        default_factory=ChildSettings, description="a child's reuse, umask and environment"
     )
     cancel_grace: float = Field(default=1.0, ge=0, le=30)
     progress_interval: float = Field(default=1.0, gt=0)

@@ -172,7 +172,8 @@ async def start_worker(
     started: list[Worker] = []
 
     async def start(**overrides: Any) -> RunningWorker:
-        settings = worker_settings(amqp.names, open_dir / "state", **overrides)
+        state_dir = overrides.pop("state_dir", open_dir / "state")
+        settings = worker_settings(amqp.names, state_dir, **overrides)
         w = Worker(settings)
         amqp.topologies.append(w.topology)
         started.append(w)

@@ -94,6 +94,19 @@ def echo_secret_len(
     return {"secret_len": len(secret or ""), "fds": fds}
 
 
+def login_report(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Its pid first (so /proc can be read while it waits), then its environment and umask."""
+    out.send({"type": "started", "pid": os.getpid()})
+    deadline = time.monotonic() + float(params.get("wait", 0))
+    while time.monotonic() < deadline and not cancel.is_set():
+        time.sleep(0.02)
+    mask = os.umask(0)
+    os.umask(mask)
+    return {"environ": dict(os.environ), "umask": mask}
+
+
 def fail(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
@@ -119,8 +132,9 @@ def brief(
 def check_secret(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
-    """Succeeds only if the secret is the one the test expects (sha256 in the environment)."""
-    want = os.environ.get("STAGER_TEST_SECRET_SHA256", "")
+    """Succeeds only if the secret is the one the test expects (its sha256 in the child's
+    environment, handed over as ``children.env``)."""
+    want = os.environ.get("TEST_SECRET_SHA256", "")
     if hashlib.sha256((secret or "").encode()).hexdigest() != want:
         raise PermissionError(13, "the repository password is wrong", params["src"])
     return {"summary": {"files_total": 1, "files_transferred": 1}}
@@ -171,6 +185,7 @@ KINDS = {
         "stubborn",
         "medium",
         "echo_secret_len",
+        "login_report",
         "fail",
         "fail_permanent",
         "succeed",

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
+from pydantic import SecretStr
+
+from services.worker.credentials import RepoCredential
 from services.worker.mailer import Mailer, SmtpSettings, completion_mail, failure_mail
-from tests.worker.conftest import task_message
+from shared.messaging.messages import TaskMessage
+from tests.worker.conftest import RunningWorker, task_message
 
 
 def _spec(email: str | None = "ann@example.org"):
@@ -46,3 +53,98 @@ async def test_mail_off_without_host() -> None:
         await Mailer(SmtpSettings()).send(completion_mail(SmtpSettings(), "j", _spec(), {}))
         is False
     )
+
+
+# --- the worker: a mail that cannot be built or sent never fails or re-runs the task -----
+
+SERVICE = {"streamer": RepoCredential(user="svc", password=SecretStr("svc-pw"))}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _failures(w: RunningWorker, stage: str) -> float:
+    value = w.worker.metrics.registry.get_sample_value(
+        "stager_worker_mail_failures_total", {"stage": stage}
+    )
+    return value or 0.0
+
+
+async def _settled_once(w: RunningWorker, msg: TaskMessage, state: str) -> None:
+    await w.events.until(msg.task_id, {state})
+    await asyncio.sleep(1.0)  # a requeued (re-run) task would have started again by now
+    finals = [s for s, _ in w.events.states(msg.task_id) if s != "active"]
+    starts = [s for s, _ in w.events.states(msg.task_id) if s == "active"]
+    assert (finals[-1:], len(starts)) == ([state], len(finals)), w.events.states(msg.task_id)
+
+
+async def test_a_title_with_cr_lf_from_an_old_row_is_mailed_on_one_line(
+    start_worker, unix_user, smtp
+) -> None:
+    user = unix_user()
+    w = await start_worker(
+        transfer_kind="succeed",
+        service_credentials=SERVICE,
+        smtp={"host": smtp.host, "port": smtp.port},
+    )
+    msg = task_message(user.pw_name)
+    msg = msg.model_copy(
+        update={"task": msg.task.model_copy(update={"title": "scan\r\nBcc: evil@example.org"})}
+    )
+    await w.submit(msg)
+    await _settled_once(w, msg, "completed")
+    await smtp.wait(1)
+    rcpt, mail = smtp.messages[0]
+    assert rcpt == ["user@example.org"]  # no injected recipient
+    assert mail["Bcc"] is None and "scan Bcc: evil@example.org" in mail["Subject"]
+    assert w.events.states(msg.task_id) == [("active", 1), ("completed", 1)]
+
+
+async def test_smtp_down_is_counted_and_the_transfer_is_not_rerun(start_worker, unix_user) -> None:
+    user = unix_user()
+    w = await start_worker(
+        transfer_kind="succeed",
+        service_credentials=SERVICE,
+        smtp={"host": "127.0.0.1", "port": _free_port(), "timeout": 2},
+    )
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    await _settled_once(w, msg, "completed")
+    assert w.events.states(msg.task_id) == [("active", 1), ("completed", 1)]
+    assert _failures(w, "send") == 1
+
+
+async def test_smtp_down_for_the_failure_mail_leaves_the_task_archived_once(
+    start_worker, unix_user
+) -> None:
+    user = unix_user()
+    w = await start_worker(
+        transfer_kind="fail_permanent",
+        service_credentials=SERVICE,
+        smtp={"host": "127.0.0.1", "port": _free_port(), "timeout": 2},
+    )
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    await _settled_once(w, msg, "archived")
+    assert w.events.states(msg.task_id) == [("active", 1), ("archived", 1)]
+    assert _failures(w, "send") == 1
+
+
+async def test_a_mail_that_cannot_be_built_is_counted_and_the_transfer_is_not_rerun(
+    start_worker, unix_user, smtp
+) -> None:
+    user = unix_user()
+    w = await start_worker(
+        transfer_kind="succeed",
+        service_credentials=SERVICE,
+        # a sender no header can carry (a mis-set value): building the mail raises
+        smtp={"host": smtp.host, "port": smtp.port, "sender": "stager@example.org\r\nX: y"},
+    )
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    await _settled_once(w, msg, "completed")
+    assert w.events.states(msg.task_id) == [("active", 1), ("completed", 1)]
+    assert _failures(w, "build") == 1 and not smtp.messages

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from services.worker.credentials import RepoCredential
 from shared.crypto import Binding, Sealer, generate_keypair
 from shared.messaging import broker
+from shared.unix_users import UserRefused
 from tests.worker.conftest import signed_task, task_message
 
 SERVICE = {"streamer": RepoCredential(user="svc", password=SecretStr("svc-pw"))}
@@ -113,6 +114,42 @@ async def test_root_and_system_users_are_refused_without_retry(start_worker, who
     assert who in (final.error or "")
 
 
+async def test_uids_above_max_uid_are_refused_by_worker_and_fork_server(
+    start_worker, unix_user
+) -> None:
+    """``max_uid`` is the API's rule (``auth.max_uid``), applied by the worker too."""
+    user = unix_user()
+    w = await start_worker(
+        transfer_kind="succeed", service_credentials=SERVICE, max_uid=user.pw_uid - 1
+    )
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    final = await w.events.until(msg.task_id, {"archived", "completed", "retry"})
+    assert final.state == "archived" and final.attempt == 1
+    assert f"uid {user.pw_uid} > {user.pw_uid - 1}" in (final.error or "")
+    # the fork server applies the same bound (a worker that skipped its own check)
+    server = await w.worker.forkserver()
+    with pytest.raises(UserRefused, match="not a personal account"):
+        await server.spawn("succeed", user.pw_name, {})
+    # within the bound, the same user runs
+    await w.worker.close()
+    ok = await start_worker(
+        transfer_kind="succeed", service_credentials=SERVICE, max_uid=user.pw_uid
+    )
+    again = task_message(user.pw_name)
+    await ok.submit(again)
+    async with asyncio.timeout(30):  # both event logs consume the one events queue
+        while not (  # noqa: ASYNC110 - filled by the consumers
+            done := [
+                e.state
+                for e in w.events.events + ok.events.events
+                if e.task_id == again.task_id and e.state in ("completed", "archived")
+            ]
+        ):
+            await asyncio.sleep(0.05)
+    assert done == ["completed"]
+
+
 async def test_task_without_drpass_from_a_user_is_refused(start_worker, unix_user) -> None:
     user = unix_user()
     w = await start_worker(transfer_kind="succeed", service_credentials=SERVICE)
@@ -200,7 +237,7 @@ async def test_cancel_stops_the_transfer_within_two_seconds(
 
 
 async def test_drpass_envelope_is_opened_by_the_worker_only(
-    start_worker, unix_user, tmp_path, monkeypatch, capfd
+    start_worker, unix_user, tmp_path, capfd
 ) -> None:
     user = unix_user()
     private, public = generate_keypair(2048)
@@ -208,8 +245,12 @@ async def test_drpass_envelope_is_opened_by_the_worker_only(
     keys.mkdir()
     (keys / "current.pem").write_bytes(private)
     password = "Tr1cky-" + uuid.uuid4().hex
-    monkeypatch.setenv("STAGER_TEST_SECRET_SHA256", hashlib.sha256(password.encode()).hexdigest())
-    w = await start_worker(transfer_kind="check_secret", private_keys_dir=keys)
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    w = await start_worker(
+        transfer_kind="check_secret",
+        private_keys_dir=keys,
+        children={"env": {"TEST_SECRET_SHA256": digest}},
+    )
     bound = Binding(stager_user=user.pw_name, dr_user="svc")
     envelope = Sealer.from_pem([public]).seal(password, bound)
     msg = task_message(user.pw_name, service=None, drPass=envelope)

@@ -1,7 +1,8 @@
 """What runs in a forked child: become the user, run the job, write JSON lines.
 
 :func:`run` is the child's whole life: its own session, every inherited descriptor
-closed but its pipes, root dropped for good, then one task (or, for a reusable child,
+closed but its pipes, root dropped for good, the user's environment and umask
+(:class:`Login`), then one task (or, for a reusable child,
 one task per line of its task pipe), each ending with a ``result`` or ``error`` line.
 """
 
@@ -15,9 +16,11 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from services.worker.forkserver.protocol import RESULT, ErrorLine
+from services.worker.forkserver.login import apply as apply_login
+from services.worker.forkserver.protocol import RESULT, ErrorLine, wipe
 from services.worker.forkserver.runas import die_with_parent, drop_privileges
 from shared.errors import StagerError
 from shared.unix_users import Identity
@@ -62,17 +65,32 @@ class JobFunction(Protocol):
     ) -> Mapping[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class Login:
+    """What the child sets once it is the user: its whole environment and its umask."""
+
+    environ: Mapping[str, str]
+    umask: int
+
+
 def run(
     ident: Identity,
     fn: JobFunction,
     params: Mapping[str, Any],
-    secret: str | None,
+    secret_bytes: bytearray | None,
     out_fd: int,
     in_fd: int | None = None,
+    *,
+    login: Login,
 ) -> NoReturn:
-    """The forked child's whole life (``in_fd``: the task pipe of a reusable child)."""
+    """The forked child's whole life (``in_fd``: the task pipe of a reusable child).
+
+    ``secret_bytes`` is this child's copy of the fork server's buffer: decoded, then wiped.
+    """
     code = 1
     out = ChildOutput(FD_SLOT)
+    secret = None if secret_bytes is None else secret_bytes.decode()
+    wipe(secret_bytes)
     try:
         parent = os.getppid()
         os.setsid()
@@ -89,6 +107,7 @@ def run(
         os.dup2(out_hi, FD_SLOT)
         os.closerange(FD_SLOT + 1, 65536)
         drop_privileges(ident)
+        apply_login(login.environ, login.umask)
         die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:
             os._exit(1)

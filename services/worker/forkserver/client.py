@@ -18,15 +18,17 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from services.worker.forkserver.login import LoginSettings, base_environment, read_login_defs
 from services.worker.forkserver.protocol import (
     FINAL_TYPES,
     MAX_PACKET,
     REFUSED_USER,
     Op,
     rights,
+    spawn_packet,
 )
 from shared.errors import StagerError
-from shared.unix_users import DEFAULT_MIN_UID, UserRefused
+from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, UserRefused
 
 #: Where ``python -m services.worker.forkserver`` is found (the repository root).
 _ROOT = str(Path(__file__).resolve().parents[3])
@@ -149,20 +151,28 @@ class ForkServer:
         cls,
         *,
         min_uid: int = DEFAULT_MIN_UID,
+        max_uid: int = DEFAULT_MAX_UID,
         extra_kinds: Mapping[str, str] | None = None,
+        login: LoginSettings | None = None,
         python: str = sys.executable,
         ready_timeout: float = 60.0,
     ) -> ForkServer:
         """Start the fork server process and wait until it has imported everything.
 
         ``extra_kinds``: job kinds beyond the built-in ones, name → ``module:function``.
+        ``login``: the children's umask and extra variables. The fork server gets none of
+        this process's environment (its secrets): only :func:`base_environment`, which is
+        what its children inherit; it finds the code through its working directory.
         """
+        login = login or LoginSettings()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = _ROOT
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        env = base_environment(os.environ, login.env, read_login_defs(login.login_defs))
         cmd = [python, "-m", "services.worker.forkserver", "--fd", str(theirs.fileno())]
-        cmd += ["--min-uid", str(min_uid)]
+        cmd += ["--min-uid", str(min_uid), "--max-uid", str(max_uid)]
+        cmd += ["--login-defs", str(login.login_defs)]
+        if login.umask is not None:
+            cmd += ["--umask", login.umask]
         for name, spec in (extra_kinds or {}).items():
             cmd += ["--kind", f"{name}={spec}"]
         proc = await asyncio.create_subprocess_exec(
@@ -227,14 +237,16 @@ class ForkServer:
         self._pending.clear()
         self._exits.clear()
 
-    async def _request(self, req: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+    async def _request(
+        self, req: dict[str, Any], fds: list[int] | None = None, secret: str | None = None
+    ) -> dict[str, Any]:
         if self._closed:
             raise ForkServerError("the fork server is not running")
         self._next_id += 1
         req["id"] = self._next_id
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[self._next_id] = fut
-        data = json.dumps(req).encode()
+        data = spawn_packet(req, secret)
         while True:
             try:
                 self._sock.sendmsg([data], rights(fds or []))
@@ -269,9 +281,9 @@ class ForkServer:
                     "kind": kind,
                     "user": user,
                     "params": dict(params or {}),
-                    "secret": secret,
                 },
                 [w, task_r] if reusable else [w],
+                secret,
             )
         except BaseException:
             os.close(r)

@@ -2,8 +2,11 @@
 
 Worker ↔ fork server: a ``SOCK_SEQPACKET`` socketpair, one JSON object per packet,
 ``op`` saying what it is (:class:`Op`). A ``spawn`` request carries the job kind, the
-user, the parameters and the secret, and as ``SCM_RIGHTS`` the write end of the child's
-output pipe (and, for a reusable child, the read end of its task pipe).
+user and the parameters, after the JSON a NUL byte and the secret (:func:`spawn_packet`:
+never inside the JSON, so the fork server never holds it as an immutable ``str``), and as
+``SCM_RIGHTS`` the write end of the child's output pipe (and, for a reusable child, the
+read end of its task pipe). The fork server receives into one reused ``bytearray`` and
+wipes the secret once the child is forked (:func:`receive_into`, :func:`wipe`).
 
 Child → worker: one JSON object per line on the output pipe (``progress``, ``file`` …)
 ending each task with exactly one final line, ``result`` or ``error``. An error line
@@ -14,6 +17,7 @@ a message (:class:`ErrorLine`).
 from __future__ import annotations
 
 import array
+import json
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,14 +56,41 @@ def rights(fds: Sequence[int]) -> list[tuple[int, int, bytes]]:
     return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
 
 
-def receive(sock: socket.socket) -> tuple[bytes, list[int]]:
-    """One packet and the descriptors that came with it (blocking; ``b""`` at close)."""
+#: Ends a spawn request's JSON; the secret follows (JSON text never holds a NUL byte).
+SECRET_SEP = b"\0"
+
+
+def spawn_packet(req: Mapping[str, Any], secret: str | None) -> bytes:
+    """A spawn request: its JSON, then (if any) ``SECRET_SEP`` and the secret."""
+    data = json.dumps(req).encode()
+    return data if secret is None else data + SECRET_SEP + secret.encode()
+
+
+def receive_into(sock: socket.socket, buf: bytearray) -> tuple[int, list[int]]:
+    """One packet into ``buf`` and the descriptors that came with it (blocking; 0 at close)."""
     fds = array.array("i")
-    data, ancdata, _, _ = sock.recvmsg(MAX_PACKET, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    n, ancdata, _, _ = sock.recvmsg_into(
+        [memoryview(buf)], socket.CMSG_SPACE(MAX_FDS * fds.itemsize)
+    )
     for level, type_, cdata in ancdata:
         if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
             fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
-    return data, list(fds)
+    return n, list(fds)
+
+
+def split_secret(buf: bytearray, n: int) -> tuple[bytes, bytearray | None]:
+    """The JSON of the packet in ``buf[:n]`` and its secret (a fresh ``bytearray``, to wipe)."""
+    end = buf.find(SECRET_SEP, 0, n)
+    if end < 0:
+        return bytes(buf[:n]), None
+    return bytes(buf[:end]), buf[end + 1 : n]
+
+
+def wipe(buf: bytearray | None, n: int | None = None) -> None:
+    """Overwrite ``buf`` (its first ``n`` bytes) with zeros, in place."""
+    if buf is not None:
+        end = len(buf) if n is None else n
+        buf[:end] = bytes(end)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ def drop_privileges(ident: Identity) -> None:
     else:
         raise PrivilegeDropFailed("setuid(0) succeeded after dropping privileges")
     _prctl(_PR_SET_DUMPABLE, 0)
-    os.environ.update(HOME=ident.home, USER=ident.name, LOGNAME=ident.name)
 
 
 def die_with_parent(sig: int) -> None:
