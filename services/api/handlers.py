@@ -36,6 +36,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.irods import is_irods_path
+from shared.json_input import parse_json
 from shared.logging import get_logger
 from shared.messaging.messages import (
     ControlMessage,
@@ -69,18 +70,9 @@ async def principal(request: web.Request) -> Principal:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or InvalidInput saying what is wrong."""
-    raw = await request.read()
-    if not raw.strip():
-        raise InvalidInput("request body is empty: send the job as a JSON object")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInput("request body is not UTF-8 text: send JSON") from None
-    except json.JSONDecodeError as e:
-        raise InvalidInput(
-            f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
+    """The request body as JSON within :data:`~shared.json_input.DEFAULT_LIMITS` (depth,
+    entries, string length), or InvalidInput saying what is wrong."""
+    return parse_json(await request.read())
 
 
 def visible(task: Task, p: Principal) -> bool:
