@@ -142,7 +142,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         ingest_rest.make_app(
             db_url=settings.ingest.db_url,
             authorize=ingest_rest.principals_allowed(
-                lambda r: r.config_dict[keys.AUTH].authenticate(r.headers.get("Authorization")),
+                lambda r: r.config_dict[keys.AUTH].authenticate_request(r),
                 settings.ingest_managers,
             ),
             settings=settings.ingest,

@@ -66,7 +66,7 @@ def ok(model: BaseModel | list[Any] | str, status: int = 200) -> web.Response:
 
 async def principal(request: web.Request) -> Principal:
     """The authenticated caller (raises Unauthenticated)."""
-    return await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    return await request.app[AUTH].authenticate_request(request)
 
 
 async def read_json(request: web.Request) -> Any:
