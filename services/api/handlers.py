@@ -283,9 +283,12 @@ async def get_dir(request: web.Request) -> web.Response:
 
 
 async def get_dac(request: web.Request) -> web.Response:
-    """``GET /v1/dac/project/{number}``."""
+    """``GET /v1/dac/project/{number}``: any authenticated principal, throttled per
+    principal (``services.api.dac``)."""
+    p = await principal(request)
     number = request.match_info["number"]
-    return ok(Collection(collName=await request.app[DAC].resolve(number)))
+    key = f"{p.kind.value}:{p.name}"
+    return ok(Collection(collName=await request.app[DAC].resolve(number, key)))
 
 
 async def get_openapi(request: web.Request) -> web.Response:

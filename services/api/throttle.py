@@ -51,7 +51,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class _Lru(Generic[K, V]):
+class BoundedLru(Generic[K, V]):
     """A dict that keeps at most ``max_keys`` entries, dropping the least recently used."""
 
     def __init__(self, max_keys: int) -> None:
@@ -92,7 +92,7 @@ class Buckets:
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._buckets: _Lru[str, _Bucket] = _Lru(max_keys)
+        self._buckets: BoundedLru[str, _Bucket] = BoundedLru(max_keys)
 
     def take(self, key: str) -> float:
         """Take a token for ``key``: 0 when there was one, else seconds until there is."""
@@ -144,11 +144,11 @@ class BasicThrottle:
     def __init__(self, settings: BasicThrottleSettings, *, clock: Clock = time.monotonic) -> None:
         self.s = settings
         self._clock = clock
-        self._pairs: _Lru[tuple[str, str], _Failures] = _Lru(settings.max_keys)
-        self._addresses: _Lru[str, _Failures] = _Lru(settings.max_keys)
-        self._accounts: _Lru[str, _Failures] = _Lru(settings.max_keys)
+        self._pairs: BoundedLru[tuple[str, str], _Failures] = BoundedLru(settings.max_keys)
+        self._addresses: BoundedLru[str, _Failures] = BoundedLru(settings.max_keys)
+        self._accounts: BoundedLru[str, _Failures] = BoundedLru(settings.max_keys)
 
-    def _live(self, table: _Lru[Any, _Failures], key: Any, now: float) -> _Failures | None:
+    def _live(self, table: BoundedLru[Any, _Failures], key: Any, now: float) -> _Failures | None:
         rec = table.get(key)
         if rec is not None and now - rec.last > self.s.window and rec.until <= now:
             table.pop(key)
@@ -186,7 +186,7 @@ class BasicThrottle:
         self._pairs.pop((account, address))
 
     def _bump(
-        self, table: _Lru[Any, _Failures], key: Any, free: int | None, now: float
+        self, table: BoundedLru[Any, _Failures], key: Any, free: int | None, now: float
     ) -> _Failures:
         rec = self._live(table, key, now) or _Failures(count=0, last=now)
         rec.count += 1
