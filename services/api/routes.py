@@ -101,8 +101,16 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "DELETE",
             "/v1/job/{id}",
-            "cancel (stops a running transfer) and delete a job",
-            {200: ("the job as it was, status cancelled", JobInfo), **dict([AUTH, MISSING, SLOW])},
+            "cancel an unfinished job (kept as cancelled); delete a finished one (kept, "
+            "hidden from the lists, until retention)",
+            {
+                200: (
+                    "the job as it is now: cancelled, or its final state with deletedAt",
+                    JobInfo,
+                ),
+                409: ("the job was restarted meanwhile", Problem),
+                **dict([AUTH, MISSING, SLOW]),
+            },
             params=(ID,),
         ),
         h.delete_job,
