@@ -70,7 +70,11 @@ async def dac_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_event_handler(app: web.Application) -> EventHandler:
-    """Apply a batch of TaskEvents to the store (idempotent) and update metrics."""
+    """Apply a batch of TaskEvents to the store (idempotent) and update metrics.
+
+    ``stager_jobs_total{state}`` counts entries into a state: an ``active`` event that
+    carries progress is a progress report within an attempt that already became active,
+    not an entry.  Bytes are the worker's to count (``stager_transfer_bytes_total``)."""
 
     async def handle(events: list[TaskEvent]) -> None:
         results = await app[keys.STORE].apply_events(events)
@@ -79,13 +83,12 @@ def make_event_handler(app: web.Application) -> EventHandler:
         for ev, applied in zip(events, results, strict=True):
             if applied is None:
                 continue
-            metrics.jobs_total.labels(ev.state.value).inc()
+            if ev.state != TaskState.ACTIVE or ev.progress is None:
+                metrics.jobs_total.labels(ev.state.value).inc()
             wake = wake or ev.state in FINAL_STATES
             if ev.state == TaskState.COMPLETED:
                 age = (utcnow() - applied.created_at).total_seconds()
                 metrics.job_seconds.observe(max(0.0, age))
-                if ev.progress is not None:
-                    metrics.transfer_bytes.labels(applied.direction).inc(ev.progress.bytes_done)
         if wake:
             app[keys.DISPATCHER].wake()
 
@@ -139,7 +142,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         ingest_rest.make_app(
             db_url=settings.ingest.db_url,
             authorize=ingest_rest.principals_allowed(
-                lambda r: r.config_dict[keys.AUTH].authenticate(r.headers.get("Authorization")),
+                lambda r: r.config_dict[keys.AUTH].authenticate_request(r),
                 settings.ingest_managers,
             ),
             settings=settings.ingest,

@@ -6,6 +6,9 @@
   stdin).  Each account lists the Unix users it may act for (``"*"``: any non-system user).
 * Users: OIDC bearer JWT, verified against the provider's JWKS (signature, issuer,
   audience, expiry); the user name comes from a configured claim, never from the request.
+* Failed basic logins slow down the address they come from
+  (:class:`~services.api.throttle.BasicThrottle`, ``auth.throttle``); a throttled attempt
+  is a 429 before its password is checked.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import Any
 
 import aiohttp
 import jwt
+from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from services.api.throttle import BasicThrottle, BasicThrottleSettings
 from shared.errors import Forbidden, Unauthenticated, Unavailable
 from shared.messaging.messages import PrincipalKind, Submitter
 from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, USER_NAME_RE, check_name, vet
@@ -110,6 +115,7 @@ class AuthSettings(BaseModel):
     min_uid: int = Field(default=DEFAULT_MIN_UID, ge=1, description="lowest personal uid")
     max_uid: int = Field(default=DEFAULT_MAX_UID, ge=1, description="highest personal uid")
     check_users: bool = Field(default=True, description="look stagerUser up in the passwd db")
+    throttle: BasicThrottleSettings = Field(default_factory=BasicThrottleSettings)
 
 
 @dataclass(frozen=True)
@@ -189,9 +195,26 @@ class Authenticator:
         self._jwks = jwks
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
+        self.throttle = BasicThrottle(settings.throttle)
 
-    async def authenticate(self, header: str | None) -> Principal:
-        """Validate the header; raises Unauthenticated with what to fix."""
+    async def authenticate_request(self, request: web.Request) -> Principal:
+        """The caller of ``request`` (its Authorization header, from its address)."""
+        return await self.authenticate(
+            request.headers.get("Authorization"), client=self.client_address(request)
+        )
+
+    def client_address(self, request: web.Request) -> str:
+        """The address failed logins are counted against: the peer, or behind a proxy
+        that sets it (``auth.throttle.trust_forwarded_for``) the last X-Forwarded-For."""
+        if self.settings.throttle.trust_forwarded_for:
+            forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+            if forwarded:
+                return forwarded[:64]
+        return request.remote or ""
+
+    async def authenticate(self, header: str | None, *, client: str = "") -> Principal:
+        """Validate the header; raises Unauthenticated with what to fix, Throttled when
+        ``client`` (an address) failed too often."""
         if not header:
             raise Unauthenticated(
                 "missing Authorization header: use HTTP basic (service account) "
@@ -200,12 +223,12 @@ class Authenticator:
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            return await self._basic(value.strip())
+            return await self._basic(value.strip(), client)
         if scheme == "bearer":
             return await self._bearer(value.strip())
         raise Unauthenticated("unsupported Authorization scheme: use Basic or Bearer")
 
-    async def _basic(self, value: str) -> Principal:
+    async def _basic(self, value: str, client: str) -> Principal:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
@@ -213,21 +236,25 @@ class Authenticator:
                 "malformed basic credentials: send base64(user:password)"
             ) from None
         name, sep, password = decoded.partition(":")
+        self.throttle.check(name, client)  # before any scrypt is spent
         account = self.settings.service_accounts.get(name)
         bad = Unauthenticated("wrong service account name or password")
         if not sep or account is None:
             # Spend comparable time so account names cannot be probed by timing.
             await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
+            self.throttle.failed(None, client)
             raise bad
         token = hmac.new(self._cache_key, decoded.encode(), hashlib.sha256).digest()
         now = time.monotonic()
         if self._verified.get(token, 0.0) < now:
             ok = await asyncio.to_thread(verify_password, password, account.password_hash)
             if not ok:
+                self.throttle.failed(name, client)
                 raise bad
             if len(self._verified) >= _VERIFY_CACHE_MAX:
                 self._verified.clear()
             self._verified[token] = now + _VERIFY_CACHE_TTL
+        self.throttle.succeeded(name, client)
         return Principal(PrincipalKind.SERVICE, name, frozenset(account.act_for))
 
     async def _bearer(self, token: str) -> Principal:

@@ -2,9 +2,13 @@
 
 New tasks wait in the store (``pending``, not dispatched).  The dispatcher releases them
 round-robin by stager user, never more than ``max_in_flight_per_user`` of one user in
-flight (released and not finished), so one user's thousand jobs do not starve another's
-one.  Service-account (streamer) tasks carry a higher priority: they are released first
-and routed to the priority queue, which workers prefer.
+flight (released and not finished; default 2, to be kept below the worker pool's slots),
+so one user's thousand jobs cannot hold every worker slot and another user's one job is
+released next to them, not after them.  With ``max_in_flight`` (the pool's slots, 0 = no
+total cap) the broker queue holds no more than the workers can run, so the release order
+is the run order; the users with the fewest tasks in flight get the room first.
+Service-account (streamer) tasks carry a higher priority: they are released first and
+routed to the priority queue, which workers prefer.
 """
 
 from __future__ import annotations
@@ -27,7 +31,17 @@ Publish = Callable[[TaskMessage], Awaitable[None]]
 class DispatchSettings(BaseModel):
     """Release policy."""
 
-    max_in_flight_per_user: int = Field(default=64, ge=1)
+    max_in_flight_per_user: int = Field(
+        default=2,
+        ge=1,
+        description="released, unfinished tasks of one stager user; keep it below the "
+        "worker slots so no user can hold them all",
+    )
+    max_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="released, unfinished tasks in all (the workers' slots); 0: no total cap",
+    )
     max_users_per_round: int = Field(default=1000, ge=1)
     interval: float = Field(default=2.0, gt=0, description="seconds between idle sweeps")
     publish_concurrency: int = Field(default=64, ge=1)
@@ -36,11 +50,15 @@ class DispatchSettings(BaseModel):
     )
 
 
-def round_robin(per_user: dict[str, list[Task]], room: dict[str, int]) -> list[Task]:
-    """Interleave users' tasks one per user per round, up to each user's room.
+def round_robin(
+    per_user: dict[str, list[Task]], room: dict[str, int], total: int | None = None
+) -> list[Task]:
+    """Interleave users' tasks one per user per round, up to each user's room, and at
+    most ``total`` in all (None: no total cap).
 
-    ``per_user`` is ordered (users first seen first); the result is stable-sorted by
-    priority so higher-priority tasks are released first."""
+    ``per_user`` is ordered (the users to serve first first); the result is stable-sorted
+    by priority so higher-priority tasks are released first.  The total cut is made
+    after the interleaving and the sort: what it drops goes to the users later in turn."""
     queues = {u: list(ts) for u, ts in per_user.items()}
     left = dict(room)
     out: list[Task] = []
@@ -53,7 +71,7 @@ def round_robin(per_user: dict[str, list[Task]], room: dict[str, int]) -> list[T
                 left[user] -= 1
                 progressed = True
     out.sort(key=lambda t: -t.priority)
-    return out
+    return out if total is None else out[: max(0, total)]
 
 
 class Dispatcher:
@@ -78,7 +96,13 @@ class Dispatcher:
                 limit, self.settings.max_users_per_round
             )
             room = {u: limit - in_flight.get(u, 0) for u in per_user}
-            chosen = round_robin(per_user, room)
+            total: int | None = None
+            if self.settings.max_in_flight:
+                total = self.settings.max_in_flight - sum(in_flight.values())
+                # fewest in flight first (stable: then by their best held task)
+                order = sorted(per_user, key=lambda u: in_flight.get(u, 0))
+                per_user = {u: per_user[u] for u in order}
+            chosen = round_robin(per_user, room, total)
             if not chosen:
                 return 0
             claimed = set(await self.store.mark_dispatched([t.id for t in chosen]))

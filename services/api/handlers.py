@@ -18,7 +18,6 @@ from services.api.store import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_
 from services.api.views import (
     MAX_BATCH,
     Collection,
-    JobInfo,
     JobInput,
     JobRejection,
     ResponseBodyJobs,
@@ -36,6 +35,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.irods import is_irods_path
+from shared.json_input import parse_json
 from shared.logging import get_logger
 from shared.messaging.messages import (
     ControlMessage,
@@ -65,22 +65,13 @@ def ok(model: BaseModel | list[Any] | str, status: int = 200) -> web.Response:
 
 async def principal(request: web.Request) -> Principal:
     """The authenticated caller (raises Unauthenticated)."""
-    return await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    return await request.app[AUTH].authenticate_request(request)
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or InvalidInput saying what is wrong."""
-    raw = await request.read()
-    if not raw.strip():
-        raise InvalidInput("request body is empty: send the job as a JSON object")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInput("request body is not UTF-8 text: send JSON") from None
-    except json.JSONDecodeError as e:
-        raise InvalidInput(
-            f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
+    """The request body as JSON within :data:`~shared.json_input.DEFAULT_LIMITS` (depth,
+    entries, string length), or InvalidInput saying what is wrong."""
+    return parse_json(await request.read())
 
 
 def visible(task: Task, p: Principal) -> bool:
@@ -228,25 +219,33 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def delete_job(request: web.Request) -> web.Response:
-    """``DELETE /v1/job/{id}``: stop it on the worker (control fanout), then delete."""
+    """``DELETE /v1/job/{id}``: an unfinished job is cancelled (a control message stops it
+    on its worker) and kept as ``cancelled``; a finished one (completed, archived,
+    cancelled) is marked deleted: hidden from the lists, kept until retention purges it.
+    The reply is the job as it is now."""
     p = await principal(request)
     task = await own_task(request, p)
     app = request.app
     if task.state not in FINAL_STATES:
         await app[BUS].publish_control(ControlMessage(task_id=task.id))
-        await app[STORE].set_cancelled(task.id)
-    await app[STORE].delete(task.id)
-    app[METRICS].jobs_total.labels(TaskState.CANCELLED.value).inc()
-    app[DISPATCHER].wake()
-    info: JobInfo = job_info(task)
-    info.status.status = TaskState.CANCELLED if task.state not in FINAL_STATES else task.state
-    return ok(info)
+        cancelled = await app[STORE].set_cancelled(task.id)
+        if cancelled is not None:
+            app[METRICS].jobs_total.labels(TaskState.CANCELLED.value).inc()
+            app[DISPATCHER].wake()
+            return ok(job_info(cancelled))
+        # it finished meanwhile: delete it like any finished job
+    deleted = await app[STORE].mark_deleted(task.id)
+    if deleted is None:  # restarted meanwhile
+        raise Conflict(f"job {task.id} changed state meanwhile; read it again and retry")
+    return ok(job_info(deleted))
 
 
 async def put_job_scheduled(request: web.Request) -> web.Response:
     """``PUT /v1/job/scheduled/{id}``: restart a completed or archived job."""
     p = await principal(request)
     task = await own_task(request, p)
+    if task.deleted_at is not None:
+        raise Conflict(f"job {task.id} was deleted: submit it again as a new job")
     if task.state not in RESTARTABLE_STATES:
         raise Conflict(
             f"job {task.id} is {task.state.value}: only completed or archived jobs can be "
@@ -291,9 +290,12 @@ async def get_dir(request: web.Request) -> web.Response:
 
 
 async def get_dac(request: web.Request) -> web.Response:
-    """``GET /v1/dac/project/{number}``."""
+    """``GET /v1/dac/project/{number}``: any authenticated principal, throttled per
+    principal (``services.api.dac``)."""
+    p = await principal(request)
     number = request.match_info["number"]
-    return ok(Collection(collName=await request.app[DAC].resolve(number)))
+    key = f"{p.kind.value}:{p.name}"
+    return ok(Collection(collName=await request.app[DAC].resolve(number, key)))
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -40,12 +40,6 @@ class Metrics:
         self.queue_messages = Gauge(
             "stager_queue_messages", "Ready messages per queue", ["queue"], registry=r
         )
-        self.transfer_bytes = Counter(
-            "stager_transfer_bytes",
-            "Bytes moved by completed jobs",
-            ["direction"],
-            registry=r,
-        )
         self.request_seconds = Histogram(
             "stager_http_request_duration_seconds",
             "HTTP request latency",

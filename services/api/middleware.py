@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from services.api.keys import METRICS
+from services.api.throttle import Throttled
 from services.api.views import Problem
 from shared.errors import ErrorKind, InvalidInput, StagerError
 from shared.logging import get_logger
@@ -81,6 +82,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         resp = await handler(request)
         status = resp.status
+        return resp
+    except Throttled as e:
+        status = 429
+        resp = problem(429, e.title, e.message, exit_code=101)
+        resp.headers["Retry-After"] = str(e.retry_after)
         return resp
     except (StagerError, ValidationError) as e:
         err = e if isinstance(e, StagerError) else InvalidInput.from_validation(e)

@@ -23,6 +23,7 @@ BAD = (400, ("invalid input: the message says what to fix", Problem))
 AUTH = (401, ("missing or invalid credentials", Problem))
 FORBID = (403, ("not allowed for this principal", Problem))
 MISSING = (404, ("job not found or not yours", Problem))
+SLOW = (429, ("too many failed logins (or DAC lookups): wait Retry-After seconds", Problem))
 
 ROUTES: list[tuple[Operation, Handler]] = [
     (
@@ -41,7 +42,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "POST",
             "/v1/job",
             "create a new stager job",
-            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID])},
+            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID, SLOW])},
             request=JobInput,
         ),
         h.post_job,
@@ -54,7 +55,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             {
                 200: ("all jobs accepted", ResponseBodyJobs),
                 207: ("some jobs rejected (see rejected)", ResponseBodyJobs),
-                **dict([BAD, AUTH, FORBID]),
+                **dict([BAD, AUTH, FORBID, SLOW]),
             },
             request=JobsInput,
         ),
@@ -65,7 +66,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "GET",
             "/v1/jobs",
             "the caller's jobs",
-            {200: ("jobs", ResponseBodyJobs), **dict([AUTH])},
+            {200: ("jobs", ResponseBodyJobs), **dict([AUTH, SLOW])},
         ),
         h.get_jobs,
     ),
@@ -74,7 +75,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "GET",
             "/v1/jobs/{status}",
             "the caller's jobs in one state",
-            {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH])},
+            {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
             params=(
                 Param(
                     "status",
@@ -91,7 +92,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "GET",
             "/v1/job/{id}",
             "one job",
-            {200: ("the job", JobInfo), **dict([AUTH, MISSING])},
+            {200: ("the job", JobInfo), **dict([AUTH, MISSING, SLOW])},
             params=(ID,),
         ),
         h.get_job,
@@ -100,8 +101,16 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "DELETE",
             "/v1/job/{id}",
-            "cancel (stops a running transfer) and delete a job",
-            {200: ("the job as it was, status cancelled", JobInfo), **dict([AUTH, MISSING])},
+            "cancel an unfinished job (kept as cancelled); delete a finished one (kept, "
+            "hidden from the lists, until retention)",
+            {
+                200: (
+                    "the job as it is now: cancelled, or its final state with deletedAt",
+                    JobInfo,
+                ),
+                409: ("the job was restarted meanwhile", Problem),
+                **dict([AUTH, MISSING, SLOW]),
+            },
             params=(ID,),
         ),
         h.delete_job,
@@ -114,7 +123,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             {
                 200: ("the restarted job", JobInfo),
                 409: ("job not completed or archived", Problem),
-                **dict([AUTH, MISSING]),
+                **dict([AUTH, MISSING, SLOW]),
             },
             params=(ID,),
         ),
@@ -127,7 +136,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "list a local directory as the caller (answered by a worker)",
             {
                 200: ("entries", ResponseDirEntries),
-                **dict([BAD, AUTH, FORBID]),
+                **dict([BAD, AUTH, FORBID, SLOW]),
                 404: ("no such directory", Problem),
                 503: ("no worker answered", Problem),
             },
@@ -151,12 +160,12 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "the data-acquisition collection of a project",
             {
                 200: ("collection", Collection),
-                400: BAD[1],
+                **dict([BAD, AUTH, SLOW]),
                 404: ("collection not found", Problem),
                 409: ("more than one collection", Problem),
+                503: ("the repository did not answer", Problem),
             },
             params=(Param("number", "path", "project number, e.g. 3010000.01"),),
-            auth=False,
             tag="repository",
         ),
         h.get_dac,

@@ -118,6 +118,10 @@ class JobTimestamps(BaseModel):
     lastFailedAt: int = NO_TIME
     nextProcessAt: int = NO_TIME
     completedAt: int = NO_TIME
+    deletedAt: int = Field(
+        default=NO_TIME,
+        description="when its owner deleted the finished job (kept until retention)",
+    )
 
 
 class JobInfo(BaseModel):
@@ -180,6 +184,7 @@ def job_info(task: Task) -> JobInfo:
             lastFailedAt=_ts(task.last_failed_at),
             nextProcessAt=_ts(task.next_process_at),
             completedAt=_ts(task.completed_at),
+            deletedAt=_ts(task.deleted_at),
         ),
         data=JobData.model_validate(task.spec.model_dump(exclude={"drPass"})),
         status=JobStatus(

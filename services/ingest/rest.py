@@ -31,6 +31,7 @@ from services.ingest.handlers import check_source
 from services.ingest.scanner import Excludes
 from services.ingest.store import IngestOptions, Job, JobStore
 from shared.errors import Forbidden, InvalidInput
+from shared.json_input import DEFAULT_LIMITS, check_shape, parse_json
 from shared.messaging.messages import PrincipalKind
 from shared.settings import IngestStoreSettings
 from shared.unix_users import check_name
@@ -137,14 +138,17 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         raise InvalidInput("request body is empty: send the job as JSON or YAML")
+    if request.content_type not in YAML_TYPES:
+        return parse_json(raw)  # the API's guarded reader: depth, entries, string length
     try:
-        text = raw.decode("utf-8")
-        if request.content_type in YAML_TYPES:
-            return policy.load_yaml(text)
-        return json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        kind = "YAML" if request.content_type in YAML_TYPES else "JSON"
-        raise InvalidInput(f"request body is not valid {kind}: {str(e).splitlines()[0]}") from e
+        data = policy.load_yaml(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InvalidInput(f"request body is not valid YAML: {str(e).splitlines()[0]}") from e
+    except RecursionError:
+        limit = DEFAULT_LIMITS.max_depth
+        raise InvalidInput(f"request body is nested too deeply: at most {limit} levels") from None
+    check_shape(data)
+    return data
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

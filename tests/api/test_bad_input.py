@@ -4,6 +4,8 @@ stored or queued; the test password never shows up anywhere."""
 from __future__ import annotations
 
 import base64
+import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -105,6 +107,24 @@ def cases(env: dict[str, str]) -> list[Case]:
         Case("empty body", 400, "empty", raw=b""),
         Case("not utf-8", 400, "UTF-8", raw=b"\xff\xfe{}"),
         Case("array body", 400, "JSON object", body=[job()]),
+        Case("nested 10,000 deep", 400, "nested too deeply", raw=b"[" * 10_000 + b"]" * 10_000),
+        Case("nested 500 deep", 400, "at most 32 levels", raw=b'{"a":' * 500 + b"1" + b"}" * 500),
+        Case(
+            "nested in a field",
+            400,
+            "nested too deeply at $.title",
+            raw=json.dumps(job(title=functools.reduce(lambda a, _: [a], range(40), 1))).encode(),
+        ),
+        Case(
+            "huge array",
+            400,
+            "at most 10000",
+            path="/v1/jobs",
+            raw=b'{"jobs":[' + b"0," * 20_000 + b"0]}",
+        ),
+        Case("huge string", 400, "longer than", body=job(title="x" * (1024 * 1024 + 1))),
+        Case("NaN", 400, "not a JSON number", raw=b'{"timeout": NaN}'),
+        Case("huge integer", 400, "number too long", raw=b'{"timeout": ' + b"9" * 5000 + b"}"),
         Case("missing srcURL", 400, "srcURL", body=job(srcURL=...)),
         Case("missing stagerUser", 400, "stagerUser", body=job(stagerUser=...)),
         Case("missing title", 400, "title", body=job(title=...)),

@@ -57,3 +57,27 @@ async def test_ingest_jobs_reserved_to_data_managers(make_api: Any, tmp_path: An
     # mounted as a sub-app, the routes still go through the API's middleware and metrics
     text = await (await api.client.get("/metrics")).text()
     assert 'route="/v1/ingest/{name}"' in text and 'route="/v1/ingest"' in text
+
+
+async def test_ingest_bodies_are_bounded(make_api: Any, tmp_path: Any) -> None:
+    """Deep JSON or YAML nesting and oversized strings in an ingest body are a 400 that
+    says so (the API's one guarded reader), never a 500; nothing is stored."""
+    store = f"sqlite+aiosqlite:///{tmp_path}/ingest-bounds.sqlite"
+    api: Api = await make_api(
+        ingest_managers=[WIDE], ingest={"db_url": store, "allowed_roots": ["/data"]}
+    )
+    auth = api.basic(WIDE, WIDE_PW)
+    json_h = {**auth, "Content-Type": "application/json"}
+    yaml_h = {**auth, "Content-Type": "application/x-yaml"}
+    cases = [
+        (b"[" * 10_000 + b"]" * 10_000, json_h, "nested too deeply"),
+        (b"root: " + b"[" * 10_000 + b"]" * 10_000, yaml_h, "nested too deeply"),
+        (b"root: " + b"[" * 40 + b"]" * 40, yaml_h, "at most 32 levels"),
+        (b'{"root": "/data/x", "target": "' + b"x" * (1024 * 1024 + 1) + b'"}', json_h, "longer"),
+    ]
+    for raw, headers, hint in cases:
+        r = await api.client.put("/v1/ingest/deep", data=raw, headers=headers)
+        text = await r.text()
+        assert r.status == 400 and hint in text, text[:300]
+    r = await api.client.get("/v1/ingest", headers=auth)
+    assert (await r.json())["jobs"] == []

@@ -147,7 +147,10 @@ async def test_events_are_applied_idempotently(api: Api) -> None:
     assert 'stager_jobs_total{state="pending"} 1.0' in metrics
 
 
-async def test_cancel_stops_worker_and_deletes(api: Api) -> None:
+async def test_cancel_stops_worker_then_delete_keeps_a_record(api: Api) -> None:
+    """DELETE of an active job cancels it (control message) and keeps it, listable as
+    cancelled; late events do not resurrect it; a second DELETE deletes it: hidden from
+    the lists, still readable by id until retention, not restartable."""
     channel = await api.amqp.channel()
     control = await channel.declare_queue(exclusive=True, auto_delete=True)
     await control.bind(api.names.control_exchange)
@@ -157,15 +160,48 @@ async def test_cancel_stops_worker_and_deletes(api: Api) -> None:
     await send_event(api, task_id=task_id, attempt=1, seq=1, state="active")
     await wait_for(api, task_id, h, lambda b: b["status"]["status"] == "active")
     r = await api.client.delete(f"/v1/job/{task_id}", headers=h)
-    assert r.status == 200 and (await r.json())["status"]["status"] == "cancelled"
+    body = await r.json()
+    assert r.status == 200 and body["status"]["status"] == "cancelled"
+    assert body["timestamps"]["deletedAt"] == -62135596800
     msg = await control.get(no_ack=True, timeout=5)
     assert ControlMessage.model_validate_json(msg.body).task_id == task_id
-    assert (await api.client.get(f"/v1/job/{task_id}", headers=h)).status == 404
-    # a late event for the deleted task is ignored, not resurrected
+    listed = await (await api.client.get("/v1/jobs/cancelled", headers=h)).json()
+    assert [j["id"] for j in listed["jobs"]] == [task_id]
+    # a late event for the cancelled task is ignored, not resurrected
     await send_event(api, task_id=task_id, attempt=1, seq=2, state="completed")
     await asyncio.sleep(0.2)
-    assert await api.app[STORE].get(task_id) is None
+    got = await api.app[STORE].get(task_id)
+    assert got is not None and got.state == TaskState.CANCELLED
+
+    r = await api.client.delete(f"/v1/job/{task_id}", headers=h)
+    body = await r.json()
+    assert r.status == 200 and body["status"]["status"] == "cancelled"
+    assert body["timestamps"]["deletedAt"] > 0
+    assert await control.get(no_ack=True, fail=False) is None  # nothing to stop any more
+    for path in ("/v1/jobs", "/v1/jobs/cancelled"):
+        assert (await (await api.client.get(path, headers=h)).json())["jobs"] == []
+    r = await api.client.get(f"/v1/job/{task_id}", headers=h)
+    assert r.status == 200 and (await r.json())["timestamps"]["deletedAt"] > 0
+    assert (await api.client.delete(f"/v1/job/{task_id}", headers=h)).status == 200
     await channel.close()
+
+
+async def test_delete_of_a_completed_job_keeps_its_state(api: Api) -> None:
+    """The issue's case: DELETE of a completed job answers completed (not cancelled),
+    erases no history, and the job cannot be restarted afterwards."""
+    h = api.basic()
+    task_id = (await (await api.client.post("/v1/job", json=job(), headers=h)).json())["id"]
+    await api.queued()
+    await send_event(api, task_id=task_id, attempt=1, seq=1, state="completed")
+    await wait_for(api, task_id, h, lambda b: b["status"]["status"] == "completed")
+    r = await api.client.delete(f"/v1/job/{task_id}", headers=h)
+    body = await r.json()
+    assert r.status == 200 and body["status"]["status"] == "completed"
+    assert body["timestamps"]["completedAt"] > 0 and body["timestamps"]["deletedAt"] > 0
+    r = await api.client.put(f"/v1/job/scheduled/{task_id}", headers=h)
+    assert r.status == 409 and "was deleted" in (await r.json())["errorMessage"]
+    metrics = await (await api.client.get("/metrics")).text()
+    assert 'stager_jobs_total{state="cancelled"}' not in metrics
 
 
 async def test_restart_completed_job(api: Api) -> None:

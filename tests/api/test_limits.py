@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.api.dispatcher import DispatchSettings
 from services.api.limits import JobLimits
 from shared.messaging.messages import TaskMessage
 from tests.api.conftest import Api, job
@@ -21,6 +22,10 @@ def test_defaults_are_finite() -> None:
     assert free.timeout(0) == 0 and free.timeout(None) == 24 * 3600
 
 
+#: No worker finishes these jobs: each user's cap must not hold the next one back.
+UNCAPPED = DispatchSettings(max_in_flight_per_user=100)
+
+
 async def _stored_limits(api: Api, **fields: Any) -> tuple[int, int]:
     r = await api.client.post("/v1/job", json=job(**fields), headers=api.basic())
     assert r.status == 200, await r.text()
@@ -33,7 +38,7 @@ async def _stored_limits(api: Api, **fields: Any) -> tuple[int, int]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_asking_for_no_limit_gets_the_default(make_api: Any) -> None:
-    api = await make_api()
+    api = await make_api(dispatch=UNCAPPED)
     assert await _stored_limits(api, timeout=0, timeout_noprogress=0) == (86400, 7200)
     assert await _stored_limits(api, timeout=..., timeout_noprogress=...) == (86400, 7200)
     assert await _stored_limits(api, timeout=None, timeout_noprogress=None) == (86400, 7200)
@@ -45,7 +50,8 @@ async def test_asking_for_no_limit_gets_the_default(make_api: Any) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_operator_settings(make_api: Any) -> None:
     api = await make_api(
-        jobs=JobLimits(default_timeout=600, default_timeout_noprogress=30, allow_unlimited=True)
+        jobs=JobLimits(default_timeout=600, default_timeout_noprogress=30, allow_unlimited=True),
+        dispatch=UNCAPPED,
     )
     assert await _stored_limits(api, timeout=..., timeout_noprogress=...) == (600, 30)
     assert await _stored_limits(api, timeout=0, timeout_noprogress=0) == (0, 0)

@@ -9,7 +9,7 @@ import pytest
 
 from services.api.keys import METRICS, STORE
 from services.api.metrics import Throttle
-from shared.messaging.messages import TaskState
+from shared.messaging.messages import Progress, TaskState
 from tests.api.conftest import Api, job, worker_event
 from tests.api.store.conftest import ev
 
@@ -58,3 +58,41 @@ async def test_consumer_batch_is_acked_and_metrics_gauges_throttled(api: Api) ->
     queue = await channel.declare_queue(api.names.events_queue, passive=True)
     assert queue.declaration_result.message_count == 0
     await channel.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_active_counts_entries_not_progress_and_no_api_bytes(api: Api) -> None:
+    """Four attempts with three progress reports each: ``active`` counted 4 times, not
+    16; the API exports no byte counter (the worker's ``stager_transfer_bytes_total`` is
+    the only one, so the name means one thing)."""
+    r = await api.client.post("/v1/job", json=job(), headers=api.basic())
+    assert r.status == 200, await r.text()
+    task_id = (await r.json())["id"]
+    events, seq = [], 0
+    for attempt in range(1, 5):
+        seq += 1
+        events.append(ev(task_id, seq, TaskState.ACTIVE, attempt=attempt))
+        for n in range(1, 4):
+            seq += 1
+            p = Progress(bytes_total=300, bytes_done=100 * n, files_total=1)
+            events.append(ev(task_id, seq, TaskState.ACTIVE, attempt=attempt, progress=p))
+        seq += 1
+        last = TaskState.RETRY if attempt < 4 else TaskState.COMPLETED
+        events.append(ev(task_id, seq, last, attempt=attempt, progress=p))
+    channel = await api.amqp.channel(publisher_confirms=True)
+    x = await channel.get_exchange(api.names.events_exchange)
+    for e in events:
+        await x.publish(
+            worker_event(e.model_dump_json().encode()), routing_key=api.names.events_queue
+        )
+    await channel.close()
+    store = api.app[STORE]
+    async with asyncio.timeout(20):
+        while (t := await store.get(task_id)) is None or t.state != TaskState.COMPLETED:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    registry = api.app[METRICS].registry
+    assert registry.get_sample_value("stager_jobs_total", {"state": "active"}) == 4.0
+    assert registry.get_sample_value("stager_jobs_total", {"state": "retry"}) == 3.0
+    assert registry.get_sample_value("stager_jobs_total", {"state": "completed"}) == 1.0
+    text = await (await api.client.get("/metrics")).text()
+    assert "stager_transfer_bytes" not in text

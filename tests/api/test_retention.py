@@ -34,3 +34,18 @@ async def test_retention_purges_old_finished_tasks(db_url: str) -> None:
         assert await purge_once(store, RetentionSettings(), now=later) == 1
     finally:
         await store.close()
+
+
+async def test_retention_purges_deleted_tasks_like_others(db_url: str) -> None:
+    store = await make_store(db_url)
+    try:
+        [task] = await store.add(SVC, [(new_task_id(), spec())])
+        await apply(store, TaskEvent(task_id=task.id, attempt=1, seq=1, state=TaskState.COMPLETED))
+        assert await store.mark_deleted(task.id) is not None
+        assert await purge_once(store, RetentionSettings()) == 0  # kept until its time
+        assert await store.get(task.id) is not None
+        later = utcnow() + timedelta(hours=49)
+        assert await purge_once(store, RetentionSettings(), now=later) == 1
+        assert await store.get(task.id) is None
+    finally:
+        await store.close()

@@ -8,7 +8,8 @@ Every statement is SQLAlchemy Core; the hot paths (submit, events, release) run 
 split by concern:
 
 * ``schema``: the table, its creation and upgrade;
-* ``tasks``: :class:`Task`, group-committed inserts, lookups, restart, cancel, purge;
+* ``tasks``: :class:`Task`, group-committed inserts, lookups, restart, cancel, delete
+  (a mark: the row stays until retention), purge;
 * ``events``: folding batches of worker events into the rows;
 * ``release``: what a fair release round reads and claims.
 """
@@ -83,11 +84,18 @@ class TaskStore:
         stager_user: str | None = None,
         state: TaskState | None = None,
         limit: int = 1000,
+        include_deleted: bool = False,
     ) -> list[Task]:
-        """Tasks filtered by submitter / stager user / state, newest first."""
+        """Tasks filtered by submitter / stager user / state, newest first; those their
+        owner deleted only with ``include_deleted``."""
         async with self._reads.connect() as conn:
             return await tasks.find(
-                conn, submitter=submitter, stager_user=stager_user, state=state, limit=limit
+                conn,
+                submitter=submitter,
+                stager_user=stager_user,
+                state=state,
+                limit=limit,
+                include_deleted=include_deleted,
             )
 
     async def count_by_state(self) -> dict[str, int]:
@@ -95,20 +103,22 @@ class TaskStore:
         async with self._reads.connect() as conn:
             return await tasks.count_by_state(conn)
 
-    async def delete(self, task_id: str) -> bool:
-        """Delete a task; True when a row went away."""
+    async def mark_deleted(self, task_id: str) -> Task | None:
+        """Mark a finished task deleted: kept (hidden from :meth:`find`) until retention
+        purges it; the task, or None when it is not finished."""
         async with self.engine.begin() as conn:
-            return await tasks.delete_task(conn, task_id)
+            return await tasks.mark_deleted(conn, task_id)
 
     async def restart(self, task_id: str) -> Task | None:
         """Start a new run of a completed or archived task; None when not restartable."""
         async with self.engine.begin() as conn:
             return await tasks.restart(conn, task_id)
 
-    async def set_cancelled(self, task_id: str) -> None:
-        """Mark a task cancelled (events for it are ignored from now on)."""
+    async def set_cancelled(self, task_id: str) -> Task | None:
+        """Mark an unfinished task cancelled (events for it are ignored from now on); the
+        cancelled task, or None when it had finished meanwhile."""
         async with self.engine.begin() as conn:
-            await tasks.set_cancelled(conn, task_id)
+            return await tasks.set_cancelled(conn, task_id)
 
     async def purge(self, *, completed_before: datetime, archived_before: datetime) -> int:
         """Delete completed tasks finished before ``completed_before`` and archived (or

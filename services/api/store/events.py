@@ -1,9 +1,11 @@
 """Event folding: apply a batch of worker TaskEvents to the task rows.
 
 An event is applied only when it is newer than what its row has: same run, the row not
-cancelled, and a higher ``(attempt, seq)``.  A batch gives exactly the result of applying
-its events one by one in order (a stale or duplicate event is void, even after a newer
-one in the same batch), but costs one SELECT (rows locked on PostgreSQL) and one
+in a final state (completed, archived, cancelled: only a restart, which starts a new run,
+leaves one), and a higher ``(attempt, seq)``.  So a replayed worker event, or the events
+of a replayed task message, cannot flip a finished job.  A batch gives exactly the
+result of applying its events one by one in order (a stale or duplicate event is void,
+even after a newer one in the same batch), but costs one SELECT (rows locked on PostgreSQL) and one
 executemany UPDATE per set of changed columns, whatever the number of events.
 """
 
@@ -19,6 +21,7 @@ from sqlalchemy import Update, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.store.schema import TASKS, C, aware
+from services.api.store.tasks import FINAL_STATES
 from shared.messaging.messages import TaskEvent, TaskSpec, TaskState, utcnow
 
 #: Columns an event may set (see ``_merge``), in the order UPDATEs name them.
@@ -51,16 +54,20 @@ _EVENT_ROWS = (
 )
 
 
+#: Stored values of the final states: a row in one of them takes no more events.
+_FINAL = tuple(sorted(s.value for s in FINAL_STATES))
+
+
 @functools.cache
 def _event_update(cols: tuple[str, ...]) -> Update:
     """UPDATE of ``cols`` (params ``b_<col>``, ``b_id``, ``b_run``), guarded like one
-    event: the row's run, not cancelled, and older than the ``(attempt, seq)`` written."""
+    event: the row's run, not final, and older than the ``(attempt, seq)`` written."""
     return (
         update(TASKS)
         .where(
             C.id == bindparam("b_id"),
             C.run == bindparam("b_run"),
-            C.state != TaskState.CANCELLED.value,
+            *(C.state != final for final in _FINAL),  # not IN: executemany cannot expand
             tuple_(C.attempt, C.seq) < tuple_(bindparam("b_attempt"), bindparam("b_seq")),
         )
         .values({c: bindparam(f"b_{c}") for c in cols})
@@ -113,7 +120,7 @@ def _fold(t: _Target | None, ev: TaskEvent) -> Applied | None:
     if (
         t is None
         or ev.run != t.run
-        or t.state == TaskState.CANCELLED.value
+        or t.state in _FINAL
         or (ev.attempt, ev.seq) <= (t.attempt, t.seq)
     ):
         return None

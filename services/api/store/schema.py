@@ -39,6 +39,9 @@ class TaskRow(Base):
     #: ``upload`` / ``download``, so events need not parse the spec (NULL in rows
     #: stored before the column existed: then it is read from the spec).
     direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    #: When the owner deleted the finished task (DELETE): kept, hidden from the lists,
+    #: until retention purges it.  NULL: not deleted.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
@@ -55,9 +58,15 @@ def create_schema(conn: Connection) -> None:
 def _add_missing_columns(conn: Connection) -> None:
     """Add columns that came after a table was created (nullable; no data migration)."""
     have = {c["name"] for c in sa_inspect(conn).get_columns(TASKS.name)}
-    if "direction" not in have:
-        guard = "" if conn.dialect.name == "sqlite" else "IF NOT EXISTS "
-        conn.exec_driver_sql(f"ALTER TABLE {TASKS.name} ADD COLUMN {guard}direction VARCHAR(8)")
+    sqlite = conn.dialect.name == "sqlite"
+    guard = "" if sqlite else "IF NOT EXISTS "
+    later = {
+        "direction": "VARCHAR(8)",
+        "deleted_at": "DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE",
+    }
+    for name, sql_type in later.items():
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE {TASKS.name} ADD COLUMN {guard}{name} {sql_type}")
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -32,6 +32,8 @@ from shared.messaging.messages import (
 FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED, TaskState.CANCELLED})
 #: States from which :func:`restart` starts a new run.
 RESTARTABLE_STATES = frozenset({TaskState.COMPLETED, TaskState.ARCHIVED})
+#: States a cancel applies to (the unfinished ones).
+CANCELLABLE_STATES = frozenset({TaskState.PENDING, TaskState.ACTIVE, TaskState.RETRY})
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Task:
     last_failed_at: datetime | None
     next_process_at: datetime | None
     completed_at: datetime | None
+    #: When its owner deleted it (a finished task kept until retention), or None.
+    deleted_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Task:
@@ -77,6 +81,7 @@ class Task:
             last_failed_at=aware(row.last_failed_at),
             next_process_at=aware(row.next_process_at),
             completed_at=aware(row.completed_at),
+            deleted_at=aware(row.deleted_at),
         )
 
     def message(self) -> TaskMessage:
@@ -230,9 +235,13 @@ async def find(
     stager_user: str | None,
     state: TaskState | None,
     limit: int,
+    include_deleted: bool = False,
 ) -> list[Task]:
-    """Tasks filtered by submitter / stager user / state, newest first."""
+    """Tasks filtered by submitter / stager user / state, newest first; deleted ones only
+    with ``include_deleted``."""
     q = select(TASKS)
+    if not include_deleted:
+        q = q.where(C.deleted_at.is_(None))
     if submitter is not None:
         q = q.where(C.submitter_kind == submitter.kind.value, C.submitter_name == submitter.name)
     if stager_user is not None:
@@ -249,17 +258,29 @@ async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
     return {st: int(n) for st, n in (await conn.execute(q)).all()}
 
 
-async def delete_task(conn: AsyncConnection, task_id: str) -> bool:
-    """Delete a task; True when a row went away."""
-    res = await conn.execute(delete(TASKS).where(C.id == task_id))
-    return bool(res.rowcount)
+async def mark_deleted(conn: AsyncConnection, task_id: str) -> Task | None:
+    """Mark a finished task deleted (kept until retention); the task as it is now, or
+    None when it is not finished (or does not exist).  Deleting twice changes nothing."""
+    now = utcnow()
+    q = (
+        update(TASKS)
+        .where(C.id == task_id, C.state.in_([st.value for st in FINAL_STATES]))
+        .values(deleted_at=func.coalesce(C.deleted_at, now))
+        .returning(*C)
+    )
+    row = (await conn.execute(q)).first()
+    return Task.from_row(row) if row else None
 
 
 async def restart(conn: AsyncConnection, task_id: str) -> Task | None:
     """Start a new run of a completed or archived task; None when not restartable."""
     q = (
         update(TASKS)
-        .where(C.id == task_id, C.state.in_([st.value for st in RESTARTABLE_STATES]))
+        .where(
+            C.id == task_id,
+            C.state.in_([st.value for st in RESTARTABLE_STATES]),
+            C.deleted_at.is_(None),
+        )
         .values(
             state=TaskState.PENDING.value,
             dispatched=False,
@@ -278,13 +299,17 @@ async def restart(conn: AsyncConnection, task_id: str) -> Task | None:
     return Task.from_row(row) if row else None
 
 
-async def set_cancelled(conn: AsyncConnection, task_id: str) -> None:
-    """Mark a task cancelled (events for it are ignored from now on)."""
-    await conn.execute(
+async def set_cancelled(conn: AsyncConnection, task_id: str) -> Task | None:
+    """Mark an unfinished task cancelled (events for it are ignored from now on); the
+    cancelled task, or None when it had finished meanwhile (or does not exist)."""
+    q = (
         update(TASKS)
-        .where(C.id == task_id)
+        .where(C.id == task_id, C.state.in_([st.value for st in CANCELLABLE_STATES]))
         .values(state=TaskState.CANCELLED.value, updated_at=utcnow())
+        .returning(*C)
     )
+    row = (await conn.execute(q)).first()
+    return Task.from_row(row) if row else None
 
 
 async def purge(

@@ -48,6 +48,33 @@ async def test_apply_event_keeps_the_newest(db_url: str) -> None:
         await store.close()
 
 
+async def test_a_final_state_takes_no_more_events(db_url: str) -> None:
+    """Completed and archived rows ignore newer events of their run, alone or in the
+    batch that finished them (a replayed event or task cannot reopen them)."""
+    store = await make_store(db_url)
+    try:
+        done, failed, batch = (new_task_id() for _ in range(3))
+        await store.add(SVC, [(i, spec()) for i in (done, failed, batch)])
+        assert await apply(store, ev(done, 1, TaskState.COMPLETED))
+        assert await apply(store, ev(failed, 1, TaskState.ARCHIVED, error="gone"))
+        for task_id in (done, failed):
+            for later in (TaskState.ACTIVE, TaskState.RETRY, TaskState.COMPLETED):
+                assert not await apply(store, ev(task_id, 50, later, attempt=9))
+        results = await store.apply_events(
+            [ev(batch, 1, TaskState.COMPLETED), ev(batch, 2, TaskState.ACTIVE)]
+        )
+        assert [r is not None for r in results] == [True, False]
+        states = [(await store.get(i)) for i in (done, failed, batch)]
+        assert [t.state if t else None for t in states] == [
+            TaskState.COMPLETED,
+            TaskState.ARCHIVED,
+            TaskState.COMPLETED,
+        ]
+        assert states[1] is not None and states[1].error == "gone"
+    finally:
+        await store.close()
+
+
 async def test_stale_and_duplicate_events_in_one_batch_are_void(db_url: str) -> None:
     store = await make_store(db_url)
     try:

@@ -47,3 +47,30 @@ async def test_concurrent_adds_commit_together_and_fail_alone(db_url: str) -> No
             assert isinstance(t, Task) and t.state == TaskState.PENDING and not t.dispatched
     finally:
         await store.close()
+
+
+async def test_cancel_and_delete_keep_the_row(db_url: str) -> None:
+    """A cancel applies only to an unfinished task; a delete only marks a finished one
+    (hidden from find, kept for get, not restartable), twice is once."""
+    store = await make_store(db_url)
+    try:
+        running, done = (new_task_id() for _ in range(2))
+        await store.add(SVC, [(running, spec()), (done, spec())])
+        assert await store.mark_deleted(running) is None  # unfinished: cancel it first
+        await apply(store, TaskEvent(task_id=done, attempt=1, seq=1, state=TaskState.COMPLETED))
+        assert await store.set_cancelled(done) is None  # completed stays completed
+        cancelled = await store.set_cancelled(running)
+        assert cancelled is not None and cancelled.state == TaskState.CANCELLED
+        assert [t.id for t in await store.find(state=TaskState.CANCELLED)] == [running]
+        first = await store.mark_deleted(done)
+        assert first is not None and first.deleted_at is not None
+        assert first.state == TaskState.COMPLETED
+        again = await store.mark_deleted(done)
+        assert again is not None and again.deleted_at == first.deleted_at
+        assert {t.id for t in await store.find()} == {running}
+        assert {t.id for t in await store.find(include_deleted=True)} == {running, done}
+        assert await store.restart(done) is None
+        got = await store.get(done)
+        assert got is not None and got.deleted_at == first.deleted_at
+    finally:
+        await store.close()
