@@ -189,6 +189,7 @@ async def test_retries_then_success(ingest, irods_session, tmp_path):
     src = make_tree(tmp_path / "src", 4)
     marks = tmp_path / "marks"
     marks.mkdir()
+    ingest.give(marks)  # the handler marks files in it, as the job's owner
     await ingest.start(1)
     job = await ingest.run(
         ingest.configured(src, op="REGISTER_SYNC", max_retries=2, fail_once_dir=str(marks))
@@ -224,6 +225,7 @@ async def test_no_retries_means_failure(ingest, irods_session, tmp_path):
     src = make_tree(tmp_path / "src", 2)
     marks = tmp_path / "marks"
     marks.mkdir()
+    ingest.give(marks)  # the handler marks files in it, as the job's owner
     await ingest.start(1)
     job = await ingest.run(ingest.configured(src, fail_once_dir=str(marks)))
     assert job.state is JobState.COMPLETED
