@@ -162,7 +162,7 @@ def port_open(host: str, port: int) -> bool:
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    from services.worker.forkserver.runas import die_with_parent
+    from shared.runas import die_with_parent
 
     die_with_parent(signal.SIGTERM)
 
@@ -534,7 +534,9 @@ def banner(stack: Stack, sec: Secrets) -> str:
             "dstURL": f"irods:{coll}",
         }
     )
-    ingest_body = json.dumps({"root": DEMO_DIR, "target": f"/{zone}/home/{irods_user}/ingest-demo"})
+    ingest_body = json.dumps(
+        {"root": DEMO_DIR, "target": f"/{zone}/home/{irods_user}/ingest-demo", "owner": user}
+    )
     auth = f'-u "{STREAMER}:$(cat {sec.password_file})"'
     api = stack.api_url
     irods_line = f"{stack.irods}  zone {zone}"

@@ -1,4 +1,5 @@
-"""structlog JSON logging, one event per line, with a secret-redacting processor."""
+"""structlog JSON logging, one event per line, with a secret-redacting processor; stdlib
+logging goes through the same processors (structlog's ``ProcessorFormatter``)."""
 
 from __future__ import annotations
 
@@ -65,26 +66,57 @@ def redact_secrets(
     return event_dict
 
 
-def configure(level: str = "info", *, json: bool = True, stream: TextIO | None = None) -> None:
-    """Configure structlog (and stdlib logging through it) once per process."""
+#: Marks the handler :func:`configure` installed (a second call replaces it, not others').
+_OURS = "_stager_handler"
+
+
+def configure(
+    level: str = "info",
+    *,
+    json: bool = True,
+    stream: TextIO | None = None,
+    handler: logging.Handler | None = None,
+) -> None:
+    """Configure structlog and stdlib logging once per process: one line per event.
+
+    structlog events and stdlib records (python-irodsclient, aiohttp, handler code using
+    :mod:`logging`) go through the same processors (context variables such as a bound job
+    id, level, ISO timestamp, exceptions, secret redaction) and the same renderer, by way of
+    structlog's ``ProcessorFormatter`` on one stdlib handler: ``handler`` if given (e.g. a
+    rotating file), else a stream handler on ``stream`` (default stderr).
+    """
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    common: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
+        processors=[*common, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=lvl, stream=stream or sys.stderr, format="%(message)s")
+    out = handler or logging.StreamHandler(stream or sys.stderr)
+    out.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+        )
+    )
+    setattr(out, _OURS, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        if old is not out:
+            old.close()
+    root.addHandler(out)
+    root.setLevel(lvl)
 
 
 def get_logger(name: str | None = None, **ctx: Any) -> Any:

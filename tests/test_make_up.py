@@ -226,13 +226,21 @@ def test_make_up_runs_the_printed_example_and_stops_cleanly(
     assert f"{api}/v1/ingest/demo" in up.text
     target = f"/tempZone/home/rods/ingest-{uuid.uuid4().hex[:8]}"
     with pytest.raises(AssertionError, match="not under an allowed ingest root"):
-        _request(f"{api}/v1/ingest/demo", password, {"root": str(src), "target": target}, "PUT")
+        _request(
+            f"{api}/v1/ingest/demo",
+            password,
+            {"root": str(src), "target": target, "owner": unix_user.pw_name},
+            "PUT",
+        )
     demo = Path(DEMO_DIR) / uuid.uuid4().hex[:10]
     demo.mkdir(parents=True)
     request.addfinalizer(lambda: shutil.rmtree(demo, ignore_errors=True))
     (demo / "hello.txt").write_bytes(b"hello from make up\n")
-    ingest = _request(
-        f"{api}/v1/ingest/demo", password, {"root": str(demo), "target": target}, "PUT"
+    ingest = _request(  # the job reads the folder as its owner, the Unix user
+        f"{api}/v1/ingest/demo",
+        password,
+        {"root": str(demo), "target": target, "owner": unix_user.pw_name},
+        "PUT",
     )
     deadline = time.monotonic() + 30
     while ingest["state"] not in ("completed", "failed"):

@@ -4,6 +4,11 @@ Every option of automated ingest 0.7.0's ``irods_sync start`` is accepted in bot
 underscore spelling (``--job_name``) and the dashed one (``--job-name``).  Options that
 only made sense for Celery/Redis (queues, Redis host, profiling) are accepted and
 ignored with a note, so existing scripts keep working.
+
+``start`` applies the workers' rules before it writes the job: the root must lie under
+``STAGER_INGEST__ALLOWED_ROOTS`` (symlinks resolved), and the job runs as the user who
+starts it; root names that user with ``--owner`` (a personal account, vetted as the
+workers vet it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import logging.handlers
 import os
+import pwd
 import sys
 import time
 import uuid
@@ -22,11 +28,14 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from services.ingest import policy
 from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import IngestSettings, IngestWorkerSettings
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
-from shared.errors import ExitStatus, InvalidInput, StagerError, exit_status_of
+from shared.errors import ExitStatus, Forbidden, InvalidInput, StagerError, exit_status_of
+from shared.logging import configure
+from shared.unix_users import vet
 
 IGNORED = (
     "file_queue",
@@ -83,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("target", metavar="TARGET", help="target collection (created if missing)")
     _opt(start, "interval", "-i", type=float, help="restart interval in seconds (periodic job)")
     _opt(start, "job_name", help="job name (default: a generated uuid)")
+    _opt(start, "owner", help="the Unix user the job runs as (root only; default: you)")
     _opt(start, "event_handler", help="event handler file (Python)")
     _opt(start, "initial_ingest", action="store_true", help="skip existence checks")
     _opt(start, "synchronous", action="store_true", help="wait; exit 1 if any file failed")
@@ -113,21 +123,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    level = getattr(logging, (args.log_level or "WARNING").upper(), logging.WARNING)
-    handler: logging.Handler
+def setup_logging(args: argparse.Namespace, env: Env) -> None:
+    """JSON lines, as every service logs (:func:`shared.logging.configure`), to stderr or
+    ``--log_filename`` (rotated per ``--log_when``/``--log_interval``)."""
+    handler: logging.Handler | None = None
     if args.log_filename:
         handler = logging.handlers.TimedRotatingFileHandler(
             args.log_filename, when=args.log_when or "h", interval=args.log_interval or 1
         )
-    else:
-        handler = logging.StreamHandler()
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    configure(args.log_level or "warning", json=True, stream=env.stderr, handler=handler)
 
 
-def job_from_args(args: argparse.Namespace) -> Job:
+def job_owner(requested: str | None, settings: IngestWorkerSettings, euid: int) -> str:
+    """Who a job started here runs as: the caller; root must name a personal account."""
+    if euid == 0:
+        if not requested:
+            raise InvalidInput(
+                "as root, name the Unix user the job runs as with --owner USER "
+                "(ingest never runs as root)"
+            )
+        return vet(requested, settings.min_uid, max_uid=settings.max_uid).name
+    me = pwd.getpwuid(euid).pw_name
+    if requested not in (None, me):
+        raise Forbidden(f"a job you start runs as you ({me}): only root may give --owner")
+    return me
+
+
+def job_from_args(
+    args: argparse.Namespace, settings: IngestWorkerSettings | None = None, euid: int | None = None
+) -> Job:
     """Validate the start options into a job (raises ``StagerError``/``ValueError``)."""
-    root = os.path.realpath(args.root)
+    s = settings or IngestWorkerSettings()
+    owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
+    policy.check_allowed_prefixes(s.allowed_roots)
+    root = policy.resolve_root(os.path.abspath(args.root), s.allowed_roots)
     if not os.path.isdir(root):
         raise ValueError(f"root {args.root} is not a directory")
     types = [t for arg in args.exclude_file_type for t in arg.split(",") if t.strip()]
@@ -152,6 +181,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
         checksum=args.checksum,
         append_json=append,
         log_level=args.log_level,
+        owner=owner,
     )
     return Job(
         name=args.job_name or str(uuid.uuid4()),
@@ -234,13 +264,14 @@ def list_view(jobs: list[Job]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    url = args.db_url or IngestSettings().ingest.db_url
+    settings = IngestSettings().ingest
+    url = args.db_url or settings.db_url
     ignored = [n for n in IGNORED if getattr(args, n, None) is not None]
     if ignored:
         env.stderr.write(f"note: ignored (not used by this ingest): {', '.join(ignored)}\n")
     job: Job | None = None
     if args.command == "start":
-        job = job_from_args(args)  # validate before touching the store
+        job = job_from_args(args, settings)  # validate before touching the store
     store = await JobStore.open(url)
     try:
         if args.command == "start":
@@ -267,7 +298,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     env = env or Env()
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args)
+    setup_logging(args, env)
     try:
         return int(asyncio.run(run(args, env)))
     except KeyboardInterrupt:

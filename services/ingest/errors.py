@@ -30,3 +30,10 @@ class TargetError(IngestError):
 
     kind = ErrorKind.INVALID
     title = "invalid target collection"
+
+
+class OwnerRefused(IngestError):
+    """The job's owner is not a Unix user this worker may run its work as."""
+
+    kind = ErrorKind.FORBIDDEN
+    title = "ingest owner refused"

@@ -96,15 +96,43 @@ def _write_from(
     return sent
 
 
+class ObjectExists(IngestError):
+    """A new file's data object already exists: a put that creates never overwrites."""
+
+
 def upload_file(
     hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], op: Operation, **options: Any
 ) -> None:
-    """Copy the whole file into the target (PUT, PUT_SYNC, first PUT_APPEND)."""
+    """Copy the whole file over the target (PUT_SYNC and PUT_APPEND of a changed file)."""
+    _upload(session, meta, op, options, overwrite=True)
+
+
+def create_file(
+    hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], op: Operation, **options: Any
+) -> None:
+    """Copy a new file into a new data object (PUT, PUT_SYNC, PUT_APPEND); never overwrite.
+
+    With ``--initial_ingest`` the diff did not look at the catalog, so an object that
+    exists already fails this file, as automated ingest's put without force does.
+    """
+    if meta.get("initial_ingest") and session.data_objects.exists(meta["target"]):
+        raise ObjectExists(
+            f"data object {meta['target']} already exists and is not overwritten "
+            "(--initial_ingest never overwrites: run the job without it to sync changes)"
+        )
+    _upload(session, meta, op, options, overwrite=False)
+
+
+def _upload(
+    session: Any, meta: dict[str, Any], op: Operation, options: dict[str, Any], overwrite: bool
+) -> None:
     source, logical = meta["path"], meta["target"]
     if meta.get("file_type") in UNPUTTABLE:
         raise IngestError(f"a {meta['file_type']} file has no data to put: {logical}")
     if int(meta["size"]) >= PARALLEL_THRESHOLD:
-        session.data_objects.put(source, logical, **{**options, kw.FORCE_FLAG_KW: ""})
+        # without the force flag python-irodsclient refuses an existing object
+        force = {kw.FORCE_FLAG_KW: ""} if overwrite else {}
+        session.data_objects.put(source, logical, **{**options, **force})
     else:
         _write_from(session, source, logical, 0, options)
     meta["bytes_sent"] = int(meta["size"])
@@ -215,7 +243,7 @@ def sync_entry(
     result = "created"
     if not exists:
         if op in PUT_OPERATIONS:
-            handler.call("data_obj_create", upload_file, logger, session, meta, op, **options)
+            handler.call("data_obj_create", create_file, logger, session, meta, op, **options)
         else:
             handler.call("data_obj_create", register_file, logger, session, meta, **options)
     elif op is Operation.PUT:

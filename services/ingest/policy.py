@@ -59,6 +59,20 @@ def resolve_root(root: str, allowed: Sequence[str]) -> str:
     )
 
 
+def check_scan(path: str, root: str, allowed: Sequence[str]) -> None:
+    """Before a worker lists ``path`` of a job rooted at ``root``: the root must still
+    resolve under an allowed prefix, and ``path`` (symlinks resolved) inside the root.
+
+    The broker and the job store are not trust boundaries: a job row or task naming
+    another directory, or a directory swapped for a symbolic link, is refused here.
+    """
+    real_root = resolve_root(root, allowed)
+    real = os.path.realpath(path)
+    if not _under(real, real_root):
+        shown = path if real == path else f"{path} (resolved: {real})"
+        raise RootRefused(f"directory {shown} is outside the job's root {real_root}")
+
+
 def check_allowed_prefixes(allowed: Sequence[str]) -> None:
     """Settings check: absolute prefixes, and never ``/`` itself (that allows ``/root``)."""
     for prefix in allowed:

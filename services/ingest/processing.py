@@ -15,11 +15,11 @@ import itertools
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from services.ingest import operations
+from services.ingest import operations, policy
 from services.ingest.diff import Action, classify, list_data_objects, list_subcollections
 from services.ingest.errors import HandlerError, IngestError, TargetError
 from services.ingest.handlers import EventHandler
@@ -57,6 +57,8 @@ class Context:
     excludes: Excludes
     sessions: SessionPool
     timeouts: concurrent.futures.ThreadPoolExecutor | None = None
+    #: the prefixes every scanned directory must resolve under (None: not checked)
+    allowed_roots: Sequence[str] | None = None
 
     @classmethod
     def load(
@@ -64,17 +66,18 @@ class Context:
         job: Job,
         sessions: SessionPool,
         timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
+        allowed_roots: Sequence[str] | None = None,
     ) -> Context:
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        return cls(job, handler, excludes, sessions, timeouts)
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots)
 
     @property
     def logger(self) -> Any:
-        return log.bind(job=self.job.name)
+        return log.bind(ingest_job=self.job.name)
 
     def meta(self, **extra: Any) -> dict[str, Any]:
         """The seed's ``meta`` dict handed to every hook."""
@@ -190,6 +193,11 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     meta = ctx.meta(path=path, target=coll, task="sync_dir")
     session = ctx.session(meta)
     logger = ctx.logger
+    if ctx.allowed_roots is not None:
+        try:
+            policy.check_scan(path, ctx.job.root, ctx.allowed_roots)
+        except policy.RootRefused as e:
+            raise JobFatal(e.message) from None
     if task.is_root:
         check_root(ctx, task, session, meta)
     exists = task.exists

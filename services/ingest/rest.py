@@ -58,8 +58,8 @@ class IngestRequest(BaseModel):
     initial_ingest: bool = False
     ignore_cache: bool = False
     checksum: bool = False
-    #: the Unix user the job's work runs as (a user principal: itself; a service account:
-    #: one of the users it acts for; unset: the workers' default owner)
+    #: the Unix user the job's work runs as (a user principal: itself, may be left unset;
+    #: a service account: required, one of the users it acts for)
     owner: str | None = Field(default=None, max_length=32)
     # accepted for compatibility with the seed's REST API, not used here
     timeout: float | None = None
@@ -68,8 +68,13 @@ class IngestRequest(BaseModel):
     event_handler: str | None = Field(default=None, max_length=128)
 
 
-def job_owner(principal: Any, owner: str | None) -> str | None:
-    """The Unix user a REST job runs as, as the principal may choose it."""
+def job_owner(principal: Any, owner: str | None) -> str:
+    """The Unix user a REST job runs as, as the principal may choose it.
+
+    A user principal's jobs run as that user; a service account must name the user
+    (``owner``), one of its ``act_for`` list (``*``: any personal account). The workers
+    vet the owner again before they become it.
+    """
     kind, name = getattr(principal, "kind", None), getattr(principal, "name", None)
     if owner is not None:
         check_name(owner)
@@ -77,7 +82,13 @@ def job_owner(principal: Any, owner: str | None) -> str | None:
         if owner not in (None, name):
             raise Forbidden("an ingest job of a user runs as that user: leave owner unset")
         return str(name)
-    if owner is not None and owner not in getattr(principal, "act_for", frozenset()):
+    if owner is None:
+        raise InvalidInput(
+            "owner: name the Unix user the job runs as (ingest reads the tree and runs the "
+            "handler with that user's rights)"
+        )
+    act_for = getattr(principal, "act_for", frozenset())
+    if owner not in act_for and "*" not in act_for:
         raise Forbidden(f"this service account may not start ingest jobs as {owner!r}")
     return owner
 
@@ -165,8 +176,8 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
             raise InvalidInput("the job must be a JSON or YAML object (mapping)")
         try:
             body = IngestRequest.model_validate(data)
-            owner = job_owner(principal, body.owner)
-            job = job_from_request(request.match_info["name"], body, settings, owner)
+            job = job_from_request(request.match_info["name"], body, settings)
+            job.options.owner = job_owner(principal, body.owner)
         except ValidationError as e:
             raise InvalidInput.from_validation(e, root="name") from None
         created = await request.app[INGEST_STORE].create(job)

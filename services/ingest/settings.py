@@ -2,7 +2,7 @@
 
 The shared root gives ``broker.*`` (URL and topology prefix) and ``irods.*`` (the account
 the workers use: a rodsadmin if handlers use ``as_user``); ingest's own settings are under
-``ingest.*``, whose ``db_url`` is the same setting the API reads.
+``ingest.*``, whose ``db_url`` (and allowed roots) are the same settings the API reads.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pydantic import Field
 
 from services.ingest.constants import DEFAULT_CONCURRENCY
 from shared.settings import IngestStoreSettings, StagerSettings
+from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID
 
 
 class IngestWorkerSettings(IngestStoreSettings):
@@ -18,6 +19,12 @@ class IngestWorkerSettings(IngestStoreSettings):
 
     concurrency: int = Field(
         default=DEFAULT_CONCURRENCY, ge=1, le=256, description="tasks at once = threads, prefetch"
+    )
+    min_uid: int = Field(
+        default=DEFAULT_MIN_UID, ge=1, description="lowest uid a job owner may have (root worker)"
+    )
+    max_uid: int = Field(
+        default=DEFAULT_MAX_UID, ge=1, description="highest uid a job owner may have (root worker)"
     )
 
 

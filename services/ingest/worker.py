@@ -1,42 +1,39 @@
-"""Ingest consumers: the directory and file queues, the scheduler and the thread pool.
+"""Ingest consumers: the directory and file queues, the scheduler, and the owners' children.
 
-:class:`IngestWorker` consumes both ingest queues, runs each task's blocking work in a
-bounded thread pool, keeps the job row's counters, and runs a small scheduler that starts
-due passes (one-shot jobs, and periodic jobs at each tick unless the previous pass still
-runs). ``python -m services.ingest`` (:mod:`services.ingest.app`) runs one.
+:class:`IngestWorker` consumes both ingest queues, keeps the job row's counters, and runs a
+small scheduler that starts due passes (one-shot jobs, and periodic jobs at each tick unless
+the previous pass still runs). The work itself (scans, handler hooks, file reads, iRODS
+calls) runs in a child process of the job's owner (:mod:`services.ingest.owners`), never in
+this process. Every task it publishes is signed as ``ingest``; a task that does not verify
+is dropped and counted (:mod:`shared.messaging.signing`). ``python -m services.ingest``
+(:mod:`services.ingest.app`) runs one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import signal
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from services.ingest.constants import SCHEDULER_POLL
-from services.ingest.errors import HandlerError, JobNotFound, TargetError
-from services.ingest.processing import (
-    Context,
-    DirResult,
-    JobFatal,
-    process_delete,
-    process_dir,
-    process_files,
-)
-from services.ingest.sessions import SessionPool
+from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, TargetError
+from services.ingest.metrics import IngestMetrics
+from services.ingest.owners import ChildPolicy, OwnerChildren, job_identity
+from services.ingest.processing import JobFatal
 from services.ingest.store import Job, JobState, JobStore, TaskDone
 from services.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task, fill
 from shared.irods import IrodsAccount
 from shared.logging import get_logger
 from shared.messaging import broker
+from shared.messaging.signing import Gate, Role, Signer
 from shared.messaging.topology import TYPE_INGEST, Names, Topology, declare_ingest_queues
+from shared.unix_users import Identity
 
 log = get_logger("stager.ingest.worker")
 PUBLISH_TIMEOUT = 30.0
@@ -55,8 +52,10 @@ def _crash_point() -> tuple[str, int] | None:
     return kind, int(n or "1")
 
 
-async def publish_tasks(channel: AbstractChannel, names: Names, tasks: Sequence[AnyTask]) -> int:
-    """Publish with confirms; returns how many were confirmed (in order)."""
+async def publish_tasks(
+    channel: AbstractChannel, names: Names, tasks: Sequence[AnyTask], signer: Signer
+) -> int:
+    """Publish signed, with confirms; returns how many were confirmed (in order)."""
     done = 0
     for i in range(0, len(tasks), 200):
         chunk = tasks[i : i + 200]
@@ -65,7 +64,10 @@ async def publish_tasks(channel: AbstractChannel, names: Names, tasks: Sequence[
             broker.publish(
                 channel.default_exchange,
                 broker.make_message(
-                    t.model_dump_json().encode(), message_id=t.task_id, type_=TYPE_INGEST
+                    t.model_dump_json().encode(),
+                    message_id=t.task_id,
+                    type_=TYPE_INGEST,
+                    signer=signer,
                 ),
                 names.ingest_dirs_queue if isinstance(t, DirTask) else names.ingest_files_queue,
                 timeout=PUBLISH_TIMEOUT,
@@ -83,7 +85,15 @@ async def publish_tasks(channel: AbstractChannel, names: Names, tasks: Sequence[
 
 
 class IngestWorker:
-    """Consumers, scheduler and thread pool of one worker process."""
+    """Consumers, scheduler and the owners' children of one worker process.
+
+    Parameters:
+        account: the iRODS account the children log in with.
+        concurrency: AMQP prefetch, and threads per owner's child.
+        signer: signs the tasks this worker publishes (role ``ingest``).
+        gate: verifies the tasks it consumes (only ``ingest`` may send them).
+        policy: allowed roots, personal uid range and logging of the children.
+    """
 
     def __init__(
         self,
@@ -92,6 +102,11 @@ class IngestWorker:
         account: IrodsAccount,
         concurrency: int,
         names: Names,
+        *,
+        signer: Signer,
+        gate: Gate,
+        policy: ChildPolicy,
+        metrics: IngestMetrics | None = None,
         poll: float = SCHEDULER_POLL,
     ) -> None:
         self.store = store
@@ -99,26 +114,26 @@ class IngestWorker:
         self.names = names
         self.concurrency = concurrency
         self.poll = poll
-        self.sessions = SessionPool(account)
-        self.pool = concurrent.futures.ThreadPoolExecutor(concurrency, "ingest")
-        self.timeouts = concurrent.futures.ThreadPoolExecutor(concurrency, "ingest-timed")
-        self._contexts: dict[tuple[str, int], Context] = {}
+        self.signer = signer
+        self.gate = gate
+        self.policy = policy
+        self.metrics = metrics or IngestMetrics()
+        self.children = OwnerChildren(account, policy, concurrency)
+        self._owners: dict[tuple[str, int], Identity] = {}
         self._channel: AbstractChannel | None = None
         self._crash = _crash_point()
         self._committed: Counter[str] = Counter()
 
-    async def _blocking(self, func: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
-
-    def context(self, job: Job) -> Context:
+    def owner(self, job: Job) -> Identity:
+        """Who ``job``'s work runs as (vetted once per pass); raises ``OwnerRefused``."""
         key = (job.name, job.generation)
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            for old in [k for k in self._contexts if k[0] == job.name]:
-                del self._contexts[old]
-            ctx = Context.load(job, self.sessions, self.timeouts)
-            self._contexts[key] = ctx
-        return ctx
+        ident = self._owners.get(key)
+        if ident is None:
+            ident = job_identity(job, self.policy)
+            for old in [k for k in self._owners if k[0] == job.name]:
+                del self._owners[old]
+            self._owners[key] = ident
+        return ident
 
     async def start(self) -> None:
         """Open a channel, declare the ingest queues and consume both."""
@@ -135,6 +150,7 @@ class IngestWorker:
         while True:
             try:
                 await self.tick()
+                await self.children.reap()
             except Exception as e:  # the store may be briefly unavailable
                 log.warning("ingest scheduler", error=str(e))
             await asyncio.sleep(self.poll)
@@ -145,13 +161,11 @@ class IngestWorker:
         return self._channel is not None and not self._channel.is_closed
 
     async def close(self) -> None:
-        """Close the channel (unacked tasks go back), the thread pools and the sessions."""
+        """Close the channel (unacked tasks go back), then stop the owners' children."""
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 await self._channel.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.timeouts.shutdown(wait=False, cancel_futures=True)
-        await asyncio.get_running_loop().run_in_executor(None, self.sessions.close)
+        await self.children.close()
 
     # --- scheduler -------------------------------------------------------------------
 
@@ -164,13 +178,16 @@ class IngestWorker:
 
     async def start_pass(self, job: Job) -> None:
         assert self._channel is not None
-        logger = log.bind(job=job.name, generation=job.generation)
+        logger = log.bind(ingest_job=job.name, generation=job.generation)
         try:
-            ctx = self.context(job)
-            await self._blocking(ctx.handler.pre_job, ctx.logger, ctx.meta())
+            owner = self.owner(job)
+        except OwnerRefused as e:
+            await self.fail(job, e.message)
+            return
+        try:
+            await self.children.call(owner, "pre_job", job)
         except Exception as e:
-            await self.store.fail(job.name, job.generation, f"pre_job failed: {e}")
-            logger.error("ingest pass not started", error=str(e))
+            await self.fail(job, f"pre_job failed: {e}")
             return
         root = DirTask(
             task_id=f"{job.name}.{job.generation}.root",
@@ -180,15 +197,24 @@ class IngestWorker:
             collection=job.target,
             is_root=True,
         )
-        if await publish_tasks(self._channel, self.names, [root]) != 1:
-            await self.store.fail(job.name, job.generation, "cannot publish the root task")
+        if await publish_tasks(self._channel, self.names, [root], self.signer) != 1:
+            await self.fail(job, "cannot publish the root task")
             return
-        logger.info("ingest pass started", passes=job.passes)
+        self.metrics.passes.labels("started").inc()
+        logger.info("ingest pass started", passes=job.passes, owner=owner.name)
+
+    async def fail(self, job: Job, error: str) -> None:
+        """The job itself failed (this pass ends; its queued work is dropped)."""
+        log.error("ingest job failed", ingest_job=job.name, error=error)
+        self.metrics.passes.labels("failed").inc()
+        await self.store.fail(job.name, job.generation, error)
 
     # --- consumers -------------------------------------------------------------------
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=True):
+            if self.gate.admit(message, type_=TYPE_INGEST, accept=(Role.INGEST,)) is None:
+                return  # not signed by an ingest worker: dropped (acked) and counted
             try:
                 task = decode_task(message.body)
             except ValidationError as e:
@@ -215,10 +241,10 @@ class IngestWorker:
         """
         if not done.published and isinstance(task, DirTask):
             try:
-                result: DirResult = await self._blocking(process_dir, self.context(job), task)
-                children = result.children
+                reply = await self.children.call(self.owner(job), "dir", job, task)
+                children = reply.children
             except Exception as e:
-                log.error("ingest: cannot list a directory again", job=job.name, error=str(e))
+                log.error("ingest: cannot list again", ingest_job=job.name, error=str(e))
                 children = []
             pending = await self.publish_children(job, task, fill(task, children, done.children))
             if pending == 0:  # every child could not be published
@@ -231,26 +257,23 @@ class IngestWorker:
         counts: Counter[str] = Counter()
         children: list[AnyTask] = []
         try:
-            ctx = self.context(job)
-            if isinstance(task, DirTask):
-                result: DirResult = await self._blocking(process_dir, ctx, task)
-                children, counts = result.children, result.counts
-            elif isinstance(task, FileBatchTask):
-                counts = await self._blocking(process_files, ctx, task)
-            else:
-                counts = await self._blocking(process_delete, ctx, task)
+            reply = await self.children.call(self.owner(job), task.kind, job, task)
+            children, counts = list(reply.children), Counter(reply.counts)
+        except OwnerRefused as e:
+            await self.fail(job, e.message)
+            return
         except (JobFatal, TargetError, HandlerError) as e:
             if (isinstance(task, DirTask) and task.is_root) or isinstance(e, HandlerError):
-                log.error("ingest job failed", job=job.name, error=str(e))
-                await self.store.fail(job.name, job.generation, str(e))
+                await self.fail(job, str(e))
                 return
             counts["tasks_failed"] += 1
-            log.error("ingest task failed", job=job.name, error=str(e))
+            log.error("ingest task failed", ingest_job=job.name, error=str(e))
         except Exception as e:
             counts["tasks_failed"] += 1
             if isinstance(task, FileBatchTask):
                 counts["files_failed"] += len(task.items)
-            log.error("ingest task failed", job=job.name, kind=task.kind, error=str(e))
+            log.error("ingest task failed", ingest_job=job.name, kind=task.kind, error=str(e))
+        self.metrics.count_task(task.kind, counts)
         await self.account(job, task, children, counts)
 
     async def account(
@@ -276,7 +299,7 @@ class IngestWorker:
     ) -> int | None:
         """Publish a task's counted children; unpublished ones are done (failed)."""
         assert self._channel is not None
-        sent = await publish_tasks(self._channel, self.names, children)
+        sent = await publish_tasks(self._channel, self.names, children, self.signer)
         pending: int | None
         if sent < len(children):
             pending = await self.store.lost(
@@ -299,13 +322,12 @@ class IngestWorker:
 
     async def end_pass(self, job: Job) -> None:
         """The last task of a pass: post_job (once), then the job waits or completes."""
-        ctx = self.context(job)
         try:
             fresh = await self.store.get(job.name)
-            meta = ctx.meta(counters=fresh.counters)
-            await self._blocking(ctx.handler.post_job, ctx.logger, meta)
+            await self.children.call(self.owner(job), "post_job", job, counters=fresh.counters)
         except Exception as e:
-            log.error("post_job failed", job=job.name, error=str(e))
+            log.error("post_job failed", ingest_job=job.name, error=str(e))
         done = await self.store.finish_pass(job.name, job.generation)
         if done is not None:
-            log.info("ingest pass finished", job=job.name, state=done.state, **done.counters)
+            self.metrics.passes.labels("finished").inc()
+            log.info("ingest pass finished", ingest_job=job.name, state=done.state, **done.counters)

@@ -16,7 +16,7 @@ async def test_ingest_jobs_reserved_to_data_managers(make_api: Any, tmp_path: An
     api: Api = await make_api(
         ingest_managers=[WIDE], ingest={"db_url": store, "allowed_roots": ["/data"]}
     )
-    body = {"root": "/data/landing", "target": "/tempZone/home/rods/landing"}
+    body = {"root": "/data/landing", "target": "/tempZone/home/rods/landing", "owner": "alice"}
 
     r = await api.client.put("/v1/ingest/lz", json=body, headers=api.basic())
     assert r.status == 403, await r.text()
@@ -29,7 +29,7 @@ async def test_ingest_jobs_reserved_to_data_managers(make_api: Any, tmp_path: An
     assert r.status == 201, await r.text()
     assert (await r.json())["name"] == "lz"
 
-    yaml_body = "root: /data/other\ntarget: /tempZone/home/rods/other\ninterval: 60\n"
+    yaml_body = "root: /data/other\ntarget: /tempZone/home/rods/other\ninterval: 60\nowner: bob\n"
     r = await api.client.put(
         "/v1/ingest/other",
         data=yaml_body,

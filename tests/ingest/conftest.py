@@ -1,39 +1,71 @@
 """Fixtures for ingest: a job store, private queues on the real RabbitMQ, in-process workers.
 
 ``ingest`` (function) gives an ``IngestHarness``: ``start(n)`` runs ``n`` workers (each its
-own AMQP channel and thread pool, as separate worker processes would), ``run(job)``
-creates a job and waits until its pass ends, ``tree(...)`` makes source files.
+own AMQP channel and owners' children, as separate worker processes would), ``run(job)``
+creates a job and waits until its pass ends. Jobs belong to ``owner`` (a real Unix user,
+made per test), whose child process does the work as on a real worker started as root.
+
+``tmp_path`` is overridden here: a fresh directory under ``/tmp`` that ``owner`` owns (pytest's
+own is private to root, so the owner could not read a tree in it); the workers' allowed root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import pwd
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 
+from services.ingest.metrics import IngestMetrics
+from services.ingest.owners import ChildPolicy
 from services.ingest.store import ACTIVE, IngestOptions, Job, JobState, JobStore
 from services.ingest.worker import IngestWorker
 from shared.irods import IrodsAccount
+from shared.messaging.signing import Gate, Role
 from shared.messaging.topology import Names
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, signing_key_set
 
 HANDLERS = Path(__file__).parent / "handlers"
 
 
+def worker_parts(allowed_roots: list[str]) -> dict[str, Any]:
+    """The keyword arguments of an ``IngestWorker`` as ``services.ingest.app`` builds them."""
+    keys = signing_key_set().settings(Role.INGEST)
+    metrics = IngestMetrics()
+    return {
+        "signer": keys.signer(Role.INGEST),
+        "gate": Gate(keys.verifier(Role.INGEST), metrics.count_rejected),
+        "policy": ChildPolicy(allowed_roots=tuple(allowed_roots), log_json=True),
+        "metrics": metrics,
+    }
+
+
 class IngestHarness:
-    def __init__(self, store: JobStore, names: Names, account: IrodsAccount, tmp: Path):
+    def __init__(
+        self,
+        store: JobStore,
+        names: Names,
+        account: IrodsAccount,
+        tmp: Path,
+        owner: pwd.struct_passwd,
+    ):
         self.store = store
         self.names = names
         self.account = account
         self.tmp = tmp
+        self.owner = owner
+        self.allowed_roots = [str(tmp)]
         self.connections: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.workers: list[IngestWorker] = []
@@ -43,7 +75,15 @@ class IngestHarness:
         for _ in range(n):
             conn = await aio_pika.connect_robust(AMQP_URL)
             self.connections.append(conn)
-            worker = IngestWorker(self.store, conn, self.account, concurrency, self.names, poll=0.1)
+            worker = IngestWorker(
+                self.store,
+                conn,
+                self.account,
+                concurrency,
+                self.names,
+                poll=0.1,
+                **worker_parts(self.allowed_roots),
+            )
             self.workers.append(worker)
             await worker.start()
             self.tasks.append(asyncio.create_task(worker.schedule()))
@@ -77,6 +117,7 @@ class IngestHarness:
         source = None
         if handler:
             source = (HANDLERS / f"{handler}.py").read_text()
+        options.setdefault("owner", self.owner.pw_name)
         return Job(
             name="j" + uuid.uuid4().hex[:10],
             root=str(root),
@@ -114,10 +155,41 @@ class IngestHarness:
         extra = {k: cfg.pop(k) for k in list(cfg) if k in IngestOptions.model_fields}
         return self.job(root, "configurable", append_json=cfg, **extra)
 
+    def give(self, *paths: Path) -> None:
+        """Make trees the test made as root the owner's (a handler writes in them)."""
+        for top in paths:
+            for p in [top, *top.rglob("*")]:
+                os.lchown(p, self.owner.pw_uid, self.owner.pw_gid)
+
+    def env(self) -> dict[str, str]:
+        """What a ``python -m services.ingest`` process of this harness needs besides iRODS:
+        the signing keys and the allowed roots."""
+        return {
+            **signing_key_set().env(Role.INGEST),
+            "STAGER_INGEST__ALLOWED_ROOTS": json.dumps(self.allowed_roots),
+        }
+
+
+@pytest.fixture
+def owner(unix_user: Callable[..., pwd.struct_passwd]) -> pwd.struct_passwd:
+    """The Unix user the test's ingest jobs belong to (and run as)."""
+    return unix_user()
+
+
+@pytest.fixture
+def tmp_path(owner: pwd.struct_passwd) -> Iterator[Path]:
+    """A fresh directory ``owner`` owns (so it can read the trees and write hook logs)."""
+    path = Path(tempfile.mkdtemp(prefix="stager-ingest-test-"))
+    os.chown(path, owner.pw_uid, owner.pw_gid)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
 
 @pytest.fixture
 async def ingest(
-    irods_server: Any, unique_prefix: str, tmp_path: Path
+    irods_server: Any, unique_prefix: str, tmp_path: Path, owner: pwd.struct_passwd
 ) -> AsyncIterator[IngestHarness]:
     store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite")
     names = Names(unique_prefix)
@@ -128,7 +200,7 @@ async def ingest(
         zone="tempZone",
         password=irods_server.admin_password,
     )
-    harness = IngestHarness(store, names, account, tmp_path)
+    harness = IngestHarness(store, names, account, tmp_path, owner)
     try:
         yield harness
     finally:

@@ -17,7 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def stager(ingest, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{ingest.tmp}/ingest.sqlite"}
+    """``stager ingest ARGS`` as root, which names the job's owner (``start``)."""
+    env = {
+        **os.environ,
+        **ingest.env(),
+        "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{ingest.tmp}/ingest.sqlite",
+    }
+    if args[0] == "start":
+        args = (*args, "--owner", ingest.owner.pw_name)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -68,6 +75,7 @@ async def test_synchronous_exits_non_zero_when_a_file_failed(ingest, tmp_path):
     src = make_tree(tmp_path / "src", 3)
     marks = tmp_path / "marks"
     marks.mkdir()
+    ingest.give(marks)
     await ingest.start(1)
     code, _, err = await stager(
         ingest,
@@ -123,8 +131,9 @@ def run_main(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_usage_errors_are_clear(tmp_path):
-    db = ["--db-url", f"sqlite+aiosqlite:///{tmp_path}/x.sqlite"]
+def test_usage_errors_are_clear(tmp_path, owner, monkeypatch):
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps([str(tmp_path)]))
+    db = ["--db-url", f"sqlite+aiosqlite:///{tmp_path}/x.sqlite", "--owner", owner.pw_name]
     code, _, err = run_main("start", str(tmp_path / "nope"), "/tempZone/home/rods/x", *db)
     assert code == 2 and "is not a directory" in err
     bad = tmp_path / "bad.py"
@@ -139,4 +148,33 @@ def test_usage_errors_are_clear(tmp_path):
     assert code == 2 and "unknown file type" in err
     code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--redis_host", "r", *db)
     assert code == 0 and "ignored" in err and "redis_host" in err
+    assert "Traceback" not in err
+
+
+def test_start_rechecks_roots_and_owner(tmp_path, owner, monkeypatch, unix_user):
+    """The CLI applies the workers' rules before it writes a job: the root under the
+    allowed prefixes (symlinks resolved), and an owner that is a personal account."""
+    db = ["--db-url", f"sqlite+aiosqlite:///{tmp_path}/x.sqlite"]
+    target = "/tempZone/home/rods/x"
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to("/root")
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps([str(allowed)]))
+    as_owner = ["--owner", owner.pw_name]
+    code, _, err = run_main("start", "/root", target, *db, *as_owner)
+    assert code == 2 and "root /root is not under an allowed ingest root" in err
+    code, _, err = run_main("start", str(allowed / "escape"), target, *db, *as_owner)
+    assert code == 2 and "(resolved: /root)" in err
+    code, _, err = run_main("start", str(allowed), target, *db)
+    assert code == 2 and "name the Unix user the job runs as with --owner" in err
+    code, _, err = run_main("start", str(allowed), target, *db, "--owner", "root")
+    assert code == 5 and "root" in err
+    nologin = unix_user(login_shell="/usr/sbin/nologin")
+    code, _, err = run_main("start", str(allowed), target, *db, "--owner", nologin.pw_name)
+    assert code == 5 and "no-login account" in err
+    code, out, err = run_main("start", str(allowed), target, *db, *as_owner, "--job_name", "ok")
+    assert code == 0 and out == "ok\n", err
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps(["/"]))
+    code, _, err = run_main("start", str(allowed), target, *db, *as_owner)
+    assert code == 2 and "'/' would allow every directory" in err
     assert "Traceback" not in err

@@ -24,6 +24,7 @@ FILES, DIRS, TASKS = 20, 4, 14  # root: 2 files + 3 dirs of 6; 2 files per task
 def worker_env(ingest: Any, irods_server: Any, db_url: str, crash: str | None) -> dict[str, str]:
     env = {
         **os.environ,
+        **ingest.env(),  # signing keys, allowed roots
         "STAGER_INGEST__DB_URL": db_url,
         "STAGER_BROKER__PREFIX": ingest.names.prefix,
         "STAGER_INGEST__CONCURRENCY": "1",

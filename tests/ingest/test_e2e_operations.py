@@ -189,6 +189,7 @@ async def test_retries_then_success(ingest, irods_session, tmp_path):
     src = make_tree(tmp_path / "src", 4)
     marks = tmp_path / "marks"
     marks.mkdir()
+    ingest.give(marks)  # the handler marks files in it, as the job's owner
     await ingest.start(1)
     job = await ingest.run(
         ingest.configured(src, op="REGISTER_SYNC", max_retries=2, fail_once_dir=str(marks))
@@ -224,6 +225,7 @@ async def test_no_retries_means_failure(ingest, irods_session, tmp_path):
     src = make_tree(tmp_path / "src", 2)
     marks = tmp_path / "marks"
     marks.mkdir()
+    ingest.give(marks)  # the handler marks files in it, as the job's owner
     await ingest.start(1)
     job = await ingest.run(ingest.configured(src, fail_once_dir=str(marks)))
     assert job.state is JobState.COMPLETED
@@ -248,3 +250,23 @@ async def test_checksum_option(ingest, irods_session, tmp_path, handler):
     obj = irods_session.data_objects.get(f"{ingest.collection}/2")
     digest = base64.b64encode(hashlib.sha256(b"ii").digest()).decode()
     assert obj.checksum == f"sha2:{digest}"
+
+
+@pytest.mark.parametrize("op", ["PUT", "PUT_SYNC", "PUT_APPEND"])
+async def test_initial_ingest_never_overwrites(ingest, irods_session, tmp_path, capfd, op):
+    """The anchor's put without force: with --initial_ingest an object that exists already
+    fails that file (counted failed, a clear error) and keeps its content; the rest land."""
+    src = make_tree(tmp_path / "src", 4)
+    irods_session.collections.create(ingest.collection)
+    with irods_session.data_objects.open(f"{ingest.collection}/2", "w") as f:
+        f.write(b"already here")
+    await ingest.start(1)
+    job = await ingest.run(ingest.configured(src, op=op, initial_ingest=True))
+    assert job.counters["files_failed"] == 1
+    assert job.counters["files_created"] == 3
+    assert read(irods_session, f"{ingest.collection}/2") == b"already here"
+    assert read(irods_session, f"{ingest.collection}/3") == b"iii"
+    err = capfd.readouterr()
+    assert f"data object {ingest.collection}/2 already exists and is not overwritten" in (
+        err.out + err.err
+    )

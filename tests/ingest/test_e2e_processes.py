@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def test_two_worker_processes_pre_post_once(ingest, irods_server, irods_session, tmp_path):
     env = {
         **os.environ,
+        **ingest.env(),  # signing keys, allowed roots
         "STAGER_INGEST__DB_URL": f"sqlite+aiosqlite:///{ingest.tmp}/ingest.sqlite",
         "STAGER_BROKER__PREFIX": ingest.names.prefix,
         "STAGER_INGEST__CONCURRENCY": "2",

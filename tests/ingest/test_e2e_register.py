@@ -32,7 +32,7 @@ async def test_register_then_resync_after_growth(ingest, irods_session, tmp_path
     for i in (2, 5):
         (src / str(i)).write_text("i" * (2 * i + 1))
         os.utime(src / str(i), (time.time() + 5, time.time() + 5))
-    os.chmod(src / "7", 0o640)
+    os.chmod(src / "7", 0o604)  # still readable by the owner
     before7 = _obj(irods_session, f"{ingest.collection}/7").modify_time
     job2 = ingest.job(src, "register")
     job2.name = job.name

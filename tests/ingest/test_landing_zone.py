@@ -34,6 +34,7 @@ async def test_move_after_verified_put(ingest, irods_session, tmp_path):
     append(zone / "young.dat", b"still being written", later=None)
     for p in (zone / "run1" / "a.dat", zone / "b.dat"):
         age(p, 600)
+    ingest.give(zone)  # the owner's landing zone: the handler moves files out of it
     await ingest.start(1)
     job = await ingest.run(landing_job(ingest, zone, after="move", done_dir=str(done), min_age=60))
     assert job.state is JobState.COMPLETED and job.counters["files_failed"] == 0
@@ -54,6 +55,7 @@ async def test_delete_after_verified_put(ingest, irods_session, tmp_path):
     zone.mkdir()
     append(zone / "x.dat", b"x" * 5000, later=None)
     age(zone / "x.dat", 600)
+    ingest.give(zone)
     await ingest.start(1)
     job = await ingest.run(landing_job(ingest, zone, after="delete", min_age=60))
     assert job.counters["files_created"] == 1 and job.counters["files_failed"] == 0

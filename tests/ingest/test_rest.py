@@ -24,7 +24,7 @@ class Who:
     def __init__(self, name: str, kind: PrincipalKind = PrincipalKind.SERVICE) -> None:
         self.name = name
         self.kind = kind
-        self.act_for: frozenset[str] = frozenset()
+        self.act_for: frozenset[str] = frozenset({"alice"})
 
 
 async def authenticate(request: web.Request) -> Who:
@@ -53,6 +53,7 @@ async def client(tmp_path):
 async def test_put_json_then_get_list_delete(client, tmp_path):
     src = make_tree(tmp_path / "src", 2)
     body = {"root": str(src), "target": "/tempZone/home/rods/r", "files_per_task": 5}
+    body["owner"] = "alice"
     r = await client.put("/v1/ingest/job-1", json=body, headers=GOOD)
     assert r.status == 201, await r.text()
     created = await r.json()
@@ -87,6 +88,7 @@ async def test_put_yaml_as_the_seed_did(client, tmp_path):
         "timeout": 10,
         "all": True,
         "event_handler_data": handler,
+        "owner": "alice",
     }
     r = await client.put(
         "/v1/ingest/yaml-job",
@@ -177,7 +179,33 @@ async def test_policy_refusals_say_what_to_fix(tmp_path):
         assert r.status == 400 and "handler code over REST is disabled" in await r.text()
         r = await c.put("/v2/ingest/s", json={"root": str(tmp_path), "target": "/z/c"})
         assert r.status == 403  # an OIDC user named like the service account
-        r = await c.put(
-            "/v1/ingest/ok", json={"root": str(tmp_path), "target": "/z/c"}, headers=GOOD
-        )
+        ok = {"root": str(tmp_path), "target": "/z/c"}
+        r = await c.put("/v1/ingest/ok", json=ok, headers=GOOD)
+        assert r.status == 400 and "owner: name the Unix user the job runs as" in await r.text()
+        r = await c.put("/v1/ingest/ok", json={**ok, "owner": "mallory"}, headers=GOOD)
+        assert r.status == 403 and "may not start ingest jobs as 'mallory'" in await r.text()
+        r = await c.put("/v1/ingest/ok", json={**ok, "owner": "root"}, headers=GOOD)
+        assert r.status == 403 and "root" in await r.text()
+        r = await c.put("/v1/ingest/ok", json={**ok, "owner": "alice"}, headers=GOOD)
         assert r.status == 201, await r.text()
+        assert (await r.json())["options"]["owner"] == "alice"
+
+
+def test_job_owner_rules():
+    """A user's jobs run as that user; a service account names one of its act_for users."""
+    from services.ingest.rest import job_owner
+    from shared.errors import Forbidden, InvalidInput
+
+    user = Who("alice", PrincipalKind.USER)
+    assert job_owner(user, None) == job_owner(user, "alice") == "alice"
+    with pytest.raises(Forbidden, match="runs as that user"):
+        job_owner(user, "bob")
+    service = Who("streamer")
+    with pytest.raises(InvalidInput, match="name the Unix user"):
+        job_owner(service, None)
+    with pytest.raises(Forbidden, match="'bob'"):
+        job_owner(service, "bob")
+    service.act_for = frozenset({"*"})
+    assert job_owner(service, "bob") == "bob"
+    with pytest.raises(Forbidden, match="root"):
+        job_owner(service, "root")

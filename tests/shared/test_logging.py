@@ -27,3 +27,24 @@ def test_secrets_are_redacted() -> None:
         assert s not in text, s
     line = json.loads(text.strip().splitlines()[-1])
     assert line["nested"]["ok"] == "visible" and line["event"] == "login"
+
+
+def test_stdlib_records_are_json_with_bound_context() -> None:
+    """python-irodsclient, aiohttp and handler code log through stdlib: the same JSON lines,
+    the same redaction, and the context bound around them (an ingest job's id)."""
+    import logging
+
+    import structlog
+
+    out = io.StringIO()
+    configure("info", json=True, stream=out)
+    with structlog.contextvars.bound_contextvars(ingest_job="j1"):
+        logging.getLogger("irods.connection").warning("lost %s password=p8-secret", "conn")
+        get_logger("stager.ingest").info("pass started")
+    logging.getLogger("quiet").debug("below the level")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["event"], x["ingest_job"], x["level"]) for x in lines] == [
+        ("lost conn password=**********", "j1", "warning"),
+        ("pass started", "j1", "info"),
+    ]
+    assert lines[0]["logger"] == "irods.connection" and "timestamp" in lines[0]

@@ -24,5 +24,6 @@ The fork server answers ``spawned``/``refused`` and later ``exit`` with the exit
 
 Modules: ``protocol`` (both wires), ``client`` (the worker's ``ForkServer`` and ``Child``),
 ``server`` (the fork server's loop and job registry), ``child`` (a forked child's life),
-``pool`` (reusable children), ``runas`` (dropping root).
+``pool`` (reusable children); dropping root is :mod:`shared.runas` (the ingest
+worker uses it too).
 """

@@ -21,8 +21,8 @@ from typing import Any, NoReturn, Protocol
 
 from services.worker.forkserver.login import apply as apply_login
 from services.worker.forkserver.protocol import RESULT, ErrorLine, wipe
-from services.worker.forkserver.runas import die_with_parent, drop_privileges
 from shared.errors import StagerError
+from shared.runas import die_with_parent, drop_privileges
 from shared.unix_users import Identity
 
 #: The child's output pipe is moved to this descriptor (0: task pipe or /dev/null).

@@ -17,7 +17,6 @@ import gc
 import importlib
 import json
 import os
-import pkgutil
 import selectors
 import signal
 import socket
@@ -30,8 +29,9 @@ from services.worker.forkserver import child, protocol
 from services.worker.forkserver.child import JobFunction
 from services.worker.forkserver.login import login_umask, read_login_defs, user_environment
 from services.worker.forkserver.protocol import REFUSED_USER, Op
-from services.worker.forkserver.runas import become_subreaper, die_with_parent
 from services.worker.jobs import dirlist, transfer, whoami
+from shared import runas
+from shared.runas import become_subreaper, die_with_parent
 from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, UnknownUser, UserRefused, vet
 
 #: Job kinds every fork server knows.
@@ -45,18 +45,6 @@ JOBS: dict[str, JobFunction] = {
 #: to read the interpreter's files (e.g. a venv under /root), so nothing may load lazily.
 #: The job modules (and the ``shared`` modules they use) are imported with ``JOBS``.
 _PRELOAD_PACKAGES = ("irods", "services.isync", "services.worker.jobs")
-#: Modules the standard library loads lazily (codecs, executors) that children use.
-_PRELOAD = (
-    "encodings.idna",
-    "encodings.ascii",
-    "encodings.latin_1",
-    "encodings.utf_8",
-    "concurrent.futures.thread",
-    "ssl",
-    "hmac",
-    "xml.etree.ElementTree",
-    "xml.etree.cElementTree",
-)
 
 
 class Server:
@@ -182,23 +170,7 @@ class Server:
 
 def preload() -> None:
     """Import everything a child may need (see ``_PRELOAD_PACKAGES``)."""
-    for mod in _PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(mod)
-    for name in _PRELOAD_PACKAGES:
-        try:
-            pkg = importlib.import_module(name)
-        except ImportError as e:
-            print(f"forkserver: cannot preload {name}: {e}", file=sys.stderr)
-            continue
-        for info in pkgutil.walk_packages(pkg.__path__, name + "."):
-            if ".test" in info.name or info.name.endswith("__main__"):
-                continue
-            try:
-                importlib.import_module(info.name)
-            except Exception as e:  # optional extras (e.g. PAM, GSI plugins) may be absent
-                print(f"forkserver: skipped {info.name}: {type(e).__name__}", file=sys.stderr)
-    socket.getaddrinfo("localhost", 0)  # loads the resolver's own lazy pieces
+    runas.preload(_PRELOAD_PACKAGES, "forkserver")
 
 
 def _load(spec: str) -> JobFunction:

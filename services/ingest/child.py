@@ -1,0 +1,288 @@
+"""An ingest job owner's process: the scans, the handler code and the file reads of its jobs.
+
+The ingest worker (:mod:`services.ingest.owners`) never touches an ingest tree and never
+runs handler code itself. It starts one of these per job owner, with a clean environment
+(no broker URL, job store or signing key), in isolated mode (``python -I``: no
+``PYTHON*`` variables, no user site, not the current directory on ``sys.path``)::
+
+    python -I -c BOOTSTRAP PROJECT_ROOT FD [USER MIN_UID MAX_UID]
+
+Started by root, the process first vets ``USER`` again (:func:`shared.unix_users.vet`) and
+becomes it for good (:func:`shared.runas.drop_privileges`: setgid, initgroups, setuid,
+non-dumpable), asks to die with its parent, sets ``no_new_privs`` and umask 077, and only
+then reads anything from the worker or imports the ingest processing code and the handler.
+A worker that is not root starts it without ``USER``: it stays the worker's own user.
+
+Wire (the socket ``FD``): frames of a 4-byte big-endian length and a JSON body. First the
+worker sends :class:`Init` (the iRODS account, the allowed roots, concurrency, logging), then
+:class:`Request` frames; the child answers each with a :class:`Reply` of the same ``id``,
+in any order (``concurrency`` requests run at once in a thread pool). End of file on the
+socket ends the process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+from collections import Counter
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.ingest.store import COUNTERS, Job
+from services.ingest.tasks import IngestTask
+from shared.irods import IrodsAccount
+
+#: The frame header: the body's length.
+HEADER = struct.Struct(">I")
+#: The largest frame either side accepts (a reply for one very large directory).
+MAX_FRAME = 512 * 1024 * 1024
+Op = Literal["pre_job", "post_job", "dir", "files", "delete"]
+ErrorKind = Literal["fatal", "target", "handler", "other"]
+
+
+class Init(BaseModel):
+    """What the child needs besides its user: sent once, before any request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: IrodsAccount
+    allowed_roots: list[str]
+    concurrency: int = Field(ge=1, le=256)
+    log_level: str = "info"
+    log_json: bool = True
+
+
+class Request(BaseModel):
+    """One piece of a job's work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    op: Op
+    job: Job
+    task: IngestTask | None = None
+    counters: dict[str, int] | None = None
+
+
+class Reply(BaseModel):
+    """What one request did: child tasks and counter deltas, or why it failed.
+
+    The worker trusts nothing in it beyond its shape: counters are known names and
+    non-negative, and the worker checks the child tasks' ids and job itself.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    children: list[IngestTask] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    error: str | None = Field(default=None, max_length=10_000)
+    error_kind: ErrorKind | None = None
+
+    @field_validator("counts")
+    @classmethod
+    def _known_counters(cls, v: dict[str, int]) -> dict[str, int]:
+        unknown = set(v) - set(COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown counters {sorted(unknown)}")
+        if any(n < 0 for n in v.values()):
+            raise ValueError("negative counter")
+        return v
+
+
+def encode(model: BaseModel) -> bytes:
+    """One frame.  :class:`Init` carries the iRODS password itself (the socket is the only
+    place it travels: never argv, environment or logs)."""
+    if isinstance(model, Init):
+        data = model.model_dump(mode="json")
+        data["account"]["password"] = model.account.password.get_secret_value()
+        body = json.dumps(data).encode()
+    else:
+        body = model.model_dump_json().encode()
+    return HEADER.pack(len(body)) + body
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock: socket.socket) -> bytes | None:
+    """The next frame's body, or ``None`` at end of file."""
+    head = _recv_exactly(sock, HEADER.size)
+    if head is None:
+        return None
+    (size,) = HEADER.unpack(head)
+    if size > MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes is too large")
+    return _recv_exactly(sock, size)
+
+
+#: Imported whole before root is dropped (the owner may not be able to read the
+#: interpreter's or the project's files): the work, the iRODS client, and the modules of
+#: the standard library that handler files commonly import.
+PRELOAD_PACKAGES = ("irods", "services.ingest", "shared")
+PRELOAD_MODULES = (
+    "structlog",
+    "structlog.contextvars",
+    "base64",
+    "datetime",
+    "hashlib",
+    "json",
+    "logging",
+    "logging.handlers",
+    "pathlib",
+    "shutil",
+    "subprocess",
+    "tempfile",
+    "uuid",
+    "zlib",
+)
+
+
+def become(user: str, min_uid: int, max_uid: int) -> None:
+    """Vet ``user`` again and become it for good (before anything else happens)."""
+    from shared.runas import die_with_parent, drop_privileges, preload
+    from shared.unix_users import vet
+
+    preload(PRELOAD_PACKAGES, "ingest child", PRELOAD_MODULES)
+    parent = os.getppid()
+    drop_privileges(vet(user, min_uid, max_uid=max_uid))
+    die_with_parent(signal.SIGKILL)  # setuid cleared an earlier request
+    if os.getppid() != parent:  # the worker died before that: nobody to work for
+        os._exit(1)
+
+
+class Server:
+    """Runs requests in a thread pool; replies go back on the socket under a lock."""
+
+    def __init__(self, sock: socket.socket, init: Init) -> None:
+        from services.ingest.sessions import SessionPool
+
+        self.sock = sock
+        self.init = init
+        self.sessions = SessionPool(init.account)
+        self.pool = concurrent.futures.ThreadPoolExecutor(init.concurrency, "ingest")
+        self.timeouts = concurrent.futures.ThreadPoolExecutor(init.concurrency, "ingest-timed")
+        self._send = threading.Lock()
+        self._ctx_lock = threading.Lock()
+        self._contexts: dict[tuple[str, int], Any] = {}
+
+    def context(self, job: Job) -> Any:
+        from services.ingest.processing import Context
+
+        key = (job.name, job.generation)
+        with self._ctx_lock:
+            ctx = self._contexts.get(key)
+            if ctx is None or ctx.job.handler != job.handler:
+                for old in [k for k in self._contexts if k[0] == job.name]:
+                    del self._contexts[old]
+                ctx = Context.load(job, self.sessions, self.timeouts, self.init.allowed_roots)
+                self._contexts[key] = ctx
+            return ctx
+
+    def serve(self) -> None:
+        while (frame := recv_frame(self.sock)) is not None:
+            request = Request.model_validate_json(frame)
+            self.pool.submit(self.run, request)
+
+    def run(self, request: Request) -> None:
+        import structlog
+
+        with structlog.contextvars.bound_contextvars(ingest_job=request.job.name):
+            reply = self.execute(request)
+        data = encode(reply)
+        with self._send:
+            self.sock.sendall(data)
+
+    def execute(self, request: Request) -> Reply:
+        from services.ingest.errors import HandlerError, TargetError
+        from services.ingest.processing import (
+            JobFatal,
+            process_delete,
+            process_dir,
+            process_files,
+        )
+        from services.ingest.tasks import DeleteTask, DirTask, FileBatchTask
+
+        reply = Reply(id=request.id)
+        try:
+            ctx = self.context(request.job)
+            task, op = request.task, request.op
+            counts: Counter[str] = Counter()
+            if op == "pre_job":
+                ctx.handler.pre_job(ctx.logger, ctx.meta())
+            elif op == "post_job":
+                ctx.handler.post_job(ctx.logger, ctx.meta(counters=request.counters or {}))
+            elif op == "dir" and isinstance(task, DirTask):
+                result = process_dir(ctx, task)
+                reply.children, counts = result.children, result.counts
+            elif op == "files" and isinstance(task, FileBatchTask):
+                counts = process_files(ctx, task)
+            elif op == "delete" and isinstance(task, DeleteTask):
+                counts = process_delete(ctx, task)
+            else:
+                raise ValueError(f"operation {op} does not fit its task")
+            reply.counts = dict(counts)
+        except (JobFatal, TargetError, HandlerError) as e:
+            kind: ErrorKind = (
+                "fatal"
+                if isinstance(e, JobFatal)
+                else "target"
+                if isinstance(e, TargetError)
+                else "handler"
+            )
+            reply.error, reply.error_kind = str(e)[:10_000], kind
+        except Exception as e:
+            reply.error, reply.error_kind = (str(e) or type(e).__name__)[:10_000], "other"
+        return reply
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.timeouts.shutdown(wait=False, cancel_futures=True)
+        self.sessions.close()
+
+
+def main(argv: list[str]) -> int:
+    """``FD [USER MIN_UID MAX_UID]``: become the user, then serve the worker until EOF."""
+    fd = int(argv[0])
+    if len(argv) > 1:
+        become(argv[1], int(argv[2]), int(argv[3]))
+    elif os.geteuid() == 0:
+        sys.stderr.write("ingest child: started as root without a user to become\n")
+        return 2
+    from shared.runas import forbid_new_privileges
+
+    forbid_new_privileges()
+    os.umask(0o077)
+    os.chdir("/")
+    sock = socket.socket(fileno=fd)
+    frame = recv_frame(sock)
+    if frame is None:
+        return 0
+    init = Init.model_validate_json(frame)
+    from shared.logging import configure
+
+    configure(init.log_level, json=init.log_json)
+    server = Server(sock, init)
+    try:
+        server.serve()
+    finally:
+        with contextlib.suppress(Exception):
+            server.close()
+    # end of file: the worker closed us; threads still in handler code end with us
+    os._exit(0)
