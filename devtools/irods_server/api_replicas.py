@@ -15,10 +15,12 @@ from irods.message import FileOpenRequest
 from . import acl, leniency, namespace, vault
 from .api_streams import is_open_for_write
 from .dataobj import (
+    BUSY,
     GOOD,
     UNREG_OPR,
     abs_path,
     authorized_replicas,
+    check_locks,
     check_new_name,
     dest_leaf,
     ensure_colls,
@@ -148,7 +150,11 @@ async def data_obj_chksum(session: Session, req: Request) -> Reply:
     if kw.VERIFY_CHKSUM_KW in opts:
         return _verify(session, reps, opts)
     every = kw.CHKSUM_ALL_KW in opts
+    if not every and not opts.get(kw.RESC_NAME_KW):  # the hierarchy is voted for open
+        reps = check_locks(session, path, reps, opts, write=False, create=False)
     targets = reps if every else [pick_replica(session, reps, opts, for_write=False) or reps[0]]
+    if any(int(r["data_is_dirty"]) in BUSY for r in targets):  # check_replica_accessibility
+        raise IrodsError("SYS_REPLICA_INACCESSIBLE", f"{path}: a replica is being written")
     if (
         opts.get(kw.RESC_NAME_KW)
         and not every
