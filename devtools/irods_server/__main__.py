@@ -2,12 +2,14 @@
 
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
 [--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
-[--cost real-zone|AGENT_MS,CATALOG_MS]``
+[--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]]``
 
 ``--presents`` (or ``IRODS_TEST_SERVER_PRESENTS``) picks the iRODS release the server
 presents as (``presentation.py``);
 ``--cost`` (or ``IRODS_TEST_SERVER_COST``) slows every request to a real zone's
-per-operation cost (``cost.py``; off by default).
+per-operation cost (``cost.py``; off by default);
+``--lenient`` (or ``IRODS_TEST_SERVER_LENIENT``) relaxes named strict behaviours
+(``leniency.py``; none by default).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from . import cost, presentation
+from . import cost, leniency, presentation
 from .catalog import Catalog
 from .server import load_handlers, serve
 from .state import ZONE, ServerState
@@ -47,11 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="per-request delay: 'real-zone', 'off' or 'AGENT_MS,CATALOG_MS'"
         f" (default: ${cost.ENV_VAR}, else off)",
     )
+    p.add_argument(
+        "--lenient",
+        help="comma-separated strict behaviours to relax"
+        f" ({', '.join(sorted(leniency.NAMES))}; default: ${leniency.ENV_VAR}, else none)",
+    )
     args = p.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     try:
         args.cost = cost.parse_cost(args.cost) if args.cost else cost.from_environment()
+        args.lenient = leniency.parse(args.lenient) if args.lenient else leniency.from_environment()
     except ValueError as e:
         p.error(str(e))
     return args
@@ -71,12 +79,17 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
-def build_state(data: Path, cert: Path | None = None, key: Path | None = None) -> ServerState:
+def build_state(
+    data: Path,
+    cert: Path | None = None,
+    key: Path | None = None,
+    lenient: frozenset[str] = frozenset(),
+) -> ServerState:
     """Open (or create) the catalog under ``data`` and wrap it in a :class:`ServerState`."""
     data.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.open(data / "catalog.sqlite", ZONE, data / "vault")
     ctx = tls_context(cert, key) if cert is not None and key is not None else None
-    return ServerState(data_dir=data, catalog=catalog, ssl_context=ctx)
+    return ServerState(data_dir=data, catalog=catalog, ssl_context=ctx, lenient=lenient)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     configure(args.presents, args.cost)
     if args.cost.active:
         logging.getLogger("irods_server").warning("per-operation cost: %s", args.cost)
+    if args.lenient:
+        logging.getLogger("irods_server").warning("lenient: %s", ", ".join(sorted(args.lenient)))
     try:
-        state = build_state(args.data, args.tls_cert, args.tls_key)
+        state = build_state(args.data, args.tls_cert, args.tls_key, args.lenient)
     except (OSError, ssl.SSLError) as e:
         print(f"irods-test-server: cannot start: {e}", file=sys.stderr)
         return 2

@@ -71,6 +71,14 @@ async def coll_create(session: Session, req: Request) -> Reply:
         ancestor = namespace.split(ancestor)[0]
     row = namespace.coll(cat, ancestor)
     assert row is not None
+    if not acl.allowed(cat, user, int(row["coll_id"]), acl.READ):
+        # a real 5.0.2 zone, asked to create under a collection the user cannot see (the
+        # STRICT ACL view hides it), answers with validate_logical_path's error
+        # (server/core/src/dataObjOpr.cpp, called by rsCollCreate.cpp), not a permission one
+        raise IrodsError(
+            "SYS_INVALID_INPUT_PARAM",
+            f"a valid zone name does not appear at the root of the object path [{path}]",
+        )
     acl.require(cat, user, int(row["coll_id"]), acl.WRITE, ancestor)
     ensure_colls(session, path)
     return Reply()

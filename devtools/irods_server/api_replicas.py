@@ -12,13 +12,15 @@ import sqlite3
 import irods.keywords as kw
 from irods.message import FileOpenRequest
 
-from . import acl, namespace, vault
+from . import acl, leniency, namespace, vault
 from .api_streams import is_open_for_write
 from .dataobj import (
+    BUSY,
     GOOD,
     UNREG_OPR,
     abs_path,
     authorized_replicas,
+    check_locks,
     check_new_name,
     dest_leaf,
     ensure_colls,
@@ -38,6 +40,9 @@ from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError, code_of
 
 DEFAULT_MIN_COPIES = 2
+#: ``PATH_REG_NOT_ALLOWED`` (``lib/core/include/irods/rodsErrorTable.h``); python-irodsclient
+#: 3.3 has no class for it (a client sees ``KeyError(-129000)``, as from a real zone)
+PATH_REG_NOT_ALLOWED = -129000
 
 
 # -- replicate / trim ----------------------------------------------------------------------
@@ -145,7 +150,11 @@ async def data_obj_chksum(session: Session, req: Request) -> Reply:
     if kw.VERIFY_CHKSUM_KW in opts:
         return _verify(session, reps, opts)
     every = kw.CHKSUM_ALL_KW in opts
+    if not every and not opts.get(kw.RESC_NAME_KW):  # the hierarchy is voted for open
+        reps = check_locks(session, path, reps, opts, write=False, create=False)
     targets = reps if every else [pick_replica(session, reps, opts, for_write=False) or reps[0]]
+    if any(int(r["data_is_dirty"]) in BUSY for r in targets):  # check_replica_accessibility
+        raise IrodsError("SYS_REPLICA_INACCESSIBLE", f"{path}: a replica is being written")
     if (
         opts.get(kw.RESC_NAME_KW)
         and not every
@@ -272,7 +281,34 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
     acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]))
 
 
+def check_path_permission(session: Session, opts: dict[str, str]) -> None:
+    """Who may register a physical path, as a default 4.3.4 zone decides.
+
+    ``noChkFilePerm`` from a proxy that is not a rodsadmin is ``SYS_NO_API_PRIV``
+    (``rs_register_physical_path``, ``plugins/api/src/register_physical_path.cpp``); from a
+    rodsadmin proxy it skips the check. A rodsadmin client needs no check
+    (``getchkPathPerm``, ``server/core/src/physPath.cpp``); everyone else meets the shipped
+    ``acSetChkFilePathPerm`` policy ``disallowPathReg`` (``packaging/core.re.template``),
+    so ``chkFilePathPerm`` (``server/core/src/fileOpr.cpp``) answers
+    ``PATH_REG_NOT_ALLOWED``, unless the server runs with the ``path-registration``
+    leniency.
+    """
+    user = session.require_user()
+    if kw.NO_CHK_FILE_PERM_KW in opts:
+        if not session.proxy_is_admin:
+            raise IrodsError("SYS_NO_API_PRIV", "only a rodsadmin may bypass the path check")
+        return
+    if user.is_admin or not session.state.strict(leniency.PATH_REGISTRATION):
+        return
+    raise IrodsError(
+        PATH_REG_NOT_ALLOWED,
+        f"{user.name} may not register physical paths (acSetChkFilePathPerm: disallowPathReg);"
+        " a rodsadmin, or a rodsadmin proxy sending noChkFilePerm, may",
+    )
+
+
 def _register(session: Session, path: str, opts: dict[str, str]) -> None:
+    check_path_permission(session, opts)
     phys = opts.get(kw.FILE_PATH_KW, "")
     if not phys.startswith("/"):
         raise IrodsError("SYS_INVALID_FILE_PATH", "filePath must be an absolute physical path")

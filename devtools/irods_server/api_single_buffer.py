@@ -23,7 +23,7 @@ from irods.message import (
 
 from . import namespace, vault
 from .api_streams import O_CREAT, O_RDWR, O_TRUNC, close_descriptor, handle_of, open_object
-from .dataobj import STALE, abs_path, kv_of
+from .dataobj import PUT_OPR, STALE, abs_path, kv_of
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 
@@ -94,7 +94,9 @@ async def data_obj_put(session: Session, req: Request) -> Reply:
         raise _no_portal(path)
     session.require_user()
     _check_overwrite(session, path, opts)
-    fd = open_object(session, path, opts, O_CREAT | O_RDWR | O_TRUNC, create_api=False)
+    fd = open_object(
+        session, path, opts, O_CREAT | O_RDWR | O_TRUNC, create_api=False, opr_type=PUT_OPR
+    )
     rep = handle_of(session, fd).rep
     try:
         written = vault.pwrite(rep.fd, data, 0)

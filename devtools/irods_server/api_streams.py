@@ -30,7 +30,9 @@ from .dataobj import (
     GOOD,
     INTERMEDIATE,
     STALE,
+    WRITE_LOCKED,
     abs_path,
+    check_locks,
     create_object,
     dest_leaf,
     hier_of,
@@ -74,6 +76,9 @@ class OpenReplica:
     truncated: bool = False
     finalized: bool = False
     holders: list[weakref.ref[Session]] = field(default_factory=list)
+    # the other replicas this write locked: repl num -> status before (restored unless
+    # the write changed the data, which leaves them stale)
+    locked: dict[int, int] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return self.refs > 0 and any(h() is not None for h in self.holders)
@@ -132,6 +137,7 @@ def _release(fds: dict[int, Handle], state: ServerState) -> None:
             if rep.write and not rep.finalized:
                 rep.finalized = True
                 with contextlib.suppress(Exception):
+                    unlock_siblings(state, rep, stale=False)
                     cat.db.execute(
                         "UPDATE r_data_main SET data_is_dirty = ?, data_size = ?, modify_ts = ?"
                         " WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty = ?",
@@ -146,6 +152,35 @@ def _release(fds: dict[int, Handle], state: ServerState) -> None:
                     )
                     cat.commit()
     fds.clear()
+
+
+def lock_siblings(state: ServerState, rep: OpenReplica) -> None:
+    """Write-lock (status 3) the object's other replicas while ``rep`` is written, as
+    ``logical_locking.cpp`` ``lock_data_object`` does; remember what they were."""
+    cat = state.catalog
+    for row in cat.db.execute(
+        "SELECT data_repl_num, data_is_dirty FROM r_data_main"
+        " WHERE data_id = ? AND data_repl_num != ?",
+        (rep.data_id, rep.repl_num),
+    ).fetchall():
+        rep.locked[int(row["data_repl_num"])] = int(row["data_is_dirty"])
+    cat.db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num != ?",
+        (WRITE_LOCKED, rep.data_id, rep.repl_num),
+    )
+
+
+def unlock_siblings(state: ServerState, rep: OpenReplica, *, stale: bool) -> None:
+    """The write of ``rep`` is over: its siblings go back to what they were, or stale
+    when the data changed (``unlock_data_object``)."""
+    cat = state.catalog
+    for num, before in rep.locked.items():
+        cat.db.execute(
+            "UPDATE r_data_main SET data_is_dirty = ?"
+            " WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty = ?",
+            (STALE if stale else before, rep.data_id, num, WRITE_LOCKED),
+        )
+    rep.locked.clear()
 
 
 def _drop_ref(rep: OpenReplica) -> None:
@@ -184,13 +219,24 @@ def is_open_for_write(session: Session, data_id: int) -> bool:
 async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
     inp = req.parse(FileOpenRequest)
     fd = open_object(
-        session, abs_path(inp.objPath), kv_of(inp), int(inp.openFlags or 0), create_api=create_api
+        session,
+        abs_path(inp.objPath),
+        kv_of(inp),
+        int(inp.openFlags or 0),
+        create_api=create_api,
+        opr_type=int(inp.oprType or 0),
     )
     return Reply(int_info=fd)
 
 
 def open_object(
-    session: Session, path: str, opts: dict[str, str], flags: int, *, create_api: bool
+    session: Session,
+    path: str,
+    opts: dict[str, str],
+    flags: int,
+    *,
+    create_api: bool,
+    opr_type: int = 0,
 ) -> int:
     """Open (or create) a replica as 601/602 do; the new L1 descriptor."""
     write = create_api or (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
@@ -225,8 +271,15 @@ def open_object(
     else:
         data_id = int(reps[0]["data_id"])
         acl.require(cat, user, data_id, acl.WRITE if write else acl.READ, path)
-        if write and is_open_for_write(session, data_id):
-            raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
+        reps = check_locks(
+            session,
+            path,
+            reps,
+            opts,
+            write=write,
+            create=create_api or bool(flags & O_CREAT),
+            opr_type=opr_type,
+        )
         if create_api:
             truncate = True
         picked = pick_replica(session, reps, opts, for_write=write)
@@ -262,6 +315,8 @@ def open_object(
         written=created,
         holders=[weakref.ref(session)],
     )
+    if write:
+        lock_siblings(session.state, rep)
     session.state.replica_tokens[rep.token] = rep
     handle = Handle(rep, write=write, append=bool(flags & O_APPEND))
     return _new_fd(session, handle)
@@ -341,6 +396,7 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
     if row is None:  # removed while open
         return
     changed = rep.written or rep.truncated
+    unlock_siblings(session.state, rep, stale=changed)
     checksum = str(row["data_checksum"]) if not changed else ""
     if (
         kw.REG_CHKSUM_KW in opts
@@ -364,10 +420,6 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
         (size, GOOD, checksum, ts, rep.data_id, rep.repl_num),
     )
     if changed:
-        cat.db.execute(
-            "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num != ?",
-            (STALE, rep.data_id, rep.repl_num),
-        )
         _replicate_within_root(session, rep)
 
 
@@ -412,6 +464,8 @@ def close_descriptor(
         _drop_ref(rep)
         if rep.refs <= 0:
             session.state.replica_tokens.pop(rep.token, None)
+            if rep.write and not rep.finalized:
+                unlock_siblings(session.state, rep, stale=False)
 
 
 @api(673)

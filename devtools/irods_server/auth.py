@@ -102,6 +102,7 @@ def become_client(session: Session, proxy: str, proxy_zone: str, proxy_type: str
     row = cat.user(client, client_zone)
     if row is None or row["user_type_name"] == "rodsgroup":
         raise IrodsError("CAT_INVALID_CLIENT_USER", f"no such user {client}")
+    session.proxy_is_admin = proxy_type == "rodsadmin"
     session.user = UserInfo(
         name=row["user_name"],
         zone=row["zone_name"],

@@ -2,9 +2,11 @@
 share (``api_streams``, ``api_objects``, ``api_replicas``, ``api_single_buffer``,
 ``api_collection``). No handlers here.
 
-Replica status (``data_is_dirty``) is :data:`STALE`, :data:`GOOD` or :data:`INTERMEDIATE`
-(being written). A request's keywords choose a replica (:func:`pick_replica`) or the leaf
-resource a new one goes to (:func:`dest_leaf`); :func:`create_object` and
+Replica status (``data_is_dirty``) is :data:`STALE`, :data:`GOOD`, :data:`INTERMEDIATE`
+(being written) or :data:`WRITE_LOCKED` (a sibling of a replica being written);
+:func:`check_locks` refuses what a real zone refuses while an object is being written.
+A request's keywords choose a replica (:func:`pick_replica`) or the leaf resource a new
+one goes to (:func:`dest_leaf`); :func:`create_object` and
 :func:`new_replica_row` insert rows, :func:`replicate_to` copies a replica onto a leaf,
 :func:`remove_object` deletes an object with its ACLs and AVU links.
 """
@@ -23,7 +25,12 @@ from .catalog import now
 from .dispatch import Request, Session
 from .errors import IrodsError
 
-STALE, GOOD, INTERMEDIATE = 0, 1, 2  # data_is_dirty
+STALE, GOOD, INTERMEDIATE, WRITE_LOCKED = 0, 1, 2, 3  # data_is_dirty
+BUSY = frozenset({INTERMEDIATE, WRITE_LOCKED})
+#: ``lib/core/include/irods/rodsErrorTable.h``; python-irodsclient 3.3 has no class for it
+INTERMEDIATE_REPLICA_ACCESS = -405000
+PUT_OPR, COPY_DEST, RSYNC_OPR = 1, 9, 14  # oprType (lib/api/include/irods/dataObjInpOut.h)
+LOGICAL_OPRS = frozenset({PUT_OPR, COPY_DEST, RSYNC_OPR})
 UNREG_OPR = 26  # oprType of unlink/trim that keeps the files (unregister)
 
 
@@ -228,6 +235,56 @@ def pick_replica(
         return None
     good = [r for r in candidates if int(r["data_is_dirty"]) == GOOD]
     return (good or candidates)[0]
+
+
+def at_rest(reps: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The replicas that are neither being written nor locked by a write."""
+    return [r for r in reps if int(r["data_is_dirty"]) not in BUSY]
+
+
+def check_locks(
+    session: Session,
+    path: str,
+    reps: list[sqlite3.Row],
+    opts: dict[str, str],
+    *,
+    write: bool,
+    create: bool,
+    opr_type: int = 0,
+) -> list[sqlite3.Row]:
+    """The replicas an open without a replica token may choose from, as iRODS 4.3.4
+    decides while another client writes the object (none busy: all of them).
+
+    A hierarchy named outright (``rescHier``) is not voted: ``try_lock``
+    (``server/core/src/logical_locking.cpp``) answers ``INTERMEDIATE_REPLICA_ACCESS`` for
+    the replica being written, ``LOCKED_DATA_OBJECT_ACCESS`` for a locked one. Otherwise
+    (``resolve_resource_hierarchy``, ``server/core/src/irods_resource_redirect.cpp``) a
+    create-open (``O_CREAT``) of an existing object is a write when it is a put, copy or
+    rsync (``oprType``) or its resource holds a replica, else it creates a new replica
+    and meets ``try_lock``: ``LOCKED_DATA_OBJECT_ACCESS``. Reads and writes are voted: an
+    intermediate or write-locked replica votes zero (``calculate_with_repl_status``,
+    ``server/core/src/voting.cpp``), so with none left (or the named one busy) the answer
+    is ``HIERARCHY_ERROR``, "no valid resource found".
+    """
+    if not any(int(r["data_is_dirty"]) in BUSY for r in reps):
+        return reps
+    hier = opts.get(kw.RESC_HIER_STR_KW, "")
+    if hier:
+        named = [r for r in reps if on_resc(session, r, hier)]
+        if named and int(named[0]["data_is_dirty"]) == INTERMEDIATE:
+            raise IrodsError(INTERMEDIATE_REPLICA_ACCESS, f"{path}: its replica is being written")
+        if not named or int(named[0]["data_is_dirty"]) == WRITE_LOCKED:
+            raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is locked by a write")
+        return reps
+    if write and create and opts.get(kw.REPL_NUM_KW, "") == "":
+        resc = requested_resc(opts, write=True) or session.state.default_resource
+        if opr_type not in LOGICAL_OPRS and not any(on_resc(session, r, resc) for r in reps):
+            raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is locked by a write")
+    free = at_rest(reps)
+    chosen = opts.get(kw.REPL_NUM_KW, "") != "" or bool(requested_resc(opts, write=write))
+    if free and (not chosen or pick_replica(session, reps, opts, for_write=write) in free):
+        return free
+    raise IrodsError("HIERARCHY_ERROR", f"no valid resource found for {path}: it is being written")
 
 
 def good_source(session: Session, reps: list[sqlite3.Row], opts: dict[str, str]) -> sqlite3.Row:

@@ -172,6 +172,7 @@ class Session:
     client_user: str = ""
     client_zone: str = ""
     user: UserInfo | None = None  # set once authentication succeeded
+    proxy_is_admin: bool = False  # the authenticated (proxy) user is a rodsadmin
     tls: bool = False
     # scratch space for multi-step exchanges (e.g. the auth challenge)
     scratch: dict[str, Any] = field(default_factory=dict)

@@ -39,10 +39,13 @@ class ServerProcess:
         log_level: str = "WARNING",
         presents: str | None = None,
         cost: str | None = None,
+        lenient: str | None = None,
     ) -> None:
         """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
         server's default). ``cost``: per-operation delay ("real-zone" or
-        "AGENT_MS,CATALOG_MS"; None: whatever ``IRODS_TEST_SERVER_COST`` says, else off)."""
+        "AGENT_MS,CATALOG_MS"; None: whatever ``IRODS_TEST_SERVER_COST`` says, else off).
+        ``lenient``: strict behaviours to relax ("api-allowlist,...", ``leniency.py``; None:
+        whatever ``IRODS_TEST_SERVER_LENIENT`` says, else none)."""
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -54,6 +57,7 @@ class ServerProcess:
         self.log_level = log_level
         self.presents = presents
         self.cost = cost
+        self.lenient = lenient
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
@@ -69,6 +73,8 @@ class ServerProcess:
             cmd += ["--presents", self.presents]
         if self.cost is not None:
             cmd += ["--cost", self.cost]
+        if self.lenient is not None:
+            cmd += ["--lenient", self.lenient]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen(

@@ -31,7 +31,7 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from irods.message import ClientServerNegotiation, VersionResponse
 
-from . import presentation, wire
+from . import allowlist, leniency, presentation, wire
 from .dispatch import DISCONNECT_HOOKS, HANDLERS, Reply, Request, Session
 from .errors import AgentCrash, IrodsError, code_of
 from .state import API_VERSION, ServerState
@@ -231,6 +231,8 @@ class Connection:
             raise IrodsError("SYS_UNMATCHED_API_NUM", f"API {req.api} is not supported")
         if self.session.user is None and req.api not in PRE_AUTH_APIS:
             raise IrodsError("SYS_NO_API_PRIV", "not authenticated")
+        if self.state.strict(leniency.API_ALLOWLIST):
+            allowlist.check(self.session, req.api)
         db = self.state.catalog.db
         if not db.in_transaction and req.api not in IO_APIS:
             # one transaction per request: its SELECTs share one read snapshot instead of

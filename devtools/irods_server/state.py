@@ -30,6 +30,12 @@ class ServerState:
     ssl_context: ssl.SSLContext | None = None
     # every open replica by its token: token -> api_streams.OpenReplica (parallel streams share it)
     replica_tokens: dict[str, Any] = field(default_factory=dict)
+    # strict behaviours relaxed for this process (``leniency.py`` names); empty: strict
+    lenient: frozenset[str] = frozenset()
+
+    def strict(self, name: str) -> bool:
+        """Whether the behaviour ``name`` (a ``leniency`` name) is strict, as iRODS is."""
+        return name not in self.lenient
 
     @property
     def vault_root(self) -> Path:

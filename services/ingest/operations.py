@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import irods.keywords as kw
+from irods.exception import SYS_NO_API_PRIV
 
 from services.ingest.diff import Action, Replica
 from services.ingest.errors import IngestError
@@ -27,6 +28,8 @@ BUFFER = 4 * 1024 * 1024
 #: Special files a put would block on or cannot read (registering them is fine).
 UNPUTTABLE = frozenset({"pipe", "character", "block", "socket"})
 AVU_UNITS = "python3.base64.b64encode(full_path_of_source_file)"
+#: PATH_REG_NOT_ALLOWED: python-irodsclient 3.3 has no class for it (a KeyError(-129000))
+PATH_REG_NOT_ALLOWED = -129000
 
 
 @dataclass
@@ -56,10 +59,30 @@ def no_op(
 def register_file(
     hdlr_mod: Any, logger: Any, session: Any, meta: dict[str, Any], **options: Any
 ) -> None:
-    """Register the file in place (API 630) with its size and modify time."""
+    """Register the file in place (API 630) with its size and modify time.
+
+    A default zone lets only a rodsadmin client register physical paths; for ``as_user``
+    the rodsadmin proxy skips that check with ``noChkFilePerm``."""
     options[kw.DATA_SIZE_KW] = str(meta["size"])
     options[kw.DATA_MODIFY_KW] = str(int(meta["mtime"]))
-    session.data_objects.register(meta["physical_path"], meta["target"], **options)
+    if _proxied(session):
+        options[kw.NO_CHK_FILE_PERM_KW] = ""
+    try:
+        session.data_objects.register(meta["physical_path"], meta["target"], **options)
+    except KeyError as e:
+        if e.args != (PATH_REG_NOT_ALLOWED,):
+            raise
+        raise IngestError(
+            f"the zone refuses to let {session.username} register physical paths"
+            " (PATH_REG_NOT_ALLOWED): register with a rodsadmin iRODS account"
+            " (the handler's as_user for other owners)"
+        ) from None
+
+
+def _proxied(session: Any) -> bool:
+    """Whether ``session`` acts for another user (``as_user``, through a rodsadmin proxy)."""
+    account = getattr(getattr(session, "pool", None), "account", None)
+    return account is not None and account.client_user != account.proxy_user
 
 
 def update_metadata(
@@ -69,15 +92,24 @@ def update_metadata(
     info: dict[str, Any] = {"objPath": meta["target"]}
     if meta.get("repl_num") is not None:
         info["replNum"] = meta["repl_num"]
-    session.data_objects.modDataObjMeta(
-        info,
-        {"dataSize": int(meta["size"]), "dataModify": int(meta["mtime"]), "allReplStatus": 1},
-        **options,
-    )
+    try:
+        session.data_objects.modDataObjMeta(
+            info,
+            {"dataSize": int(meta["size"]), "dataModify": int(meta["mtime"]), "allReplStatus": 1},
+            **options,
+        )
+    except SYS_NO_API_PRIV:
+        raise IngestError(
+            f"the zone lets only rodsadmin clients update a registered replica's size (API 622"
+            f' modDataObjMeta), not {session.username}: set "client_api_allowlist_policy":'
+            ' "disabled" in the zone\'s server_config.json, or register without as_user'
+        ) from None
 
 
 def _set_mtime(session: Any, logical: str, mtime: float) -> None:
-    session.data_objects.modDataObjMeta({"objPath": logical}, {"dataModify": int(mtime)})
+    """Stamp the local file's mtime on the object (API 20007 touch: any user with write
+    access may, where 622 modDataObjMeta is for rodsadmin clients only)."""
+    session.data_objects.touch(logical, seconds_since_epoch=int(mtime), no_create=True)
 
 
 def _write_from(

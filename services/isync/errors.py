@@ -13,6 +13,7 @@ retry can help), hence an exit status (:func:`exit_status_for`; the codes are
         ├── PermissionDenied      5 permission denied (permission_denied)
         ├── Interrupted           130 interrupted (interrupted)
         ├── ConnectionFailed      1 failed (unavailable)
+        ├── ObjectBusy            1 failed (unavailable)
         ├── ChecksumMismatch      1 failed (failed)
         └── DestinationExists     1 failed (failed)
 """
@@ -68,6 +69,13 @@ class ConnectionFailed(IsyncError):
     kind = ErrorKind.UNAVAILABLE
 
 
+class ObjectBusy(IsyncError):
+    """Another client is writing the object: the zone lets nobody else read or write it
+    until that write has finished (a retry later can succeed)."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
 class ChecksumMismatch(IsyncError):
     """The destination's checksum differs from the source's."""
 
@@ -103,8 +111,36 @@ _NOT_FOUND = {
 }
 
 
+#: what a zone answers while another client writes the object (``voting.cpp``,
+#: ``logical_locking.cpp``); INTERMEDIATE_REPLICA_ACCESS has no python-irodsclient class
+_BUSY = {"HIERARCHY_ERROR", "LOCKED_DATA_OBJECT_ACCESS", "INTERMEDIATE_REPLICA_ACCESS"}
+#: error codes python-irodsclient 3.3 has no class for (it raises ``KeyError(code)``)
+_UNKNOWN_TO_PRC = {
+    -129000: "PATH_REG_NOT_ALLOWED",
+    -405000: "INTERMEDIATE_REPLICA_ACCESS",
+}
+
+
 def _names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    code = _prc_key_error(exc)
+    if code is not None:
+        names.add(_UNKNOWN_TO_PRC.get(code, f"iRODS error {code}"))
+    return names
+
+
+def _prc_key_error(exc: BaseException) -> int | None:
+    """The iRODS code of python-irodsclient's ``KeyError(code)`` for a code it lacks."""
+    if type(exc) is KeyError and len(exc.args) == 1 and isinstance(exc.args[0], int):
+        return exc.args[0] if exc.args[0] < 0 else None
+    return None
+
+
+def _invisible_collection(exc: BaseException, names: set[str]) -> bool:
+    """A real zone's answer to a write under a collection the user cannot see:
+    SYS_INVALID_INPUT_PARAM, "a valid zone name does not appear at the root of the object
+    path" (the path is resolved with the user's view of the catalog)."""
+    return "SYS_INVALID_INPUT_PARAM" in names and "zone name" in str(exc)
 
 
 def translate(exc: BaseException, what: str = "") -> IsyncError:
@@ -115,6 +151,17 @@ def translate(exc: BaseException, what: str = "") -> IsyncError:
     names = _names(exc)
     if isinstance(exc, PermissionError) or names & _PERMISSION:
         return PermissionDenied(f"{prefix}permission denied")
+    if _invisible_collection(exc, names):
+        return PermissionDenied(
+            f"{prefix}permission denied (the zone answers SYS_INVALID_INPUT_PARAM: a collection"
+            " on the path is not visible to this user)"
+        )
+    if names & _BUSY:
+        which = sorted(names & _BUSY)[0]
+        return ObjectBusy(
+            f"{prefix}the object is being written by another client ({which});"
+            " try again once that write has finished"
+        )
     if isinstance(exc, FileNotFoundError) or names & _NOT_FOUND:
         return SourceNotFound(f"{prefix}no such file, directory, object or collection")
     if names & _AUTH:
@@ -125,6 +172,12 @@ def translate(exc: BaseException, what: str = "") -> IsyncError:
         return ConnectionFailed(f"{prefix}iRODS connection failed ({_short(exc)})")
     if isinstance(exc, OSError) and exc.errno is not None:
         return IsyncError(f"{prefix}{errno.errorcode.get(exc.errno, 'OSError')}: {exc.strerror}")
+    unknown = _prc_key_error(exc)
+    if unknown is not None:
+        name = _UNKNOWN_TO_PRC.get(unknown)
+        return IsyncError(
+            f"{prefix}iRODS error {name} ({unknown})" if name else f"{prefix}iRODS error {unknown}"
+        )
     code = getattr(exc, "code", None)
     if isinstance(code, int) and code < 0:
         return IsyncError(f"{prefix}iRODS error {type(exc).__name__} ({code})")

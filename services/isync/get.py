@@ -232,15 +232,23 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     streams = StreamSet(
         ctx, task.src, max(1, len(todo)), wire.O_RDONLY, {}, wire.O_RDONLY, task.size
     )
-    run_ranges(
-        streams,
-        todo,
-        worker,
-        local_fd=fd_local,
-        journal=journal,
-        stop_hash=stop_hash,
-        open_first=True,
-    )
+    try:
+        run_ranges(
+            streams,
+            todo,
+            worker,
+            local_fd=fd_local,
+            journal=journal,
+            stop_hash=stop_hash,
+            open_first=True,
+        )
+    except BaseException:
+        if not resumed and sent[0] == 0:  # nothing fetched (e.g. the object is being
+            # written elsewhere): no preallocated part file and journal left behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
+            jpath.unlink(missing_ok=True)
+        raise
     return sent[0], hasher.wait() if hasher is not None else None, resumed
 
 
