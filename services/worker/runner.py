@@ -158,6 +158,8 @@ class TaskRunner:
         self.inflight += 1
         try:
             await self._on_message(message)
+        except WorkerStopping:
+            pass  # process() has requeued it: an orderly shutdown, not a consumer failure
         finally:
             self.inflight -= 1
 
