@@ -135,6 +135,7 @@ class TaskRunner:
         opener: Opener | None,
         gate: Gate,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
+        on_start: Callable[[TaskMessage, bool], None] | None = None,
     ) -> None:
         self.settings = settings
         self.names = names
@@ -144,6 +145,7 @@ class TaskRunner:
         self.mailer = mailer
         self.opener = opener
         self.on_transfer = on_transfer
+        self.on_start = on_start  # (message, redelivered) when an attempt starts
         self.gate = gate
         self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
         self.pool = ChildPool(forkserver, settings.children)
@@ -233,6 +235,8 @@ class TaskRunner:
             await self.events.emit(msg, TaskState.CANCELLED, error="cancelled")
             return
         tlog.info("task.start", redelivered=redelivered)
+        if self.on_start is not None:
+            self.on_start(msg, redelivered)
         started = time.monotonic()
         await self.events.emit(msg, TaskState.ACTIVE)
         outcome = await self.run_attempt(msg)

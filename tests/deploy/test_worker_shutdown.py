@@ -113,6 +113,8 @@ async def test_sigterm_hands_the_running_task_back_without_a_traceback(
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the task never started")
+            # its wait (submit to first start) was observed once, for the backlog alert
+            assert await _metric(http, url, "stager_worker_wait_seconds_count") == 1.0
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)  # what the kubelet does: the first process only
         await asyncio.wait_for(proc.wait(), grace_period())
