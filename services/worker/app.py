@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,7 @@ class Worker:
             gate=self.gate,
             on_transfer=self._count,
             on_mail_failure=lambda stage: self.metrics.mail_failures.labels(stage).inc(),
+            on_start=self._started,
         )
         runner = self.runner
 
@@ -158,6 +160,12 @@ class Worker:
     async def _consume(self, queue: AbstractQueue, callback: Any) -> None:
         tag = await queue.consume(callback)
         self._consumers.append((queue, tag))
+
+    def _started(self, msg: TaskMessage, redelivered: bool) -> None:
+        """A first attempt began: how long its job waited (later ones include earlier runs)."""
+        if msg.run == 1 and msg.attempt == 1 and not redelivered:
+            waited = time.time() - msg.created_at.timestamp()
+            self.metrics.wait_seconds.observe(max(0.0, waited))
 
     def _count(self, msg: TaskMessage, outcome: Outcome, seconds: float) -> None:
         self.metrics.attempts.labels(outcome.state.value).inc()

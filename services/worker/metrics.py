@@ -5,10 +5,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 ATTEMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
+#: Waits blow past runtime-shaped buckets under a backlog: up to a day.
+WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 12 * 3600, 24 * 3600)
 
 
 class WorkerMetrics:
-    """Attempts by outcome, bytes moved, running transfers, attempt durations, children."""
+    """Attempts by outcome, bytes moved, running transfers, attempt durations, waits,
+    children."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
@@ -39,6 +42,12 @@ class WorkerMetrics:
             "stager_worker_mail_failures",
             "Notification mails not sent, by where it failed (build, send); the task is not",
             ["stage"],
+            registry=r,
+        )
+        self.wait_seconds = Histogram(
+            "stager_worker_wait_seconds",
+            "Submit to the start of a job's first attempt (the backlog a user waits through)",
+            buckets=WAIT_BUCKETS,
             registry=r,
         )
         self.messages_rejected = Counter(

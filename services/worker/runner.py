@@ -136,6 +136,7 @@ class TaskRunner:
         gate: Gate,
         on_transfer: Callable[[TaskMessage, Outcome, float], None] | None = None,
         on_mail_failure: Callable[[str], None] | None = None,
+        on_start: Callable[[TaskMessage, bool], None] | None = None,
     ) -> None:
         self.settings = settings
         self.names = names
@@ -146,6 +147,7 @@ class TaskRunner:
         self.opener = opener
         self.on_transfer = on_transfer
         self.on_mail_failure = on_mail_failure
+        self.on_start = on_start  # (message, redelivered) when an attempt starts
         self.gate = gate
         self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
         self.pool = ChildPool(forkserver, settings.children)
@@ -160,6 +162,8 @@ class TaskRunner:
         self.inflight += 1
         try:
             await self._on_message(message)
+        except WorkerStopping:
+            pass  # process() has requeued it: an orderly shutdown, not a consumer failure
         finally:
             self.inflight -= 1
 
@@ -233,6 +237,8 @@ class TaskRunner:
             await self.events.emit(msg, TaskState.CANCELLED, error="cancelled")
             return
         tlog.info("task.start", redelivered=redelivered)
+        if self.on_start is not None:
+            self.on_start(msg, redelivered)
         started = time.monotonic()
         await self.events.emit(msg, TaskState.ACTIVE)
         outcome = await self.run_attempt(msg)
