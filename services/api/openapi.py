@@ -65,6 +65,16 @@ class Operation:
     params: tuple[Param, ...] = ()
     auth: bool = True
     tag: str = "jobs"
+    #: OpenAPI links per status: name → (target operation's (METHOD, path), parameters as
+    #: runtime expressions such as ``$response.body#/id``)
+    links: dict[int, dict[str, tuple[tuple[str, str], dict[str, str]]]] = field(
+        default_factory=dict
+    )
+
+
+def operation_id(method: str, path: str) -> str:
+    """``post_v1_job``, ``get_v1_job_id``: the operationId of ``method path``."""
+    return f"{method.lower()}_{path.strip('/').replace('/', '_')}".replace("{", "").replace("}", "")
 
 
 def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, Any]:
@@ -83,9 +93,7 @@ def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, A
     for op in ops:
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_')}".replace(
-                "{", ""
-            ).replace("}", ""),
+            "operationId": operation_id(op.method, op.path),
             "tags": [op.tag],
             "responses": {},
         }
@@ -116,6 +124,11 @@ def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, A
                 resp["content"] = {body.media: {"schema": body.schema}}
             elif isinstance(body, dict):
                 resp["content"] = {JSON: {"schema": body}}
+            if status in op.links:
+                resp["links"] = {
+                    name: {"operationId": operation_id(*target), "parameters": params}
+                    for name, (target, params) in op.links[status].items()
+                }
             entry["responses"][str(status)] = resp
         if op.auth:
             entry["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
@@ -291,17 +304,40 @@ INGEST_OPERATIONS = [
 _TOO_LARGE = _problem("request body larger than the API accepts (max_body_bytes)")
 
 
+def _uses(expression: str, param: str, *targets: tuple[str, str]) -> dict[str, Any]:
+    return {operation_id(m, path): ((m, path), {param: expression}) for m, path in targets}
+
+
+_JOB = "/v1/job/{id}"
+_ONE_JOB = (("GET", _JOB), ("DELETE", _JOB), ("PUT", "/v1/job/scheduled/{id}"))
+_ONE_INGEST = (("GET", "/v1/ingest/{name}"), ("DELETE", "/v1/ingest/{name}"))
+#: Where the id a response carries is used next (OpenAPI links; schemathesis' stateful
+#: phase follows them): (METHOD, path) → status → links.
+LINKS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
+    ("POST", "/v1/job"): {200: _uses("$response.body#/id", "id", *_ONE_JOB)},
+    ("POST", "/v1/jobs"): {
+        status: _uses("$response.body#/jobs/0/id", "id", *_ONE_JOB) for status in (200, 207)
+    },
+    ("PUT", "/v1/ingest/{name}"): {201: _uses("$response.body#/name", "name", *_ONE_INGEST)},
+}
+
+
 def api_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, Any]:
     """The API's document: ``ops`` (the v1 table), the service routes and the ingest ones.
 
     Every operation that reads a body may also answer 413: the body limit is the app's
-    (``max_body_bytes``), not a route's.
+    (``max_body_bytes``), not a route's. :data:`LINKS` are added to the operations they
+    start from.
     """
     every = [*ops, *SERVICE_OPERATIONS, *INGEST_OPERATIONS]
     every = [
-        replace(op, responses={**op.responses, 413: op.responses.get(413, _TOO_LARGE)})
-        if op.request is not None
-        else op
+        replace(
+            op,
+            responses={**op.responses, 413: op.responses.get(413, _TOO_LARGE)}
+            if op.request is not None
+            else op.responses,
+            links={**LINKS.get((op.method, op.path), {}), **op.links},
+        )
         for op in every
     ]
     return build_spec(every, title=title, version=version)

@@ -76,3 +76,19 @@ def test_ingest_bodies_are_described_from_their_models(tmp_path: Any) -> None:
         for op in ops.values():
             if "requestBody" in op:
                 assert "413" in op["responses"], op["operationId"]
+
+
+def test_links_name_operations_that_exist(tmp_path: Any) -> None:
+    spec = make_app(tmp_path)[SPEC]
+    ids = {op["operationId"] for ops in spec["paths"].values() for op in ops.values()}
+    links = [
+        link
+        for ops in spec["paths"].values()
+        for op in ops.values()
+        for resp in op["responses"].values()
+        for link in resp.get("links", {}).values()
+    ]
+    assert len(links) >= 10
+    assert {link["operationId"] for link in links} <= ids
+    created = spec["paths"]["/v1/job"]["post"]["responses"]["200"]["links"]
+    assert created["get_v1_job_id"]["parameters"] == {"id": "$response.body#/id"}
