@@ -24,9 +24,14 @@ USER = os.environ.get("FUZZ_STAGER_USER", "")
 INGEST_ROOT = os.environ.get("FUZZ_INGEST_ROOT", "/tmp/stager-demo")  # noqa: S108
 IRODS_HOME = os.environ.get("FUZZ_IRODS_HOME", "/tempZone/home/rods")
 
-_SEGMENT = st.text(
-    st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=12
-).filter(lambda s: s not in (".", ".."))
+#: path segments that break path handling more often than random text does (a fuzzer's
+#: dictionary): NUL, dot segments, separators in disguise, control and wide characters
+_TRICKY = ["\x00", "a\x00b", "..", ".", "...", "%2e%2e", "\\", "\n", " ", "~", "x" * 300, "\u202e"]
+_SEGMENT = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_characters="/"), min_size=1, max_size=12),
+    st.sampled_from(_TRICKY),
+)
+_PRINTABLE = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
 #: local paths the worker is asked to read or list as the user (downloads to them find no
 #: source object, so nothing is written)
 _LOCAL = st.sampled_from(["/tmp", "/", "/etc", "/root", "/nonexistent", "/etc/passwd"])  # noqa: S108
@@ -37,8 +42,14 @@ def _job(draw: st.DrawFn, generated: dict[str, Any]) -> dict[str, Any]:
     local = draw(_LOCAL) + "/" + draw(_SEGMENT)
     remote = "irods:" + IRODS_HOME + "/fuzz/" + draw(_SEGMENT)
     upload = draw(st.booleans())
+    # free text the schema leaves open but the API checks (no control characters, an
+    # email address): the generated value, or one that passes
+    title = draw(st.one_of(st.just(generated.get("title", "")), st.text(_PRINTABLE, max_size=80)))
+    email = draw(st.one_of(st.none(), st.emails(), st.just(generated.get("stagerUserEmail"))))
     return {
         **generated,
+        "title": title,
+        "stagerUserEmail": email,
         "stagerUser": USER,
         "drUser": draw(st.sampled_from(["rods", "alice@ru.nl"])),
         "srcURL": local if upload else remote,
@@ -86,7 +97,8 @@ def flatmap_query(context: schemathesis.HookContext, query: Any) -> st.SearchStr
     """``/v1/dir``: a real directory (or a file, or one the user may not read) as the user."""
     if _route(context) != ("GET", "/v1/dir") or not USER or not isinstance(query, dict):
         return st.just(query)
-    plausible = st.builds(lambda path: {**query, "path": path, "user": USER}, _LOCAL)
+    paths = st.one_of(_LOCAL, st.builds(lambda a, b: f"{a}/{b}", _LOCAL, _SEGMENT))
+    plausible = st.builds(lambda path: {**query, "path": path, "user": USER}, paths)
     return st.one_of(st.just(query), plausible)
 
 

@@ -103,6 +103,8 @@ class Job(BaseModel):
     def _target(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError("target must be an absolute iRODS collection path")
+        if "\x00" in v:
+            raise ValueError("target contains a NUL byte: remove it")
         if v.rstrip("/") == "":
             raise ValueError("Root may only contain collections which represent zones")
         return v.rstrip("/")
