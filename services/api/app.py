@@ -16,7 +16,7 @@ from services.api.dac import DacResolver
 from services.api.dispatcher import Dispatcher
 from services.api.metrics import Metrics
 from services.api.middleware import error_middleware
-from services.api.openapi import build_spec
+from services.api.openapi import api_spec
 from services.api.routes import ROUTES, add_routes
 from services.api.settings import ApiSettings
 from services.api.store import FINAL_STATES, TaskStore
@@ -134,7 +134,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     # both fail here, before anything starts, with a ConfigError naming the setting
     app[keys.SIGNER] = settings.signing.signer(Role.API)
     app[keys.GATE] = Gate(settings.signing.verifier(Role.WORKER), metrics.count_rejected)
-    app[keys.SPEC] = build_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
+    app[keys.SPEC] = api_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
     add_routes(app)
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])
     app.add_subapp(

@@ -1,17 +1,43 @@
 """OpenAPI 3.1 document built from the same pydantic models that validate requests, and a
-self-contained browsable HTML rendering of it (no CDN, no scripts from elsewhere)."""
+self-contained browsable HTML rendering of it (no CDN, no scripts from elsewhere).
+
+:func:`api_spec` documents every route the API serves: the v1 table
+(``services.api.routes.ROUTES``), plus :data:`SERVICE_OPERATIONS` (this document, the HTML
+page, health and metrics) and :data:`INGEST_OPERATIONS` (the ingest sub-app mounted at
+``/v1/ingest``). ``tests/fuzz/test_openapi.py`` compares the router with the document, and
+``make fuzz`` throws schemathesis at it (``fuzz/api.py``), so a route or a status left
+undocumented fails a test.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
+
+from services.api.views import Problem
+from services.ingest.rest import YAML_TYPES, IngestRequest
+from services.ingest.store import JOB_NAME_RE, Job
 
 REF = "#/components/schemas/{model}"
+JSON = "application/json"
+#: The media type documented for YAML bodies (the ingest endpoint reads all of YAML_TYPES)
+YAML = YAML_TYPES[0]
+
+
+@dataclass(frozen=True)
+class Content:
+    """A body with its own media type (HTML, Prometheus text) and a literal schema."""
+
+    media: str
+    schema: dict[str, Any]
+
+
+Body = type[BaseModel] | dict[str, Any] | Content | None
 
 
 @dataclass(frozen=True)
@@ -32,11 +58,23 @@ class Operation:
     method: str
     path: str
     summary: str
-    responses: dict[int, tuple[str, type[BaseModel] | dict[str, Any] | None]]
+    responses: dict[int, tuple[str, Body]]
     request: type[BaseModel] | None = None
+    #: media types the request body may be sent as (all with ``request``'s schema)
+    request_media: tuple[str, ...] = (JSON,)
     params: tuple[Param, ...] = ()
     auth: bool = True
     tag: str = "jobs"
+    #: OpenAPI links per status: name → (target operation's (METHOD, path), parameters as
+    #: runtime expressions such as ``$response.body#/id``)
+    links: dict[int, dict[str, tuple[tuple[str, str], dict[str, str]]]] = field(
+        default_factory=dict
+    )
+
+
+def operation_id(method: str, path: str) -> str:
+    """``post_v1_job``, ``get_v1_job_id``: the operationId of ``method path``."""
+    return f"{method.lower()}_{path.strip('/').replace('/', '_')}".replace("{", "").replace("}", "")
 
 
 def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, Any]:
@@ -55,9 +93,7 @@ def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, A
     for op in ops:
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_')}".replace(
-                "{", ""
-            ).replace("}", ""),
+            "operationId": operation_id(op.method, op.path),
             "tags": [op.tag],
             "responses": {},
         }
@@ -73,18 +109,26 @@ def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, A
                 for p in op.params
             ]
         if op.request is not None:
+            schema = refs[(op.request, "validation")]
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+                "content": {media: {"schema": schema} for media in op.request_media},
             }
         for status, (desc, body) in sorted(op.responses.items()):
             resp: dict[str, Any] = {"description": desc}
             if isinstance(body, type):
                 schema = refs[(body, "serialization")]
-                ctype = "application/problem+json" if status >= 400 else "application/json"
+                ctype = "application/problem+json" if status >= 400 else JSON
                 resp["content"] = {ctype: {"schema": schema}}
+            elif isinstance(body, Content):
+                resp["content"] = {body.media: {"schema": body.schema}}
             elif isinstance(body, dict):
-                resp["content"] = {"application/json": {"schema": body}}
+                resp["content"] = {JSON: {"schema": body}}
+            if status in op.links:
+                resp["links"] = {
+                    name: {"operationId": operation_id(*target), "parameters": params}
+                    for name, (target, params) in op.links[status].items()
+                }
             entry["responses"][str(status)] = resp
         if op.auth:
             entry["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
@@ -107,6 +151,199 @@ def build_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, A
         },
     }
 
+
+# --- what the v1 table does not list ----------------------------------------------------
+
+
+class IngestProgress(BaseModel):
+    """Progress of an ingest job's current pass."""
+
+    files_done: int
+    files_failed: int
+    files_seen: int
+    tasks_remaining: int
+    elapsed: float = Field(description="seconds since the pass started")
+
+
+class IngestJobView(Job):
+    """An ingest job as ``GET /v1/ingest/{name}`` shows it (``Job.view()``: no handler
+    source)."""
+
+    handler: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    progress: IngestProgress
+
+
+class IngestJobs(BaseModel):
+    """``GET /v1/ingest``."""
+
+    jobs: list[IngestJobView]
+
+
+def _problem(description: str) -> tuple[str, Body]:
+    return (description, Problem)
+
+
+_NOT_MANAGER = _problem("not one of the configured data managers (ingest_managers)")
+_NO_AUTH = _problem("missing or invalid credentials")
+_NO_JOB = _problem("no ingest job by that name")
+_NAME = Param("name", "path", "the ingest job's name")
+_TEXT = {"type": "string"}
+_READY = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ready", "not ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "required": ["status", "checks"],
+}
+
+#: The routes ``services.api.routes.EXTRA`` adds (no authentication).
+SERVICE_OPERATIONS = [
+    Operation(
+        "GET",
+        "/v1/openapi.json",
+        "this document",
+        {200: ("the OpenAPI 3.1 document", {"type": "object"})},
+        auth=False,
+        tag="documentation",
+    ),
+    Operation(
+        "GET",
+        "/v1/docs",
+        "this document as a self-contained HTML page",
+        {200: ("HTML", Content("text/html", _TEXT))},
+        auth=False,
+        tag="documentation",
+    ),
+    Operation(
+        "GET",
+        "/livez",
+        "the process is alive (nothing else checked)",
+        {
+            200: (
+                "alive",
+                {
+                    "type": "object",
+                    "properties": {"status": {"const": "ok"}},
+                    "required": ["status"],
+                },
+            )
+        },
+        auth=False,
+        tag="health",
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        "store, broker (and iRODS, when enabled) reachable",
+        {200: ("ready", _READY), 503: ("a dependency is failing (named in checks)", _READY)},
+        auth=False,
+        tag="health",
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition format)",
+        {200: ("metrics", Content("text/plain", _TEXT))},
+        auth=False,
+        tag="health",
+    ),
+]
+
+#: The ingest sub-app (``services.ingest.rest``, mounted at ``/v1/ingest``): data managers
+#: only.
+INGEST_OPERATIONS = [
+    Operation(
+        "PUT",
+        "/v1/ingest/{name}",
+        "start an ingest job (a finished job of that name is replaced)",
+        {
+            201: ("the job, waiting for its first pass", IngestJobView),
+            400: _problem("invalid job: the message says what to fix"),
+            401: _NO_AUTH,
+            403: _NOT_MANAGER,
+            409: _problem("a job of that name is active: stop it first"),
+        },
+        request=IngestRequest,
+        request_media=(JSON, YAML),
+        params=(
+            Param(
+                "name",
+                "path",
+                "the job's name",
+                schema={"type": "string", "pattern": JOB_NAME_RE},
+            ),
+        ),
+        tag="ingest",
+    ),
+    Operation(
+        "GET",
+        "/v1/ingest",
+        "every ingest job with state, counters and progress",
+        {200: ("jobs", IngestJobs), 401: _NO_AUTH, 403: _NOT_MANAGER},
+        tag="ingest",
+    ),
+    Operation(
+        "GET",
+        "/v1/ingest/{name}",
+        "one ingest job",
+        {200: ("the job", IngestJobView), 401: _NO_AUTH, 403: _NOT_MANAGER, 404: _NO_JOB},
+        params=(_NAME,),
+        tag="ingest",
+    ),
+    Operation(
+        "DELETE",
+        "/v1/ingest/{name}",
+        "stop an ingest job (its queued work is dropped); a finished job is left as it is",
+        {200: ("the job", IngestJobView), 401: _NO_AUTH, 403: _NOT_MANAGER, 404: _NO_JOB},
+        params=(_NAME,),
+        tag="ingest",
+    ),
+]
+
+_TOO_LARGE = _problem("request body larger than the API accepts (max_body_bytes)")
+
+
+def _uses(expression: str, param: str, *targets: tuple[str, str]) -> dict[str, Any]:
+    return {operation_id(m, path): ((m, path), {param: expression}) for m, path in targets}
+
+
+_JOB = "/v1/job/{id}"
+_ONE_JOB = (("GET", _JOB), ("DELETE", _JOB), ("PUT", "/v1/job/scheduled/{id}"))
+_ONE_INGEST = (("GET", "/v1/ingest/{name}"), ("DELETE", "/v1/ingest/{name}"))
+#: Where the id a response carries is used next (OpenAPI links; schemathesis' stateful
+#: phase follows them): (METHOD, path) → status → links.
+LINKS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
+    ("POST", "/v1/job"): {200: _uses("$response.body#/id", "id", *_ONE_JOB)},
+    ("POST", "/v1/jobs"): {
+        status: _uses("$response.body#/jobs/0/id", "id", *_ONE_JOB) for status in (200, 207)
+    },
+    ("PUT", "/v1/ingest/{name}"): {201: _uses("$response.body#/name", "name", *_ONE_INGEST)},
+}
+
+
+def api_spec(ops: list[Operation], *, title: str, version: str) -> dict[str, Any]:
+    """The API's document: ``ops`` (the v1 table), the service routes and the ingest ones.
+
+    Every operation that reads a body may also answer 413: the body limit is the app's
+    (``max_body_bytes``), not a route's. :data:`LINKS` are added to the operations they
+    start from.
+    """
+    every = [*ops, *SERVICE_OPERATIONS, *INGEST_OPERATIONS]
+    every = [
+        replace(
+            op,
+            responses={**op.responses, 413: op.responses.get(413, _TOO_LARGE)}
+            if op.request is not None
+            else op.responses,
+            links={**LINKS.get((op.method, op.path), {}), **op.links},
+        )
+        for op in every
+    ]
+    return build_spec(every, title=title, version=version)
+
+
+# --- HTML -------------------------------------------------------------------------------
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222;padding:0 1rem}
@@ -164,8 +401,10 @@ def render_html(spec: dict[str, Any]) -> str:
                 out.append("</table>")
             body = op.get("requestBody")
             if body:
-                schema = body["content"]["application/json"]["schema"]
-                out.append(f"<p>Request body (JSON): {_schema_link(schema)}</p>")
+                media = body["content"]
+                schema = next(iter(media.values()))["schema"]
+                kinds = ", ".join(html.escape(m) for m in media)
+                out.append(f"<p>Request body ({kinds}): {_schema_link(schema)}</p>")
             out.append("<table><tr><th>status</th><th>meaning</th><th>body</th></tr>")
             for status, resp in op.get("responses", {}).items():
                 content = resp.get("content", {})

@@ -43,6 +43,8 @@ def resolve_root(root: str, allowed: Sequence[str]) -> str:
     """
     if not root.startswith("/"):
         raise RootRefused("root must be an absolute path on the workers' filesystem")
+    if "\x00" in root:
+        raise RootRefused("root contains a NUL byte: remove it")
     if not allowed:
         raise RootRefused(
             f"no ingest roots are allowed here: the operator lists the directories ingest "

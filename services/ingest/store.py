@@ -103,6 +103,8 @@ class Job(BaseModel):
     def _target(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError("target must be an absolute iRODS collection path")
+        if "\x00" in v:
+            raise ValueError("target contains a NUL byte: remove it")
         if v.rstrip("/") == "":
             raise ValueError("Root may only contain collections which represent zones")
         return v.rstrip("/")
@@ -151,6 +153,8 @@ jobs_table = sa.Table(
     *(sa.Column(c, sa.BigInteger, nullable=False, default=0) for c in COUNTERS),
 )
 _ZERO = dict.fromkeys(COUNTERS, 0)
+#: PostgreSQL advisory lock held while the tables are created (any fixed 64-bit number)
+_SCHEMA_LOCK = 0x5354_4749_4E47
 #: Tasks of running passes whose counters were applied (deleted when the pass ends).
 done_table = sa.Table(
     "ingest_task_done",
@@ -263,6 +267,10 @@ class JobStore:
     async def open(cls, url: str) -> JobStore:
         store = cls(make_engine(url))
         async with store.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # the API, the ingest workers and the CLI may open a new store at once, and
+                # racing CREATE TABLEs fail (duplicate pg_type rows): they take turns
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             await conn.run_sync(metadata.create_all)
         return store
 

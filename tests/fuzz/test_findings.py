@@ -1,0 +1,56 @@
+"""Regression tests of what the fuzzing runs found (docs/testing.md lists each finding).
+
+Each test replays the finding against the real part: the store on a fresh PostgreSQL
+database, the API built through ``create_app`` on the real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from services.ingest.store import JobStore
+from tests.api.conftest import WIDE, WIDE_PW, Api
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_ingest_store_opened_by_several_processes_at_once(db_url: str) -> None:
+    """``make up`` on a fresh PostgreSQL database: the API and the ingest worker open the
+    ingest store at the same moment; racing CREATE TABLEs made the API die at start
+    (duplicate key in pg_type)."""
+    stores = await asyncio.gather(*(JobStore.open(db_url) for _ in range(6)))
+    try:
+        assert await stores[0].list_jobs() == []
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # schemathesis, PUT /v1/ingest/{name} as YAML: PostgreSQL refuses NUL in text (500)
+        ('root: /data/lz\ntarget: "/tempZone/home/rods/ingest/\\0T"\n', "target"),
+        # os.path.realpath raised ValueError (500)
+        ('root: "/data/lz/a\\0b"\ntarget: /tempZone/home/rods/ingest/x\n', "root"),
+    ],
+)
+async def test_ingest_job_with_a_nul_byte_is_refused(
+    make_api: Any, db_url: str, body: str, field: str
+) -> None:
+    api: Api = await make_api(
+        ingest_managers=[f"service:{WIDE}"],
+        ingest={"db_url": db_url, "allowed_roots": ["/data"]},
+    )
+    auth = {**api.basic(WIDE, WIDE_PW), "Content-Type": "application/x-yaml"}
+    r = await api.client.put("/v1/ingest/nul", data=body, headers=auth)
+    assert r.status == 400, await r.text()
+    problem = await r.json()
+    assert f"{field} contains a NUL byte: remove it" in problem["errorMessage"]
+    r = await api.client.get("/v1/ingest/nul", headers=api.basic(WIDE, WIDE_PW))
+    assert r.status == 404  # nothing stored
+    # the same job without the NUL byte is taken
+    r = await api.client.put("/v1/ingest/nul", data=body.replace("\\0", ""), headers=auth)
+    assert r.status == 201, await r.text()
