@@ -68,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compute sha256 while copying and compare it with the iRODS checksum",
     )
-    p.add_argument("-N", "--streams", type=int, default=4, help="streams per large file (4)")
+    p.add_argument(
+        "-N",
+        "--streams",
+        type=int,
+        default=None,
+        help="streams per large file (default: one per 32 MiB, at most one per core, 2 to 4)",
+    )
     p.add_argument("-p", "--parallel", type=int, default=8, help="files in parallel (8)")
     p.add_argument("-P", "--progress", action="store_true", help="progress bar on a terminal")
     p.add_argument("--json", action="store_true", help="JSON-lines progress on stdout")

@@ -61,9 +61,12 @@ def plan_put(session: Any, src: Location, dst: Location, options: TransferOption
         plan.dirs = [d for d in plan.dirs if d not in colls]
     elif stat.S_ISREG(st.st_mode):
         plan.single_file = True
-        target = file_target(src, dst, catalog.collection_exists(session, dst.path))
+        # one query answers both: is DST a collection, and does the target's parent exist
+        parent_of_dst = posixpath.dirname(dst.path.rstrip("/")) or "/"
+        colls = catalog.collections_among(session, list(dict.fromkeys([dst.path, parent_of_dst])))
+        target = file_target(src, dst, dst.path in colls)
         parent = posixpath.dirname(target)
-        if not catalog.collection_exists(session, parent):
+        if parent not in colls:
             plan.dirs.append(parent)
         plan.files.append(FileTask(src.path, target, st.st_size, st.st_mtime_ns))
         obj = catalog.stat_object(session, target)

@@ -251,8 +251,10 @@ def close(conn: Any, fd: int) -> None:
 
 
 def seek(conn: Any, fd: int, offset: int) -> None:
-    """DATA_OBJ_LSEEK (674) to `offset` from the start."""
-    _call(conn, _LSEEK, _opened(fd, offset=offset))
+    """DATA_OBJ_LSEEK (674) to `offset` from the start; none at 0, where a descriptor
+    opens (one round trip less per first stream)."""
+    if offset:
+        _call(conn, _LSEEK, _opened(fd, offset=offset))
 
 
 def sendall_parts(sock: Any, head: bytes, payload: memoryview) -> None:
@@ -320,6 +322,31 @@ def read_into(conn: Any, fd: int, buf: memoryview) -> int:
         conn.release(True)
         raise ConnectionError(f"connection lost: {e.strerror or e}") from e
     return recv(conn, buf)[1]
+
+
+def rename_object(conn: Any, src: str, dst: str) -> None:
+    """DATA_OBJ_RENAME (627) of one data object to the exact path `dst`.
+
+    python-irodsclient's ``data_objects.move`` first asks (two GenQueries) whether `dst` is
+    a collection; isync always knows the final object path, so it sends the rename alone.
+    """
+    from irods.message import FileOpenRequest, ObjCopyRequest
+
+    def inp(path: str) -> Any:
+        return FileOpenRequest(
+            objPath=path,
+            createMode=0,
+            openFlags=0,
+            offset=0,
+            dataSize=0,
+            numThreads=0,
+            oprType=11,  # RENAME_DATA_OBJ
+            KeyValPair_PI=StringStringMap({}),
+        )
+
+    body = ObjCopyRequest(srcDataObjInp_PI=inp(src), destDataObjInp_PI=inp(dst))
+    conn.send(iRODSMessage("RODS_API_REQ", msg=body, int_info=api_number["DATA_OBJ_RENAME_AN"]))
+    conn.recv()
 
 
 def make_collection(conn: Any, path: str) -> None:
