@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import select
 import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterator
 from html import escape
 from typing import Any
 
@@ -72,22 +72,36 @@ def _payload(sock: Any, n: int, into: memoryview | None) -> None:
     trickled in (often a few KiB: hundreds of thousands of calls per GiB). For the payload
     the socket is made blocking with MSG_WAITALL and a kernel-side SO_RCVTIMEO instead.
     """
-    timeout = sock.gettimeout()
-    if into is None or isinstance(sock, ssl.SSLSocket) or not timeout:
+    if into is None or isinstance(sock, ssl.SSLSocket) or not sock.gettimeout():
         _exact(sock, n, into)
         return
     view = into[:n]
-    sock.settimeout(None)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(timeout), 0))
-    try:
+    with _blocking(sock, socket.SO_RCVTIMEO):
         got = 0
         while got < n:
             k = sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
             if k == 0:
                 raise ConnectionError("the iRODS server closed the connection")
             got += k
+
+
+@contextlib.contextmanager
+def _blocking(sock: Any, option: int) -> Iterator[None]:
+    """The socket in blocking mode, its Python timeout enforced by the kernel (`option`
+    SO_RCVTIMEO or SO_SNDTIMEO) instead: one system call per bulk transfer rather than a
+    call, EAGAIN and poll for every few hundred KiB."""
+    timeout = sock.gettimeout()
+    if not timeout:
+        yield
+        return
+    seconds = int(timeout)
+    micros = int((timeout - seconds) * 1_000_000)
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", seconds, micros))
+    try:
+        yield
     finally:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+        sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", 0, 0))
         sock.settimeout(timeout)
 
 
@@ -296,17 +310,16 @@ def write_from_file(conn: Any, fd: int, file_fd: int, offset: int, count: int) -
     sock = conn.socket
     try:
         sock.sendall(head)
-        sent = 0
-        while sent < count:
-            try:
-                n = os.sendfile(sock.fileno(), file_fd, offset + sent, count - sent)
-            except BlockingIOError:
-                if not select.select([], [sock], [], sock.gettimeout())[1]:
+        with _blocking(sock, socket.SO_SNDTIMEO):
+            sent = 0
+            while sent < count:
+                try:
+                    n = os.sendfile(sock.fileno(), file_fd, offset + sent, count - sent)
+                except BlockingIOError:  # SO_SNDTIMEO expired
                     raise TimeoutError("timed out sending to iRODS") from None
-                continue
-            if n == 0:
-                raise OSError("the source file shrank during the transfer")
-            sent += n
+                if n == 0:
+                    raise OSError("the source file shrank during the transfer")
+                sent += n
     except OSError as e:
         conn.release(True)
         raise ConnectionError(f"connection lost while writing: {e.strerror or e}") from e
