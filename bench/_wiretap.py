@@ -15,6 +15,7 @@ Used by the isync benchmarks and by ``tests/isync/test_round_trips.py``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import socket
 import struct
@@ -138,16 +139,12 @@ class WireTap:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
         self._listener.close()
         self._accepter.join(timeout=5)
         with self._lock:
