@@ -217,7 +217,10 @@ def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitS
             f"{report.elapsed:.1f} s ({_human(rate)}/s)\n"
         )
     if report.exit_status == ExitStatus.INTERRUPTED:
-        env.error("interrupted; run the same command again to resume")
+        env.error(
+            f"interrupted after {_human(report.bytes_sent)} sent; "
+            "run the same command again to resume"
+        )
     return ExitStatus(report.exit_status)
 
 
