@@ -131,5 +131,15 @@ def stat_object(session: Any, path: str) -> RemoteObject | None:
     return found.get(path)
 
 
+def collections_among(session: Any, paths: list[str]) -> set[str]:
+    """Which of `paths` are collections, in one query."""
+    from irods.column import In
+
+    if len(paths) == 1:
+        return set(paths) if collection_exists(session, paths[0]) else set()
+    query = session.query(Collection.name).filter(In(Collection.name, list(paths)))
+    return {r[Collection.name] for r in _rows(query)}
+
+
 def collection_exists(session: Any, path: str) -> bool:
     return bool(_rows(session.query(Collection.id).filter(Collection.name == path)))

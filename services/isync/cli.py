@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -68,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compute sha256 while copying and compare it with the iRODS checksum",
     )
-    p.add_argument("-N", "--streams", type=int, default=4, help="streams per large file (4)")
+    p.add_argument(
+        "-N",
+        "--streams",
+        type=int,
+        default=None,
+        help="streams per large file (default: one per 32 MiB, at most one per core, 2 to 4)",
+    )
     p.add_argument("-p", "--parallel", type=int, default=8, help="files in parallel (8)")
     p.add_argument("-P", "--progress", action="store_true", help="progress bar on a terminal")
     p.add_argument("--json", action="store_true", help="JSON-lines progress on stdout")
@@ -209,12 +217,39 @@ def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitS
             f"{report.elapsed:.1f} s ({_human(rate)}/s)\n"
         )
     if report.exit_status == ExitStatus.INTERRUPTED:
-        env.error("interrupted; run the same command again to resume")
+        env.error(
+            f"interrupted after {_human(report.bytes_sent)} sent; "
+            "run the same command again to resume"
+        )
     return ExitStatus(report.exit_status)
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    """Console entry point; returns the exit status, never raises a traceback at the user."""
+    """Console entry point; returns the exit status, never raises a traceback at the user.
+
+    Called as the command (no arguments: `isync`, `python -m services.isync`) it ends the
+    process itself once its output is flushed (see `_exit`)."""
+    code = _main(argv, env)
+    if argv is None and env is None:
+        _exit(code)
+    return code
+
+
+def _exit(code: int) -> NoReturn:
+    """Flush stdout and stderr, then end the process without the interpreter's teardown.
+
+    By now the transfer has closed every file, journal and connection; what is left is
+    freeing ~350 modules and their objects one by one, which cost 70-80 ms of CPU per run
+    (measured with strace: no system call between the last disconnect and exit_group) —
+    a sixth of a whole 256 MiB put on the test server.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None, env: Environment | None) -> int:
     env = env or Environment()
     cancel = threading.Event()
     previous: dict[int, Any] = {}

@@ -12,7 +12,13 @@ from services.isync import get, put, wire
 from services.isync.account import open_session
 from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.context import Context
-from services.isync.errors import Interrupted, UsageError, translate
+from services.isync.errors import (
+    DestinationExists,
+    Interrupted,
+    IsyncError,
+    UsageError,
+    translate,
+)
 from services.isync.journal import default_state_dir
 from services.isync.models import FileOutcome, TransferOptions, TransferReport
 from services.isync.paths import parse_location
@@ -71,16 +77,26 @@ def transfer(
         if own_session:
             session.cleanup()
     report.elapsed = tracker.elapsed
+    # what crossed the network, also for files cut short (their outcome counts nothing)
+    report.bytes_sent = tracker.bytes_sent
     report.exit_status = int(_exit_status(report, plan, cancel))
     return report
 
 
 def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
-    """Create destination directories, parents first; the root failing is fatal."""
+    """Create destination directories, parents first; the root failing is fatal.
+
+    Any other directory that cannot be made fails on its own (one outcome), and so do the
+    files below it, without being tried; the rest of the tree goes on.
+    """
     failures: list[FileOutcome] = []
     if ctx.options.dry_run:
         return failures
+    sep = "/" if plan.direction == "put" else os.sep
+    failed: list[str] = []
     for i, path in enumerate(plan.dirs):
+        if any(path.startswith(f + sep) for f in failed):
+            continue  # below a directory already reported
         try:
             if plan.direction == "get":
                 os.makedirs(path, exist_ok=True)
@@ -88,15 +104,60 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
                 with ctx.connection() as conn:
                     wire.make_collection(conn, path)
         except Exception as e:
-            err = translate(e, path)
-            if i == 0:
+            err = _clash(e, path, plan.direction, want_dir=True) or translate(e, path)
+            if path == plan.root or (plan.root is None and i == 0):
                 raise err from e
+            failed.append(path)
             failures.append(
                 FileOutcome(
                     src="", dst=path, outcome="failed", error=str(err), exit_status=err.exit_status
                 )
             )
+    if failed:
+        keep: list[FileTask] = []
+        for task in plan.files:
+            parent = next((f for f in failed if task.dst.startswith(f + sep)), None)
+            if parent is None:
+                keep.append(task)
+                continue
+            put = plan.direction == "put"
+            where = f"irods:{parent}" if put else parent
+            what = task.src if put else f"irods:{task.src}"
+            failures.append(
+                FileOutcome(
+                    src=task.src,
+                    dst=task.dst,
+                    outcome="failed",
+                    bytes=task.size,
+                    error=f"{what}: not copied: its directory {where} could not be made",
+                    exit_status=int(ExitStatus.FAILED),
+                )
+            )
+        plan.files = keep
     return failures
+
+
+def _clash(e: BaseException, path: str, direction: str, want_dir: bool) -> IsyncError | None:
+    """A name taken by the other kind of entry (an object where a collection must go, a
+    file where a directory must go, or the reverse): what clashes and what to do."""
+    name = type(e).__name__
+    if direction == "put":
+        if name == "CAT_NAME_EXISTS_AS_DATAOBJ":
+            found, needed = "a data object", "a collection"
+        elif name == "CAT_NAME_EXISTS_AS_COLLECTION":
+            found, needed = "a collection", "a data object"
+        else:
+            return None
+        where = f"irods:{path}"
+    else:
+        if not isinstance(e, FileExistsError | NotADirectoryError | IsADirectoryError):
+            return None
+        found, needed = ("a file", "a directory") if want_dir else ("a directory", "a file")
+        where = path
+    return DestinationExists(
+        f"{where} is {found} but {needed} goes there: rename or remove it, "
+        "or copy to another destination"
+    )
 
 
 def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
@@ -110,7 +171,9 @@ def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
         if ctx.cancel.is_set() or isinstance(e, KeyboardInterrupt):
             err: Exception = Interrupted(f"{task.src}: interrupted")
         else:
-            err = translate(e, task.src if plan.direction == "put" else f"irods:{task.src}")
+            err = _clash(e, task.dst, plan.direction, want_dir=False) or translate(
+                e, task.src if plan.direction == "put" else f"irods:{task.src}"
+            )
         return FileOutcome(
             src=task.src,
             dst=task.dst,

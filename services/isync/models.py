@@ -20,7 +20,8 @@ class TransferOptions(BaseModel):
     recursive: bool = False
     force: bool = False
     verify_checksum: bool = False
-    streams: int = Field(default=4, ge=1, le=32)
+    # streams per large file; None = follow the machine and the object (streams.stream_count)
+    streams: int | None = Field(default=None, ge=1, le=32)
     parallel_files: int = Field(default=8, ge=1, le=64)
     dry_run: bool = False
     include: tuple[str, ...] = ()

@@ -33,6 +33,8 @@ class Plan:
     dirs: list[str] = field(default_factory=list)  # destination directories, parents first
     notes: list[FileOutcome] = field(default_factory=list)  # skipped or failed while walking
     single_file: bool = False
+    # the directory everything lands in: when it cannot be made, nothing can be copied
+    root: str | None = None
 
 
 def _note(src: str, dst: str, outcome: Any, text: str, status: int = 0) -> FileOutcome:
@@ -53,7 +55,7 @@ def plan_put(session: Any, src: Location, dst: Location, options: TransferOption
             raise UsageError(f"{src.path} is a directory (use -r)")
         if not os.access(src.path, os.R_OK | os.X_OK):
             raise PermissionDenied(f"{src.path}: permission denied")
-        root = tree_root(src, dst, False)
+        root = plan.root = tree_root(src, dst, False)
         plan.dirs.append(root)
         _walk_local(src.path, root, "", PathFilter(options.include, options.exclude), options, plan)
         existing = catalog.objects_in(session, root, recursive=True)
@@ -61,9 +63,12 @@ def plan_put(session: Any, src: Location, dst: Location, options: TransferOption
         plan.dirs = [d for d in plan.dirs if d not in colls]
     elif stat.S_ISREG(st.st_mode):
         plan.single_file = True
-        target = file_target(src, dst, catalog.collection_exists(session, dst.path))
-        parent = posixpath.dirname(target)
-        if not catalog.collection_exists(session, parent):
+        # one query answers both: is DST a collection, and does the target's parent exist
+        parent_of_dst = posixpath.dirname(dst.path.rstrip("/")) or "/"
+        colls = catalog.collections_among(session, list(dict.fromkeys([dst.path, parent_of_dst])))
+        target = file_target(src, dst, dst.path in colls)
+        parent = plan.root = posixpath.dirname(target)
+        if parent not in colls:
             plan.dirs.append(parent)
         plan.files.append(FileTask(src.path, target, st.st_size, st.st_mtime_ns))
         obj = catalog.stat_object(session, target)
@@ -126,7 +131,8 @@ def plan_get(session: Any, src: Location, dst: Location, options: TransferOption
     if obj is not None:
         plan.single_file = True
         target = file_target(src, dst, os.path.isdir(dst.path))
-        plan.dirs.append(os.path.dirname(target))
+        plan.root = os.path.dirname(target)
+        plan.dirs.append(plan.root)
         plan.files.append(FileTask(src.path, target, obj.size, remote=obj))
         return plan
     colls = catalog.collections_under(session, src.path) if options.recursive else set()
@@ -135,7 +141,7 @@ def plan_get(session: Any, src: Location, dst: Location, options: TransferOption
             raise SourceNotFound(f"irods:{src.path}: no such data object or collection")
         raise UsageError(f"irods:{src.path} is a collection (use -r)")
     filt = PathFilter(options.include, options.exclude)
-    root = tree_root(src, dst, os.path.isdir(dst.path))
+    root = plan.root = tree_root(src, dst, os.path.isdir(dst.path))
     prefix = src.path.rstrip("/") + "/"
 
     def rel_of(path: str) -> str:

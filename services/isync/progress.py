@@ -164,6 +164,12 @@ class ProgressTracker:
         self.sink.update(snapshot)
 
     @property
+    def bytes_sent(self) -> int:
+        """Bytes that went over the network in this run so far."""
+        with self._lock:
+            return self.event.bytes_sent
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self._start
 

@@ -212,7 +212,8 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
             raise
     if task.remote is not None:
         ctx.session.data_objects.unlink(task.dst, force=True)
-    ctx.session.data_objects.move(tmp, task.dst)
+    with ctx.connection() as conn:
+        wire.rename_object(conn, tmp, task.dst)
     journal.remove()
     return sent[0], checksum, resumed
 

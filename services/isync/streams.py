@@ -44,23 +44,43 @@ class StreamSet:
         self.broken: set[int] = set()
 
     def open(self) -> None:
-        """Open the first stream, then the others with its replica token."""
+        """Open the first stream, then the others with its replica token.
+
+        The other streams connect and log in while the first one opens the object (on a
+        real zone each login is an agent start-up), then open at once; the connections
+        stay in index order with their descriptors, a failed one marked broken.
+        """
         pool = self.ctx.session.pool
         first = pool.get_connection()
         self.conns.append(first)
-        self.fds.append(
-            wire.open_object(first, self.path, self.first_flags, self.first_options, self.size)
-        )
-        if self.count == 1:
-            return
-        token, hier = wire.replica_access_info(first, self.fds[0])
-        join_opts = wire.secondary_options(token, hier, self.count, self.size)
-        for _ in range(self.count - 1):
-            conn = pool.get_connection()
-            self.conns.append(conn)
+        joiners = [
+            _Joiner(pool, self.path, self.join_flags, self.size) for _ in range(self.count - 1)
+        ]
+        try:
             self.fds.append(
-                wire.open_object(conn, self.path, self.join_flags, join_opts, self.size)
+                wire.open_object(first, self.path, self.first_flags, self.first_options, self.size)
             )
+            if joiners:
+                token, hier = wire.replica_access_info(first, self.fds[0])
+                for j in joiners:
+                    j.options = wire.secondary_options(token, hier, self.count, self.size)
+        finally:
+            if not self.fds:  # the first open failed: keep descriptors aligned with conns
+                self.fds.append(-1)
+                self.broken.add(0)
+            for j in joiners:
+                j.go.set()
+            error: BaseException | None = None
+            for j in joiners:
+                j.join()
+                if j.conn is not None:
+                    if j.fd is None:
+                        self.broken.add(len(self.conns))
+                    self.conns.append(j.conn)
+                    self.fds.append(-1 if j.fd is None else j.fd)
+                error = error or j.error
+        if error is not None:
+            raise error
 
     def run(self, ranges: list[ByteRange], worker: Worker) -> None:
         """Run `worker(conn, fd, range, stop)` for each range on its own stream and thread."""
@@ -106,6 +126,31 @@ class StreamSet:
         self.conns, self.fds = [], []
         if ok and first_error is not None:
             raise first_error
+
+
+class _Joiner(threading.Thread):
+    """One secondary stream: connect and log in now, open once the token is known."""
+
+    def __init__(self, pool: Any, path: str, flags: int, size: int) -> None:
+        super().__init__(name="isync-stream-open", daemon=True)
+        self.pool, self.path, self.flags, self.size = pool, path, flags, size
+        self.options: dict[str, str] | None = None  # set before `go`; None: do not open
+        self.go = threading.Event()
+        self.conn: Any = None
+        self.fd: int | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.conn = self.pool.get_connection()
+            self.go.wait()
+            if self.options is not None:
+                self.fd = wire.open_object(
+                    self.conn, self.path, self.flags, self.options, self.size
+                )
+        except BaseException as e:  # handed to the opening thread
+            self.error = e
 
 
 def run_ranges(
