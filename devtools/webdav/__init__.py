@@ -1,0 +1,1 @@
+"""A development WebDAV server whose logins are checked against iRODS (``docs/ui.md``)."""

@@ -1,0 +1,589 @@
+// The data stager's researcher page. Plain DOM, no libraries. Every name shown comes from
+// file systems other people control, so text goes in with textContent only (no innerHTML).
+// Every state-changing call carries the page's CSRF token; what the user picked is kept in
+// sessionStorage, so an expired session loses nothing.
+
+const body = document.body;
+const PAGE = Number(body.dataset.pageSize) || 200;
+const POLL_MS = Number(body.dataset.pollMs) || 2000;
+const STORE_KEY = 'stager-ui-state';
+const FINAL = new Set(['completed', 'archived', 'cancelled']);
+let csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+class UiError extends Error {
+  constructor(message, status, code) { super(message); this.status = status; this.code = code; }
+}
+
+// --- small helpers -----------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'text') node.textContent = v;
+    else if (k === 'className') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function size(n) {
+  if (n === null || n === undefined) return '';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0; let v = Number(n);
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+function when(epoch) {
+  if (!epoch || epoch < 0) return '';
+  return new Date(epoch * 1000).toLocaleString();
+}
+
+function duration(s) {
+  if (s === null || s === undefined || !Number.isFinite(s)) return '';
+  s = Math.round(s);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function join(dir, name) { return dir === '/' ? `/${name}` : `${dir}/${name}`; }
+function basename(p) { return p.replace(/\/+$/, '').split('/').pop(); }
+
+function say(text, isError = false) {
+  const s = document.getElementById('status');
+  s.textContent = text;
+  s.classList.toggle('error', isError);
+}
+
+async function call(method, url, payload) {
+  const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (method !== 'GET') {
+    opts.headers['X-CSRF-Token'] = csrf;
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(payload || {});
+  }
+  let r;
+  try { r = await fetch(url, opts); } catch (e) {
+    throw new UiError('the server cannot be reached: check your connection and try again', 0);
+  }
+  let data = null;
+  try { data = await r.json(); } catch (e) { data = null; }
+  if (r.status === 401 && data && data.code === 'session_expired') {
+    sessionExpired();
+    throw new UiError(data.errorMessage, 401, 'session_expired');
+  }
+  if (!r.ok && r.status !== 207) {
+    throw new UiError((data && data.errorMessage) || `the server answered ${r.status}`, r.status);
+  }
+  return { status: r.status, data };
+}
+
+// --- kept state (survives an expired session) --------------------------------------------
+
+const state = {
+  local: { path: '/', offset: 0, page: null, selected: new Map() },
+  repo: { path: null, offset: 0, page: null, selected: new Map() },
+  jobs: { state: '', offset: 0, timer: null },
+  session: null,
+};
+
+function save() {
+  const dump = (side) => ({ path: state[side].path, selected: [...state[side].selected.entries()] });
+  sessionStorage.setItem(STORE_KEY, JSON.stringify({ local: dump('local'), repo: dump('repo') }));
+}
+
+function restore() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(STORE_KEY) || 'null');
+    if (!kept) return false;
+    for (const side of ['local', 'repo']) {
+      if (kept[side]) {
+        state[side].path = kept[side].path || state[side].path;
+        state[side].selected = new Map(kept[side].selected || []);
+      }
+    }
+    return true;
+  } catch (e) { return false; }
+}
+
+function sessionExpired() {
+  save();
+  const d = document.getElementById('expired');
+  if (!d.open) d.showModal();
+}
+
+// --- panes -------------------------------------------------------------------------------
+
+const SIDE_NAME = { local: 'Project storage', repo: 'Repository' };
+
+function paneBody(side) { return document.querySelector(`#${side} .pane-body`); }
+
+async function load(side, path, offset = 0, fresh = false) {
+  const url = side === 'local' ? '/ui/local' : '/ui/repo';
+  const q = new URLSearchParams({ path, offset: String(offset), limit: String(PAGE) });
+  if (fresh) q.set('fresh', '1');
+  const pane = paneBody(side);
+  pane.setAttribute('aria-busy', 'true');
+  try {
+    const { data } = await call('GET', `${url}?${q}`);
+    state[side].path = data.path;
+    state[side].offset = data.offset;
+    state[side].page = data;
+    save();
+    render(side);
+  } catch (e) {
+    if (e.code === 'session_expired') return;
+    if (side === 'repo' && e.status === 401) { showRepoLogin(e.message); return; }
+    renderError(side, path, e.message);
+  } finally {
+    pane.removeAttribute('aria-busy');
+  }
+}
+
+function toolbar(side, path) {
+  const input = el('input', { id: `${side}-path`, value: path, size: 40, spellcheck: 'false' });
+  const form = el('form', { className: 'row pathform' },
+    el('label', { for: `${side}-path`, text: 'Folder path' }), input,
+    el('button', { type: 'submit', text: 'Open' }));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(side, input.value.trim() || '/'); });
+  const up = el('button', { type: 'button', text: 'Up one level', 'data-action': 'up' });
+  up.addEventListener('click', () => goUp(side));
+  const refresh = el('button', { type: 'button', text: 'Refresh' });
+  refresh.addEventListener('click', () => load(side, state[side].path, state[side].offset, true));
+  const all = el('button', { type: 'button', text: 'Select all' });
+  all.addEventListener('click', () => selectPage(side, true));
+  const none = el('button', { type: 'button', text: 'Select none' });
+  none.addEventListener('click', () => { state[side].selected.clear(); save(); render(side); });
+  return [form, el('div', { className: 'row' }, up, refresh, all, none)];
+}
+
+function crumbs(side, path) {
+  const list = el('ol');
+  const parts = path.split('/').filter(Boolean);
+  const root = el('button', { type: 'button', className: 'link', text: '/' });
+  root.addEventListener('click', () => load(side, '/'));
+  list.append(el('li', {}, root));
+  let acc = '';
+  parts.forEach((p, i) => {
+    acc += `/${p}`;
+    const target = acc;
+    if (i === parts.length - 1) {
+      list.append(el('li', {}, el('span', { 'aria-current': 'location', text: p })));
+    } else {
+      const b = el('button', { type: 'button', className: 'link', text: p });
+      b.addEventListener('click', () => load(side, target));
+      list.append(el('li', {}, b));
+    }
+  });
+  return el('nav', { className: 'crumbs', 'aria-label': `${SIDE_NAME[side]} location` }, list);
+}
+
+function goUp(side) {
+  const p = state[side].path || '/';
+  if (p === '/') return;
+  load(side, p.replace(/\/[^/]*\/?$/, '') || '/');
+}
+
+function selectable(entry) { return entry.type === 'dir' || entry.type === 'regular'; }
+
+function selectPage(side, on) {
+  const page = state[side].page;
+  if (!page) return;
+  for (const e of page.entries) {
+    if (!selectable(e)) continue;
+    const p = join(page.path, e.name);
+    if (on) state[side].selected.set(p, { type: e.type, size: e.size }); else state[side].selected.delete(p);
+  }
+  save();
+  render(side);
+}
+
+function renderError(side, path, message) {
+  const pane = paneBody(side);
+  pane.replaceChildren(...toolbar(side, path), el('p', { className: 'error', role: 'alert', text: message }));
+}
+
+function render(side) {
+  const page = state[side].page;
+  const pane = paneBody(side);
+  const rows = page.entries.map((e) => row(side, page.path, e));
+  const table = el('table', { className: 'files', id: `${side}-table` },
+    el('caption', { className: 'sr-only', text: `${SIDE_NAME[side]}: ${page.path}` }),
+    el('thead', {}, el('tr', {},
+      el('th', { scope: 'col' }, el('span', { className: 'sr-only', text: 'Selected' })),
+      el('th', { scope: 'col', text: 'Name' }), el('th', { scope: 'col', text: 'Size' }),
+      el('th', { scope: 'col', text: 'Modified' }))),
+    el('tbody', {}, ...rows));
+  table.addEventListener('keydown', (ev) => keys(side, ev));
+  const first = page.total ? page.offset + 1 : 0;
+  const last = page.offset + page.entries.length;
+  const prev = el('button', { type: 'button', text: 'Previous page', disabled: page.offset === 0 });
+  prev.addEventListener('click', () => load(side, page.path, Math.max(0, page.offset - PAGE)));
+  const next = el('button', { type: 'button', text: 'Next page', disabled: last >= page.total });
+  next.addEventListener('click', () => load(side, page.path, page.offset + PAGE));
+  const count = state[side].selected.size;
+  pane.replaceChildren(
+    ...toolbar(side, page.path),
+    crumbs(side, page.path),
+    el('p', { className: 'hint', id: `${side}-count`, 'aria-live': 'polite',
+      text: `${count} selected${count ? '' : ' (without a selection, the current folder is the destination)'}` }),
+    el('div', { className: 'table-wrap' }, table),
+    el('div', { className: 'pager' }, prev,
+      el('span', { text: page.total ? `${first}–${last} of ${page.total}` : 'This folder is empty' }), next),
+  );
+}
+
+function row(side, dir, e) {
+  const path = join(dir, e.name);
+  const checked = state[side].selected.has(path);
+  const box = el('input', {
+    type: 'checkbox', checked, disabled: !selectable(e),
+    'aria-label': `Select ${e.name}`, 'data-path': path,
+  });
+  box.addEventListener('change', () => {
+    if (box.checked) state[side].selected.set(path, { type: e.type, size: e.size });
+    else state[side].selected.delete(path);
+    save();
+    const c = document.getElementById(`${side}-count`);
+    if (c) c.textContent = `${state[side].selected.size} selected`;
+  });
+  let name;
+  if (e.type === 'dir') {
+    name = el('button', { type: 'button', className: 'link', 'data-open': path }, e.name + '/');
+    name.addEventListener('click', () => load(side, path));
+  } else {
+    name = el('span', { text: e.name });
+  }
+  const badges = [];
+  if (e.type === 'symlink') badges.push(el('span', { className: 'badge', text: 'symlink, not copied' }));
+  if (e.type === 'unknown') badges.push(el('span', { className: 'badge warn', text: 'unreadable or special' }));
+  return el('tr', { className: checked ? 'selected' : '' },
+    el('td', {}, box), el('td', { className: 'name' }, name, ...badges),
+    el('td', { className: 'num', text: e.type === 'dir' ? '' : size(e.size) }),
+    el('td', { text: when(e.mtime) }));
+}
+
+function keys(side, ev) {
+  const boxes = [...document.querySelectorAll(`#${side}-table tbody input[type=checkbox]`)];
+  const rowsEls = [...document.querySelectorAll(`#${side}-table tbody tr`)];
+  const current = rowsEls.findIndex((r) => r.contains(document.activeElement));
+  const focusRow = (i) => {
+    const r = rowsEls[Math.max(0, Math.min(rowsEls.length - 1, i))];
+    if (!r) return;
+    const target = r.querySelector('input:not([disabled])') || r.querySelector('button');
+    if (target) target.focus();
+  };
+  if (ev.key === 'ArrowDown') { ev.preventDefault(); focusRow(current + 1); } else if (ev.key === 'ArrowUp') {
+    ev.preventDefault(); focusRow(current - 1);
+  } else if (ev.key === 'Home') { ev.preventDefault(); focusRow(0); } else if (ev.key === 'End') {
+    ev.preventDefault(); focusRow(rowsEls.length - 1);
+  } else if (ev.key === 'Enter' && current >= 0) {
+    const open = rowsEls[current].querySelector('[data-open]');
+    if (open) { ev.preventDefault(); load(side, open.dataset.open); }
+  } else if (ev.key === 'Backspace') { ev.preventDefault(); goUp(side); } else if ((ev.ctrlKey || ev.metaKey) && ev.key === 'a') {
+    ev.preventDefault(); selectPage(side, true); focusRow(current);
+  }
+  void boxes;
+}
+
+// --- repository login --------------------------------------------------------------------
+
+function showRepoLogin(message) {
+  document.getElementById('repo-login').hidden = false;
+  document.getElementById('repo-tools').hidden = true;
+  paneBody('repo').replaceChildren();
+  document.getElementById('repo-login-error').textContent = message && !/first/.test(message) ? message : '';
+}
+
+function showRepoTools(user) {
+  document.getElementById('repo-login').hidden = true;
+  document.getElementById('repo-tools').hidden = false;
+  document.getElementById('repo-who').textContent = user;
+}
+
+async function repoLogin(ev) {
+  ev.preventDefault();
+  const user = document.getElementById('repo-user');
+  const pass = document.getElementById('repo-pass');
+  const err = document.getElementById('repo-login-error');
+  err.textContent = '';
+  try {
+    const { data } = await call('POST', '/ui/repo/login', { username: user.value, password: pass.value });
+    pass.value = '';
+    showRepoTools(data.repoUser);
+    state.session.repoUser = data.repoUser;
+    say(`Logged in to the repository as ${data.repoUser}.`);
+    const keep = state.repo.path && state.repo.path !== '/' ? state.repo.path : data.repoRoot;
+    await load('repo', keep);
+  } catch (e) {
+    pass.value = '';
+    if (e.code !== 'session_expired') err.textContent = e.message;
+  }
+}
+
+async function repoLogout() {
+  await call('POST', '/ui/repo/logout', {});
+  state.repo.selected.clear(); save();
+  showRepoLogin('');
+  say('Logged out of the repository.');
+}
+
+async function mkdir(ev) {
+  ev.preventDefault();
+  const input = document.getElementById('mkdir-name');
+  if (!input.value.trim()) { say('Type a name for the new folder.', true); return; }
+  try {
+    const { data } = await call('POST', '/ui/repo/mkdir', { parent: state.repo.path, name: input.value.trim() });
+    input.value = '';
+    say(`Folder ${data.path} created.`);
+    await load('repo', state.repo.path, state.repo.offset, true);
+  } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
+}
+
+async function dacLookup(ev) {
+  ev.preventDefault();
+  const n = document.getElementById('dac-number').value.trim();
+  if (!n) { say('Type a project number such as 3010000.01.', true); return; }
+  try {
+    const { data } = await call('GET', `/ui/dac/${encodeURIComponent(n)}`);
+    say(`Project ${n}: ${data.path}`);
+    await load('repo', data.path);
+  } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
+}
+
+// --- building jobs -----------------------------------------------------------------------
+
+let pending = null;
+
+function destinationOf(side) {
+  const picked = [...state[side].selected.entries()];
+  if (picked.length === 0) return { path: state[side].path };
+  if (picked.length === 1 && picked[0][1].type === 'dir') return { path: picked[0][0] };
+  return { error: `pick one destination folder in ${SIDE_NAME[side]} (or none: then its open folder is used)` };
+}
+
+function prepare(direction) {
+  const from = direction === 'upload' ? 'local' : 'repo';
+  const to = direction === 'upload' ? 'repo' : 'local';
+  if (!state.session.repoUser) { say('Log in to the repository first.', true); return; }
+  const sources = [...state[from].selected.entries()];
+  if (sources.length === 0) { say(`Pick at least one file or folder in ${SIDE_NAME[from]}.`, true); return; }
+  const dest = destinationOf(to);
+  if (dest.error) { say(dest.error, true); return; }
+  if (!state[to].page) { say(`Open a folder in ${SIDE_NAME[to]} first.`, true); return; }
+  const here = state[to].page.path === dest.path ? new Set(state[to].page.entries.map((e) => e.name)) : null;
+  pending = { direction, sources: sources.map(([p]) => p), destination: dest.path };
+  const tbody = document.querySelector('#confirm tbody');
+  let bytes = 0; let folders = 0;
+  tbody.replaceChildren(...sources.map(([p, info]) => {
+    const name = basename(p);
+    const note = here && here.has(name)
+      ? 'exists at the destination: identical files are skipped, different ones fail (nothing is overwritten)'
+      : '';
+    if (info.type === 'dir') folders += 1; else bytes += Number(info.size) || 0;
+    return el('tr', {}, el('td', { text: p }), el('td', { text: join(dest.path, name) }),
+      el('td', { className: 'num', text: info.type === 'dir' ? 'folder' : size(info.size) }),
+      el('td', { className: note ? 'warn' : '', text: note }));
+  }));
+  const files = sources.length - folders;
+  document.getElementById('confirm-summary').textContent =
+    `${sources.length} transfer job${sources.length === 1 ? '' : 's'} ` +
+    `${direction === 'upload' ? 'to the repository' : 'to project storage'}: ` +
+    `${files} file${files === 1 ? '' : 's'} (${size(bytes)})` +
+    (folders ? ` and ${folders} folder${folders === 1 ? '' : 's'} (sized when the job runs)` : '') + '.';
+  document.getElementById('confirm').showModal();
+  document.getElementById('confirm-submit').focus();
+}
+
+async function submitPending() {
+  const d = document.getElementById('confirm');
+  if (!pending) { d.close(); return; }
+  const job = pending;
+  try {
+    const { status, data } = await call('POST', '/ui/jobs', job);
+    d.close();
+    pending = null;
+    const from = job.direction === 'upload' ? 'local' : 'repo';
+    state[from].selected.clear(); save(); render(from);
+    let text = `${data.accepted.length} transfer job${data.accepted.length === 1 ? '' : 's'} submitted.`;
+    if (status === 207) text += ' Refused: ' + data.rejected.map((r) => `${r.source}: ${r.message}`).join('; ');
+    say(text, status === 207);
+    state.jobs.offset = 0;
+    await loadJobs();
+  } catch (e) {
+    d.close();
+    if (e.code !== 'session_expired') say(e.message, true);
+  }
+}
+
+// --- history -----------------------------------------------------------------------------
+
+function progressText(j) {
+  const parts = [`${j.percent}%`];
+  if (j.bytes.total) parts.push(`${size(j.bytes.done)} of ${size(j.bytes.total)}`);
+  if (j.files.total) parts.push(`${j.files.done} of ${j.files.total} files`);
+  if (j.files.failed) parts.push(`${j.files.failed} failed`);
+  if (j.state === 'active' && j.rate) parts.push(`${size(j.rate)}/s`);
+  if (j.state === 'active' && j.eta !== null && j.eta !== undefined) parts.push(`about ${duration(j.eta)} left`);
+  return parts.join(' · ');
+}
+
+const STATE_TEXT = {
+  pending: 'queued', active: 'running', retry: 'waiting to retry', completed: 'completed',
+  archived: 'failed', cancelled: 'cancelled',
+};
+
+function jobRow(j) {
+  const bar = el('div', {
+    className: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
+    'aria-valuenow': String(j.percent), 'aria-label': `Progress of ${j.title || j.id}`,
+  }, el('span', { className: `fill ${j.state}`, style: null }));
+  bar.firstChild.dataset.percent = String(j.percent);
+  const actions = el('div', { className: 'row tight' });
+  const details = el('tr', { className: 'details', hidden: true, id: `d-${j.id}` },
+    el('td', { colspan: '6' }, detailList(j)));
+  const toggle = el('button', { type: 'button', 'aria-expanded': 'false', 'aria-controls': `d-${j.id}`, text: 'Details' });
+  toggle.addEventListener('click', () => {
+    details.hidden = !details.hidden;
+    toggle.setAttribute('aria-expanded', String(!details.hidden));
+  });
+  actions.append(toggle);
+  if (!j.final) actions.append(action('Cancel', j, 'cancel', `Cancel ${j.title || j.id}? The transfer stops.`));
+  if (j.restartable || j.resubmittable) actions.append(action(j.resubmittable ? 'Submit again' : 'Restart', j, 'restart'));
+  actions.append(action('Delete', j, 'delete', j.final ? null : `Delete ${j.title || j.id}? It is cancelled first.`));
+  const copy = el('button', { type: 'button', text: 'Copy as isync command' });
+  copy.addEventListener('click', () => copyCommand(j));
+  actions.append(copy);
+  const tr = el('tr', { 'data-job': j.id, 'data-state': j.state },
+    el('td', {}, el('div', { text: j.title || '(untitled)' }), el('small', { className: 'mono', text: j.id })),
+    el('td', { className: 'path', text: j.src, title: j.src }),
+    el('td', { className: 'path', text: j.dst, title: j.dst }),
+    el('td', {}, el('span', { className: `state ${j.state}`, text: STATE_TEXT[j.state] || j.state })),
+    el('td', { className: 'progress' }, bar, el('div', { className: 'hint', text: progressText(j) }),
+      j.error ? el('div', { className: 'error', text: j.error }) : null),
+    el('td', {}, actions));
+  return [tr, details];
+}
+
+function detailList(j) {
+  const items = [
+    ['Created', when(j.created)], ['Last change', when(j.updated)], ['Attempts', String(j.attempts)],
+    ['Files', `${j.files.done} done, ${j.files.failed} failed, ${j.files.total} in all`],
+    ['Bytes', `${size(j.bytes.done)} of ${size(j.bytes.total)}`],
+    ['Checksums', j.state === 'completed' ? 'verified by the transfer (sha256)' : 'checked as files complete'],
+    ['Error', j.error || 'none'],
+  ];
+  const dl = el('dl', { className: 'details-list' });
+  for (const [k, v] of items) dl.append(el('dt', { text: k }), el('dd', { text: v }));
+  return dl;
+}
+
+function action(label, j, verb, confirmText) {
+  const b = el('button', { type: 'button', text: label, 'data-verb': verb });
+  b.addEventListener('click', async () => {
+    if (confirmText && !window.confirm(confirmText)) return;
+    try {
+      await call('POST', `/ui/jobs/${encodeURIComponent(j.id)}/${verb}`, {});
+      say(`${label}: ${j.title || j.id} done.`);
+      await loadJobs();
+    } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
+  });
+  return b;
+}
+
+async function copyCommand(j) {
+  try {
+    const { data } = await call('GET', `/ui/jobs/${encodeURIComponent(j.id)}/isync`);
+    try {
+      await navigator.clipboard.writeText(data.command);
+      say(`Copied: ${data.command}`);
+    } catch (e) {
+      say(`isync command: ${data.command}`);
+    }
+  } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
+}
+
+async function loadJobs() {
+  clearTimeout(state.jobs.timer);
+  const q = new URLSearchParams({ offset: String(state.jobs.offset), limit: '25' });
+  if (state.jobs.state) q.set('state', state.jobs.state);
+  let data;
+  try { ({ data } = await call('GET', `/ui/jobs?${q}`)); } catch (e) {
+    if (e.code !== 'session_expired') say(e.message, true);
+    return;
+  }
+  const tbody = document.querySelector('#jobs tbody');
+  const open = new Set([...tbody.querySelectorAll('tr.details:not([hidden])')].map((r) => r.id));
+  const rows = data.jobs.flatMap(jobRow);
+  for (const r of rows) {
+    if (open.has(r.id)) {
+      r.hidden = false;
+      const t = rows.find((x) => x.dataset && x.dataset.job === r.id.slice(2));
+      const b = t && t.querySelector('[aria-expanded]');
+      if (b) b.setAttribute('aria-expanded', 'true');
+    }
+  }
+  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: '6', text: 'No transfers here yet.' })));
+  tbody.replaceChildren(...rows);
+  for (const fill of tbody.querySelectorAll('.fill')) fill.style.width = `${fill.dataset.percent}%`;
+  const pager = document.getElementById('jobs-pager');
+  const prev = el('button', { type: 'button', text: 'Newer', disabled: data.offset === 0 });
+  prev.addEventListener('click', () => { state.jobs.offset = Math.max(0, data.offset - 25); loadJobs(); });
+  const next = el('button', { type: 'button', text: 'Older', disabled: data.offset + data.jobs.length >= data.total });
+  next.addEventListener('click', () => { state.jobs.offset = data.offset + 25; loadJobs(); });
+  const first = data.total ? data.offset + 1 : 0;
+  pager.replaceChildren(prev, el('span', { text: `${first}–${data.offset + data.jobs.length} of ${data.total}` }), next);
+  const live = document.getElementById('history-live');
+  if (data.active > 0) {
+    live.textContent = `${data.active} not finished: updating every ${Math.round(POLL_MS / 1000)} s`;
+    state.jobs.timer = setTimeout(loadJobs, POLL_MS);
+  } else {
+    live.textContent = '';
+  }
+}
+
+// --- start -------------------------------------------------------------------------------
+
+async function start() {
+  document.getElementById('repo-login').addEventListener('submit', repoLogin);
+  document.getElementById('repo-logout').addEventListener('click', repoLogout);
+  document.getElementById('mkdir').addEventListener('submit', mkdir);
+  document.getElementById('dac').addEventListener('submit', dacLookup);
+  document.getElementById('upload').addEventListener('click', () => prepare('upload'));
+  document.getElementById('download').addEventListener('click', () => prepare('download'));
+  document.getElementById('confirm-submit').addEventListener('click', submitPending);
+  document.getElementById('confirm-cancel').addEventListener('click', () => {
+    pending = null;
+    document.getElementById('confirm').close();
+  });
+  document.getElementById('state-filter').addEventListener('change', (ev) => {
+    state.jobs.state = ev.target.value; state.jobs.offset = 0; loadJobs();
+  });
+  document.getElementById('history-refresh').addEventListener('click', loadJobs);
+  const kept = restore();
+  try {
+    ({ data: state.session } = await call('GET', '/ui/session'));
+  } catch (e) { return; }
+  csrf = state.session.csrf;
+  if (kept && (state.local.selected.size || state.repo.selected.size)) {
+    say('Your earlier selection was kept.');
+  }
+  await load('local', state.local.path || '/');
+  if (state.session.browsing) {
+    showRepoTools(state.session.repoUser);
+    await load('repo', state.repo.path || state.session.repoRoot);
+  } else {
+    showRepoLogin('');
+    if (state.session.repoUser) state.session.repoUser = null;
+  }
+  await loadJobs();
+  setInterval(async () => {
+    try { await call('GET', '/ui/session'); } catch (e) { /* the dialog is shown on expiry */ }
+  }, 60000);
+}
+
+start();
