@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from services.isync.engine import transfer
 from services.isync.errors import IsyncError, ObjectBusy, PermissionDenied
@@ -98,7 +99,7 @@ def test_a_put_under_an_invisible_collection_is_permission_denied_and_not_retrie
         port=irods_server.port,
         user=alice,
         zone=irods_server.zone,
-        password=DEFAULT_USER_PASSWORD,
+        password=SecretStr(DEFAULT_USER_PASSWORD),
     )
     with pytest.raises(IsyncError) as err:
         transfer(f"{src}/", f"i:{hidden}/in", account, TransferOptions(recursive=True), NullSink())
