@@ -44,6 +44,8 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     if os.path.lexists(task.dst):
         if os.path.isdir(task.dst):
             raise DestinationExists(f"{task.dst} is a directory")
+        if os.path.exists(task.dst) and not os.path.isfile(task.dst):  # never read a FIFO
+            raise DestinationExists(f"{task.dst} is not a regular file (a FIFO or device?)")
         same, checksum = unchanged(
             ctx, task.dst, os.path.getsize(task.dst), task.src, task.size, known
         )

@@ -15,8 +15,11 @@ within ``signing.task_max_age`` of its release. A retry carries the API's origin
 signature unchanged, with the attempt number in the ``x-stager-attempt`` header: no worker
 can author a task, so a compromised worker host cannot make another host run anything the
 API did not authorise. A delivery the broker does not mark as redelivered whose (task, run,
-attempt) this worker already took is a replay and is dropped; a real redelivery (a worker
-crash, a reconnect) resumes as before. What fails is acked without acting and counted.
+attempt) was taken before is a replay and is dropped; a real redelivery (a worker crash, a
+reconnect) resumes as before; any delivery of a run that was settled (completed, cancelled,
+archived) is dropped. Both marks are kept in files under ``state_dir`` that every worker
+sharing it reads (:mod:`services.worker.seen`), so a restart or another worker does not
+forget them. What fails is acked without acting and counted.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from services.worker.forkserver.client import Child, ForkServer, ForkServerError
 from services.worker.forkserver.pool import ChildPool
 from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
 from services.worker.mailer import Mailer, completion_mail, failure_mail
+from services.worker.seen import SeenTasks
 from services.worker.settings import WorkerSettings
 from services.worker.state_dir import user_state_dir
 from services.worker.time_limit import Expired, Watchdog
@@ -55,7 +59,6 @@ from shared.messaging.signing import (
     HDR_TS,
     Gate,
     MessageRejected,
-    ReplayGuard,
     Role,
 )
 from shared.messaging.topology import (
@@ -149,7 +152,8 @@ class TaskRunner:
         self.on_mail_failure = on_mail_failure
         self.on_start = on_start  # (message, redelivered) when an attempt starts
         self.gate = gate
-        self.taken = ReplayGuard()  # (task, run, attempt) this worker already took
+        # attempts taken and runs settled, by this worker or any sharing state_dir
+        self.seen = SeenTasks(settings.state_dir, settings.signing.task_max_age)
         self.pool = ChildPool(forkserver, settings.children)
         self.running: dict[str, _Attempt] = {}
         self.inflight = 0
@@ -179,10 +183,12 @@ class TaskRunner:
                 log.error("task.undecodable", message_id=message.message_id, errors=e.error_count())
                 await message.reject(requeue=False)  # → dead-letter queue
                 return
-            if not message.redelivered and not self.taken.check_and_add(
-                "task", f"{msg.task_id}:{msg.run}:{msg.attempt}"
-            ):
-                why = MessageRejected("replay", "this attempt was taken here before")
+            if _done(msg) in self.seen:  # this run was settled (here or by a peer)
+                why = MessageRejected("replay", "this task's run was settled before")
+                self.gate.reject(message, TYPE_TASK, why)
+                return
+            if not message.redelivered and not self.seen.check_and_add(_taken(msg)):
+                why = MessageRejected("replay", "this attempt was taken before")
                 self.gate.reject(message, TYPE_TASK, why)
                 return
             route = (
@@ -213,13 +219,14 @@ class TaskRunner:
             except ValidationError:
                 log.error("task.dead_undecodable", message_id=message.message_id)
                 return
-            if not self.taken.check_and_add("dead", f"{msg.task_id}:{msg.run}:{msg.attempt}"):
-                why = MessageRejected("replay", "this task was archived here before")
+            if _done(msg) in self.seen or not self.seen.check_and_add("dead:" + _taken(msg)):
+                why = MessageRejected("replay", "this task was settled or archived before")
                 self.gate.reject(message, TYPE_TASK, why)
                 return
             error = "the task was abandoned after its worker stopped too many times"
             log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
             await self.events.emit(msg, TaskState.ARCHIVED, error=error)
+            self.seen.add(_done(msg))
             await self._mail_failure(msg, error)
 
     async def handle(
@@ -235,6 +242,7 @@ class TaskRunner:
         if self.cancels.is_cancelled(msg.task_id, msg.created_at.timestamp()):
             tlog.info("task.dropped_cancelled")
             await self.events.emit(msg, TaskState.CANCELLED, error="cancelled")
+            self.seen.add(_done(msg))
             return
         tlog.info("task.start", redelivered=redelivered)
         if self.on_start is not None:
@@ -260,6 +268,7 @@ class TaskRunner:
                 while self.inflight:  # noqa: ASYNC110 - handlers finish by themselves
                     await asyncio.sleep(0.02)
         await self.pool.close()
+        self.seen.close()
 
     # --- one attempt -----------------------------------------------------------------
 
@@ -366,6 +375,7 @@ class TaskRunner:
         authorised to re-publish and a failure is final."""
         if outcome.state is TaskState.COMPLETED:
             await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
+            self.seen.add(_done(msg))
             settings = self.mailer.settings
             await self._mail(
                 msg, lambda: completion_mail(settings, msg.task_id, msg.task, outcome.summary)
@@ -373,6 +383,7 @@ class TaskRunner:
             return
         if outcome.state is TaskState.CANCELLED:
             await self.events.emit(msg, TaskState.CANCELLED, error=outcome.error)
+            self.seen.add(_done(msg))
             return
         policy = self.settings.retry
         error = outcome.error or "failed"
@@ -392,6 +403,7 @@ class TaskRunner:
             )
             return
         await self.events.emit(msg, TaskState.ARCHIVED, error=error, progress=outcome.progress)
+        self.seen.add(_done(msg))
         await self._mail_failure(msg, error)
 
     async def _mail_failure(self, msg: TaskMessage, error: str) -> None:
@@ -415,6 +427,16 @@ class TaskRunner:
 
 
 _ROUTES = (ROUTE_NORMAL, ROUTE_PRIORITY)
+
+
+def _taken(msg: TaskMessage) -> str:
+    """The mark of an attempt taken (see :mod:`services.worker.seen`)."""
+    return f"task:{msg.task_id}:{msg.run}:{msg.attempt}"
+
+
+def _done(msg: TaskMessage) -> str:
+    """The mark of a run settled: completed, cancelled or archived."""
+    return f"done:{msg.task_id}:{msg.run}"
 
 
 def _signature(message: AbstractIncomingMessage) -> dict[str, Any]:

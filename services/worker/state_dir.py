@@ -10,8 +10,9 @@ created with ``mkdir(dir_fd=…)`` when missing, and checked with ``fstat``:
 
 * every component of ``state_dir`` is owned by root and writable by nobody else, unless
   it is sticky (as ``/tmp``), where no one can rename root's entries;
-* ``state_dir/<uid>`` is a directory owned by root (just made) or by that user; it is
-  ``fchown``-ed and ``fchmod``-ed through its own descriptor.
+* ``state_dir/<uid>`` is a directory owned by root (just made) or by that user; a new one
+  is ``fchmod``-ed 0700, then ``fchown``-ed to the user, through its own descriptor (an
+  existing one of the user's is left as the user keeps it).
 
 A refusal is a :class:`StateDirError`: the task fails with its message, nothing changes.
 """
@@ -121,8 +122,10 @@ def _user_state_dir(base: Path, ident: Identity) -> Path:
                 f"state_dir: {where} belongs to uid {st.st_uid}, not to {ident.name}; "
                 "the worker does not hand it over (remove it)"
             )
-        os.fchown(fd, ident.uid, ident.gid)
-        os.fchmod(fd, USER_MODE)
+        if st.st_uid == 0:  # made now (or left by root): private first, then the user's
+            os.fchmod(fd, USER_MODE)
+        if (st.st_uid, st.st_gid) != (ident.uid, ident.gid):
+            os.fchown(fd, ident.uid, ident.gid)  # CAP_CHOWN; no CAP_FOWNER needed
     finally:
         os.close(fd)
     return base / name

@@ -109,3 +109,36 @@ async def test_planted_fifo_link_and_journal_fail_their_file_fast_and_follow_not
         assert path.stat().st_uid == victim.pw_uid
     assert precious.read_text() == "years of work\n"
     assert sorted(p.name for p in drop.iterdir()) == sorted(data)
+
+
+async def test_a_fifo_at_the_final_name_is_not_read(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    """An empty object is 'unchanged' when a local file of size 0 has its checksum: reading
+    a FIFO of size 0 to find out would wait for ever."""
+    user = unix_user()
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    irods_session.collections.create(coll)
+    with irods_session.data_objects.open(f"{coll}/empty.txt", "w") as fh:
+        fh.write(b"")
+    down = open_dir / "down"
+    down.mkdir()
+    os.chown(down, user.pw_uid, user.pw_gid)
+    _as(user, "mkfifo", str(down / "empty.txt"))
+    w = await start_worker(**_irods_kw(irods_server))
+    msg = task_message(user.pw_name, src=f"irods:{coll}/", dst=str(down))
+    await w.submit(msg)
+    final = await w.events.until(msg.task_id, {"completed", "archived", "retry"}, limit=20)
+    assert final.state == "archived"
+    assert f"{down}/empty.txt is not a regular file" in (final.error or "")
+    (down / "empty.txt").unlink()
+    again = task_message(user.pw_name, src=f"irods:{coll}/", dst=str(down))
+    await w.submit(again)
+    done = await w.events.until(again.task_id, {"completed", "archived", "retry"}, limit=20)
+    assert done.state == "completed", done.error
+    assert (down / "empty.txt").read_bytes() == b""

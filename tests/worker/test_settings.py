@@ -37,3 +37,20 @@ def test_invalid_retry_and_transfer_settings_are_refused(monkeypatch: pytest.Mon
     monkeypatch.setenv("STAGER_TRANSFER__STREAMS", "33")
     with pytest.raises(ValidationError, match="streams"):
         WorkerSettings()
+
+
+def test_child_login_and_uid_range_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STAGER_CHILDREN__UMASK", "027")
+    monkeypatch.setenv("STAGER_CHILDREN__ENV", '{"REQUESTS_CA_BUNDLE": "/etc/ssl/site.pem"}')
+    monkeypatch.setenv("STAGER_MAX_UID", "50000")
+    s = WorkerSettings()
+    assert (s.children.umask_value, s.children.env) == (
+        0o027,
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/site.pem"},
+    )
+    assert (s.min_uid, s.max_uid, s.children.linger) == (1000, 50000, 5.0)
+    monkeypatch.setenv("STAGER_CHILDREN__UMASK", "77")
+    with pytest.raises(ValidationError, match="three octal digits"):
+        WorkerSettings()

@@ -12,7 +12,9 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from services.worker.credentials import RepoCredential
@@ -76,27 +78,30 @@ async def test_a_link_planted_as_the_users_state_dir_is_refused(
 async def test_a_link_or_foreign_directory_on_the_state_dir_path_is_refused(
     start_worker, unix_user: Callable[..., pwd.struct_passwd], open_dir: Path
 ) -> None:
+    """The worker makes ``state_dir`` when it starts (its replay marks live there): a link
+    or another user's directory on the way stops it with a readable error, changing
+    nothing."""
     attacker, user = unix_user(), unix_user()
     shared, target = _shared(open_dir), _root_only(open_dir)
     state = shared / "stager" / "state"
     _as(attacker, "ln", "-s", str(target), str(shared / "stager"))
-    w = await start_worker(transfer_kind="succeed", service_credentials=SERVICE, state_dir=state)
-
-    final = await _final(w, task_message(user.pw_name))
-    assert final.state == "archived" and "symbolic link" in (final.error or "")
+    kw: dict[str, Any] = {"transfer_kind": "succeed", "service_credentials": SERVICE}
+    with pytest.raises(StateDirError, match="symbolic link") as refused:
+        await start_worker(**kw, state_dir=state)
+    assert f"{shared}/stager" in refused.value.message
     assert sorted(os.listdir(target)) == ["secret"]  # nothing made through the link
     assert target.stat().st_uid == 0
 
     # a real directory the attacker owns on the path is refused too: they could swap it
     (shared / "stager").unlink()
     _as(attacker, "mkdir", str(shared / "stager"))
-    final = await _final(w, task_message(user.pw_name))
-    assert final.state == "archived"
-    assert f"owned by uid {attacker.pw_uid}" in (final.error or "")
+    with pytest.raises(StateDirError, match=f"owned by uid {attacker.pw_uid}"):
+        await start_worker(**kw, state_dir=state)
     assert not (shared / "stager" / "state").exists()
 
     # the legitimate path: root's own directories
     shutil.rmtree(shared / "stager")
+    w = await start_worker(**kw, state_dir=state)
     final = await _final(w, task_message(user.pw_name))
     assert final.state == "completed", final.error
     assert (state / str(user.pw_uid)).stat().st_uid == user.pw_uid

@@ -280,3 +280,27 @@ async def test_a_transfer_child_imports_nothing(
     lines = [line async for line in child.lines()]
     assert await child.wait() == 0, lines
     assert lines[-1]["imported"] == []
+
+
+async def test_a_download_is_written_with_the_users_umask_not_roots(
+    start_worker, unix_user, open_dir, irods_server, irods_session, unique_name
+) -> None:
+    user = unix_user()
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    irods_session.collections.create(coll)
+    with irods_session.data_objects.open(f"{coll}/report.txt", "w") as fh:
+        fh.write(b"for the user's eyes\n")
+    down = open_dir / "down"
+    down.mkdir()
+    os.chown(down, user.pw_uid, user.pw_gid)
+    previous = os.umask(0o022)  # the worker (root) runs with 022: world-readable files
+    try:
+        w = await start_worker(**_irods_kw(irods_server), children={"umask": "077"})
+        msg = task_message(user.pw_name, src=f"irods:{coll}/", dst=str(down))
+        await w.submit(msg)
+        done = await w.events.until(msg.task_id, {"completed", "retry", "archived"}, limit=60)
+    finally:
+        os.umask(previous)
+    assert done.state == "completed", done.error
+    st = (down / "report.txt").stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (user.pw_uid, 0o600)  # not 0644
