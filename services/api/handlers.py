@@ -277,7 +277,7 @@ async def get_dir(request: web.Request) -> web.Response:
     try:
         req = DirListRequest(user=user, path=path)
     except ValidationError:
-        raise InvalidInput(f"user {user!r} is not a valid Unix user name") from None
+        raise InvalidInput("user is not a valid Unix user name: use the login name") from None
     authorize_stager_user(p, user, app[SETTINGS].auth)
     reply = await app[BUS].list_dir(req, app[SETTINGS].dir_timeout)
     if reply.ok:
