@@ -56,7 +56,7 @@ HTTP_BY_KIND: dict[ErrorKind, tuple[int, int]] = {
 
 def http_status(e: StagerError) -> int:
     """The HTTP status an error is answered with."""
-    return HTTP_BY_KIND[e.kind][0]
+    return 429 if isinstance(e, Throttled) else HTTP_BY_KIND[e.kind][0]
 
 
 def problem(
@@ -112,8 +112,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = resp.status
         return resp
     except Throttled as e:
-        status = 429
-        resp = problem(429, e.title, e.message, exit_code=101)
+        status = http_status(e)
+        resp = problem(status, e.title, e.message, exit_code=HTTP_BY_KIND[e.kind][1])
         resp.headers["Retry-After"] = str(e.retry_after)
         return resp
     except (StagerError, ValidationError) as e:
