@@ -140,9 +140,12 @@ class Stack:
 
     def start(self, timeout: float = 120.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STAGER_")}
+        slots = self.settings.concurrency * self.settings.workers
         env |= {
             "STAGER_CONCURRENCY": str(self.settings.concurrency),
             "STAGER_LOG_LEVEL": self.settings.log_level,
+            # one user fills every slot: the bench measures throughput, not fairness
+            "STAGER_DISPATCH__MAX_IN_FLIGHT_PER_USER": str(slots),
         }
         cmd = [sys.executable, "-m", "scripts.up", "--ephemeral", "--grace", "5"]
         cmd += ["--workers", str(self.settings.workers), "--local-dir", str(self.base / "local")]

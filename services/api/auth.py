@@ -17,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import time
@@ -205,12 +206,21 @@ class Authenticator:
 
     def client_address(self, request: web.Request) -> str:
         """The address failed logins are counted against: the peer, or behind a proxy
-        that sets it (``auth.throttle.trust_forwarded_for``) the last X-Forwarded-For."""
+        that sets it (``auth.throttle.trust_forwarded_for``) the last X-Forwarded-For.
+        An IPv6 address counts as its /64 (one host can use all of it)."""
+        address = request.remote or ""
         if self.settings.throttle.trust_forwarded_for:
             forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
-            if forwarded:
-                return forwarded[:64]
-        return request.remote or ""
+            address = forwarded[:64] or address
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
 
     async def authenticate(self, header: str | None, *, client: str = "") -> Principal:
         """Validate the header; raises Unauthenticated with what to fix, Throttled when

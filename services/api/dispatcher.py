@@ -96,12 +96,12 @@ class Dispatcher:
                 limit, self.settings.max_users_per_round
             )
             room = {u: limit - in_flight.get(u, 0) for u in per_user}
+            # fewest in flight first (stable: then by their best held task)
+            order = sorted(per_user, key=lambda u: in_flight.get(u, 0))
+            per_user = {u: per_user[u] for u in order}
             total: int | None = None
             if self.settings.max_in_flight:
                 total = self.settings.max_in_flight - sum(in_flight.values())
-                # fewest in flight first (stable: then by their best held task)
-                order = sorted(per_user, key=lambda u: in_flight.get(u, 0))
-                per_user = {u: per_user[u] for u in order}
             chosen = round_robin(per_user, room, total)
             if not chosen:
                 return 0

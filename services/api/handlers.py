@@ -194,21 +194,28 @@ async def post_jobs(request: web.Request) -> web.Response:
     return ok(body, status=207 if rejected else 200)
 
 
+#: ``GET /v1/jobs/deleted``: the finished jobs their owner deleted (kept until retention).
+DELETED = "deleted"
+
+
 async def get_jobs(request: web.Request) -> web.Response:
-    """``GET /v1/jobs`` and ``GET /v1/jobs/{status}``: the caller's jobs."""
+    """``GET /v1/jobs`` and ``GET /v1/jobs/{status}``: the caller's jobs (not deleted), in
+    one state, or (``deleted``) those deleted."""
     p = await principal(request)
     state: TaskState | None = None
-    if "status" in request.match_info:
+    status = request.match_info.get("status")
+    deleted = status == DELETED
+    if status is not None and not deleted:
         try:
-            state = TaskState(request.match_info["status"])
+            state = TaskState(status)
         except ValueError:
-            allowed = ", ".join(s.value for s in TaskState)
+            allowed = ", ".join([s.value for s in TaskState] + [DELETED])
             raise InvalidInput(f"unknown job status: use one of {allowed}") from None
     store = request.app[STORE]
     if p.kind == PrincipalKind.SERVICE:
-        tasks = await store.find(submitter=p.submitter, state=state)
+        tasks = await store.find(submitter=p.submitter, state=state, deleted=deleted)
     else:
-        tasks = await store.find(stager_user=p.name, state=state)
+        tasks = await store.find(stager_user=p.name, state=state, deleted=deleted)
     return ok(ResponseBodyJobs(jobs=[job_info(t) for t in tasks]))
 
 
@@ -277,7 +284,7 @@ async def get_dir(request: web.Request) -> web.Response:
     try:
         req = DirListRequest(user=user, path=path)
     except ValidationError:
-        raise InvalidInput(f"user {user!r} is not a valid Unix user name") from None
+        raise InvalidInput("user is not a valid Unix user name: use the login name") from None
     authorize_stager_user(p, user, app[SETTINGS].auth)
     reply = await app[BUS].list_dir(req, app[SETTINGS].dir_timeout)
     if reply.ok:

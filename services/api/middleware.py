@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.api.keys import METRICS
+from services.api.keys import METRICS, SETTINGS
 from services.api.throttle import Throttled
 from services.api.views import Problem
 from shared.errors import ErrorKind, InvalidInput, StagerError
@@ -21,8 +21,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HTTP_HINTS = {
     404: "no such endpoint: see /v1/docs for the API",
     405: "method not allowed on this path: see /v1/docs",
-    413: "request body too large: send fewer jobs per request",
     415: "send the body as application/json",
+}
+
+#: The kind an aiohttp HTTP error stands for, so its problem body gets the exit code of
+#: the same error raised by our code (any other 4xx: invalid; 5xx: internal).
+_KIND_BY_HTTP = {
+    401: ErrorKind.AUTHENTICATION,
+    403: ErrorKind.FORBIDDEN,
+    404: ErrorKind.NOT_FOUND,
+    503: ErrorKind.UNAVAILABLE,
+    504: ErrorKind.TIMEOUT,
 }
 
 
@@ -47,7 +56,7 @@ HTTP_BY_KIND: dict[ErrorKind, tuple[int, int]] = {
 
 def http_status(e: StagerError) -> int:
     """The HTTP status an error is answered with."""
-    return HTTP_BY_KIND[e.kind][0]
+    return 429 if isinstance(e, Throttled) else HTTP_BY_KIND[e.kind][0]
 
 
 def problem(
@@ -74,6 +83,25 @@ def problem(
     )
 
 
+def _exit_code(status: int) -> int:
+    """The Go stager's ``exitCode`` for an HTTP error aiohttp raised itself."""
+    default = ErrorKind.INVALID if status < 500 else ErrorKind.INTERNAL
+    return HTTP_BY_KIND[_KIND_BY_HTTP.get(status, default)][1]
+
+
+def _too_large(request: web.Request) -> str:
+    """What to do about a body over the limit: it depends on what was sent."""
+    settings = request.config_dict.get(SETTINGS)
+    limit = settings.max_body_bytes if settings is not None else 0
+    size = f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    if request.path.rstrip("/") == "/v1/jobs":
+        return f"request body is larger than {size}: send fewer jobs per request"
+    return (
+        f"request body is larger than {size}: a single job is far smaller (its fields are "
+        "at most a few KiB), so check what is sent as the body"
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every error to a problem response; log one access line per request."""
@@ -84,8 +112,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = resp.status
         return resp
     except Throttled as e:
-        status = 429
-        resp = problem(429, e.title, e.message, exit_code=101)
+        status = http_status(e)
+        resp = problem(status, e.title, e.message, exit_code=HTTP_BY_KIND[e.kind][1])
         resp.headers["Retry-After"] = str(e.retry_after)
         return resp
     except (StagerError, ValidationError) as e:
@@ -96,11 +124,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = e.status
         if e.status < 400:
             raise
-        hint = _HTTP_HINTS.get(e.status, e.reason)
-        return problem(e.status, e.reason, hint)
+        hint = _too_large(request) if e.status == 413 else _HTTP_HINTS.get(e.status, e.reason)
+        return problem(e.status, e.reason, hint, exit_code=_exit_code(e.status))
     except Exception as e:
         log.exception("unhandled error", path=request.path, error=type(e).__name__)
-        return problem(500, "internal error", "internal error; the operators have the details")
+        return problem(
+            500,
+            "internal error",
+            "internal error; the operators have the details",
+            exit_code=HTTP_BY_KIND[ErrorKind.INTERNAL][1],
+        )
     finally:
         elapsed = time.perf_counter() - start
         route = request.match_info.route.resource

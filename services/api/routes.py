@@ -74,14 +74,14 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "GET",
             "/v1/jobs/{status}",
-            "the caller's jobs in one state",
+            "the caller's jobs in one state, or those deleted (status deleted)",
             {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
             params=(
                 Param(
                     "status",
                     "path",
                     "job state",
-                    schema={"type": "string", "enum": [s.value for s in TaskState]},
+                    schema={"type": "string", "enum": [s.value for s in TaskState] + [h.DELETED]},
                 ),
             ),
         ),

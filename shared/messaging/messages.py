@@ -56,9 +56,9 @@ def check_abs_path(value: str, what: str) -> str:
     if "\x00" in path:
         raise ValueError(f"{what} contains a NUL byte: remove it")
     if not path.startswith("/"):
-        raise ValueError(f"{what} {value!r} is relative: give an absolute path starting with /")
+        raise ValueError(f"{what} is relative: give an absolute path starting with /")
     if ".." in path.split("/"):
-        raise ValueError(f"{what} {value!r} contains '..': give the path without '..'")
+        raise ValueError(f"{what} contains '..': give the path without '..'")
     if len(path) > PATH_MAX:
         raise ValueError(f"{what} is longer than {PATH_MAX} characters: shorten it")
     return value
@@ -120,7 +120,7 @@ class JobFields(BaseModel):
             return None
         assert value is not None
         if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError(f"{value!r} is not an email address: use name@example.org")
+            raise ValueError("not an email address: use the form name@example.org")
         return value
 
     @field_validator("srcURL")

@@ -82,6 +82,8 @@ class Case:
     method: str = "POST"
     path: str = "/v1/job"
     raw: bytes | None = None
+    exit_code: int | None = None
+    absent: str = ""  # must not be in the reply (an echo of the input)
 
 
 def envelopes(public_pem: bytes) -> dict[str, str]:
@@ -227,8 +229,35 @@ def cases(env: dict[str, str]) -> list[Case]:
         ),
         Case("jobs unknown status", 400, "unknown job status", method="GET", path="/v1/jobs/bogus"),
         Case("dac malformed", 400, "3010000.01", method="GET", path="/v1/dac/project/abc"),
-        Case("no such route", 404, "/v1/docs", method="GET", path="/v1/nothing"),
-        Case("wrong method", 405, "method not allowed", method="PATCH", path="/v1/job"),
+        Case("no such route", 404, "/v1/docs", method="GET", path="/v1/nothing", exit_code=100),
+        Case(
+            "wrong method",
+            405,
+            "method not allowed",
+            method="PATCH",
+            path="/v1/job",
+            exit_code=102,
+        ),
+        Case(
+            "dac no auth",
+            401,
+            "missing Authorization",
+            method="GET",
+            headers=lambda _a: {},
+            path="/v1/dac/project/3010000.01",
+        ),
+        # values that fail validation are never echoed (DR_PASS must not come back)
+        Case("relative echo", 400, "srcURL is relative", body=job(srcURL=f"rel/{DR_PASS}")),
+        Case("dotdot echo", 400, "contains '..'", body=job(srcURL=f"/p/../{DR_PASS}")),
+        Case("email echo", 400, "not an email", body=job(stagerUserEmail=f"{DR_PASS}@x")),
+        Case(
+            "dir user echo",
+            400,
+            "not a valid Unix user name",
+            method="GET",
+            path="/v1/dir?path=/project&user=Echo-ME-Not",
+            absent="Echo-ME-Not",
+        ),
     ]
 
 
@@ -250,6 +279,9 @@ async def test_bad_input_table(
         text = await resp.text()
         ok = (
             resp.status == case.status
+            and (case.exit_code is None or f'"exitCode":{case.exit_code}' in text)
+            and '"exitCode":0' not in text
+            and (not case.absent or case.absent not in text)
             and resp.content_type == "application/problem+json"
             and case.hint in text
             and DR_PASS not in text
@@ -267,3 +299,19 @@ async def test_bad_input_table(
     assert await api.queued() == []
     assert DR_PASS not in api.logs.getvalue() and DR_PASS not in caplog.text
     assert "request" in api.logs.getvalue()
+
+
+async def test_oversized_bodies_say_what_to_do(make_api: Any) -> None:
+    """413 with a meaningful exitCode; a single job gets a message about that job, a batch
+    is told to send fewer jobs."""
+    api: Api = await make_api(max_body_bytes=4096)
+    big = job(title="x" * 5000)
+    r = await api.client.post("/v1/job", json=big, headers=svc(api))
+    body = await r.json()
+    assert r.status == 413 and body["exitCode"] == 102
+    assert "a single job is far smaller" in body["errorMessage"]
+    assert "fewer jobs" not in body["errorMessage"]
+    r = await api.client.post("/v1/jobs", json={"jobs": [job()] * 20}, headers=svc(api))
+    body = await r.json()
+    assert r.status == 413 and "send fewer jobs per request" in body["errorMessage"]
+    assert "4096 bytes" in body["errorMessage"]

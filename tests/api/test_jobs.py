@@ -180,6 +180,10 @@ async def test_cancel_stops_worker_then_delete_keeps_a_record(api: Api) -> None:
     assert await control.get(no_ack=True, fail=False) is None  # nothing to stop any more
     for path in ("/v1/jobs", "/v1/jobs/cancelled"):
         assert (await (await api.client.get(path, headers=h)).json())["jobs"] == []
+    listed = await (await api.client.get("/v1/jobs/deleted", headers=h)).json()
+    assert [j["id"] for j in listed["jobs"]] == [task_id]
+    other = await (await api.client.get("/v1/jobs/deleted", headers=api.bearer(BOB))).json()
+    assert other["jobs"] == []  # only the caller's
     r = await api.client.get(f"/v1/job/{task_id}", headers=h)
     assert r.status == 200 and (await r.json())["timestamps"]["deletedAt"] > 0
     assert (await api.client.delete(f"/v1/job/{task_id}", headers=h)).status == 200

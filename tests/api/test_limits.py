@@ -55,3 +55,15 @@ async def test_operator_settings(make_api: Any) -> None:
     )
     assert await _stored_limits(api, timeout=..., timeout_noprogress=...) == (600, 30)
     assert await _stored_limits(api, timeout=0, timeout_noprogress=0) == (0, 0)
+
+
+def test_docs_say_how_timeouts_are_retried() -> None:
+    """docs/api.md states that a timed-out attempt is retried, and with the real default
+    number of attempts (the worker's policy)."""
+    from pathlib import Path
+
+    from services.worker.retries import RetryPolicy
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "api.md").read_text().split())
+    assert "Both limits are **per attempt**" in text
+    assert f"`retry.max_attempts` attempts in all (default {RetryPolicy().max_attempts}," in text

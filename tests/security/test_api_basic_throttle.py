@@ -86,3 +86,33 @@ async def test_an_account_under_attack_from_many_addresses(
         assert (await _get(stager, s, "guess-again"))[0] == 429
     async with from_address("127.0.0.31") as s:  # has not failed: gets in
         assert (await _get(stager, s, SERVICE_PW))[0] == 200
+
+
+async def test_behind_a_proxy_the_forwarded_address_counts(make_api: Any) -> None:  # noqa: F811
+    """With ``trust_forwarded_for`` the last X-Forwarded-For entry is the address; the
+    addresses of one IPv6 /64 count as one (a host can use all of them), and the
+    header is ignored unless trusted."""
+    from services.api.keys import SETTINGS
+    from services.api.throttle import BasicThrottleSettings
+
+    plain: Api = await make_api()
+    for i in range(5):  # untrusted: the header changes nothing, the peer is the address
+        headers = {**plain.basic(SERVICE, "wrong"), "X-Forwarded-For": f"192.0.2.{i}"}
+        assert (await plain.client.get("/v1/jobs", headers=headers)).status == 401
+    headers = {**plain.basic(), "X-Forwarded-For": "192.0.2.99"}
+    assert (await plain.client.get("/v1/jobs", headers=headers)).status == 429
+    auth = plain.app[SETTINGS].auth.model_copy(
+        update={"throttle": BasicThrottleSettings(trust_forwarded_for=True)}
+    )
+    stager: Api = await make_api(auth=auth)
+
+    async def attempt(forwarded: str, password: str) -> int:
+        headers = {**stager.basic(SERVICE, password), "X-Forwarded-For": forwarded}
+        r = await stager.client.get("/v1/jobs", headers=headers)
+        return r.status
+
+    hosts = [f"10.9.8.7, 2001:db8:1:2::{i:x}" for i in range(1, 6)]
+    assert [await attempt(h, "wrong") for h in hosts] == [401] * 5
+    assert await attempt("2001:db8:1:2::ffff", SERVICE_PW) == 429  # the same /64
+    assert await attempt("2001:db8:1:3::1", SERVICE_PW) == 200  # another /64
+    assert await attempt("192.0.2.1, 127.0.0.1", SERVICE_PW) == 200

@@ -84,10 +84,10 @@ class TaskStore:
         stager_user: str | None = None,
         state: TaskState | None = None,
         limit: int = 1000,
-        include_deleted: bool = False,
+        deleted: bool | None = False,
     ) -> list[Task]:
-        """Tasks filtered by submitter / stager user / state, newest first; those their
-        owner deleted only with ``include_deleted``."""
+        """Tasks filtered by submitter / stager user / state, newest first; ``deleted``:
+        False those not deleted by their owner, True only those, None both."""
         async with self._reads.connect() as conn:
             return await tasks.find(
                 conn,
@@ -95,7 +95,7 @@ class TaskStore:
                 stager_user=stager_user,
                 state=state,
                 limit=limit,
-                include_deleted=include_deleted,
+                deleted=deleted,
             )
 
     async def count_by_state(self) -> dict[str, int]:

@@ -235,13 +235,13 @@ async def find(
     stager_user: str | None,
     state: TaskState | None,
     limit: int,
-    include_deleted: bool = False,
+    deleted: bool | None = False,
 ) -> list[Task]:
-    """Tasks filtered by submitter / stager user / state, newest first; deleted ones only
-    with ``include_deleted``."""
+    """Tasks filtered by submitter / stager user / state, newest first; ``deleted``:
+    False those not deleted by their owner, True only those, None both."""
     q = select(TASKS)
-    if not include_deleted:
-        q = q.where(C.deleted_at.is_(None))
+    if deleted is not None:
+        q = q.where(C.deleted_at.is_not(None) if deleted else C.deleted_at.is_(None))
     if submitter is not None:
         q = q.where(C.submitter_kind == submitter.kind.value, C.submitter_name == submitter.name)
     if stager_user is not None:

@@ -68,7 +68,8 @@ async def test_cancel_and_delete_keep_the_row(db_url: str) -> None:
         again = await store.mark_deleted(done)
         assert again is not None and again.deleted_at == first.deleted_at
         assert {t.id for t in await store.find()} == {running}
-        assert {t.id for t in await store.find(include_deleted=True)} == {running, done}
+        assert {t.id for t in await store.find(deleted=None)} == {running, done}
+        assert [t.id for t in await store.find(deleted=True)] == [done]
         assert await store.restart(done) is None
         got = await store.get(done)
         assert got is not None and got.deleted_at == first.deleted_at
