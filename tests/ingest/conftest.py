@@ -66,6 +66,9 @@ class IngestHarness:
         self.tmp = tmp
         self.owner = owner
         self.allowed_roots = [str(tmp)]
+        #: where the workers connect, and who deletes their queues after the test
+        self.amqp_url = AMQP_URL
+        self.admin_url = AMQP_URL
         self.connections: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.workers: list[IngestWorker] = []
@@ -73,7 +76,7 @@ class IngestHarness:
 
     async def start(self, n: int = 1, concurrency: int = 2) -> None:
         for _ in range(n):
-            conn = await aio_pika.connect_robust(AMQP_URL)
+            conn = await aio_pika.connect_robust(self.amqp_url)
             self.connections.append(conn)
             worker = IngestWorker(
                 self.store,
@@ -97,7 +100,7 @@ class IngestHarness:
         for w in self.workers:
             await w.close()
         with contextlib.suppress(Exception):
-            conn = await aio_pika.connect(AMQP_URL)
+            conn = await aio_pika.connect(self.admin_url)
             async with conn:
                 ch = await conn.channel()
                 for q in (self.names.ingest_dirs_queue, self.names.ingest_files_queue):
