@@ -132,11 +132,14 @@ def recv_frame(sock: socket.socket) -> bytes | None:
     return _recv_exactly(sock, size)
 
 
-#: Imported whole before root is dropped (the owner may not be able to read the
-#: interpreter's or the project's files): the work, the iRODS client, and the modules of
-#: the standard library that handler files commonly import.
-PRELOAD_PACKAGES = ("irods", "services.ingest", "shared")
+#: Imported before root is dropped (the owner may not be able to read the interpreter's or
+#: the project's files): the work (processing imports the rest of it), the iRODS client,
+#: the handler-author API (``shared.ingest``), and standard modules handler files use.
+PRELOAD_PACKAGES = ("irods", "shared.ingest")
 PRELOAD_MODULES = (
+    "services.ingest.processing",
+    "services.ingest.examples.landing_zone",
+    "shared.logging",
     "structlog",
     "structlog.contextvars",
     "base64",
