@@ -27,7 +27,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import services
 from services.ingest.child import HEADER, MAX_FRAME, Init, Op, Reply, Request, encode
 from services.ingest.errors import HandlerError, IngestError, OwnerRefused, TargetError
 from services.ingest.processing import JobFatal
@@ -44,7 +43,8 @@ BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from services.ingest.child import main; sys.exit(main(sys.argv[2:]))"
 )
-PROJECT_ROOT = str(Path(services.__file__).resolve().parent.parent)
+#: The directory holding ``services/`` (so the child imports the code this worker runs).
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 #: What a child inherits from the worker's environment (nothing secret).
 KEPT_ENV = ("LANG", "LANGUAGE", "TZ")
 #: A child idle this long is stopped (the next task of its owner starts another).
