@@ -86,7 +86,7 @@ def job_owner(principal: Any, owner: str | None) -> str:
             "owner: name the Unix user the job runs as (ingest reads the tree and runs the "
             "handler with that user's rights)"
         )
-    act_for = getattr(principal, "act_for", frozenset())
+    act_for: frozenset[str] = frozenset(getattr(principal, "act_for", ()))
     if owner not in act_for and "*" not in act_for:
         raise Forbidden(f"this service account may not start ingest jobs as {owner!r}")
     return owner
@@ -96,7 +96,6 @@ def job_from_request(
     name: str,
     body: IngestRequest,
     settings: IngestStoreSettings | None = None,
-    owner: str | None = None,
 ) -> Job:
     """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
     s = settings or IngestStoreSettings()
@@ -131,7 +130,6 @@ def job_from_request(
         ignore_cache=body.ignore_cache,
         checksum=body.checksum,
         append_json=body.append_json,
-        owner=owner,
     )
     return Job(
         name=name,
@@ -173,7 +171,7 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
         try:
             body = IngestRequest.model_validate(data)
             job = job_from_request(request.match_info["name"], body, settings)
-            job.options.owner = job_owner(principal, body.owner)
+            job.options.owner = job_owner(principal, body.owner)  # after the body's own errors
         except ValidationError as e:
             raise InvalidInput.from_validation(e, root="name") from None
         created = await request.app[INGEST_STORE].create(job)
