@@ -16,8 +16,8 @@ A worker that is not root starts it without ``USER``: it stays the worker's own 
 Wire (the socket ``FD``): frames of a 4-byte big-endian length and a JSON body. First the
 worker sends :class:`Init` (the iRODS account, the allowed roots, concurrency, logging), then
 :class:`Request` frames; the child answers each with a :class:`Reply` of the same ``id``,
-in any order (``concurrency`` requests run at once in a thread pool). End of file on the
-socket ends the process.
+in any order (``concurrency`` requests run at once in a thread pool), and sends an empty
+reply with id 0 every ``heartbeat`` seconds. End of file on the socket ends the process.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any, Literal
 
@@ -58,6 +59,8 @@ class Init(BaseModel):
     concurrency: int = Field(ge=1, le=256)
     log_level: str = "info"
     log_json: bool = True
+    #: seconds between the child's heartbeats (a reply with id 0)
+    heartbeat: float = Field(default=5.0, gt=0)
 
 
 class Request(BaseModel):
@@ -198,7 +201,17 @@ class Server:
                 self._contexts[key] = ctx
             return ctx
 
+    def beat(self) -> None:
+        """A heartbeat every ``init.heartbeat`` seconds: the worker stops a silent child
+        (one its owner stopped), so it cannot hold the worker's slots."""
+        beat = encode(Reply(id=0))
+        while True:
+            with self._send:
+                self.sock.sendall(beat)
+            time.sleep(self.init.heartbeat)
+
     def serve(self) -> None:
+        threading.Thread(target=self.beat, name="ingest-heartbeat", daemon=True).start()
         while (frame := recv_frame(self.sock)) is not None:
             request = Request.model_validate_json(frame)
             self.pool.submit(self.run, request)

@@ -39,14 +39,14 @@ from tests.conftest import AMQP_URL, signing_key_set
 HANDLERS = Path(__file__).parent / "handlers"
 
 
-def worker_parts(allowed_roots: list[str]) -> dict[str, Any]:
+def worker_parts(allowed_roots: list[str], **policy: Any) -> dict[str, Any]:
     """The keyword arguments of an ``IngestWorker`` as ``services.ingest.app`` builds them."""
     keys = signing_key_set().settings(Role.INGEST)
     metrics = IngestMetrics()
     return {
         "signer": keys.signer(Role.INGEST),
         "gate": Gate(keys.verifier(Role.INGEST), metrics.count_rejected),
-        "policy": ChildPolicy(allowed_roots=tuple(allowed_roots), log_json=True),
+        "policy": ChildPolicy(allowed_roots=tuple(allowed_roots), log_json=True, **policy),
         "metrics": metrics,
     }
 
@@ -69,6 +69,8 @@ class IngestHarness:
         #: where the workers connect, and who deletes their queues after the test
         self.amqp_url = AMQP_URL
         self.admin_url = AMQP_URL
+        #: ``ChildPolicy`` fields for the workers ``start`` makes (e.g. the heartbeat)
+        self.policy: dict[str, Any] = {}
         self.connections: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.workers: list[IngestWorker] = []
@@ -85,7 +87,7 @@ class IngestHarness:
                 concurrency,
                 self.names,
                 poll=0.1,
-                **worker_parts(self.allowed_roots),
+                **worker_parts(self.allowed_roots, **self.policy),
             )
             self.workers.append(worker)
             await worker.start()

@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811
 """Forged ingest tasks: a local unprivileged user with a broker login that may publish
 anything (the test-admin user, standing in for a leaked broker password) publishes ingest
 directory tasks for a running job, asking the worker to crawl ``/root`` into iRODS (issue 9).
@@ -22,7 +23,9 @@ from shared.messaging import broker
 from shared.messaging.signing import Role, Signer, generate, load_private
 from shared.messaging.topology import TYPE_INGEST, Names
 from tests.conftest import BrokerVhost, signing_key_set
-from tests.ingest.conftest import (  # noqa: F401 - fixtures
+
+# the ingest fixtures, used here as arguments (hence F401/F811 off for this file)
+from tests.ingest.conftest import (
     ingest,
     make_tree,
     owner,
@@ -63,9 +66,9 @@ def rejected(harness: Any, reason: str) -> float:
 
 
 async def test_forged_ingest_directory_tasks_are_dropped_and_counted(
-    ingest: Any,  # noqa: F811
+    ingest: Any,
     irods_session: Any,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
     broker_vhost: BrokerVhost,
     unix_user: Any,
 ) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811
 """Ingest without root: a job's work runs as its owner, a real unprivileged Unix user.
 
 Attacks that worked while the ingest worker ran everything as root (issue 9): a root-only
@@ -10,8 +11,11 @@ the allowed prefixes (the job store is not a trust boundary) is refused by the w
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,9 @@ from services.ingest.errors import OwnerRefused
 from services.ingest.owners import ChildPolicy, child_env, job_identity
 from services.ingest.policy import RootRefused, check_scan
 from services.ingest.store import IngestOptions, Job, JobState
-from tests.ingest.conftest import (  # noqa: F401 - fixtures
+
+# the ingest fixtures, used here as arguments (hence F401/F811 off for this file)
+from tests.ingest.conftest import (
     ingest,
     make_tree,
     owner,
@@ -54,7 +60,7 @@ def _proc(pid: int) -> tuple[dict[str, str], list[bytes], int]:
 async def test_root_only_file_in_the_tree_is_not_registered(
     ingest: Any,
     irods_session: Any,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     src = make_tree(tmp_path / "src", 2)
     secret = src / "root-only"
@@ -72,7 +78,7 @@ async def test_root_only_file_in_the_tree_is_not_registered(
 async def test_handler_reading_etc_shadow_gets_eacces(
     ingest: Any,
     tmp_path: Path,
-    owner: pwd.struct_passwd,  # noqa: F811
+    owner: pwd.struct_passwd,
 ) -> None:
     src = make_tree(tmp_path / "src", 1)
     await ingest.start(1)
@@ -105,10 +111,35 @@ async def test_handler_reading_etc_shadow_gets_eacces(
     assert done.counters["files_created"] == 1
 
 
+async def test_an_owner_stopping_its_child_does_not_hold_the_worker(
+    ingest: Any, tmp_path: Path
+) -> None:
+    """The owner may signal its own child (same uid): SIGSTOP must not keep the worker's
+    slots forever. The silent child is killed, its tasks fail, the next job gets a new one."""
+    ingest.policy = {"heartbeat": 0.2, "silence": 2.0}
+    src = make_tree(tmp_path / "src", 3)
+    await ingest.start(1)
+    job = ingest.configured(src, op="NO_OP", sleep=30.0, files_per_task=3)  # one batch
+    await ingest.store.create(job)
+    children = ingest.workers[0].children
+    async with asyncio.timeout(30):  # the directory is listed: the batch is in the child
+        while (await ingest.store.get(job.name)).counters.get("dirs", 0) < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    (stopped,) = children.pids().values()
+    os.kill(stopped, signal.SIGSTOP)  # what its owner can do
+    t0 = time.monotonic()
+    done = await ingest.wait(job.name, limit=30)
+    assert time.monotonic() - t0 < 15  # not the handler's 30 s sleeps
+    assert (done.counters["tasks_failed"], done.counters["files_failed"]) == (1, 3)
+    assert stopped not in children.pids().values()
+    again = await ingest.run(ingest.configured(src, op="NO_OP"))
+    assert again.state is JobState.COMPLETED and again.counters["tasks_failed"] == 0
+
+
 async def test_job_rows_the_worker_refuses(
     ingest: Any,
     tmp_path: Path,
-    unix_user: Any,  # noqa: F811
+    unix_user: Any,
 ) -> None:
     """Rows written straight into the job store (no API, no CLI): the worker re-checks."""
     src = make_tree(tmp_path / "src", 1)
@@ -134,7 +165,7 @@ async def test_job_rows_the_worker_refuses(
 
 
 def test_a_directory_resolving_out_of_the_root_is_not_scanned(
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """What a worker checks before it lists any directory of a job (the owner may swap a
     sub-directory for a link after its parent was listed)."""
@@ -151,7 +182,7 @@ def test_a_directory_resolving_out_of_the_root_is_not_scanned(
 
 def test_a_non_root_worker_runs_only_its_own_users_jobs(
     owner: pwd.struct_passwd,
-    unix_user: Any,  # noqa: F811
+    unix_user: Any,
 ) -> None:
     """The rule a worker that is not root applies (its uid is its only identity)."""
     other = unix_user()
