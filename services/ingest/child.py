@@ -221,7 +221,11 @@ class Server:
 
         with structlog.contextvars.bound_contextvars(ingest_job=request.job.name):
             reply = self.execute(request)
-        data = encode(reply)
+        try:
+            data = encode(reply)
+        except Exception as e:  # the worker waits for an answer to every request
+            failed = Reply(id=request.id, error=f"cannot send the result: {e}", error_kind="other")
+            data = encode(failed)
         with self._send:
             self.sock.sendall(data)
 
