@@ -66,13 +66,17 @@ async def test_root_only_file_in_the_tree_is_not_registered(
     secret = src / "root-only"
     secret.write_text("root's secret")
     secret.chmod(0o600)  # root's file, 0600: its owner may not read it
+    (src / "shadow").symlink_to("/etc/shadow")  # for the iRODS server's account to read
+    (src / "mine").symlink_to(src / "1")
     await ingest.start(1)
     job = await ingest.run(ingest.job(src, "register"))
     assert job.state is JobState.COMPLETED, job.error
-    assert job.counters["files_unreadable"] == 1
-    assert job.counters["files_created"] == 2  # the owner's readable files: registered
+    assert job.counters["files_unreadable"] == 2
+    assert job.counters["files_created"] == 3  # the owner's readable files: registered
     assert irods_session.data_objects.exists(f"{ingest.collection}/1")
-    assert not irods_session.data_objects.exists(f"{ingest.collection}/root-only")
+    assert irods_session.data_objects.exists(f"{ingest.collection}/mine")
+    for name in ("root-only", "shadow"):
+        assert not irods_session.data_objects.exists(f"{ingest.collection}/{name}")
 
 
 async def test_handler_reading_etc_shadow_gets_eacces(
