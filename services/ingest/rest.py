@@ -86,7 +86,7 @@ def job_owner(principal: Any, owner: str | None) -> str:
             "owner: name the Unix user the job runs as (ingest reads the tree and runs the "
             "handler with that user's rights)"
         )
-    act_for: frozenset[str] = frozenset(getattr(principal, "act_for", ()))
+    act_for: frozenset[str] = getattr(principal, "act_for", frozenset())
     if owner not in act_for and "*" not in act_for:
         raise Forbidden(f"this service account may not start ingest jobs as {owner!r}")
     return owner
