@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,8 +200,14 @@ def test_child_replies_are_data_the_worker_checks():
     job = Job(name="j", root="/r", target="/z/c", generation=3)
     parent = DirTask(task_id="p", job="j", generation=3, path="/r", collection="/z/c")
 
-    def child(tid: str, **kw: object) -> DirTask:
-        base = {"task_id": tid, "job": "j", "generation": 3, "path": "/r/a", "collection": "/z/c/a"}
+    def child(tid: str, **kw: Any) -> DirTask:
+        base: dict[str, Any] = {
+            "task_id": tid,
+            "job": "j",
+            "generation": 3,
+            "path": "/r/a",
+            "collection": "/z/c/a",
+        }
         return DirTask(**{**base, **kw})
 
     check_children(job, parent, [child(child_id("p", 0)), child(child_id("p", 1))])
