@@ -10,6 +10,9 @@ installed into its own venv under ``.bench/`` on first use.  Each measure altern
 ours/anchor for ``--rounds`` and prints medians and the ratio (files/s ours / anchor).
 The scanner measure walks a tree of ``--scan-entries`` entries through the directory
 task's listing and diff in a child process and reports its peak RSS.
+
+Our jobs run as their owner (``--owner``; run as root without it, the bench makes a
+throwaway Unix user for the run), with an ingest signing key made for the run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import pwd
 import shutil
 import socket
 import statistics
@@ -69,12 +74,48 @@ def make_tree(root: Path, files: int, per_dir: int = 1000, size: int = 64) -> No
 # --- ours -------------------------------------------------------------------------------
 
 
+def signing_env(work: Path) -> dict[str, str]:
+    """An ingest signing key pair for this run (the workers sign and verify their tasks)."""
+    from shared.messaging.signing import generate
+
+    private_pem, public_pem = generate()
+    key, pub = work / "ingest.key", work / "ingest.pub"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_pem)
+    pub.write_bytes(public_pem)
+    return {"STAGER_SIGNING__KEY": f"file:{key}", "STAGER_SIGNING__INGEST_KEYS": f"file:{pub}"}
+
+
+@contextlib.contextmanager
+def job_owner(name: str | None) -> Iterator[str | None]:
+    """The Unix user our jobs run as: ``name``; as root without one, a throwaway user."""
+    if name or os.geteuid() != 0:
+        yield name
+        return
+    made = "stgbench" + uuid.uuid4().hex[:8]
+    subprocess.run(
+        ["useradd", "-M", "-U", "-s", "/bin/sh", "-K", "UID_MIN=20000", made],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield pwd.getpwnam(made).pw_name
+    finally:
+        subprocess.run(["userdel", made], check=False, capture_output=True)
+
+
 class Ours:
-    def __init__(self, server: Any, work: Path, workers: int, concurrency: int) -> None:
+    def __init__(
+        self, server: Any, work: Path, workers: int, concurrency: int, owner: str | None
+    ) -> None:
         self.db = f"sqlite+aiosqlite:///{work}/ingest.sqlite"
         self.prefix = "bench" + uuid.uuid4().hex[:8]
+        self.owner = owner
         self.env = {
             **os.environ,
+            **signing_env(work),
+            "STAGER_INGEST__ALLOWED_ROOTS": json.dumps([str(work)]),
             "PYTHONPATH": str(REPO),
             "STAGER_INGEST__DB_URL": self.db,
             "STAGER_BROKER__PREFIX": self.prefix,
@@ -111,7 +152,7 @@ class Ours:
                 target=target,
                 handler=OUR_HANDLER.format(op=op),
                 handler_label=op,
-                options=IngestOptions(files_per_task=50),
+                options=IngestOptions(files_per_task=50, owner=self.owner),
             )
             t0 = time.perf_counter()
             await store.create(job)
@@ -297,14 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--no-anchor", action="store_true")
     p.add_argument("--scan-entries", type=int, default=1_000_000)
+    p.add_argument("--owner", help="the Unix user our jobs run as (default: a throwaway one)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    work.chmod(0o755)  # the jobs' owner reads the tree
     results: dict[str, dict[str, list[float]]] = {}
     try:
         src = work / "src"
         make_tree(src, args.files)
-        with server(work) as srv:
-            ours = Ours(srv, work, args.workers, args.concurrency)
+        with server(work) as srv, job_owner(args.owner) as owner:
+            ours = Ours(srv, work, args.workers, args.concurrency, owner)
             anchor = None if args.no_anchor else Anchor(srv, work, args.workers)
             try:
                 for op in ("REGISTER_SYNC", "PUT"):

@@ -16,8 +16,8 @@ A worker that is not root starts it without ``USER``: it stays the worker's own 
 Wire (the socket ``FD``): frames of a 4-byte big-endian length and a JSON body. First the
 worker sends :class:`Init` (the iRODS account, the allowed roots, concurrency, logging), then
 :class:`Request` frames; the child answers each with a :class:`Reply` of the same ``id``,
-in any order (``concurrency`` requests run at once in a thread pool). End of file on the
-socket ends the process.
+in any order (``concurrency`` requests run at once in a thread pool), and sends an empty
+reply with id 0 every ``heartbeat`` seconds. End of file on the socket ends the process.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any, Literal
 
@@ -58,6 +59,8 @@ class Init(BaseModel):
     concurrency: int = Field(ge=1, le=256)
     log_level: str = "info"
     log_json: bool = True
+    #: seconds between the child's heartbeats (a reply with id 0)
+    heartbeat: float = Field(default=5.0, gt=0)
 
 
 class Request(BaseModel):
@@ -132,11 +135,14 @@ def recv_frame(sock: socket.socket) -> bytes | None:
     return _recv_exactly(sock, size)
 
 
-#: Imported whole before root is dropped (the owner may not be able to read the
-#: interpreter's or the project's files): the work, the iRODS client, and the modules of
-#: the standard library that handler files commonly import.
-PRELOAD_PACKAGES = ("irods", "services.ingest", "shared")
+#: Imported before root is dropped (the owner may not be able to read the interpreter's or
+#: the project's files): the work (processing imports the rest of it), the iRODS client,
+#: the handler-author API (``shared.ingest``), and standard modules handler files use.
+PRELOAD_PACKAGES = ("irods", "shared.ingest")
 PRELOAD_MODULES = (
+    "services.ingest.processing",
+    "services.ingest.examples.landing_zone",
+    "shared.logging",
     "structlog",
     "structlog.contextvars",
     "base64",
@@ -195,7 +201,17 @@ class Server:
                 self._contexts[key] = ctx
             return ctx
 
+    def beat(self) -> None:
+        """A heartbeat every ``init.heartbeat`` seconds: the worker stops a silent child
+        (one its owner stopped), so it cannot hold the worker's slots."""
+        beat = encode(Reply(id=0))
+        while True:
+            with self._send:
+                self.sock.sendall(beat)
+            time.sleep(self.init.heartbeat)
+
     def serve(self) -> None:
+        threading.Thread(target=self.beat, name="ingest-heartbeat", daemon=True).start()
         while (frame := recv_frame(self.sock)) is not None:
             request = Request.model_validate_json(frame)
             self.pool.submit(self.run, request)
@@ -205,7 +221,11 @@ class Server:
 
         with structlog.contextvars.bound_contextvars(ingest_job=request.job.name):
             reply = self.execute(request)
-        data = encode(reply)
+        try:
+            data = encode(reply)
+        except Exception as e:  # the worker waits for an answer to every request
+            failed = Reply(id=request.id, error=f"cannot send the result: {e}", error_kind="other")
+            data = encode(failed)
         with self._send:
             self.sock.sendall(data)
 

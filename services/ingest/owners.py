@@ -27,7 +27,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import services
 from services.ingest.child import HEADER, MAX_FRAME, Init, Op, Reply, Request, encode
 from services.ingest.errors import HandlerError, IngestError, OwnerRefused, TargetError
 from services.ingest.processing import JobFatal
@@ -44,12 +43,15 @@ BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from services.ingest.child import main; sys.exit(main(sys.argv[2:]))"
 )
-PROJECT_ROOT = str(Path(services.__file__).resolve().parent.parent)
+#: The directory holding ``services/`` (so the child imports the code this worker runs).
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 #: What a child inherits from the worker's environment (nothing secret).
 KEPT_ENV = ("LANG", "LANGUAGE", "TZ")
 #: A child idle this long is stopped (the next task of its owner starts another).
 CHILD_IDLE = 120.0
 STOP_GRACE = 5.0
+#: How long a new child may take to say its first word (it imports its code first).
+START_GRACE = 60.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
 
 
@@ -66,6 +68,10 @@ class ChildPolicy:
     max_uid: int = DEFAULT_MAX_UID
     log_level: str = "info"
     log_json: bool = True
+    #: the children's heartbeat, and how long a busy child may stay silent before it is
+    #: killed (its owner may have stopped it: it must not hold the worker's slots)
+    heartbeat: float = 5.0
+    silence: float = 30.0
 
 
 def job_identity(job: Job, policy: ChildPolicy, euid: int | None = None) -> Identity:
@@ -140,7 +146,8 @@ class OwnerChild:
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        self.last_used = time.monotonic()
+        self.last_used = self.last_heard = time.monotonic()
+        self.heard = False  # nothing from the child yet (it is still starting)
         self.dead = False
 
     @property
@@ -170,6 +177,7 @@ class OwnerChild:
             concurrency=self.concurrency,
             log_level=self.policy.log_level,
             log_json=self.policy.log_json,
+            heartbeat=self.policy.heartbeat,
         )
         self._writer.write(encode(init))
         await self._writer.drain()
@@ -186,6 +194,7 @@ class OwnerChild:
                     why = "sent a frame that is too large"
                     break
                 reply = Reply.model_validate_json(await reader.readexactly(size))
+                self.last_heard, self.heard = time.monotonic(), True
                 future = self._pending.pop(reply.id, None)
                 if future is not None and not future.done():
                     future.set_result(reply)
@@ -195,6 +204,10 @@ class OwnerChild:
             why = "sent something that is not a reply"
         except (OSError, asyncio.CancelledError):
             pass
+        self._fail_all(why)
+
+    def kill(self, why: str) -> None:
+        """Kill the process now; what is in flight fails saying ``why``."""
         self._fail_all(why)
 
     def _fail_all(self, why: str) -> None:
@@ -302,9 +315,17 @@ class OwnerChildren:
         return await child.call(op, job, task, counters)
 
     async def reap(self, idle: float = CHILD_IDLE) -> None:
-        """Stop children with nothing in flight for ``idle`` seconds (and dead ones)."""
+        """Stop children with nothing in flight for ``idle`` seconds, dead ones, and busy
+        ones silent for longer than ``policy.silence`` (their tasks fail)."""
         now = time.monotonic()
         for uid, child in list(self._children.items()):
+            limit = self.policy.silence if child.heard else max(self.policy.silence, START_GRACE)
+            silent = child.busy and now - child.last_heard > limit
+            if silent:
+                log.warning(
+                    "ingest.child_silent", user=child.identity.name, seconds=self.policy.silence
+                )
+                child.kill("stopped answering")
             if child.dead or (not child.busy and now - child.last_used > idle):
                 del self._children[uid]
                 await child.stop()

@@ -1,4 +1,6 @@
-"""What a worker thread does with one ingest task (blocking; python-irodsclient).
+"""What a thread of the owner's child does with one ingest task (blocking; PRC).
+
+It runs in :mod:`services.ingest.child`, as the job's owner, never in the worker.
 
 ``process_dir`` lists a directory, diffs it against its collection and returns the
 child tasks; ``process_files`` syncs a batch of files; ``process_delete`` removes what

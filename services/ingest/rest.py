@@ -97,7 +97,6 @@ def job_from_request(
     name: str,
     body: IngestRequest,
     settings: IngestStoreSettings | None = None,
-    owner: str | None = None,
 ) -> Job:
     """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
     s = settings or IngestStoreSettings()
@@ -132,7 +131,6 @@ def job_from_request(
         ignore_cache=body.ignore_cache,
         checksum=body.checksum,
         append_json=body.append_json,
-        owner=owner,
     )
     return Job(
         name=name,
@@ -177,7 +175,7 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
         try:
             body = IngestRequest.model_validate(data)
             job = job_from_request(request.match_info["name"], body, settings)
-            job.options.owner = job_owner(principal, body.owner)
+            job.options.owner = job_owner(principal, body.owner)  # after the body's own errors
         except ValidationError as e:
             raise InvalidInput.from_validation(e, root="name") from None
         created = await request.app[INGEST_STORE].create(job)

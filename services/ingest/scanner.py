@@ -96,9 +96,14 @@ class Listing:
 
 
 def _readable(entry: Entry) -> bool:
-    """Unreadable entries are skipped (logged, not failed), like the seed (#277)."""
+    """Unreadable entries are skipped (logged, not failed), like the seed (#277).
+
+    A symbolic link counts as readable when what it points to is (checked as the job's
+    owner): a link to a file the owner may not read is not registered for the iRODS
+    server's own account to read later.
+    """
     if entry.kind == "link":
-        return True
+        return os.access(entry.path, os.R_OK)
     if not entry.mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH):
         return False
     return os.access(entry.path, os.R_OK | (os.X_OK if entry.is_dir else 0))

@@ -1,4 +1,5 @@
-"""python-irodsclient sessions for worker threads: one per thread and per proxied user.
+"""python-irodsclient sessions for the threads of an owner's child (one per thread and
+per proxied user).
 
 python-irodsclient is blocking; ingest calls it only from a bounded thread pool, and
 each thread keeps its own sessions so no connection is shared between threads.

@@ -39,14 +39,14 @@ from tests.conftest import AMQP_URL, signing_key_set
 HANDLERS = Path(__file__).parent / "handlers"
 
 
-def worker_parts(allowed_roots: list[str]) -> dict[str, Any]:
+def worker_parts(allowed_roots: list[str], **policy: Any) -> dict[str, Any]:
     """The keyword arguments of an ``IngestWorker`` as ``services.ingest.app`` builds them."""
     keys = signing_key_set().settings(Role.INGEST)
     metrics = IngestMetrics()
     return {
         "signer": keys.signer(Role.INGEST),
         "gate": Gate(keys.verifier(Role.INGEST), metrics.count_rejected),
-        "policy": ChildPolicy(allowed_roots=tuple(allowed_roots), log_json=True),
+        "policy": ChildPolicy(allowed_roots=tuple(allowed_roots), log_json=True, **policy),
         "metrics": metrics,
     }
 
@@ -66,6 +66,11 @@ class IngestHarness:
         self.tmp = tmp
         self.owner = owner
         self.allowed_roots = [str(tmp)]
+        #: where the workers connect, and who deletes their queues after the test
+        self.amqp_url = AMQP_URL
+        self.admin_url = AMQP_URL
+        #: ``ChildPolicy`` fields for the workers ``start`` makes (e.g. the heartbeat)
+        self.policy: dict[str, Any] = {}
         self.connections: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.workers: list[IngestWorker] = []
@@ -73,7 +78,7 @@ class IngestHarness:
 
     async def start(self, n: int = 1, concurrency: int = 2) -> None:
         for _ in range(n):
-            conn = await aio_pika.connect_robust(AMQP_URL)
+            conn = await aio_pika.connect_robust(self.amqp_url)
             self.connections.append(conn)
             worker = IngestWorker(
                 self.store,
@@ -82,7 +87,7 @@ class IngestHarness:
                 concurrency,
                 self.names,
                 poll=0.1,
-                **worker_parts(self.allowed_roots),
+                **worker_parts(self.allowed_roots, **self.policy),
             )
             self.workers.append(worker)
             await worker.start()
@@ -97,7 +102,7 @@ class IngestHarness:
         for w in self.workers:
             await w.close()
         with contextlib.suppress(Exception):
-            conn = await aio_pika.connect(AMQP_URL)
+            conn = await aio_pika.connect(self.admin_url)
             async with conn:
                 ch = await conn.channel()
                 for q in (self.names.ingest_dirs_queue, self.names.ingest_files_queue):

@@ -1,8 +1,9 @@
-"""Two real worker processes (``python -m services.ingest``) share one job."""
+"""Two real worker processes (``python -m services.ingest``) share one job, and log JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,14 +36,17 @@ async def test_two_worker_processes_pre_post_once(ingest, irods_server, irods_se
             cwd=REPO,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         for _ in range(2)
     ]
+    logs = [asyncio.create_task(p.stderr.read()) for p in procs if p.stderr]
     try:
         src = tmp_path / "src"
         for d in range(4):
             make_tree(src / f"d{d}", 6)
+        (src / "secret").write_text("root's")
+        (src / "secret").chmod(0o600)  # the owner's child logs that it skips it
         log = tmp_path / "hooks.log"
         job = ingest.configured(src, op="REGISTER_SYNC", log=str(log), files_per_task=2)
         done = await ingest.run(job, limit=90)
@@ -56,3 +60,13 @@ async def test_two_worker_processes_pre_post_once(ingest, irods_server, irods_se
             p.terminate()
         for p in procs:
             await p.wait()
+    # every line of both workers and their owners' children is one JSON object; the lines
+    # of the job's work carry its id, the workers' and the children's alike
+    lines = [json.loads(line) for t in logs for line in (await t).decode().splitlines()]
+    about = [x for x in lines if x.get("ingest_job") == job.name]
+    assert {"ingest pass started", "ingest pass finished"} <= {x["event"] for x in about}
+    assert any(x["event"] == "ingest.child_started" for x in lines)
+    skipped = [x for x in about if x["event"] == "physical path is not readable; skipped"]
+    assert [x["path"] for x in skipped] == [str(src / "secret")]
+    errors = [x for x in lines if x["level"] in ("error", "critical") and x not in skipped]
+    assert not errors, errors

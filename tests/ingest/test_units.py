@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,39 @@ def test_bad_character_map_is_refused():
 def test_missing_handler_file():
     with pytest.raises(HandlerError, match="cannot read event handler"):
         EventHandler.from_file("/nonexistent/handler.py")
+
+
+def test_child_replies_are_data_the_worker_checks():
+    """What an owner's child sends back is parsed and checked, never trusted as more."""
+    import pydantic
+
+    from services.ingest.child import Reply
+    from services.ingest.owners import ChildFailed, check_children
+    from services.ingest.store import Job
+    from services.ingest.tasks import DirTask, child_id
+
+    with pytest.raises(pydantic.ValidationError, match="unknown counters"):
+        Reply.model_validate_json('{"id": 1, "counts": {"__class__": 1}}')
+    with pytest.raises(pydantic.ValidationError, match="negative"):
+        Reply.model_validate_json('{"id": 1, "counts": {"files_created": -5}}')
+    job = Job(name="j", root="/r", target="/z/c", generation=3)
+    parent = DirTask(task_id="p", job="j", generation=3, path="/r", collection="/z/c")
+
+    def child(tid: str, **kw: Any) -> DirTask:
+        base: dict[str, Any] = {
+            "task_id": tid,
+            "job": "j",
+            "generation": 3,
+            "path": "/r/a",
+            "collection": "/z/c/a",
+        }
+        return DirTask(**{**base, **kw})
+
+    check_children(job, parent, [child(child_id("p", 0)), child(child_id("p", 1))])
+    for bad in (
+        child("forged"),
+        child(child_id("p", 0), job="other"),
+        child(child_id("p", 0), generation=2),
+    ):
+        with pytest.raises(ChildFailed, match="not this task's child"):
+            check_children(job, parent, [bad])
