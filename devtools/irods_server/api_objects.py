@@ -38,6 +38,7 @@ from .dataobj import (
     remove_object,
     requested_resc,
     require_object,
+    set_good_and_others_stale,
     str_out,
     vault_of,
 )
@@ -280,7 +281,7 @@ _META_COLUMNS = {
 }
 
 
-_TIME_FIELDS = {"dataModify", "dataCreate", "dataExpiry"}
+_TIME_FIELDS = {"dataModify", "dataExpiry"}  # zero-padded (dataCreate is not)
 
 
 @api(622)
@@ -324,12 +325,14 @@ async def mod_data_obj_meta(session: Session, req: Request) -> Reply:
         values.append(
             int(value) if column in ("data_size", "data_is_dirty", "data_map_id") else value
         )
-    if not sets:
-        return Reply()
-    for rep in targets:
+    for rep in targets if sets else []:
         cat.db.execute(
             f"UPDATE r_data_main SET {', '.join(sets)} WHERE data_id = ? AND data_repl_num = ?",
             (*values, int(rep["data_id"]), int(rep["data_repl_num"])),
+        )
+    if kw.ALL_REPL_STATUS_KW in params:  # this replica good, the others stale
+        set_good_and_others_stale(
+            session, int(reps[0]["data_id"]), [int(r["data_repl_num"]) for r in targets]
         )
     return Reply()
 

@@ -14,6 +14,7 @@ from irods.message import FileOpenRequest
 
 from . import acl, leniency, namespace, vault
 from .api_streams import is_open_for_write
+from .catalog import now
 from .dataobj import (
     BUSY,
     GOOD,
@@ -34,6 +35,7 @@ from .dataobj import (
     remove_object,
     replicate_to,
     requested_resc,
+    set_good_and_others_stale,
     str_out,
 )
 from .dispatch import Reply, Request, Session, api
@@ -207,7 +209,15 @@ def _verify(session: Session, reps: list[sqlite3.Row], opts: dict[str, str]) -> 
 
 
 def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) -> None:
-    """Register one physical file at ``path`` (or as a new replica with ``regRepl``)."""
+    """Register one physical file at ``path`` (or as a new replica with ``regRepl``).
+
+    As ``filePathReg`` (``plugins/api/src/register_physical_path.cpp``, 4.3.4): the size is
+    ``dataSize`` if given, else the file's; the modify time is ``dataModify`` exactly as
+    given, else now. A new replica (``filePathRegRepl`` → ``rsRegReplica.cpp``
+    ``verify_and_update_replica``) copies the source replica's row (type, owner, status,
+    checksum) stamped now; when ``dataSize`` was given, or the size or (the source having
+    one) the checksum differs from the source's, it becomes good and every other replica
+    stale (modDataObjMeta with ``allReplStatus``)."""
     cat = session.state.catalog
     user = session.require_user()
     try:
@@ -230,7 +240,7 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
             and opts[kw.CHKSUM_KW] != checksum
         ):
             raise IrodsError("USER_CHKSUM_MISMATCH", "checksum mismatch")
-    mtime = f"{int(st.st_mtime):011d}"
+    mtime = opts.get(kw.DATA_MODIFY_KW) or now()
     reps = namespace.data_replicas(cat, path)
     if reps:
         if kw.REG_REPL_KW not in opts:
@@ -244,21 +254,7 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
             acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
             if any(int(r["resc_id"]) == int(leaf["resc_id"]) for r in reps):
                 raise IrodsError("SYS_COPY_ALREADY_IN_RESC", f"{path} already has a replica there")
-            insert_replica(
-                session,
-                data_id=int(reps[0]["data_id"]),
-                coll_id=int(reps[0]["coll_id"]),
-                name=str(reps[0]["data_name"]),
-                repl_num=next_repl_num(session, int(reps[0]["data_id"])),
-                leaf=leaf,
-                phys=phys,
-                size=size,
-                status=GOOD,
-                checksum=checksum,
-                data_type=str(reps[0]["data_type_name"]),
-                owner=(str(reps[0]["data_owner_name"]), str(reps[0]["data_owner_zone"])),
-                modify_ts=mtime,
-            )
+            _register_replica(session, reps, leaf, phys, opts, size)
             return
     parent = parent_coll(session, path)
     check_new_name(session, path)
@@ -305,6 +301,43 @@ def check_path_permission(session: Session, opts: dict[str, str]) -> None:
         f"{user.name} may not register physical paths (acSetChkFilePathPerm: disallowPathReg);"
         " a rodsadmin, or a rodsadmin proxy sending noChkFilePerm, may",
     )
+
+
+def _register_replica(
+    session: Session,
+    reps: list[sqlite3.Row],
+    leaf: sqlite3.Row,
+    phys: str,
+    opts: dict[str, str],
+    size: int,
+) -> None:
+    """The ``regRepl`` half of :func:`register_file`."""
+    good = [r for r in reps if int(r["data_is_dirty"]) == GOOD]
+    source = (good or reps)[0]
+    data_id = int(source["data_id"])
+    num = next_repl_num(session, data_id)
+    checksum = str(source["data_checksum"] or "")
+    differs = kw.DATA_SIZE_KW in opts or size != int(source["data_size"])
+    if checksum:
+        mine = vault.sha256_checksum(phys)
+        differs = differs or mine != checksum
+        checksum = mine
+    insert_replica(
+        session,
+        data_id=data_id,
+        coll_id=int(source["coll_id"]),
+        name=str(source["data_name"]),
+        repl_num=num,
+        leaf=leaf,
+        phys=phys,
+        size=size,
+        status=int(source["data_is_dirty"]),
+        checksum=checksum,
+        data_type=str(source["data_type_name"]),
+        owner=(str(source["data_owner_name"]), str(source["data_owner_zone"])),
+    )
+    if differs:
+        set_good_and_others_stale(session, data_id, [num])
 
 
 def _register(session: Session, path: str, opts: dict[str, str]) -> None:

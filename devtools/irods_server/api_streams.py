@@ -79,6 +79,7 @@ class OpenReplica:
     # the other replicas this write locked: repl num -> status before (restored unless
     # the write changed the data, which leaves them stale)
     locked: dict[int, int] = field(default_factory=dict)
+    declared_size: int = 0  # the open's dataSize (L1desc dataSize): checked at close
 
     def alive(self) -> bool:
         return self.refs > 0 and any(h() is not None for h in self.holders)
@@ -225,6 +226,7 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
         int(inp.openFlags or 0),
         create_api=create_api,
         opr_type=int(inp.oprType or 0),
+        declared_size=int(inp.dataSize or 0),
     )
     return Reply(int_info=fd)
 
@@ -237,6 +239,7 @@ def open_object(
     *,
     create_api: bool,
     opr_type: int = 0,
+    declared_size: int = 0,
 ) -> int:
     """Open (or create) a replica as 601/602 do; the new L1 descriptor."""
     write = create_api or (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
@@ -314,6 +317,7 @@ def open_object(
         truncated=truncate and not created,
         written=created,
         holders=[weakref.ref(session)],
+        declared_size=declared_size if write else 0,
     )
     if write:
         lock_siblings(session.state, rep)
@@ -382,7 +386,13 @@ async def data_obj_lseek(session: Session, req: Request) -> Reply:
 
 
 def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) -> None:
-    """Set size, mtime and status of a replica opened for writing; stale the others."""
+    """Set size, mtime and status of a replica opened for writing; stale the others.
+
+    As ``close_replica`` (``server/api/src/rsDataObjClose.cpp``, 4.3.4): a write clears the
+    checksum, recomputed only with ``regChksum``/``verifyChksum``; a size in the vault
+    that differs from the open's ``dataSize`` (> 0, no ``noChkCopyLen``) leaves the
+    replica stale with that size and its siblings as they were, and the close still
+    succeeds (``update_replica_size_and_throw_on_failure`` throws the byte count)."""
     cat = session.state.catalog
     rep.finalized = True
     if not rep.write:
@@ -396,13 +406,17 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
     if row is None:  # removed while open
         return
     changed = rep.written or rep.truncated
-    unlock_siblings(session.state, rep, stale=changed)
     checksum = str(row["data_checksum"]) if not changed else ""
-    if (
-        kw.REG_CHKSUM_KW in opts
-        or kw.VERIFY_CHKSUM_KW in opts
-        or (changed and row["data_checksum"])
-    ):
+    if kw.NO_CHK_COPY_LEN_KW not in opts and 0 < rep.declared_size != size:
+        unlock_siblings(session.state, rep, stale=False)
+        cat.db.execute(
+            "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?"
+            " WHERE data_id = ? AND data_repl_num = ?",
+            (size, STALE, checksum, rep.data_id, rep.repl_num),
+        )
+        return
+    unlock_siblings(session.state, rep, stale=changed)
+    if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
         checksum = vault.sha256_checksum(rep.phys)
         wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:

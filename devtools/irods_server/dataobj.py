@@ -406,6 +406,23 @@ def replicate_to(session: Session, src: sqlite3.Row, leaf: sqlite3.Row) -> sqlit
     return row
 
 
+def set_good_and_others_stale(session: Session, data_id: int, nums: list[int]) -> None:
+    """``allReplStatus`` (``db_mod_data_obj_meta_op``, ``plugins/database/src/db_plugin.cpp``):
+    these replicas good, every other one that is not being written stale."""
+    marks = ",".join("?" * len(nums))
+    db = session.state.catalog.db
+    db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ?"
+        f" WHERE data_id = ? AND data_repl_num IN ({marks})",
+        (GOOD, data_id, *nums),
+    )
+    db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_is_dirty != ?"
+        f" AND data_repl_num NOT IN ({marks})",
+        (STALE, data_id, INTERMEDIATE, *nums),
+    )
+
+
 # -- removing objects, making collections --------------------------------------------------
 
 
