@@ -12,7 +12,7 @@ from irods.message.property_types import IntegerProperty, LongProperty
 
 from . import acl, namespace, vault
 from .catalog import now
-from .dataobj import UNREG_OPR, ensure_colls, remove_object
+from .dataobj import UNREG_OPR, ensure_colls, remove_object, touch_parents
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 
@@ -145,14 +145,15 @@ async def rm_coll(session: Session, req: Request) -> Reply:
     in_trash = namespace.is_within(path, f"/{zone}/trash")
     if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
         _remove_tree(session, path, keep_files=unreg)
-        return Reply()
-    base = namespace.trash_path(zone, user.name, path)
-    dest, n = base, 0
-    while namespace.coll(cat, dest) is not None or namespace.data_replicas(cat, dest):
-        n += 1
-        dest = f"{base}.{n}"
-    ensure_colls(session, namespace.split(dest)[0])
-    _move_tree(session, path, dest)
+    else:
+        base = namespace.trash_path(zone, user.name, path)
+        dest, n = base, 0
+        while namespace.coll(cat, dest) is not None or namespace.data_replicas(cat, dest):
+            n += 1
+            dest = f"{base}.{n}"
+        ensure_colls(session, namespace.split(dest)[0])
+        _move_tree(session, path, dest)
+    touch_parents(session, path)
     return Reply()
 
 

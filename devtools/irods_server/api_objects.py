@@ -40,6 +40,7 @@ from .dataobj import (
     require_object,
     set_good_and_others_stale,
     str_out,
+    touch_parents,
     vault_of,
 )
 from .dispatch import Reply, Request, Session, api
@@ -123,10 +124,11 @@ async def data_obj_unlink(session: Session, req: Request) -> Reply:
     in_trash = namespace.is_within(path, f"/{cat.zone}/trash")
     if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
         remove_object(session, reps, keep_files=unreg)
-        return Reply()
-    dest = _unique_trash(session, namespace.trash_path(cat.zone, user.name, path))
-    ensure_colls(session, namespace.split(dest)[0])
-    move_object(session, reps, dest)
+    else:
+        dest = _unique_trash(session, namespace.trash_path(cat.zone, user.name, path))
+        ensure_colls(session, namespace.split(dest)[0])
+        move_object(session, reps, dest)
+    touch_parents(session, path)
     return Reply()
 
 
@@ -160,6 +162,7 @@ async def data_obj_rename(session: Session, req: Request) -> Reply:
         rename_collection(session, src, dest)
     else:
         _rename_data(session, src, dest)
+    touch_parents(session, src, dest)
     return Reply()
 
 

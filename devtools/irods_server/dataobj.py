@@ -341,6 +341,7 @@ def create_object(
     )
     inherit = str(parent["coll_inheritance"]) == "1"
     acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]), inherit)
+    touch_parents(session, path)
     row = namespace.replicas_by_id(cat, data_id)[0]
     return row, phys
 
@@ -423,6 +424,17 @@ def set_good_and_others_stale(session: Session, data_id: int, nums: list[int]) -
     )
 
 
+def touch_parents(session: Session, *paths: str) -> None:
+    """Stamp now on the parent collection of each path, as ``fs::server::last_write_time``
+    after a create (``rsDataObjOpen.cpp``), a put (``rsDataObjPut.cpp``), a rename, an
+    unlink, a collection create or removal (``rsCollCreate.cpp``, ``rsRmColl.cpp``)."""
+    ts = now()
+    for parent in {namespace.split(p)[0] for p in paths}:
+        session.state.catalog.db.execute(
+            "UPDATE r_coll_main SET modify_ts = ? WHERE coll_name = ?", (ts, parent)
+        )
+
+
 # -- removing objects, making collections --------------------------------------------------
 
 
@@ -455,6 +467,7 @@ def ensure_colls(session: Session, path: str) -> sqlite3.Row:
         (cid, parent_path, path, user.name, user.zone, ts, ts),
     )
     acl.set_initial(cat, cid, user.id, int(parent["coll_id"]))
+    touch_parents(session, path)
     found = namespace.coll(cat, path)
     assert found is not None
     return found
