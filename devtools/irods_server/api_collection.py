@@ -142,8 +142,10 @@ async def rm_coll(session: Session, req: Request) -> Reply:
         raise IrodsError("CAT_COLLECTION_NOT_EMPTY", f"{path} is not empty")
     _check_tree_access(session, path, acl.DELETE_OBJECT)
     unreg = int(inp.oprType or 0) == UNREG_OPR
-    in_trash = namespace.is_within(path, f"/{zone}/trash")
-    if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
+    # rsRmColl (4.3.4): force, unregister or irmtrash's keyword delete, anything else goes
+    # to the trash (from inside the trash too)
+    rmtrash = kw.RMTRASH_KW in opts or kw.ADMIN_RMTRASH_KW in opts
+    if unreg or kw.FORCE_FLAG_KW in opts or rmtrash:
         _remove_tree(session, path, keep_files=unreg)
     else:
         base = namespace.trash_path(zone, user.name, path)

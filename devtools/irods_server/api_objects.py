@@ -121,8 +121,13 @@ async def data_obj_unlink(session: Session, req: Request) -> Reply:
     if is_open_for_write(session, data_id):
         raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
     unreg = int(inp.oprType or 0) == UNREG_OPR
-    in_trash = namespace.is_within(path, f"/{cat.zone}/trash")
-    if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
+    # as rsDataObjUnlink (4.3.4): only force, unregister or irmtrash's keyword delete; any
+    # other unlink moves the object to the trash, from inside the trash too
+    # (/zone/trash/home/u/trash/home/u/..., as a 5.0.2 zone did)
+    rmtrash = kw.RMTRASH_KW in opts or kw.ADMIN_RMTRASH_KW in opts
+    if rmtrash and not namespace.is_within(path, f"/{cat.zone}/trash"):
+        raise IrodsError("SYS_INVALID_FILE_PATH", f"{path} is not in the trash")
+    if unreg or kw.FORCE_FLAG_KW in opts or rmtrash:
         remove_object(session, reps, keep_files=unreg)
     else:
         dest = _unique_trash(session, namespace.trash_path(cat.zone, user.name, path))

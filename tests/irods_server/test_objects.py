@@ -7,7 +7,9 @@ import os
 from typing import Any
 
 import irods.exception as ex
+import irods.keywords as kw
 import pytest
+from irods.access import iRODSAccess
 
 TRASH = "/tempZone/trash/home/rods"
 
@@ -67,3 +69,36 @@ def test_mod_data_obj_meta_and_touch(irods_session: Any, coll: str) -> None:
     assert int(irods_session.data_objects.get(path).modify_time.timestamp()) == 1_700_000_000
     irods_session.data_objects.touch(f"{coll}/made_by_touch")
     assert irods_session.data_objects.get(f"{coll}/made_by_touch").size == 0
+
+
+def test_trash_rules_of_unlink(
+    irods_session: Any, coll: str, unique_name: str, irods_user: Any
+) -> None:
+    """``rsDataObjUnlink.cpp`` / ``rsMkTrashPath`` (``rsRmColl.cpp``), 4.3.4: a non-forced
+    unlink inside the trash moves the object again (as a real 5.0.2 zone did); only
+    force, unregister or irmtrash's keyword deletes, and that keyword outside the trash is
+    SYS_INVALID_FILE_PATH. Another user's object goes to the caller's trash under the
+    owner's name (``/trash/home/<caller>/<owner>/...``)."""
+    path = f"{coll}/twice"
+    irods_session.data_objects.create(path)
+    irods_session.data_objects.unlink(path)
+    first = f"{TRASH}/{unique_name}/twice"
+    irods_session.data_objects.unlink(first)
+    again = f"{TRASH}/trash/home/rods/{unique_name}/twice"
+    assert not irods_session.data_objects.exists(first)
+    assert irods_session.data_objects.exists(again)
+    irods_session.data_objects.create(f"{coll}/kept")
+    with pytest.raises(ex.SYS_INVALID_FILE_PATH):
+        irods_session.data_objects.unlink(f"{coll}/kept", **{kw.RMTRASH_KW: ""})
+    assert irods_session.data_objects.exists(f"{coll}/kept")
+    irods_session.data_objects.unlink(again, **{kw.RMTRASH_KW: ""})
+    assert not irods_session.data_objects.exists(again)
+    irods_session.collections.remove(f"{TRASH}/trash", force=True)
+
+    owner, bob = irods_user()
+    theirs = f"/tempZone/home/{owner}/shared"
+    bob.data_objects.create(theirs)
+    bob.acls.set(iRODSAccess("own", theirs, "rods"))
+    irods_session.data_objects.unlink(theirs)
+    assert irods_session.data_objects.exists(f"{TRASH}/{owner}/shared")
+    irods_session.collections.remove(f"{TRASH}/{owner}", force=True)
