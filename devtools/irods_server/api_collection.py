@@ -175,7 +175,7 @@ def rename_collection(session: Session, src: str, dest: str) -> None:
     parent = namespace.coll(cat, namespace.split(dest)[0])
     if parent is None:
         raise IrodsError("CAT_UNKNOWN_COLLECTION", f"no collection {namespace.split(dest)[0]}")
-    acl.require(cat, user, int(row["coll_id"]), acl.DELETE_OBJECT, src)
+    acl.require(cat, user, int(row["coll_id"]), acl.OWN, src)  # as for a data object
     acl.require(cat, user, int(parent["coll_id"]), acl.WRITE, str(parent["coll_name"]))
     _move_tree(session, src, dest)
 

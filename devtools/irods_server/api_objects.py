@@ -141,7 +141,9 @@ def _rename_data(session: Session, src: str, dest: str) -> None:
     cat = session.state.catalog
     user = session.require_user()
     reps = require_object(session, src)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.DELETE_OBJECT, src)
+    # own on the object, modify_object on the target collection (db_rename_object_op,
+    # db_move_object_op in plugins/database/src/db_plugin.cpp)
+    acl.require(cat, user, int(reps[0]["data_id"]), acl.OWN, src)
     if namespace.data_replicas(cat, dest):
         raise IrodsError("CAT_NAME_EXISTS_AS_DATAOBJ", f"{dest} exists")
     check_new_name(session, dest)

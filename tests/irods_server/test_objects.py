@@ -102,3 +102,26 @@ def test_trash_rules_of_unlink(
     irods_session.data_objects.unlink(theirs)
     assert irods_session.data_objects.exists(f"{TRASH}/{owner}/shared")
     irods_session.collections.remove(f"{TRASH}/{owner}", force=True)
+
+
+def test_rename_needs_own(irods_session: Any, coll: str, irods_user: Any) -> None:
+    """``db_rename_object_op`` / ``db_move_object_op`` (``plugins/database/src/db_plugin.cpp``):
+    own on the object (or collection) and modify_object on the target collection; a
+    user with delete_object or modify_object may not rename."""
+    name, alice = irods_user()
+    home = f"/tempZone/home/{name}"
+    path = f"{coll}/theirs"
+    irods_session.data_objects.create(path)
+    sub = f"{coll}/sub"
+    irods_session.collections.create(sub)
+    irods_session.acls.set(iRODSAccess("write", coll, name))
+    for level in ("delete_object", "modify_object"):
+        irods_session.acls.set(iRODSAccess(level, path, name))
+        irods_session.acls.set(iRODSAccess(level, sub, name))
+        with pytest.raises(ex.CAT_NO_ACCESS_PERMISSION):
+            alice.data_objects.move(path, f"{home}/moved")
+        with pytest.raises(ex.CAT_NO_ACCESS_PERMISSION):
+            alice.collections.move(sub, f"{home}/moved-sub")
+    irods_session.acls.set(iRODSAccess("own", path, name))
+    alice.data_objects.move(path, f"{home}/moved")
+    assert alice.data_objects.exists(f"{home}/moved")
