@@ -12,7 +12,7 @@ from irods.message.property_types import IntegerProperty, LongProperty
 
 from . import acl, namespace, vault
 from .catalog import now
-from .dataobj import UNREG_OPR, ensure_colls, remove_object
+from .dataobj import UNREG_OPR, ensure_colls, remove_object, touch_parents
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 
@@ -142,17 +142,20 @@ async def rm_coll(session: Session, req: Request) -> Reply:
         raise IrodsError("CAT_COLLECTION_NOT_EMPTY", f"{path} is not empty")
     _check_tree_access(session, path, acl.DELETE_OBJECT)
     unreg = int(inp.oprType or 0) == UNREG_OPR
-    in_trash = namespace.is_within(path, f"/{zone}/trash")
-    if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
+    # rsRmColl (4.3.4): force, unregister or irmtrash's keyword delete, anything else goes
+    # to the trash (from inside the trash too)
+    rmtrash = kw.RMTRASH_KW in opts or kw.ADMIN_RMTRASH_KW in opts
+    if unreg or kw.FORCE_FLAG_KW in opts or rmtrash:
         _remove_tree(session, path, keep_files=unreg)
-        return Reply()
-    base = namespace.trash_path(zone, user.name, path)
-    dest, n = base, 0
-    while namespace.coll(cat, dest) is not None or namespace.data_replicas(cat, dest):
-        n += 1
-        dest = f"{base}.{n}"
-    ensure_colls(session, namespace.split(dest)[0])
-    _move_tree(session, path, dest)
+    else:
+        base = namespace.trash_path(zone, user.name, path)
+        dest, n = base, 0
+        while namespace.coll(cat, dest) is not None or namespace.data_replicas(cat, dest):
+            n += 1
+            dest = f"{base}.{n}"
+        ensure_colls(session, namespace.split(dest)[0])
+        _move_tree(session, path, dest)
+    touch_parents(session, path)
     return Reply()
 
 
@@ -172,7 +175,7 @@ def rename_collection(session: Session, src: str, dest: str) -> None:
     parent = namespace.coll(cat, namespace.split(dest)[0])
     if parent is None:
         raise IrodsError("CAT_UNKNOWN_COLLECTION", f"no collection {namespace.split(dest)[0]}")
-    acl.require(cat, user, int(row["coll_id"]), acl.DELETE_OBJECT, src)
+    acl.require(cat, user, int(row["coll_id"]), acl.OWN, src)  # as for a data object
     acl.require(cat, user, int(parent["coll_id"]), acl.WRITE, str(parent["coll_name"]))
     _move_tree(session, src, dest)
 

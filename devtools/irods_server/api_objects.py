@@ -38,7 +38,9 @@ from .dataobj import (
     remove_object,
     requested_resc,
     require_object,
+    set_good_and_others_stale,
     str_out,
+    touch_parents,
     vault_of,
 )
 from .dispatch import Reply, Request, Session, api
@@ -119,13 +121,19 @@ async def data_obj_unlink(session: Session, req: Request) -> Reply:
     if is_open_for_write(session, data_id):
         raise IrodsError("LOCKED_DATA_OBJECT_ACCESS", f"{path} is open for writing")
     unreg = int(inp.oprType or 0) == UNREG_OPR
-    in_trash = namespace.is_within(path, f"/{cat.zone}/trash")
-    if unreg or kw.FORCE_FLAG_KW in opts or in_trash:
+    # as rsDataObjUnlink (4.3.4): only force, unregister or irmtrash's keyword delete; any
+    # other unlink moves the object to the trash, from inside the trash too
+    # (/zone/trash/home/u/trash/home/u/..., as a 5.0.2 zone did)
+    rmtrash = kw.RMTRASH_KW in opts or kw.ADMIN_RMTRASH_KW in opts
+    if rmtrash and not namespace.is_within(path, f"/{cat.zone}/trash"):
+        raise IrodsError("SYS_INVALID_FILE_PATH", f"{path} is not in the trash")
+    if unreg or kw.FORCE_FLAG_KW in opts or rmtrash:
         remove_object(session, reps, keep_files=unreg)
-        return Reply()
-    dest = _unique_trash(session, namespace.trash_path(cat.zone, user.name, path))
-    ensure_colls(session, namespace.split(dest)[0])
-    move_object(session, reps, dest)
+    else:
+        dest = _unique_trash(session, namespace.trash_path(cat.zone, user.name, path))
+        ensure_colls(session, namespace.split(dest)[0])
+        move_object(session, reps, dest)
+    touch_parents(session, path)
     return Reply()
 
 
@@ -133,7 +141,9 @@ def _rename_data(session: Session, src: str, dest: str) -> None:
     cat = session.state.catalog
     user = session.require_user()
     reps = require_object(session, src)
-    acl.require(cat, user, int(reps[0]["data_id"]), acl.DELETE_OBJECT, src)
+    # own on the object, modify_object on the target collection (db_rename_object_op,
+    # db_move_object_op in plugins/database/src/db_plugin.cpp)
+    acl.require(cat, user, int(reps[0]["data_id"]), acl.OWN, src)
     if namespace.data_replicas(cat, dest):
         raise IrodsError("CAT_NAME_EXISTS_AS_DATAOBJ", f"{dest} exists")
     check_new_name(session, dest)
@@ -159,6 +169,7 @@ async def data_obj_rename(session: Session, req: Request) -> Reply:
         rename_collection(session, src, dest)
     else:
         _rename_data(session, src, dest)
+    touch_parents(session, src, dest)
     return Reply()
 
 
@@ -280,7 +291,7 @@ _META_COLUMNS = {
 }
 
 
-_TIME_FIELDS = {"dataModify", "dataCreate", "dataExpiry"}
+_TIME_FIELDS = {"dataModify", "dataExpiry"}  # zero-padded (dataCreate is not)
 
 
 @api(622)
@@ -324,12 +335,14 @@ async def mod_data_obj_meta(session: Session, req: Request) -> Reply:
         values.append(
             int(value) if column in ("data_size", "data_is_dirty", "data_map_id") else value
         )
-    if not sets:
-        return Reply()
-    for rep in targets:
+    for rep in targets if sets else []:
         cat.db.execute(
             f"UPDATE r_data_main SET {', '.join(sets)} WHERE data_id = ? AND data_repl_num = ?",
             (*values, int(rep["data_id"]), int(rep["data_repl_num"])),
+        )
+    if kw.ALL_REPL_STATUS_KW in params:  # this replica good, the others stale
+        set_good_and_others_stale(
+            session, int(reps[0]["data_id"]), [int(r["data_repl_num"]) for r in targets]
         )
     return Reply()
 

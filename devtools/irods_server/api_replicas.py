@@ -14,6 +14,7 @@ from irods.message import FileOpenRequest
 
 from . import acl, leniency, namespace, vault
 from .api_streams import is_open_for_write
+from .catalog import now
 from .dataobj import (
     BUSY,
     GOOD,
@@ -34,6 +35,7 @@ from .dataobj import (
     remove_object,
     replicate_to,
     requested_resc,
+    set_good_and_others_stale,
     str_out,
 )
 from .dispatch import Reply, Request, Session, api
@@ -43,6 +45,7 @@ DEFAULT_MIN_COPIES = 2
 #: ``PATH_REG_NOT_ALLOWED`` (``lib/core/include/irods/rodsErrorTable.h``); python-irodsclient
 #: 3.3 has no class for it (a client sees ``KeyError(-129000)``, as from a real zone)
 PATH_REG_NOT_ALLOWED = -129000
+USER_FILE_SIZE_MISMATCH, SYS_NO_GOOD_REPLICA = -401000, -166000  # rodsErrorTable.h; no PRC class
 
 
 # -- replicate / trim ----------------------------------------------------------------------
@@ -175,39 +178,105 @@ async def data_obj_chksum(session: Session, req: Request) -> Reply:
 
 
 def _verify(session: Session, reps: list[sqlite3.Row], opts: dict[str, str]) -> Reply:
-    """Compare stored checksums with the files; report replicas that have none."""
-    name = opts.get(kw.RESC_NAME_KW)
-    if opts.get(kw.REPL_NUM_KW, "") != "" or name:
-        picked = pick_replica(session, reps, opts, for_write=False)
-        reps = [picked] if picked is not None else []
-    missing = []
-    for rep in reps:
-        stored = str(rep["data_checksum"])
-        if not stored:
-            missing.append(
-                {
-                    "error_code": code_of("CAT_NO_CHECKSUM_FOR_REPLICA"),
-                    "message": f"No checksum available for replica [{rep['data_repl_num']}].",
-                }
+    """``do_verification`` (``server/api/src/rsDataObjChksum.cpp``, 4.3.4): nothing stored,
+    findings answered as ``CHECK_VERIFICATION_RESULTS`` (-407000) with a JSON list of
+    ``{severity, error_code, message}``: skipped non-good replicas ("info"), a vault size
+    that differs from the catalog's ("error", ``USER_FILE_SIZE_MISMATCH``), replicas
+    without a checksum ("warning", ``CAT_NO_CHECKSUM_FOR_REPLICA``), a checksum that does
+    not match ("error", ``USER_CHKSUM_MISMATCH``) and good replicas whose checksums differ
+    ("warning"). A replica named by number or resource is checked alone (stale allowed)."""
+    one = opts.get(kw.REPL_NUM_KW, "") != "" or kw.RESC_NAME_KW in opts
+    if (
+        kw.FORCE_CHKSUM_KW in opts
+        or (kw.REPL_NUM_KW in opts and kw.RESC_NAME_KW in opts)
+        or (one and kw.CHKSUM_ALL_KW in opts)
+    ):
+        raise IrodsError("USER_INCOMPATIBLE_PARAMS", "incompatible verification options")
+    results: list[dict[str, object]] = []
+
+    def add(severity: str, code: int, message: str) -> None:
+        results.append({"severity": severity, "error_code": code, "message": message})
+
+    def size_ok(rep: sqlite3.Row) -> None:
+        if vault.size(str(rep["data_path"])) != int(rep["data_size"]):
+            add(
+                "error",
+                USER_FILE_SIZE_MISMATCH,
+                "ERROR: Physical size does not match size in catalog for replica"
+                f" [{rep['data_repl_num']}].",
             )
-            continue
-        if vault.sha256_checksum(str(rep["data_path"])) != stored:
-            raise IrodsError(
-                "USER_CHKSUM_MISMATCH",
-                f"replica {rep['data_repl_num']} does not match its checksum",
+
+    def sum_ok(rep: sqlite3.Row) -> None:
+        if vault.sha256_checksum(str(rep["data_path"])) != str(rep["data_checksum"]):
+            add(
+                "error",
+                code_of("USER_CHKSUM_MISMATCH"),
+                "ERROR: Computed checksum does not match what is in the catalog for replica"
+                f" [{rep['data_repl_num']}].",
             )
-    if missing:
-        return Reply(
-            int_info=code_of("CHECK_VERIFICATION_RESULTS"), msg=str_out(json.dumps(missing))
+
+    def no_sum(rep: sqlite3.Row) -> None:
+        add(
+            "warning",
+            code_of("CAT_NO_CHECKSUM_FOR_REPLICA"),
+            f"WARNING: No checksum available for replica [{rep['data_repl_num']}].",
         )
-    return Reply()
+
+    if one:
+        picked = pick_replica(session, reps, opts, for_write=False)
+        if picked is None:
+            raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", "no replica on that resource")
+        if int(picked["data_is_dirty"]) in BUSY:
+            raise IrodsError("SYS_REPLICA_INACCESSIBLE", "the replica is being written")
+        size_ok(picked)
+        if not picked["data_checksum"]:
+            no_sum(picked)
+        elif kw.NO_COMPUTE_KW not in opts:
+            sum_ok(picked)
+        return _verification_reply(results)
+    good = [r for r in reps if int(r["data_is_dirty"]) == GOOD]
+    if not good:
+        raise IrodsError(SYS_NO_GOOD_REPLICA, "no good replica to verify")
+    if len(reps) > len(good):
+        add("info", 0, f"INFO: Number of replicas skipped: {len(reps) - len(good)}")
+    for rep in good:
+        size_ok(rep)
+    if any(not r["data_checksum"] for r in good):
+        for rep in good:
+            if not rep["data_checksum"]:
+                no_sum(rep)
+        return _verification_reply(results)
+    if kw.NO_COMPUTE_KW not in opts:
+        for rep in good:
+            sum_ok(rep)
+    if len({str(r["data_checksum"]) for r in good}) > 1:
+        add(
+            "warning",
+            code_of("USER_CHKSUM_MISMATCH"),
+            "WARNING: Data object has replicas with different checksums.",
+        )
+    return _verification_reply(results)
+
+
+def _verification_reply(results: list[dict[str, object]]) -> Reply:
+    if not results:
+        return Reply()
+    return Reply(int_info=code_of("CHECK_VERIFICATION_RESULTS"), msg=str_out(json.dumps(results)))
 
 
 # -- register ------------------------------------------------------------------------------
 
 
 def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) -> None:
-    """Register one physical file at ``path`` (or as a new replica with ``regRepl``)."""
+    """Register one physical file at ``path`` (or as a new replica with ``regRepl``).
+
+    As ``filePathReg`` (``plugins/api/src/register_physical_path.cpp``, 4.3.4): the size is
+    ``dataSize`` if given, else the file's; the modify time is ``dataModify`` exactly as
+    given, else now. A new replica (``filePathRegRepl`` → ``rsRegReplica.cpp``
+    ``verify_and_update_replica``) copies the source replica's row (type, owner, status,
+    checksum) stamped now; when ``dataSize`` was given, or the size or (the source having
+    one) the checksum differs from the source's, it becomes good and every other replica
+    stale (modDataObjMeta with ``allReplStatus``)."""
     cat = session.state.catalog
     user = session.require_user()
     try:
@@ -230,7 +299,7 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
             and opts[kw.CHKSUM_KW] != checksum
         ):
             raise IrodsError("USER_CHKSUM_MISMATCH", "checksum mismatch")
-    mtime = f"{int(st.st_mtime):011d}"
+    mtime = opts.get(kw.DATA_MODIFY_KW) or now()
     reps = namespace.data_replicas(cat, path)
     if reps:
         if kw.REG_REPL_KW not in opts:
@@ -244,21 +313,7 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
             acl.require(cat, user, int(reps[0]["data_id"]), acl.WRITE, path)
             if any(int(r["resc_id"]) == int(leaf["resc_id"]) for r in reps):
                 raise IrodsError("SYS_COPY_ALREADY_IN_RESC", f"{path} already has a replica there")
-            insert_replica(
-                session,
-                data_id=int(reps[0]["data_id"]),
-                coll_id=int(reps[0]["coll_id"]),
-                name=str(reps[0]["data_name"]),
-                repl_num=next_repl_num(session, int(reps[0]["data_id"])),
-                leaf=leaf,
-                phys=phys,
-                size=size,
-                status=GOOD,
-                checksum=checksum,
-                data_type=str(reps[0]["data_type_name"]),
-                owner=(str(reps[0]["data_owner_name"]), str(reps[0]["data_owner_zone"])),
-                modify_ts=mtime,
-            )
+            _register_replica(session, reps, leaf, phys, opts, size)
             return
     parent = parent_coll(session, path)
     check_new_name(session, path)
@@ -305,6 +360,43 @@ def check_path_permission(session: Session, opts: dict[str, str]) -> None:
         f"{user.name} may not register physical paths (acSetChkFilePathPerm: disallowPathReg);"
         " a rodsadmin, or a rodsadmin proxy sending noChkFilePerm, may",
     )
+
+
+def _register_replica(
+    session: Session,
+    reps: list[sqlite3.Row],
+    leaf: sqlite3.Row,
+    phys: str,
+    opts: dict[str, str],
+    size: int,
+) -> None:
+    """The ``regRepl`` half of :func:`register_file`."""
+    good = [r for r in reps if int(r["data_is_dirty"]) == GOOD]
+    source = (good or reps)[0]
+    data_id = int(source["data_id"])
+    num = next_repl_num(session, data_id)
+    checksum = str(source["data_checksum"] or "")
+    differs = kw.DATA_SIZE_KW in opts or size != int(source["data_size"])
+    if checksum:
+        mine = vault.sha256_checksum(phys)
+        differs = differs or mine != checksum
+        checksum = mine
+    insert_replica(
+        session,
+        data_id=data_id,
+        coll_id=int(source["coll_id"]),
+        name=str(source["data_name"]),
+        repl_num=num,
+        leaf=leaf,
+        phys=phys,
+        size=size,
+        status=int(source["data_is_dirty"]),
+        checksum=checksum,
+        data_type=str(source["data_type_name"]),
+        owner=(str(source["data_owner_name"]), str(source["data_owner_zone"])),
+    )
+    if differs:
+        set_good_and_others_stale(session, data_id, [num])
 
 
 def _register(session: Session, path: str, opts: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from irods.message import (
 
 from . import namespace, vault
 from .api_streams import O_CREAT, O_RDWR, O_TRUNC, close_descriptor, handle_of, open_object
-from .dataobj import PUT_OPR, STALE, abs_path, kv_of
+from .dataobj import PUT_OPR, STALE, abs_path, kv_of, touch_parents
 from .dispatch import Reply, Request, Session, api
 from .errors import IrodsError
 
@@ -112,6 +112,7 @@ async def data_obj_put(session: Session, req: Request) -> Reply:
         raise
     rep.written = True
     close_descriptor(session, fd, {}, finalize=True)  # size, checksum, status good, stale others
+    touch_parents(session, path)
     return Reply()
 
 

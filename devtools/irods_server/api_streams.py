@@ -79,6 +79,11 @@ class OpenReplica:
     # the other replicas this write locked: repl num -> status before (restored unless
     # the write changed the data, which leaves them stale)
     locked: dict[int, int] = field(default_factory=dict)
+    declared_size: int = 0  # the open's dataSize (L1desc dataSize): checked at close
+    created: bool = False  # a new data object or replica (open_type CREATE_TYPE)
+    original_status: int = GOOD  # the replica's status before the open made it intermediate
+    flags: int = 0  # the open's openFlags
+    opr_type: int = 0  # the open's oprType
 
     def alive(self) -> bool:
         return self.refs > 0 and any(h() is not None for h in self.holders)
@@ -94,6 +99,7 @@ class Handle:
     pos: int = 0
     primary: bool = True
     closed: bool = False
+    bytes_written: int = 0
 
 
 def _fds(session: Session) -> dict[int, Handle]:
@@ -225,6 +231,7 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
         int(inp.openFlags or 0),
         create_api=create_api,
         opr_type=int(inp.oprType or 0),
+        declared_size=int(inp.dataSize or 0),
     )
     return Reply(int_info=fd)
 
@@ -237,6 +244,7 @@ def open_object(
     *,
     create_api: bool,
     opr_type: int = 0,
+    declared_size: int = 0,
 ) -> int:
     """Open (or create) a replica as 601/602 do; the new L1 descriptor."""
     write = create_api or (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
@@ -293,6 +301,7 @@ def open_object(
             created = truncate = True
         target = picked
         phys = str(target["data_path"])
+    original = int(target["data_is_dirty"])
     data_id = int(target["data_id"])
     fd = vault.open_file(phys, create=write, write=write, truncate=truncate)
     if write and not created:  # a created replica is intermediate already
@@ -314,6 +323,11 @@ def open_object(
         truncated=truncate and not created,
         written=created,
         holders=[weakref.ref(session)],
+        declared_size=declared_size if write else 0,
+        created=created,
+        original_status=original,
+        flags=flags | (O_CREAT if create_api else 0),
+        opr_type=opr_type,
     )
     if write:
         lock_siblings(session.state, rep)
@@ -355,6 +369,7 @@ async def data_obj_write(session: Session, req: Request) -> Reply:
         handle.pos = os.fstat(handle.rep.fd).st_size
     written = vault.pwrite(handle.rep.fd, req.bs, handle.pos)
     handle.pos += written
+    handle.bytes_written += written
     handle.rep.written = True
     return Reply(int_info=written)
 
@@ -382,7 +397,13 @@ async def data_obj_lseek(session: Session, req: Request) -> Reply:
 
 
 def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) -> None:
-    """Set size, mtime and status of a replica opened for writing; stale the others."""
+    """Set size, mtime and status of a replica opened for writing; stale the others.
+
+    As ``close_replica`` (``server/api/src/rsDataObjClose.cpp``, 4.3.4): a write clears the
+    checksum, recomputed only with ``regChksum``/``verifyChksum``; a size in the vault
+    that differs from the open's ``dataSize`` (> 0, no ``noChkCopyLen``) leaves the
+    replica stale with that size and its siblings as they were, and the close still
+    succeeds (``update_replica_size_and_throw_on_failure`` throws the byte count)."""
     cat = session.state.catalog
     rep.finalized = True
     if not rep.write:
@@ -396,13 +417,17 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
     if row is None:  # removed while open
         return
     changed = rep.written or rep.truncated
-    unlock_siblings(session.state, rep, stale=changed)
     checksum = str(row["data_checksum"]) if not changed else ""
-    if (
-        kw.REG_CHKSUM_KW in opts
-        or kw.VERIFY_CHKSUM_KW in opts
-        or (changed and row["data_checksum"])
-    ):
+    if kw.NO_CHK_COPY_LEN_KW not in opts and 0 < rep.declared_size != size:
+        unlock_siblings(session.state, rep, stale=False)
+        cat.db.execute(
+            "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?"
+            " WHERE data_id = ? AND data_repl_num = ?",
+            (size, STALE, checksum, rep.data_id, rep.repl_num),
+        )
+        return
+    unlock_siblings(session.state, rep, stale=changed)
+    if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
         checksum = vault.sha256_checksum(rep.phys)
         wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
@@ -478,12 +503,62 @@ async def data_obj_close(session: Session, req: Request) -> Reply:
 
 @api(20004)
 async def replica_close(session: Session, req: Request) -> Reply:
+    """As ``plugins/api/src/replica_close.cpp`` (4.3.4): a write descriptor, whichever stream
+    it is, is finalized with the defaults (``update_size`` and ``update_status`` true:
+    size, good, mtime, checksum cleared, siblings stale); ``update_size`` alone updates size
+    and mtime and clears the checksum, the replica staying intermediate and locked;
+    ``update_status`` alone makes it good (its old status if nothing was written to an
+    existing replica) and its siblings stale; neither: the stream is closed and nothing
+    else (the last stream's close decides).
+    ``compute_checksum`` computes one after. A bad descriptor is ``BAD_INPUT_DESC_INDEX``."""
     doc = json_in(req)
-    handle = handle_of(session, doc.get("fd"))
+    try:
+        handle = handle_of(session, doc.get("fd"))
+    except IrodsError:
+        raise IrodsError("BAD_INPUT_DESC_INDEX", f"bad descriptor {doc.get('fd')}") from None
     fd = int(doc["fd"])
-    finalize = bool(doc.get("update_size", True) or doc.get("update_status", True))
-    close_descriptor(session, fd, {}, finalize=finalize and handle.primary)
+    size, status = bool(doc.get("update_size", True)), bool(doc.get("update_status", True))
+    rep = handle.rep
+    if rep.write and size and not status and not rep.finalized:
+        _update_size(session, rep)
+    if rep.write and status and not size and not rep.finalized:
+        _update_status(session, rep)
+    close_descriptor(session, fd, {}, finalize=rep.write and size and status)
+    if rep.write and doc.get("compute_checksum") and rep.finalized:
+        cat = session.state.catalog
+        cat.db.execute(
+            "UPDATE r_data_main SET data_checksum = ? WHERE data_id = ? AND data_repl_num = ?",
+            (vault.sha256_checksum(rep.phys), rep.data_id, rep.repl_num),
+        )
     return Reply()
+
+
+def _update_status(session: Session, rep: OpenReplica) -> None:
+    """``update_replica_status``: good (or as before when nothing changed), siblings stale."""
+    rep.finalized = True
+    size = os.fstat(rep.fd).st_size
+    row = session.state.catalog.db.execute(
+        "SELECT data_size FROM r_data_main WHERE data_id = ? AND data_repl_num = ?",
+        (rep.data_id, rep.repl_num),
+    ).fetchone()
+    unchanged = not rep.written and not rep.created and row is not None
+    status = GOOD
+    if unchanged and int(row["data_size"]) == size:
+        status = rep.original_status
+    unlock_siblings(session.state, rep, stale=True)
+    session.state.catalog.db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",
+        (status, rep.data_id, rep.repl_num),
+    )
+
+
+def _update_size(session: Session, rep: OpenReplica) -> None:
+    """``update_replica_size``: the vault's size and now, the checksum cleared."""
+    session.state.catalog.db.execute(
+        "UPDATE r_data_main SET data_size = ?, modify_ts = ?, data_checksum = ''"
+        " WHERE data_id = ? AND data_repl_num = ?",
+        (os.fstat(rep.fd).st_size, now(), rep.data_id, rep.repl_num),
+    )
 
 
 # -- descriptor and resource info ----------------------------------------------------------
@@ -497,8 +572,14 @@ def _json_out(doc: Any) -> BinBytesBuf:
     return out
 
 
+CREATE_TYPE, OPEN_FOR_READ_TYPE, OPEN_FOR_WRITE_TYPE = 1, 2, 3  # l1desc openType (objDesc.hpp)
+
+
 @api(20000)
 async def get_file_descriptor_info(session: Session, req: Request) -> Reply:
+    """The L1 descriptor as JSON, in the shape and with the names of
+    ``plugins/api/src/get_file_descriptor_info.cpp`` (4.3.4) ``to_json(l1desc)``; what this
+    server does not keep (remote zones, special collections, plugin data) is ``null``/0."""
     doc = json_in(req)
     handle = handle_of(session, doc.get("fd"))
     rep = handle.rep
@@ -508,27 +589,89 @@ async def get_file_descriptor_info(session: Session, req: Request) -> Reply:
         (rep.data_id, rep.repl_num),
     ).fetchone()
     leaf = cat.resource_by_id(rep.resc_id)
+    status = int(row["data_is_dirty"]) if row is not None else INTERMEDIATE
+    size = int(row["data_size"]) if row is not None else 0
+    checksum = str(row["data_checksum"] or "") if row is not None else ""
+
+    def col(name: str) -> str:
+        return "" if row is None or row[name] is None else str(row[name])
+
     info = {
         "object_path": rep.logical_path,
-        "resource_hierarchy": hier_of(session, rep.resc_id),
         "resource_name": str(leaf["resc_name"]) if leaf is not None else "",
-        "replica_number": rep.repl_num,
-        "replica_status": int(row["data_is_dirty"]) if row is not None else INTERMEDIATE,
-        "data_id": rep.data_id,
-        "data_size": int(row["data_size"]) if row is not None else 0,
+        "resource_hierarchy": hier_of(session, rep.resc_id),
+        "data_type": col("data_type_name"),
+        "data_size": size,
+        "checksum": checksum,
+        "version": col("data_version"),
         "file_path": rep.phys,
-        "checksum": str(row["data_checksum"]) if row is not None else "",
+        "data_owner_name": col("data_owner_name"),
+        "data_owner_zone": col("data_owner_zone"),
+        "replica_number": rep.repl_num,
+        "is_replica_current": status == GOOD,
+        "replica_status": status,
+        "status_string": col("data_status"),
+        "data_id": rep.data_id,
+        "collection_id": int(row["coll_id"]) if row is not None else 0,
+        "data_map_id": 0,
+        "flags": 0,
+        "data_comments": col("r_comment"),
+        "data_mode": col("data_mode"),
+        "data_expiry": col("data_expiry_ts"),
+        "data_create": col("create_ts"),
+        "data_modify": col("modify_ts"),
+        "data_access": "",
+        "data_access_index": 0,
+        "write_flag": 1 if rep.write else 0,
+        "destination_resource_name": "",
+        "backup_resource_name": "",
+        "sub_path": "",
+        "special_collection": None,
+        "registering_user_id": 0,
+        "other_flags": 0,
+        "condition_input": [],
+        "in_pdmo": "",
+        "next": None,
+        "resource_id": rep.resc_id,
     }
     out = {
         "l3descInx": rep.fd,
         "in_use": True,
-        "operation_type": 1 if rep.write else 2,
-        "open_type": 1 if rep.write else 0,
-        "oper_status": 0,
-        "data_size": info["data_size"],
-        "replica_token": rep.token,
-        "data_object_input": {"obj_path": rep.logical_path, "key_value_pairs": rep.opts},
+        "operation_type": rep.opr_type,
+        "open_type": CREATE_TYPE
+        if rep.created
+        else (OPEN_FOR_WRITE_TYPE if rep.write else OPEN_FOR_READ_TYPE),
+        "operation_status": 0,
+        "data_object_input_replica_flag": 0,
+        "data_object_input": {
+            "object_path": rep.logical_path,
+            "create_mode": 0o644,
+            "open_flags": rep.flags,
+            "offset": 0,
+            "data_size": rep.declared_size,
+            "number_of_threads": 0,
+            "operation_type": rep.opr_type,
+            "special_collection": None,
+            "condition_input": [{"key": k, "value": v} for k, v in rep.opts.items()],
+        },
         "data_object_info": info,
+        "other_data_object_info": None,
+        "copies_needed": 0,
+        "bytes_written": handle.bytes_written,
+        "data_size": rep.declared_size,
+        "replica_status": status,
+        "checksum_flag": 0,
+        "source_l1_descriptor_index": 0,
+        "checksum": checksum,
+        "remote_l1_descriptor_index": 0,
+        "stage_flag": 0,
+        "purge_cache_flag": 0,
+        "lock_file_descriptor": 0,
+        "plugin_data": None,
+        "replication_data_object_info": None,
+        "remote_zone_host": None,
+        "in_pdmo": "",
+        "replica_token": rep.token,
     }
     return Reply(msg=_json_out(out))
 

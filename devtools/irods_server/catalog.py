@@ -390,9 +390,13 @@ class Catalog:
             f"/{zone}/home/public",
             f"/{zone}/trash",
             f"/{zone}/trash/home",
+            f"/{zone}/trash/home/public",
             f"/{zone}/trash/home/rods",
         ):
             cid = self.create_collection(path, "rods")
-            if path == f"/{zone}/home/public":
-                self.grant(cid, public, READ)
+            if path in (f"/{zone}/home/public", f"/{zone}/trash/home/public"):
+                # as setup_catalog (scripts/irods/database_connect.py): owned by rods, the
+                # one ACL is the group public's own
+                self.db.execute("DELETE FROM r_objt_access WHERE object_id = ?", (cid,))
+                self.grant(cid, public, OWN)
         self.commit()

@@ -341,6 +341,7 @@ def create_object(
     )
     inherit = str(parent["coll_inheritance"]) == "1"
     acl.set_initial(cat, data_id, user.id, int(parent["coll_id"]), inherit)
+    touch_parents(session, path)
     row = namespace.replicas_by_id(cat, data_id)[0]
     return row, phys
 
@@ -406,6 +407,34 @@ def replicate_to(session: Session, src: sqlite3.Row, leaf: sqlite3.Row) -> sqlit
     return row
 
 
+def set_good_and_others_stale(session: Session, data_id: int, nums: list[int]) -> None:
+    """``allReplStatus`` (``db_mod_data_obj_meta_op``, ``plugins/database/src/db_plugin.cpp``):
+    these replicas good, every other one that is not being written stale."""
+    marks = ",".join("?" * len(nums))
+    db = session.state.catalog.db
+    db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ?"
+        f" WHERE data_id = ? AND data_repl_num IN ({marks})",
+        (GOOD, data_id, *nums),
+    )
+    db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_is_dirty != ?"
+        f" AND data_repl_num NOT IN ({marks})",
+        (STALE, data_id, INTERMEDIATE, *nums),
+    )
+
+
+def touch_parents(session: Session, *paths: str) -> None:
+    """Stamp now on the parent collection of each path, as ``fs::server::last_write_time``
+    after a create (``rsDataObjOpen.cpp``), a put (``rsDataObjPut.cpp``), a rename, an
+    unlink, a collection create or removal (``rsCollCreate.cpp``, ``rsRmColl.cpp``)."""
+    ts = now()
+    for parent in {namespace.split(p)[0] for p in paths}:
+        session.state.catalog.db.execute(
+            "UPDATE r_coll_main SET modify_ts = ? WHERE coll_name = ?", (ts, parent)
+        )
+
+
 # -- removing objects, making collections --------------------------------------------------
 
 
@@ -438,6 +467,7 @@ def ensure_colls(session: Session, path: str) -> sqlite3.Row:
         (cid, parent_path, path, user.name, user.zone, ts, ts),
     )
     acl.set_initial(cat, cid, user.id, int(parent["coll_id"]))
+    touch_parents(session, path)
     found = namespace.coll(cat, path)
     assert found is not None
     return found

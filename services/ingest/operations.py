@@ -62,9 +62,14 @@ def register_file(
     """Register the file in place (API 630) with its size and modify time.
 
     A default zone lets only a rodsadmin client register physical paths; for ``as_user``
-    the rodsadmin proxy skips that check with ``noChkFilePerm``."""
-    options[kw.DATA_SIZE_KW] = str(meta["size"])
-    options[kw.DATA_MODIFY_KW] = str(int(meta["mtime"]))
+    the rodsadmin proxy skips that check with ``noChkFilePerm``. A new replica
+    (``regRepl``) gets no ``dataSize`` (with it a zone stales the other replicas even when
+    the file matches them) and no ``dataModify`` (a zone ignores it there and stamps the
+    registration time): its mtime is set to the file's afterwards."""
+    replica = kw.REG_REPL_KW in options
+    if not replica:
+        options[kw.DATA_SIZE_KW] = str(meta["size"])
+        options[kw.DATA_MODIFY_KW] = str(int(meta["mtime"]))
     if _proxied(session):
         options[kw.NO_CHK_FILE_PERM_KW] = ""
     try:
@@ -77,6 +82,12 @@ def register_file(
             " (PATH_REG_NOT_ALLOWED): register with a rodsadmin iRODS account"
             " (the handler's as_user for other owners)"
         ) from None
+    if replica:
+        obj = session.data_objects.get(meta["target"])
+        number = next(r.number for r in obj.replicas if r.path == meta["physical_path"])
+        session.data_objects.touch(
+            meta["target"], seconds_since_epoch=int(meta["mtime"]), replica_number=number
+        )
 
 
 def _proxied(session: Any) -> bool:

@@ -5,7 +5,9 @@ stamps mtimes with touch, and names the zone setting where nothing else works.""
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 import pytest
 from irods.access import iRODSAccess
@@ -82,3 +84,29 @@ def test_path_reg_not_allowed_is_one_readable_error(irods_user, tmp_path):
     with pytest.raises(IngestError, match=r"PATH_REG_NOT_ALLOWED.*rodsadmin"):
         operations.register_file(None, None, user_session, meta)
     assert not user_session.data_objects.exists(meta["target"])
+
+
+async def test_register_as_replica_keeps_the_replicas_good_and_the_files_mtime(
+    ingest, irods_session, tmp_path
+):
+    """A zone stamps a registered replica with the registration time and, given dataSize,
+    stales the other replicas (rsRegReplica.cpp): the ingest sends no size for a replica of
+    the same bytes and stamps the file's mtime, so the next pass skips every file."""
+    tag = uuid.uuid4().hex[:6]
+    vault = tmp_path / f"vault-{tag}"
+    vault.mkdir()
+    leaf = f"reg{tag}"
+    irods_session.resources.create(leaf, "unixfilesystem", host="localhost", path=str(vault))
+    src = make_tree(tmp_path / "src", 3)
+    for f in src.iterdir():
+        os.utime(f, (1_400_000_000, 1_400_000_000))  # not "now": a stamp of now would show
+    await ingest.start(1)
+    job = await ingest.run(ingest.configured(src, op="PUT"))
+    again = await ingest.rerun(job, op="REGISTER_AS_REPLICA_SYNC", resource=leaf)
+    assert again.counters["files_created"] == 3, again.counters
+    obj = irods_session.data_objects.get(f"{ingest.collection}/2")
+    assert sorted(r.status for r in obj.replicas) == ["1", "1"]
+    mine = next(r for r in obj.replicas if r.resource_name == leaf)
+    assert mine.modify_time.timestamp() == 1_400_000_000
+    third = await ingest.rerun(job, op="REGISTER_AS_REPLICA_SYNC", resource=leaf)
+    assert third.counters["files_skipped"] == 3, third.counters

@@ -39,9 +39,13 @@ def test_remove_goes_to_trash_unless_forced(irods_session: Any, unique_name: str
     assert not irods_session.collections.exists(root)
     assert irods_session.collections.exists(f"{TRASH}/{unique_name}/sub")
     assert irods_session.data_objects.exists(f"{TRASH}/{unique_name}/sub/obj")
-    # removing from the trash deletes for good, as does force
+    # removing from the trash without force moves it again (rsRmColl: only force, unreg
+    # or irmtrash's keyword delete); force deletes for good
     irods_session.collections.remove(f"{TRASH}/{unique_name}")
     assert not irods_session.collections.exists(f"{TRASH}/{unique_name}")
+    again = f"{TRASH}/trash/home/rods/{unique_name}"
+    assert irods_session.data_objects.exists(f"{again}/sub/obj")
+    irods_session.collections.remove(f"{TRASH}/trash", force=True)
     irods_session.collections.create(root)
     irods_session.collections.remove(root, force=True)
     assert not irods_session.collections.exists(f"{TRASH}/{unique_name}")

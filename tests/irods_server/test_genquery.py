@@ -274,7 +274,7 @@ def test_access_joins_name_tokens_and_users(cat: Catalog, ids: dict[str, int]) -
     assert rows == [["obj-3", "own", "rods", str(OWN)]]
     public = int(cat.user("public")["user_id"])  # type: ignore[index]
     rows = run(cat.db, q([501, 711, 1300], (501, "= '/tempZone/home/public'")))
-    assert ["/tempZone/home/public", "read_object", "public"] in rows
+    assert ["/tempZone/home/public", "own", "public"] in rows
     members = run(cat.db, q([202], (901, "= 'public'"), (203, "<> 'rodsgroup'")))
     assert members == [["rods"]]
     assert run(cat.db, q([900, 901], (901, "= 'public'"))) == [[str(public), "public"]]

@@ -111,3 +111,38 @@ def test_register_and_register_as_replica(
     irods_session.data_objects.unregister(path)
     assert not irods_session.data_objects.exists(path)
     assert one.exists() and two.exists()
+
+
+def test_verification_reports_as_do_verification(
+    irods_session: Any, coll: str, second_resc: str
+) -> None:
+    """``do_verification`` (``server/api/src/rsDataObjChksum.cpp``): CHECK_VERIFICATION_RESULTS
+    with a JSON list of ``{severity, error_code, message}``, nothing stored; a stale
+    replica is skipped with an "info" entry, a corrupted file is an "error", a size that
+    differs from the catalog's an "error" too; verify with force is
+    USER_INCOMPATIBLE_PARAMS."""
+    path = f"{coll}/v"
+    with irods_session.data_objects.open(path, "w", **{kw.REG_CHKSUM_KW: ""}) as f:
+        f.write(b"abcd")
+    assert irods_session.data_objects.chksum(path, **{kw.VERIFY_CHKSUM_KW: ""}) == ""
+    irods_session.data_objects.replicate(path, second_resc)
+    irods_session.data_objects.modDataObjMeta(
+        {"objPath": path, "rescName": second_resc}, {"replStatus": 0}
+    )
+
+    def findings(**opts: str) -> list[tuple[str, int, str]]:
+        errors = RErrorStack()
+        with pytest.raises(Server_Checksum_Warning) as err:
+            irods_session.data_objects.chksum(
+                path, r_error=errors, **{kw.VERIFY_CHKSUM_KW: "", **opts}
+            )
+        return [(e["severity"], e["error_code"], e["message"]) for e in err.value.response]
+
+    assert findings() == [("info", 0, "INFO: Number of replicas skipped: 1")]
+    phys = irods_session.data_objects.get(path).replicas[0].path
+    Path(phys).write_bytes(b"abce")  # same size, other bytes
+    assert ("error", -314000) in [(s, c) for s, c, _ in findings()]
+    Path(phys).write_bytes(b"abcdef")
+    assert ("error", -401000) in [(s, c) for s, c, _ in findings()]
+    with pytest.raises(ex.USER_INCOMPATIBLE_PARAMS):
+        irods_session.data_objects.chksum(path, **{kw.VERIFY_CHKSUM_KW: "", kw.FORCE_CHKSUM_KW: ""})

@@ -198,11 +198,12 @@ def test_fresh_install_layout(irods_server_factory: Any) -> None:
         "/tempZone/home",
         "/tempZone/home/rods",
         "/tempZone/home/public",
+        "/tempZone/trash/home/public",
         "/tempZone/trash/home/rods",
     ):
         assert colls[path] == "rods"
     assert resc == ("unixfilesystem", str(srv.data_dir / "vault" / "demoResc"))
-    assert public_read == (1050,)
+    assert public_read == (1200,)  # own, as setup_catalog (scripts/irods/database_connect.py)
 
 
 def test_fixture_irods_user_gives_a_working_ordinary_user(irods_user: Any) -> None:
