@@ -1,20 +1,21 @@
 """Every metric the alerts (PrometheusRule) and the Grafana dashboard use is one a running
 service really exports: the API (its app on a real HTTP server, real RabbitMQ) and the
 worker (``python -m services.worker`` as a process) are scraped on /metrics and each name
-in the PromQL expressions is looked up. ``rabbitmq_*`` names are RabbitMQ's own Prometheus
+in the PromQL expressions (parsed by promql-parser, so a syntax error fails too) is
+looked up. ``rabbitmq_*`` names are RabbitMQ's own Prometheus
 plugin (checked against the test broker's when its plugin answers on 15692), ``up`` is
 Prometheus' own. The ingest worker and the UI are not used by any expression."""
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
@@ -28,27 +29,18 @@ from tests.deploy.processes import worker_process
 
 #: Names Prometheus itself makes (not exported by any service).
 PROMETHEUS_OWN = {"up"}
-#: PromQL words that look like metric names.
-KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "le", "inf", "nan",
-}  # fmt: skip
 RABBITMQ_PLUGIN = "http://127.0.0.1:15692"
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names an expression reads (functions, keywords, labels and literals left
-    out)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    names = set()
-    for m in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)\b(\s*\()?", text):
-        word, call = m.group(1), m.group(2)
-        if call or word.lower() in KEYWORDS:
-            continue
-        names.add(word)
+    """The metric names an expression reads; a ValueError if it is not valid PromQL."""
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
     return names
 
 
@@ -94,10 +86,12 @@ def test_metric_names_parser() -> None:
         ' or on () absent(up{job="w"} == 1) / d_count offset 5m'
     )
     assert metric_names(expr) == {"a_seconds_bucket", "b_ready", "c_total", "up", "d_count"}
+    with pytest.raises(ValueError, match="parenthesis"):
+        metric_names("sum(rate(a_total[5m])")
 
 
-def test_the_alerts_and_dashboard_use_metrics() -> None:
-    used = used_names()
+def test_the_alerts_and_dashboard_parse_as_promql_and_use_metrics() -> None:
+    used = used_names()  # parses every expression
     assert {"stager_worker_wait_seconds_bucket", "stager_api_dependency_up"} <= set(used)
     assert any(n.startswith("rabbitmq_") for n in used)
 
