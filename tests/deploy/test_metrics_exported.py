@@ -4,7 +4,8 @@ worker (``python -m services.worker`` as a process) are scraped on /metrics and 
 in the PromQL expressions (parsed by promql-parser, so a syntax error fails too) is
 looked up. ``rabbitmq_*`` names are RabbitMQ's own Prometheus
 plugin (checked against the test broker's when its plugin answers on 15692), ``up`` is
-Prometheus' own. The ingest worker and the UI are not used by any expression."""
+Prometheus' own. ``stager_ingest_*`` are checked against the ingest worker's app (real
+broker) once it serves /metrics; no expression uses a metric of the UI."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ from typing import Any
 import aiohttp
 import promql_parser
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from services.api.keys import METRICS
 from services.api.metrics import Throttle
+from services.ingest.app import create_app as create_ingest_app
+from services.ingest.settings import IngestSettings, IngestWorkerSettings
+from shared.messaging.signing import Role
+from shared.settings import BrokerSettings
 from tests.api.conftest import Api
-from tests.conftest import Amqp, SigningKeys, _pg_admin
+from tests.conftest import AMQP_URL, Amqp, SigningKeys, _pg_admin, signing_key_set
 from tests.deploy.k8s import build, find
 from tests.deploy.processes import worker_process
 
@@ -111,6 +118,9 @@ async def test_every_stager_metric_used_is_exported_by_a_running_service(
         await w.until_serving(http)
         async with http.get(w.url + "/metrics") as resp:
             scraped["worker"] = exported(await resp.text())
+    ingest = await _ingest_metrics(amqp, tmp_path)
+    if ingest is not None:
+        scraped["ingest"] = ingest
     everything = set().union(*scraped.values())
     missing = {
         name: sorted(where)
@@ -118,8 +128,21 @@ async def test_every_stager_metric_used_is_exported_by_a_running_service(
         if name not in everything
         and name not in PROMETHEUS_OWN
         and not name.startswith("rabbitmq_")
+        and not (ingest is None and name.startswith("stager_ingest_"))
     }
     assert missing == {}, f"used but exported by no service: {missing}"
+
+
+async def _ingest_metrics(amqp: Amqp, tmp_path: Path) -> set[str] | None:
+    """What the ingest worker's app serves on /metrics (None: it has no /metrics)."""
+    settings = IngestSettings(
+        ingest=IngestWorkerSettings(db_url=f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite"),
+        broker=BrokerSettings(url=SecretStr(AMQP_URL), prefix=amqp.names.prefix),
+        signing=signing_key_set().settings(Role.INGEST),
+    )
+    async with TestClient(TestServer(create_ingest_app(settings))) as client:
+        r = await client.get("/metrics")
+        return exported(await r.text()) if r.status == 200 else None
 
 
 def _get(url: str) -> str | None:
