@@ -364,10 +364,14 @@ async def _refresh_gauges(app: web.Application) -> None:
         counts = await app[STORE].count_by_state()
         for state in TaskState:
             m.jobs_current.labels(state.value).set(counts.get(state.value, 0))
+        m.dependency_up.labels("store").set(1)
     except Exception as e:  # metrics must render even when the store is down
+        m.dependency_up.labels("store").set(0)
         log.warning("metrics: store unavailable", error=type(e).__name__)
     try:
         for queue, n in (await app[BUS].queue_depths()).items():
             m.queue_messages.labels(queue).set(n)
+        m.dependency_up.labels("broker").set(1)
     except Exception as e:  # likewise for the broker
+        m.dependency_up.labels("broker").set(0)
         log.warning("metrics: broker unavailable", error=type(e).__name__)

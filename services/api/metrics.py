@@ -37,6 +37,12 @@ class Metrics:
         self.jobs_current = Gauge(
             "stager_jobs_current", "Jobs in the store per state", ["state"], registry=r
         )
+        self.dependency_up = Gauge(
+            "stager_api_dependency_up",
+            "1 if the last read of the dependency (store, broker) for /metrics succeeded",
+            ["dependency"],
+            registry=r,
+        )
         self.queue_messages = Gauge(
             "stager_queue_messages", "Ready messages per queue", ["queue"], registry=r
         )

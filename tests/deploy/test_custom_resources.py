@@ -244,3 +244,13 @@ def test_grafana_dashboard_configmap(overlay: str) -> None:
     dashboard = json.loads(text)
     assert dashboard["uid"] and dashboard["panels"]
     assert all(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+
+
+def test_docs_list_every_alert_and_the_overlays_object_count() -> None:
+    """docs/deploy.md says what each alert fires on and how many objects an overlay has."""
+    text = (CRDS.parents[2] / "docs" / "deploy.md").read_text()
+    rule = find(build("prod"), "PrometheusRule", "stager")
+    for r in (r for g in rule["spec"]["groups"] for r in g["rules"]):
+        assert f"| `{r['alert']}` |" in text, r["alert"]
+    for overlay in OVERLAYS:
+        assert f"build the same {len(build(overlay))} objects" in text, overlay
