@@ -54,3 +54,18 @@ async def test_ingest_job_with_a_nul_byte_is_refused(
     # the same job without the NUL byte is taken
     r = await api.client.put("/v1/ingest/nul", data=body.replace("\\0", ""), headers=auth)
     assert r.status == 201, await r.text()
+
+
+def test_dir_listing_of_a_name_too_long_is_the_callers_error() -> None:
+    """schemathesis, GET /v1/dir?path=/etc/xxx…(300): the worker's lister failed with
+    ENAMETOOLONG, which the API answered 503 (no worker could list); it is a 400."""
+    from services.worker.dirlist import _error_reply
+    from services.worker.jobs.dirlist import list_dir
+    from shared.errors import ErrorKind, InvalidInput, kind_of
+
+    with pytest.raises(InvalidInput, match="longer than the filesystem allows") as e:
+        list_dir("/etc/" + "x" * 300, 10)
+    assert kind_of(e.value) == ErrorKind.INVALID
+    assert _error_reply(kind_of(e.value), str(e.value)).error_kind == "invalid"
+    entries, _ = list_dir("/etc", 10_000)  # a real directory is still listed
+    assert any(x["name"] == "passwd" for x in entries)
