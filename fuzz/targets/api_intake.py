@@ -53,7 +53,7 @@ _TYPES = ["application/json", "application/x-yaml", "text/yaml", "text/plain"]
 
 def _request(method: str, path: str, content_type: str, body: bytes) -> web.Request:
     protocol = BaseProtocol(_LOOP)
-    payload = StreamReader(protocol, 2**16, loop=_LOOP)
+    payload = StreamReader(protocol, 2**22, loop=_LOOP)
     payload.feed_data(body)
     payload.feed_eof()
     return make_mocked_request(

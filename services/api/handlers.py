@@ -81,6 +81,8 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidInput(
             f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
+    except RecursionError:
+        raise InvalidInput("request body is nested too deeply: send a flat JSON object") from None
 
 
 def visible(task: Task, p: Principal) -> bool:

@@ -145,6 +145,10 @@ async def _body(request: web.Request) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         kind = "YAML" if request.content_type in YAML_TYPES else "JSON"
         raise InvalidInput(f"request body is not valid {kind}: {str(e).splitlines()[0]}") from e
+    except RecursionError:
+        raise InvalidInput(
+            "request body is nested too deeply: send the job as a flat mapping"
+        ) from None
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
