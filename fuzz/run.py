@@ -31,6 +31,8 @@ from fuzz.targets import TARGETS
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CORPUS = HERE / "corpus"
+#: libFuzzer dictionaries (``<target>.dict``: tokens the input format is made of)
+DICTS = HERE / "dicts"
 _STATS = re.compile(r"#(\d+)\s+(?:DONE|pulse|NEW|REDUCE|INITED)\s+cov: (\d+) ft: (\d+) corp: (\d+)")
 
 
@@ -89,6 +91,8 @@ def fuzz(target: str, out: Path, *, seconds: float | None, runs: int | None) -> 
         "-max_len=16384",
         "-print_final_stats=1",
     ]
+    if (DICTS / f"{target}.dict").exists():
+        args.append(f"-dict={DICTS / f'{target}.dict'}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
     start = time.monotonic()
     with open(work / "fuzz.log", "w") as log:
