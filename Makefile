@@ -5,15 +5,16 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PY_DIRS := shared services devtools tests bench scripts
+PY_DIRS := shared services devtools tests bench scripts fuzz
 
-.PHONY: help venv lint test test-unit conformance bench up services clean lock
+.PHONY: help venv lint test test-unit conformance bench up services clean lock fuzz
 
 help:
 	@echo "make up      run the whole system locally (foreground, Ctrl-C stops it)"
 	@echo "make test    lint, then every test (starts the servers it needs)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks against the anchors, printed as ratios"
+	@echo "make fuzz    schemathesis against the running API, then each atheris target (docs/testing.md)"
 
 # pip's own output goes to $(VENV)/install.log; the terminal gets one line, or the log's
 # tail and a non-zero exit when an install fails.
@@ -48,6 +49,16 @@ conformance: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench
+
+# schemathesis: FUZZ_CASES examples per operation and phase (>= 1,000 cases per principal);
+# atheris: FUZZ_SECONDS per target. Both run; the exit status says whether either found something.
+FUZZ_SECONDS ?= 60
+FUZZ_CASES   ?= 100
+fuzz: $(STAMP) services
+	@status=0; \
+	$(BIN)/python -m fuzz.api --cases $(FUZZ_CASES) || status=1; \
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) || status=1; \
+	exit $$status
 
 up: $(STAMP) services
 	$(BIN)/python -m scripts.up

@@ -20,13 +20,17 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
 
 from services.api.views import Problem
-from services.ingest.rest import YAML_TYPES, IngestRequest
-from services.ingest.store import JOB_NAME_RE, Job
+from services.ingest import rest as ingest_rest
+
+# the API reaches the ingest service only through its REST module (tests/test_layout.py)
+IngestRequest = ingest_rest.IngestRequest
+Job = ingest_rest.Job
+JOB_NAME_RE: str = Job.model_json_schema()["properties"]["name"]["pattern"]
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
 #: The media type documented for YAML bodies (the ingest endpoint reads all of YAML_TYPES)
-YAML = YAML_TYPES[0]
+YAML = ingest_rest.YAML_TYPES[0]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ def _opened(fd: int, length: int = 0, offset: int = 0, whence: int = 0) -> bytes
 
 
 _HEADER_FIELDS = re.compile(rb"<(msgLen|errorLen|bsLen|intInfo)>(-?\d+)</")
+#: The most a reply's header, message and error may declare (iRODS' own limits: a header
+#: is a few hundred bytes, a single buffer at most MAX_SZ_FOR_SINGLE_BUF, 32 MiB); larger
+#: or negative lengths are a broken or hostile server, not a buffer to allocate.
+MAX_HEADER = 4096
+MAX_BUF = 32 * 1024 * 1024
 
 
 def _exact(sock: Any, n: int, into: memoryview | None = None) -> memoryview:
@@ -169,10 +174,14 @@ def recv_reply(conn: Any, into: memoryview | None = None) -> tuple[int, int, byt
     try:
         reply = _Reply(conn.socket)
         (hlen,) = struct.unpack(">i", reply.take(4))
+        if not 0 < hlen <= MAX_HEADER:
+            raise ConnectionError(f"malformed reply: header length {hlen}")
         head = bytes(reply.take(hlen))
         fields = {k.decode(): int(v) for k, v in _HEADER_FIELDS.findall(head)}
         msg_len, err_len, bs_len = fields["msgLen"], fields["errorLen"], fields["bsLen"]
         int_info = fields["intInfo"]
+        if not (0 <= msg_len <= MAX_BUF and 0 <= err_len <= MAX_BUF and bs_len >= 0):
+            raise ConnectionError(f"malformed reply: lengths {msg_len}, {err_len}, {bs_len}")
         if msg_len:
             message = bytes(reply.take(msg_len))
         error = bytes(reply.take(err_len)) if err_len else b""
@@ -186,14 +195,19 @@ def recv_reply(conn: Any, into: memoryview | None = None) -> tuple[int, int, byt
         conn.release(True)
         raise ConnectionError(f"connection lost: {e}") from e
     if int_info < 0:
-        from irods.exception import get_exception_by_code
+        from irods.exception import UnknowniRODSError, get_exception_by_code
         from irods.message import Error
 
         text = None
         if error:
             with contextlib.suppress(Exception):
                 text = iRODSMessage(msg=error).get_main_message(Error).RErrMsg_PI[0].msg
-        raise get_exception_by_code(int_info, text)
+        try:
+            exc = get_exception_by_code(int_info, text)
+        except KeyError:  # a code python-irodsclient does not know (a newer server's)
+            exc = UnknowniRODSError(f"iRODS error {int_info}" + (f": {text}" if text else ""))
+            exc.code = int_info
+        raise exc
     return int_info, bs_len, message
 
 

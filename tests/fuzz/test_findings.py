@@ -54,3 +54,48 @@ async def test_ingest_job_with_a_nul_byte_is_refused(
     # the same job without the NUL byte is taken
     r = await api.client.put("/v1/ingest/nul", data=body.replace("\\0", ""), headers=auth)
     assert r.status == 201, await r.text()
+
+
+def test_dir_listing_of_a_name_too_long_is_the_callers_error() -> None:
+    """schemathesis, GET /v1/dir?path=/etc/xxx…(300): the worker's lister failed with
+    ENAMETOOLONG, which the API answered 503 (no worker could list); it is a 400."""
+    from services.worker.dirlist import _error_reply
+    from services.worker.jobs.dirlist import list_dir
+    from shared.errors import ErrorKind, InvalidInput, kind_of
+
+    with pytest.raises(InvalidInput, match="longer than the filesystem allows") as e:
+        list_dir("/etc/" + "x" * 300, 10)
+    assert kind_of(e.value) == ErrorKind.INVALID
+    assert _error_reply(kind_of(e.value), str(e.value)).error_kind == "invalid"
+    entries, _ = list_dir("/etc", 10_000)  # a real directory is still listed
+    assert any(x["name"] == "passwd" for x in entries)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_deeply_nested_bodies_are_refused(make_api: Any, tmp_path: Any) -> None:
+    """atheris (api_intake): a body nested a few thousand levels deep made json.loads and
+    PyYAML raise RecursionError (a 500); each endpoint answers 400 saying so."""
+    api: Api = await make_api(
+        ingest_managers=[f"service:{WIDE}"],
+        ingest={"db_url": f"sqlite+aiosqlite:///{tmp_path}/i.sqlite", "allowed_roots": ["/data"]},
+    )
+    deep = "[" * 3000 + "]" * 3000
+    manager = api.basic(WIDE, WIDE_PW)
+    for method, path, ctype, headers in [
+        ("POST", "/v1/job", "application/json", api.basic()),
+        ("POST", "/v1/jobs", "application/json", api.basic()),
+        ("PUT", "/v1/ingest/deep", "application/json", manager),
+        ("PUT", "/v1/ingest/deep", "application/x-yaml", manager),
+    ]:
+        r = await api.client.request(
+            method, path, data=deep, headers={**headers, "Content-Type": ctype}
+        )
+        assert r.status == 400, (path, ctype, await r.text())
+        assert "nested too deeply" in (await r.json())["errorMessage"]
+    # a shallow body still reaches validation
+    r = await api.client.put(
+        "/v1/ingest/deep",
+        data="root: /data/x\ntarget: /tempZone/home/rods/x\n",
+        headers={**manager, "Content-Type": "application/x-yaml"},
+    )
+    assert r.status == 201, await r.text()

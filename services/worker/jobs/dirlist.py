@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Mapping
@@ -24,7 +25,13 @@ def list_dir(path: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
     if not path.startswith("/") or "\x00" in path:
         raise InvalidInput(f"{path!r} is not an absolute path")
     entries: list[dict[str, Any]] = []
-    with os.scandir(path) as it:
+    try:
+        it = os.scandir(path)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:  # the caller's path, not the worker, is at fault
+            raise InvalidInput("path has a name longer than the filesystem allows") from None
+        raise
+    with it:
         for e in it:
             try:
                 st = e.stat(follow_symlinks=False)
