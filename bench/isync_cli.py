@@ -15,6 +15,11 @@ connection set-up, authentication and teardown included, as a user pays them):
 * ``put overwrite``: the object exists (isync ``-f``; PRC with ``forceFlag``);
 * ``get new``: the local file does not exist; ``get overwrite``: it does (``-f``; ``force``).
 
+An overwritten destination has the source's size and other bytes (set up untimed before
+each run): isync, like rsync, first finds out by sha256 that it changed (its default skip
+policy; the server computes the object's checksum if the catalog has none), then sends it
+all; PRC overwrites without looking. An identical destination would be skipped by isync.
+
 ``isync -K`` (sha256 while sending, compared with the server's checksum) is timed for
 ``put new`` too. Variants alternate within a round and the order rotates between rounds;
 medians are printed with the ratio PRC / isync (> 1: isync is faster) and the goal.
@@ -190,19 +195,30 @@ class CliBench:
         )
         limits = Measure(f"limits {label}", size)
 
+        # the stale copy an overwrite replaces: same size, other bytes at the start, so
+        # isync's size + sha256 check finds it changed and everything is sent again
+        old = self.work / "old.bin"
+        shutil.copyfile(src, old)
+        with open(old, "r+b") as fh:
+            fh.write(os.urandom(min(size, MiB)))
+
         def absent() -> None:
             self.remove(obj)
+
+        def stale_object() -> None:
+            self.session.data_objects.put(str(old), obj, **{kw.FORCE_FLAG_KW: ""})
 
         def present() -> None:
             if not self.session.data_objects.exists(obj):
                 self.session.data_objects.put(str(src), obj)
 
         def no_local() -> None:
+            present()
             back.unlink(missing_ok=True)
 
-        def local_there() -> None:
-            if not back.exists():
-                shutil.copyfile(src, back)
+        def stale_local() -> None:
+            present()
+            shutil.copyfile(old, back)
 
         for r in range(-1, rounds):  # round -1 warms caches and the server; not counted
             scratch = Measure("warm-up", size)
@@ -214,14 +230,14 @@ class CliBench:
                 (pick(put_new), "isync", [ISYNC, str(src), irods], absent),
                 (pick(put_new), "prc", self.prc("put", src, obj, False), absent),
                 (pick(put_new), "isync -K", [ISYNC, "-K", str(src), irods], absent),
-                (pick(put_over), "isync", [ISYNC, "-f", str(src), irods], present),
-                (pick(put_over), "prc", self.prc("put", src, obj, True), present),
+                (pick(put_over), "isync", [ISYNC, "-f", str(src), irods], stale_object),
+                (pick(put_over), "prc", self.prc("put", src, obj, True), stale_object),
             ]
             gets: list[tuple[Measure, str, list[str], Callable[[], Any]]] = [
                 (pick(get_new), "isync", [ISYNC, irods, str(back)], no_local),
                 (pick(get_new), "prc", self.prc("get", back, obj, False), no_local),
-                (pick(get_over), "isync", [ISYNC, "-f", irods, str(back)], local_there),
-                (pick(get_over), "prc", self.prc("get", back, obj, True), local_there),
+                (pick(get_over), "isync", [ISYNC, "-f", irods, str(back)], stale_local),
+                (pick(get_over), "prc", self.prc("get", back, obj, True), stale_local),
             ]
             shift = max(r, 0)
             for batch in (puts, gets):
@@ -243,6 +259,7 @@ class CliBench:
         self.remove(obj)
         back.unlink(missing_ok=True)
         src.unlink()
+        old.unlink()
         return [put_new, put_over, get_new, get_over, limits, trips]
 
     def round_trips(self, src: Path, obj: str, back: Path, size: int) -> Measure:
