@@ -16,6 +16,7 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
         "get new 1 MiB",
         "get overwrite 1 MiB",
         "limits 1 MiB",
+        "round trips 1 MiB",
         "small files put",
     }
     assert set(by_name["put new 1 MiB"].runs) == {"isync", "prc", "isync -K"}
@@ -24,3 +25,9 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
             assert runs and all(t > 0 for t in runs), (m.name, variant)
     names = [r.name for r in isync_cli._results(measures)]
     assert "isync --help" in names and "ratio isync/prc whole process get new 1 MiB" in names
+    assert "-K budget/cost 1 MiB" in names and "requests isync put new 1 MiB" in names
+    trips = by_name["round trips 1 MiB"].runs
+    # a 1 MiB object moves in one request each way, after the login and one look-up
+    assert trips["put isync"][0] < trips["put prc"][0], trips
+    assert trips["get isync"][0] < trips["get prc"][0], trips
+    isync_cli.report(measures)  # every line prints

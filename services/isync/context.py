@@ -31,11 +31,13 @@ class Context:
         if self.cancel.is_set():
             raise Interrupted("interrupted")
 
-    def buffer(self) -> memoryview:
-        """This thread's reusable transfer buffer."""
-        buf = getattr(self._local, "buf", None)
+    def buffer(self, second: bool = False) -> memoryview:
+        """This thread's reusable transfer buffer (or its second one, for read-ahead)."""
+        name = "buf2" if second else "buf"
+        buf = getattr(self._local, name, None)
         if buf is None:
-            buf = self._local.buf = memoryview(bytearray(self.options.buffer_size))
+            buf = memoryview(bytearray(self.options.buffer_size))
+            setattr(self._local, name, buf)
         return buf
 
     @contextlib.contextmanager

@@ -216,21 +216,26 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
         wire.seek(conn, fd, rng.next_offset)
         out = open_own_file(part, os.O_WRONLY)  # one open file per stream, as a writer has
         try:
+            ahead = wire.ReadAhead(conn, fd, buf, ctx.buffer(second=True)[: len(buf)])
             while not rng.complete:
                 if stop.is_set():
                     return
                 ctx.check_cancel()
                 want = min(len(buf), rng.remaining)
                 ctx.bucket.acquire(want)
-                n = wire.read_into(conn, fd, buf[:want])
+                go_on = not (stop.is_set() or ctx.cancel.is_set())
+                chunk = ahead.read(want, min(len(buf), rng.remaining - want) if go_on else 0)
+                n = len(chunk)
                 if n <= 0:
                     raise IsyncError(f"irods:{task.src}: object shorter than expected")
-                _write_all(out, buf[:n], rng.next_offset)
+                _write_all(out, chunk, rng.next_offset)
                 journal.advance(rng, n)
                 with lock:
                     sent[0] += n
                 ctx.tracker.add_bytes(n, current=task.src)
         finally:
+            with contextlib.suppress(Exception):
+                ahead.drain()  # a reply in flight is read before the stream closes
             os.close(out)
 
     streams = StreamSet(

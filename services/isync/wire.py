@@ -342,13 +342,58 @@ def write_from_file(conn: Any, fd: int, file_fd: int, offset: int, count: int) -
 
 def read_into(conn: Any, fd: int, buf: memoryview) -> int:
     """DATA_OBJ_READ (675) of up to len(buf) bytes into `buf`; returns bytes read (0 at EOF)."""
-    body = _opened(fd, len(buf))
+    ask_read(conn, fd, len(buf))
+    return recv(conn, buf)[1]
+
+
+def ask_read(conn: Any, fd: int, nbytes: int) -> None:
+    """Send DATA_OBJ_READ (675) of up to `nbytes` at the descriptor's offset; the reply is
+    read by `recv`."""
+    body = _opened(fd, nbytes)
     try:
         conn.socket.sendall(iRODSMessage.pack_header("RODS_API_REQ", len(body), 0, 0, _READ) + body)
     except OSError as e:
         conn.release(True)
         raise ConnectionError(f"connection lost: {e.strerror or e}") from e
-    return recv(conn, buf)[1]
+
+
+class ReadAhead:
+    """Sequential reads of one descriptor with the next request already sent while the
+    caller writes the chunk just received, so the agent reads its vault file (and the
+    socket fills) while the client's disk write runs, instead of one waiting for the other.
+
+    Two buffers alternate: a chunk returned by `read` stays valid until the next `read`.
+    Requests are sent only after the previous reply arrived, so the protocol stays one
+    request, one reply; `drain` receives a reply still in flight (call it before the
+    connection is used for anything else).
+    """
+
+    def __init__(self, conn: Any, fd: int, first: memoryview, second: memoryview) -> None:
+        self.conn, self.fd = conn, fd
+        self.buffers = (first, second)
+        self.turn = 0
+        self.pending = 0  # bytes asked by the request in flight (0: none)
+
+    def read(self, want: int, then: int) -> memoryview:
+        """Receive up to `want` bytes (asking now unless already asked); then, if `then` > 0,
+        ask for `then` more before returning. A request already in flight is received
+        whatever it asked (`want` is then only its expected size)."""
+        if not self.pending:
+            ask_read(self.conn, self.fd, want)
+            self.pending = want
+        buf = self.buffers[self.turn][: self.pending]
+        self.pending = 0
+        n = recv(self.conn, buf)[1]
+        if then > 0 and n > 0:
+            ask_read(self.conn, self.fd, then)
+            self.pending = then
+        self.turn ^= 1
+        return buf[:n]
+
+    def drain(self) -> None:
+        if self.pending:
+            self.pending, n = 0, self.pending
+            recv(self.conn, self.buffers[self.turn][:n])
 
 
 def rename_object(conn: Any, src: str, dst: str) -> None:

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from services.isync.ranges import ByteRange, split
+from services.isync.ranges import ByteRange, split, stream_count
 
 MiB = 1024 * 1024
 
@@ -26,3 +26,13 @@ def test_range_progress():
     assert (r.length, r.next_offset, r.remaining, r.complete) == (20, 15, 15, False)
     r.done = 20
     assert r.complete
+
+
+def test_stream_count_follows_cores_and_size() -> None:
+    assert stream_count(256 * MiB, 3) == 3  # -N wins
+    assert stream_count(40 * MiB, None, cores=8) == 1  # one per 32 MiB
+    assert stream_count(64 * MiB, None, cores=8) == 2
+    assert stream_count(256 * MiB, None, cores=2) == 2  # at most one per core
+    assert stream_count(256 * MiB, None, cores=1) == 2  # but two: one overlaps the other
+    assert stream_count(1024 * MiB, None, cores=64) == 4  # and at most four
+    assert len(split(256 * MiB, None)) == stream_count(256 * MiB)
