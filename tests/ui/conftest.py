@@ -18,6 +18,7 @@ import pwd
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from devtools.webdav.launcher import WebdavServer
 from services.api.app import create_app as create_api
 from services.ui.app import create_app as create_ui
 from services.ui.keys import SESSIONS
+from services.ui.sessions import PLAIN_COOKIE, Session, Tokens
 from services.ui.settings import UiSettings
 from services.worker.app import Worker
 from services.worker.settings import WorkerSettings
@@ -255,6 +257,26 @@ async def ui_stack(
             dr_session.collections.remove(coll.path, recurse=True, force=True)
         for obj in dr_session.collections.get(stack.repo_home).data_objects:
             dr_session.data_objects.unlink(obj.path, force=True)
+
+
+def ui_settings(**over: Any) -> UiSettings:
+    base: dict[str, Any] = dict(
+        public_url="http://127.0.0.1:9999",
+        public_keys=[keypair()[1].decode()],
+        oidc={"issuer": "http://127.0.0.1:9", "client_secret": "s"},
+        cookie_secure=False,
+    )
+    base.update(over)
+    return UiSettings(**base)
+
+
+def logged_in(client: TestClient) -> Session:
+    """A logged-in session, its cookie set on the client."""
+    store = client.app[SESSIONS]
+    _, s = store.new()
+    cookie = store.logged_in(s, "alice", "Alice", Tokens("access", "id", None, time.time() + 3600))
+    client.session.cookie_jar.update_cookies({PLAIN_COOKIE: cookie})
+    return s
 
 
 def sessions_of(ui: Ui) -> Any:
