@@ -252,11 +252,7 @@ async def ui_stack(
         await delete_topology(channel, worker.topology)
         await amqp.close()
         dav.stop()
-        idp.stop()
-        for coll in dr_session.collections.get(stack.repo_home).subcollections:
-            dr_session.collections.remove(coll.path, recurse=True, force=True)
-        for obj in dr_session.collections.get(stack.repo_home).data_objects:
-            dr_session.data_objects.unlink(obj.path, force=True)
+        idp.stop()  # irods_user empties and removes the repository user after us
 
 
 def ui_settings(**over: Any) -> UiSettings:
