@@ -513,6 +513,7 @@ class UiPlan:
     issuer: str = ""
     webdav: str = ""
     accounts_file: Path | None = None
+    logins: list[str] = field(default_factory=list)
     skipped: str = ""
 
 
@@ -572,6 +573,7 @@ async def ui_configure(stack: Stack, plan: UiPlan) -> None:
     root.mkdir(mode=0o700, exist_ok=True)
     plan.accounts_file = root / "accounts.txt"
     passwords = {login: _ui_secret(root / f"{login}.password") for login in users}
+    plan.logins = sorted(users)
     if not plan.accounts_file.exists():
         _write_private(plan.accounts_file, b"")
     plan.accounts_file.write_text(
@@ -656,7 +658,7 @@ def ui_banner(plan: UiPlan) -> list[str]:
     """The UI's lines in the banner."""
     if plan.skipped:
         return [f"  UI       not started: {plan.skipped}"]
-    logins = " or ".join(UI_ACCOUNTS)
+    logins = " or ".join(plan.logins)
     return [
         f"  UI       {plan.url}   (log in as {logins}: cat {plan.accounts_file}; "
         f"repository login {IRODS_ADMIN[0]}/{IRODS_ADMIN[1]} on the test iRODS)",
