@@ -640,6 +640,7 @@ async def ui_start(stack: Stack, plan: UiPlan) -> None:
             "STAGER_OIDC__ISSUER": plan.issuer,
             "STAGER_OIDC__CLIENT_SECRET": f"file:{stack.local / 'oidc' / 'client.secret'}",
             "STAGER_REPOSITORY__WEBDAV_URL": plan.webdav,
+            "STAGER_LOCAL_ROOT": "/home/{user}",
         }
     )
     stack.children.append(ui)

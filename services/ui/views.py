@@ -260,6 +260,7 @@ async def get_session(request: web.Request) -> web.Response:
             "name": session.name,
             "csrf": session.csrf,
             "expires": int(session.expires),
+            "localRoot": request.app[SETTINGS].local_root.replace("{user}", session.user or ""),
             "repoUser": repo.user if repo else None,
             "repoRoot": request.app[REPOSITORY].root(repo.user) if repo else None,
             "browsing": browsing,

@@ -205,3 +205,15 @@ def test_settings_refuse_what_cannot_work() -> None:
         ui_settings(repository={"check": "webdav"})
     shown = repr(ui_settings(oidc={"issuer": "http://x", "client_secret": "Sekr1t-Value"}))
     assert "Sekr1t-Value" not in shown and "**********" in shown
+
+
+async def test_the_session_says_where_the_panes_open() -> None:
+    c = TestClient(TestServer(create_app(ui_settings(local_root="/home/{user}"))))
+    await c.start_server()
+    try:
+        s = logged_in(c)
+        body = await (await c.get("/ui/session")).json()
+        assert body["localRoot"] == "/home/alice" and body["user"] == "alice"
+        assert body["csrf"] == s.csrf and body["repoUser"] is None and body["browsing"] is False
+    finally:
+        await c.close()

@@ -85,7 +85,7 @@ async function call(method, url, payload) {
 // --- kept state (survives an expired session) --------------------------------------------
 
 const state = {
-  local: { path: '/', offset: 0, page: null, selected: new Map() },
+  local: { path: null, offset: 0, page: null, selected: new Map() },
   repo: { path: null, offset: 0, page: null, selected: new Map() },
   jobs: { state: '', offset: 0, timer: null, seen: new Map() },
   session: null,
@@ -611,7 +611,7 @@ async function start() {
   if (kept && (state.local.selected.size || state.repo.selected.size)) {
     say('Your earlier selection was kept.');
   }
-  await load('local', state.local.path || '/');
+  await load('local', state.local.path || state.session.localRoot || '/');
   if (state.session.browsing) {
     showRepoTools(state.session.repoUser);
     await load('repo', state.repo.path || state.session.repoRoot);
