@@ -282,6 +282,17 @@ async def test_csrf_expiry_webdav_keyboard_and_accessibility(browser: Any, ui_st
     token = await page.get_attribute('meta[name="csrf-token"]', "content")
     assert (await post({"X-CSRF-Token": token}))["status"] == 200
 
+    # an access token about to expire is refreshed before the next API call
+    (session,) = [s for s in sessions_of(stack.ui).sessions() if s.authenticated]
+    assert session.tokens is not None
+    old = session.tokens.access_token
+    session.tokens.expires_at = 0
+    await page.get_by_role("button", name="Refresh", exact=True).last.click()
+    async with asyncio.timeout(20):
+        while session.tokens.access_token == old:  # noqa: ASYNC110 - the server's state
+            await asyncio.sleep(0.1)
+    await page.locator("#jobs tbody td", has_text="No transfers here yet").wait_for()
+
     # keyboard only: repository login, pick a folder, upload, confirm
     await page.get_by_label("Repository user name").focus()
     await page.keyboard.type(stack.dr_user)

@@ -524,7 +524,7 @@ function refreshOnFinish(jobs) {
 function renderJobs(jobs) {
   const tbody = document.querySelector('#jobs tbody');
   const current = [...tbody.querySelectorAll('tr[data-job]')].map((r) => r.dataset.job);
-  const same = current.length === jobs.length && jobs.every((j, i) => current[i] === j.id);
+  const same = jobs.length > 0 && current.length === jobs.length && jobs.every((j, i) => current[i] === j.id);
   if (!same) {
     const open = new Set([...tbody.querySelectorAll('tr.details:not([hidden])')].map((r) => r.id));
     const rows = jobs.flatMap(jobRow);
