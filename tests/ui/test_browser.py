@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,24 @@ async def test_csrf_expiry_webdav_keyboard_and_accessibility(browser: Any, ui_st
         while session.tokens.access_token == old:  # noqa: ASYNC110 - the server's state
             await asyncio.sleep(0.1)
     await page.locator("#jobs tbody td", has_text="No transfers here yet").wait_for()
+
+    # a folder of 10,000 entries: paged, and the next page comes quickly
+    many = stack.home / "many"
+    many.mkdir()
+    owner = many.parent.stat()
+    for i in range(10_000):
+        (many / f"f{i:05}.dat").touch()
+    for p in [many, *many.iterdir()]:
+        os.chown(p, owner.st_uid, owner.st_gid)
+    t0 = time.monotonic()
+    await open_local(page, many)
+    pager = page.locator("#local .pager span")
+    await pager.filter(has_text="1\u201350 of 10000").wait_for()
+    await page.locator("#local").get_by_role("button", name="Next page").click()
+    await pager.filter(has_text="51\u2013100 of 10000").wait_for()
+    assert await page.locator("#local-table tbody tr").count() == 50
+    assert time.monotonic() - t0 < 20
+    await shot(page, "11a-ten-thousand")
 
     # keyboard only: repository login, pick a folder, upload, confirm
     await page.get_by_label("Repository user name").focus()
