@@ -53,6 +53,7 @@ AXE = REPO / "devtools" / "oidc" / "node_modules" / "axe-core" / "axe.min.js"
 IDP_LOGIN, IDP_PASSWORD = "alice", "Alice-idp-Pa55"
 DR_PASS = "Dr-UI-Pa55w0rd-MUST-NOT-LEAK"
 CLIENT_SECRET = "ui-client-secret-for-tests"
+DAC_PROJECT = "3010000.01"
 
 
 def browser_skip_reason() -> str | None:
@@ -181,6 +182,7 @@ async def ui_stack(
     keys = tmp_path / "keys"
     keys.mkdir()
     (keys / "k1.pem").write_bytes(private_pem)
+    dr_user, dr_session = irods_user(password=DR_PASS)
     settings = api_settings(
         f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite'}",
         unique_prefix,
@@ -188,6 +190,7 @@ async def ui_stack(
         idp.issuer,
         irods=irods,
         ingest={"db_url": f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite"},
+        dac={"static": {DAC_PROJECT: f"/{irods_server.zone}/home/{dr_user}"}},
     )
     api = TestClient(TestServer(create_api(settings)))
     await api.start_server()
@@ -206,7 +209,6 @@ async def ui_stack(
     )
     worker = Worker(WorkerSettings(**worker_settings))
     await worker.start()
-    dr_user, dr_session = irods_user(password=DR_PASS)
     runners: list[web.AppRunner] = []
 
     async def make_ui(port: int, **over: Any) -> Ui:

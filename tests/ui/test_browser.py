@@ -16,6 +16,7 @@ import pytest
 
 from tests.ui.conftest import (
     AXE,
+    DAC_PROJECT,
     DR_PASS,
     IDP_LOGIN,
     IDP_PASSWORD,
@@ -319,6 +320,14 @@ async def test_csrf_expiry_webdav_keyboard_and_accessibility(browser: Any, ui_st
     await page.keyboard.type(DR_PASS)
     await page.keyboard.press("Enter")
     await page.locator("#repo-who", has_text=stack.dr_user).wait_for()
+    # the DAC lookup fills the repository path
+    await open_repo(page, f"/{stack.irods.zone}/home")
+    await page.get_by_label("Project number").fill(DAC_PROJECT)
+    await page.get_by_label("Project number").press("Enter")
+    await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+    await page.get_by_label("Project number").fill("not-a-number")
+    await page.get_by_label("Project number").press("Enter")
+    await page.locator("#status.error", has_text="malformed").wait_for()
     await page.locator("#local-path").focus()
     await page.keyboard.press("Control+A")
     await page.keyboard.type(str(stack.home / "data"))

@@ -217,3 +217,15 @@ async def test_the_session_says_where_the_panes_open() -> None:
         assert body["csrf"] == s.csrf and body["repoUser"] is None and body["browsing"] is False
     finally:
         await c.close()
+
+
+async def test_logout_forgets_the_session_even_when_the_provider_is_down(
+    client: TestClient,
+) -> None:
+    s = logged_in(client)
+    r = await client.post("/auth/logout", data={"csrf": s.csrf}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "http://127.0.0.1:9999/auth/logged-out"
+    assert client.app[SESSIONS].sessions() == []
+    assert 'stager-ui=""' in r.headers["Set-Cookie"] and "Max-Age=0" in r.headers["Set-Cookie"]
+    r = await client.get("/ui/session")
+    assert r.status == 401
