@@ -39,6 +39,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -493,6 +494,182 @@ async def clean_up_broker() -> None:
         await conn.close()
 
 
+# --- the researcher web UI (services/ui), its OIDC provider and WebDAV server ------------
+# One section: ui_configure() before the API starts (the API must accept the provider's
+# tokens), ui_start() after it, ui_banner() for the banner. Test accounts alice and bob log
+# in at the provider (devtools/oidc, npm oidc-provider) and map to the Unix users stg-alice
+# and stg-bob (made when missing, as root, not with --ephemeral); their passwords and the
+# UI's client secret are made once in .local/oidc/ (0600). Without node the UI is left out.
+
+UI_ACCOUNTS = {"alice": "stg-alice", "bob": "stg-bob"}
+UI_PORT, WEBDAV_PORT = 8083, 8084
+
+
+@dataclass
+class UiPlan:
+    """Where the UI, its provider and the WebDAV server run (``skipped``: why not)."""
+
+    url: str = ""
+    issuer: str = ""
+    webdav: str = ""
+    accounts_file: Path | None = None
+    logins: list[str] = field(default_factory=list)
+    skipped: str = ""
+
+
+def _ui_secret(path: Path) -> str:
+    if not path.exists():
+        _write_private(path, (secrets.token_urlsafe(24) + "\n").encode())
+    return path.read_text().strip()
+
+
+def _ui_unix_users(ephemeral: bool) -> dict[str, str]:
+    """IdP login -> Unix user; users are made only as root and not for --ephemeral runs."""
+    out: dict[str, str] = {}
+    for login, unix in UI_ACCOUNTS.items():
+        try:
+            pwd.getpwnam(unix)
+        except KeyError:
+            if ephemeral or os.geteuid() != 0:
+                continue
+            done = subprocess.run(
+                ["useradd", "-m", "-s", "/bin/bash", unix], capture_output=True, check=False
+            )
+            if done.returncode != 0:
+                continue
+        out[login] = unix
+    if not out:  # --ephemeral or not root: the user running make up, if it is a real one
+        user, real = demo_user()
+        if real:
+            out["alice"] = user
+    return out
+
+
+async def ui_configure(stack: Stack, plan: UiPlan) -> None:
+    """Start the OIDC provider (before the API) and point the API at it."""
+    from dataclasses import asdict
+
+    from devtools.oidc.launcher import SERVER, Account, Client, OidcSetupError
+    from devtools.oidc.launcher import ensure_installed as npm_ci
+    from devtools.oidc.launcher import node as node_exe
+
+    if "STAGER_AUTH__OIDC__ISSUER" in os.environ:
+        plan.skipped = "STAGER_AUTH__OIDC__ISSUER is set: run services.ui yourself (docs/ui.md)"
+        return
+    if not stack.ephemeral and any(port_open(LOOPBACK, p) for p in (UI_PORT, WEBDAV_PORT)):
+        plan.skipped = f"port {UI_PORT} or {WEBDAV_PORT} is taken"
+        return
+    try:
+        exe = node_exe()
+        await asyncio.to_thread(npm_ci)
+    except OidcSetupError as e:
+        plan.skipped = str(e)
+        return
+    users = _ui_unix_users(stack.ephemeral)
+    if not users:
+        plan.skipped = "no Unix user for the test accounts (run make up as root)"
+        return
+    root = stack.local / "oidc"
+    root.mkdir(mode=0o700, exist_ok=True)
+    plan.accounts_file = root / "accounts.txt"
+    passwords = {login: _ui_secret(root / f"{login}.password") for login in users}
+    plan.logins = sorted(users)
+    if not plan.accounts_file.exists():
+        _write_private(plan.accounts_file, b"")
+    plan.accounts_file.write_text(
+        "".join(f"{login} {passwords[login]} (Unix user {users[login]})\n" for login in users)
+    )
+    ui_port = free_port() if stack.ephemeral else UI_PORT
+    plan.url = f"http://{LOOPBACK}:{ui_port}"
+    client = Client(
+        "stager-ui",
+        _ui_secret(root / "client.secret"),
+        [f"{plan.url}/auth/callback"],
+        [f"{plan.url}/auth/logged-out"],
+    )
+    accounts = {k: Account(passwords[k], users[k], k.capitalize()) for k in users}
+    config = {
+        "host": LOOPBACK,
+        "port": 0,
+        "audience": "stager-api",
+        "access_token_ttl": 300,
+        "clients": [asdict(client)],
+        "accounts": {k: asdict(v) for k, v in accounts.items()},
+    }
+    config_file = root / "provider.json"
+    config_file.unlink(missing_ok=True)
+    _write_private(config_file, json.dumps(config).encode())
+    idp = Child("oidc", [exe, str(SERVER), str(config_file)], ready_prefix='{"issuer"')
+    idp.env["NODE_ENV"] = "production"
+    stack.children.append(idp)
+    await idp.start()
+    assert idp.ready_line is not None
+    line = await stack._first(idp, idp.ready_line, "its issuer line")
+    plan.issuer = str(json.loads(line)["issuer"])
+    stack.setdefault("AUTH__OIDC__ISSUER", plan.issuer, force=True)
+    stack.setdefault("AUTH__OIDC__AUDIENCE", "stager-api")
+
+
+async def ui_start(stack: Stack, plan: UiPlan) -> None:
+    """The WebDAV server in front of iRODS, then the UI (after the API)."""
+    if plan.skipped:
+        return
+    irods_host, irods_port = stack.irods.rsplit(":", 1)
+    zone = os.environ.get("STAGER_IRODS__ZONE", "tempZone")
+    dav_port = free_port() if stack.ephemeral else WEBDAV_PORT
+    dav = Child(
+        "webdav",
+        [
+            *(sys.executable, "-m", "devtools.webdav", "--port", str(dav_port)),
+            *("--irods-host", irods_host, "--irods-port", irods_port, "--zone", zone),
+        ],
+        ready_prefix='{"url"',
+    )
+    stack.children.append(dav)
+    await dav.start()
+    assert dav.ready_line is not None
+    plan.webdav = json.loads(await stack._first(dav, dav.ready_line, "its URL line"))["url"]
+    port = plan.url.rsplit(":", 1)[1]
+    ui = Child("ui", [sys.executable, "-m", "services.ui"])
+    ui.env.update(
+        {
+            "STAGER_PORT": port,
+            "STAGER_PUBLIC_URL": plan.url,
+            "STAGER_API_URL": stack.api_url,
+            "STAGER_COOKIE_SECURE": "false",
+            "STAGER_OIDC__ISSUER": plan.issuer,
+            "STAGER_OIDC__CLIENT_SECRET": f"file:{stack.local / 'oidc' / 'client.secret'}",
+            "STAGER_REPOSITORY__WEBDAV_URL": plan.webdav,
+            "STAGER_LOCAL_ROOT": "/home/{user}",
+        }
+    )
+    stack.children.append(ui)
+    await ui.start()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
+        for _ in range(100):
+            if await _is_ready(http, plan.url + "/livez"):
+                return
+            if ui.proc is not None and ui.proc.returncode is not None:
+                raise StackFailed(f"ui exited with status {ui.proc.returncode} while starting")
+            await asyncio.sleep(0.2)
+    raise StackFailed("the UI did not answer on " + plan.url)
+
+
+def ui_banner(plan: UiPlan) -> list[str]:
+    """The UI's lines in the banner."""
+    if plan.skipped:
+        return [f"  UI       not started: {plan.skipped}"]
+    logins = " or ".join(plan.logins)
+    return [
+        f"  UI       {plan.url}   (log in as {logins}: cat {plan.accounts_file}; "
+        f"repository login {IRODS_ADMIN[0]}/{IRODS_ADMIN[1]} on the test iRODS)",
+        f"  OIDC     {plan.issuer}   WebDAV {plan.webdav}",
+    ]
+
+
+# --- end of the researcher web UI section -------------------------------------------------
+
+
 # --- the banner ----------------------------------------------------------------------------
 
 
@@ -519,7 +696,7 @@ def broker_line(stack: Stack) -> str:
     return f"vhost {b.vhost}, users {users} (passwords in {b.secrets_dir})"
 
 
-def banner(stack: Stack, sec: Secrets) -> str:
+def banner(stack: Stack, sec: Secrets, ui: UiPlan | None = None) -> str:
     """What is running, and a curl example that submits a job as ``streamer``."""
     user, real = demo_user()
     irods_user = IRODS_ADMIN[0] if stack.test_irods else os.environ.get("STAGER_IRODS__USER", "")
@@ -555,6 +732,7 @@ def banner(stack: Stack, sec: Secrets) -> str:
         f"  iRODS    {irods_line}",
         f"  secrets  {stack.local}  (service account {STREAMER}: {sec.password_file})",
         f"  broker   {broker_line(stack)}",
+        *(ui_banner(ui) if ui is not None else []),
         "",
         f"Submit a job as {STREAMER} ({who}):",
         "",
@@ -656,13 +834,18 @@ async def _serve(stack: Stack, sec: Secrets, stop: asyncio.Event, ready_timeout:
             await work
         return False
 
+    ui = UiPlan()
     if stack.test_irods and not await until_stopped(stack.start_irods):
+        return 0
+    if not await until_stopped(lambda: ui_configure(stack, ui)):
         return 0
     if not await until_stopped(stack.start_services):
         return 0
     if not await until_stopped(lambda: stack.wait_ready(ready_timeout)):
         return 0
-    say(banner(stack, sec))
+    if not await until_stopped(lambda: ui_start(stack, ui)):
+        return 0
+    say(banner(stack, sec, ui))
     exits = {asyncio.create_task(c.exited()): c for c in stack.children}
     halt = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({halt, *exits}, return_when=asyncio.FIRST_COMPLETED)

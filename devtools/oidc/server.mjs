@@ -72,6 +72,10 @@ ${message}
 <button type="submit">Sign in</button></form></main></body></html>`;
 }
 
+// Origins the clients are redirected to (for the login form's form-action).
+const redirectOrigins = [...new Set((config.clients || []).flatMap((c) => c.redirect_uris || [])
+  .map((u) => new URL(u).origin))].join(' ');
+
 const server = http.createServer();
 server.listen(config.port || 0, config.host || '127.0.0.1', () => {
   const { port } = server.address();
@@ -158,7 +162,9 @@ server.listen(config.port || 0, config.host || '127.0.0.1', () => {
     const match = /^\/interaction\/([A-Za-z0-9_-]+)(\/login)?$/.exec(req.url.split('?')[0]);
     if (!match) { callback(req, res); return; }
     res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    // The login form's POST ends in a redirect to the client: browsers apply form-action to
+    // every hop of it, so the clients' redirect origins must be allowed too.
+    res.setHeader('Content-Security-Policy', `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${redirectOrigins}; frame-ancestors 'none'`);
     try {
       const details = await provider.interactionDetails(req, res);
       if (match[1] !== details.uid) throw new Error('interaction mismatch');

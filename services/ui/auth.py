@@ -13,7 +13,7 @@ from services.ui.apiclient import ApiError
 from services.ui.keys import OIDC, SESSION, SESSIONS, SETTINGS, TEMPLATES
 from services.ui.middleware import SessionExpired
 from services.ui.sessions import Session, clear_cookie, set_cookie
-from shared.errors import InvalidInput, Unauthenticated
+from shared.errors import InvalidInput, StagerError, Unauthenticated
 from shared.logging import get_logger
 
 log = get_logger("stager.ui")
@@ -112,7 +112,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
         id_token = session.tokens.id_token if session.tokens else ""
         request.app[SESSIONS].drop(session)
         if id_token:
-            url = await request.app[OIDC].end_session_url(id_token, settings.post_logout_uri)
+            try:
+                url = await request.app[OIDC].end_session_url(id_token, settings.post_logout_uri)
+            except StagerError as e:  # the provider is down: log out here at least
+                log.warning("ui.logout_provider_unreachable", error=e.message)
+                url = None
             target = url or target
         log.info("ui.logout", user=session.user)
     response = web.HTTPSeeOther(target)

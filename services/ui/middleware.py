@@ -62,7 +62,7 @@ def content_security_policy(issuer_origin: str) -> str:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CSP, no sniffing, no framing, no referrer, no caching of pages with user data."""
+    """CSP, no sniffing, no framing, no referrer to other sites, no caching of pages."""
     settings = request.app[SETTINGS]
     try:
         response = await handler(request)
@@ -80,7 +80,7 @@ def _headers(response: web.StreamResponse, issuer: str, public_url: str, path: s
     h["Content-Security-Policy"] = content_security_policy(origin)
     h["X-Content-Type-Options"] = "nosniff"
     h["X-Frame-Options"] = "DENY"
-    h["Referrer-Policy"] = "no-referrer"
+    h["Referrer-Policy"] = "same-origin"
     h["Cross-Origin-Opener-Policy"] = "same-origin"
     h["Cross-Origin-Resource-Policy"] = "same-origin"
     h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"

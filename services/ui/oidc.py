@@ -175,11 +175,12 @@ class OidcClient:
 
     async def _token(self, data: dict[str, str]) -> dict[str, Any]:
         meta = await self.metadata()
-        auth = aiohttp.BasicAuth(
+        auth = aiohttp.encode_basic_auth(
             self.settings.client_id, self.settings.client_secret.get_secret_value()
         )
+        headers = {"Authorization": auth}
         try:
-            async with self.http.post(meta["token_endpoint"], data=data, auth=auth) as r:
+            async with self.http.post(meta["token_endpoint"], data=data, headers=headers) as r:
                 body = await r.json(content_type=None)
                 if r.status in (400, 401):
                     error = body.get("error", "") if isinstance(body, dict) else ""

@@ -191,7 +191,11 @@ def _open(irods_settings: IrodsSettings, user: str, password: str) -> RepoBrowse
 
 
 def forget_password(session: Any) -> None:
-    """Remove the password from a python-irodsclient session whose connection is open."""
+    """Remove the password from a python-irodsclient session whose connection is open:
+    its account objects and the keyword arguments it keeps for a later ``configure``."""
+    configure_kwargs = getattr(session, "do_configure", None)
+    if isinstance(configure_kwargs, dict):
+        configure_kwargs.pop("password", None)
     seen: set[int] = set()
     for holder in (session.pool.account, getattr(session, "_iRODSSession__configured", None)):
         if holder is not None and id(holder) not in seen:
@@ -241,11 +245,13 @@ class Repository:
             '<?xml version="1.0" encoding="utf-8"?>'
             '<propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
         )
-        headers = {"Depth": "0", "Content-Type": "application/xml"}
+        headers = {
+            "Depth": "0",
+            "Content-Type": "application/xml",
+            "Authorization": aiohttp.encode_basic_auth(user, password),
+        }
         try:
-            async with self.http.request(
-                "PROPFIND", url, data=body, headers=headers, auth=aiohttp.BasicAuth(user, password)
-            ) as r:
+            async with self.http.request("PROPFIND", url, data=body, headers=headers) as r:
                 status = r.status
         except aiohttp.ClientError as e:
             raise Unavailable(

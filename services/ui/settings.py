@@ -84,6 +84,9 @@ class UiSettings(StagerSettings):
     session_lifetime: float = Field(default=4 * 3600.0, gt=0, description="seconds")
     login_lifetime: float = Field(default=600.0, gt=0, description="seconds to finish a login")
     max_sessions: int = Field(default=10_000, ge=1)
+    local_root: str = Field(
+        default="/", description="where the project-storage pane opens ({user}: the Unix user)"
+    )
     page_size: int = Field(default=200, ge=10, le=5000, description="entries per listing page")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between job polls")
     help_url: str = ""

@@ -22,7 +22,7 @@ from services.ui.keys import API, REPOSITORY, SEALER, SETTINGS, TEMPLATES
 from services.ui.middleware import SessionExpired
 from services.ui.repository import RepoBrowser, RepoEntry
 from services.ui.sessions import Repository, Session
-from shared.errors import InvalidInput, StagerError, Unauthenticated
+from shared.errors import InvalidInput, Unauthenticated
 from shared.irods import strip_prefix
 from shared.logging import get_logger
 from shared.messaging.messages import PrincipalKind, Submitter, credential_binding
@@ -260,6 +260,7 @@ async def get_session(request: web.Request) -> web.Response:
             "name": session.name,
             "csrf": session.csrf,
             "expires": int(session.expires),
+            "localRoot": request.app[SETTINGS].local_root.replace("{user}", session.user or ""),
             "repoUser": repo.user if repo else None,
             "repoRoot": request.app[REPOSITORY].root(repo.user) if repo else None,
             "browsing": browsing,
@@ -517,8 +518,5 @@ async def dac(request: web.Request) -> web.Response:
     """``GET /ui/dac/{number}``: a project's data-acquisition collection."""
     session_of(request)
     number = request.match_info["number"]
-    try:
-        path = await as_user(request, lambda t: request.app[API].dac(t, number))
-    except StagerError:
-        raise
+    path = await as_user(request, lambda t: request.app[API].dac(t, number))
     return web.json_response({"path": path})

@@ -251,11 +251,14 @@ class DirListRequest(_Body):
 
 
 class DirEntry(BaseModel):
-    """Go's dirEntry."""
+    """Go's dirEntry, plus the modification time when the lister knows it."""
 
     name: str
     type: Literal["regular", "dir", "symlink", "unknown"]
     size: int
+    mtime: int | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="modified, Unix seconds"
+    )
 
 
 DirListErrorKind = Literal[

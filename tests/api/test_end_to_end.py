@@ -152,7 +152,8 @@ async def test_listing_and_cancel_through_worker(
     r = await api.client.get("/v1/dir", params={"path": src}, headers=api.bearer())
     assert r.status == 200, await r.text()
     entries = {e["name"]: e for e in (await r.json())["entries"]}
-    assert entries["a.txt"] == {"name": "a.txt", "type": "regular", "size": 6}
+    mtime = int((alice_dir / "src" / "a.txt").stat().st_mtime)
+    assert entries["a.txt"] == {"name": "a.txt", "type": "regular", "size": 6, "mtime": mtime}
     assert entries["sub"]["type"] == "dir"
     # bob may not look into alice's 0700 directory: the listing runs as bob
     bob = api.bearer(BOB)

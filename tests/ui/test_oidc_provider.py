@@ -80,19 +80,19 @@ async def _login(idp: OidcProvider, password: str) -> tuple[int, dict]:
                 url = r.headers["Location"]
         query = parse_qs(urlparse(url).query)
         assert query["state"] == [state]
-        auth = aiohttp.BasicAuth(CLIENT.client_id, CLIENT.client_secret)
+        basic = {"Authorization": aiohttp.encode_basic_auth(CLIENT.client_id, CLIENT.client_secret)}
         data = {
             "grant_type": "authorization_code",
             "code": query["code"][0],
             "redirect_uri": REDIRECT,
             "code_verifier": verifier,
         }
-        async with http.post(f"{idp.issuer}/token", data=data, auth=auth) as r:
+        async with http.post(f"{idp.issuer}/token", data=data, headers=basic) as r:
             assert r.status == 200, await r.text()
             tokens = await r.json()
         # refresh works (offline_access)
         data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-        async with http.post(f"{idp.issuer}/token", data=data, auth=auth) as r:
+        async with http.post(f"{idp.issuer}/token", data=data, headers=basic) as r:
             assert r.status == 200, await r.text()
             tokens["refreshed"] = await r.json()
         return 303, tokens

@@ -85,9 +85,9 @@ async function call(method, url, payload) {
 // --- kept state (survives an expired session) --------------------------------------------
 
 const state = {
-  local: { path: '/', offset: 0, page: null, selected: new Map() },
+  local: { path: null, offset: 0, page: null, selected: new Map() },
   repo: { path: null, offset: 0, page: null, selected: new Map() },
-  jobs: { state: '', offset: 0, timer: null },
+  jobs: { state: '', offset: 0, timer: null, seen: new Map() },
   session: null,
 };
 
@@ -268,26 +268,26 @@ function row(side, dir, e) {
 }
 
 function keys(side, ev) {
-  const boxes = [...document.querySelectorAll(`#${side}-table tbody input[type=checkbox]`)];
   const rowsEls = [...document.querySelectorAll(`#${side}-table tbody tr`)];
   const current = rowsEls.findIndex((r) => r.contains(document.activeElement));
-  const focusRow = (i) => {
-    const r = rowsEls[Math.max(0, Math.min(rowsEls.length - 1, i))];
-    if (!r) return;
-    const target = r.querySelector('input:not([disabled])') || r.querySelector('button');
-    if (target) target.focus();
+  // Focus row i (or the next focusable one in direction step): its checkbox, else its link.
+  const focusRow = (i, step = 1) => {
+    for (; i >= 0 && i < rowsEls.length; i += step) {
+      const r = rowsEls[i];
+      const target = r.querySelector('input:not([disabled])') || r.querySelector('button');
+      if (target) { target.focus(); return; }
+    }
   };
-  if (ev.key === 'ArrowDown') { ev.preventDefault(); focusRow(current + 1); } else if (ev.key === 'ArrowUp') {
-    ev.preventDefault(); focusRow(current - 1);
-  } else if (ev.key === 'Home') { ev.preventDefault(); focusRow(0); } else if (ev.key === 'End') {
-    ev.preventDefault(); focusRow(rowsEls.length - 1);
+  if (ev.key === 'ArrowDown') { ev.preventDefault(); focusRow(current + 1, 1); } else if (ev.key === 'ArrowUp') {
+    ev.preventDefault(); focusRow(current - 1, -1);
+  } else if (ev.key === 'Home') { ev.preventDefault(); focusRow(0, 1); } else if (ev.key === 'End') {
+    ev.preventDefault(); focusRow(rowsEls.length - 1, -1);
   } else if (ev.key === 'Enter' && current >= 0) {
     const open = rowsEls[current].querySelector('[data-open]');
     if (open) { ev.preventDefault(); load(side, open.dataset.open); }
   } else if (ev.key === 'Backspace') { ev.preventDefault(); goUp(side); } else if ((ev.ctrlKey || ev.metaKey) && ev.key === 'a') {
     ev.preventDefault(); selectPage(side, true); focusRow(current);
   }
-  void boxes;
 }
 
 // --- repository login --------------------------------------------------------------------
@@ -474,7 +474,7 @@ function detailList(j) {
     ['Created', when(j.created)], ['Last change', when(j.updated)], ['Attempts', String(j.attempts)],
     ['Files', `${j.files.done} done, ${j.files.failed} failed, ${j.files.total} in all`],
     ['Bytes', `${size(j.bytes.done)} of ${size(j.bytes.total)}`],
-    ['Checksums', j.state === 'completed' ? 'verified by the transfer (sha256)' : 'checked as files complete'],
+    ['Checksums', 'sha256 compared with the repository for each file; a mismatch fails that file'],
     ['Error', j.error || 'none'],
   ];
   const dl = el('dl', { className: 'details-list' });
@@ -507,6 +507,57 @@ async function copyCommand(j) {
   } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
 }
 
+// A job that finished since the last poll changed a folder: list both panes again.
+function refreshOnFinish(jobs) {
+  const seen = state.jobs.seen;
+  const finished = jobs.filter((j) => j.final && seen.has(j.id) && seen.get(j.id) === false);
+  for (const j of jobs) seen.set(j.id, j.final);
+  if (!finished.length) return;
+  for (const side of ['local', 'repo']) {
+    const page = state[side].page;
+    if (page && !document.getElementById('confirm').open) load(side, page.path, page.offset, true);
+  }
+}
+
+// Rows are updated in place while their state stays the same, so focus and open details
+// survive the polling; a row whose state changed is rebuilt.
+function renderJobs(jobs) {
+  const tbody = document.querySelector('#jobs tbody');
+  const current = [...tbody.querySelectorAll('tr[data-job]')].map((r) => r.dataset.job);
+  const same = jobs.length > 0 && current.length === jobs.length && jobs.every((j, i) => current[i] === j.id);
+  if (!same) {
+    const open = new Set([...tbody.querySelectorAll('tr.details:not([hidden])')].map((r) => r.id));
+    const rows = jobs.flatMap(jobRow);
+    for (const r of rows) {
+      if (r.classList.contains('details') && open.has(r.id)) {
+        r.hidden = false;
+        const b = r.previousSibling && r.previousSibling.querySelector('[aria-expanded]');
+        if (b) b.setAttribute('aria-expanded', 'true');
+      }
+    }
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: '6', text: 'No transfers here yet.' })));
+    tbody.replaceChildren(...rows);
+  } else {
+    for (const j of jobs) {
+      const tr = tbody.querySelector(`tr[data-job="${CSS.escape(j.id)}"]`);
+      const details = document.getElementById(`d-${j.id}`);
+      const [nt, nd] = jobRow(j);
+      if (tr.dataset.state !== j.state) {
+        const focused = tr.contains(document.activeElement);
+        tr.replaceWith(nt);
+        nd.hidden = details.hidden;
+        nt.querySelector('[aria-expanded]').setAttribute('aria-expanded', String(!details.hidden));
+        details.replaceWith(nd);
+        if (focused) nt.querySelector('button').focus();
+      } else {
+        tr.querySelector('td.progress').replaceWith(nt.querySelector('td.progress'));
+        details.firstChild.replaceWith(nd.firstChild);
+      }
+    }
+  }
+  for (const fill of tbody.querySelectorAll('.fill')) fill.style.width = `${fill.dataset.percent}%`;
+}
+
 async function loadJobs() {
   clearTimeout(state.jobs.timer);
   const q = new URLSearchParams({ offset: String(state.jobs.offset), limit: '25' });
@@ -516,20 +567,8 @@ async function loadJobs() {
     if (e.code !== 'session_expired') say(e.message, true);
     return;
   }
-  const tbody = document.querySelector('#jobs tbody');
-  const open = new Set([...tbody.querySelectorAll('tr.details:not([hidden])')].map((r) => r.id));
-  const rows = data.jobs.flatMap(jobRow);
-  for (const r of rows) {
-    if (open.has(r.id)) {
-      r.hidden = false;
-      const t = rows.find((x) => x.dataset && x.dataset.job === r.id.slice(2));
-      const b = t && t.querySelector('[aria-expanded]');
-      if (b) b.setAttribute('aria-expanded', 'true');
-    }
-  }
-  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: '6', text: 'No transfers here yet.' })));
-  tbody.replaceChildren(...rows);
-  for (const fill of tbody.querySelectorAll('.fill')) fill.style.width = `${fill.dataset.percent}%`;
+  refreshOnFinish(data.jobs);
+  renderJobs(data.jobs);
   const pager = document.getElementById('jobs-pager');
   const prev = el('button', { type: 'button', text: 'Newer', disabled: data.offset === 0 });
   prev.addEventListener('click', () => { state.jobs.offset = Math.max(0, data.offset - 25); loadJobs(); });
@@ -572,7 +611,7 @@ async function start() {
   if (kept && (state.local.selected.size || state.repo.selected.size)) {
     say('Your earlier selection was kept.');
   }
-  await load('local', state.local.path || '/');
+  await load('local', state.local.path || state.session.localRoot || '/');
   if (state.session.browsing) {
     showRepoTools(state.session.repoUser);
     await load('repo', state.repo.path || state.session.repoRoot);

@@ -36,7 +36,12 @@ def list_dir(path: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
             try:
                 st = e.stat(follow_symlinks=False)
                 entries.append(
-                    {"name": e.name, "type": _entry_type(st.st_mode), "size": st.st_size}
+                    {
+                        "name": e.name,
+                        "type": _entry_type(st.st_mode),
+                        "size": st.st_size,
+                        "mtime": int(st.st_mtime),
+                    }
                 )
             except OSError:
                 entries.append({"name": e.name, "type": "unknown", "size": 0})
