@@ -78,8 +78,8 @@ async def _ingest(principal: Principal, content_type: str, body: bytes) -> None:
     if not isinstance(data, dict):
         return
     parsed = rest.IngestRequest.model_validate(data)
-    owner = rest.job_owner(principal, parsed.owner)
-    job = rest.job_from_request("fz", parsed, _INGEST, owner)
+    job = rest.job_from_request("fz", parsed, _INGEST)
+    job.options.owner = rest.job_owner(principal, parsed.owner)
     job.model_dump_json()
 
 
