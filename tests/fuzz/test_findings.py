@@ -32,9 +32,9 @@ async def test_ingest_store_opened_by_several_processes_at_once(db_url: str) -> 
     ("body", "field"),
     [
         # schemathesis, PUT /v1/ingest/{name} as YAML: PostgreSQL refuses NUL in text (500)
-        ('root: /data/lz\ntarget: "/tempZone/home/rods/ingest/\\0T"\n', "target"),
+        ('root: /data/lz\ntarget: "/tempZone/home/rods/ingest/\\0T"\nowner: alice\n', "target"),
         # os.path.realpath raised ValueError (500)
-        ('root: "/data/lz/a\\0b"\ntarget: /tempZone/home/rods/ingest/x\n', "root"),
+        ('root: "/data/lz/a\\0b"\ntarget: /tempZone/home/rods/ingest/x\nowner: alice\n', "root"),
     ],
 )
 async def test_ingest_job_with_a_nul_byte_is_refused(
@@ -95,7 +95,7 @@ async def test_deeply_nested_bodies_are_refused(make_api: Any, tmp_path: Any) ->
     # a shallow body still reaches validation
     r = await api.client.put(
         "/v1/ingest/deep",
-        data="root: /data/x\ntarget: /tempZone/home/rods/x\n",
+        data="root: /data/x\ntarget: /tempZone/home/rods/x\nowner: alice\n",
         headers={**manager, "Content-Type": "application/x-yaml"},
     )
     assert r.status == 201, await r.text()
