@@ -29,7 +29,9 @@ apt_install() {
 # --- RabbitMQ ---------------------------------------------------------------
 if ! port_open 5672; then
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  # Every quorum queue holds open files; the default limit (1024) ran out at ~300 queues
+  # and the broker stopped answering handshakes, so start it with room for more.
+  ( ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; rabbitmq-server -detached ) >/dev/null 2>&1 || true
   wait_port 5672 RabbitMQ
 fi
 
