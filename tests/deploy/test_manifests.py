@@ -66,7 +66,7 @@ def test_security_context_matches_pod_security_level(overlay: str) -> None:
         d for d in docs if d["metadata"]["name"] == "stager-worker" and d["kind"] == "Deployment"
     )
     caps = worker["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]
-    assert sorted(caps["add"]) == ["KILL", "SETGID", "SETUID"]
+    assert sorted(caps["add"]) == ["CHOWN", "KILL", "SETGID", "SETUID"]
 
 
 def test_dockerfile_passes_hadolint() -> None:
