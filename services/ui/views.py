@@ -214,7 +214,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         "eta": p.get("eta"),
         "percent": round(percent, 1),
         "restartable": state in ("completed", "archived"),
-        "resubmittable": False,
+        "resubmittable": state == "cancelled",
     }
 
 
@@ -420,7 +420,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         jobs = await as_user(request, lambda t: request.app[API].jobs(t, state))
         views = [job_view(j) for j in jobs]
     if state in (None, "cancelled"):
-        views += _cancelled(session)
+        listed = {v["id"] for v in views}
+        views += [v for v in _cancelled(session) if v["id"] not in listed]
     views.sort(key=lambda v: (v.get("created") or 0, v["id"]), reverse=True)
     active = sum(1 for v in views if not v["final"])
     return web.json_response(
@@ -443,16 +444,23 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    """``POST /ui/jobs/{id}/cancel``: the API stops the transfer and deletes the job; the
-    history keeps a cancelled row for this session, which can be submitted again."""
+    """``POST /ui/jobs/{id}/cancel``: the API stops the transfer. An API that keeps the job
+    as cancelled lists it from then on; one that deletes it does not, and the history then
+    keeps a cancelled row for this session. Either can be submitted again."""
     session = session_of(request)
     job_id = request.match_info["id"]
-    job = await as_user(request, lambda t: request.app[API].cancel(t, job_id))
+    api = request.app[API]
+    job = await as_user(request, lambda t: api.cancel(t, job_id))
     view = job_view(job)
     view.update(state="cancelled", final=True, restartable=False, resubmittable=True)
-    view["updated"] = int(time.time())
-    kept = [v for v in _cancelled(session) if v["id"] != view["id"]]
-    session.extra["cancelled"] = [view, *kept][:MAX_CANCELLED]
+    try:
+        await as_user(request, lambda t: api.job(t, job_id))
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        view["updated"] = int(time.time())
+        kept = [v for v in _cancelled(session) if v["id"] != view["id"]]
+        session.extra["cancelled"] = [view, *kept][:MAX_CANCELLED]
     return web.json_response(view)
 
 
@@ -465,7 +473,15 @@ async def delete_job(request: web.Request) -> web.Response:
     if len(mine) != len(_cancelled(session)):
         session.extra["cancelled"] = mine
         return web.json_response({"id": job_id, "deleted": True})
-    await as_user(request, lambda t: request.app[API].cancel(t, job_id))
+    api = request.app[API]
+    job = job_view(await as_user(request, lambda t: api.job(t, job_id)))
+    await as_user(request, lambda t: api.cancel(t, job_id))
+    if not job["final"]:  # the first DELETE cancelled it; an API that keeps cancelled
+        try:  # jobs hides it on the second, one that deleted it answers 404
+            await as_user(request, lambda t: api.cancel(t, job_id))
+        except ApiError as e:
+            if e.status not in (404, 409):
+                raise
     return web.json_response({"id": job_id, "deleted": True})
 
 
@@ -477,6 +493,9 @@ async def restart_job(request: web.Request) -> web.Response:
     for view in _cancelled(session):
         if view["id"] == job_id:
             return await _resubmit(request, session, view)
+    current = job_view(await as_user(request, lambda t: request.app[API].job(t, job_id)))
+    if current["state"] == "cancelled":
+        return await _resubmit(request, session, current)
     job = await as_user(request, lambda t: request.app[API].restart(t, job_id))
     return web.json_response(job_view(job))
 
