@@ -55,6 +55,8 @@ def check_abs_path(value: str, what: str) -> str:
         raise ValueError(f"{what} is empty: give an absolute path such as /project/...")
     if "\x00" in path:
         raise ValueError(f"{what} contains a NUL byte: remove it")
+    if any("\ud800" <= c <= "\udfff" for c in path):
+        raise ValueError(f"{what} is not valid Unicode (a lone surrogate): send it as UTF-8")
     if not path.startswith("/"):
         raise ValueError(f"{what} is relative: give an absolute path starting with /")
     if ".." in path.split("/"):

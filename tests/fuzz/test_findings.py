@@ -99,3 +99,13 @@ async def test_deeply_nested_bodies_are_refused(make_api: Any, tmp_path: Any) ->
         headers={**manager, "Content-Type": "application/x-yaml"},
     )
     assert r.status == 201, await r.text()
+
+
+def test_a_lone_surrogate_in_a_path_is_refused() -> None:
+    """atheris (api_intake): ``\\ud800`` in dstURL passed validation and the sealed job then
+    failed to serialise (a 500); it is refused with a message."""
+    from shared.messaging.messages import check_abs_path
+
+    with pytest.raises(ValueError, match="lone surrogate"):
+        check_abs_path("/tempZone/home/a\ud800b", "dstURL")
+    assert check_abs_path("/tempZone/home/ab", "dstURL") == "/tempZone/home/ab"
