@@ -6,6 +6,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from shared.messaging.signing import rejected_counter
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -62,12 +64,7 @@ class Metrics:
         self.rejected_total = Counter(
             "stager_jobs_rejected", "Submitted jobs refused", ["status"], registry=r
         )
-        self.messages_rejected = Counter(
-            "stager_messages_rejected",
-            "AMQP messages dropped because they failed verification (forged, stale, replayed)",
-            ["type", "reason"],
-            registry=r,
-        )
+        self.messages_rejected = rejected_counter(r)
 
     def count_rejected(self, type_: str, reason: str) -> None:
         """``on_reject`` of the API's :class:`~shared.messaging.signing.Gate`."""

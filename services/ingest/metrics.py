@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from shared.messaging.signing import rejected_counter
+
 #: Job counters (``services.ingest.store.COUNTERS``) that count files, by outcome.
 FILE_OUTCOMES = {
     "files_created": "created",
@@ -45,12 +47,7 @@ class IngestMetrics:
         self.children = Gauge(
             "stager_ingest_children", "Owner processes running ingest work now", registry=r
         )
-        self.messages_rejected = Counter(
-            "stager_messages_rejected",
-            "AMQP messages dropped because they failed verification (forged, stale, replayed)",
-            ["type", "reason"],
-            registry=r,
-        )
+        self.messages_rejected = rejected_counter(r)
 
     def count_rejected(self, type_: str, reason: str) -> None:
         """``on_reject`` of the ingest worker's :class:`~shared.messaging.signing.Gate`."""

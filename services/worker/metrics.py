@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from shared.messaging.signing import rejected_counter
+
 ATTEMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 #: Waits blow past runtime-shaped buckets under a backlog: up to a day.
 WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 12 * 3600, 24 * 3600)
@@ -50,12 +52,7 @@ class WorkerMetrics:
             buckets=WAIT_BUCKETS,
             registry=r,
         )
-        self.messages_rejected = Counter(
-            "stager_messages_rejected",
-            "AMQP messages dropped because they failed verification (forged, stale, replayed)",
-            ["type", "reason"],
-            registry=r,
-        )
+        self.messages_rejected = rejected_counter(r)
 
     def count_rejected(self, type_: str, reason: str) -> None:
         """``on_reject`` of the worker's :class:`~shared.messaging.signing.Gate`."""

@@ -44,6 +44,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from prometheus_client import CollectorRegistry, Counter
 
 from shared.errors import StagerError
 from shared.logging import get_logger
@@ -365,3 +366,14 @@ class Gate:
             message_id=str(message.message_id or "")[:80],
         )
         self.on_reject(type_, error.reason)
+
+
+def rejected_counter(registry: CollectorRegistry) -> Counter:
+    """``stager_messages_rejected_total{type,reason}``: what a :class:`Gate` dropped. One
+    definition for every process that verifies messages (API, worker, ingest worker)."""
+    return Counter(
+        "stager_messages_rejected",
+        "AMQP messages dropped because they failed verification (forged, stale, replayed)",
+        ["type", "reason"],
+        registry=registry,
+    )
