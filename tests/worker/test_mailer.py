@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from pydantic import SecretStr
 
 from services.worker.credentials import RepoCredential
@@ -103,33 +104,23 @@ async def test_a_title_with_cr_lf_from_an_old_row_is_mailed_on_one_line(
     assert w.events.states(msg.task_id) == [("active", 1), ("completed", 1)]
 
 
-async def test_smtp_down_is_counted_and_the_transfer_is_not_rerun(start_worker, unix_user) -> None:
-    user = unix_user()
-    w = await start_worker(
-        transfer_kind="succeed",
-        service_credentials=SERVICE,
-        smtp={"host": "127.0.0.1", "port": _free_port(), "timeout": 2},
-    )
-    msg = task_message(user.pw_name)
-    await w.submit(msg)
-    await _settled_once(w, msg, "completed")
-    assert w.events.states(msg.task_id) == [("active", 1), ("completed", 1)]
-    assert _failures(w, "send") == 1
-
-
-async def test_smtp_down_for_the_failure_mail_leaves_the_task_archived_once(
-    start_worker, unix_user
+@pytest.mark.parametrize(
+    ("transfer_kind", "final"), [("succeed", "completed"), ("fail_permanent", "archived")]
+)
+async def test_smtp_down_is_counted_and_the_task_settles_once(
+    start_worker, unix_user, transfer_kind: str, final: str
 ) -> None:
+    """SMTP down for the completion mail and for the failure mail alike."""
     user = unix_user()
     w = await start_worker(
-        transfer_kind="fail_permanent",
+        transfer_kind=transfer_kind,
         service_credentials=SERVICE,
         smtp={"host": "127.0.0.1", "port": _free_port(), "timeout": 2},
     )
     msg = task_message(user.pw_name)
     await w.submit(msg)
-    await _settled_once(w, msg, "archived")
-    assert w.events.states(msg.task_id) == [("active", 1), ("archived", 1)]
+    await _settled_once(w, msg, final)
+    assert w.events.states(msg.task_id) == [("active", 1), (final, 1)]
     assert _failures(w, "send") == 1
 
 
