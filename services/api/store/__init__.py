@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api.store import events, release, tasks
 from services.api.store.events import Applied
+from services.api.store.release import Choose
 from services.api.store.schema import create_schema
 from services.api.store.tasks import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
@@ -145,6 +146,22 @@ class TaskStore:
         async with self._reads.connect() as conn:
             in_flight = await release.in_flight(conn)
             return in_flight, await release.held_per_user(conn, per_user, max_users, in_flight)
+
+    async def release_round(self, per_user: int, max_users: int, choose: Choose) -> list[Task]:
+        """One release round, safe with several API replicas on one PostgreSQL store: read
+        the view, let ``choose(in_flight, held)`` pick the tasks, and claim them, all in one
+        transaction that holds the store's release lock, so two replicas cannot both see a
+        user's room free and release twice the cap.  Returns the claimed tasks (to publish;
+        give back failed ones with :meth:`mark_dispatched` ``value=False``)."""
+        async with self.engine.begin() as conn:
+            await release.lock_round(conn)
+            in_flight = await release.in_flight(conn)
+            held = await release.held_per_user(conn, per_user, max_users, in_flight)
+            chosen = choose(in_flight, held)
+            if not chosen:
+                return []
+            claimed = set(await release.mark_dispatched(conn, [t.id for t in chosen], True))
+            return [t for t in chosen if t.id in claimed]
 
     async def mark_dispatched(self, ids: Sequence[str], value: bool = True) -> list[str]:
         """Claim (or un-claim) tasks for release; returns the ids actually changed."""
