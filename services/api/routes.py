@@ -6,6 +6,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.api import handlers as h
+from services.api.admin import routes as admin
+from services.api.admin.handlers import intake_gate
 from services.api.openapi import Operation, Param
 from services.api.views import (
     Collection,
@@ -24,6 +26,7 @@ AUTH = (401, ("missing or invalid credentials", Problem))
 FORBID = (403, ("not allowed for this principal", Problem))
 MISSING = (404, ("job not found or not yours", Problem))
 SLOW = (429, ("too many failed logins (or DAC lookups): wait Retry-After seconds", Problem))
+PAUSED = (503, ("intake is paused by an administrator: retry later (Retry-After)", Problem))
 
 ROUTES: list[tuple[Operation, Handler]] = [
     (
@@ -42,10 +45,10 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "POST",
             "/v1/job",
             "create a new stager job",
-            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID, SLOW])},
+            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID, SLOW, PAUSED])},
             request=JobInput,
         ),
-        h.post_job,
+        intake_gate(h.post_job),
     ),
     (
         Operation(
@@ -55,11 +58,11 @@ ROUTES: list[tuple[Operation, Handler]] = [
             {
                 200: ("all jobs accepted", ResponseBodyJobs),
                 207: ("some jobs rejected (see rejected)", ResponseBodyJobs),
-                **dict([BAD, AUTH, FORBID, SLOW]),
+                **dict([BAD, AUTH, FORBID, SLOW, PAUSED]),
             },
             request=JobsInput,
         ),
-        h.post_jobs,
+        intake_gate(h.post_jobs),
     ),
     (
         Operation(
@@ -170,6 +173,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
         ),
         h.get_dac,
     ),
+    *admin.ROUTES,
 ]
 
 EXTRA: list[tuple[str, str, Handler]] = [

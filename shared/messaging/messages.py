@@ -276,3 +276,29 @@ class DirListReply(_Body):
     truncated: bool = False
     error_kind: DirListErrorKind | None = None
     error: str | None = None
+
+
+class RunningChild(BaseModel):
+    """One task a worker is running, and the child process running it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str = Field(max_length=64)
+    pid: int = Field(ge=1)
+    running_s: float = Field(ge=0, description="seconds since the child started")
+
+
+class WorkerStatus(_Body):
+    """worker → every API replica (``<p>.workers`` fanout), every
+    ``HEARTBEAT_INTERVAL`` seconds and once when it stops (``stopping``): who it is, how
+    many transfers it runs at once and what it runs now. Signed as role worker."""
+
+    worker_id: str = Field(max_length=128, description="hostname:pid of the worker process")
+    hostname: str = Field(max_length=255)
+    pid: int = Field(ge=1)
+    slots: int = Field(ge=0, description="transfers at once (concurrency)")
+    running: list[RunningChild] = Field(default_factory=list, max_length=1024)
+    interval: float = Field(gt=0, description="seconds until the next heartbeat")
+    stopping: bool = False
+    started_at: datetime
+    at: datetime = Field(default_factory=utcnow)

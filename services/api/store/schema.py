@@ -44,7 +44,20 @@ class TaskRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class FlagRow(Base):
+    """A cluster-wide switch every API replica reads (e.g. ``intake``: paused by an
+    administrator); ``value`` is JSON."""
+
+    __tablename__ = "stager_flags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
+FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
 #: The columns of :data:`TASKS`, for Core statements.
 C = TASKS.c
 

@@ -272,13 +272,16 @@ async def mark_deleted(conn: AsyncConnection, task_id: str) -> Task | None:
     return Task.from_row(row) if row else None
 
 
-async def restart(conn: AsyncConnection, task_id: str) -> Task | None:
-    """Start a new run of a completed or archived task; None when not restartable."""
+async def restart(
+    conn: AsyncConnection, task_id: str, states: Iterable[TaskState] = RESTARTABLE_STATES
+) -> Task | None:
+    """Start a new run of a task in one of ``states`` (by default completed or archived);
+    None when not restartable."""
     q = (
         update(TASKS)
         .where(
             C.id == task_id,
-            C.state.in_([st.value for st in RESTARTABLE_STATES]),
+            C.state.in_([st.value for st in states]),
             C.deleted_at.is_(None),
         )
         .values(
