@@ -25,6 +25,22 @@ BAD = (400, ("invalid input: the message says what to fix", Problem))
 AUTH = (401, ("missing or invalid credentials", Problem))
 FORBID = (403, ("not allowed for this principal", Problem))
 MISSING = (404, ("job not found or not yours", Problem))
+PAGE = (
+    Param(
+        "offset",
+        "query",
+        "jobs to skip (newest first); default 0",
+        required=False,
+        schema={"type": "integer", "minimum": 0},
+    ),
+    Param(
+        "limit",
+        "query",
+        "jobs in this page; default and most 1000 (the answer's total says how many match)",
+        required=False,
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
+)
 SLOW = (429, ("too many failed logins (or DAC lookups): wait Retry-After seconds", Problem))
 PAUSED = (503, ("intake is paused by an administrator: retry later (Retry-After)", Problem))
 
@@ -68,8 +84,9 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "GET",
             "/v1/jobs",
-            "the caller's jobs",
-            {200: ("jobs", ResponseBodyJobs), **dict([AUTH, SLOW])},
+            "the caller's jobs, newest first, one page (offset, limit) of total",
+            {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
+            params=PAGE,
         ),
         h.get_jobs,
     ),
@@ -77,7 +94,8 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "GET",
             "/v1/jobs/{status}",
-            "the caller's jobs in one state, or those deleted (status deleted)",
+            "the caller's jobs in one state, or those deleted (status deleted); paged as "
+            "GET /v1/jobs",
             {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
             params=(
                 Param(
@@ -86,6 +104,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
                     "job state",
                     schema={"type": "string", "enum": [s.value for s in TaskState] + [h.DELETED]},
                 ),
+                *PAGE,
             ),
         ),
         h.get_jobs,

@@ -96,9 +96,11 @@ class TaskStore:
         state: TaskState | None = None,
         limit: int = 1000,
         deleted: bool | None = False,
+        offset: int = 0,
     ) -> list[Task]:
-        """Tasks filtered by submitter / stager user / state, newest first; ``deleted``:
-        False those not deleted by their owner, True only those, None both."""
+        """Tasks filtered by submitter / stager user / state, newest first (``offset`` of
+        them skipped); ``deleted``: False those not deleted by their owner, True only
+        those, None both."""
         async with self._reads.connect() as conn:
             return await tasks.find(
                 conn,
@@ -107,6 +109,21 @@ class TaskStore:
                 state=state,
                 limit=limit,
                 deleted=deleted,
+                offset=offset,
+            )
+
+    async def count(
+        self,
+        *,
+        submitter: Submitter | None = None,
+        stager_user: str | None = None,
+        state: TaskState | None = None,
+        deleted: bool | None = False,
+    ) -> int:
+        """How many tasks :meth:`find` pages through with the same filters."""
+        async with self._reads.connect() as conn:
+            return await tasks.count(
+                conn, submitter=submitter, stager_user=stager_user, state=state, deleted=deleted
             )
 
     async def count_by_state(self) -> dict[str, int]:

@@ -42,6 +42,9 @@ class TaskRow(Base):
     #: When the owner deleted the finished task (DELETE): kept, hidden from the lists,
     #: until retention purges it.  NULL: not deleted.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The last attempt's ``TaskReport`` JSON (failed files, checksum result, dry-run
+    #: plan); NULL until a worker reports one, and again after a restart.
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class FlagRow(Base):
@@ -76,6 +79,7 @@ def _add_missing_columns(conn: Connection) -> None:
     later = {
         "direction": "VARCHAR(8)",
         "deleted_at": "DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE",
+        "report": "TEXT",
     }
     for name, sql_type in later.items():
         if name not in have:
