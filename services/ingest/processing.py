@@ -25,6 +25,7 @@ from services.ingest import operations, policy
 from services.ingest.diff import Action, classify, list_data_objects, list_subcollections
 from services.ingest.errors import HandlerError, IngestError, TargetError
 from services.ingest.handlers import EventHandler
+from services.ingest.s3 import S3Reader, list_etags
 from services.ingest.scanner import UNICODE_ERROR_PREFIX, Excludes, b64_path, logical_name, scan_dir
 from services.ingest.sessions import SessionPool, interrupt
 from services.ingest.store import Job
@@ -37,7 +38,7 @@ from services.ingest.tasks import (
     child_id,
     to_wire,
 )
-from shared.ingest.utils import DeleteMode, delete_mode_is_compatible_with_operation
+from shared.ingest.utils import DeleteMode, Operation, delete_mode_is_compatible_with_operation
 from shared.logging import get_logger
 
 T = TypeVar("T")
@@ -61,6 +62,8 @@ class Context:
     timeouts: concurrent.futures.ThreadPoolExecutor | None = None
     #: the prefixes every scanned directory must resolve under (None: not checked)
     allowed_roots: Sequence[str] | None = None
+    #: the job's bucket when its source is S3 (``--s3_keypair``)
+    s3: S3Reader | None = None
 
     @classmethod
     def load(
@@ -75,7 +78,8 @@ class Context:
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots)
+        s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3)
 
     @property
     def logger(self) -> Any:
@@ -100,6 +104,8 @@ class Context:
             "event_handler": j.handler_label,
             "config": {"log": {"level": o.log_level}},
         }
+        if self.s3 is not None:
+            meta.update(self.s3.meta())
         meta.update(extra)
         return meta
 
@@ -175,7 +181,12 @@ def zone_exists(session: Any, zone: str) -> bool:
 def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) -> None:
     """Fail the job clearly for a bad root, zone or operation/delete-mode pair."""
     path = task.os_path
-    if not os.path.isdir(path):
+    if ctx.s3 is not None:
+        try:
+            ctx.s3.check_bucket()
+        except IngestError as e:
+            raise JobFatal(str(e)) from None
+    elif not os.path.isdir(path):
         raise JobFatal(f"root {_printable(path)} is not a readable directory")
     zone = task.collection.strip("/").split("/")[0]
     if not zone_exists(session, zone):
@@ -184,6 +195,11 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
     mode = ctx.handler.delete_mode(meta)
     if not delete_mode_is_compatible_with_operation(mode, op):
         raise HandlerError(f"operation [{op}] and delete_mode [{mode}] are incompatible")
+    if ctx.s3 is not None and mode is not DeleteMode.DO_NOT_DELETE:
+        raise HandlerError(
+            f"S3 bucket syncs do not support DeleteMode [{mode}]. "
+            "Only DeleteMode.DO_NOT_DELETE is supported."
+        )
 
 
 def process_dir(ctx: Context, task: DirTask) -> DirResult:
@@ -195,7 +211,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     meta = ctx.meta(path=path, target=coll, task="sync_dir")
     session = ctx.session(meta)
     logger = ctx.logger
-    if ctx.allowed_roots is not None:
+    if ctx.s3 is None and ctx.allowed_roots is not None:
         try:
             policy.check_scan(path, ctx.job.root, ctx.allowed_roots)
         except policy.RootRefused as e:
@@ -213,7 +229,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         counts,
         session=session,
     )
-    listing = scan_dir(path, ctx.excludes)
+    listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
     counts["dirs"] += 1
     counts["files_excluded"] += listing.excluded
     for bad in listing.unreadable:
@@ -222,6 +238,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
 
     o = ctx.job.options
     catalog = {} if (not exists or o.initial_ingest) else list_data_objects(session, coll)
+    etags = list_etags(session, coll) if ctx.s3 is not None and catalog else {}
     mode = ctx.handler.delete_mode(meta)
     deleting = mode is not DeleteMode.DO_NOT_DELETE and exists
     subcolls = set(list_subcollections(session, coll)) if deleting else set()
@@ -278,6 +295,13 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         action = classify(
             replicas, entry.size, entry.mtime, op, physical, resource, force=o.ignore_cache
         )
+        if (
+            action is Action.SKIP
+            and op is not Operation.PUT
+            and entry.etag
+            and etags.get(logical, entry.etag) != entry.etag
+        ):
+            action = Action.MODIFY  # same size and second, other content (S3 ETag)
         if action is Action.SKIP:
             counts["files_skipped"] += 1
             continue
@@ -294,6 +318,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
                 ctime=entry.ctime,
                 action=action.value,
                 replicas=[ReplicaRow(**dataclasses.asdict(r)) for r in replicas],
+                etag=entry.etag,
             )
         )
         if len(batch) >= o.files_per_task:
@@ -365,6 +390,8 @@ def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
             meta["b64_path_str"] = b64_path(path)
         if item.reason == "UnicodeEncodeError":
             meta["unicode_error_filename"] = item.logical
+        if item.etag:
+            meta["s3_etag"] = item.etag
         replicas = [r.replica() for r in item.replicas]
         action = Action(item.action)
         try:
@@ -380,6 +407,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
                     action,
                     replicas,
                     checksum=o.checksum,
+                    source=ctx.s3,
                 ),
                 counts,
                 session=session,

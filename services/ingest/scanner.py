@@ -80,6 +80,8 @@ class Entry:
     mtime: float
     ctime: float
     mode: int
+    #: an S3 object's ETag (from the listing; None for files)
+    etag: str | None = None
 
     @property
     def is_dir(self) -> bool:

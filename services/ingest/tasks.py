@@ -67,6 +67,8 @@ class FileItem(BaseModel):
     ctime: float
     action: Literal["create", "modify"]
     replicas: list[ReplicaRow] = Field(default_factory=list)
+    #: an S3 object's ETag as listed (None for files)
+    etag: str | None = None
 
     @property
     def os_name(self) -> str:
