@@ -25,6 +25,7 @@ from services.isync import (
     ProgressEvent,
     TransferOptions,
     TransferReport,
+    leftovers,
     transfer,
 )
 from services.isync.account import open_session
@@ -78,6 +79,10 @@ def run_child(
         raise TransferFailed(str(e), kind=e.kind) from e
     if report.files_failed or report.exit_status:
         raise _failure(report)
+    if options.leftovers is not None:  # done: stale journals and parts go, collections stay
+        with contextlib.suppress(Exception):
+            side = _irods_side(params, account.home)
+            leftovers.clean(options.leftovers, session, side, collections=False)
     return {
         "summary": {
             "files_total": report.files_total,
@@ -136,6 +141,14 @@ def _close_session() -> None:
 
 
 at_child_exit(_close_session)
+
+
+def _irods_side(params: Mapping[str, Any], home: str) -> str | None:
+    """The task's iRODS path (its destination for a put, its source for a get)."""
+    from services.isync.paths import is_irods, parse_location
+
+    url = params["dst"] if is_irods(params["dst"]) else params["src"]
+    return parse_location(url, home).path if is_irods(url) else None
 
 
 def _describe(outcome: FileOutcome) -> str:
