@@ -242,3 +242,18 @@ async def test_a_completed_run_leaves_no_ledger_and_keeps_its_empty_collections(
     assert irods_session.collections.exists(f"{dst}/empty")  # an empty source dir is mirrored
     assert irods_session.data_objects.exists(f"{dst}/big.bin")
     assert _state_files(state, user.pw_uid) == []
+
+
+async def test_the_worker_logs_the_state_it_published(
+    start_worker, unix_user: Callable[..., pwd.struct_passwd], capfd: Any
+) -> None:
+    """A final failure was logged as ``task.end state=retry``; it is ``archived``."""
+    user = unix_user()
+    w = await start_worker(transfer_kind="fail_permanent")
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    final = await w.events.until(msg.task_id, FINAL)
+    assert final.state == "archived"
+    ends = [line for line in capfd.readouterr().out.splitlines() if "task.end" in line]
+    ends = [line for line in ends if msg.task_id in line]
+    assert len(ends) == 1 and "state=archived" in ends[0], ends
