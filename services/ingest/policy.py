@@ -117,8 +117,27 @@ def rest_code_refused(handler_dir: str | None) -> HandlerError:
     )
 
 
+#: How deeply an ingest job's YAML may nest (as the API's JSON reader allows).
+MAX_YAML_DEPTH = 32
+
+
+class YamlTooDeep(yaml.YAMLError):
+    """The YAML body nests deeper than :data:`MAX_YAML_DEPTH`."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """The safe loader, refusing anchors and aliases (no billion-laughs expansion)."""
+    """The safe loader, refusing anchors and aliases (no billion-laughs expansion) and
+    nesting deeper than :data:`MAX_YAML_DEPTH` (refused as soon as it is reached: a body
+    thousands of levels deep used to recurse to Python's limit, seconds per request)."""
+
+    _depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # the scanner reads ahead up to 1024 characters per possible key, at a cost that
+        # grows with the flow level: an opening ``[`` / ``{`` too deep is refused here
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise YamlTooDeep(f"request body is nested too deeply: at most {MAX_YAML_DEPTH} levels")
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -129,9 +148,16 @@ class _NoAliasLoader(yaml.SafeLoader):
                 "YAML anchors and aliases (&, *) are not accepted in ingest jobs",
                 event.start_mark,
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise YamlTooDeep(f"request body is nested too deeply: at most {MAX_YAML_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def load_yaml(text: str) -> Any:
-    """Parse an ingest job body: YAML's safe subset, without anchors or aliases."""
+    """Parse an ingest job body: YAML's safe subset, without anchors or aliases, at most
+    :data:`MAX_YAML_DEPTH` levels deep (deeper raises :class:`YamlTooDeep`)."""
     return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass

@@ -151,6 +151,8 @@ async def _body(request: web.Request) -> Any:
         return parse_json(raw)  # the API's guarded reader: depth, entries, string length
     try:
         data = policy.load_yaml(raw.decode("utf-8"))
+    except policy.YamlTooDeep as e:
+        raise InvalidInput(str(e)) from None
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise InvalidInput(f"request body is not valid YAML: {str(e).splitlines()[0]}") from e
     except RecursionError:

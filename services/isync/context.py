@@ -11,6 +11,7 @@ from typing import Any
 
 from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.errors import Interrupted
+from services.isync.leftovers import Ledger
 from services.isync.models import TransferOptions
 from services.isync.progress import ProgressTracker
 from services.isync.single_buffer import SingleBuffer
@@ -25,6 +26,8 @@ class Context:
     state_dir: Path
     bucket: TokenBucket | NoLimit = field(default_factory=NoLimit)
     single: SingleBuffer = field(default_factory=lambda: SingleBuffer(0))
+    #: where what the run leaves behind until it finishes is noted (a no-op by default)
+    leftovers: Ledger = field(default_factory=lambda: Ledger(None))
     _local: threading.local = field(default_factory=threading.local)
 
     def check_cancel(self) -> None:

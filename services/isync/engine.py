@@ -20,6 +20,7 @@ from services.isync.errors import (
     translate,
 )
 from services.isync.journal import default_state_dir
+from services.isync.leftovers import Ledger
 from services.isync.models import FileOutcome, TransferOptions, TransferReport
 from services.isync.paths import parse_location
 from services.isync.plan import FileTask, Plan, plan_get, plan_put
@@ -59,6 +60,7 @@ def transfer(
         state_dir=options.resume_dir or default_state_dir(),
         bucket=TokenBucket(options.bwlimit) if options.bwlimit else NoLimit(),
         single=SingleBuffer(options.single_buffer_max),
+        leftovers=Ledger(options.leftovers),
     )
     try:
         try:
@@ -102,7 +104,9 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
                 os.makedirs(path, exist_ok=True)
             else:
                 with ctx.connection() as conn:
-                    wire.make_collection(conn, path)
+                    made = wire.make_collection(conn, path)
+                if made:  # only what this run made is removed if the job fails for good
+                    ctx.leftovers.note("collection", path)
         except Exception as e:
             err = _clash(e, path, plan.direction, want_dir=True) or translate(e, path)
             if path == plan.root or (plan.root is None and i == 0):

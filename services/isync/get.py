@@ -194,6 +194,13 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
         os.close(fd_local)
         raise
     resumed = journal is not None and journal.bytes_done > 0
+    try:  # noted before the part file is made: a cancel or final failure removes both
+        ctx.leftovers.note("file", part)
+        ctx.leftovers.note("file", str(jpath))
+    except BaseException:
+        if fd_local >= 0:
+            os.close(fd_local)
+        raise
     if journal is None:
         journal = Journal(jpath, identity, split(task.size, ctx.options.streams))
         if fd_local >= 0:

@@ -30,6 +30,10 @@ class TransferOptions(BaseModel):
     bwlimit: int | None = Field(default=None, gt=0)
     follow_symlinks: bool = False
     resume_dir: Path | None = None
+    #: A file noting the part objects, part files, journals and collections this run makes
+    #: (services.isync.leftovers): set by the worker so a cancel or final failure removes
+    #: them; the isync command keeps its parts for the next run to resume.
+    leftovers: Path | None = None
     large_file_threshold: int = Field(default=32 * MiB, ge=1)
     buffer_size: int = Field(default=8 * MiB, ge=64 * 1024, le=64 * MiB)
     # files up to this size move in one request (606/608); 0 = always open/write/close

@@ -157,6 +157,9 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
         journal = Journal(jpath, identity, split(task.size, opts.streams))
     todo = [r for r in journal.ranges if not r.complete]
     already = task.size - sum(r.remaining for r in journal.ranges)
+    # noted before the part object is made: a cancel or final failure removes both
+    ctx.leftovers.note("irods_part", tmp)
+    ctx.leftovers.note("file", str(jpath))
     streams = _open_streams(ctx, tmp, len(todo), resumed, base_opts, task.size)
     if streams is None:  # the partial object is gone: start over
         resumed, already = False, 0

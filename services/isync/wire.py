@@ -421,8 +421,10 @@ def rename_object(conn: Any, src: str, dst: str) -> None:
     conn.recv()
 
 
-def make_collection(conn: Any, path: str) -> None:
-    """COLL_CREATE (681) with parents; an existing collection is not an error."""
+def make_collection(conn: Any, path: str) -> bool:
+    """COLL_CREATE (681) with parents; an existing collection is not an error.
+
+    True when ``path`` was made by this call, False when it was there already."""
     from irods.exception import CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME
     from irods.message import CollectionRequest
 
@@ -430,4 +432,5 @@ def make_collection(conn: Any, path: str) -> None:
         collName=path, KeyValPair_PI=StringStringMap({kw.RECURSIVE_OPR__KW: ""})
     )
     conn.send(iRODSMessage("RODS_API_REQ", msg=body, int_info=api_number["COLL_CREATE_AN"]))
-    conn.recv(acceptable_errors=(CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME,))
+    reply = conn.recv(acceptable_errors=(CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME,))
+    return bool(reply.int_info >= 0)

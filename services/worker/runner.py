@@ -43,6 +43,7 @@ from services.worker.events import EventPublisher, progress_from_line
 from services.worker.forkserver.client import Child, ForkServer, ForkServerError
 from services.worker.forkserver.pool import ChildPool
 from services.worker.forkserver.protocol import ERROR, FINAL_TYPES, RESULT, ErrorLine
+from services.worker.leftovers import clean_up, ledger_path
 from services.worker.mailer import Mailer, completion_mail, failure_mail
 from services.worker.seen import SeenTasks
 from services.worker.settings import WorkerSettings
@@ -227,6 +228,7 @@ class TaskRunner:
                 return
             error = "the task was abandoned after its worker stopped too many times"
             log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
+            await self._clean_up(msg)
             await self.events.emit(msg, TaskState.ARCHIVED, error=error)
             self.seen.add(_done(msg))
             await self._mail_failure(msg, error)
@@ -243,6 +245,7 @@ class TaskRunner:
         tlog = log.bind(task_id=msg.task_id, run=msg.run, attempt=msg.attempt)
         if self.cancels.is_cancelled(msg.task_id, msg.created_at.timestamp()):
             tlog.info("task.dropped_cancelled")
+            await self._clean_up(msg)  # an earlier attempt may have left parts
             await self.events.emit(msg, TaskState.CANCELLED, error="cancelled")
             self.seen.add(_done(msg))
             return
@@ -257,8 +260,8 @@ class TaskRunner:
             raise WorkerStopping("the worker stopped during the task; it goes back to the queue")
         if self.on_transfer is not None:
             self.on_transfer(msg, outcome, time.monotonic() - started)
-        tlog.info("task.end", state=outcome.state.value, error=outcome.error)
-        await self.settle(msg, outcome, route=route, signed=signed)
+        state = await self.settle(msg, outcome, route=route, signed=signed)
+        tlog.info("task.end", state=state.value, error=outcome.error)
 
     async def stop(self, drain: float = 5.0) -> None:
         """Shutdown: kill running children; their messages are requeued, not failed."""
@@ -287,7 +290,11 @@ class TaskRunner:
         account = {"host": irods.host, "port": irods.port, "zone": irods.zone}
         account |= {**self.settings.irods_options, "user": repo_user}
         options = self.settings.transfer.model_copy(
-            update={"resume_dir": state_dir, "dry_run": spec.dryRun}
+            update={
+                "resume_dir": state_dir,
+                "dry_run": spec.dryRun,
+                "leftovers": ledger_path(state_dir, msg),
+            }
         )
         params = {
             "src": spec.srcURL,
@@ -377,29 +384,31 @@ class TaskRunner:
 
     async def settle(
         self, msg: TaskMessage, outcome: Outcome, *, route: str, signed: SignedTask | None = None
-    ) -> None:
-        """Publish the outcome: event, retry message, mail.
+    ) -> TaskState:
+        """Publish the outcome: event, retry message, mail; returns the state published.
 
         A retry re-publishes ``signed`` (the API's original); without it there is nothing
-        authorised to re-publish and a failure is final."""
+        authorised to re-publish and a failure is final. A cancel or a final failure first
+        removes what the task's runs left behind (:mod:`services.worker.leftovers`)."""
         if outcome.state is TaskState.COMPLETED:
             await self.events.emit(
                 msg, TaskState.COMPLETED, progress=outcome.progress, report=outcome.report
             )
             self.seen.add(_done(msg))
             if msg.task.dryRun:  # a preview the user is looking at: no mail
-                return
+                return TaskState.COMPLETED
             settings = self.mailer.settings
             await self._mail(
                 msg, lambda: completion_mail(settings, msg.task_id, msg.task, outcome.summary)
             )
-            return
+            return TaskState.COMPLETED
         if outcome.state is TaskState.CANCELLED:
+            await self._clean_up(msg)
             await self.events.emit(
                 msg, TaskState.CANCELLED, error=outcome.error, report=outcome.report
             )
             self.seen.add(_done(msg))
-            return
+            return TaskState.CANCELLED
         policy = self.settings.retry
         error = outcome.error or "failed"
         if signed is not None and policy.should_retry(msg.attempt, permanent=outcome.permanent):
@@ -421,12 +430,22 @@ class TaskRunner:
                 next_at=next_at,
                 report=outcome.report,
             )
-            return
+            return TaskState.RETRY
+        await self._clean_up(msg)
         await self.events.emit(
             msg, TaskState.ARCHIVED, error=error, progress=outcome.progress, report=outcome.report
         )
         self.seen.add(_done(msg))
         await self._mail_failure(msg, error)
+        return TaskState.ARCHIVED
+
+    async def _clean_up(self, msg: TaskMessage) -> None:
+        """Remove the run's part objects, part files, journals and empty collections it
+        made, as the user; never raises (the outcome stands either way)."""
+        try:
+            await clean_up(msg, self.settings, self.opener, self.pool)
+        except Exception as e:  # best effort: the ledger stays for a later look
+            log.warning("task.cleanup_failed", task_id=msg.task_id, error=type(e).__name__)
 
     async def _mail_failure(self, msg: TaskMessage, error: str) -> None:
         settings = self.mailer.settings

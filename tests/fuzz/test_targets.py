@@ -24,17 +24,7 @@ def test_checked_in_inputs_replay_clean(target: str) -> None:
     assert replay(target) == []
 
 
-_OPEN_FINDING = pytest.mark.xfail(
-    reason="open finding: api_intake still finds a crashing input in a short run "
-    "(being fixed; see docs/testing.md)",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "target",
-    [pytest.param(t, marks=_OPEN_FINDING) if t == "api_intake" else t for t in sorted(TARGETS)],
-)
+@pytest.mark.parametrize("target", sorted(TARGETS))
 def test_short_fuzzing_run_finds_nothing(target: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "fuzz.run", target, "--runs", str(RUNS), "--out", str(tmp_path)],

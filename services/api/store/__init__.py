@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api.store import admin, events, release, tasks
 from services.api.store.admin import Flag, TaskFilter
 from services.api.store.events import Applied
 from services.api.store.release import Choose
-from services.api.store.schema import create_schema
+from services.api.store.schema import SCHEMA_LOCK, create_schema
 from services.api.store.tasks import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
 
@@ -62,8 +62,14 @@ class TaskStore:
         self._inserts = tasks.GroupInsert(self.engine)
 
     async def init(self) -> None:
-        """Create the table if it does not exist (and add columns newer than it)."""
+        """Create the table if it does not exist (and add columns newer than it).
+
+        Several API processes may start at once on one PostgreSQL database: racing CREATE
+        TABLEs fail (duplicate pg_type rows), so they take turns under an advisory lock
+        held until the transaction ends."""
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             await conn.run_sync(create_schema)
 
     async def close(self) -> None:

@@ -65,6 +65,11 @@ FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
 C = TASKS.c
 
 
+#: PostgreSQL advisory lock held while the table is created or upgraded (any fixed 64-bit
+#: number; the ingest store uses its own)
+SCHEMA_LOCK = 0x5354_4741_5049
+
+
 def create_schema(conn: Connection) -> None:
     """Create the table if it does not exist, and add columns newer than it."""
     Base.metadata.create_all(conn)

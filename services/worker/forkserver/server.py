@@ -29,13 +29,14 @@ from services.worker.forkserver import child, protocol
 from services.worker.forkserver.child import JobFunction
 from services.worker.forkserver.login import login_umask, read_login_defs, user_environment
 from services.worker.forkserver.protocol import REFUSED_USER, Op
-from services.worker.jobs import dirlist, transfer, whoami
+from services.worker.jobs import cleanup, dirlist, transfer, whoami
 from shared import runas
 from shared.runas import become_subreaper, die_with_parent
 from shared.unix_users import DEFAULT_MAX_UID, DEFAULT_MIN_UID, UnknownUser, UserRefused, vet
 
 #: Job kinds every fork server knows.
 JOBS: dict[str, JobFunction] = {
+    "cleanup": cleanup.run_child,
     "dirlist": dirlist.run_child,
     "transfer": transfer.run_child,
     "whoami": whoami.run_child,

@@ -25,6 +25,7 @@ from services.isync import (
     ProgressEvent,
     TransferOptions,
     TransferReport,
+    leftovers,
     transfer,
 )
 from services.isync.account import open_session
@@ -93,6 +94,11 @@ def run_child(
     dry_interrupted = options.dry_run and report.exit_status == ExitStatus.INTERRUPTED
     if (report.files_failed or report.exit_status) and (not options.dry_run or dry_interrupted):
         raise _failure(report)  # a dry run's refused files are its findings, not a failure
+    if options.leftovers is not None and not options.dry_run:
+        # done: stale journals and parts go, collections stay
+        with contextlib.suppress(Exception):
+            side = _irods_side(params, account.home)
+            leftovers.clean(options.leftovers, session, side, collections=False)
     return {
         "summary": {
             "files_total": report.files_total,
@@ -229,6 +235,14 @@ def _close_session() -> None:
 
 
 at_child_exit(_close_session)
+
+
+def _irods_side(params: Mapping[str, Any], home: str) -> str | None:
+    """The task's iRODS path (its destination for a put, its source for a get)."""
+    from services.isync.paths import is_irods, parse_location
+
+    url = params["dst"] if is_irods(params["dst"]) else params["src"]
+    return parse_location(url, home).path if is_irods(url) else None
 
 
 def _describe(outcome: FileOutcome) -> str:

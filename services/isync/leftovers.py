@@ -1,0 +1,218 @@
+"""What a run leaves behind until it finishes, noted so a pipeline cancel or final failure
+can remove it.
+
+With ``TransferOptions.leftovers`` set (the worker sets it per task run; the ``isync``
+command does not), a run appends one JSON line to that file for each thing it creates
+that only a finished transfer makes disappear:
+
+* ``irods_part``: a large upload's hidden ``.NAME.isync-part`` data object;
+* ``file``: a local file: a put's resume journal, a get's part file (often preallocated to
+  the object's full size) and its ``.isync-partial`` journal;
+* ``collection``: a collection this run created (not one that was there before).
+
+An entry is written before the thing is first written to, so a run killed at any point
+has noted it. The ledger survives a crash and a retry (the next attempt resumes from the
+parts and appends to the same ledger); :func:`clean` removes what is still there: parts
+and journals, and collections only while they are empty (deepest first, never one that
+holds anything), then the ledger itself. It runs as the user, on the user's own session.
+
+What a ledger names is checked before it is removed, so a ledger edited by hand removes
+nothing else: iRODS entries must lie under the task's destination (and a part object must
+have a part name), local files must be the user's own regular files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from services.isync.paths import PART_SUFFIX, open_own_file
+
+Kind = Literal["irods_part", "file", "collection"]
+_KINDS = ("irods_part", "file", "collection")
+#: The largest ledger read back (a tree of very many collections stays well below it).
+MAX_LEDGER_BYTES = 64 * 1024 * 1024
+
+
+class Ledger:
+    """Appends entries to the run's ledger file; a no-op without one. Thread-safe."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._noted: set[tuple[str, str]] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def note(self, kind: Kind, path: str) -> None:
+        """Record ``path`` (once per run); raises OSError when the ledger cannot be written
+        (then nothing is created that a cancel could not find)."""
+        if self.path is None:
+            return
+        with self._lock:
+            if (kind, path) in self._noted:
+                return
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            line = json.dumps({"kind": kind, "path": path}) + "\n"
+            fd = _open_for_append(str(self.path))
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            self._noted.add((kind, path))
+
+
+def _open_for_append(path: str) -> int:
+    """The ledger opened to append: this user's own regular file, made if missing."""
+    try:
+        return open_own_file(path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(path, flags, 0o600)
+
+
+@dataclass
+class Cleaned:
+    """What :func:`clean` removed, kept, and could not remove."""
+
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # a collection not empty, an entry refused
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "removed": len(self.removed),
+            "kept": len(self.kept),
+            "errors": self.errors[:10],
+        }
+
+
+def read(path: Path) -> list[tuple[str, str]]:
+    """The ledger's entries in the order noted (unknown or broken lines are skipped)."""
+    try:
+        fd = open_own_file(str(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return []
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(MAX_LEDGER_BYTES)
+    entries: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for line in raw.splitlines():
+        try:
+            item = json.loads(line)
+            kind, where = item["kind"], item["path"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if kind in _KINDS and isinstance(where, str) and (kind, where) not in seen:
+            seen.add((kind, where))
+            entries.append((kind, where))
+    return entries
+
+
+def clean(path: Path, session: Any, irods_root: str | None, *, collections: bool = True) -> Cleaned:
+    """Remove what the ledger at ``path`` names and is still there, then the ledger.
+
+    ``irods_root``: the task's iRODS side (its destination collection or object path);
+    iRODS entries outside it are refused. ``collections=False`` (a completed run) removes
+    the parts and journals only: a completed tree keeps its (possibly empty) collections.
+    """
+    done = Cleaned()
+    entries = read(path)
+    for kind, where in entries:
+        if kind == "file":
+            _remove_local(where, done)
+        elif kind == "irods_part":
+            if _under(where, irods_root) and posixpath.basename(where).endswith(PART_SUFFIX):
+                _remove_object(session, where, done)
+            else:
+                done.kept.append(where)
+    if collections:
+        colls = [w for k, w in entries if k == "collection"]
+        for where in sorted(colls, key=lambda p: p.count("/"), reverse=True):  # deepest first
+            if _under(where, irods_root):
+                _remove_empty_collection(session, where, done)
+            else:
+                done.kept.append(where)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return done
+
+
+def _under(path: str, root: str | None) -> bool:
+    if not root or not path.startswith("/"):
+        return False
+    root = posixpath.normpath(root)
+    path = posixpath.normpath(path)
+    parent = posixpath.dirname(root)  # a single-file put's part lies beside its target
+    return (
+        path == root
+        or path.startswith(root.rstrip("/") + "/")
+        or (posixpath.dirname(path) == parent and posixpath.basename(path).endswith(PART_SUFFIX))
+    )
+
+
+def _remove_local(where: str, done: Cleaned) -> None:
+    """Unlink the user's own regular file ``where`` (and a journal's ``.tmp``)."""
+    for candidate in (where, where + ".tmp"):
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            done.errors.append(f"{candidate}: {e.strerror or e}")
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            done.kept.append(candidate)  # someone else's, or not a file: left alone
+            continue
+        try:
+            os.unlink(candidate)
+            done.removed.append(candidate)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            done.errors.append(f"{candidate}: {e.strerror or e}")
+
+
+def _remove_object(session: Any, where: str, done: Cleaned) -> None:
+    try:
+        session.data_objects.unlink(where, force=True)
+        done.removed.append(f"irods:{where}")
+    except Exception as e:
+        if _missing(e):
+            return
+        done.errors.append(f"irods:{where}: {type(e).__name__}")
+
+
+def _remove_empty_collection(session: Any, where: str, done: Cleaned) -> None:
+    """Remove ``where`` only if it is empty (a non-recursive rmcoll refuses otherwise)."""
+    try:
+        session.collections.remove(where, recurse=False, force=True)
+        done.removed.append(f"irods:{where}")
+    except Exception as e:
+        name = type(e).__name__
+        if name == "CAT_COLLECTION_NOT_EMPTY":
+            done.kept.append(f"irods:{where}")
+        elif not _missing(e):
+            done.errors.append(f"irods:{where}: {name}")
+
+
+def _missing(e: BaseException) -> bool:
+    name = type(e).__name__
+    return name in {
+        "DataObjectDoesNotExist",
+        "CollectionDoesNotExist",
+        "CAT_NO_ROWS_FOUND",
+        "CAT_UNKNOWN_COLLECTION",
+        "CAT_UNKNOWN_FILE",
+        "USER_FILE_DOES_NOT_EXIST",
+        "OBJ_PATH_DOES_NOT_EXIST",
+    }

@@ -1,0 +1,259 @@
+"""Nothing left behind: a cancel, a final timeout or a final failure removes the task's part
+objects, part files, resume journals and the empty collections its runs made; a retry
+keeps them (the next attempt resumes), and a completed run leaves no ledger.
+
+Real worker, real isync core in a child as a ``useradd`` user, the iRODS test server,
+real RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from services.isync.journal import SIDECAR_SUFFIX
+from services.isync.paths import part_name
+from services.worker.credentials import RepoCredential
+from tests.worker.conftest import RunningWorker, task_message
+
+MiB = 1024 * 1024
+FINAL = {"cancelled", "completed", "archived"}
+
+
+def _irods_kw(srv: Any, **transfer: Any) -> dict[str, Any]:
+    return {
+        "irods": {"host": srv.host, "port": srv.port, "zone": srv.zone},
+        "service_credentials": {
+            "streamer": RepoCredential(user=srv.admin_user, password=SecretStr(srv.admin_password))
+        },
+        "transfer": {
+            "large_file_threshold": MiB,
+            "streams": 2,
+            "buffer_size": 256 * 1024,  # small steps: progress comes often under bwlimit
+            **transfer,
+        },
+    }
+
+
+def _own(path: Path, user: pwd.struct_passwd) -> None:
+    os.chown(path, user.pw_uid, user.pw_gid)
+
+
+async def _until_bytes(w: RunningWorker, task_id: str, at_least: int) -> None:
+    async with asyncio.timeout(60):
+        while not any(  # noqa: ASYNC110 - filled by the consumer
+            e.task_id == task_id and e.progress and e.progress.bytes_done >= at_least
+            for e in w.events.events
+        ):
+            await asyncio.sleep(0.05)
+
+
+def _sent(w: RunningWorker, task_id: str, *, attempt: int) -> list[int]:
+    """bytes_done of every progress event of one attempt."""
+    return [
+        e.progress.bytes_done
+        for e in w.events.events
+        if e.task_id == task_id and e.attempt == attempt and e.progress is not None
+    ] or [0]
+
+
+def _state_files(state: Path, uid: int) -> list[str]:
+    """What the user's state directory holds (journals, ledgers), relative names."""
+    base = state / str(uid)
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+async def test_cancelled_upload_removes_its_part_object_and_journal(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    user = unix_user()
+    src = open_dir / "big.bin"
+    src.write_bytes(os.urandom(8 * MiB))
+    _own(src, user)
+    state = open_dir / "state"
+    w = await start_worker(**_irods_kw(irods_server, bwlimit=MiB), state_dir=state)
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    target = f"{coll}/big.bin"
+    msg = task_message(user.pw_name, src=str(src), dst=f"irods:{target}")
+    await w.submit(msg)
+    await _until_bytes(w, msg.task_id, MiB)
+    part = part_name(target, "irods")
+    assert irods_session.data_objects.exists(part)  # the hidden part object is there
+    assert any(n.startswith("put-") for n in _state_files(state, user.pw_uid))  # its journal
+    await w.cancel(msg.task_id)
+    final = await w.events.until(msg.task_id, FINAL)
+    assert final.state == "cancelled"
+    assert not irods_session.data_objects.exists(part)
+    assert not irods_session.data_objects.exists(target)
+    assert _state_files(state, user.pw_uid) == []  # no journal, no ledger
+
+
+async def test_cancelled_download_removes_its_preallocated_part_file_and_sidecar(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    user = unix_user()
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    irods_session.collections.create(coll)
+    with irods_session.data_objects.open(f"{coll}/big.bin", "w") as fh:
+        fh.write(os.urandom(8 * MiB))
+    down = open_dir / "down"
+    down.mkdir()
+    _own(down, user)
+    keep = down / "unrelated.txt"  # the user's own file beside it stays
+    keep.write_text("mine\n")
+    _own(keep, user)
+    w = await start_worker(**_irods_kw(irods_server, bwlimit=MiB))
+    msg = task_message(user.pw_name, src=f"irods:{coll}/big.bin", dst=str(down / "big.bin"))
+    await w.submit(msg)
+    await _until_bytes(w, msg.task_id, MiB)
+    part = Path(part_name(str(down / "big.bin"), "local"))
+    assert os.stat(part).st_size == 8 * MiB  # preallocated to the object's size
+    assert (down / ("big.bin" + SIDECAR_SUFFIX)).exists()
+    await w.cancel(msg.task_id)
+    final = await w.events.until(msg.task_id, FINAL)
+    assert final.state == "cancelled"
+    assert sorted(p.name for p in down.iterdir()) == ["unrelated.txt"]
+
+
+async def test_a_retry_keeps_the_parts_and_a_final_timeout_removes_them(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    """timeout 4 s at 1 MiB/s for 32 MiB: attempt 1 times out (retry: the part object and
+    journal stay, and attempt 2 resumes from them), attempt 2 times out for good."""
+    user = unix_user()
+    src = open_dir / "big.bin"
+    src.write_bytes(os.urandom(32 * MiB))
+    _own(src, user)
+    state = open_dir / "state"
+    w = await start_worker(
+        **_irods_kw(irods_server, bwlimit=MiB),
+        state_dir=state,
+        retry={"max_attempts": 2, "base_delay": 0.3, "factor": 1, "max_delay": 1},
+    )
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    target = f"{coll}/big.bin"
+    part = part_name(target, "irods")
+    msg = task_message(user.pw_name, src=str(src), dst=f"irods:{target}", timeout=4)
+    await w.submit(msg)
+    retry = await w.events.until(msg.task_id, {"retry", *FINAL})
+    assert retry.state == "retry" and "timed out" in (retry.error or "")
+    assert irods_session.data_objects.exists(part)  # kept for the next attempt
+    names = _state_files(state, user.pw_uid)
+    assert any(n.startswith("put-") for n in names)
+    assert any(n.startswith("leftovers/") for n in names)
+    sent_first = max(_sent(w, msg.task_id, attempt=1))
+    assert sent_first > 0
+    final = await w.events.until(msg.task_id, FINAL, limit=60)
+    assert final.state == "archived" and final.attempt == 2
+    # attempt 2 resumed: it started from what attempt 1 sent
+    second = _sent(w, msg.task_id, attempt=2)
+    assert second and min(second) >= sent_first
+    assert not irods_session.data_objects.exists(part)
+    assert _state_files(state, user.pw_uid) == []
+
+
+async def test_a_failed_upload_removes_the_empty_collections_it_made_and_nothing_else(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    """A tree whose ``closed/`` is unreadable: ``closed`` goes, the collection holding the
+    files that arrived stays. A single unreadable file into a new collection: that
+    collection goes; into a collection that was there before: it stays."""
+    user = unix_user()
+    tree = open_dir / "tree"
+    (tree / "closed").mkdir(parents=True)
+    (tree / "open").mkdir()
+    (tree / "open" / "a.txt").write_text("alpha\n")
+    (tree / "closed" / "secret.txt").write_text("x\n")
+    for p in [tree, *tree.rglob("*")]:
+        _own(p, user)
+    (tree / "closed").chmod(0)
+    lone = open_dir / "lone.txt"
+    lone.write_text("nobody reads me\n")
+    _own(lone, user)
+    lone.chmod(0)
+    home = f"/{irods_server.zone}/home/{irods_server.admin_user}"
+    existing = f"{home}/{unique_name}-there"
+    irods_session.collections.create(existing)
+    w = await start_worker(**_irods_kw(irods_server), retry={"max_attempts": 1})
+
+    up = task_message(user.pw_name, src=f"{tree}/", dst=f"irods:{home}/{unique_name}-tree/")
+    await w.submit(up)
+    final = await w.events.until(up.task_id, FINAL)
+    assert final.state == "archived", final
+    assert irods_session.data_objects.exists(f"{home}/{unique_name}-tree/open/a.txt")
+    assert not irods_session.collections.exists(f"{home}/{unique_name}-tree/closed")
+
+    for dst in (f"{home}/{unique_name}-new/", f"{existing}/"):
+        one = task_message(user.pw_name, src=str(lone), dst=f"irods:{dst}")
+        await w.submit(one)
+        final = await w.events.until(one.task_id, FINAL)
+        assert final.state == "archived", final
+    assert not irods_session.collections.exists(f"{home}/{unique_name}-new")
+    assert irods_session.collections.exists(existing)  # not made by the job: kept
+
+
+async def test_a_completed_run_leaves_no_ledger_and_keeps_its_empty_collections(
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    user = unix_user()
+    tree = open_dir / "tree"
+    (tree / "empty").mkdir(parents=True)
+    (tree / "big.bin").write_bytes(os.urandom(2 * MiB))
+    for p in [tree, *tree.rglob("*")]:
+        _own(p, user)
+    state = open_dir / "state"
+    w = await start_worker(**_irods_kw(irods_server), state_dir=state)
+    dst = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    msg = task_message(user.pw_name, src=f"{tree}/", dst=f"irods:{dst}/")
+    await w.submit(msg)
+    final = await w.events.until(msg.task_id, FINAL)
+    assert final.state == "completed", final.error
+    assert irods_session.collections.exists(f"{dst}/empty")  # an empty source dir is mirrored
+    assert irods_session.data_objects.exists(f"{dst}/big.bin")
+    assert _state_files(state, user.pw_uid) == []
+
+
+async def test_the_worker_logs_the_state_it_published(
+    start_worker, unix_user: Callable[..., pwd.struct_passwd], capfd: Any
+) -> None:
+    """A final failure was logged as ``task.end state=retry``; it is ``archived``."""
+    user = unix_user()
+    w = await start_worker(transfer_kind="fail_permanent")
+    msg = task_message(user.pw_name)
+    await w.submit(msg)
+    final = await w.events.until(msg.task_id, FINAL)
+    assert final.state == "archived"
+    ends = [line for line in capfd.readouterr().out.splitlines() if "task.end" in line]
+    ends = [line for line in ends if msg.task_id in line]
+    assert len(ends) == 1 and "state=archived" in ends[0], ends
