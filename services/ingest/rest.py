@@ -183,6 +183,7 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
 
     async def list_jobs(request: web.Request) -> web.Response:
         await authorize(request)
+        await request.app[INGEST_STORE].purge(settings.retention)
         jobs = await request.app[INGEST_STORE].list_jobs()
         return _json({"jobs": [j.view() for j in jobs]})
 
