@@ -258,6 +258,14 @@ def _annotate(session: Any, meta: dict[str, Any]) -> None:
             obj.metadata.add(name, value, units)
 
 
+def annotate_collection(session: Any, collection: str, reason: str, b64: str) -> None:
+    """A renamed directory's collection gets the seed's AVU with its original path."""
+    coll = session.collections.get(collection)
+    name = f"irods::automated_ingest::{reason}"
+    if name not in set(coll.metadata.keys()):
+        coll.metadata.add(name, b64, AVU_UNITS)
+
+
 def sync_entry(
     handler: EventHandler,
     logger: Any,

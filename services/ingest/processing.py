@@ -238,6 +238,10 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         counts,
         session=session,
     )
+    if not task.is_root and not exists:  # a renamed directory: its original path (AVU)
+        _, reason = logical_name(path, os.path.basename(path), ctx.handler.character_map())
+        if reason:
+            operations.annotate_collection(session, coll, reason, b64_path(path))
     if task.known is not None and own != task.known_self:
         parent, base = os.path.split(path.rstrip("/") or "/")
         result.entries.append(EntryRecord.of(parent, base, own))
