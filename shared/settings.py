@@ -155,6 +155,10 @@ class IngestStoreSettings(BaseModel):
     rest_handler_code: bool = Field(
         default=False, description="accept handler source (event_handler_data) over REST"
     )
+    workers: bool = Field(
+        default=True,
+        description="an ingest worker serves this store; false: the API refuses ingest jobs (503)",
+    )
     retention: float = Field(
         default=86400.0,
         ge=0,

@@ -248,3 +248,28 @@ def test_only_start_creates_a_store_private_and_says_where(tmp_path, owner, monk
         "start", str(tmp_path), "/tempZone/y", "--db_url", url, "--owner", owner.pw_name
     )
     assert code == 0 and "created" not in err
+
+
+async def test_the_api_refuses_ingest_jobs_without_a_worker(tmp_path):
+    """make up against a real zone without an ingest account sets STAGER_INGEST__WORKERS
+    false: PUT /v1/ingest answers 503 saying so instead of queueing a job no one runs."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from services.api.middleware import error_middleware
+    from services.ingest.rest import make_app
+
+    async def anyone(request: web.Request) -> object:
+        return object()
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/r.sqlite"
+    settings = IngestStoreSettings(db_url=url, allowed_roots=[str(tmp_path)], workers=False)
+    app = web.Application(middlewares=[error_middleware])
+    app.add_subapp("/v1/ingest", make_app(db_url=url, authorize=anyone, settings=settings))
+    async with TestClient(TestServer(app)) as client:
+        body = {"root": str(tmp_path), "target": "/tempZone/home/rods/r", "owner": "alice"}
+        r = await client.put("/v1/ingest/j", json=body)
+        assert r.status == 503
+        assert "no ingest worker is configured" in (await r.json())["detail"]
+        r = await client.get("/v1/ingest")
+        assert r.status == 200 and (await r.json())["jobs"] == []
