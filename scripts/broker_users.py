@@ -19,11 +19,12 @@ exchange; the default exchange is ``amq.default``; aio-pika names an exclusive q
 ========  ===========================================  ==============================
 role      declares / publishes to                      consumes from
 ========  ===========================================  ==============================
-api       transfer topology; tasks, control,           events, its own reply queue
-          default exchange (listing requests)          (``amq_…``)
+api       transfer topology; tasks, control,           events, tasks.dead (admin view),
+          default exchange (listing requests)          its own reply and heartbeat
+                                                       queues (``amq_…``)
 worker    transfer topology + retry queues; events,    tasks, tasks.priority,
-          default exchange (retries, listing replies)  tasks.dead, rpc.dir, its control
-                                                       queue (``amq_…``)
+          workers (heartbeats), default exchange       tasks.dead, rpc.dir, its control
+          (retries, listing replies)                   queue (``amq_…``)
 ingest    ingest.dirs, ingest.files (default exchange)  ingest.dirs, ingest.files
 admin     everything (tests' fixtures, never a service)
 ========  ===========================================  ==============================
@@ -80,7 +81,7 @@ def permissions(role: str, prefix_re: str) -> Permissions:
     """The least permissions of ``role`` for the topology whose prefix matches ``prefix_re``
     (``re.escape(prefix)`` in production; the test suite allows a family of prefixes)."""
     p = prefix_re
-    transfer = rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|control|rpc\.dir)"
+    transfer = rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|control|workers|rpc\.dir)"
     retry = rf"{p}\.retry\.(normal|priority)\.[0-9]+"
     # exclusive auto-delete queues (the API's reply queue, each worker's control queue):
     # aio-pika names them itself, amq_<32 hex digits>; amq.gen-… if the server names them
@@ -89,14 +90,18 @@ def permissions(role: str, prefix_re: str) -> Permissions:
     if role == "api":
         return Permissions(
             configure=_any(transfer, server_named),
-            write=_any(rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|control)", DEFAULT_X),
+            # server-named: binding its heartbeat queue to the workers fanout
+            write=_any(
+                rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|control)", server_named, DEFAULT_X
+            ),
             # read on the task queues: declaring a queue with a dead-letter exchange needs it
-            read=_any(rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events)", server_named),
+            # (tasks.dead also for the admin view's dead letters; workers: heartbeats)
+            read=_any(rf"{p}\.(tasks|tasks\.priority|tasks\.dead|events|workers)", server_named),
         )
     if role == "worker":
         return Permissions(
             configure=_any(transfer, retry, server_named),
-            write=_any(bound_queues, server_named, DEFAULT_X),
+            write=_any(bound_queues, rf"{p}\.workers", server_named, DEFAULT_X),
             read=_any(transfer, retry, server_named),
         )
     if role == "ingest":

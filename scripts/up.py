@@ -355,6 +355,7 @@ class Stack:
         port = 0 if self.ephemeral else 1247
         data = self.local / "irods"
         argv = [sys.executable, "-m", "devtools.irods_server", "--data", str(data)]
+        argv += ["--allow-root"] if os.geteuid() == 0 else []  # it refuses root otherwise
         child = Child("irods", [*argv, "--port", str(port)], ready_prefix=IRODS_READY)
         self.children.append(child)
         await child.start()

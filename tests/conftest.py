@@ -37,7 +37,7 @@ Infrastructure the service suites share (each defined here only):
 ``names`` / ``amqp`` (function)
     The topology names of ``unique_prefix``, and an ``Amqp`` (connection, confirming
     channel, ``topologies``): every topology listed there is deleted after the test.
-``db_url`` (function, parametrised ``sqlite`` / ``postgres``)
+``db_url`` (function, parametrised ``sqlite`` / ``postgres``), ``pg_url`` (PostgreSQL only)
     A store URL: a fresh SQLite file, or a fresh PostgreSQL database on
     ``STAGER_TEST_PG_ADMIN`` (dropped after, its connections forced out). Pin one backend
     with ``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``.
@@ -250,6 +250,18 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite'}"
         return
+    async for url in _pg_database():
+        yield url
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (for what only PostgreSQL does: several processes)."""
+    async for url in _pg_database():
+        yield url
+
+
+async def _pg_database() -> AsyncIterator[str]:
     name = f"stager_test_{uuid.uuid4().hex[:12]}"
     await _pg_admin(f'CREATE DATABASE "{name}"')
     try:

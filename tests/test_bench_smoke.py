@@ -3,7 +3,11 @@ would otherwise only show at ``make bench`` time. Nothing here asserts a speed."
 
 from __future__ import annotations
 
-from bench import isync_cli
+import os
+
+import pytest
+
+from bench import isync_cli, pipeline_tree
 
 
 def test_whole_process_benchmark_measures_every_variant() -> None:
@@ -31,3 +35,18 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
     assert trips["put isync"][0] < trips["put prc"][0], trips
     assert trips["get isync"][0] < trips["get prc"][0], trips
     isync_cli.report(measures)  # every line prints
+
+
+def test_tree_pipeline_benchmark_runs_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One tiny tree through the pipeline and through isync directly: every figure is
+    produced and both put every file (the benchmark raises otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("the tree benchmark needs root (a Unix user owns the tree)")
+    monkeypatch.setenv("BENCH_TREE_FILES", "40")
+    results = {r.name: r for r in pipeline_tree.run()}
+    what = "40 files"
+    for name in ("pipeline, one job of", "isync -r directly,", "pipeline / isync,"):
+        [hit] = [r for n, r in results.items() if n.startswith(name) and what in n]
+        assert hit.value > 0, hit
+    [child] = [r for n, r in results.items() if n.startswith("peak RSS transfer child")]
+    assert child.value > 0, "no transfer child was sampled"

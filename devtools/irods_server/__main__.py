@@ -2,7 +2,14 @@
 
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
 [--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
-[--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]]``
+[--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]] [--allow-root]``
+
+Like a real iRODS server (``irodsctl should not be run by the root user``,
+``scripts/irods_control.py``), it refuses to run as root: root can write a vault anywhere,
+where a real server, running as the unprivileged ``irods`` account, gets ``EACCES``.
+``--allow-root`` runs it as root anyway (this development environment runs everything as
+root; ``launcher.ServerProcess`` passes it there unless told to run the server as an
+unprivileged account with ``run_as``).
 
 ``--presents`` (or ``IRODS_TEST_SERVER_PRESENTS``) picks the iRODS release the server
 presents as (``presentation.py``);
@@ -54,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated strict behaviours to relax"
         f" ({', '.join(sorted(leniency.NAMES))}; default: ${leniency.ENV_VAR}, else none)",
     )
+    p.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="run even as root (a real iRODS server refuses to; vault permissions then never fail)",
+    )
     args = p.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
@@ -92,14 +104,25 @@ def build_state(
     return ServerState(data_dir=data, catalog=catalog, ssl_context=ctx, lenient=lenient)
 
 
+ROOT_REFUSAL = (
+    "irods-test-server: refusing to run as root (a real iRODS server runs as an unprivileged"
+    " account); run it as another user, or pass --allow-root"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if os.geteuid() == 0 and not args.allow_root:
+        print(ROOT_REFUSAL, file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
     configure(args.presents, args.cost)
     if args.cost.active:
         logging.getLogger("irods_server").warning("per-operation cost: %s", args.cost)
+    if os.geteuid() == 0:
+        logging.getLogger("irods_server").warning("running as root (--allow-root)")
     if args.lenient:
         logging.getLogger("irods_server").warning("lenient: %s", ", ".join(sorted(args.lenient)))
     try:

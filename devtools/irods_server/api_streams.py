@@ -236,6 +236,17 @@ async def _open(session: Session, req: Request, *, create_api: bool) -> Reply:
     return Reply(int_info=fd)
 
 
+def _unregister_replica(session: Session, data_id: int, repl_num: int) -> None:
+    """Remove a replica row whose file could not be made (and the object, if it was its
+    only replica), so a create the vault refused leaves nothing in the catalog."""
+    db = session.state.catalog.db
+    db.execute(
+        "DELETE FROM r_data_main WHERE data_id = ? AND data_repl_num = ?", (data_id, repl_num)
+    )
+    if db.execute("SELECT 1 FROM r_data_main WHERE data_id = ?", (data_id,)).fetchone() is None:
+        db.execute("DELETE FROM r_objt_access WHERE object_id = ?", (data_id,))
+
+
 def open_object(
     session: Session,
     path: str,
@@ -303,7 +314,12 @@ def open_object(
         phys = str(target["data_path"])
     original = int(target["data_is_dirty"])
     data_id = int(target["data_id"])
-    fd = vault.open_file(phys, create=write, write=write, truncate=truncate)
+    try:
+        fd = vault.open_file(phys, create=write, write=write, truncate=truncate)
+    except IrodsError:
+        if created:  # the vault refused the file: unregister the replica, as rsDataObjCreate
+            _unregister_replica(session, data_id, int(target["data_repl_num"]))
+        raise
     if write and not created:  # a created replica is intermediate already
         cat.db.execute(
             "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",

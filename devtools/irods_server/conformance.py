@@ -1,12 +1,14 @@
 """Run python-irodsclient's own test modules against a fresh test server.
 
     python -m devtools.irods_server.conformance [-v] [--modules file_test ...]
-        [--timeout SECONDS] [--module-timeout SECONDS]
+        [--timeout SECONDS] [--module-timeout SECONDS] [--presents 5.0.2] [--run-as ACCOUNT]
 
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
 installed package (``irods.test.<module>``) in its own ``python`` subprocess with a
-per-test time limit. Tests listed in ``prc_skips.toml`` are skipped with their reason.
+per-test time limit. Run as root, it runs each server as an unprivileged account
+(``--run-as``, default ``nobody``), since a real server refuses root. Tests listed in
+``prc_skips.toml`` are skipped with their reason.
 Prints per module ``passed / failed / skipped`` and ends with the line
 ``N passed, N failed, N skipped``; exits 1 if any test that was not skipped failed.
 """
@@ -61,6 +63,9 @@ MODULES = (
 SKIPS_FILE = Path(__file__).with_name("prc_skips.toml")
 # the tests that pass against a real iRODS 5.0.2 zone (python-irodsclient 3.3.0, unmodified)
 REAL_ZONE_FILE = Path(__file__).with_name("prc_real_zone_passes.txt")
+# the account each server runs as when the runner is root: a real server never runs as root,
+# and exception_test's test_400 needs a vault under /home to be unwritable
+RUN_AS = "nobody"
 TEST_TIMEOUT = 60.0
 MODULE_TIMEOUT = 240.0
 
@@ -326,6 +331,26 @@ def module_env(srv: Any, home: Path) -> dict[str, str]:
     return env
 
 
+SHARED_TMP = "/tmp"  # PRC's tests put their resources' vaults at /tmp/<resource name>
+
+
+def remove_new_vaults(account: str | None, existed: set[str]) -> None:
+    """Remove the directories the module's server (running as ``account``) made in /tmp:
+    the vaults of PRC's resources (a real server leaves them behind; a later run's server
+    might not be able to write them)."""
+    import pwd
+    import shutil
+
+    if not account or os.geteuid() != 0:
+        return
+    uid = pwd.getpwnam(account).pw_uid
+    for name in set(os.listdir(SHARED_TMP)) - existed:
+        path = os.path.join(SHARED_TMP, name)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_uid == uid and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Each module against its own fresh server (new catalog, new vault) and its own HOME.
 
@@ -337,19 +362,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"conformance against the test server presenting as iRODS {presents_label(args)}")
     with tempfile.TemporaryDirectory(prefix="irods-conformance-") as tmp:
         base = Path(tmp)
+        base.chmod(0o711)  # a server running as --run-as must reach its data directory
         outcomes: dict[str, str] = {}
         started = time.monotonic()
         for module in args.modules:
             mod_dir = base / module
             workdir = mod_dir / "work"
             workdir.mkdir(parents=True)
-            server_args: dict[str, Any] = {}
+            server_args: dict[str, Any] = {"run_as": args.run_as or None}
             if args.presents:
                 server_args["presents"] = args.presents
+            in_tmp = set(os.listdir(SHARED_TMP))
             with ServerProcess(mod_dir / "data", **server_args) as srv:
                 env = module_env(srv, mod_dir / "home")
                 for row in run_module(module, workdir, env, args):
                     outcomes[row["id"]] = row["outcome"]
+            remove_new_vaults(args.run_as, in_tmp)
             if args.keep:
                 keep = Path(tempfile.mkdtemp(prefix=f"irods-conformance-{module}-"))
                 for f in workdir.iterdir():
@@ -397,6 +425,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ignore prc_skips.toml (for a baseline count)",
     )
     p.add_argument("--presents", help="iRODS version the server presents as (4.3.4 or 5.0.2)")
+    p.add_argument(
+        "--run-as",
+        default=RUN_AS,
+        metavar="ACCOUNT",
+        help="when run as root, run each server as this unprivileged account, as a real"
+        f" server runs as irods (default: {RUN_AS}; '' runs it as root with --allow-root)",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     # where the modules come from (tests of the runner itself use their own package)
     p.add_argument("--package", default=PACKAGE, help=argparse.SUPPRESS)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pwd
+import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +43,17 @@ class ServerProcess:
         presents: str | None = None,
         cost: str | None = None,
         lenient: str | None = None,
+        run_as: str | None = None,
     ) -> None:
         """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
         server's default). ``cost``: per-operation delay ("real-zone" or
         "AGENT_MS,CATALOG_MS"; None: whatever ``IRODS_TEST_SERVER_COST`` says, else off).
         ``lenient``: strict behaviours to relax ("api-allowlist,...", ``leniency.py``; None:
-        whatever ``IRODS_TEST_SERVER_LENIENT`` says, else none)."""
+        whatever ``IRODS_TEST_SERVER_LENIENT`` says, else none). ``run_as``: an unprivileged
+        account to run the server as when this process is root (the data directory is
+        handed to it; its parents must let it through), as a real server runs as ``irods``;
+        None: as this process, with ``--allow-root`` when that is root (the server refuses
+        root otherwise)."""
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -58,6 +66,7 @@ class ServerProcess:
         self.presents = presents
         self.cost = cost
         self.lenient = lenient
+        self.run_as = run_as
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
@@ -65,7 +74,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         """Start the server and wait for its ready line."""
-        cmd = [sys.executable, "-m", "devtools.irods_server", "--data", str(self.data_dir)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        account: dict[str, Any] = {}
+        python = [sys.executable]
+        if os.geteuid() == 0 and self.run_as is not None:
+            account = self._hand_over(self.run_as)
+            python = _interpreter_for_others(account)
+        cmd = [*python, "-m", "devtools.irods_server", "--data", str(self.data_dir)]
         cmd += ["--host", self.host, "--port", str(self.port), "--log-level", self.log_level]
         if self.tls_cert is not None and self.tls_key is not None:
             cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
@@ -75,15 +90,29 @@ class ServerProcess:
             cmd += ["--cost", self.cost]
         if self.lenient is not None:
             cmd += ["--lenient", self.lenient]
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0 and self.run_as is None:
+            cmd.append("--allow-root")
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True
+                cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True, **account
             )
         line = self._ready_line(timeout)
         hostport = line[len(READY) :].split()[0]
         self.port = int(hostport.rsplit(":", 1)[1])
         return self
+
+    def _hand_over(self, name: str) -> dict[str, Any]:
+        """Give the data directory to account ``name``; Popen's arguments to run as it."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise RuntimeError(f"no such account to run the iRODS test server as: {name}") from None
+        if entry.pw_uid == 0:
+            raise RuntimeError(f"run_as={name!r} is root; name an unprivileged account")
+        for top, dirs, files in os.walk(self.data_dir):
+            for item in [top, *(os.path.join(top, n) for n in dirs + files)]:
+                os.lchown(item, entry.pw_uid, entry.pw_gid)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _ready_line(self, timeout: float) -> str:
         assert self.proc is not None
@@ -180,6 +209,39 @@ class ServerProcess:
         auth.write_text(encode(password or ""))
         os.chmod(auth, 0o600)
         return env_file
+
+
+def _reachable_by_others(path: str) -> bool:
+    """Whether an account that is neither owner nor group can reach and run ``path``."""
+    real = Path(os.path.realpath(path))
+    try:
+        modes = [os.stat(p).st_mode for p in [*real.parents, real]]
+    except OSError:
+        return False
+    return all(m & stat.S_IXOTH for m in modes)
+
+
+def _interpreter_for_others(account: dict[str, Any]) -> list[str]:
+    """A command that runs this Python, with these packages, for an unprivileged account.
+
+    This interpreter may live where others cannot go (pyenv under ``/root``); then the
+    system's interpreter of the same version runs with this environment's site-packages
+    on ``PYTHONPATH`` (set in ``account["env"]``)."""
+    if _reachable_by_others(sys.executable):
+        return [sys.executable]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    paths = sysconfig.get_paths()
+    site = [paths["purelib"], paths["platlib"]]
+    for candidate in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+        if _reachable_by_others(candidate) and all(_reachable_by_others(d) for d in site):
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(REPO_ROOT), *site]))
+            account["env"] = env
+            return [candidate, "-s"]
+    raise RuntimeError(
+        f"no Python {version} that an unprivileged account can run (this one is"
+        f" {sys.executable}); run the server as root (run_as=None)"
+    )
 
 
 def make_self_signed_cert(directory: Path, host: str = "localhost") -> tuple[Path, Path]:

@@ -46,7 +46,11 @@ def open_file(
         except FileNotFoundError:
             if not create:
                 raise
-        os.makedirs(os.path.dirname(path), exist_ok=True)  # only when a directory is missing
+        try:  # only when a directory is missing, as the unixfilesystem plugin's mkdir
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as e:
+            where = os.path.dirname(path)
+            raise _unix_error("UNIX_FILE_MKDIR_ERR", e, f"cannot make {where}") from None
         return os.open(path, flags, 0o600)
     except OSError as e:
         raise _unix_error("UNIX_FILE_OPEN_ERR", e, f"cannot open {path}") from None

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from services.api import keys, retention
+from services.api.admin.routes import admin_ctx
 from services.api.auth import Authenticator, JwksCache
 from services.api.bus import ApiBus, EventHandler
 from services.api.dac import DacResolver
@@ -137,6 +138,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.SPEC] = api_spec([op for op, _ in ROUTES], title="data stager API", version=VERSION)
     add_routes(app)
     app.cleanup_ctx.extend([store_ctx, bus_ctx, http_ctx, dac_ctx, background_ctx])
+    app.cleanup_ctx.append(admin_ctx)  # after the bus: worker heartbeats
     app.add_subapp(
         "/v1/ingest",
         ingest_rest.make_app(

@@ -89,6 +89,9 @@ class OidcSettings(BaseModel):
     audience: str = ""
     jwks_url: str = ""
     username_claim: str = "preferred_username"
+    #: The claim listing the user's groups (a list of names, or one space-separated
+    #: string); read for the admin roles (``services.api.admin``).
+    groups_claim: str = "groups"
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "RS384", "RS512", "ES256"])
     leeway: float = Field(default=30.0, ge=0)
     jwks_ttl: float = Field(default=600.0, gt=0)
@@ -126,6 +129,8 @@ class Principal:
     kind: PrincipalKind
     name: str
     act_for: frozenset[str] = field(default_factory=frozenset)
+    #: Groups from the bearer token's ``groups_claim`` (empty for service accounts).
+    groups: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def submitter(self) -> Submitter:
@@ -303,7 +308,18 @@ class Authenticator:
             raise Unauthenticated(
                 f"bearer token has no usable {oidc.username_claim!r} claim (a Unix user name)"
             )
-        return Principal(PrincipalKind.USER, name, frozenset({name}))
+        return Principal(
+            PrincipalKind.USER, name, frozenset({name}), _groups(claims.get(oidc.groups_claim))
+        )
+
+
+def _groups(value: Any) -> frozenset[str]:
+    """A groups claim as a set of names (a list of strings, or one space-separated string)."""
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(g for g in value if isinstance(g, str))
+    return frozenset()
 
 
 def _user_ok(name: str) -> bool:

@@ -92,21 +92,19 @@ class Dispatcher:
         """One release round; returns how many tasks were published."""
         async with self._lock:
             limit = self.settings.max_in_flight_per_user
-            in_flight, per_user = await self.store.release_view(
-                limit, self.settings.max_users_per_round
-            )
-            room = {u: limit - in_flight.get(u, 0) for u in per_user}
-            # fewest in flight first (stable: then by their best held task)
-            order = sorted(per_user, key=lambda u: in_flight.get(u, 0))
-            per_user = {u: per_user[u] for u in order}
-            total: int | None = None
-            if self.settings.max_in_flight:
-                total = self.settings.max_in_flight - sum(in_flight.values())
-            chosen = round_robin(per_user, room, total)
-            if not chosen:
+
+            def choose(in_flight: dict[str, int], per_user: dict[str, list[Task]]) -> list[Task]:
+                room = {u: limit - in_flight.get(u, 0) for u in per_user}
+                # fewest in flight first (stable: then by their best held task)
+                order = sorted(per_user, key=lambda u: in_flight.get(u, 0))
+                total: int | None = None
+                if self.settings.max_in_flight:
+                    total = self.settings.max_in_flight - sum(in_flight.values())
+                return round_robin({u: per_user[u] for u in order}, room, total)
+
+            todo = await self.store.release_round(limit, self.settings.max_users_per_round, choose)
+            if not todo:
                 return 0
-            claimed = set(await self.store.mark_dispatched([t.id for t in chosen]))
-            todo = [t for t in chosen if t.id in claimed]
             sem = asyncio.Semaphore(self.settings.publish_concurrency)
 
             async def one(task: Task) -> str | None:

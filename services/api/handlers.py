@@ -211,18 +211,45 @@ async def get_jobs(request: web.Request) -> web.Response:
         except ValueError:
             allowed = ", ".join([s.value for s in TaskState] + [DELETED])
             raise InvalidInput(f"unknown job status: use one of {allowed}") from None
+    offset = _int_query(request, "offset", 0, 0, 10**9)
+    limit = _int_query(request, "limit", MAX_LIST, 1, MAX_LIST)
     store = request.app[STORE]
     if p.kind == PrincipalKind.SERVICE:
-        tasks = await store.find(submitter=p.submitter, state=state, deleted=deleted)
+        who: dict[str, Any] = {"submitter": p.submitter}
     else:
-        tasks = await store.find(stager_user=p.name, state=state, deleted=deleted)
-    return ok(ResponseBodyJobs(jobs=[job_info(t) for t in tasks]))
+        who = {"stager_user": p.name}
+    tasks = await store.find(**who, state=state, deleted=deleted, offset=offset, limit=limit)
+    if offset == 0 and len(tasks) < limit:
+        total = len(tasks)  # the whole listing fits in this page: no count needed
+    else:
+        total = await store.count(**who, state=state, deleted=deleted)
+    body = ResponseBodyJobs(
+        jobs=[job_info(t) for t in tasks], total=total, offset=offset, limit=limit
+    )
+    return ok(body)
+
+
+#: Most jobs one ``GET /v1/jobs`` answers with (and its default page size).
+MAX_LIST = 1000
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {raw[:20]!r}") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}")
+    return value
 
 
 async def get_job(request: web.Request) -> web.Response:
     """``GET /v1/job/{id}``."""
     p = await principal(request)
-    return ok(job_info(await own_task(request, p)))
+    return ok(job_info(await own_task(request, p), detail=True))
 
 
 async def delete_job(request: web.Request) -> web.Response:

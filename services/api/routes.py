@@ -6,6 +6,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.api import handlers as h
+from services.api.admin import routes as admin
+from services.api.admin.handlers import intake_gate
 from services.api.openapi import Operation, Param
 from services.api.views import (
     Collection,
@@ -23,7 +25,24 @@ BAD = (400, ("invalid input: the message says what to fix", Problem))
 AUTH = (401, ("missing or invalid credentials", Problem))
 FORBID = (403, ("not allowed for this principal", Problem))
 MISSING = (404, ("job not found or not yours", Problem))
+PAGE = (
+    Param(
+        "offset",
+        "query",
+        "jobs to skip (newest first); default 0",
+        required=False,
+        schema={"type": "integer", "minimum": 0},
+    ),
+    Param(
+        "limit",
+        "query",
+        "jobs in this page; default and most 1000 (the answer's total says how many match)",
+        required=False,
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
+)
 SLOW = (429, ("too many failed logins (or DAC lookups): wait Retry-After seconds", Problem))
+PAUSED = (503, ("intake is paused by an administrator: retry later (Retry-After)", Problem))
 
 ROUTES: list[tuple[Operation, Handler]] = [
     (
@@ -42,10 +61,10 @@ ROUTES: list[tuple[Operation, Handler]] = [
             "POST",
             "/v1/job",
             "create a new stager job",
-            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID, SLOW])},
+            {200: ("job accepted", JobInfo), **dict([BAD, AUTH, FORBID, SLOW, PAUSED])},
             request=JobInput,
         ),
-        h.post_job,
+        intake_gate(h.post_job),
     ),
     (
         Operation(
@@ -55,18 +74,19 @@ ROUTES: list[tuple[Operation, Handler]] = [
             {
                 200: ("all jobs accepted", ResponseBodyJobs),
                 207: ("some jobs rejected (see rejected)", ResponseBodyJobs),
-                **dict([BAD, AUTH, FORBID, SLOW]),
+                **dict([BAD, AUTH, FORBID, SLOW, PAUSED]),
             },
             request=JobsInput,
         ),
-        h.post_jobs,
+        intake_gate(h.post_jobs),
     ),
     (
         Operation(
             "GET",
             "/v1/jobs",
-            "the caller's jobs",
-            {200: ("jobs", ResponseBodyJobs), **dict([AUTH, SLOW])},
+            "the caller's jobs, newest first, one page (offset, limit) of total",
+            {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
+            params=PAGE,
         ),
         h.get_jobs,
     ),
@@ -74,7 +94,8 @@ ROUTES: list[tuple[Operation, Handler]] = [
         Operation(
             "GET",
             "/v1/jobs/{status}",
-            "the caller's jobs in one state, or those deleted (status deleted)",
+            "the caller's jobs in one state, or those deleted (status deleted); paged as "
+            "GET /v1/jobs",
             {200: ("jobs", ResponseBodyJobs), **dict([BAD, AUTH, SLOW])},
             params=(
                 Param(
@@ -83,6 +104,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
                     "job state",
                     schema={"type": "string", "enum": [s.value for s in TaskState] + [h.DELETED]},
                 ),
+                *PAGE,
             ),
         ),
         h.get_jobs,
@@ -170,6 +192,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
         ),
         h.get_dac,
     ),
+    *admin.ROUTES,
 ]
 
 EXTRA: list[tuple[str, str, Handler]] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from services.api.admin.settings import AdminSettings
 from services.api.auth import AuthSettings
 from services.api.dac import DacSettings
 from services.api.dispatcher import DispatchSettings
@@ -35,6 +36,7 @@ class ApiSettings(StagerSettings):
         default_factory=list, description="principals allowed to start and stop ingest jobs"
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     dac: DacSettings = Field(default_factory=DacSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     jobs: JobLimits = Field(default_factory=JobLimits)

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.api.limits import TIMEOUT_MAX
 from services.api.store import Task
-from shared.messaging.messages import DirEntry, JobFields, Progress, TaskState
+from shared.messaging.messages import (
+    ChecksumResult,
+    DirEntry,
+    FileError,
+    JobFields,
+    PlanSummary,
+    Progress,
+    TaskState,
+)
 
 #: Most jobs in one ``POST /v1/jobs``.
 MAX_BATCH = 1000
@@ -88,6 +96,7 @@ class JobData(BaseModel):
     dstURL: str
     timeout: int = 0
     timeout_noprogress: int = 0
+    dryRun: bool = False
 
 
 class JobProgress(BaseModel):
@@ -109,6 +118,24 @@ class JobStatus(BaseModel):
     error: str = ""
     attempts: int = 0
     progress: JobProgress = Field(default_factory=JobProgress)
+    checksum: ChecksumResult | None = Field(
+        default=None,
+        description="verified: every file copied or found unchanged has a checksum both "
+        "sides agree on; mismatch: some file's differed; not_verified: otherwise; null: "
+        "no attempt has reported yet (or a dry run)",
+    )
+    checksumFiles: int = Field(default=0, description="files whose checksum agreed")
+    fileErrorsTotal: int = Field(default=0, description="files that failed in the last attempt")
+    fileErrors: list[FileError] | None = Field(
+        default=None,
+        description="the first 50 failed files with the reason for each (GET /v1/job/{id} only)",
+    )
+    dryRun: PlanSummary | None = Field(
+        default=None,
+        description="a dry run's plan: files and bytes to transfer, to skip, refused "
+        "(conflict: exists and differs, or the name is taken), failing; the first 100 "
+        "entries (GET /v1/job/{id} only)",
+    )
 
 
 class JobTimestamps(BaseModel):
@@ -142,10 +169,14 @@ class JobRejection(BaseModel):
 
 
 class ResponseBodyJobs(BaseModel):
-    """``{"jobs": [...]}``; ``rejected`` lists the entries refused (207)."""
+    """``{"jobs": [...]}``; ``rejected`` lists the entries refused (207); a listing also
+    says how many jobs match (``total``) and which page this is (``offset``, ``limit``)."""
 
     jobs: list[JobInfo]
     rejected: list[JobRejection] = Field(default_factory=list)
+    total: int | None = Field(default=None, description="jobs matching (listings only)")
+    offset: int | None = Field(default=None, description="jobs skipped (listings only)")
+    limit: int | None = Field(default=None, description="page size (listings only)")
 
 
 class Problem(BaseModel):
@@ -174,9 +205,11 @@ class ResponseDirEntries(BaseModel):
 # --- the REST view of a task ------------------------------------------------------------
 
 
-def job_info(task: Task) -> JobInfo:
-    """The v1 ``jobInfo`` view of a stored task (never includes ``drPass``)."""
+def job_info(task: Task, *, detail: bool = False) -> JobInfo:
+    """The v1 ``jobInfo`` view of a stored task (never includes ``drPass``); ``detail``
+    adds the failed files and a dry run's plan."""
     p = task.progress or Progress()
+    r = task.report
     return JobInfo(
         id=task.id,
         timestamps=JobTimestamps(
@@ -200,6 +233,11 @@ def job_info(task: Task) -> JobInfo:
                 rate=p.rate,
                 eta=p.eta,
             ),
+            checksum=r.checksum if r else None,
+            checksumFiles=r.checksum_files if r else 0,
+            fileErrorsTotal=r.file_errors_total if r else 0,
+            fileErrors=list(r.file_errors) if r and detail else None,
+            dryRun=r.plan if r and detail else None,
         ),
     )
 

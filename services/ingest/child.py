@@ -144,6 +144,10 @@ PRELOAD_PACKAGES = ("irods", "shared.ingest")
 PRELOAD_MODULES = (
     "services.ingest.processing",
     "services.ingest.examples.landing_zone",
+    # the S3 source's client (services.ingest.s3 imports it when a job first needs it)
+    "minio",
+    "urllib3",
+    "xml.etree.ElementTree",
     "shared.logging",
     "structlog",
     "structlog.contextvars",

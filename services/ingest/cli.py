@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from services.ingest import policy
+from services.ingest import policy, s3
 from services.ingest.errors import JobNotFound
 from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
@@ -120,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _opt(start, "exclude_file_name", nargs="+", action="extend", default=[], help="regexes")
     _opt(start, "exclude_directory_name", nargs="+", action="extend", default=[], help="regexes")
+    # S3 sources (automated ingest's --s3_* options; a job is an S3 job with --s3_keypair)
+    _opt(start, "s3_keypair", help="key-pair file: access key line, secret key line (S3 source)")
+    _opt(start, "s3_endpoint_domain", help=f"S3 host[:port] (default {s3.DEFAULT_ENDPOINT})")
+    _opt(start, "s3_region_name", help=f"S3 region (default {s3.DEFAULT_REGION})")
+    _opt(start, "s3_proxy_url", help="URL of a proxy for S3 access")
+    _opt(start, "s3_insecure_connection", action="store_true", help="plain HTTP to the endpoint")
+    _opt(
+        start,
+        "s3_multipart_chunksize_in_mib",
+        type=int,
+        choices=range(5, 5001),
+        metavar="[5-5000]",
+        help=f"part size of the objects' multipart uploads, to verify their ETags"
+        f" (default {s3.DEFAULT_CHUNK_MIB})",
+    )
     for flag in ("profile", "list_dir", "scan_dir_list"):
         _opt(start, flag, action="store_true", help=argparse.SUPPRESS)
     _common(start)
@@ -167,15 +182,19 @@ def job_from_args(
     """Validate the start options into a job (raises ``StagerError``/``ValueError``)."""
     s = settings or IngestWorkerSettings()
     owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
-    policy.check_allowed_prefixes(s.allowed_roots)
-    root = policy.resolve_root(os.path.abspath(args.root), s.allowed_roots)
-    if not os.path.isdir(root):
-        raise ValueError(f"root {args.root} is not a directory")
+    source = s3_source(args)
+    if source is not None:
+        root = s3.normal_root(args.root)
+    else:
+        policy.check_allowed_prefixes(s.allowed_roots)
+        root = policy.resolve_root(os.path.abspath(args.root), s.allowed_roots)
+        if not os.path.isdir(root):
+            raise ValueError(f"root {args.root} is not a directory")
     types = [t for arg in args.exclude_file_type for t in arg.split(",") if t.strip()]
     Excludes.build(types, args.exclude_file_name, args.exclude_directory_name)
-    source = label = None
+    handler = label = None
     if args.event_handler:
-        _, source = EventHandler.from_file(args.event_handler)
+        _, handler = EventHandler.from_file(args.event_handler)
         label = os.path.abspath(args.event_handler)
     append = None
     if args.append_json:
@@ -194,6 +213,7 @@ def job_from_args(
         append_json=append,
         log_level=args.log_level,
         owner=owner,
+        s3=source,
     )
     return Job(
         name=args.job_name or str(uuid.uuid4()),
@@ -201,9 +221,42 @@ def job_from_args(
         target=args.target,
         interval=args.interval,
         options=options,
-        handler=source,
+        handler=handler,
         handler_label=label,
     )
+
+
+S3_OPTIONS = (
+    "s3_endpoint_domain",
+    "s3_region_name",
+    "s3_proxy_url",
+    "s3_multipart_chunksize_in_mib",
+)
+
+
+def s3_source(args: argparse.Namespace) -> s3.S3Source | None:
+    """The job's S3 source (``--s3_keypair`` given), else ``None``.
+
+    The key-pair file is checked here (it exists, is not readable by everyone, has both
+    lines) so a bad one is a usage error now; the owner's child reads it again when it
+    needs the bucket. Its contents are never stored: the job keeps the path.
+    """
+    given = [n for n in S3_OPTIONS if getattr(args, n, None) is not None]
+    if getattr(args, "s3_insecure_connection", False):
+        given.append("s3_insecure_connection")
+    if not getattr(args, "s3_keypair", None):
+        if given:
+            raise InvalidInput(
+                f"--{given[0]} needs --s3_keypair (an S3 source is given by its key-pair file)"
+            )
+        return None
+    keypair = os.path.abspath(args.s3_keypair)
+    try:
+        s3.read_keypair(keypair)
+    except s3.S3Error as e:
+        raise InvalidInput(str(e)) from None
+    fields: dict[str, Any] = {n[3:]: getattr(args, n) for n in S3_OPTIONS if n in given}
+    return s3.S3Source(keypair=keypair, secure=not args.s3_insecure_connection, **fields)
 
 
 def job_status(job: Job) -> ExitStatus:

@@ -274,8 +274,16 @@ def sync_entry(
     action: Action,
     replicas: list[Replica],
     checksum: bool = False,
+    source: Any = None,
 ) -> Outcome:
-    """Apply the handler's operation to one file whose ``action`` the diff decided."""
+    """Apply the handler's operation to one file whose ``action`` the diff decided.
+
+    ``source``: where a put reads from when not the local file (an
+    :class:`services.ingest.s3.S3Reader`, with ``create_object``/``sync_object`` in the
+    operations' signatures and ``annotate``).
+    """
+    create = create_file if source is None else source.create_object
+    update = sync_file if source is None else source.sync_object
     op = handler.operation(session, meta)
     exists = action is not Action.CREATE
     if action is Action.META:  # only the ctime changed: the anchor's metadata-only sync
@@ -297,19 +305,22 @@ def sync_entry(
     result = "created"
     if not exists:
         if op in PUT_OPERATIONS:
-            handler.call("data_obj_create", create_file, logger, session, meta, op, **options)
+            handler.call("data_obj_create", create, logger, session, meta, op, **options)
         else:
             handler.call("data_obj_create", register_file, logger, session, meta, **options)
     elif op is Operation.PUT:
         return Outcome("skipped")
     elif op in PUT_OPERATIONS:
-        handler.call("data_obj_modify", sync_file, logger, session, meta, op, **options)
+        handler.call("data_obj_modify", update, logger, session, meta, op, **options)
         result = "modified"
     else:
         result = _sync_registered(handler, logger, session, meta, op, replicas, resource, options)
     if checksum:
         session.data_objects.chksum(meta["target"])
-    _annotate(session, meta)
+    if source is None:
+        _annotate(session, meta)
+    else:
+        source.annotate(session, meta)
     return Outcome(result, int(meta.get("bytes_sent", 0)))
 
 

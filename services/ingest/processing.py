@@ -31,6 +31,7 @@ from services.ingest.diff import (
 )
 from services.ingest.errors import HandlerError, IngestError, TargetError
 from services.ingest.handlers import EventHandler
+from services.ingest.s3 import S3Reader, list_etags
 from services.ingest.scanner import (
     UNICODE_ERROR_PREFIX,
     Excludes,
@@ -54,6 +55,7 @@ from services.ingest.tasks import (
 from shared.ingest.utils import (
     PUT_OPERATIONS,
     DeleteMode,
+    Operation,
     delete_mode_is_compatible_with_operation,
 )
 from shared.logging import get_logger
@@ -79,6 +81,8 @@ class Context:
     timeouts: concurrent.futures.ThreadPoolExecutor | None = None
     #: the prefixes every scanned directory must resolve under (None: not checked)
     allowed_roots: Sequence[str] | None = None
+    #: the job's bucket when its source is S3 (``--s3_keypair``)
+    s3: S3Reader | None = None
 
     @classmethod
     def load(
@@ -93,7 +97,8 @@ class Context:
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots)
+        s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3)
 
     @property
     def logger(self) -> Any:
@@ -118,6 +123,8 @@ class Context:
             "event_handler": j.handler_label,
             "config": {"log": {"level": o.log_level}},
         }
+        if self.s3 is not None:
+            meta.update(self.s3.meta())
         meta.update(extra)
         return meta
 
@@ -195,7 +202,12 @@ def zone_exists(session: Any, zone: str) -> bool:
 def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) -> None:
     """Fail the job clearly for a bad root, zone or operation/delete-mode pair."""
     path = task.os_path
-    if not os.path.isdir(path):
+    if ctx.s3 is not None:
+        try:
+            ctx.s3.check_bucket()
+        except IngestError as e:
+            raise JobFatal(str(e)) from None
+    elif not os.path.isdir(path):
         raise JobFatal(f"root {_printable(path)} is not a readable directory")
     zone = task.collection.strip("/").split("/")[0]
     if not zone_exists(session, zone):
@@ -204,6 +216,11 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
     mode = ctx.handler.delete_mode(meta)
     if not delete_mode_is_compatible_with_operation(mode, op):
         raise HandlerError(f"operation [{op}] and delete_mode [{mode}] are incompatible")
+    if ctx.s3 is not None and mode is not DeleteMode.DO_NOT_DELETE:
+        raise HandlerError(
+            f"S3 bucket syncs do not support DeleteMode [{mode}]. "
+            "Only DeleteMode.DO_NOT_DELETE is supported."
+        )
 
 
 def process_dir(ctx: Context, task: DirTask) -> DirResult:
@@ -215,7 +232,7 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     meta = ctx.meta(path=path, target=coll, task="sync_dir")
     session = ctx.session(meta)
     logger = ctx.logger
-    if ctx.allowed_roots is not None:
+    if ctx.s3 is None and ctx.allowed_roots is not None:
         try:
             policy.check_scan(path, ctx.job.root, ctx.allowed_roots)
         except policy.RootRefused as e:
@@ -228,7 +245,9 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     o = ctx.job.options
     # the directory itself: changed since the job last synced it (mtime or ctime, as the
     # anchor's sync time), or never recorded? Only then do the coll_modify hooks fire.
-    own = stat_of(os.lstat(path))
+    # (an S3 prefix has no state: its hooks fire every pass, nothing is recorded)
+    tracking = task.known is not None and ctx.s3 is None
+    own = stat_of(os.lstat(path)) if ctx.s3 is None else None
     changed = o.ignore_cache or compare(own, task.known_self) in (None, Action.MODIFY, Action.META)
     ctx.retrying(
         meta,
@@ -242,10 +261,10 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         _, reason = logical_name(path, os.path.basename(path), ctx.handler.character_map())
         if reason:
             operations.annotate_collection(session, coll, reason, b64_path(path))
-    if task.known is not None and own != task.known_self:
+    if tracking and own != task.known_self:
         parent, base = os.path.split(path.rstrip("/") or "/")
         result.entries.append(EntryRecord.of(parent, base, own))
-    listing = scan_dir(path, ctx.excludes)
+    listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
     counts["dirs"] += 1
     counts["files_excluded"] += listing.excluded
     for bad in listing.unreadable:
@@ -253,7 +272,8 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     counts["files_unreadable"] += len(listing.unreadable)
 
     catalog = {} if (not exists or o.initial_ingest) else list_data_objects(session, coll)
-    known = {k.os_name: k.stat for k in task.known or ()}
+    known = {k.os_name: k.stat for k in task.known or ()} if tracking else {}
+    etags = list_etags(session, coll) if ctx.s3 is not None and catalog else {}
     mode = ctx.handler.delete_mode(meta)
     deleting = mode is not DeleteMode.DO_NOT_DELETE and exists
     subcolls = set(list_subcollections(session, coll)) if deleting else set()
@@ -318,12 +338,19 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
             physical,
             resource,
             force=o.ignore_cache,
-            stat=entry.stat,
+            stat=entry.stat if tracking else None,
             known=was,
         )
+        if (
+            action is Action.SKIP
+            and op is not Operation.PUT
+            and entry.etag
+            and etags.get(logical, entry.etag) != entry.etag
+        ):
+            action = Action.MODIFY  # same size and second, other content (S3 ETag)
         if action is Action.SKIP:
             counts["files_skipped"] += 1
-            if task.known is not None and was != entry.stat:
+            if tracking and was != entry.stat:
                 result.entries.append(EntryRecord.of(path, entry.name, entry.stat))
             continue
         name_text, name_b64 = to_wire(entry.name)
@@ -339,13 +366,14 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
                 ctime=entry.ctime,
                 action=action.value,
                 replicas=[ReplicaRow(**dataclasses.asdict(r)) for r in replicas],
-                stat=entry.stat,
+                stat=entry.stat if tracking else None,
+                etag=entry.etag,
             )
         )
         if len(batch) >= o.files_per_task:
             flush()
     flush()
-    if task.known is not None:  # entries gone (or now excluded): forget what was recorded
+    if tracking:  # entries gone (or now excluded): forget what was recorded
         present = {e.name for e in listing.entries}
         result.entries.extend(
             EntryRecord.of(path, name, None) for name in sorted(set(known) - present)
@@ -419,6 +447,8 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             meta["b64_path_str"] = b64_path(path)
         if item.reason == "UnicodeEncodeError":
             meta["unicode_error_filename"] = item.logical
+        if item.etag:
+            meta["s3_etag"] = item.etag
         replicas = [r.replica() for r in item.replicas]
         action = Action(item.action)
         try:
@@ -434,6 +464,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
                     action,
                     replicas,
                     checksum=o.checksum,
+                    source=ctx.s3,
                 ),
                 counts,
                 session=session,

@@ -94,6 +94,8 @@ class Entry:
     ctime: float
     mode: int
     stat: Stat = (0, 0, 0, 0)
+    #: an S3 object's ETag (from the listing; None for files)
+    etag: str | None = None
 
     @property
     def is_dir(self) -> bool:

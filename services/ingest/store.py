@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from services.ingest.constants import DEFAULT_FILES_PER_TASK
 from services.ingest.errors import JobExists, JobNotFound
+from services.ingest.s3 import S3Source
 
 JOB_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
@@ -63,6 +64,8 @@ class IngestOptions(BaseModel):
     log_level: str | None = None
     #: the Unix user the job's work should run as (None: the workers' default)
     owner: str | None = None
+    #: an S3 source (``--s3_*``; the root is then /bucket[/prefix]); None: a directory tree
+    s3: S3Source | None = None
 
 
 COUNTERS = (

@@ -108,6 +108,8 @@ class FileItem(BaseModel):
     replicas: list[ReplicaRow] = Field(default_factory=list)
     #: the file's state when listed, recorded once it is synced
     stat: Stat | None = None
+    #: an S3 object's ETag as listed (None for files)
+    etag: str | None = None
 
     @property
     def os_name(self) -> str:

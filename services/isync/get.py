@@ -187,7 +187,7 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     # not the checksum: computing one (-K) must not invalidate the journal
     identity = {"src": task.src, "size": task.size, "mtime": task.remote.mtime}
     # the part file first: what lies there is checked before anything reads the journal
-    fd_local = open_own_file(part, os.O_WRONLY, create=False) if os.path.lexists(part) else -1
+    fd_local = open_own_file(part, os.O_RDWR, create=False) if os.path.lexists(part) else -1
     try:
         journal = Journal.load(jpath, identity) if fd_local >= 0 else None
     except BaseException:
@@ -198,7 +198,7 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
         journal = Journal(jpath, identity, split(task.size, ctx.options.streams))
         if fd_local >= 0:
             os.close(fd_local)
-        fd_local = open_own_file(part, os.O_WRONLY, create=True)
+        fd_local = open_own_file(part, os.O_RDWR, create=True)
         _preallocate(fd_local, task.size)
     journal.save()
     todo = [r for r in journal.ranges if not r.complete]
@@ -206,7 +206,7 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     stop_hash = threading.Event()
     hasher = None
     if ctx.options.verify_checksum:
-        hasher = ChasingHasher(part, journal.ranges, stop_hash, task.size)
+        hasher = ChasingHasher(fd_local, journal.ranges, stop_hash, task.size)
         hasher.start()
     sent = [0]
     lock = threading.Lock()

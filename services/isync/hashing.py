@@ -35,16 +35,19 @@ def file_checksum(path: str, cancelled: Callable[[], bool] = lambda: False) -> s
 class ChasingHasher(threading.Thread):
     """Hashes a file front to back while ranges of it are still being written.
 
-    It reads bytes only once the range they belong to reports them done, so a get can be
-    verified as it lands (page cache, no second pass afterwards). For a put every range is
-    "done" from the start and it simply hashes the source alongside the streams.
+    It reads through a duplicate of the transfer's own descriptor (never the path again),
+    and only bytes whose range reports them done, so a get can be verified as it lands
+    (page cache, no second pass afterwards). For a put every range is "done" from the
+    start and it simply hashes the source alongside the streams.
     """
 
     def __init__(
-        self, path: str, ranges: Sequence[ByteRange], stop: threading.Event, size: int
+        self, fd: int, ranges: Sequence[ByteRange], stop: threading.Event, size: int
     ) -> None:
         super().__init__(name="isync-hash", daemon=True)
-        self.path = path
+        #: its own duplicate of the descriptor the transfer reads or writes: it hashes the
+        #: very file the streams move, never a file that took its name since
+        self.fd = os.dup(fd)
         self.ranges = sorted(ranges, key=lambda r: r.start)
         self.stop = stop
         self.size = size
@@ -61,7 +64,7 @@ class ChasingHasher(threading.Thread):
         h = hashlib.sha256()
         buf = bytearray(CHUNK)
         mv = memoryview(buf)
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = self.fd
         try:
             for rng in self.ranges:
                 pos = rng.start

@@ -170,11 +170,11 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     lock = threading.Lock()
     stop_hash = threading.Event()
     hasher = None
+    local_fd = os.open(task.src, os.O_RDONLY)
     if opts.verify_checksum:
         whole = [ByteRange(0, task.size, task.size)]
-        hasher = ChasingHasher(task.src, whole, stop_hash, task.size)
+        hasher = ChasingHasher(local_fd, whole, stop_hash, task.size)
         hasher.start()
-    local_fd = os.open(task.src, os.O_RDONLY)
 
     def worker(conn: Any, fd: int, rng: ByteRange, stop: threading.Event) -> None:
         buf = ctx.buffer()

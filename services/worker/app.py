@@ -22,6 +22,7 @@ from services.worker.credentials import load_opener
 from services.worker.dirlist import DirListResponder
 from services.worker.events import EventPublisher
 from services.worker.forkserver.client import ForkServer
+from services.worker.heartbeat import Heartbeat
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
 from services.worker.runner import Outcome, TaskRunner
@@ -70,6 +71,7 @@ class Worker:
         self._forkserver: ForkServer | None = None
         self._forkserver_lock = asyncio.Lock()
         self._consumers: list[tuple[AbstractQueue, str]] = []
+        self.heartbeat: Heartbeat | None = None
 
     async def forkserver(self) -> ForkServer:
         """The fork server, restarted if it died."""
@@ -155,7 +157,21 @@ class Worker:
             max_age=s.signing.dirlist_max_age,
         )
         await self._consume(await rpc.get_queue(self.names.dir_rpc_queue), responder.on_message)
+        self.heartbeat = Heartbeat(
+            await pub.get_exchange(self.names.workers_exchange),
+            self.signer,
+            slots=s.concurrency,
+            running=self._running_children,
+            confirm_timeout=s.broker.confirm_timeout,
+        )
+        self.heartbeat.start()
         log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)
+
+    def _running_children(self) -> list[tuple[str, int, float]]:
+        """(task id, child pid, child start) of every running attempt (heartbeat)."""
+        if self.runner is None:
+            return []
+        return [(t, a.child.pid, a.child.started) for t, a in self.runner.running.items()]
 
     async def _consume(self, queue: AbstractQueue, callback: Any) -> None:
         tag = await queue.consume(callback)
@@ -183,6 +199,8 @@ class Worker:
 
     async def close(self) -> None:
         """Stop consuming, stop running children, disconnect (unacked tasks go back)."""
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         for queue, tag in self._consumers:  # bounded: the broker may be unreachable
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_STEP_TIMEOUT):

@@ -16,7 +16,7 @@ from typing import Any
 from aio_pika.abc import AbstractExchange
 
 from shared.messaging import broker
-from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskState
+from shared.messaging.messages import Progress, TaskEvent, TaskMessage, TaskReport, TaskState
 from shared.messaging.signing import Signer
 from shared.messaging.topology import TYPE_EVENT, Names
 
@@ -69,6 +69,7 @@ class EventPublisher:
         progress: Progress | None = None,
         error: str | None = None,
         next_at: datetime | None = None,
+        report: TaskReport | None = None,
     ) -> TaskEvent:
         event = TaskEvent(
             task_id=msg.task_id,
@@ -79,6 +80,7 @@ class EventPublisher:
             progress=progress,
             error=error[:4000] if error else None,
             next_at=next_at,
+            report=report,
         )
         message = broker.make_message(
             event.model_dump_json().encode(),

@@ -52,7 +52,7 @@ from shared.crypto import Opener
 from shared.errors import StagerError
 from shared.logging import get_logger
 from shared.messaging import broker
-from shared.messaging.messages import Progress, TaskMessage, TaskState, utcnow
+from shared.messaging.messages import Progress, TaskMessage, TaskReport, TaskState, utcnow
 from shared.messaging.signing import (
     HDR_SIG,
     HDR_SIGNER,
@@ -96,6 +96,7 @@ class Outcome:
     permanent: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
+    report: TaskReport | None = None  # the child's report line: failed files, checksums, plan
 
 
 class WorkerStopping(StagerError):
@@ -112,6 +113,7 @@ class _Attempt:
         self.stopped: str | Expired | None = None
         self.final: dict[str, Any] | None = None
         self.progress: Progress | None = None
+        self.report: TaskReport | None = None
 
     def stop(self, reason: str | Expired) -> None:
         """SIGTERM the process group now (the core stops cleanly), SIGKILL after grace."""
@@ -284,7 +286,9 @@ class TaskRunner:
         irods = self.settings.irods
         account = {"host": irods.host, "port": irods.port, "zone": irods.zone}
         account |= {**self.settings.irods_options, "user": repo_user}
-        options = self.settings.transfer.model_copy(update={"resume_dir": state_dir})
+        options = self.settings.transfer.model_copy(
+            update={"resume_dir": state_dir, "dry_run": spec.dryRun}
+        )
         params = {
             "src": spec.srcURL,
             "dst": spec.dstURL,
@@ -361,6 +365,11 @@ class TaskRunner:
                 if now - last_emit >= self.settings.progress_interval:
                     last_emit = now
                     await self.events.emit(msg, TaskState.ACTIVE, progress=att.progress)
+            elif kind == "report":
+                with contextlib.suppress(ValidationError):  # a report is extra: never fatal
+                    att.report = TaskReport.model_validate(
+                        {k: v for k, v in line.items() if k != "type"}
+                    )
             elif kind in FINAL_TYPES:
                 att.final = line
 
@@ -374,15 +383,21 @@ class TaskRunner:
         A retry re-publishes ``signed`` (the API's original); without it there is nothing
         authorised to re-publish and a failure is final."""
         if outcome.state is TaskState.COMPLETED:
-            await self.events.emit(msg, TaskState.COMPLETED, progress=outcome.progress)
+            await self.events.emit(
+                msg, TaskState.COMPLETED, progress=outcome.progress, report=outcome.report
+            )
             self.seen.add(_done(msg))
+            if msg.task.dryRun:  # a preview the user is looking at: no mail
+                return
             settings = self.mailer.settings
             await self._mail(
                 msg, lambda: completion_mail(settings, msg.task_id, msg.task, outcome.summary)
             )
             return
         if outcome.state is TaskState.CANCELLED:
-            await self.events.emit(msg, TaskState.CANCELLED, error=outcome.error)
+            await self.events.emit(
+                msg, TaskState.CANCELLED, error=outcome.error, report=outcome.report
+            )
             self.seen.add(_done(msg))
             return
         policy = self.settings.retry
@@ -399,10 +414,17 @@ class TaskRunner:
             await broker.publish(self.exchange, message, queue, timeout=timeout)
             next_at = utcnow() + timedelta(seconds=delay)
             await self.events.emit(
-                msg, TaskState.RETRY, error=error, progress=outcome.progress, next_at=next_at
+                msg,
+                TaskState.RETRY,
+                error=error,
+                progress=outcome.progress,
+                next_at=next_at,
+                report=outcome.report,
             )
             return
-        await self.events.emit(msg, TaskState.ARCHIVED, error=error, progress=outcome.progress)
+        await self.events.emit(
+            msg, TaskState.ARCHIVED, error=error, progress=outcome.progress, report=outcome.report
+        )
         self.seen.add(_done(msg))
         await self._mail_failure(msg, error)
 
@@ -455,6 +477,12 @@ def _with_attempt(msg: TaskMessage, message: AbstractIncomingMessage) -> TaskMes
 
 
 def _outcome(att: _Attempt, code: int) -> Outcome:
+    outcome = _ended(att, code)
+    outcome.report = att.report
+    return outcome
+
+
+def _ended(att: _Attempt, code: int) -> Outcome:
     final = att.final or {}
     if att.stopped == "cancelled":
         return Outcome(TaskState.CANCELLED, error="cancelled", progress=att.progress)

@@ -114,6 +114,11 @@ class JobFields(BaseModel):
         le=30 * 86400,
         description="seconds without bytes or files advancing, 0 = no limit",
     )
+    dryRun: bool = Field(
+        default=False,
+        description="only plan: report what would be transferred, skipped or refused "
+        "(isync --dry-run, run as the user) and move nothing",
+    )
 
     @field_validator("stagerUserEmail")
     @classmethod
@@ -216,6 +221,79 @@ class Progress(BaseModel):
     eta: float | None = Field(default=None, ge=0, description="seconds to completion")
 
 
+#: Most failed files a report names (the rest are counted).
+MAX_FILE_ERRORS = 50
+#: Most dry-run entries a report lists (the rest are counted).
+MAX_PLAN_ENTRIES = 100
+#: Longest path or error text in a report (longer ones are cut, marked with "…").
+REPORT_TEXT_MAX = 1024
+
+
+def clip(text: str, limit: int = REPORT_TEXT_MAX) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with "…"."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FileError(BaseModel):
+    """One file that failed: its path and the readable reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(max_length=REPORT_TEXT_MAX)
+    error: str = Field(max_length=REPORT_TEXT_MAX)
+
+
+PlanAction = Literal["transfer", "skip", "conflict", "fail"]
+
+
+class PlanEntry(BaseModel):
+    """One file of a dry run: what would happen to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    src: str = Field(max_length=REPORT_TEXT_MAX)
+    dst: str = Field(max_length=REPORT_TEXT_MAX)
+    action: PlanAction
+    size: int = Field(default=0, ge=0)
+    reason: str | None = Field(default=None, max_length=REPORT_TEXT_MAX)
+
+
+class PlanSummary(BaseModel):
+    """What a dry run found: counts and bytes per action, and the first entries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transfer_files: int = Field(default=0, ge=0)
+    transfer_bytes: int = Field(default=0, ge=0)
+    skip_files: int = Field(default=0, ge=0)
+    skip_bytes: int = Field(default=0, ge=0)
+    #: exists at the destination and differs, or the name is taken by the other kind
+    #: (a folder where a file goes): refused, nothing is overwritten
+    conflict_files: int = Field(default=0, ge=0)
+    fail_files: int = Field(default=0, ge=0)
+    entries: list[PlanEntry] = Field(default_factory=list, max_length=MAX_PLAN_ENTRIES)
+    entries_total: int = Field(default=0, ge=0)
+
+
+ChecksumResult = Literal["verified", "not_verified", "mismatch"]
+
+
+class TaskReport(BaseModel):
+    """What an attempt's files came to, beyond the counts: the failed files (the first
+    :data:`MAX_FILE_ERRORS`, and how many in all), the checksum verification result and,
+    for a dry run, the plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file_errors: list[FileError] = Field(default_factory=list, max_length=MAX_FILE_ERRORS)
+    file_errors_total: int = Field(default=0, ge=0)
+    #: ``verified``: every file copied or found unchanged has a checksum both sides agree
+    #: on; ``mismatch``: some file's checksum differed; ``not_verified``: otherwise.
+    checksum: ChecksumResult | None = None
+    checksum_files: int = Field(default=0, ge=0, description="files whose checksum agreed")
+    plan: PlanSummary | None = None
+
+
 class TaskEvent(_Body):
     """worker → api: a state change or progress of one attempt.
 
@@ -234,6 +312,7 @@ class TaskEvent(_Body):
     error: str | None = Field(default=None, max_length=4000)
     next_at: datetime | None = None
     at: datetime = Field(default_factory=utcnow)
+    report: TaskReport | None = None
 
 
 class ControlMessage(_Body):
@@ -276,3 +355,29 @@ class DirListReply(_Body):
     truncated: bool = False
     error_kind: DirListErrorKind | None = None
     error: str | None = None
+
+
+class RunningChild(BaseModel):
+    """One task a worker is running, and the child process running it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str = Field(max_length=64)
+    pid: int = Field(ge=1)
+    running_s: float = Field(ge=0, description="seconds since the child started")
+
+
+class WorkerStatus(_Body):
+    """worker → every API replica (``<p>.workers`` fanout), every
+    ``HEARTBEAT_INTERVAL`` seconds and once when it stops (``stopping``): who it is, how
+    many transfers it runs at once and what it runs now. Signed as role worker."""
+
+    worker_id: str = Field(max_length=128, description="hostname:pid of the worker process")
+    hostname: str = Field(max_length=255)
+    pid: int = Field(ge=1)
+    slots: int = Field(ge=0, description="transfers at once (concurrency)")
+    running: list[RunningChild] = Field(default_factory=list, max_length=1024)
+    interval: float = Field(gt=0, description="seconds until the next heartbeat")
+    stopping: bool = False
+    started_at: datetime
+    at: datetime = Field(default_factory=utcnow)

@@ -13,6 +13,8 @@ drift apart:
   distinct delay gives backoff without plugins.
 - ``<p>.events`` exchange → quorum queue ``<p>.events`` (worker → API).
 - ``<p>.control`` fanout exchange; each worker binds its own exclusive queue.
+- ``<p>.workers`` fanout exchange: worker status heartbeats; each API replica binds its
+  own exclusive queue whose messages expire (only the latest beat matters).
 - ``<p>.rpc.dir`` quorum queue for directory-listing requests (reply-to).
 - ``<p>.ingest.dirs`` and ``<p>.ingest.files`` quorum queues (default exchange) for
   ingest directory tasks and file-batch/delete tasks.
@@ -38,6 +40,12 @@ TYPE_EVENT = "stager.event"
 TYPE_CONTROL = "stager.control"
 TYPE_DIRLIST = "stager.dirlist"
 TYPE_INGEST = "stager.ingest"
+TYPE_HEARTBEAT = "stager.heartbeat"
+
+#: Seconds between a worker's status heartbeats; the API forgets a worker after
+#: :data:`HEARTBEAT_MISSED` intervals without one.
+HEARTBEAT_INTERVAL = 15.0
+HEARTBEAT_MISSED = 3
 
 #: Defaults shared by the API and the worker.
 DEFAULT_MAX_ATTEMPTS = 5
@@ -111,6 +119,11 @@ class Names:
         return f"{self.prefix}.control"
 
     @property
+    def workers_exchange(self) -> str:
+        """Fanout: every API replica hears every worker's heartbeat."""
+        return f"{self.prefix}.workers"
+
+    @property
     def dir_rpc_queue(self) -> str:
         return f"{self.prefix}.rpc.dir"
 
@@ -165,7 +178,13 @@ class Topology:
 
     def exchange_names(self) -> list[str]:
         n = self.names
-        return [n.tasks_exchange, n.dead_exchange, n.events_exchange, n.control_exchange]
+        return [
+            n.tasks_exchange,
+            n.dead_exchange,
+            n.events_exchange,
+            n.control_exchange,
+            n.workers_exchange,
+        ]
 
     def retry_queue_arguments(self, route: str, delay_ms: int) -> dict[str, Any]:
         return {
@@ -204,6 +223,7 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
     )
     await ev_q.bind(events, routing_key=n.events_queue)
     await channel.declare_exchange(n.control_exchange, ExchangeType.FANOUT, durable=True)
+    await channel.declare_exchange(n.workers_exchange, ExchangeType.FANOUT, durable=True)
     await channel.declare_queue(
         n.dir_rpc_queue,
         durable=True,
@@ -229,5 +249,20 @@ async def declare_control_queue(channel: AbstractChannel, names: Names) -> Abstr
     """This worker's own queue on the control fanout (gone when it disconnects)."""
     exchange = await channel.get_exchange(names.control_exchange)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange)
+    return queue
+
+
+async def declare_heartbeat_queue(
+    channel: AbstractChannel, names: Names, interval: float = HEARTBEAT_INTERVAL
+) -> AbstractQueue:
+    """An API replica's own queue on the workers fanout (gone when it disconnects); a beat
+    not read within one interval expires (a newer one follows)."""
+    exchange = await channel.get_exchange(names.workers_exchange)
+    queue = await channel.declare_queue(
+        exclusive=True,
+        auto_delete=True,
+        arguments={"x-message-ttl": delay_ms(interval), "x-max-length": 10_000},
+    )
     await queue.bind(exchange)
     return queue

@@ -5,6 +5,8 @@ next round."""
 
 from __future__ import annotations
 
+import asyncio
+
 from services.api.dispatcher import Dispatcher, DispatchSettings
 from services.api.store import TaskStore, new_task_id
 from shared.messaging.messages import PrincipalKind, Submitter, TaskEvent, TaskMessage, TaskState
@@ -127,3 +129,31 @@ async def test_total_cap_gives_the_free_slot_to_the_user_with_fewest(db_url: str
         assert in_flight == {"stgalice": 1, "stgbob": 1}
     finally:
         await store.close()
+
+
+async def test_two_replicas_never_release_past_the_cap(pg_url: str) -> None:
+    """Two API replicas on one PostgreSQL store release rounds at the same time: together
+    they never put more than ``max_in_flight_per_user`` of one user's tasks in flight (each
+    round reads the room and claims under one advisory lock).  Without the lock both read
+    the same free room and release it twice."""
+    stores = [await make_store(pg_url), await make_store(pg_url)]
+    released: list[str] = []
+
+    async def publish(msg: TaskMessage) -> None:
+        released.append(msg.task_id)
+
+    try:
+        await stores[0].add(A, [(new_task_id(), spec(title=f"a{i}")) for i in range(40)])
+        settings = DispatchSettings(max_in_flight_per_user=2)
+        d1, d2 = (Dispatcher(s, publish, settings) for s in stores)
+        for seq in range(1, 9):
+            await asyncio.gather(d1.run_once(), d2.run_once(), d1.run_once(), d2.run_once())
+            in_flight, _held = await stores[0].release_view(2)
+            assert in_flight.get("stgalice", 0) <= 2, f"{in_flight} after {len(released)}"
+            # the workers finish one released task, then the replicas race again
+            done = TaskEvent(task_id=released[-1], attempt=1, seq=seq, state=TaskState.COMPLETED)
+            await apply(stores[1], done)
+        assert len(released) == len(set(released)) == 2 + 7  # 2, then 1 more per round
+    finally:
+        for s in stores:
+            await s.close()

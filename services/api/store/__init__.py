@@ -11,7 +11,8 @@ split by concern:
 * ``tasks``: :class:`Task`, group-committed inserts, lookups, restart, cancel, delete
   (a mark: the row stays until retention), purge;
 * ``events``: folding batches of worker events into the rows;
-* ``release``: what a fair release round reads and claims.
+* ``release``: what a fair release round reads and claims;
+* ``admin``: the admin view's queries across users, and the flags table (intake pause).
 """
 
 from __future__ import annotations
@@ -22,13 +23,23 @@ from datetime import datetime
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.api.store import events, release, tasks
+from services.api.store import admin, events, release, tasks
+from services.api.store.admin import Flag, TaskFilter
 from services.api.store.events import Applied
+from services.api.store.release import Choose
 from services.api.store.schema import create_schema
 from services.api.store.tasks import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
 
-__all__ = ["FINAL_STATES", "RESTARTABLE_STATES", "Task", "TaskStore", "new_task_id"]
+__all__ = [
+    "FINAL_STATES",
+    "RESTARTABLE_STATES",
+    "Flag",
+    "Task",
+    "TaskFilter",
+    "TaskStore",
+    "new_task_id",
+]
 
 
 class TaskStore:
@@ -85,9 +96,11 @@ class TaskStore:
         state: TaskState | None = None,
         limit: int = 1000,
         deleted: bool | None = False,
+        offset: int = 0,
     ) -> list[Task]:
-        """Tasks filtered by submitter / stager user / state, newest first; ``deleted``:
-        False those not deleted by their owner, True only those, None both."""
+        """Tasks filtered by submitter / stager user / state, newest first (``offset`` of
+        them skipped); ``deleted``: False those not deleted by their owner, True only
+        those, None both."""
         async with self._reads.connect() as conn:
             return await tasks.find(
                 conn,
@@ -96,6 +109,21 @@ class TaskStore:
                 state=state,
                 limit=limit,
                 deleted=deleted,
+                offset=offset,
+            )
+
+    async def count(
+        self,
+        *,
+        submitter: Submitter | None = None,
+        stager_user: str | None = None,
+        state: TaskState | None = None,
+        deleted: bool | None = False,
+    ) -> int:
+        """How many tasks :meth:`find` pages through with the same filters."""
+        async with self._reads.connect() as conn:
+            return await tasks.count(
+                conn, submitter=submitter, stager_user=stager_user, state=state, deleted=deleted
             )
 
     async def count_by_state(self) -> dict[str, int]:
@@ -109,10 +137,13 @@ class TaskStore:
         async with self.engine.begin() as conn:
             return await tasks.mark_deleted(conn, task_id)
 
-    async def restart(self, task_id: str) -> Task | None:
-        """Start a new run of a completed or archived task; None when not restartable."""
+    async def restart(
+        self, task_id: str, states: Iterable[TaskState] = RESTARTABLE_STATES
+    ) -> Task | None:
+        """Start a new run of a task in ``states`` (completed or archived unless given);
+        None when not restartable."""
         async with self.engine.begin() as conn:
-            return await tasks.restart(conn, task_id)
+            return await tasks.restart(conn, task_id, states)
 
     async def set_cancelled(self, task_id: str) -> Task | None:
         """Mark an unfinished task cancelled (events for it are ignored from now on); the
@@ -146,12 +177,65 @@ class TaskStore:
             in_flight = await release.in_flight(conn)
             return in_flight, await release.held_per_user(conn, per_user, max_users, in_flight)
 
+    async def release_round(self, per_user: int, max_users: int, choose: Choose) -> list[Task]:
+        """One release round, safe with several API replicas on one PostgreSQL store: read
+        the view, let ``choose(in_flight, held)`` pick the tasks, and claim them, all in one
+        transaction that holds the store's release lock, so two replicas cannot both see a
+        user's room free and release twice the cap.  Returns the claimed tasks (to publish;
+        give back failed ones with :meth:`mark_dispatched` ``value=False``)."""
+        async with self.engine.begin() as conn:
+            await release.lock_round(conn)
+            in_flight = await release.in_flight(conn)
+            held = await release.held_per_user(conn, per_user, max_users, in_flight)
+            chosen = choose(in_flight, held)
+            if not chosen:
+                return []
+            claimed = set(await release.mark_dispatched(conn, [t.id for t in chosen], True))
+            return [t for t in chosen if t.id in claimed]
+
     async def mark_dispatched(self, ids: Sequence[str], value: bool = True) -> list[str]:
         """Claim (or un-claim) tasks for release; returns the ids actually changed."""
         if not ids:
             return []
         async with self.engine.begin() as conn:
             return await release.mark_dispatched(conn, ids, value)
+
+    # --- admin view (services.api.admin) ---------------------------------------------
+
+    async def admin_find(
+        self, f: TaskFilter, *, limit: int, offset: int = 0
+    ) -> tuple[list[Task], int]:
+        """A page of every user's tasks matching ``f`` (newest first), and the total."""
+        async with self._reads.connect() as conn:
+            return await admin.find(conn, f, limit=limit, offset=offset)
+
+    async def admin_ids(self, f: TaskFilter, limit: int) -> list[str]:
+        """Ids of up to ``limit`` tasks matching ``f`` (what a bulk action would touch)."""
+        async with self._reads.connect() as conn:
+            return await admin.matching_ids(conn, f, limit)
+
+    async def queue_ages(self) -> tuple[dict[bool, datetime], int, datetime | None]:
+        """Oldest released-but-not-started task per ``priority > 0``; held tasks and the
+        oldest one's creation time (read on one connection)."""
+        async with self._reads.connect() as conn:
+            released = await admin.oldest_released(conn)
+            held, oldest = await admin.oldest_held(conn)
+            return released, held, oldest
+
+    async def archive(self, task_id: str, error: str) -> Task | None:
+        """Archive an unfinished task with ``error``; None when it had finished."""
+        async with self.engine.begin() as conn:
+            return await admin.archive(conn, task_id, error)
+
+    async def get_flag(self, name: str) -> Flag | None:
+        """A flag every replica sees (``intake``), or None when never set."""
+        async with self._reads.connect() as conn:
+            return await admin.get_flag(conn, name)
+
+    async def set_flag(self, name: str, value: object, by: str) -> Flag:
+        """Set a flag (JSON ``value``), recording who set it."""
+        async with self.engine.begin() as conn:
+            return await admin.set_flag(conn, name, value, by)
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -35,6 +35,7 @@ _EVENT_COLUMNS = (
     "last_failed_at",
     "next_process_at",
     "completed_at",
+    "report",
 )
 
 #: What applying events needs of each row (locked on PostgreSQL; SQLite has one writer).
@@ -136,6 +137,8 @@ def _merge(values: dict[str, Any], ev: TaskEvent) -> None:
         values["progress"] = ev.progress.model_dump_json()
     if ev.error is not None:
         values["error"] = ev.error
+    if ev.report is not None:
+        values["report"] = ev.report.model_dump_json()
     if ev.state in (TaskState.RETRY, TaskState.ARCHIVED):
         values["last_failed_at"] = ev.at
     values["next_process_at"] = ev.next_at if ev.state == TaskState.RETRY else None

@@ -8,14 +8,30 @@ failed publish).  The round-robin itself is ``services.api.dispatcher``'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.store.schema import TASKS, C
 from services.api.store.tasks import Task
 from shared.messaging.messages import TaskState
+
+#: Picks the tasks to release from ``(in_flight, held)``: the dispatcher's policy.
+Choose = Callable[[dict[str, int], dict[str, list[Task]]], list[Task]]
+
+#: Key of the PostgreSQL advisory lock one release round holds (any constant unique to
+#: the stager: ASCII "stgrel").
+RELEASE_LOCK_KEY = 0x737467726563
+
+
+async def lock_round(conn: AsyncConnection) -> None:
+    """Serialise release rounds across API replicas: a transaction-scoped advisory lock on
+    PostgreSQL, released at commit.  SQLite needs none: its store has one writer, in one
+    process (docs/api.md, "Running several API replicas")."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RELEASE_LOCK_KEY})
+
 
 #: States in which a released task counts as "in flight" for its user.
 IN_FLIGHT = (TaskState.PENDING, TaskState.ACTIVE, TaskState.RETRY)

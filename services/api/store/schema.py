@@ -42,9 +42,25 @@ class TaskRow(Base):
     #: When the owner deleted the finished task (DELETE): kept, hidden from the lists,
     #: until retention purges it.  NULL: not deleted.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The last attempt's ``TaskReport`` JSON (failed files, checksum result, dry-run
+    #: plan); NULL until a worker reports one, and again after a restart.
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class FlagRow(Base):
+    """A cluster-wide switch every API replica reads (e.g. ``intake``: paused by an
+    administrator); ``value`` is JSON."""
+
+    __tablename__ = "stager_flags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
+FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
 #: The columns of :data:`TASKS`, for Core statements.
 C = TASKS.c
 
@@ -63,6 +79,7 @@ def _add_missing_columns(conn: Connection) -> None:
     later = {
         "direction": "VARCHAR(8)",
         "deleted_at": "DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE",
+        "report": "TEXT",
     }
     for name, sql_type in later.items():
         if name not in have:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api.store.schema import TASKS, C, aware
@@ -23,6 +23,7 @@ from shared.messaging.messages import (
     Progress,
     Submitter,
     TaskMessage,
+    TaskReport,
     TaskSpec,
     TaskState,
     utcnow,
@@ -59,6 +60,8 @@ class Task:
     completed_at: datetime | None
     #: When its owner deleted it (a finished task kept until retention), or None.
     deleted_at: datetime | None = None
+    #: The last attempt's report (failed files, checksum result, dry-run plan), or None.
+    report: TaskReport | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Task:
@@ -82,6 +85,7 @@ class Task:
             next_process_at=aware(row.next_process_at),
             completed_at=aware(row.completed_at),
             deleted_at=aware(row.deleted_at),
+            report=TaskReport.model_validate_json(row.report) if row.report else None,
         )
 
     def message(self) -> TaskMessage:
@@ -236,10 +240,36 @@ async def find(
     state: TaskState | None,
     limit: int,
     deleted: bool | None = False,
+    offset: int = 0,
 ) -> list[Task]:
-    """Tasks filtered by submitter / stager user / state, newest first; ``deleted``:
-    False those not deleted by their owner, True only those, None both."""
-    q = select(TASKS)
+    """Tasks filtered by submitter / stager user / state, newest first (``offset`` of
+    them skipped); ``deleted``: False those not deleted by their owner, True only those,
+    None both."""
+    q = _filtered(select(TASKS), submitter, stager_user, state, deleted)
+    q = q.order_by(C.created_at.desc(), C.id.desc()).offset(offset).limit(limit)
+    return [Task.from_row(r) for r in await conn.execute(q)]
+
+
+async def count(
+    conn: AsyncConnection,
+    *,
+    submitter: Submitter | None,
+    stager_user: str | None,
+    state: TaskState | None,
+    deleted: bool | None = False,
+) -> int:
+    """How many tasks :func:`find` would page through."""
+    q = _filtered(select(func.count()).select_from(TASKS), submitter, stager_user, state, deleted)
+    return int((await conn.execute(q)).scalar_one())
+
+
+def _filtered(
+    q: Select[Any],
+    submitter: Submitter | None,
+    stager_user: str | None,
+    state: TaskState | None,
+    deleted: bool | None,
+) -> Select[Any]:
     if deleted is not None:
         q = q.where(C.deleted_at.is_not(None) if deleted else C.deleted_at.is_(None))
     if submitter is not None:
@@ -248,8 +278,7 @@ async def find(
         q = q.where(C.stager_user == stager_user)
     if state is not None:
         q = q.where(C.state == state.value)
-    q = q.order_by(C.created_at.desc()).limit(limit)
-    return [Task.from_row(r) for r in await conn.execute(q)]
+    return q
 
 
 async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
@@ -272,13 +301,16 @@ async def mark_deleted(conn: AsyncConnection, task_id: str) -> Task | None:
     return Task.from_row(row) if row else None
 
 
-async def restart(conn: AsyncConnection, task_id: str) -> Task | None:
-    """Start a new run of a completed or archived task; None when not restartable."""
+async def restart(
+    conn: AsyncConnection, task_id: str, states: Iterable[TaskState] = RESTARTABLE_STATES
+) -> Task | None:
+    """Start a new run of a task in one of ``states`` (by default completed or archived);
+    None when not restartable."""
     q = (
         update(TASKS)
         .where(
             C.id == task_id,
-            C.state.in_([st.value for st in RESTARTABLE_STATES]),
+            C.state.in_([st.value for st in states]),
             C.deleted_at.is_(None),
         )
         .values(
@@ -289,6 +321,7 @@ async def restart(conn: AsyncConnection, task_id: str) -> Task | None:
             seq=-1,
             error="",
             progress="",
+            report=None,
             updated_at=utcnow(),
             next_process_at=None,
             completed_at=None,

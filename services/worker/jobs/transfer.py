@@ -32,6 +32,17 @@ from services.isync.errors import IsyncError
 from services.worker.forkserver.child import ChildOutput, at_child_exit
 from shared.errors import ErrorKind, StagerError
 from shared.irods import IrodsAccount
+from shared.messaging.messages import (
+    MAX_FILE_ERRORS,
+    MAX_PLAN_ENTRIES,
+    ChecksumResult,
+    FileError,
+    PlanAction,
+    PlanEntry,
+    PlanSummary,
+    TaskReport,
+    clip,
+)
 
 #: How many failed files a result or error line names.
 MAX_FAILURES_REPORTED = 20
@@ -66,7 +77,9 @@ class TransferFailed(StagerError):
 def run_child(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
-    """Run one transfer; raises TransferFailed when it failed as a whole or any file failed."""
+    """Run one transfer; raises TransferFailed when it failed as a whole or any file failed
+    (but a dry run only when interrupted). A ``report`` line (:func:`task_report`) goes
+    out before the result or the error."""
     account = IrodsAccount(**params["account"], password=SecretStr(secret or ""))
     options = TransferOptions(**params.get("options", {}))
     try:
@@ -76,8 +89,10 @@ def run_child(
         )
     except IsyncError as e:
         raise TransferFailed(str(e), kind=e.kind) from e
-    if report.files_failed or report.exit_status:
-        raise _failure(report)
+    out.send({"type": "report", **task_report(report, options).model_dump(mode="json")})
+    dry_interrupted = options.dry_run and report.exit_status == ExitStatus.INTERRUPTED
+    if (report.files_failed or report.exit_status) and (not options.dry_run or dry_interrupted):
+        raise _failure(report)  # a dry run's refused files are its findings, not a failure
     return {
         "summary": {
             "files_total": report.files_total,
@@ -110,6 +125,84 @@ def _failure(report: TransferReport) -> TransferFailed:
         f"{head}: {shown}" if shown else head,
         kind=ErrorKind.PERMISSION_DENIED if denied else ErrorKind.FAILED,
         permanent=permanent,
+    )
+
+
+#: Words of isync's messages for a checksum that differed, and for a destination that is
+#: taken (exists and differs; or the other kind of entry where this one goes).
+_MISMATCH = "checksum mismatch"
+_TAKEN = ("exists and differs", " goes there: ")
+
+
+def task_report(report: TransferReport, options: TransferOptions) -> TaskReport:
+    """The report the worker's events carry: failed files (capped), checksum result, and
+    for a dry run the plan (what would be transferred, skipped, refused)."""
+    failed = [o for o in report.outcomes if o.outcome == "failed"]
+    errors = [
+        FileError(path=clip(o.src or o.dst), error=clip(_describe(o)))
+        for o in failed[:MAX_FILE_ERRORS]
+    ]
+    plan = _plan(report) if options.dry_run else None
+    checksum: ChecksumResult | None = None
+    agreed = 0
+    if not options.dry_run:
+        moved = [
+            o
+            for o in report.outcomes
+            if o.outcome == "transferred" or (o.outcome == "skipped" and o.reason == "unchanged")
+        ]
+        agreed = sum(1 for o in moved if o.checksum)
+        if any(_MISMATCH in (o.error or "") for o in failed):
+            checksum = "mismatch"
+        elif options.verify_checksum and agreed == len(moved) and not failed:
+            checksum = "verified"
+        else:
+            checksum = "not_verified"
+    return TaskReport(
+        file_errors=errors,
+        file_errors_total=len(failed),
+        checksum=checksum,
+        checksum_files=agreed,
+        plan=plan,
+    )
+
+
+def _plan(report: TransferReport) -> PlanSummary:
+    counts: dict[PlanAction, list[int]] = {
+        a: [0, 0] for a in ("transfer", "skip", "conflict", "fail")
+    }
+    entries: list[PlanEntry] = []
+    for o in report.outcomes:
+        action: PlanAction
+        if o.outcome in ("dry-run", "transferred"):
+            action, reason = "transfer", None
+        elif o.outcome == "skipped":
+            action, reason = "skip", o.reason
+        elif any(t in (o.error or "") for t in _TAKEN):
+            action, reason = "conflict", o.error
+        else:
+            action, reason = "fail", o.error
+        counts[action][0] += 1
+        counts[action][1] += o.bytes
+        if len(entries) < MAX_PLAN_ENTRIES:
+            entries.append(
+                PlanEntry(
+                    src=clip(o.src),
+                    dst=clip(o.dst),
+                    action=action,
+                    size=o.bytes,
+                    reason=clip(reason) if reason else None,
+                )
+            )
+    return PlanSummary(
+        transfer_files=counts["transfer"][0],
+        transfer_bytes=counts["transfer"][1],
+        skip_files=counts["skip"][0],
+        skip_bytes=counts["skip"][1],
+        conflict_files=counts["conflict"][0],
+        fail_files=counts["fail"][0],
+        entries=entries,
+        entries_total=len(report.outcomes),
     )
 
 

@@ -1,0 +1,176 @@
+"""The broker side of the admin view: queue depths and the dead-letter queue.
+
+Depth and consumers come from passive declares (no management plugin needed). How old
+the oldest message is cannot be read that way (and quorum queues keep no head timestamp),
+so for the task queues it comes from the task store, which released every message on
+them: the longest-waiting released job that no worker has started yet.
+
+Dead letters are read with ``basic.get`` without acknowledging, then left unacknowledged
+until the channel closes, which returns them to the queue; an action acknowledges those it
+handles. A requeued task is never the dead message's bytes: the API starts a new run of
+the task from its own store (the dispatcher signs and publishes it afresh); a message that
+does not verify as the API's, or whose task is not in the store, can only be discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from shared.errors import Unavailable
+from shared.messaging.signing import MessageRejected, Role, Verifier
+from shared.messaging.topology import Names
+
+#: Errors of a passive declare of a queue that is missing or not ours.
+_QUEUE_ERRORS = (aiormq.exceptions.ChannelClosed, aiormq.exceptions.AMQPError)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """What a passive declare says of one queue."""
+
+    name: str
+    ready: int | None
+    consumers: int | None
+    error: str = ""
+
+
+def queue_purposes(names: Names) -> dict[str, str]:
+    """Every queue the admin view shows, with what it is for."""
+    return {
+        names.priority_queue: "jobs of service accounts (preferred by workers)",
+        names.tasks_queue: "jobs of users",
+        names.dead_queue: "dead letters: tasks that crashed workers too often",
+        names.events_queue: "worker → API job events",
+        names.dir_rpc_queue: "directory-listing requests",
+        names.ingest_dirs_queue: "ingest directory tasks",
+        names.ingest_files_queue: "ingest file batches",
+    }
+
+
+async def depths(connection: AbstractRobustConnection, queues: Iterable[str]) -> list[QueueDepth]:
+    """Ready messages and consumers per queue; a queue that is missing (or that the
+    API's broker user may not see) is reported with an error, not raised."""
+    out: list[QueueDepth] = []
+    channel = await connection.channel()
+    try:
+        for name in queues:
+            try:
+                q = await channel.declare_queue(name, passive=True)
+                res = q.declaration_result
+                out.append(
+                    QueueDepth(name, int(res.message_count or 0), int(res.consumer_count or 0))
+                )
+            except _QUEUE_ERRORS as e:
+                out.append(QueueDepth(name, None, None, _why(e)))
+                with contextlib.suppress(Exception):
+                    await channel.close()
+                channel = await connection.channel()
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+    return out
+
+
+def _why(e: BaseException) -> str:
+    text = str(e)
+    if "NOT_FOUND" in text:
+        return "not declared yet (no service using it has started)"
+    if "ACCESS_REFUSED" in text:
+        return "the API's broker user may not read it"
+    return f"cannot be read ({type(e).__name__})"
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One dead message as read (its delivery still held)."""
+
+    message: AbstractIncomingMessage
+    message_id: str
+    type: str
+    signed: bool
+    reject_reason: str
+    death_reason: str
+    from_queue: str
+    deaths: int
+    dead_at: datetime | None
+
+
+def _death(headers: dict[str, Any]) -> tuple[str, str, int, datetime | None]:
+    """(reason, queue, count, time) of the newest x-death entry."""
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], dict):
+        return "", "", 0, None
+    d = deaths[0]
+    at = d.get("time")
+    when = at.replace(tzinfo=UTC) if isinstance(at, datetime) and at.tzinfo is None else at
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v or "")  # noqa: E731
+    count = d.get("count")
+    return (
+        text(d.get("reason")),
+        text(d.get("queue")),
+        int(count) if isinstance(count, int) else 0,
+        when if isinstance(when, datetime) else None,
+    )
+
+
+def read_letter(message: AbstractIncomingMessage, verifier: Verifier) -> Letter:
+    """Describe a dead message; ``signed``: the API's signature over it verifies (any age:
+    dead letters are old by nature)."""
+    reason = ""
+    try:
+        verifier.verify(
+            message.body,
+            message.headers,
+            type_=message.type,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            reply_to=message.reply_to,
+            accept=[Role.API],
+        )
+    except MessageRejected as e:
+        reason = e.reason
+    death_reason, queue, count, at = _death(dict(message.headers or {}))
+    return Letter(
+        message=message,
+        message_id=str(message.message_id or "")[:64],
+        type=str(message.type or "")[:64],
+        signed=not reason,
+        reject_reason=reason,
+        death_reason=death_reason,
+        from_queue=queue,
+        deaths=count,
+        dead_at=at,
+    )
+
+
+@contextlib.asynccontextmanager
+async def held_letters(
+    connection: AbstractRobustConnection | None, queue: str, limit: int, verifier: Verifier
+) -> AsyncIterator[tuple[int, list[Letter]]]:
+    """(depth, up to ``limit`` letters from the head) with their deliveries held; whatever
+    is not acknowledged in the block goes back to the queue when it ends."""
+    if connection is None or connection.is_closed:
+        raise Unavailable("the message broker connection is down; try again shortly")
+    channel: AbstractChannel = await connection.channel()
+    try:
+        q = await channel.declare_queue(queue, passive=True)
+        depth = int(q.declaration_result.message_count or 0)
+        letters: list[Letter] = []
+        while len(letters) < min(limit, depth):
+            msg = await q.get(no_ack=False, fail=False)
+            if msg is None:
+                break
+            letters.append(read_letter(msg, verifier))
+        yield depth, letters
+    except _QUEUE_ERRORS as e:
+        raise Unavailable(f"the dead-letter queue cannot be read: {_why(e)}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()  # unacknowledged deliveries return to the queue
