@@ -376,7 +376,10 @@ class Stack:
         self.setdefault("INGEST__DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
         self.setdefault("INGEST_MANAGERS", json.dumps([f"service:{STREAMER}"]))
         self.setdefault("INGEST__ALLOWED_ROOTS", json.dumps([DEMO_DIR]))  # roots ingest may read
-        return self.test_irods or "STAGER_IRODS__PASSWORD" in os.environ
+        worker = self.test_irods or "STAGER_IRODS__PASSWORD" in os.environ
+        # no ingest worker: the API refuses ingest jobs (503) rather than let them wait
+        self.setdefault("INGEST__WORKERS", "true" if worker else "false", force=not worker)
+        return worker
 
     async def start_services(self) -> None:
         """The API, the workers and the ingest worker (each with its own health port)."""

@@ -130,14 +130,20 @@ class SigningSettings(BaseModel):
         return Verifier(trusted)
 
 
+#: Where the ingest job store lives unless ``STAGER_INGEST__DB_URL`` says otherwise: the
+#: repository's ``.local/`` (as ``make up`` keeps it), not the current directory.
+DEFAULT_INGEST_STORE = Path(__file__).resolve().parents[1] / ".local" / "ingest.sqlite"
+
+
 class IngestStoreSettings(BaseModel):
     """The ingest job store and job policy: read by the API (REST), the ingest workers and
     the CLI alike (``STAGER_INGEST__…``); services nest it (or a subclass of it) as ``ingest``.
     """
 
     db_url: str = Field(
-        default="sqlite+aiosqlite:///.local/ingest.sqlite",
-        description="SQLAlchemy async URL of the ingest job store",
+        default=f"sqlite+aiosqlite:///{DEFAULT_INGEST_STORE}",
+        description="SQLAlchemy async URL of the ingest job store (default: the "
+        "repository's .local/ingest.sqlite, wherever the process runs from)",
     )
     allowed_roots: list[str] = Field(
         default_factory=list,
@@ -148,6 +154,15 @@ class IngestStoreSettings(BaseModel):
     )
     rest_handler_code: bool = Field(
         default=False, description="accept handler source (event_handler_data) over REST"
+    )
+    workers: bool = Field(
+        default=True,
+        description="an ingest worker serves this store; false: the API refuses ingest jobs (503)",
+    )
+    retention: float = Field(
+        default=86400.0,
+        ge=0,
+        description="seconds a finished (completed, failed, stopped) ingest job is kept; 0: ever",
     )
 
 

@@ -69,6 +69,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
             log_json=s.log_json,
         ),
         metrics=metrics,
+        retention=s.ingest.retention,
     )
     app[WORKER] = worker
     try:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.ingest.store import COUNTERS, Job
-from services.ingest.tasks import IngestTask
+from services.ingest.tasks import EntryRecord, IngestTask
 from shared.irods import IrodsAccount
 
 #: The frame header: the body's length.
@@ -87,6 +87,8 @@ class Reply(BaseModel):
     id: int
     children: list[IngestTask] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
+    #: file and directory states the job store records once the task counts as done
+    entries: list[EntryRecord] = Field(default_factory=list)
     error: str | None = Field(default=None, max_length=10_000)
     error_kind: ErrorKind | None = None
 
@@ -255,8 +257,10 @@ class Server:
             elif op == "dir" and isinstance(task, DirTask):
                 result = process_dir(ctx, task)
                 reply.children, counts = result.children, result.counts
+                reply.entries = result.entries
             elif op == "files" and isinstance(task, FileBatchTask):
-                counts = process_files(ctx, task)
+                result = process_files(ctx, task)
+                counts, reply.entries = result.counts, result.entries
             elif op == "delete" and isinstance(task, DeleteTask):
                 counts = process_delete(ctx, task)
             else:

@@ -9,6 +9,15 @@ ignored with a note, so existing scripts keep working.
 ``STAGER_INGEST__ALLOWED_ROOTS`` (symlinks resolved), and the job runs as the user who
 starts it; root names that user with ``--owner`` (a personal account, vetted as the
 workers vet it).
+
+Output a script written for the seed parses: ``list`` prints the seed's JSON (``periodic``,
+``singlepass``, ``stopped``; each job with ``job_name``, ``total_tasks``,
+``remaining_tasks``, ``failed_tasks``, ``retried_tasks``, ``elapsed_time``, ``start_time``)
+plus ``state``; ``stop`` prints the stopped job's entry as one JSON line; ``--json`` gives
+our full records instead (``list``: as ``GET /v1/ingest``; ``watch``: JSON lines).
+The job store is ``STAGER_INGEST__DB_URL`` (or ``--db_url``), by default the repository's
+``.local/ingest.sqlite`` wherever the command runs from; only ``start`` creates a store
+(0600, in a 0700 directory) and says where.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from services.ingest import policy, s3
+from services.ingest.errors import JobNotFound
 from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
 from services.ingest.settings import IngestSettings, IngestWorkerSettings
@@ -129,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         _opt(start, flag, action="store_true", help=argparse.SUPPRESS)
     _common(start)
 
-    lst = sub.add_parser("list", help="list ingest jobs (JSON)")
+    lst = sub.add_parser("list", help="list ingest jobs (the seed's JSON)")
+    _opt(lst, "json", action="store_true", help="our full records ({'jobs': [...]})")
     _common(lst)
     for name in ("stop", "watch"):
         p = sub.add_parser(name, help=f"{name} a job")
         p.add_argument("job_name", metavar="JOB")
+        _opt(p, "json", action="store_true", help="JSON output (watch: one line per change)")
         _common(p)
     return parser
 
@@ -265,29 +277,52 @@ def _line(job: Job) -> str:
     )
 
 
+def _json_line(job: Job) -> str:
+    return json.dumps({**job.anchor_view(), "passes": job.passes, "counters": job.counters})
+
+
 async def watch(
-    store: JobStore, name: str, env: Env, progress: bool, poll: float = 0.5
+    store: JobStore,
+    name: str,
+    env: Env,
+    progress: bool,
+    poll: float = 0.5,
+    as_json: bool = False,
 ) -> ExitStatus:
-    """Follow a job until its pass ends (a periodic job: until it stops or fails)."""
+    """Follow a job until its pass ends.
+
+    A periodic job: the pass running now, or (between passes) the next one; the seed's
+    ``watch`` of a periodic job returned only once the job was stopped.
+    """
     started = time.monotonic()
     hinted = False
     last = ""
+    first = await store.get(name)
+    # the pass to follow: the running one, else the next one to start
+    target = first.passes if first.state is JobState.RUNNING else first.passes + 1
     while True:
         job = await store.get(name)
-        if progress:
-            line = _line(job)
+        if as_json or progress:
+            line = _json_line(job) if as_json else _line(job)
             if line != last:
-                env.stderr.write(("\r" if env.tty else "") + line + ("" if env.tty else "\n"))
-                env.stderr.flush()
+                if as_json:
+                    env.stdout.write(line + "\n")
+                    env.stdout.flush()
+                else:
+                    tty = env.tty
+                    env.stderr.write(("\r" if tty else "") + line + ("" if tty else "\n"))
+                    env.stderr.flush()
                 last = line
         if job.state not in ACTIVE:
             break
-        idle = job.state is JobState.WAITING and job.passes == 0
-        if idle and not hinted and time.monotonic() - started > WAIT_HINT_AFTER:
-            env.stderr.write(f"\njob {name} is waiting: are ingest workers running?\n")
+        if job.passes > target or (job.passes == target and job.state is not JobState.RUNNING):
+            break  # a periodic job's pass ended (it waits for its next tick)
+        warning = job.warning()
+        if warning and not hinted and time.monotonic() - started > WAIT_HINT_AFTER:
+            env.stderr.write(f"\njob {name}: {warning}\n")
             hinted = True
         await asyncio.sleep(poll)
-    if progress and env.tty:
+    if progress and env.tty and not as_json:
         env.stderr.write("\n")
     if job.state is JobState.FAILED:
         env.stderr.write(f"job {name} failed: {job.error}\n")
@@ -304,16 +339,29 @@ async def watch(
 
 
 def list_view(jobs: list[Job]) -> dict[str, list[dict[str, Any]]]:
-    """The seed's grouping: periodic, single-pass and stopped jobs."""
+    """The seed's ``list``: periodic, single-pass and stopped jobs, each as the seed showed
+    one (:meth:`Job.anchor_view`). Unlike the seed, finished single-pass jobs stay listed
+    (``state`` says how they ended) until ``STAGER_INGEST__RETENTION`` ages them out."""
     out: dict[str, list[dict[str, Any]]] = {"periodic": [], "singlepass": [], "stopped": []}
+    now = time.time()
     for job in jobs:
         key = (
             "stopped"
             if job.state is JobState.STOPPED
             else ("periodic" if job.periodic else "singlepass")
         )
-        out[key].append(job.view())
+        out[key].append(job.anchor_view(now))
     return out
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL (absolute), else None."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return os.path.abspath(path)
 
 
 async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
@@ -325,26 +373,66 @@ async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     job: Job | None = None
     if args.command == "start":
         job = job_from_args(args, settings)  # validate before touching the store
+    path = sqlite_file(url)
+    existed = path is None or _exists(path)
+    if not existed:
+        if args.command == "list":  # nothing to list: say where we looked, create nothing
+            env.stderr.write(f"note: no ingest job store at {path} yet: {_where()}\n")
+            empty: Any = {"jobs": []} if args.json else list_view([])
+            env.stdout.write(json.dumps(empty) + "\n")
+            return ExitStatus.SUCCESS
+        if args.command != "start":
+            raise JobNotFound(
+                f"no ingest job named {args.job_name!r}: there is no job store at {path} "
+                f"({_where()})"
+            )
     store = await JobStore.open(url)
+    if not existed:  # only start gets here without a store
+        env.stderr.write(
+            f"note: created a new ingest job store at {path} (mode 0600); the ingest "
+            f"workers must use the same one ({_where()})\n"
+        )
     try:
         if args.command == "start":
             assert job is not None
             created = await store.create(job)
             env.stdout.write(created.name + "\n")
             env.stdout.flush()
-            if args.synchronous:
+            if args.synchronous and created.periodic:
+                env.stderr.write(
+                    "note: --synchronous does not wait for a periodic job (as automated "
+                    f"ingest); follow a pass with: stager ingest watch {created.name}\n"
+                )
+            elif args.synchronous:
                 return await watch(store, created.name, env, args.progress)
             return ExitStatus.SUCCESS
         if args.command == "list":
-            env.stdout.write(json.dumps(list_view(await store.list_jobs()), indent=2) + "\n")
+            await store.purge(settings.retention)
+            jobs = await store.list_jobs()
+            if args.json:
+                env.stdout.write(json.dumps({"jobs": [j.view() for j in jobs]}, indent=2) + "\n")
+            else:
+                env.stdout.write(json.dumps(list_view(jobs)) + "\n")
             return ExitStatus.SUCCESS
         if args.command == "stop":
             stopped = await store.stop(args.job_name)
-            env.stdout.write(f"{stopped.name} {stopped.state}\n")
+            record = stopped.view() if args.json else stopped.anchor_view()
+            env.stdout.write(json.dumps(record) + "\n")
             return ExitStatus.SUCCESS
-        return await watch(store, args.job_name, env, progress=True)
+        return await watch(store, args.job_name, env, progress=True, as_json=args.json)
     finally:
         await store.close()
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def _where() -> str:
+    return (
+        "the store is STAGER_INGEST__DB_URL or --db_url, by default the repository's "
+        ".local/ingest.sqlite"
+    )
 
 
 def main(argv: list[str] | None = None, env: Env | None = None) -> int:

@@ -1,9 +1,13 @@
 """Change detection: one directory's listing against one catalog query per collection.
 
-Nothing is remembered between passes: what is in iRODS *is* the state.  A file is
-unchanged when the replica it corresponds to has the same size and the same
-modification time (whole seconds) as the file; PUT_SYNC and PUT_APPEND set the object's
-modify time to the file's, so the rule holds for every operation.
+Two checks, both must pass for a file to be unchanged: the replica it corresponds to has
+the same size and the same modification time (whole seconds) as the file (PUT_SYNC and
+PUT_APPEND set the object's modify time to the file's, so the rule holds for every
+operation), and what the job recorded of the file when it last synced it (size, mtime and
+ctime in nanoseconds, inode; :data:`services.ingest.store.entries_table`) is what the
+file shows now.  The second catches a same-size rewrite within the same second, and a
+file replaced by another; a file only its ctime changed on (chmod, chown, a link count)
+gets the modify hooks without a transfer, as the anchor's metadata-only sync.
 
 Listings page on one connection (``services.isync.catalog.all_rows``): the worker's
 sessions hold several connections after a large put, and an iRODS agent keeps a query's
@@ -43,6 +47,7 @@ class Action(Enum):
 
     CREATE = "create"
     MODIFY = "modify"
+    META = "meta"  # only the ctime changed: the modify hooks fire, nothing is transferred
     SKIP = "skip"
 
 
@@ -90,6 +95,18 @@ def same(replica: Replica, size: int, mtime: float) -> bool:
     return replica.size == size and replica.mtime == int(mtime)
 
 
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def compare(now: Stat | None, known: Stat | None) -> Action | None:
+    """What the recorded state says: None (nothing recorded), SKIP, META or MODIFY."""
+    if now is None or known is None:
+        return None
+    if (now[0], now[1], now[3]) != (known[0], known[1], known[3]):
+        return Action.MODIFY
+    return Action.SKIP if now[2] == known[2] else Action.META
+
+
 def classify(
     replicas: list[Replica],
     size: int,
@@ -98,19 +115,32 @@ def classify(
     physical_path: str,
     to_resource: str | None = None,
     force: bool = False,
+    stat: Stat | None = None,
+    known: Stat | None = None,
 ) -> Action:
-    """The action for one file given its catalog replicas (``force``: ignore the cache)."""
+    """The action for one file given its catalog replicas and what the job recorded of it
+    (``stat``: the file now, ``known``: at its last sync; ``force``: ignore the cache).
+
+    As the anchor: ``PUT`` never touches an existing object (a ctime-only change still
+    gets the modify hooks there, as its metadata-only sync did); ``NO_OP`` keeps no
+    object, so only the record tells a file it has seen from a new one.
+    """
+    recorded = compare(stat, known)
+    if op is Operation.NO_OP and not force and recorded is Action.SKIP:
+        return Action.SKIP
     if not replicas:
         return Action.CREATE
     if op is Operation.PUT:
-        return Action.SKIP
+        return Action.META if recorded is Action.META and not force else Action.SKIP
     if op is Operation.REGISTER_AS_REPLICA_SYNC and to_resource:
         mine = [r for r in replicas if r.under(to_resource) and r.path == physical_path]
         if not mine:
             return Action.MODIFY
-        return Action.MODIFY if force or not same(mine[0], size, mtime) else Action.SKIP
-    if op in PUT_OPERATIONS:
+        ref = mine[0]
+    elif op in PUT_OPERATIONS:
         ref = replicas[0]
     else:
         ref = next((r for r in replicas if r.path == physical_path), replicas[0])
-    return Action.MODIFY if force or not same(ref, size, mtime) else Action.SKIP
+    if force or not same(ref, size, mtime):
+        return Action.MODIFY
+    return recorded or Action.SKIP

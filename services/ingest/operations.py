@@ -258,6 +258,14 @@ def _annotate(session: Any, meta: dict[str, Any]) -> None:
             obj.metadata.add(name, value, units)
 
 
+def annotate_collection(session: Any, collection: str, reason: str, b64: str) -> None:
+    """A renamed directory's collection gets the seed's AVU with its original path."""
+    coll = session.collections.get(collection)
+    name = f"irods::automated_ingest::{reason}"
+    if name not in set(coll.metadata.keys()):
+        coll.metadata.add(name, b64, AVU_UNITS)
+
+
 def sync_entry(
     handler: EventHandler,
     logger: Any,
@@ -278,6 +286,9 @@ def sync_entry(
     update = sync_file if source is None else source.sync_object
     op = handler.operation(session, meta)
     exists = action is not Action.CREATE
+    if action is Action.META:  # only the ctime changed: the anchor's metadata-only sync
+        handler.call("data_obj_modify", no_op, logger, session, meta)
+        return Outcome("skipped")
     if op is Operation.NO_OP:
         handler.call(
             "data_obj_modify" if exists else "data_obj_create", no_op, logger, session, meta
@@ -350,18 +361,26 @@ def _sync_registered(
 
 
 def ensure_collection(
-    handler: EventHandler, logger: Any, session: Any, meta: dict[str, Any], exists: bool
+    handler: EventHandler,
+    logger: Any,
+    session: Any,
+    meta: dict[str, Any],
+    exists: bool,
+    changed: bool = True,
 ) -> bool:
     """Create the directory's collection (coll_create hooks) or fire coll_modify hooks.
 
+    As the anchor: the hooks fire only for a directory that ``changed`` (its mtime or
+    ctime) since the job last synced it; a missing collection is created regardless.
     Returns whether the collection existed before.
     """
     op = handler.operation(session, meta)
     if op is Operation.NO_OP:
-        handler.call("coll_modify" if exists else "coll_create", no_op, logger, session, meta)
+        if changed:
+            handler.call("coll_modify" if exists else "coll_create", no_op, logger, session, meta)
     elif not exists:
         handler.call("coll_create", create_collection, logger, session, meta)
-    else:
+    elif changed:
         handler.call("coll_modify", no_op, logger, session, meta)
     return exists
 

@@ -22,23 +22,42 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from services.ingest import operations, policy
-from services.ingest.diff import Action, classify, list_data_objects, list_subcollections
+from services.ingest.diff import (
+    Action,
+    classify,
+    compare,
+    list_data_objects,
+    list_subcollections,
+)
 from services.ingest.errors import HandlerError, IngestError, TargetError
 from services.ingest.handlers import EventHandler
 from services.ingest.s3 import S3Reader, list_etags
-from services.ingest.scanner import UNICODE_ERROR_PREFIX, Excludes, b64_path, logical_name, scan_dir
+from services.ingest.scanner import (
+    UNICODE_ERROR_PREFIX,
+    Excludes,
+    b64_path,
+    logical_name,
+    scan_dir,
+    stat_of,
+)
 from services.ingest.sessions import SessionPool, interrupt
 from services.ingest.store import Job
 from services.ingest.tasks import (
     DeleteTask,
     DirTask,
+    EntryRecord,
     FileBatchTask,
     FileItem,
     ReplicaRow,
     child_id,
     to_wire,
 )
-from shared.ingest.utils import DeleteMode, Operation, delete_mode_is_compatible_with_operation
+from shared.ingest.utils import (
+    PUT_OPERATIONS,
+    DeleteMode,
+    Operation,
+    delete_mode_is_compatible_with_operation,
+)
 from shared.logging import get_logger
 
 T = TypeVar("T")
@@ -166,6 +185,8 @@ def _printable(path: Any) -> str:
 class DirResult:
     children: list[DirTask | FileBatchTask | DeleteTask] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    #: states for the job store to record (or forget) once the task counts as done
+    entries: list[EntryRecord] = field(default_factory=list)
 
 
 def zone_exists(session: Any, zone: str) -> bool:
@@ -221,14 +242,28 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     exists = task.exists
     if exists is None:
         exists = bool(session.collections.exists(coll))
+    o = ctx.job.options
+    # the directory itself: changed since the job last synced it (mtime or ctime, as the
+    # anchor's sync time), or never recorded? Only then do the coll_modify hooks fire.
+    # (an S3 prefix has no state: its hooks fire every pass, nothing is recorded)
+    tracking = task.known is not None and ctx.s3 is None
+    own = stat_of(os.lstat(path)) if ctx.s3 is None else None
+    changed = o.ignore_cache or compare(own, task.known_self) in (None, Action.MODIFY, Action.META)
     ctx.retrying(
         meta,
         lambda: operations.ensure_collection(
-            ctx.handler, logger, session, dict(meta), bool(exists)
+            ctx.handler, logger, session, dict(meta), bool(exists), changed
         ),
         counts,
         session=session,
     )
+    if not task.is_root and not exists:  # a renamed directory: its original path (AVU)
+        _, reason = logical_name(path, os.path.basename(path), ctx.handler.character_map())
+        if reason:
+            operations.annotate_collection(session, coll, reason, b64_path(path))
+    if tracking and own != task.known_self:
+        parent, base = os.path.split(path.rstrip("/") or "/")
+        result.entries.append(EntryRecord.of(parent, base, own))
     listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
     counts["dirs"] += 1
     counts["files_excluded"] += listing.excluded
@@ -236,8 +271,8 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         logger.error("physical path is not readable; skipped", path=_printable(bad))
     counts["files_unreadable"] += len(listing.unreadable)
 
-    o = ctx.job.options
     catalog = {} if (not exists or o.initial_ingest) else list_data_objects(session, coll)
+    known = {k.os_name: k.stat for k in task.known or ()} if tracking else {}
     etags = list_etags(session, coll) if ctx.s3 is not None and catalog else {}
     mode = ctx.handler.delete_mode(meta)
     deleting = mode is not DeleteMode.DO_NOT_DELETE and exists
@@ -292,8 +327,19 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
         op = ctx.handler.operation(session, fmeta)
         resource = ctx.handler.to_resource(session, fmeta)
         physical = ctx.handler.target_path(session, fmeta) or operations.register_path(fmeta)
+        # a put of a symbolic link copies its target: compare the target's size
+        size = entry.stat[0] if entry.kind == "link" and op in PUT_OPERATIONS else entry.size
+        was = known.get(entry.name)
         action = classify(
-            replicas, entry.size, entry.mtime, op, physical, resource, force=o.ignore_cache
+            replicas,
+            size,
+            entry.mtime,
+            op,
+            physical,
+            resource,
+            force=o.ignore_cache,
+            stat=entry.stat if tracking else None,
+            known=was,
         )
         if (
             action is Action.SKIP
@@ -304,6 +350,8 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
             action = Action.MODIFY  # same size and second, other content (S3 ETag)
         if action is Action.SKIP:
             counts["files_skipped"] += 1
+            if tracking and was != entry.stat:
+                result.entries.append(EntryRecord.of(path, entry.name, entry.stat))
             continue
         name_text, name_b64 = to_wire(entry.name)
         batch.append(
@@ -318,12 +366,18 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
                 ctime=entry.ctime,
                 action=action.value,
                 replicas=[ReplicaRow(**dataclasses.asdict(r)) for r in replicas],
+                stat=entry.stat if tracking else None,
                 etag=entry.etag,
             )
         )
         if len(batch) >= o.files_per_task:
             flush()
     flush()
+    if tracking:  # entries gone (or now excluded): forget what was recorded
+        present = {e.name for e in listing.entries}
+        result.entries.extend(
+            EntryRecord.of(path, name, None) for name in sorted(set(known) - present)
+        )
     if deleting:
         gone = [f"{coll}/{name}" for name in sorted(catalog)]
         for i in range(0, len(gone), o.files_per_task):
@@ -375,9 +429,12 @@ def file_meta(
     return meta
 
 
-def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
-    """Sync each file of the batch; a failing file is counted, the others go on."""
-    counts: Counter[str] = Counter()
+def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
+    """Sync each file of the batch; a failing file is counted, the others go on.
+
+    Each file synced is recorded (``entries``) with the state it had when listed."""
+    result = DirResult()
+    counts = result.counts
     logger = ctx.logger
     directory = task.os_dir
     o = ctx.job.options
@@ -422,7 +479,9 @@ def process_files(ctx: Context, task: FileBatchTask) -> Counter[str]:
             )
         ] += 1
         counts["bytes"] += outcome.bytes
-    return counts
+        if item.stat is not None:
+            result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
+    return result
 
 
 def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:

@@ -30,7 +30,7 @@ from services.ingest import policy
 from services.ingest.handlers import check_source
 from services.ingest.scanner import Excludes
 from services.ingest.store import IngestOptions, Job, JobStore
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import Forbidden, InvalidInput, Unavailable
 from shared.json_input import DEFAULT_LIMITS, check_shape, parse_json
 from shared.messaging.messages import PrincipalKind
 from shared.settings import IngestStoreSettings
@@ -171,6 +171,12 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
 
     async def put_job(request: web.Request) -> web.Response:
         principal = await authorize(request)
+        if not settings.workers:
+            raise Unavailable(
+                "no ingest worker is configured here (STAGER_INGEST__WORKERS=false): an "
+                "ingest job would wait for ever; start one (python -m services.ingest with an "
+                "iRODS account, e.g. STAGER_IRODS__PASSWORD for make up) and set it to true"
+            )
         data = await _body(request)
         if not isinstance(data, dict):
             raise InvalidInput("the job must be a JSON or YAML object (mapping)")
@@ -185,6 +191,7 @@ def _handlers(authorize: Authorize, settings: IngestStoreSettings) -> list[web.R
 
     async def list_jobs(request: web.Request) -> web.Response:
         await authorize(request)
+        await request.app[INGEST_STORE].purge(settings.retention)
         jobs = await request.app[INGEST_STORE].list_jobs()
         return _json({"jobs": [j.view() for j in jobs]})
 

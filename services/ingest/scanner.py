@@ -10,6 +10,7 @@ the seed does.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import stat
@@ -69,9 +70,21 @@ def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(out)
 
 
+#: What change detection compares: size, mtime and ctime in nanoseconds, inode.
+Stat = tuple[int, int, int, int]
+
+
+def stat_of(st: os.stat_result) -> Stat:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 @dataclass(slots=True)
 class Entry:
-    """One directory entry, from a single ``lstat``."""
+    """One directory entry, from a single ``lstat`` (a symbolic link: and its target's).
+
+    ``stat`` is what a pass records and the next compares: for a link, its target's
+    (what a put copies), so a link is re-synced when its target changes and not else.
+    """
 
     name: str
     path: str
@@ -80,6 +93,7 @@ class Entry:
     mtime: float
     ctime: float
     mode: int
+    stat: Stat = (0, 0, 0, 0)
     #: an S3 object's ETag (from the listing; None for files)
     etag: str | None = None
 
@@ -119,14 +133,20 @@ def iter_dir(path: str) -> Iterator[Entry]:
                 st = de.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            kind = file_type(st.st_mode)
+            recorded = stat_of(st)
+            if kind == "link":
+                with contextlib.suppress(OSError):  # dangling or unreadable: the link's own
+                    recorded = stat_of(os.stat(de.path))
             yield Entry(
                 de.name,
                 os.path.join(path, de.name),
-                file_type(st.st_mode),
+                kind,
                 st.st_size,
                 st.st_mtime,
                 st.st_ctime,
                 st.st_mode,
+                recorded,
             )
 
 

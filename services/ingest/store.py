@@ -14,9 +14,12 @@ running passes only: a pass's rows are deleted when it ends, fails or is stopped
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import math
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -42,6 +45,9 @@ class JobState(StrEnum):
 
 
 ACTIVE = (JobState.WAITING, JobState.RUNNING)
+FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.STOPPED)
+#: A job due this many seconds ago that no worker has started gets a ``warning``.
+NO_WORKER_AFTER = 30.0
 
 
 class IngestOptions(BaseModel):
@@ -116,9 +122,57 @@ class Job(BaseModel):
     def periodic(self) -> bool:
         return self.interval is not None
 
+    def warning(self, now: float | None = None) -> str | None:
+        """Why a job that should be running is not (no ingest worker took it), else None."""
+        now = time.time() if now is None else now
+        if self.state is not JobState.WAITING or self.next_run_at is None:
+            return None
+        late = now - self.next_run_at
+        if late < NO_WORKER_AFTER:
+            return None
+        return (
+            f"due {late:.0f} s ago and not started: no ingest worker is consuming this job "
+            "store's jobs (start one: python -m services.ingest with the same "
+            "STAGER_INGEST__DB_URL; make up starts one)"
+        )
+
+    def anchor_view(self, now: float | None = None) -> dict[str, Any]:
+        """The fields automated ingest 0.7.0's ``list`` prints for a job (``sync_job.asdict``),
+        then our ``state`` (and ``error``/``warning`` when set).
+
+        ``failed_tasks`` counts failed files and failed tasks (the anchor failed a whole
+        task for a file); ``elapsed_time`` of a finished pass is its duration, not the time
+        since it started; a job that never started shows the epoch as start time, as there.
+        """
+        now = time.time() if now is None else now
+        c = self.counters
+        start = self.started_at or 0.0
+        elapsed = ((self.finished_at or now) - start) if start else 0.0
+        if self.state is JobState.RUNNING:
+            elapsed = now - start
+        out: dict[str, Any] = {
+            "job_name": self.name,
+            "total_tasks": c.get("tasks_total", 0),
+            "remaining_tasks": max(self.pending, 0) if self.state is JobState.RUNNING else 0,
+            "failed_tasks": c.get("tasks_failed", 0) + c.get("files_failed", 0),
+            "retried_tasks": c.get("retries", 0),
+            "elapsed_time": str(datetime.timedelta(milliseconds=max(elapsed, 0.0) * 1000)),
+            "start_time": datetime.datetime.fromtimestamp(start, tz=datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "state": self.state.value,
+        }
+        if self.error:
+            out["error"] = self.error
+        warning = self.warning(now)
+        if warning:
+            out["warning"] = warning
+        return out
+
     def view(self) -> dict[str, Any]:
-        """The public JSON (no handler source)."""
+        """The public JSON (no handler source), with the anchor's ``list`` fields too."""
         data = self.model_dump(mode="json", exclude={"handler"})
+        data.update({k: v for k, v in self.anchor_view().items() if k not in data})
         c = self.counters
         done = sum(c.get(k, 0) for k in ("files_created", "files_modified", "files_skipped"))
         data["progress"] = {
@@ -170,6 +224,38 @@ done_table = sa.Table(
     #: Whether those children were published (a crash in between means: publish again).
     sa.Column("published", sa.Boolean, nullable=False, default=True),
 )
+
+
+#: What each job last synced of each file and directory: ``(size, mtime_ns, ctime_ns,
+#: inode)`` by directory (a digest of its path's bytes) and name (the bytes as on disk).
+#: Written only when a state changed; a directory's rows are read once per directory task.
+entries_table = sa.Table(
+    "ingest_entries",
+    metadata,
+    sa.Column("job", sa.String(128), primary_key=True),
+    sa.Column("dir", sa.String(40), primary_key=True),
+    sa.Column("name", sa.LargeBinary, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("ctime_ns", sa.BigInteger, nullable=False),
+    sa.Column("ino", sa.BigInteger, nullable=False),
+)
+#: Rows per INSERT (SQLite limits the variables of one statement).
+_ENTRY_CHUNK = 500
+
+
+def dir_key(path: str) -> str:
+    """The ``dir`` column of a directory: SHA-1 of its path's bytes (any length, any bytes)."""
+    return hashlib.sha1(os.fsencode(path), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """One entry's recorded state; ``stat`` None: forget the entry (it is gone)."""
+
+    dir: str  # the directory's path, as ``os`` gives it
+    name: str  # the entry's name, as ``os`` gives it
+    stat: tuple[int, int, int, int] | None  # size, mtime_ns, ctime_ns, ino
 
 
 @dataclass(frozen=True)
@@ -253,6 +339,37 @@ def _insert_ignore(conn: AsyncConnection, values: list[dict[str, Any]]) -> Any:
     raise NotImplementedError(f"ingest job store: unsupported database {dialect!r}")
 
 
+async def _write_entries(conn: AsyncConnection, job: str, rows: Sequence[EntryRow]) -> None:
+    """Upsert the states of ``rows`` (delete, then insert) and delete the forgotten ones."""
+    e = entries_table
+    keyed = {(dir_key(r.dir), os.fsencode(r.name)): r.stat for r in rows}
+    keys = list(keyed)
+    for i in range(0, len(keys), _ENTRY_CHUNK):
+        chunk = keys[i : i + _ENTRY_CHUNK]
+        by_dir: dict[str, list[bytes]] = {}
+        for d, n in chunk:
+            by_dir.setdefault(d, []).append(n)
+        for d, names in by_dir.items():
+            await conn.execute(
+                sa.delete(e).where(e.c.job == job, e.c.dir == d, e.c.name.in_(names))
+            )
+        values = [
+            {
+                "job": job,
+                "dir": d,
+                "name": n,
+                "size": st[0],
+                "mtime_ns": st[1],
+                "ctime_ns": st[2],
+                "ino": st[3],
+            }
+            for d, n in chunk
+            if (st := keyed[(d, n)]) is not None
+        ]
+        if values:
+            await conn.execute(sa.insert(e), values)
+
+
 def _forget(name: str, generation: int | None = None) -> Any:
     """Delete the done-task rows of a job (of one pass, or of every pass)."""
     d = done_table
@@ -315,6 +432,7 @@ class JobStore:
                 values["generation"] = int(old) + 1
                 await conn.execute(sa.delete(t).where(t.c.name == job.name))
                 await conn.execute(_forget(job.name))
+                # what the old job synced is this job's too (same name: run again)
             await conn.execute(sa.insert(t).values(**values))
         return await self.get(job.name)
 
@@ -382,13 +500,15 @@ class JobStore:
         generation: int,
         task_id: str,
         children: int = 0,
+        entries: Sequence[EntryRow] = (),
         **counters: int,
     ) -> TaskDone | None:
         """Record a finished task and apply its deltas, once per ``task_id``.
 
         ``pending`` moves by ``children - 1``.  A second call for the same task (a
         redelivery) applies nothing and reports the first call's row.  None: the pass
-        is not running any more.
+        is not running any more.  ``entries``: the states this task synced (or saw
+        gone), written in the same transaction.
         """
         t, d = jobs_table, done_table
         row = {
@@ -412,6 +532,8 @@ class JobStore:
                 if new is None:
                     await conn.rollback()
                     return None
+                if entries:
+                    await _write_entries(conn, name, entries)
                 return TaskDone(True, int(new.pending), children, children == 0)
             pending = (await conn.execute(sa.select(t.c.pending).where(*running))).first()
             if pending is None:
@@ -546,3 +668,49 @@ class JobStore:
         async with self.engine.begin() as conn:
             await conn.execute(sa.delete(jobs_table).where(jobs_table.c.name == name))
             await conn.execute(_forget(name))
+            await conn.execute(sa.delete(entries_table).where(entries_table.c.job == name))
+
+    async def purge(self, retention: float, now: float | None = None) -> list[str]:
+        """Delete jobs finished (completed, failed, stopped) more than ``retention`` seconds
+        ago, with what they recorded; 0: keep every job.  Returns the names removed."""
+        if retention <= 0:
+            return []
+        now = time.time() if now is None else now
+        t = jobs_table
+        old = (
+            t.c.state.in_([s.value for s in FINISHED]),
+            t.c.finished_at.is_not(None),
+            t.c.finished_at < now - retention,
+        )
+        async with self.engine.begin() as conn:
+            names = [r.name for r in await conn.execute(sa.select(t.c.name).where(*old))]
+            for chunk in range(0, len(names), _ENTRY_CHUNK):
+                some = names[chunk : chunk + _ENTRY_CHUNK]
+                await conn.execute(sa.delete(t).where(t.c.name.in_(some), *old))
+                await conn.execute(sa.delete(done_table).where(done_table.c.job.in_(some)))
+                await conn.execute(sa.delete(entries_table).where(entries_table.c.job.in_(some)))
+        return names
+
+    async def entries(
+        self, name: str, directory: str
+    ) -> tuple[dict[str, tuple[int, int, int, int]], tuple[int, int, int, int] | None]:
+        """What job ``name`` recorded of the entries of ``directory`` (by name), and of the
+        directory itself (its row in its parent)."""
+        e = entries_table
+        parent, base = os.path.split(directory.rstrip("/") or "/")
+        inside, own = dir_key(directory), dir_key(parent)
+        cols = (e.c.dir, e.c.name, e.c.size, e.c.mtime_ns, e.c.ctime_ns, e.c.ino)
+        query = sa.select(*cols).where(
+            e.c.job == name,
+            sa.or_(e.c.dir == inside, sa.and_(e.c.dir == own, e.c.name == os.fsencode(base))),
+        )
+        known: dict[str, tuple[int, int, int, int]] = {}
+        itself = None
+        async with self.engine.connect() as conn:
+            for r in await conn.execute(query):
+                stat = (int(r.size), int(r.mtime_ns), int(r.ctime_ns), int(r.ino))
+                if r.dir == inside:
+                    known[os.fsdecode(bytes(r.name))] = stat
+                else:
+                    itself = stat
+        return known, itself

@@ -54,6 +54,45 @@ class ReplicaRow(BaseModel):
         return Replica(self.number, self.resc_hier, self.path, self.size, self.mtime)
 
 
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+class Known(BaseModel):
+    """What a job recorded of one entry of a directory (handed to the owner's child)."""
+
+    name: str
+    name_b64: str | None = None
+    stat: Stat
+
+    @property
+    def os_name(self) -> str:
+        return from_wire(self.name, self.name_b64)
+
+
+class EntryRecord(BaseModel):
+    """A state for the job store to record (``stat`` None: forget the entry)."""
+
+    dir: str
+    dir_b64: str | None = None
+    name: str
+    name_b64: str | None = None
+    stat: Stat | None = None
+
+    @classmethod
+    def of(cls, directory: str, name: str, stat: Stat | None) -> EntryRecord:
+        d, db = to_wire(directory)
+        n, nb = to_wire(name)
+        return cls(dir=d, dir_b64=db, name=n, name_b64=nb, stat=stat)
+
+    @property
+    def os_dir(self) -> str:
+        return from_wire(self.dir, self.dir_b64)
+
+    @property
+    def os_name(self) -> str:
+        return from_wire(self.name, self.name_b64)
+
+
 class FileItem(BaseModel):
     """One file to create or update."""
 
@@ -65,8 +104,10 @@ class FileItem(BaseModel):
     size: int
     mtime: float
     ctime: float
-    action: Literal["create", "modify"]
+    action: Literal["create", "modify", "meta"]
     replicas: list[ReplicaRow] = Field(default_factory=list)
+    #: the file's state when listed, recorded once it is synced
+    stat: Stat | None = None
     #: an S3 object's ETag as listed (None for files)
     etag: str | None = None
 
@@ -85,6 +126,11 @@ class DirTask(_Body):
     #: Whether the collection existed when the parent looked (None: unknown, check).
     exists: bool | None = None
     is_root: bool = False
+    #: What the job recorded of this directory's entries and of the directory itself:
+    #: filled in by the worker from the job store for the owner's child, never published
+    #: (None: nothing was looked up, every entry counts as never recorded).
+    known: list[Known] | None = None
+    known_self: Stat | None = None
 
     @property
     def os_path(self) -> str:

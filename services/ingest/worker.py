@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -26,8 +27,17 @@ from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, Targ
 from services.ingest.metrics import IngestMetrics
 from services.ingest.owners import ChildPolicy, OwnerChildren, job_identity
 from services.ingest.processing import JobFatal
-from services.ingest.store import Job, JobState, JobStore, TaskDone
-from services.ingest.tasks import DeleteTask, DirTask, FileBatchTask, decode_task, fill
+from services.ingest.store import EntryRow, Job, JobState, JobStore, TaskDone
+from services.ingest.tasks import (
+    DeleteTask,
+    DirTask,
+    EntryRecord,
+    FileBatchTask,
+    Known,
+    decode_task,
+    fill,
+    to_wire,
+)
 from shared.irods import IrodsAccount
 from shared.logging import get_logger
 from shared.messaging import broker
@@ -42,6 +52,8 @@ AnyTask = DirTask | FileBatchTask | DeleteTask
 #: counters of its Nth task of that kind (``dir``, ``files``, ``delete`` or ``any``),
 #: before it publishes the task's children, ends the pass or acks the task.
 CRASH_ENV = "STAGER_INGEST_TEST_EXIT_AFTER_COMMIT"
+#: How often the scheduler removes finished jobs older than the retention (seconds).
+PURGE_EVERY = 60.0
 
 
 def _crash_point() -> tuple[str, int] | None:
@@ -108,12 +120,15 @@ class IngestWorker:
         policy: ChildPolicy,
         metrics: IngestMetrics | None = None,
         poll: float = SCHEDULER_POLL,
+        retention: float = 0.0,
     ) -> None:
         self.store = store
         self.connection = connection
         self.names = names
         self.concurrency = concurrency
         self.poll = poll
+        self.retention = retention
+        self._purged = 0.0
         self.signer = signer
         self.gate = gate
         self.policy = policy
@@ -151,6 +166,10 @@ class IngestWorker:
             try:
                 await self.tick()
                 await self.children.reap()
+                if self.retention and time.monotonic() - self._purged > PURGE_EVERY:
+                    self._purged = time.monotonic()
+                    for name in await self.store.purge(self.retention):
+                        log.info("ingest job aged out", ingest_job=name)
             except Exception as e:  # the store may be briefly unavailable
                 log.warning("ingest scheduler", error=str(e))
             await asyncio.sleep(self.poll)
@@ -241,7 +260,8 @@ class IngestWorker:
         """
         if not done.published and isinstance(task, DirTask):
             try:
-                reply = await self.children.call(self.owner(job), "dir", job, task)
+                known = await self.with_known(job, task)
+                reply = await self.children.call(self.owner(job), "dir", job, known)
                 children = reply.children
             except Exception as e:
                 log.error("ingest: cannot list again", ingest_job=job.name, error=str(e))
@@ -253,12 +273,24 @@ class IngestWorker:
         if redelivered and done.pending == 0:
             await self.end_pass(job)
 
+    async def with_known(self, job: Job, task: DirTask) -> DirTask:
+        """``task`` with what the job recorded of its directory (for the owner's child)."""
+        known, itself = await self.store.entries(job.name, task.os_path)
+        rows = []
+        for name, stat in known.items():
+            text, b64 = to_wire(name)
+            rows.append(Known(name=text, name_b64=b64, stat=stat))
+        return task.model_copy(update={"known": rows, "known_self": itself})
+
     async def handle(self, job: Job, task: AnyTask) -> None:
         counts: Counter[str] = Counter()
         children: list[AnyTask] = []
+        entries: list[EntryRecord] = []
         try:
-            reply = await self.children.call(self.owner(job), task.kind, job, task)
+            sent = await self.with_known(job, task) if isinstance(task, DirTask) else task
+            reply = await self.children.call(self.owner(job), task.kind, job, sent)
             children, counts = list(reply.children), Counter(reply.counts)
+            entries = reply.entries
         except OwnerRefused as e:
             await self.fail(job, e.message)
             return
@@ -274,16 +306,29 @@ class IngestWorker:
                 counts["files_failed"] += len(task.items)
             log.error("ingest task failed", ingest_job=job.name, kind=task.kind, error=str(e))
         self.metrics.count_task(task.kind, counts)
-        await self.account(job, task, children, counts)
+        await self.account(job, task, children, counts, entries)
 
     async def account(
-        self, job: Job, task: AnyTask, children: list[AnyTask], counts: Counter[str]
+        self,
+        job: Job,
+        task: AnyTask,
+        children: list[AnyTask],
+        counts: Counter[str],
+        entries: list[EntryRecord] | None = None,
     ) -> None:
-        """Add children and counters (once per task id), publish, maybe end the pass."""
+        """Add children and counters (once per task id), publish, maybe end the pass.
+
+        ``entries``: the states the task synced, recorded in the same transaction."""
         counts["tasks_done"] += 1
         counts["tasks_total"] += len(children)
+        rows = [EntryRow(e.os_dir, e.os_name, e.stat) for e in entries or ()]
         done = await self.store.complete(
-            job.name, job.generation, task.task_id, children=len(children), **counts
+            job.name,
+            job.generation,
+            task.task_id,
+            len(children),
+            rows,
+            **counts,
         )
         if done is None or not done.applied:
             return  # stopped meanwhile, or another delivery of this task counted it

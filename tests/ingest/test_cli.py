@@ -66,9 +66,11 @@ async def test_start_synchronous_with_seed_spellings(ingest, irods_session, tmp_
     assert irods_session.data_objects.exists(f"{ingest.collection}/6")
     code, out, _ = await stager(ingest, "list")
     assert code == 0
-    listed = json.loads(out)
-    assert [j["name"] for j in listed["singlepass"]] == ["cli-sync"]
-    assert listed["singlepass"][0]["counters"]["files_created"] == 7
+    listed = json.loads(out)  # the anchor's fields (tests/ingest/test_parity_cli.py)
+    assert [j["job_name"] for j in listed["singlepass"]] == ["cli-sync"]
+    assert listed["singlepass"][0]["state"] == "completed"
+    code, out, _ = await stager(ingest, "list", "--json")
+    assert json.loads(out)["jobs"][0]["counters"]["files_created"] == 7
 
 
 async def test_synchronous_exits_non_zero_when_a_file_failed(ingest, tmp_path):
@@ -106,19 +108,30 @@ async def test_bad_target_zone_fails_clearly(ingest, tmp_path):
 
 
 async def test_periodic_stop_and_watch(ingest, tmp_path):
+    """``-i N --synchronous`` returns at once (as the anchor); ``watch`` of a periodic job
+    returns when the pass it follows ends (the anchor's waited until the job was stopped)."""
     src = make_tree(tmp_path / "src", 2)
     await ingest.start(1)
-    code, out, _ = await stager(
-        ingest, "start", str(src), ingest.collection, "-i", "1", "--job_name", "cli-periodic"
+    code, out, err = await stager(
+        ingest,
+        "start",
+        str(src),
+        ingest.collection,
+        "-i",
+        "2",
+        "--job_name",
+        "cli-periodic",
+        "--synchronous",
     )
-    assert code == 0
+    assert code == 0 and "does not wait for a periodic job" in err
     await ingest.wait("cli-periodic", passes=1)
-    watcher = asyncio.create_task(stager(ingest, "watch", "cli-periodic"))
-    await asyncio.sleep(1.5)
-    assert not watcher.done()  # a periodic job is watched until it stops
+    code, _, err = await stager(ingest, "watch", "cli-periodic")
+    assert code == 0, err
+    job = await ingest.store.get("cli-periodic")
+    assert job.passes >= 2 and job.state in (JobState.WAITING, JobState.RUNNING)
     code, out, _ = await stager(ingest, "stop", "cli-periodic")
-    assert code == 0 and "stopped" in out
-    code, _, err = await watcher
+    assert code == 0 and json.loads(out)["state"] == "stopped"
+    code, _, err = await stager(ingest, "watch", "cli-periodic")
     assert code == 0 and "was stopped" in err
     assert (await ingest.store.get("cli-periodic")).state is JobState.STOPPED
     code, _, err = await stager(ingest, "stop", "no-such-job")
