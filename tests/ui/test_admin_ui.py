@@ -24,7 +24,7 @@ from tests.api.conftest import (  # noqa: F401 - fixtures used by make_api
     oidc,
     oidc_key,
 )
-from tests.ui.conftest import ui_settings
+from tests.ui.conftest import browser, free_port, needs_browser, ui_settings  # noqa: F401
 
 ADMINS, VIEWERS = "stager-admins", "stager-viewers"
 
@@ -110,3 +110,47 @@ async def test_changes_need_csrf_and_multi_job_actions_a_confirmation(
     assert states == {"cancelled"}
     r = await ui.post("/admin/jobs", data=[("csrf", s.csrf), ("action", "explode"), ("id", "x")])
     assert r.status == 400 and "Traceback" not in await r.text()
+
+
+@needs_browser
+@pytest.mark.timeout(120)
+async def test_in_chromium_the_confirmation_dialog_is_modal_and_acts(
+    make_api: Any,  # noqa: F811
+    browser: Any,  # noqa: F811
+) -> None:
+    api = await make_api(admin=AdminSettings(groups=[ADMINS]))
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    settings = ui_settings(api_url=str(api.client.make_url("/")), public_url=origin)
+    ui = TestClient(TestServer(create_ui(settings), host="127.0.0.1", port=port))
+    await ui.start_server()
+    try:
+        store = ui.app[SESSIONS]
+        _, s = store.new()
+        token = api.oidc.token("stgroot1", groups=[ADMINS])
+        cookie = store.logged_in(
+            s, "stgroot1", "Root", Tokens(token, "id", None, time.time() + 300)
+        )
+        ids = await submit(api, 2)
+        ctx = await browser.new_context()
+        await ctx.add_cookies([{"name": PLAIN_COOKIE, "value": cookie, "url": origin}])
+        page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(origin + "/admin")
+        for i in ids:
+            await page.get_by_label(f"select {i}").check()
+        await page.get_by_role("button", name="Cancel selected").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.wait_for()
+        assert "Cancel 2 jobs?" in await dialog.inner_text()
+        assert await page.evaluate("document.querySelector('dialog').matches(':modal')")
+        await page.get_by_role("button", name="Cancel 2").click()
+        await page.wait_for_url("**/admin?done=*")
+        assert "cancel: 2 done" in await page.locator("#done").inner_text()
+        states = {(await api.app[STORE].get(i)).state for i in ids}  # type: ignore[union-attr]
+        assert states == {"cancelled"}
+        assert errors == []  # no CSP violation, no script error
+        await ctx.close()
+    finally:
+        await ui.close()
