@@ -303,8 +303,6 @@ class Stack:
         self.setdefault("PUBLIC_KEYS", json.dumps([f"file:{sec.public_key}"]))
         accounts = {STREAMER: {"password_hash": sec.password_hash, "act_for": ["*"]}}
         self.setdefault("AUTH__SERVICE_ACCOUNTS", json.dumps(accounts))
-        # the local stack's service account may use the admin view (docs/admin.md)
-        self.setdefault("ADMIN__SERVICE_ACCOUNTS", json.dumps([STREAMER]))
         self.setdefault("PRIVATE_KEYS_DIR", str(sec.keys_dir))
         self.setdefault("STATE_DIR", str(self.local / "state"))
         prefix = "up" + uuid.uuid4().hex[:12] if f else "stager"
