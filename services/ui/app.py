@@ -13,7 +13,7 @@ import aiohttp
 import jinja2
 from aiohttp import web
 
-from services.ui import auth, views
+from services.ui import admin, auth, views
 from services.ui.apiclient import ApiClient
 from services.ui.keys import API, HTTP, OIDC, REPOSITORY, SEALER, SESSIONS, SETTINGS, TEMPLATES
 from services.ui.middleware import errors, security_headers, sessions
@@ -147,6 +147,7 @@ def create_app(settings: UiSettings) -> web.Application:
     r.add_get("/ui/jobs/{id}/isync", views.job_command)
     r.add_get("/ui/dac/{number}", views.dac)
     r.add_get("/livez", _livez)
+    admin.add_routes(app)
     r.add_static("/static", HERE / "static", append_version=False)
     app.cleanup_ctx.extend([http_ctx, repository_ctx, sweeper_ctx])
     return app

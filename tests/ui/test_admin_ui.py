@@ -1,0 +1,156 @@
+"""The /admin page against a real API (real RabbitMQ, both stores, a real OIDC JWKS
+server): who sees it, read-only without forms, CSRF on every change, the confirmation
+step before a multi-job action, escaping of what users wrote."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.api.admin.settings import AdminSettings
+from services.api.keys import STORE
+from services.ui.app import create_app as create_ui
+from services.ui.keys import SESSIONS
+from services.ui.sessions import PLAIN_COOKIE, Session, Tokens
+from tests.api.conftest import (  # noqa: F401 - fixtures used by make_api
+    Api,
+    job,
+    keypair,
+    make_api,
+    oidc,
+    oidc_key,
+)
+from tests.ui.conftest import browser, free_port, needs_browser, ui_settings  # noqa: F401
+
+ADMINS, VIEWERS = "stager-admins", "stager-viewers"
+
+
+@pytest.fixture
+async def stack(make_api: Any) -> AsyncIterator[tuple[Api, TestClient]]:  # noqa: F811
+    api = await make_api(admin=AdminSettings(groups=[ADMINS], readonly_groups=[VIEWERS]))
+    ui = TestClient(TestServer(create_ui(ui_settings(api_url=str(api.client.make_url("/"))))))
+    await ui.start_server()
+    yield api, ui
+    await ui.close()
+
+
+def login(api: Api, ui: TestClient, user: str, groups: list[str]) -> Session:
+    store = ui.app[SESSIONS]
+    _, s = store.new()
+    token = api.oidc.token(user, groups=groups)
+    cookie = store.logged_in(s, user, user.title(), Tokens(token, "id", None, time.time() + 300))
+    ui.session.cookie_jar.update_cookies({PLAIN_COOKIE: cookie})
+    return s
+
+
+async def submit(api: Api, n: int, **over: Any) -> list[str]:
+    ids = []
+    for _ in range(n):
+        r = await api.client.post("/v1/job", json=job(**over), headers=api.basic())
+        assert r.status == 200, await r.text()
+        ids.append((await r.json())["id"])
+    return ids
+
+
+async def test_only_administrators_see_the_page(stack: tuple[Api, TestClient]) -> None:
+    api, ui = stack
+    r = await ui.get("/admin", allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"].startswith("/auth/login")
+    login(api, ui, "stgalice", ["staff"])
+    r = await ui.get("/admin")
+    assert r.status == 403 and "admin group" in await r.text()
+    await submit(api, 1, title="<script>alert(1)</script>")
+    login(api, ui, "stgview1", [VIEWERS])
+    r = await ui.get("/admin")
+    html = await r.text()
+    assert r.status == 200 and "readonly" in html and "Jobs (1)" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "Pause intake" not in html and 'name="id"' not in html  # no forms to act
+    assert "script-src" in r.headers["Content-Security-Policy"]
+    assert "<script>" not in html.replace(
+        '<script src="/static/admin.js" type="module"></script>', ""
+    )
+
+
+async def test_changes_need_csrf_and_multi_job_actions_a_confirmation(
+    stack: tuple[Api, TestClient],
+) -> None:
+    api, ui = stack
+    s = login(api, ui, "stgroot1", [ADMINS])
+    r = await ui.post("/admin/intake", data={"paused": "1"}, allow_redirects=False)
+    assert r.status == 403
+    r = await ui.post(
+        "/admin/intake",
+        data={"csrf": s.csrf, "paused": "1", "reason": "upgrade"},
+        allow_redirects=False,
+    )
+    assert r.status == 303
+    html = await (await ui.get("/admin")).text()
+    assert "Paused by user:stgroot1: upgrade" in html and "Resume intake" in html
+    r = await api.client.post("/v1/job", json=job(), headers=api.basic())
+    assert r.status == 503
+    await ui.post("/admin/intake", data={"csrf": s.csrf, "paused": "0"})
+    ids = await submit(api, 2)
+    form = [("csrf", s.csrf), ("action", "cancel"), ("id", ids[0]), ("id", ids[1])]
+    r = await ui.post("/admin/jobs", data=form)
+    html = await r.text()
+    assert r.status == 200 and "Cancel 2 jobs?" in html and 'name="confirm" value="2"' in html
+    assert 'id="confirm-dialog"' in html
+    states = {(await api.app[STORE].get(i)).state for i in ids}  # type: ignore[union-attr]
+    assert states == {"pending"}  # nothing changed before confirming
+    r = await ui.post("/admin/jobs", data=[*form, ("confirm", "1")], allow_redirects=False)
+    assert r.status == 409  # the API refuses a count that does not match
+    r = await ui.post("/admin/jobs", data=[*form, ("confirm", "2")], allow_redirects=False)
+    assert r.status == 303 and "cancel:+2+done" in r.headers["Location"]
+    states = {(await api.app[STORE].get(i)).state for i in ids}  # type: ignore[union-attr]
+    assert states == {"cancelled"}
+    r = await ui.post("/admin/jobs", data=[("csrf", s.csrf), ("action", "explode"), ("id", "x")])
+    assert r.status == 400 and "Traceback" not in await r.text()
+
+
+@needs_browser
+@pytest.mark.timeout(120)
+async def test_in_chromium_the_confirmation_dialog_is_modal_and_acts(
+    make_api: Any,  # noqa: F811
+    browser: Any,  # noqa: F811
+) -> None:
+    api = await make_api(admin=AdminSettings(groups=[ADMINS]))
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    settings = ui_settings(api_url=str(api.client.make_url("/")), public_url=origin)
+    ui = TestClient(TestServer(create_ui(settings), host="127.0.0.1", port=port))
+    await ui.start_server()
+    try:
+        store = ui.app[SESSIONS]
+        _, s = store.new()
+        token = api.oidc.token("stgroot1", groups=[ADMINS])
+        cookie = store.logged_in(
+            s, "stgroot1", "Root", Tokens(token, "id", None, time.time() + 300)
+        )
+        ids = await submit(api, 2)
+        ctx = await browser.new_context()
+        await ctx.add_cookies([{"name": PLAIN_COOKIE, "value": cookie, "url": origin}])
+        page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(origin + "/admin")
+        for i in ids:
+            await page.get_by_label(f"select {i}").check()
+        await page.get_by_role("button", name="Cancel selected").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.wait_for()
+        assert "Cancel 2 jobs?" in await dialog.inner_text()
+        assert await page.evaluate("document.querySelector('dialog').matches(':modal')")
+        await page.get_by_role("button", name="Cancel 2").click()
+        await page.wait_for_url("**/admin?done=*")
+        assert "cancel: 2 done" in await page.locator("#done").inner_text()
+        states = {(await api.app[STORE].get(i)).state for i in ids}  # type: ignore[union-attr]
+        assert states == {"cancelled"}
+        assert errors == []  # no CSP violation, no script error
+        await ctx.close()
+    finally:
+        await ui.close()
