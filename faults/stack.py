@@ -53,7 +53,7 @@ class LoggedChild(Child):
     async def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         assert self.log_path is not None
-        with open(self.log_path, "a") as out:
+        with open(self.log_path, "a") as out:  # noqa: ASYNC230 - a log file, appended line by line
             while raw := await self.proc.stdout.readline():
                 line = raw.decode(errors="replace").rstrip("\n")
                 self.lines.append((time.time(), line))
@@ -139,7 +139,7 @@ class CampaignStack:
         # the part-object path (resume, rename) for every file of a MiB or more
         os.environ["STAGER_TRANSFER__LARGE_FILE_THRESHOLD"] = str(1024 * 1024)
         os.environ["STAGER_CONCURRENCY"] = str(self.concurrency)
-        os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # noqa: ASYNC240
         up = UpStack(local, ephemeral=True, workers=self.workers, grace=10.0)
         up.configure(sec)
         self.api_url = up.api_url
@@ -310,7 +310,7 @@ class CampaignStack:
                 await _pg(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
         if self._made_user:
             _kill_uid(self.uid)
-            subprocess.run(["userdel", self.user], check=False, capture_output=True)
+            subprocess.run(["userdel", self.user], check=False, capture_output=True)  # noqa: ASYNC221 - at exit
         shutil.rmtree(self.tmp, ignore_errors=True)
         os.environ.clear()
         os.environ.update(self._saved_env)
