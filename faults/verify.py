@@ -150,10 +150,10 @@ def _check_download(job: JobPlan, state: str) -> list[str]:
     if state != "completed":
         return v
     for rel, (size, digest) in job.files.items():
-        p = present.get(rel)
-        if p is None:
-            v.append(f"{job.key}: completed but {p or root / rel} is missing")
-        elif p.stat().st_size != size:
+        q = present.get(rel)
+        if q is None:
+            v.append(f"{job.key}: completed but {root / rel} is missing")
+        elif (p := q).stat().st_size != size:
             v.append(f"{job.key}: {rel} has {p.stat().st_size} bytes, the source {size}")
         elif _sha256_file(p) != digest:
             v.append(f"{job.key}: {rel} does not match its source's sha256")
