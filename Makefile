@@ -7,13 +7,14 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PY_DIRS := shared services devtools tests bench scripts fuzz
 
-.PHONY: help venv lint test test-unit conformance bench up services clean lock fuzz
+.PHONY: help venv lint test test-unit conformance bench up services clean lock fuzz faults
 
 help:
 	@echo "make up      run the whole system locally (foreground, Ctrl-C stops it)"
 	@echo "make test    lint, then every test (starts the servers it needs)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks against the anchors, printed as ratios"
+	@echo "make faults  the fault campaign (SEED=N, FORM=short|full; docs/testing.md)"
 	@echo "make fuzz    schemathesis against the running API, then each atheris target (docs/testing.md)"
 
 # pip's own output goes to $(VENV)/install.log; the terminal gets one line, or the log's
@@ -59,6 +60,10 @@ fuzz: $(STAMP) services
 	$(BIN)/python -m fuzz.api --cases $(FUZZ_CASES) || status=1; \
 	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) || status=1; \
 	exit $$status
+
+FORM ?= full
+faults: $(STAMP) services
+	nice $(BIN)/python -m faults --form $(FORM) $(if $(SEED),--seed $(SEED))
 
 up: $(STAMP) services
 	$(BIN)/python -m scripts.up
