@@ -6,8 +6,10 @@
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
 installed package (``irods.test.<module>``) in its own ``python`` subprocess with a
-per-test time limit. Run as root, it runs each server as an unprivileged account
-(``--run-as``, default ``nobody``), since a real server refuses root. Tests listed in
+per-test time limit. Run as root with ``--run-as ACCOUNT`` (e.g. ``nobody``) it runs each
+server as that unprivileged account, as a real server refuses root; by default it keeps
+root (with ``--allow-root``): PRC modules leave root-owned vaults in /tmp that an unprivileged
+server of a later run could not write. Tests listed in
 ``prc_skips.toml`` are skipped with their reason.
 Prints per module ``passed / failed / skipped`` and ends with the line
 ``N passed, N failed, N skipped``; exits 1 if any test that was not skipped failed.
@@ -65,7 +67,7 @@ SKIPS_FILE = Path(__file__).with_name("prc_skips.toml")
 REAL_ZONE_FILE = Path(__file__).with_name("prc_real_zone_passes.txt")
 # the account each server runs as when the runner is root: a real server never runs as root,
 # and exception_test's test_400 needs a vault under /home to be unwritable
-RUN_AS = "nobody"
+RUN_AS = ""  # root in CI (as before); pass --run-as nobody to run the servers unprivileged
 TEST_TIMEOUT = 60.0
 MODULE_TIMEOUT = 240.0
 

@@ -15,7 +15,7 @@ import aio_pika
 from services.api.admin.settings import AdminSettings
 from services.api.keys import SIGNER, STORE
 from shared.messaging import broker
-from shared.messaging.messages import TaskMessage, WorkerStatus, utcnow
+from shared.messaging.messages import RunningChild, TaskMessage, WorkerStatus, utcnow
 from shared.messaging.signing import Role
 from shared.messaging.topology import TYPE_HEARTBEAT, TYPE_TASK
 from tests.api.conftest import ALICE, BOB, DR_PASS, WIDE, WIDE_PW, WORKER_SIGNER, Api, job
@@ -311,7 +311,7 @@ async def test_workers_from_signed_heartbeats(make_api: Any) -> None:
         hostname=host,
         pid=4242,
         slots=4,
-        running=[{"task_id": "t-1", "pid": os.getpid(), "running_s": 3.5}],
+        running=[RunningChild(task_id="t-1", pid=os.getpid(), running_s=3.5)],
         interval=15.0,
         started_at=utcnow(),
     )
