@@ -148,7 +148,7 @@ async def test_in_chromium_the_confirmation_dialog_is_modal_and_acts(
         await page.get_by_role("button", name="Cancel 2").click()
         await page.wait_for_url("**/admin?done=*")
         assert "cancel: 2 done" in await page.locator("#done").inner_text()
-        states = {(await api.app[STORE].get(i)).state for i in ids}  # type: ignore[union-attr]
+        states = {(await api.app[STORE].get(i)).state for i in ids}
         assert states == {"cancelled"}
         assert errors == []  # no CSP violation, no script error
         await ctx.close()
