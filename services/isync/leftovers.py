@@ -48,26 +48,34 @@ class Ledger:
         self.path = path
         self._lock = threading.Lock()
         self._noted: set[tuple[str, str]] = set()
+        #: why the ledger was switched off (None: it works, or there is none)
+        self.error: str | None = None
 
     @property
     def enabled(self) -> bool:
         return self.path is not None
 
     def note(self, kind: Kind, path: str) -> None:
-        """Record ``path`` (once per run); raises OSError when the ledger cannot be written
-        (then nothing is created that a cancel could not find)."""
+        """Record ``path`` (once per run). A ledger that cannot be written (its directory
+        not the user's, a full disk) never fails the transfer: it is switched off and the
+        reason kept in ``error``; a cancel then removes only what it can still find."""
         if self.path is None:
             return
         with self._lock:
-            if (kind, path) in self._noted:
+            if (kind, path) in self._noted or self.path is None:
                 return
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             line = json.dumps({"kind": kind, "path": path}) + "\n"
-            fd = _open_for_append(str(self.path))
             try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = _open_for_append(str(self.path))
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                self.error = f"{self.path}: {e.strerror or e}"
+                self.path = None
+                return
             self._noted.add((kind, path))
 
 

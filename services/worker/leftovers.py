@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,14 @@ async def clean_up(
     irods = settings.irods
     account = {"host": irods.host, "port": irods.port, "zone": irods.zone}
     account |= {**settings.irods_options, "user": repo_user}
+    ledger = ledger_path(state_dir, msg)
+    # the run noted nothing (or never got as far as a part): one lstat, no child to start
+    if not os.path.lexists(ledger):  # noqa: ASYNC240
+        del password
+        return None
     side = spec.dstURL if is_irods(spec.dstURL) else spec.srcURL
     params = {
-        "ledger": str(ledger_path(state_dir, msg)),
+        "ledger": str(ledger),
         "irods": side,
         "account": account,
     }
@@ -94,7 +100,8 @@ async def clean_up(
     except TimeoutError:
         tlog.warning("task.cleanup_failed", error=f"took longer than {CLEANUP_SECONDS:.0f} s")
     finally:
-        pool.release(key, child, reuse=clean)
+        # never kept for reuse: after a final outcome no process of the user's stays behind
+        pool.release(key, child, reuse=False)
     if not clean:
         if final:
             tlog.warning("task.cleanup_failed", error=str(final.get("message") or "failed"))
