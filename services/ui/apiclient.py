@@ -86,11 +86,16 @@ class ApiClient:
         _, body = await self.call("GET", "/v1/dir", token, params={"path": path})
         return list(body.get("entries", []))
 
-    async def jobs(self, token: str, state: str | None) -> list[dict[str, Any]]:
-        """``GET /v1/jobs[/state]``."""
+    async def jobs(
+        self, token: str, state: str | None, offset: int = 0, limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """``GET /v1/jobs[/state]?offset=&limit=``: one page, newest first, and how many
+        match (None from an API that does not page: then the list is all there is)."""
         path = "/v1/jobs" + (f"/{quote(state, safe='')}" if state else "")
-        _, body = await self.call("GET", path, token)
-        return list(body.get("jobs", []))
+        params = {"offset": str(offset), "limit": str(limit)}
+        _, body = await self.call("GET", path, token, params=params)
+        total = body.get("total")
+        return list(body.get("jobs", [])), total if isinstance(total, int) else None
 
     async def job(self, token: str, job_id: str) -> dict[str, Any]:
         """``GET /v1/job/{id}``."""

@@ -140,6 +140,7 @@ def create_app(settings: UiSettings) -> web.Application:
     r.add_post("/ui/repo/mkdir", views.repo_mkdir)
     r.add_get("/ui/jobs", views.list_jobs)
     r.add_post("/ui/jobs", views.submit)
+    r.add_post("/ui/preview", views.preview)
     r.add_get("/ui/jobs/{id}", views.get_job)
     r.add_post("/ui/jobs/{id}/cancel", views.cancel_job)
     r.add_post("/ui/jobs/{id}/restart", views.restart_job)

@@ -89,6 +89,9 @@ class UiSettings(StagerSettings):
     )
     page_size: int = Field(default=200, ge=10, le=5000, description="entries per listing page")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between job polls")
+    jobs_page_size: int = Field(
+        default=25, ge=1, le=100, description="jobs per history page (paged by the API)"
+    )
     help_url: str = ""
     oidc: UiOidcSettings = Field(default_factory=UiOidcSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)

@@ -36,6 +36,9 @@ LISTING_TTL = 30.0
 #: Cancelled jobs remembered per session (the API deletes a job when it cancels it).
 MAX_CANCELLED = 100
 MAX_ITEMS = 1000
+#: Most jobs one history page may ask for (the API pages them: ``offset``/``limit``,
+#: ``total``; the page asks for ``STAGER_JOBS_PAGE_SIZE``).
+JOBS_PAGE_MAX = 100
 
 
 # --- request bodies ---------------------------------------------------------------------
@@ -215,6 +218,14 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         "percent": round(percent, 1),
         "restartable": state in ("completed", "archived"),
         "resubmittable": state == "cancelled",
+        "dryRun": bool(data.get("dryRun")),
+        # verified / not_verified / mismatch, or None before any attempt reported
+        "checksum": status.get("checksum"),
+        "checksumFiles": status.get("checksumFiles", 0),
+        "fileErrorsTotal": status.get("fileErrorsTotal", 0),
+        # only in one job's detail (GET /v1/job/{id}): the first failed files, the plan
+        "fileErrors": status.get("fileErrors"),
+        "plan": status.get("dryRun"),
     }
 
 
@@ -241,6 +252,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             name=session.name,
             csrf=session.csrf,
             page_size=settings.page_size,
+            jobs_page_size=settings.jobs_page_size,
             poll_ms=int(settings.poll_interval * 1000),
             help_url=settings.help_url,
         )
@@ -359,8 +371,9 @@ async def repo_mkdir(request: web.Request) -> web.Response:
 # --- jobs -------------------------------------------------------------------------------
 
 
-def build_jobs(session: Session, t: Transfer) -> list[dict[str, Any]]:
-    """One API job per source item; repository paths get the ``irods:`` prefix."""
+def build_jobs(session: Session, t: Transfer, *, dry_run: bool = False) -> list[dict[str, Any]]:
+    """One API job per source item; repository paths get the ``irods:`` prefix. A
+    ``dry_run`` job only plans (isync's dry run, as the user) and moves nothing."""
     repo = session.repository
     if repo is None:
         raise Unauthenticated("log in to the repository first: jobs need its password")
@@ -376,24 +389,36 @@ def build_jobs(session: Session, t: Transfer) -> list[dict[str, Any]]:
             src_url, dst_url = src, f"irods:{dest.rstrip('/')}/"
         else:
             src_url, dst_url = f"irods:{src}", dest.rstrip("/") + "/"
-        jobs.append(
-            {
-                "title": (t.title or name)[:200],
-                "stagerUser": session.user,
-                "drUser": repo.user,
-                "drPass": repo.envelope,
-                "srcURL": src_url,
-                "dstURL": dst_url,
-            }
-        )
+        job: dict[str, Any] = {
+            "title": (("preview: " if dry_run else "") + (t.title or name))[:200],
+            "stagerUser": session.user,
+            "drUser": repo.user,
+            "drPass": repo.envelope,
+            "srcURL": src_url,
+            "dstURL": dst_url,
+        }
+        if dry_run:
+            job["dryRun"] = True
+        jobs.append(job)
     return jobs
 
 
 async def submit(request: web.Request) -> web.Response:
     """``POST /ui/jobs``: submit the confirmed jobs (207 when some were refused)."""
+    return await _submit(request, dry_run=False)
+
+
+async def preview(request: web.Request) -> web.Response:
+    """``POST /ui/preview``: the same jobs as dry runs (the worker plans them as the user
+    and moves nothing); the page follows them with ``GET /ui/jobs/{id}``, shows each plan
+    in the confirmation and deletes them."""
+    return await _submit(request, dry_run=True)
+
+
+async def _submit(request: web.Request, *, dry_run: bool) -> web.Response:
     session = session_of(request)
     body: Transfer = await read_body(request, Transfer)
-    jobs = build_jobs(session, body)
+    jobs = build_jobs(session, body, dry_run=dry_run)
     status, answer = await as_user(request, lambda t: request.app[API].submit(t, jobs))
     accepted = [job_view(j) for j in answer.get("jobs", [])]
     rejected = [
@@ -414,23 +439,31 @@ async def list_jobs(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state is not None and state not in STATES:
         raise InvalidInput(f"unknown state {state[:40]!r}: use one of {', '.join(STATES)}")
-    offset, limit = page_args(request)
-    views: list[dict[str, Any]] = []
-    if state != "cancelled":
-        jobs = await as_user(request, lambda t: request.app[API].jobs(t, state))
-        views = [job_view(j) for j in jobs]
-    if state in (None, "cancelled"):
+    try:
+        offset = max(0, int(request.query.get("offset", "0")))
+        default = request.app[SETTINGS].jobs_page_size
+        limit = min(JOBS_PAGE_MAX, max(1, int(request.query.get("limit", str(default)))))
+    except ValueError:
+        raise InvalidInput("offset and limit must be whole numbers") from None
+    api = request.app[API]
+    jobs, total = await as_user(request, lambda t: api.jobs(t, state, offset, limit))
+    if total is None:  # an API that does not page answers everything: page it here
+        total, jobs = len(jobs), jobs[offset : offset + limit]
+    views = [job_view(j) for j in jobs]
+    kept: list[dict[str, Any]] = []
+    if state in (None, "cancelled"):  # an API that deletes cancelled jobs: this session's
         listed = {v["id"] for v in views}
-        views += [v for v in _cancelled(session) if v["id"] not in listed]
-    views.sort(key=lambda v: (v.get("created") or 0, v["id"]), reverse=True)
-    active = sum(1 for v in views if not v["final"])
+        kept = [v for v in _cancelled(session) if v["id"] not in listed]
+        total += len(kept)
+    if offset == 0 and kept:
+        views = sorted(kept + views, key=lambda v: (v.get("created") or 0, v["id"]), reverse=True)
     return web.json_response(
         {
-            "jobs": views[offset : offset + limit],
-            "total": len(views),
+            "jobs": views,
+            "total": total,
             "offset": offset,
             "limit": limit,
-            "active": active,
+            "active": sum(1 for v in views if not v["final"]),
         }
     )
 

@@ -6,6 +6,7 @@
 const body = document.body;
 const PAGE = Number(body.dataset.pageSize) || 200;
 const POLL_MS = Number(body.dataset.pollMs) || 2000;
+const JOBS_PAGE = Number(body.dataset.jobsPage) || 25;
 const STORE_KEY = 'stager-ui-state';
 const FINAL = new Set(['completed', 'archived', 'cancelled']);
 let csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -87,7 +88,7 @@ async function call(method, url, payload) {
 const state = {
   local: { path: null, offset: 0, page: null, selected: new Map() },
   repo: { path: null, offset: 0, page: null, selected: new Map() },
-  jobs: { state: '', offset: 0, timer: null, seen: new Map() },
+  jobs: { state: '', offset: 0, timer: null, seen: new Map(), detail: new Map() },
   session: null,
 };
 
@@ -395,8 +396,119 @@ function prepare(direction) {
     `${direction === 'upload' ? 'to the repository' : 'to project storage'}: ` +
     `${files} file${files === 1 ? '' : 's'} (${size(bytes)})` +
     (folders ? ` and ${folders} folder${folders === 1 ? '' : 's'} (sized when the job runs)` : '') + '.';
+  resetPreview();
   document.getElementById('confirm').showModal();
   document.getElementById('confirm-submit').focus();
+}
+
+// --- dry run: the worker plans each job as the user and moves nothing --------------------
+
+let previewRun = null; // { ids: [...], stopped: bool } of the dry runs being followed
+
+function resetPreview() {
+  stopPreview();
+  document.getElementById('preview').hidden = true;
+  document.getElementById('preview-status').textContent = '';
+  document.getElementById('preview-results').replaceChildren();
+  document.getElementById('confirm-preview').disabled = false;
+}
+
+// Stop following the dry runs and take them out of the history (cancelled if unfinished).
+function stopPreview() {
+  if (!previewRun) return;
+  previewRun.stopped = true;
+  for (const id of previewRun.ids) {
+    call('POST', `/ui/jobs/${encodeURIComponent(id)}/delete`, {}).catch(() => {});
+  }
+  previewRun = null;
+}
+
+const ACTION_TEXT = { transfer: 'transfer', skip: 'skip (unchanged)', conflict: 'refused', fail: 'fails' };
+
+function planSummary(p) {
+  const parts = [
+    `${p.transfer_files} file${p.transfer_files === 1 ? '' : 's'} (${size(p.transfer_bytes)}) to transfer`,
+    `${p.skip_files} unchanged (${size(p.skip_bytes)}) to skip`,
+  ];
+  if (p.conflict_files) {
+    parts.push(`${p.conflict_files} refused: they exist at the destination and differ, or the name is taken (nothing is overwritten)`);
+  } else {
+    parts.push('nothing to overwrite, no name clashes');
+  }
+  if (p.fail_files) parts.push(`${p.fail_files} would fail`);
+  return parts.join('; ') + '.';
+}
+
+function planResult(source, j) {
+  const box = el('div', { className: 'plan', 'data-preview': j.id });
+  box.append(el('h4', { text: source }));
+  if (j.state !== 'completed' || !j.plan) {
+    box.append(el('p', { className: 'error', text: j.error || `the dry run ended ${STATE_TEXT[j.state] || j.state}` }));
+    return box;
+  }
+  const p = j.plan;
+  box.append(el('p', { className: p.conflict_files || p.fail_files ? 'warn' : '', text: planSummary(p) }));
+  if (p.entries.length) {
+    const rows = p.entries.map((e) => el('tr', { 'data-action': e.action },
+      el('td', { className: 'path', text: e.src }), el('td', { className: 'path', text: e.dst }),
+      el('td', { className: 'num', text: size(e.size) }),
+      el('td', { className: e.action === 'conflict' || e.action === 'fail' ? 'warn' : '',
+        text: ACTION_TEXT[e.action] + (e.reason && e.reason !== 'unchanged' ? `: ${e.reason}` : '') })));
+    box.append(el('div', { className: 'table-wrap' }, el('table', { className: 'plan-table' },
+      el('caption', { className: 'sr-only', text: `Dry run of ${source}` }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Source' }),
+        el('th', { scope: 'col', text: 'Destination' }), el('th', { scope: 'col', text: 'Size' }),
+        el('th', { scope: 'col', text: 'What happens' }))),
+      el('tbody', {}, ...rows))));
+    if (p.entries_total > p.entries.length) {
+      box.append(el('p', { className: 'hint', text: `The first ${p.entries.length} of ${p.entries_total} files are listed.` }));
+    }
+  }
+  return box;
+}
+
+async function previewPending() {
+  if (!pending) return;
+  resetPreview();
+  const section = document.getElementById('preview');
+  const status = document.getElementById('preview-status');
+  const results = document.getElementById('preview-results');
+  const button = document.getElementById('confirm-preview');
+  section.hidden = false;
+  button.disabled = true;
+  status.textContent = 'Planning: the transfer service lists both sides as you; nothing is copied…';
+  let data;
+  try { ({ data } = await call('POST', '/ui/preview', pending)); } catch (e) {
+    button.disabled = false;
+    status.textContent = e.code === 'session_expired' ? '' : e.message;
+    return;
+  }
+  const run = { ids: data.accepted.map((j) => j.id), stopped: false };
+  previewRun = run;
+  const sources = new Map(data.accepted.map((j) => [j.id, j.src]));
+  for (const r of data.rejected) results.append(el('p', { className: 'error', text: `${r.source}: ${r.message}` }));
+  const left = new Set(run.ids);
+  while (left.size && !run.stopped) {
+    for (const id of [...left]) {
+      let j;
+      try { ({ data: j } = await call('GET', `/ui/jobs/${encodeURIComponent(id)}`)); } catch (e) {
+        if (e.code === 'session_expired') return;
+        left.delete(id);
+        results.append(el('p', { className: 'error', text: e.message }));
+        continue;
+      }
+      if (run.stopped) return;
+      if (j.final) { left.delete(id); results.append(planResult(sources.get(id) || j.src, j)); }
+    }
+    if (left.size) {
+      status.textContent = `Planning: ${run.ids.length - left.size} of ${run.ids.length} done…`;
+      await new Promise((resolve) => { setTimeout(resolve, Math.min(POLL_MS, 1000)); });
+    }
+  }
+  if (run.stopped) return;
+  status.textContent = `Dry run done for ${run.ids.length} job${run.ids.length === 1 ? '' : 's'}: nothing was copied. Submit to run the transfers.`;
+  stopPreview(); // the plans are on screen; the dry-run jobs leave the history
+  button.disabled = false;
 }
 
 async function submitPending() {
@@ -405,6 +517,7 @@ async function submitPending() {
   const job = pending;
   try {
     const { status, data } = await call('POST', '/ui/jobs', job);
+    resetPreview();
     d.close();
     pending = null;
     const from = job.direction === 'upload' ? 'local' : 'repo';
@@ -415,6 +528,7 @@ async function submitPending() {
     state.jobs.offset = 0;
     await loadJobs();
   } catch (e) {
+    resetPreview();
     d.close();
     if (e.code !== 'session_expired') say(e.message, true);
   }
@@ -450,6 +564,7 @@ function jobRow(j) {
   toggle.addEventListener('click', () => {
     details.hidden = !details.hidden;
     toggle.setAttribute('aria-expanded', String(!details.hidden));
+    if (!details.hidden) loadDetail(j.id);
   });
   actions.append(toggle);
   if (!j.final) actions.append(action('Cancel', j, 'cancel', `Cancel ${j.title || j.id}? The transfer stops.`));
@@ -469,16 +584,54 @@ function jobRow(j) {
   return [tr, details];
 }
 
+const CHECKSUM_TEXT = {
+  verified: (n) => `verified: the sha256 of all ${n} file${n === 1 ? '' : 's'} agrees on both sides`,
+  not_verified: (n) => `not verified${n ? ` (${n} file${n === 1 ? '' : 's'} agree; the others failed or were not checked)` : ''}`,
+  mismatch: () => 'MISMATCH: a file differed after the copy; it is listed below as failed',
+};
+
+function checksumText(j) {
+  if (j.dryRun) return 'not applicable (dry run: nothing was copied)';
+  const f = CHECKSUM_TEXT[j.checksum];
+  return f ? f(j.checksumFiles || 0) : (j.final ? 'not reported' : 'known when the transfer ends');
+}
+
+async function loadDetail(id) {
+  try {
+    const { data } = await call('GET', `/ui/jobs/${encodeURIComponent(id)}`);
+    state.jobs.detail.set(id, data);
+    const details = document.getElementById(`d-${id}`);
+    if (details) details.firstChild.replaceChildren(detailList(data));
+  } catch (e) { if (e.code !== 'session_expired') say(e.message, true); }
+}
+
 function detailList(j) {
+  const d = state.jobs.detail.get(j.id);
   const items = [
     ['Created', when(j.created)], ['Last change', when(j.updated)], ['Attempts', String(j.attempts)],
     ['Files', `${j.files.done} done, ${j.files.failed} failed, ${j.files.total} in all`],
     ['Bytes', `${size(j.bytes.done)} of ${size(j.bytes.total)}`],
-    ['Checksums', 'sha256 compared with the repository for each file; a mismatch fails that file'],
+    ['Checksums', checksumText(j)],
     ['Error', j.error || 'none'],
   ];
   const dl = el('dl', { className: 'details-list' });
-  for (const [k, v] of items) dl.append(el('dt', { text: k }), el('dd', { text: v }));
+  for (const [k, v] of items) {
+    dl.append(el('dt', { text: k }), el('dd', { text: v, 'data-item': k.toLowerCase() }));
+  }
+  const total = j.fileErrorsTotal || 0;
+  const errors = (d && d.fileErrors) || [];
+  if (total) {
+    dl.append(el('dt', { text: 'Failed files' }));
+    const dd = el('dd', { 'data-item': 'failed files' });
+    if (errors.length) {
+      dd.append(el('ul', { className: 'file-errors' }, ...errors.map((e) => el('li', {},
+        el('span', { className: 'path', text: e.path }), el('span', { text: ` — ${e.error}` })))));
+      if (total > errors.length) dd.append(el('p', { className: 'hint', text: `and ${total - errors.length} more (the first ${errors.length} are listed)` }));
+    } else {
+      dd.textContent = `${total} (loading the list…)`;
+    }
+    dl.append(dd);
+  }
   return dl;
 }
 
@@ -549,6 +702,7 @@ function renderJobs(jobs) {
         nt.querySelector('[aria-expanded]').setAttribute('aria-expanded', String(!details.hidden));
         details.replaceWith(nd);
         if (focused) nt.querySelector('button').focus();
+        if (!nd.hidden) loadDetail(j.id);
       } else {
         tr.querySelector('td.progress').replaceWith(nt.querySelector('td.progress'));
         details.firstChild.replaceWith(nd.firstChild);
@@ -560,7 +714,7 @@ function renderJobs(jobs) {
 
 async function loadJobs() {
   clearTimeout(state.jobs.timer);
-  const q = new URLSearchParams({ offset: String(state.jobs.offset), limit: '25' });
+  const q = new URLSearchParams({ offset: String(state.jobs.offset), limit: String(JOBS_PAGE) });
   if (state.jobs.state) q.set('state', state.jobs.state);
   let data;
   try { ({ data } = await call('GET', `/ui/jobs?${q}`)); } catch (e) {
@@ -571,9 +725,9 @@ async function loadJobs() {
   renderJobs(data.jobs);
   const pager = document.getElementById('jobs-pager');
   const prev = el('button', { type: 'button', text: 'Newer', disabled: data.offset === 0 });
-  prev.addEventListener('click', () => { state.jobs.offset = Math.max(0, data.offset - 25); loadJobs(); });
+  prev.addEventListener('click', () => { state.jobs.offset = Math.max(0, data.offset - JOBS_PAGE); loadJobs(); });
   const next = el('button', { type: 'button', text: 'Older', disabled: data.offset + data.jobs.length >= data.total });
-  next.addEventListener('click', () => { state.jobs.offset = data.offset + 25; loadJobs(); });
+  next.addEventListener('click', () => { state.jobs.offset = data.offset + JOBS_PAGE; loadJobs(); });
   const first = data.total ? data.offset + 1 : 0;
   pager.replaceChildren(prev, el('span', { text: `${first}–${data.offset + data.jobs.length} of ${data.total}` }), next);
   const live = document.getElementById('history-live');
@@ -595,6 +749,8 @@ async function start() {
   document.getElementById('upload').addEventListener('click', () => prepare('upload'));
   document.getElementById('download').addEventListener('click', () => prepare('download'));
   document.getElementById('confirm-submit').addEventListener('click', submitPending);
+  document.getElementById('confirm-preview').addEventListener('click', previewPending);
+  document.getElementById('confirm').addEventListener('close', stopPreview);
   document.getElementById('confirm-cancel').addEventListener('click', () => {
     pending = null;
     document.getElementById('confirm').close();
