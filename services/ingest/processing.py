@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from services.ingest import operations, policy
+from services.ingest import joblog, operations, policy
 from services.ingest.diff import Action, classify, list_data_objects, list_subcollections
 from services.ingest.errors import HandlerError, IngestError, TargetError
 from services.ingest.handlers import EventHandler
@@ -61,6 +61,8 @@ class Context:
     timeouts: concurrent.futures.ThreadPoolExecutor | None = None
     #: the prefixes every scanned directory must resolve under (None: not checked)
     allowed_roots: Sequence[str] | None = None
+    #: the job's logger (its --log_* options; :mod:`services.ingest.joblog`)
+    job_log: Any = None
 
     @classmethod
     def load(
@@ -69,27 +71,40 @@ class Context:
         sessions: SessionPool,
         timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
         allowed_roots: Sequence[str] | None = None,
+        default_log_level: str = "info",
     ) -> Context:
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots)
+        job_log = joblog.job_logger(log_config_of(job), default_log_level)
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, job_log)
 
     @property
     def logger(self) -> Any:
-        return log.bind(ingest_job=self.job.name)
+        return (self.job_log or log).bind(ingest_job=self.job.name)
 
     def meta(self, **extra: Any) -> dict[str, Any]:
-        """The seed's ``meta`` dict handed to every hook."""
+        """The seed's ``meta`` dict handed to every hook (its keys and values)."""
         j, o = self.job, self.job.options
         meta: dict[str, Any] = {
             "job_name": j.name,
             "root": j.root,
+            "src_path": j.root,
+            "path": j.root,
             "target": j.target,
             "root_target_collection": j.target,
             "interval": j.interval,
+            # the anchor's queue names: ours are the broker's ingest queues, shared by
+            # every job (a job cannot choose its own; see docs/ingest.md)
+            "restart_queue": "restart",
+            "path_queue": "path",
+            "file_queue": "file",
+            "profile": False,
+            "synchronous": False,
+            "progress": False,
+            "idle_disconnect_seconds": o.irods_idle_disconnect_seconds,
             "append_json": o.append_json,
             "initial_ingest": o.initial_ingest,
             "ignore_cache": o.ignore_cache,
@@ -98,7 +113,12 @@ class Context:
             "exclude_file_name": o.exclude_file_name,
             "exclude_directory_name": o.exclude_directory_name,
             "event_handler": j.handler_label,
-            "config": {"log": {"level": o.log_level}},
+            "config": {
+                "log": log_config_of(j),
+                "profile": joblog.log_config(None, None, None, None),
+                # get_redis(meta["config"]): the job's keys in the job store
+                "store": {"job": j.name},
+            },
         }
         meta.update(extra)
         return meta
@@ -150,6 +170,12 @@ class Context:
                 with contextlib.suppress(Exception):
                     future.result(timeout=INTERRUPT_GRACE)
             raise IngestError(f"timed out after {limit:g} s") from e
+
+
+def log_config_of(job: Job) -> dict[str, Any]:
+    """The anchor's ``config["log"]`` of ``job`` (its --log_* options)."""
+    o = job.options
+    return joblog.log_config(o.log_filename, o.log_when, o.log_interval, o.log_level)
 
 
 def _printable(path: Any) -> str:
