@@ -15,12 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.ingest.compat.transport import Answer, Call
 from services.ingest.errors import JobNotFound
-from services.ingest.store import JobStore
+from services.ingest.store import JobStore, metadata
 
-kv_metadata = sa.MetaData()
+#: in the job store's own metadata: ``JobStore.open`` creates it with the other tables
+#: (under PostgreSQL's schema lock) in every process that imported this module
 kv_table = sa.Table(
     "ingest_kv",
-    kv_metadata,
+    metadata,
     sa.Column("job", sa.String(128), primary_key=True),
     sa.Column("key", sa.String(1024), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
@@ -50,10 +51,16 @@ class JobKV:
         self._ready = False
 
     async def _setup(self) -> None:
-        if not self._ready:
+        """Create the table for a store opened before this module was imported."""
+        if self._ready:
+            return
+        try:
             async with self.store.engine.begin() as conn:
-                await conn.run_sync(kv_metadata.create_all)
-            self._ready = True
+                await conn.run_sync(lambda c: kv_table.create(c, checkfirst=True))
+        except sa.exc.SQLAlchemyError as e:
+            if "already exists" not in str(e):  # another worker created it just now
+                raise
+        self._ready = True
 
     async def _counter(self, call: Call) -> int | None:
         category, sep, ident = call.key.partition(":/")
@@ -89,9 +96,10 @@ class JobKV:
         if counter is not None:
             if call.op in ("set", "incr", "delete"):
                 raise ValueError(f"{call.key} is the job's own counter: it cannot be changed")
+            # as the anchor's keys: absent (None) until the first failure, retry, task
             if call.op == "exists":
-                return Answer(call=call.call, number=1)
-            return Answer(call=call.call, value=str(counter))
+                return Answer(call=call.call, number=int(counter > 0))
+            return Answer(call=call.call, value=str(counter) if counter else None)
         where = sa.and_(t.c.job == call.job, t.c.key == call.key)
         async with self.store.engine.begin() as conn:
             if call.op == "get":

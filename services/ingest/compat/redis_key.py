@@ -27,7 +27,17 @@ class redis_key_handle:
         return f"{self.category}{self.delimiter}{self.identifier}"
 
     def get_value(self) -> Any:
-        return self.redis_handle.get(self.get_key())
+        """The value; a number when it holds one (the anchor returned Redis's bytes, so
+        its ``statistics.py`` failed computing ``t1 - t0``), else bytes; ``None``: absent."""
+        raw = self.redis_handle.get(self.get_key())
+        if not isinstance(raw, bytes):
+            return raw
+        for kind in (int, float):
+            try:
+                return kind(raw)
+            except ValueError:
+                continue
+        return raw
 
     def set_value(self, value: Any) -> None:
         self.redis_handle.set(self.get_key(), value)
@@ -92,7 +102,7 @@ class count_key_handle(incremental_redis_key_handle):
         super().__init__(redis_handle, "count", job_name)
 
     def llen(self) -> int:
-        return self.get_value() or 0
+        return int(self.get_value() or 0)
 
 
 class failures_key_handle(incremental_redis_key_handle):
