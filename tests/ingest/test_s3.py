@@ -146,11 +146,12 @@ def test_cli_bad_s3_options_are_usage_errors(tmp_path, owner, capsys):
     kp = tmp_path / "kp"
     kp.write_text("a\nb\n")
     os.chmod(kp, 0o600)
-    env = cli.Env(stdout=io.StringIO(), stderr=io.StringIO())
+    err = io.StringIO()
+    env = cli.Env(stdout=io.StringIO(), stderr=err)
     base = ["start", "/bkt", "/tempZone/x", "--s3_keypair", str(kp), "--owner", owner.pw_name]
     code = cli.main([*base, "--s3_endpoint_domain", "http://127.0.0.1:9000"], env)
     assert code == 2
-    assert "no scheme" in env.stderr.getvalue() and "Traceback" not in env.stderr.getvalue()
+    assert "no scheme" in err.getvalue() and "Traceback" not in err.getvalue()
     with pytest.raises(SystemExit) as e:  # argparse: 5..5000, as the seed
         cli.main([*base, "--s3_multipart_chunksize_in_mib", "4"], env)
     assert e.value.code == 2
