@@ -92,6 +92,10 @@ def dest_leaf(session: Session, name: str, *, direct_ok: bool = False) -> sqlite
             raise IrodsError("SYS_RESC_DOES_NOT_EXIST", f"no resource {name!r}")
         if row["resc_parent"] and not direct_ok:
             raise IrodsError("DIRECT_CHILD_ACCESS", f"{name} is not a root resource")
+        if row["resc_parent"] and cat.children(int(row["resc_id"])):
+            # a leaf may be named directly (register, replicate); a coordinating resource
+            # inside a hierarchy may not: iRODS cannot resolve a hierarchy from its middle
+            raise IrodsError("HIERARCHY_ERROR", f"{name} is neither a root nor a leaf resource")
     return cat.leaf_for(name)
 
 

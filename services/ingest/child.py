@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.ingest.compat import transport
+from services.ingest.compat.transport import Answer, Call
 from services.ingest.store import COUNTERS, Job
 from services.ingest.tasks import EntryRecord, IngestTask
 from shared.irods import IrodsAccount
@@ -45,6 +47,8 @@ from shared.irods import IrodsAccount
 HEADER = struct.Struct(">I")
 #: The largest frame either side accepts (a reply for one very large directory).
 MAX_FRAME = 512 * 1024 * 1024
+#: How long a handler waits for the worker to answer a call on the job store.
+CALL_TIMEOUT = 60.0
 Op = Literal["pre_job", "post_job", "dir", "files", "delete"]
 ErrorKind = Literal["fatal", "target", "handler", "other"]
 
@@ -148,6 +152,14 @@ PRELOAD_MODULES = (
     "minio",
     "urllib3",
     "xml.etree.ElementTree",
+    "services.ingest.compat.core",
+    "services.ingest.compat.utils",
+    "services.ingest.compat.redis_utils",
+    "services.ingest.compat.redis_key",
+    "services.ingest.compat.sync_job",
+    "services.ingest.compat.sync_logging",
+    "irods.meta",
+    "re",
     "shared.logging",
     "structlog",
     "structlog.contextvars",
@@ -193,6 +205,27 @@ class Server:
         self._send = threading.Lock()
         self._ctx_lock = threading.Lock()
         self._contexts: dict[tuple[str, int], Any] = {}
+        self._calls: dict[int, tuple[threading.Event, list[Answer]]] = {}
+        transport.install(self.call_worker)
+
+    def call_worker(self, call: Call) -> Answer:
+        """Send a handler's :class:`Call` to the worker and wait for its answer."""
+        done: tuple[threading.Event, list[Answer]] = (threading.Event(), [])
+        self._calls[call.call] = done
+        try:
+            with self._send:
+                self.sock.sendall(encode(call))
+            if not done[0].wait(CALL_TIMEOUT):
+                return Answer(call=call.call, error="the ingest worker did not answer in time")
+            return done[1][0]
+        finally:
+            self._calls.pop(call.call, None)
+
+    def answered(self, answer: Answer) -> None:
+        waiting = self._calls.get(answer.call)
+        if waiting is not None:
+            waiting[1].append(answer)
+            waiting[0].set()
 
     def context(self, job: Job) -> Any:
         from services.ingest.processing import Context
@@ -203,7 +236,13 @@ class Server:
             if ctx is None or ctx.job.handler != job.handler:
                 for old in [k for k in self._contexts if k[0] == job.name]:
                     del self._contexts[old]
-                ctx = Context.load(job, self.sessions, self.timeouts, self.init.allowed_roots)
+                ctx = Context.load(
+                    job,
+                    self.sessions,
+                    self.timeouts,
+                    self.init.allowed_roots,
+                    default_log_level=self.init.log_level,
+                )
                 self._contexts[key] = ctx
             return ctx
 
@@ -219,7 +258,11 @@ class Server:
     def serve(self) -> None:
         threading.Thread(target=self.beat, name="ingest-heartbeat", daemon=True).start()
         while (frame := recv_frame(self.sock)) is not None:
-            request = Request.model_validate_json(frame)
+            data = json.loads(frame)
+            if isinstance(data, dict) and "call" in data:
+                self.answered(Answer.model_validate(data))
+                continue
+            request = Request.model_validate(data)
             self.pool.submit(self.run, request)
 
     def run(self, request: Request) -> None:
@@ -251,9 +294,10 @@ class Server:
             task, op = request.task, request.op
             counts: Counter[str] = Counter()
             if op == "pre_job":
-                ctx.handler.pre_job(ctx.logger, ctx.meta())
+                ctx.handler.pre_job(ctx.logger, ctx.meta(path=request.job.root))
             elif op == "post_job":
-                ctx.handler.post_job(ctx.logger, ctx.meta(counters=request.counters or {}))
+                meta = ctx.meta(path=request.job.root, counters=request.counters or {})
+                ctx.handler.post_job(ctx.logger, meta)
             elif op == "dir" and isinstance(task, DirTask):
                 result = process_dir(ctx, task)
                 reply.children, counts = result.children, result.counts

@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from services.ingest import policy, s3
+from services.ingest import joblog, policy, s3
 from services.ingest.errors import JobNotFound
 from services.ingest.handlers import EventHandler
 from services.ingest.scanner import Excludes
@@ -48,19 +48,18 @@ from shared.logging import configure
 from shared.unix_users import vet
 
 IGNORED = (
-    "file_queue",
-    "path_queue",
-    "restart_queue",
     "redis_host",
     "redis_port",
     "redis_db",
-    "irods_idle_disconnect_seconds",
     "profile_filename",
     "profile_when",
     "profile_interval",
     "profile_level",
 )
 WAIT_HINT_AFTER = 15.0
+#: The anchor's queue options and their defaults: only the defaults are taken (see
+#: ``job_from_args``).
+QUEUES = {"restart_queue": "restart", "path_queue": "path", "file_queue": "file"}
 
 
 @dataclass
@@ -89,6 +88,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     _opt(parser, "log_when", help="rotation unit (TimedRotatingFileHandler)")
     _opt(parser, "log_interval", type=int, help="rotation interval")
     _opt(parser, "log_level", help="DEBUG, INFO, WARNING or ERROR")
+    for name, default in QUEUES.items():
+        _opt(parser, name, default=default, help=argparse.SUPPRESS)
     for name in IGNORED:
         _opt(parser, name, help=argparse.SUPPRESS)
 
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="regular, directory, character, block, socket, pipe, link (comma-separated)",
+    )
+    _opt(
+        start,
+        "irods_idle_disconnect_seconds",
+        type=int,
+        default=60,
+        help="close iRODS connections idle this long (default 60)",
     )
     _opt(start, "exclude_file_name", nargs="+", action="extend", default=[], help="regexes")
     _opt(start, "exclude_directory_name", nargs="+", action="extend", default=[], help="regexes")
@@ -152,12 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(args: argparse.Namespace, env: Env) -> None:
     """JSON lines, as every service logs (:func:`shared.logging.configure`), to stderr or
-    ``--log_filename`` (rotated per ``--log_when``/``--log_interval``)."""
+    ``--log_filename`` (rotated only with ``--log_when``, as the anchor's default)."""
     handler: logging.Handler | None = None
     if args.log_filename:
-        handler = logging.handlers.TimedRotatingFileHandler(
-            args.log_filename, when=args.log_when or "h", interval=args.log_interval or 1
-        )
+        if args.log_when:
+            handler = logging.handlers.TimedRotatingFileHandler(
+                args.log_filename, when=args.log_when, interval=args.log_interval or 1
+            )
+        else:
+            handler = logging.FileHandler(args.log_filename)
     configure(args.log_level or "warning", json=True, stream=env.stderr, handler=handler)
 
 
@@ -181,6 +192,13 @@ def job_from_args(
 ) -> Job:
     """Validate the start options into a job (raises ``StagerError``/``ValueError``)."""
     s = settings or IngestWorkerSettings()
+    for name, default in QUEUES.items():
+        if getattr(args, name, default) != default:
+            raise InvalidInput(
+                f"--{name} {getattr(args, name)}: ingest jobs share the workers' queues "
+                f"(<prefix>.ingest.dirs/.files); a job cannot have its own (omit --{name})"
+            )
+    joblog.check_options(args.log_when, args.log_interval, args.log_level)
     owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
     source = s3_source(args)
     if source is not None:
@@ -212,6 +230,10 @@ def job_from_args(
         checksum=args.checksum,
         append_json=append,
         log_level=args.log_level,
+        log_filename=os.path.abspath(args.log_filename) if args.log_filename else None,
+        log_when=args.log_when,
+        log_interval=args.log_interval,
+        irods_idle_disconnect_seconds=args.irods_idle_disconnect_seconds,
         owner=owner,
         s3=source,
     )

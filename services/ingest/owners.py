@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import pwd
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.ingest.child import HEADER, MAX_FRAME, Init, Op, Reply, Request, encode
+from services.ingest.compat.transport import Answer, Call
 from services.ingest.errors import HandlerError, IngestError, OwnerRefused, TargetError
 from services.ingest.processing import JobFatal
 from services.ingest.store import Job
@@ -53,6 +56,8 @@ STOP_GRACE = 5.0
 #: How long a new child may take to say its first word (it imports its code first).
 START_GRACE = 60.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
+#: Answers a child's call on handler state (:class:`services.ingest.compat.kvstore.JobKV`).
+KvBackend = Callable[[Call], Awaitable[Answer]]
 
 
 class ChildFailed(IngestError):
@@ -134,8 +139,17 @@ class OwnerChild:
     """One owner's child process and the requests in flight to it."""
 
     def __init__(
-        self, identity: Identity, account: IrodsAccount, policy: ChildPolicy, concurrency: int
+        self,
+        identity: Identity,
+        account: IrodsAccount,
+        policy: ChildPolicy,
+        concurrency: int,
+        kv: KvBackend | None = None,
     ) -> None:
+        self.kv = kv
+        #: request id -> the job it is for (a child's calls may touch only those jobs)
+        self._jobs: dict[int, str] = {}
+        self._answering: set[asyncio.Task[None]] = set()
         self.identity = identity
         self.account = account
         self.policy = policy
@@ -193,18 +207,43 @@ class OwnerChild:
                 if size > MAX_FRAME:
                     why = "sent a frame that is too large"
                     break
-                reply = Reply.model_validate_json(await reader.readexactly(size))
+                data = json.loads(await reader.readexactly(size))
                 self.last_heard, self.heard = time.monotonic(), True
+                if isinstance(data, dict) and "call" in data:
+                    self._on_call(Call.model_validate(data))
+                    continue
+                reply = Reply.model_validate(data)
                 future = self._pending.pop(reply.id, None)
                 if future is not None and not future.done():
                     future.set_result(reply)
         except asyncio.IncompleteReadError:
             pass
-        except ValidationError:
+        except (ValidationError, ValueError):
             why = "sent something that is not a reply"
         except (OSError, asyncio.CancelledError):
             pass
         self._fail_all(why)
+
+    def _on_call(self, call: Call) -> None:
+        task = asyncio.create_task(self._answer(call), name="ingest-child-call")
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, call: Call) -> None:
+        if call.job not in self._jobs.values():
+            answer = Answer(
+                call=call.call, error=f"not running job {call.job}: its state is not yours"
+            )
+        elif self.kv is None:
+            answer = Answer(call=call.call, error="handler state is not available on this worker")
+        else:
+            answer = await self.kv(call)
+        if self._writer is None or self.dead:
+            return
+        with contextlib.suppress(OSError, ConnectionError):
+            async with self._lock:
+                self._writer.write(encode(answer))
+                await self._writer.drain()
 
     def kill(self, why: str) -> None:
         """Kill the process now; what is in flight fails saying ``why``."""
@@ -236,6 +275,7 @@ class OwnerChild:
         rid = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
+        self._jobs[rid] = job.name
         self.last_used = time.monotonic()
         try:
             request = Request(id=rid, op=op, job=job, task=task, counters=counters)
@@ -249,6 +289,7 @@ class OwnerChild:
                 f"the ingest child of user {self.identity.name} cannot be reached"
             ) from e
         finally:
+            self._jobs.pop(rid, None)
             self.last_used = time.monotonic()
         if reply.error is not None:
             raise _error(reply)
@@ -277,7 +318,14 @@ class OwnerChild:
 class OwnerChildren:
     """The worker's children by owner uid: started on demand, stopped when idle."""
 
-    def __init__(self, account: IrodsAccount, policy: ChildPolicy, concurrency: int) -> None:
+    def __init__(
+        self,
+        account: IrodsAccount,
+        policy: ChildPolicy,
+        concurrency: int,
+        kv: KvBackend | None = None,
+    ) -> None:
+        self.kv = kv
         self.account = account
         self.policy = policy
         self.concurrency = concurrency
@@ -295,7 +343,7 @@ class OwnerChildren:
                 return child
             if child is not None:
                 await child.stop()
-            child = OwnerChild(identity, self.account, self.policy, self.concurrency)
+            child = OwnerChild(identity, self.account, self.policy, self.concurrency, self.kv)
             try:
                 await child.start()
             except OSError as e:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from services.ingest import operations, policy
+from services.ingest import joblog, operations, policy
 from services.ingest.diff import (
     Action,
     classify,
@@ -83,6 +83,8 @@ class Context:
     allowed_roots: Sequence[str] | None = None
     #: the job's bucket when its source is S3 (``--s3_keypair``)
     s3: S3Reader | None = None
+    #: the job's logger (its --log_* options; :mod:`services.ingest.joblog`)
+    job_log: Any = None
 
     @classmethod
     def load(
@@ -91,6 +93,7 @@ class Context:
         sessions: SessionPool,
         timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
         allowed_roots: Sequence[str] | None = None,
+        default_log_level: str = "info",
     ) -> Context:
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
@@ -98,21 +101,33 @@ class Context:
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
         s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3)
+        job_log = joblog.job_logger(log_config_of(job), default_log_level)
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log)
 
     @property
     def logger(self) -> Any:
-        return log.bind(ingest_job=self.job.name)
+        return (self.job_log or log).bind(ingest_job=self.job.name)
 
     def meta(self, **extra: Any) -> dict[str, Any]:
-        """The seed's ``meta`` dict handed to every hook."""
+        """The seed's ``meta`` dict handed to every hook (its keys and values)."""
         j, o = self.job, self.job.options
         meta: dict[str, Any] = {
             "job_name": j.name,
             "root": j.root,
+            "src_path": j.root,
+            "path": j.root,
             "target": j.target,
             "root_target_collection": j.target,
             "interval": j.interval,
+            # the anchor's queue names: ours are the broker's ingest queues, shared by
+            # every job (a job cannot choose its own; see docs/ingest.md)
+            "restart_queue": "restart",
+            "path_queue": "path",
+            "file_queue": "file",
+            "profile": False,
+            "synchronous": False,
+            "progress": False,
+            "idle_disconnect_seconds": o.irods_idle_disconnect_seconds,
             "append_json": o.append_json,
             "initial_ingest": o.initial_ingest,
             "ignore_cache": o.ignore_cache,
@@ -121,7 +136,12 @@ class Context:
             "exclude_file_name": o.exclude_file_name,
             "exclude_directory_name": o.exclude_directory_name,
             "event_handler": j.handler_label,
-            "config": {"log": {"level": o.log_level}},
+            "config": {
+                "log": log_config_of(j),
+                "profile": joblog.log_config(None, None, None, None),
+                # get_redis(meta["config"]): the job's keys in the job store
+                "store": {"job": j.name},
+            },
         }
         if self.s3 is not None:
             meta.update(self.s3.meta())
@@ -175,6 +195,12 @@ class Context:
                 with contextlib.suppress(Exception):
                     future.result(timeout=INTERRUPT_GRACE)
             raise IngestError(f"timed out after {limit:g} s") from e
+
+
+def log_config_of(job: Job) -> dict[str, Any]:
+    """The anchor's ``config["log"]`` of ``job`` (its --log_* options)."""
+    o = job.options
+    return joblog.log_config(o.log_filename, o.log_when, o.log_interval, o.log_level)
 
 
 def _printable(path: Any) -> str:

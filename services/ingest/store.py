@@ -61,7 +61,13 @@ class IngestOptions(BaseModel):
     ignore_cache: bool = False
     checksum: bool = False
     append_json: Any = None
+    #: the job's logging (the anchor's --log_*; services.ingest.joblog)
     log_level: str | None = None
+    log_filename: str | None = None
+    log_when: str | None = None
+    log_interval: int | None = Field(default=None, ge=1)
+    #: close iRODS connections idle this long (the anchor's --irods_idle_disconnect_seconds)
+    irods_idle_disconnect_seconds: int = Field(default=60, ge=1)
     #: the Unix user the job's work should run as (None: the workers' default)
     owner: str | None = None
     #: an S3 source (``--s3_*``; the root is then /bucket[/prefix]); None: a directory tree

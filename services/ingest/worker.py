@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
+from services.ingest.compat.kvstore import JobKV
 from services.ingest.constants import SCHEDULER_POLL
 from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, TargetError
 from services.ingest.metrics import IngestMetrics
@@ -133,7 +134,7 @@ class IngestWorker:
         self.gate = gate
         self.policy = policy
         self.metrics = metrics or IngestMetrics()
-        self.children = OwnerChildren(account, policy, concurrency)
+        self.children = OwnerChildren(account, policy, concurrency, JobKV(store).answer)
         self._owners: dict[tuple[str, int], Identity] = {}
         self._channel: AbstractChannel | None = None
         self._crash = _crash_point()

@@ -233,3 +233,123 @@ def make_tree(root: Path, nfiles: int = 10, depth: int = 0) -> Path:
     for i in range(nfiles):
         (d / str(i)).write_text("i" * i)
     return d
+
+
+# --- S3 (tests/ingest/test_s3*.py) ---------------------------------------------------------
+
+#: moto's S3 server on a free loopback port; prints the port, runs until stdin closes.
+_S3_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+class S3Server:
+    """A real S3-compatible server (moto's server mode) on loopback, with authentication:
+    requests must be signed with ``access_key``/``secret_key`` (an IAM user allowed s3:*).
+    ``client`` is a minio client with those keys, for tests to make buckets and objects."""
+
+    def __init__(self, port: int) -> None:
+        self.endpoint = f"127.0.0.1:{port}"
+        self.url = f"http://{self.endpoint}"
+        self.access_key = ""
+        self.secret_key = ""
+        self.client: Any = None
+
+    def enable_auth(self) -> None:
+        import boto3
+        import requests
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
+        iam.create_user(UserName="ingest")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="ingest", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="ingest")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        # from now on every request must be signed by a known key and allowed
+        requests.post(f"{self.url}/moto-api/reset-auth", data=b"0", timeout=30).raise_for_status()
+        from minio import Minio
+
+        self.client = Minio(
+            self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=False,
+            region="us-east-1",
+        )
+
+    def keypair(self, directory: Path, owner: pwd.struct_passwd, mode: int = 0o600) -> Path:
+        """A key-pair file in the seed's format, the owner's, with ``mode``."""
+        path = directory / f"s3-keypair-{uuid.uuid4().hex[:8]}"
+        path.write_text(f"{self.access_key}\n{self.secret_key}\n")
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+        os.chmod(path, mode)
+        return path
+
+    def bucket(self, prefix: str) -> str:
+        """A new empty bucket with a unique name."""
+        name = f"{prefix.lower().replace('_', '-')[:30]}-{uuid.uuid4().hex[:8]}"
+        self.client.make_bucket(name)
+        return name
+
+    def drop(self, bucket: str) -> None:
+        for obj in self.client.list_objects(bucket, recursive=True):
+            self.client.remove_object(bucket, obj.object_name)
+        self.client.remove_bucket(bucket)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server in its own process on a free loopback port (session-scoped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _S3_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the S3 test server did not start (exit {proc.poll()})")
+        server = S3Server(int(line))
+        server.enable_auth()
+        yield server
+    finally:
+        if proc.stdin:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, unique_prefix: str) -> Iterator[str]:
+    """A fresh bucket on ``s3_server``, emptied and removed after the test."""
+    name = s3_server.bucket(unique_prefix)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            s3_server.drop(name)

@@ -1,0 +1,8 @@
+from services.ingest.compat.core import Core
+from services.ingest.compat.utils import Operation
+
+
+class event_handler(Core):
+    @staticmethod
+    def operation(session, meta, **options):
+        return Operation.PUT_SYNC
