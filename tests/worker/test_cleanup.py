@@ -254,6 +254,12 @@ async def test_the_worker_logs_the_state_it_published(
     await w.submit(msg)
     final = await w.events.until(msg.task_id, FINAL)
     assert final.state == "archived"
-    ends = [line for line in capfd.readouterr().out.splitlines() if "task.end" in line]
-    ends = [line for line in ends if msg.task_id in line]
+    # the worker writes its task.end line just after publishing the final event
+    out = ""
+    for _ in range(250):
+        out += capfd.readouterr().out
+        if any("task.end" in line and msg.task_id in line for line in out.splitlines()):
+            break
+        await asyncio.sleep(0.02)
+    ends = [line for line in out.splitlines() if "task.end" in line and msg.task_id in line]
     assert len(ends) == 1 and "state=archived" in ends[0], ends
