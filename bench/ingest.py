@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import socket
 import statistics
@@ -39,6 +38,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from devtools.accounts import add_account, remove_account
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHOR_VENV = REPO / ".bench" / "automated-ingest-0.7.0"
@@ -98,16 +99,11 @@ def job_owner(name: str | None) -> Iterator[str | None]:
     if name or os.geteuid() != 0:
         yield name
         return
-    made = "stgbench" + uuid.uuid4().hex[:8]
-    subprocess.run(
-        ["useradd", "-M", "-U", "-s", "/bin/sh", "-K", "UID_MIN=20000", made],
-        check=True,
-        capture_output=True,
-    )
+    made = add_account(prefix="stgbench", login_shell="/bin/sh").pw_name
     try:
-        yield pwd.getpwnam(made).pw_name
+        yield made
     finally:
-        subprocess.run(["userdel", made], check=False, capture_output=True)
+        remove_account(made)
 
 
 class Ours:

@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 import aiohttp
 
 from bench import BenchResult
+from devtools.accounts import add_account, remove_account
 from scripts.up import IRODS_ADMIN, READY_LINE, REPO
 
 GOAL_RATE = 100.0  # jobs/s
@@ -181,10 +181,7 @@ class Stack:
 
 
 def make_user() -> str:
-    name = "stgbench" + uuid.uuid4().hex[:6]
-    cmd = ["useradd", "-M", "-U", "-s", "/bin/bash", "-K", "UID_MIN=20000", name]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return name
+    return add_account(prefix="stgbench").pw_name
 
 
 def make_files(base: Path, user: str, n: int) -> Path:
@@ -402,7 +399,7 @@ def run() -> list[BenchResult]:
         objects = _collection(stack.fields["irods"], coll)
     finally:
         stack.stop()
-        subprocess.run(["userdel", user], check=False, capture_output=True)
+        remove_account(user)
         shutil.rmtree(base, ignore_errors=True)
     if states.get("completed", 0) != s.jobs or objects != s.jobs + s.serial:
         raise RuntimeError(f"not every job completed: {states}, {objects} objects in iRODS")

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from bench import BenchResult
 from bench.pipeline import Settings, Stack, client, make_user, service_pids
+from devtools.accounts import remove_account
 from scripts.up import IRODS_ADMIN
 
 GOAL_RATIO = 0.90
@@ -319,7 +320,7 @@ def run() -> list[BenchResult]:
         )
     finally:
         stack.stop()
-        subprocess.run(["userdel", user], check=False, capture_output=True)
+        remove_account(user)
         shutil.rmtree(base, ignore_errors=True)
     return results
 

@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from devtools.accounts import add_account, remove_account
 from devtools.irods_server.launcher import ServerProcess
 from devtools.tcp_proxy import TcpProxy
 from faults.rabbit import RabbitNode
@@ -192,14 +191,9 @@ class CampaignStack:
     def _make_user(self) -> None:
         if os.geteuid() != 0:
             raise StackError("the fault campaign needs root: it makes a Unix user (useradd)")
-        self.user = "stgfl" + uuid.uuid4().hex[:8]
-        subprocess.run(
-            ["useradd", "-M", "-U", "-s", "/bin/bash", "-K", "UID_MIN=20000", self.user],
-            check=True,
-            capture_output=True,
-        )
+        pw = add_account(prefix="stgfl")
+        self.user = pw.pw_name
         self._made_user = True
-        pw = pwd.getpwnam(self.user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.data_root.mkdir(mode=0o755)
         os.chown(self.data_root, self.uid, self.gid)
@@ -309,8 +303,7 @@ class CampaignStack:
             with contextlib.suppress(Exception):
                 await _pg(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
         if self._made_user:
-            _kill_uid(self.uid)
-            subprocess.run(["userdel", self.user], check=False, capture_output=True)  # noqa: ASYNC221 - at exit
+            remove_account(self.user)
         shutil.rmtree(self.tmp, ignore_errors=True)
         os.environ.clear()
         os.environ.update(self._saved_env)
@@ -327,11 +320,3 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-
-
-def _kill_uid(uid: int) -> None:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    os.kill(int(entry), signal.SIGKILL)

@@ -17,7 +17,6 @@ import base64
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -30,9 +29,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from devtools.accounts import add_account, remove_account
 from devtools.oidc.launcher import Account, OidcProvider
 from scripts.up import READY_LINE, REPO, STREAMER
-from tests.conftest import PG_ADMIN, _kill_processes_of, _pg_admin
+from tests.conftest import PG_ADMIN, _pg_admin
 
 Store = Literal["postgres", "sqlite"]
 AUDIENCE = "stager-api"
@@ -104,12 +104,7 @@ class Stack:
         """A real login account (uid >= 20000, no home) the OIDC account maps to."""
         if os.geteuid() != 0:
             raise StackError("the fuzz stack needs root: it creates a Unix user (useradd)")
-        self.user = "stgfz" + uuid.uuid4().hex[:8]
-        subprocess.run(
-            ["useradd", "-M", "-U", "-s", "/bin/bash", "-K", "UID_MIN=20000", self.user],
-            check=True,
-            capture_output=True,
-        )
+        self.user = add_account(prefix="stgfz").pw_name
         self._made_user = True
 
     def _start_idp(self) -> None:
@@ -216,7 +211,6 @@ class Stack:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)'))
             self._database = ""
         if self._made_user:
-            _kill_processes_of(pwd.getpwnam(self.user).pw_uid)
-            subprocess.run(["userdel", self.user], check=False, capture_output=True)
+            remove_account(self.user)
             self._made_user = False
         shutil.rmtree(self.tmp, ignore_errors=True)

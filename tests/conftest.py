@@ -68,8 +68,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -81,6 +79,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from devtools.accounts import add_account, remove_account
 from devtools.irods_server.launcher import ServerProcess, make_self_signed_cert
 from scripts import broker_users
 from shared.messaging import broker, signing
@@ -285,29 +284,13 @@ def unix_user() -> Iterator[Callable[..., pwd.struct_passwd]]:
                 pass
         if os.geteuid() != 0:
             pytest.skip("creating Unix users needs root")
-        name = name or "stg" + uuid.uuid4().hex[:10]
-        ids = ["-u", str(uid)] if uid is not None else ["-K", "UID_MIN=20000"]
-        subprocess.run(
-            ["useradd", "-M", "-U", "-s", login_shell, *ids, name], check=True, capture_output=True
-        )
-        made.append(name)
-        return pwd.getpwnam(name)
+        account = add_account(name, login_shell=login_shell, uid=uid)
+        made.append(account.pw_name)
+        return account
 
     yield make
     for name in made:
-        _kill_processes_of(pwd.getpwnam(name).pw_uid)  # e.g. a child lingering for its next task
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-
-
-def _kill_processes_of(uid: int) -> None:
-    """SIGKILL this test's leftover processes running as ``uid`` (by pid)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    os.kill(int(entry), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError):
-                pass
+        remove_account(name)  # its leftovers first, e.g. a child lingering for its next task
 
 
 @pytest.fixture(scope="session")

@@ -158,12 +158,18 @@ def create_file(
     With ``--initial_ingest`` the diff did not look at the catalog, so an object that
     exists already fails this file, as automated ingest's put without force does.
     """
+    refuse_existing_on_initial_ingest(session, meta)
+    _upload(session, meta, op, options, overwrite=False)
+
+
+def refuse_existing_on_initial_ingest(session: Any, meta: dict[str, Any]) -> None:
+    """With ``--initial_ingest`` the diff did not look at the catalog: a new file whose
+    data object exists already fails (ObjectExists) instead of overwriting it."""
     if meta.get("initial_ingest") and session.data_objects.exists(meta["target"]):
         raise ObjectExists(
             f"data object {meta['target']} already exists and is not overwritten "
             "(--initial_ingest never overwrites: run the job without it to sync changes)"
         )
-    _upload(session, meta, op, options, overwrite=False)
 
 
 def _upload(

@@ -341,13 +341,9 @@ class S3Reader:
         **options: Any,
     ) -> None:
         """Stream a new object into a new data object (PUT, PUT_SYNC, PUT_APPEND)."""
-        from services.ingest.operations import ObjectExists
+        from services.ingest.operations import refuse_existing_on_initial_ingest
 
-        if meta.get("initial_ingest") and session.data_objects.exists(meta["target"]):
-            raise ObjectExists(
-                f"data object {meta['target']} already exists and is not overwritten "
-                "(--initial_ingest never overwrites: run the job without it to sync changes)"
-            )
+        refuse_existing_on_initial_ingest(session, meta)
         self._copy(logger, session, meta, op, options, offset=0, created=True)
 
     def sync_object(

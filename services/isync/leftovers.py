@@ -66,7 +66,8 @@ class Ledger:
                 return
             line = json.dumps({"kind": kind, "path": path}) + "\n"
             try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if not self._noted:  # the directory once per run, not per entry
+                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 fd = _open_for_append(str(self.path))
                 try:
                     os.write(fd, line.encode())

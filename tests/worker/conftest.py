@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from pydantic import SecretStr
 
 from services.worker.app import Worker
+from services.worker.credentials import RepoCredential
 from services.worker.forkserver.client import ForkServer
 from services.worker.settings import WorkerSettings
 from shared.messaging import broker
@@ -144,6 +146,19 @@ def signed_task(msg: TaskMessage) -> Any:
     """``msg`` as the API publishes it: signed as role api."""
     body = msg.model_dump_json().encode()
     return broker.make_message(body, message_id=msg.task_id, type_=TYPE_TASK, signer=API_SIGNER)
+
+
+def irods_worker(srv: Any, **more: Any) -> dict[str, Any]:
+    """Worker settings for transfers against the iRODS test server ``srv``: its address and
+    the ``streamer`` service account's repository credential (its rodsadmin), plus ``more``
+    (e.g. ``transfer=``, ``retry=``)."""
+    return {
+        "irods": {"host": srv.host, "port": srv.port, "zone": srv.zone},
+        "service_credentials": {
+            "streamer": RepoCredential(user=srv.admin_user, password=SecretStr(srv.admin_password))
+        },
+        **more,
+    }
 
 
 def worker_settings(

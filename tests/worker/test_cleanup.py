@@ -15,30 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from services.isync.journal import SIDECAR_SUFFIX
 from services.isync.paths import part_name
-from services.worker.credentials import RepoCredential
-from tests.worker.conftest import RunningWorker, task_message
+from tests.worker.conftest import RunningWorker, irods_worker, task_message
 
 MiB = 1024 * 1024
 FINAL = {"cancelled", "completed", "archived"}
 
 
 def _irods_kw(srv: Any, **transfer: Any) -> dict[str, Any]:
-    return {
-        "irods": {"host": srv.host, "port": srv.port, "zone": srv.zone},
-        "service_credentials": {
-            "streamer": RepoCredential(user=srv.admin_user, password=SecretStr(srv.admin_password))
-        },
-        "transfer": {
+    return irods_worker(
+        srv,
+        transfer={
             "large_file_threshold": MiB,
             "streams": 2,
             "buffer_size": 256 * 1024,  # small steps: progress comes often under bwlimit
             **transfer,
         },
-    }
+    )
 
 
 def _own(path: Path, user: pwd.struct_passwd) -> None:

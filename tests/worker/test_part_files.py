@@ -15,10 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from services.worker.credentials import RepoCredential
-from tests.worker.conftest import task_message
+from tests.worker.conftest import irods_worker, task_message
 
 KiB = 1024
 FILES = {"a.txt": b"alpha\n" * 50, "b.txt": b"bravo\n" * 50, "c.txt": b"charlie\n" * 50}
@@ -30,14 +27,11 @@ def _as(user: pwd.struct_passwd, *argv: str) -> None:
 
 
 def _irods_kw(srv: Any) -> dict[str, Any]:
-    return {
-        "irods": {"host": srv.host, "port": srv.port, "zone": srv.zone},
-        "service_credentials": {
-            "streamer": RepoCredential(user=srv.admin_user, password=SecretStr(srv.admin_password))
-        },
-        "transfer": {"large_file_threshold": 64 * KiB, "streams": 2},
-        "retry": {"max_attempts": 1},
-    }
+    return irods_worker(
+        srv,
+        transfer={"large_file_threshold": 64 * KiB, "streams": 2},
+        retry={"max_attempts": 1},
+    )
 
 
 def _seed(session: Any, coll: str) -> dict[str, bytes]:

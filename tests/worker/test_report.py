@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.worker.conftest import task_message
-from tests.worker.test_transfer_e2e import _irods_kw, _read_object, _tree
+from tests.worker.conftest import irods_worker, task_message
+from tests.worker.test_transfer_e2e import _read_object, _tree
 
 FINAL = {"completed", "retry", "archived"}
 
@@ -19,7 +19,7 @@ async def test_a_clean_upload_reports_its_checksums_verified(
     user = unix_user()
     src = open_dir / "up"
     files = _tree(src, user.pw_uid, user.pw_gid)
-    w = await start_worker(**_irods_kw(irods_server))
+    w = await start_worker(**irods_worker(irods_server))
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
     msg = task_message(user.pw_name, src=f"{src}/", dst=f"irods:{coll}")
     await w.submit(msg)
@@ -40,7 +40,7 @@ async def test_failed_files_are_named_with_their_reasons(
     secret = src / "sub" / "private.dat"
     secret.write_bytes(b"root only")  # owned by root, 0600: the user cannot read it
     secret.chmod(0o600)
-    w = await start_worker(**_irods_kw(irods_server))
+    w = await start_worker(**irods_worker(irods_server))
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
     msg = task_message(user.pw_name, src=f"{src}/", dst=f"irods:{coll}")
     await w.submit(msg)
@@ -59,7 +59,7 @@ async def test_a_dry_run_reports_the_plan_and_moves_nothing(
     user = unix_user()
     src = open_dir / "up"
     files = _tree(src, user.pw_uid, user.pw_gid)
-    w = await start_worker(**_irods_kw(irods_server))
+    w = await start_worker(**irods_worker(irods_server))
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
     first = task_message(user.pw_name, src=f"{src}/", dst=f"irods:{coll}")
     await w.submit(first)

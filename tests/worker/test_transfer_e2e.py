@@ -11,16 +11,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from services.worker.credentials import RepoCredential
 from services.worker.forkserver.client import ForkServer
 from services.worker.settings import TransferDefaults
 from shared.messaging import broker
 from shared.messaging.signing import Role
 from shared.messaging.topology import declare_topology
 from tests.conftest import AMQP_URL, signing_key_set
-from tests.worker.conftest import EventLog, signed_task, task_message, worker_settings
+from tests.worker.conftest import (
+    EventLog,
+    irods_worker,
+    signed_task,
+    task_message,
+    worker_settings,
+)
 from tests.worker.test_pipeline import _no_user_processes
 
 MiB = 1024 * 1024
@@ -38,15 +41,6 @@ def _tree(root: Path, uid: int, gid: int) -> dict[str, bytes]:
     return files
 
 
-def _irods_kw(srv) -> dict:
-    return {
-        "irods": {"host": srv.host, "port": srv.port, "zone": srv.zone},
-        "service_credentials": {
-            "streamer": RepoCredential(user=srv.admin_user, password=SecretStr(srv.admin_password))
-        },
-    }
-
-
 def _read_object(session, path: str) -> bytes:
     with session.data_objects.open(path, "r") as fh:
         return fh.read()
@@ -58,7 +52,7 @@ async def test_upload_then_download_as_the_user(
     user = unix_user()
     src = open_dir / "up"
     files = _tree(src, user.pw_uid, user.pw_gid)
-    w = await start_worker(**_irods_kw(irods_server))
+    w = await start_worker(**irods_worker(irods_server))
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
     up = task_message(user.pw_name, src=f"{src}/", dst=f"irods:{coll}")
     await w.submit(up)
@@ -92,7 +86,7 @@ async def test_file_the_user_cannot_read_is_reported(
     src = open_dir / "private.dat"
     src.write_bytes(b"root only")
     src.chmod(0o600)
-    w = await start_worker(**_irods_kw(irods_server))
+    w = await start_worker(**irods_worker(irods_server))
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
     msg = task_message(user.pw_name, src=str(src), dst=f"irods:{coll}/private.dat")
     await w.submit(msg)
@@ -188,7 +182,7 @@ async def test_worker_sigkilled_mid_transfer_task_is_redelivered_and_completes(
     assert done_before < len(data)
     assert await _no_user_processes(user.pw_uid)  # fork server and child died with the worker
 
-    second = await start_worker(**_irods_kw(irods_server), **overrides)
+    second = await start_worker(**irods_worker(irods_server), **overrides)
     # both event logs consume the one events queue: look at their union
     async with asyncio.timeout(90):
         while not (  # noqa: ASYNC110 - filled by the consumers
@@ -234,7 +228,7 @@ async def test_cancel_stops_a_real_transfer_within_two_seconds(
     src.write_bytes(os.urandom(4 * MiB))
     os.chown(src, user.pw_uid, user.pw_gid)
     w = await start_worker(
-        **_irods_kw(irods_server),
+        **irods_worker(irods_server),
         transfer={"bwlimit": MiB, "large_file_threshold": MiB, "streams": 2},
     )
     coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
@@ -295,7 +289,7 @@ async def test_a_download_is_written_with_the_users_umask_not_roots(
     os.chown(down, user.pw_uid, user.pw_gid)
     previous = os.umask(0o022)  # the worker (root) runs with 022: world-readable files
     try:
-        w = await start_worker(**_irods_kw(irods_server), children={"umask": "077"})
+        w = await start_worker(**irods_worker(irods_server), children={"umask": "077"})
         msg = task_message(user.pw_name, src=f"irods:{coll}/", dst=str(down))
         await w.submit(msg)
         done = await w.events.until(msg.task_id, {"completed", "retry", "archived"}, limit=60)

@@ -24,7 +24,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.errors import Unavailable
-from shared.messaging.signing import MessageRejected, Role, Verifier
+from shared.messaging.signing import MessageRejected, Role, Verifier, verify_incoming
 from shared.messaging.topology import Names
 
 #: Errors of a passive declare of a queue that is missing or not ours.
@@ -125,15 +125,7 @@ def read_letter(message: AbstractIncomingMessage, verifier: Verifier) -> Letter:
     dead letters are old by nature)."""
     reason = ""
     try:
-        verifier.verify(
-            message.body,
-            message.headers,
-            type_=message.type,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            reply_to=message.reply_to,
-            accept=[Role.API],
-        )
+        verify_incoming(verifier, message, accept=[Role.API])
     except MessageRejected as e:
         reason = e.reason
     death_reason, queue, count, at = _death(dict(message.headers or {}))
