@@ -20,6 +20,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,13 @@ class WireTap:
     def connections(self) -> int:
         with self._lock:
             return self._connections
+
+    def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait until every connection so far has closed, so a client process that has
+        exited has had its last frames (``RODS_DISCONNECT``) recorded."""
+        deadline = time.monotonic() + timeout
+        for t in list(self._threads):
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def reset(self) -> None:
         with self._lock:

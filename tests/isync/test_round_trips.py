@@ -58,6 +58,7 @@ def test_new_object_put_and_get_round_trips(
     src.write_bytes(os.urandom(SIZE))
 
     run_cli(["-N", "2", str(src), f"i:{coll}/big.bin"], isync_environ, tap.port)
+    tap.wait_closed()  # the CLI has exited; its last frames may still be in the tap
     put = tap.counts()
     assert put == per_connection(2) + Counter(
         {
@@ -77,6 +78,7 @@ def test_new_object_put_and_get_round_trips(
     tap.reset()
     back = tmp_path / "back.bin"
     run_cli(["-N", "2", f"i:{coll}/big.bin", str(back)], isync_environ, tap.port)
+    tap.wait_closed()
     get = tap.counts()
     assert get == per_connection(2) + Counter(
         {
@@ -103,6 +105,7 @@ def test_default_streams_follow_the_cores(
         src.write_bytes(os.urandom(size))
         tap.reset()
         run_cli([str(src), f"i:{coll}/"], isync_environ, tap.port)
+        tap.wait_closed()
         counts = tap.counts()
         assert tap.connections() == streams, counts
         assert counts["DATA_OBJ_OPEN_AN"] == streams
