@@ -6,6 +6,7 @@ An API whose OIDC audience is left empty does not start (issue 9: it was not che
 from __future__ import annotations
 
 import time
+
 import jwt
 import pytest
 
