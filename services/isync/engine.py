@@ -134,7 +134,8 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
                     dst=task.dst,
                     outcome="failed",
                     bytes=task.size,
-                    error=f"{what}: not copied: its directory {where} could not be made",
+                    error=f"{what}: not copied: its directory {where} could not be made (see"
+                    " that directory's error)",
                     exit_status=int(ExitStatus.FAILED),
                 )
             )
@@ -197,7 +198,7 @@ def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
         return action(ctx, task)
     except BaseException as e:
         if ctx.cancel.is_set() or isinstance(e, KeyboardInterrupt):
-            err: Exception = Interrupted(f"{task.src}: interrupted")
+            err: Exception = Interrupted(f"{task.src}: interrupted: {Interrupted.hint}")
         else:
             err = _clash(e, task.dst, plan.direction, want_dir=False) or translate(
                 e, task.src if plan.direction == "put" else f"irods:{task.src}"
@@ -261,7 +262,7 @@ def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
                     dst=task.dst,
                     outcome="failed",
                     bytes=task.size,
-                    error=f"{task.src}: not transferred (interrupted)",
+                    error=f"{task.src}: not transferred (interrupted): {Interrupted.hint}",
                     exit_status=int(ExitStatus.INTERRUPTED),
                 ),
             )
