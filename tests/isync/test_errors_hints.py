@@ -123,3 +123,13 @@ def test_a_clash_and_an_interrupt_say_what_to_do() -> None:
     local = _clash(NotADirectoryError(20, "Not a directory"), "/d/a", "get", want_dir=True)
     assert local is not None and "is a file but a directory goes there: rename" in str(local)
     assert _actionable(errors.Interrupted.hint) and "resumes" in errors.Interrupted.hint
+
+
+@pytest.mark.parametrize("kind", ["timeout", "noprogress"])
+def test_a_worker_time_limit_says_what_to_do(kind: str) -> None:
+    """What lands in a job's error field when the watchdog stops it."""
+    from services.worker.time_limit import Expired
+
+    text = str(Expired(kind, 4))
+    assert ("timeout=4s" if kind == "timeout" else "timeout_noprogress=4s") in text
+    assert _actionable(text.split("=4s: ", 1)[1]), text
