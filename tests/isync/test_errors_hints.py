@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -133,3 +135,15 @@ def test_a_worker_time_limit_says_what_to_do(kind: str) -> None:
     text = str(Expired(kind, 4))
     assert ("timeout=4s" if kind == "timeout" else "timeout_noprogress=4s") in text
     assert _actionable(text.split("=4s: ", 1)[1]), text
+
+
+def test_an_unwritable_report_says_what_to_do(tmp_path: Path, run_isync: Any, coll: str) -> None:
+    """The copy itself succeeds; the report that cannot be written is one line with a hint."""
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    report = tmp_path / "no-such-dir" / "report.json"
+    result = run_isync("--report", str(report), str(f), f"i:{coll}/")
+    assert result.code == 0, result.stderr
+    assert f"cannot write report {report}: " in result.stderr
+    assert "choose a writable path for --report" in result.stderr
+    assert "Traceback" not in result.stderr
