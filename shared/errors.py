@@ -80,7 +80,7 @@ _PERMANENT = frozenset(
 
 
 _HINTS: dict[ErrorKind, str] = {
-    ErrorKind.INVALID: "correct what is named and send it again",
+    ErrorKind.INVALID: "correct what is named and try again",
     ErrorKind.AUTHENTICATION: "check the user name and password (or token) and try again",
     ErrorKind.FORBIDDEN: "act only for yourself, or ask an administrator for this right",
     ErrorKind.REFUSED: "use a personal account, not root or a system account",
@@ -192,7 +192,7 @@ class InvalidInput(StagerError):
     def from_validation(cls, e: ValidationError, *, root: str = "") -> InvalidInput:
         """A pydantic error as one line that says what to fix, with per-field details."""
         errors = validation_errors(e, root=root)
-        return cls(validation_summary(errors), errors=errors)
+        return cls(f"{validation_summary(errors)} ({ErrorKind.INVALID.hint})", errors=errors)
 
 
 def validation_errors(e: ValidationError, *, root: str = "") -> list[dict[str, object]]:
