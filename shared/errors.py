@@ -57,6 +57,12 @@ class ErrorKind(StrEnum):
         """True when retrying the same request cannot succeed."""
         return self in _PERMANENT
 
+    @property
+    def hint(self) -> str:
+        """What a user can do about an error of this kind, when its message has nothing
+        more specific to say (every kind has one: ``tests/isync/test_errors_hints.py``)."""
+        return _HINTS[self]
+
 
 _PERMANENT = frozenset(
     {
@@ -71,6 +77,24 @@ _PERMANENT = frozenset(
         ErrorKind.CONFIG,
     }
 )
+
+
+_HINTS: dict[ErrorKind, str] = {
+    ErrorKind.INVALID: "correct what is named and try again",
+    ErrorKind.AUTHENTICATION: "check the user name and password (or token) and try again",
+    ErrorKind.FORBIDDEN: "act only for yourself, or ask an administrator for this right",
+    ErrorKind.REFUSED: "use a personal account, not root or a system account",
+    ErrorKind.NOT_FOUND: "check the path (or job id) and its spelling",
+    ErrorKind.NOT_A_DIRECTORY: "give the path of a directory",
+    ErrorKind.PERMISSION_DENIED: "ask the owner for access, or choose another path",
+    ErrorKind.CONFLICT: "read the current state, then retry or submit a new job",
+    ErrorKind.TIMEOUT: "try again later, or give the job a longer timeout",
+    ErrorKind.INTERRUPTED: "run it again: it resumes where it stopped",
+    ErrorKind.UNAVAILABLE: "try again later; if it lasts, tell the operators",
+    ErrorKind.FAILED: "try again; if it fails again, report this message to the operators",
+    ErrorKind.CONFIG: "fix the setting named and start again",
+    ErrorKind.INTERNAL: "report it to the operators (the logs have the details)",
+}
 
 
 class ExitStatus(IntEnum):
@@ -168,7 +192,7 @@ class InvalidInput(StagerError):
     def from_validation(cls, e: ValidationError, *, root: str = "") -> InvalidInput:
         """A pydantic error as one line that says what to fix, with per-field details."""
         errors = validation_errors(e, root=root)
-        return cls(validation_summary(errors), errors=errors)
+        return cls(f"{validation_summary(errors)} ({ErrorKind.INVALID.hint})", errors=errors)
 
 
 def validation_errors(e: ValidationError, *, root: str = "") -> list[dict[str, object]]:

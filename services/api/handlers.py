@@ -240,7 +240,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a whole number, not {raw[:20]!r}") from None
+        raise InvalidInput(f"{name} must be a whole number, e.g. {name}={default}") from None
     if not low <= value <= high:
         raise InvalidInput(f"{name} must be between {low} and {high}")
     return value

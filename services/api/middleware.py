@@ -21,7 +21,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HTTP_HINTS = {
     404: "no such endpoint: see /v1/docs for the API",
     405: "method not allowed on this path: see /v1/docs",
+    408: "the request took too long to arrive: send it again",
     415: "send the body as application/json",
+    431: "request headers too large: send fewer or shorter headers",
 }
 
 #: The kind an aiohttp HTTP error stands for, so its problem body gets the exit code of
@@ -102,6 +104,18 @@ def _too_large(request: web.Request) -> str:
     )
 
 
+def http_detail(request: web.Request, e: web.HTTPException) -> str:
+    """The problem detail of an HTTP error aiohttp raised itself: what happened and what
+    to do (a status without its own hint gets its kind's)."""
+    if e.status == 413:
+        return _too_large(request)
+    hint = _HTTP_HINTS.get(e.status)
+    if hint is not None:
+        return hint
+    default = ErrorKind.INVALID if e.status < 500 else ErrorKind.INTERNAL
+    return f"{e.reason.lower()}: {_KIND_BY_HTTP.get(e.status, default).hint}"
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every error to a problem response; log one access line per request."""
@@ -124,14 +138,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = e.status
         if e.status < 400:
             raise
-        hint = _too_large(request) if e.status == 413 else _HTTP_HINTS.get(e.status, e.reason)
-        return problem(e.status, e.reason, hint, exit_code=_exit_code(e.status))
+        return problem(e.status, e.reason, http_detail(request, e), exit_code=_exit_code(e.status))
     except Exception as e:
         log.exception("unhandled error", path=request.path, error=type(e).__name__)
         return problem(
             500,
             "internal error",
-            "internal error; the operators have the details",
+            "internal error: try again; if it fails again, tell the operators the time of the"
+            " request (they have the details)",
             exit_code=HTTP_BY_KIND[ErrorKind.INTERNAL][1],
         )
     finally:

@@ -207,7 +207,9 @@ def job_from_args(
         policy.check_allowed_prefixes(s.allowed_roots)
         root = policy.resolve_root(os.path.abspath(args.root), s.allowed_roots)
         if not os.path.isdir(root):
-            raise ValueError(f"root {args.root} is not a directory")
+            raise ValueError(
+                f"root {args.root} is not a directory: give the path of an existing directory"
+            )
     types = [t for arg in args.exclude_file_type for t in arg.split(",") if t.strip()]
     Excludes.build(types, args.exclude_file_name, args.exclude_directory_name)
     handler = label = None
@@ -219,7 +221,9 @@ def job_from_args(
         try:
             append = json.loads(args.append_json)
         except json.JSONDecodeError as e:
-            raise ValueError(f"--append_json is not JSON: {e.msg}") from e
+            raise ValueError(
+                f"--append_json is not JSON: {e.msg}: give a JSON object, e.g. '{{\"k\": 1}}'"
+            ) from e
     options = IngestOptions(
         exclude_file_type=types,
         exclude_file_name=args.exclude_file_name,
@@ -473,5 +477,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         env.stderr.write(f"stager ingest: {message}\n")
         return int(exit_status_of(e) if isinstance(e, StagerError) else ExitStatus.USAGE)
     except OSError as e:  # the job store cannot be reached
-        env.stderr.write(f"stager ingest: {e.strerror or e}\n")
+        env.stderr.write(
+            f"stager ingest: the job store cannot be used: {e.strerror or e}: {_where()}\n"
+        )
         return int(ExitStatus.FAILED)

@@ -32,7 +32,10 @@ def _read_password_file(path: str, delete: bool) -> str:
         with open(path, encoding="utf-8") as fh:
             password = fh.readline().rstrip("\r\n")
     except OSError as e:
-        raise AuthenticationError(f"cannot read IRODS_PASSWORD_FILE {path}: {e.strerror}") from e
+        raise AuthenticationError(
+            f"cannot read IRODS_PASSWORD_FILE {path}: {e.strerror}: check the path and that"
+            " you may read it"
+        ) from e
     if delete:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -43,7 +46,10 @@ def _open_envelope(envelope: str, environ: Mapping[str, str], dr_user: str) -> s
     """Open an envelope bound to this Unix user and iRODS account (any submitter)."""
     keys_dir = environ.get("STAGER_PRIVATE_KEYS_DIR")
     if not keys_dir:
-        raise AuthenticationError("IRODS_PASSWORD_ENVELOPE needs STAGER_PRIVATE_KEYS_DIR")
+        raise AuthenticationError(
+            "IRODS_PASSWORD_ENVELOPE needs STAGER_PRIVATE_KEYS_DIR: set it to the directory"
+            " of the private keys"
+        )
     import pwd
 
     from shared import crypto  # lazy: only workers holding private keys need it
@@ -56,9 +62,13 @@ def _open_envelope(envelope: str, environ: Mapping[str, str], dr_user: str) -> s
         pems = [p.read_bytes() for p in sorted(Path(keys_dir).glob("*.pem"))]
         return crypto.Opener.from_pem(pems).open(envelope, expect).get_secret_value()
     except (DecryptError, EnvelopeError) as e:
-        raise AuthenticationError(f"cannot open the credential envelope: {e.message}") from e
+        raise AuthenticationError(
+            f"cannot open the credential envelope: {e.message}: seal the password again"
+        ) from e
     except Exception as e:
-        raise AuthenticationError("cannot open the credential envelope") from e
+        raise AuthenticationError(
+            "cannot open the credential envelope: seal the password again for this key"
+        ) from e
 
 
 def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
@@ -75,7 +85,9 @@ def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
     except FileNotFoundError:
         return ""
     except OSError as e:
-        raise AuthenticationError(f"cannot read {path}: {e.strerror}") from e
+        raise AuthenticationError(
+            f"cannot read {path}: {e.strerror}: check the path and that you may read it"
+        ) from e
 
 
 def _password(
@@ -101,7 +113,7 @@ def load_account(
         try:
             env = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read {path}: not valid JSON") from e
+            raise UsageError(f"cannot read {path}: not valid JSON: fix or remove the file") from e
 
     def pick(var: str, key: str, default: Any = None) -> Any:
         return environ.get(var) or env.get(key, default)
@@ -152,7 +164,10 @@ def load_account(
             default_resource=pick("IRODS_DEFAULT_RESOURCE", "irods_default_resource"),
         )
     except (ValidationError, ValueError) as e:
-        raise UsageError("invalid iRODS connection settings (port, TLS policy or key sizes)") from e
+        raise UsageError(
+            "invalid iRODS connection settings (port, TLS policy or key sizes):"
+            " fix them in the environment or irods_environment.json"
+        ) from e
 
 
 def open_session(account: IrodsAccount) -> Any:

@@ -205,7 +205,10 @@ def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitS
         try:
             args.report.write_text(report.model_dump_json(indent=2))
         except OSError as e:
-            env.error(f"cannot write report {args.report}: {e.strerror}")
+            env.error(
+                f"cannot write report {args.report}: {e.strerror}: choose a writable path"
+                " for --report"
+            )
     if args.json:
         env.stdout.write(json.dumps({"type": "summary", **_summary(report)}) + "\n")
         env.stdout.flush()
@@ -265,7 +268,7 @@ def _main(argv: Sequence[str] | None, env: Environment | None) -> int:
     try:
         return int(run(sys.argv[1:] if argv is None else argv, env, cancel))
     except KeyboardInterrupt:
-        env.error("interrupted")
+        env.error("interrupted: run the same command again to resume")
         return int(ExitStatus.INTERRUPTED)
     except IsyncError as e:
         env.error(str(e))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import threading
@@ -101,7 +102,7 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
             continue  # below a directory already reported
         try:
             if plan.direction == "get":
-                os.makedirs(path, exist_ok=True)
+                _make_local_dir(ctx, path)
             else:
                 with ctx.connection() as conn:
                     made = wire.make_collection(conn, path)
@@ -133,12 +134,36 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
                     dst=task.dst,
                     outcome="failed",
                     bytes=task.size,
-                    error=f"{what}: not copied: its directory {where} could not be made",
+                    error=f"{what}: not copied: its directory {where} could not be made (see"
+                    " that directory's error)",
                     exit_status=int(ExitStatus.FAILED),
                 )
             )
         plan.files = keep
     return failures
+
+
+def _make_local_dir(ctx: Context, path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, noting each directory it makes (not those that
+    were there) so that a cancel or final failure removes them while they are empty."""
+    missing: list[str] = []
+    at = os.path.normpath(path)
+    while not os.path.lexists(at):
+        missing.append(at)
+        parent = os.path.dirname(at)
+        if parent == at:
+            break
+        at = parent
+    if not missing and not os.path.isdir(at):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    for made in reversed(missing):
+        try:
+            os.mkdir(made)
+        except FileExistsError:
+            if not os.path.isdir(made):
+                raise
+            continue  # made meanwhile by someone else: not ours to remove
+        ctx.leftovers.note("dir", made)
 
 
 def _clash(e: BaseException, path: str, direction: str, want_dir: bool) -> IsyncError | None:
@@ -173,7 +198,7 @@ def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
         return action(ctx, task)
     except BaseException as e:
         if ctx.cancel.is_set() or isinstance(e, KeyboardInterrupt):
-            err: Exception = Interrupted(f"{task.src}: interrupted")
+            err: Exception = Interrupted(f"{task.src}: interrupted: {Interrupted.hint}")
         else:
             err = _clash(e, task.dst, plan.direction, want_dir=False) or translate(
                 e, task.src if plan.direction == "put" else f"irods:{task.src}"
@@ -237,7 +262,7 @@ def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
                     dst=task.dst,
                     outcome="failed",
                     bytes=task.size,
-                    error=f"{task.src}: not transferred (interrupted)",
+                    error=f"{task.src}: not transferred (interrupted): {Interrupted.hint}",
                     exit_status=int(ExitStatus.INTERRUPTED),
                 ),
             )

@@ -32,6 +32,8 @@ class IsyncError(StagerError):
 
     kind = ErrorKind.FAILED
     title = "transfer failed"
+    #: what a user can do about it: the last part of a message :func:`translate` makes
+    hint = ErrorKind.FAILED.hint
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -43,30 +45,35 @@ class UsageError(IsyncError):
     """Bad command line or options."""
 
     kind = ErrorKind.INVALID
+    hint = "see isync --help"
 
 
 class AuthenticationError(IsyncError):
     """iRODS refused the credentials, or none were found."""
 
     kind = ErrorKind.AUTHENTICATION
+    hint = "check the iRODS user name and password (iinit, IRODS_PASSWORD) and try again"
 
 
 class SourceNotFound(IsyncError):
     """The source path does not exist."""
 
     kind = ErrorKind.NOT_FOUND
+    hint = "check the path and its spelling (ils or ls shows what is there)"
 
 
 class PermissionDenied(IsyncError):
     """A file, directory, object or collection may not be read or written."""
 
     kind = ErrorKind.PERMISSION_DENIED
+    hint = "ask the owner for access, or choose another source or destination"
 
 
 class ConnectionFailed(IsyncError):
     """The iRODS server could not be reached."""
 
     kind = ErrorKind.UNAVAILABLE
+    hint = "check the host and port, then try again (it resumes where it stopped)"
 
 
 class ObjectBusy(IsyncError):
@@ -74,20 +81,26 @@ class ObjectBusy(IsyncError):
     until that write has finished (a retry later can succeed)."""
 
     kind = ErrorKind.UNAVAILABLE
+    hint = "try again once that write has finished"
 
 
 class ChecksumMismatch(IsyncError):
     """The destination's checksum differs from the source's."""
 
+    hint = "run it again (the file is copied anew); if it differs again, tell the operators"
+
 
 class DestinationExists(IsyncError):
     """The destination exists and differs, and --force was not given."""
+
+    hint = "use -f to overwrite it, or choose another destination"
 
 
 class Interrupted(IsyncError):
     """The transfer was cancelled (signal or cancel event)."""
 
     kind = ErrorKind.INTERRUPTED
+    hint = ErrorKind.INTERRUPTED.hint
 
 
 _AUTH = {
@@ -143,45 +156,72 @@ def _invisible_collection(exc: BaseException, names: set[str]) -> bool:
     return "SYS_INVALID_INPUT_PARAM" in names and "zone name" in str(exc)
 
 
+#: what to do about an OS error a user can meet, by errno (others: the generic hint)
+_ERRNO_HINTS = {
+    errno.ENOSPC: "free space on the destination, then run it again (it resumes)",
+    errno.EDQUOT: "free space within your quota, then run it again (it resumes)",
+    errno.EROFS: "choose a destination on a writable filesystem",
+    errno.ENAMETOOLONG: "use a shorter name or a shallower destination",
+    errno.ENOTDIR: "a file is in the way of a directory: rename or remove it",
+    errno.EISDIR: "a directory is in the way of a file: rename or remove it",
+    errno.EEXIST: "something is in the way: rename or remove it, or choose another destination",
+    errno.ENOTEMPTY: "the directory is not empty: empty it or choose another destination",
+    errno.EMFILE: "raise the open-files limit (ulimit -n) or copy fewer files at once (-p)",
+}
+
+
 def translate(exc: BaseException, what: str = "") -> IsyncError:
-    """Turn any exception into an IsyncError with a one-line message about `what`."""
+    """Turn any exception into an IsyncError with a one-line message about `what`: what
+    happened, then what to do (the error class's ``hint``)."""
     if isinstance(exc, IsyncError):
         return exc
     prefix = f"{what}: " if what else ""
     names = _names(exc)
     if isinstance(exc, PermissionError) or names & _PERMISSION:
-        return PermissionDenied(f"{prefix}permission denied")
+        return PermissionDenied(f"{prefix}permission denied: {PermissionDenied.hint}")
     if _invisible_collection(exc, names):
         return PermissionDenied(
             f"{prefix}permission denied (the zone answers SYS_INVALID_INPUT_PARAM: a collection"
-            " on the path is not visible to this user)"
+            f" on the path is not visible to this user): {PermissionDenied.hint}"
         )
     if names & _BUSY:
         which = sorted(names & _BUSY)[0]
         return ObjectBusy(
-            f"{prefix}the object is being written by another client ({which});"
-            " try again once that write has finished"
+            f"{prefix}the object is being written by another client ({which}); {ObjectBusy.hint}"
         )
     if isinstance(exc, FileNotFoundError) or names & _NOT_FOUND:
-        return SourceNotFound(f"{prefix}no such file, directory, object or collection")
+        return SourceNotFound(
+            f"{prefix}no such file, directory, object or collection: {SourceNotFound.hint}"
+        )
     if names & _AUTH:
-        return AuthenticationError(f"{prefix}iRODS authentication failed (check user and password)")
+        return AuthenticationError(
+            f"{prefix}iRODS authentication failed: {AuthenticationError.hint}"
+        )
     if isinstance(exc, ConnectionError | socket.gaierror | TimeoutError) or (
         "NetworkException" in names
     ):
-        return ConnectionFailed(f"{prefix}iRODS connection failed ({_short(exc)})")
+        return ConnectionFailed(
+            f"{prefix}iRODS connection failed ({_short(exc)}): {ConnectionFailed.hint}"
+        )
+    if isinstance(exc, OSError) and exc.errno is None and "shrank" in str(exc):
+        return IsyncError(
+            f"{prefix}{_short(exc)}: it changed while it was read; run it again once nobody"
+            " writes it"
+        )
     if isinstance(exc, OSError) and exc.errno is not None:
-        return IsyncError(f"{prefix}{errno.errorcode.get(exc.errno, 'OSError')}: {exc.strerror}")
+        hint = _ERRNO_HINTS.get(exc.errno, IsyncError.hint)
+        symbol = errno.errorcode.get(exc.errno, "OSError")
+        return IsyncError(f"{prefix}{symbol}: {exc.strerror}: {hint}")
     unknown = _prc_key_error(exc)
+    irods_hint = "try again; if it fails again, ask the iRODS administrators about this code"
     if unknown is not None:
         name = _UNKNOWN_TO_PRC.get(unknown)
-        return IsyncError(
-            f"{prefix}iRODS error {name} ({unknown})" if name else f"{prefix}iRODS error {unknown}"
-        )
+        code_text = f"{name} ({unknown})" if name else str(unknown)
+        return IsyncError(f"{prefix}iRODS error {code_text}: {irods_hint}")
     code = getattr(exc, "code", None)
     if isinstance(code, int) and code < 0:
-        return IsyncError(f"{prefix}iRODS error {type(exc).__name__} ({code})")
-    return IsyncError(f"{prefix}{type(exc).__name__}: {_short(exc)}")
+        return IsyncError(f"{prefix}iRODS error {type(exc).__name__} ({code}): {irods_hint}")
+    return IsyncError(f"{prefix}{type(exc).__name__}: {_short(exc)}: {IsyncError.hint}")
 
 
 def _short(exc: BaseException) -> str:

@@ -33,6 +33,9 @@ from services.isync.streams import StreamSet, run_ranges
 # in which a real agent reads its vault file while the client waits.
 READ_CHUNK = 8 * 1024 * 1024
 
+#: what to do when the object changed while it was read
+_AGAIN = ": it changed while it was read; run it again once nobody writes it"
+
 _checksummer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="isync-chksum")
 
 
@@ -43,9 +46,15 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     known = task.remote.checksum
     if os.path.lexists(task.dst):
         if os.path.isdir(task.dst):
-            raise DestinationExists(f"{task.dst} is a directory")
+            raise DestinationExists(
+                f"{task.dst} is a directory but a file goes there: rename or remove it,"
+                " or choose another destination"
+            )
         if os.path.exists(task.dst) and not os.path.isfile(task.dst):  # never read a FIFO
-            raise DestinationExists(f"{task.dst} is not a regular file (a FIFO or device?)")
+            raise DestinationExists(
+                f"{task.dst} is not a regular file (a FIFO or device?): remove it,"
+                " or choose another destination"
+            )
         same, checksum = unchanged(
             ctx, task.dst, os.path.getsize(task.dst), task.src, task.size, known
         )
@@ -84,7 +93,7 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
             if checksum is None or remote != checksum:
                 raise ChecksumMismatch(
                     f"{task.dst}: checksum mismatch after download "
-                    f"(iRODS {remote}, local {checksum})"
+                    f"(iRODS {remote}, local {checksum}): {ChecksumMismatch.hint}"
                 )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -122,7 +131,9 @@ def _get_single(ctx: Context, task: FileTask) -> tuple[int, str | None, str | No
         ctx.single.disable(type(e).__name__)
         return None
     if n != task.size:
-        raise IsyncError(f"irods:{task.src}: size changed during download ({n} != {task.size})")
+        raise IsyncError(
+            f"irods:{task.src}: size changed during download ({n} != {task.size}){_AGAIN}"
+        )
     data = buf[:n]
     fd_local = open_own_file(part, os.O_WRONLY, create=True)
     try:
@@ -170,7 +181,9 @@ def _get_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
     os.close(fd_local)
     if sent != task.size:
         os.unlink(part)
-        raise IsyncError(f"irods:{task.src}: size changed during download ({sent} != {task.size})")
+        raise IsyncError(
+            f"irods:{task.src}: size changed during download ({sent} != {task.size}){_AGAIN}"
+        )
     return sent, irods_sha256(h.digest()) if h is not None else None
 
 
@@ -234,7 +247,7 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
                 chunk = ahead.read(want, min(len(buf), rng.remaining - want) if go_on else 0)
                 n = len(chunk)
                 if n <= 0:
-                    raise IsyncError(f"irods:{task.src}: object shorter than expected")
+                    raise IsyncError(f"irods:{task.src}: object shorter than expected{_AGAIN}")
                 _write_all(out, chunk, rng.next_offset)
                 journal.advance(rng, n)
                 with lock:

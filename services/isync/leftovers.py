@@ -8,22 +8,28 @@ that only a finished transfer makes disappear:
 * ``irods_part``: a large upload's hidden ``.NAME.isync-part`` data object;
 * ``file``: a local file: a put's resume journal, a get's part file (often preallocated to
   the object's full size) and its ``.isync-partial`` journal;
-* ``collection``: a collection this run created (not one that was there before).
+* ``collection``: a collection this run created (not one that was there before);
+* ``dir``: a local directory this run created (a download's tree, or the parents of its
+  destination), not one that was there before.
 
 An entry is written before the thing is first written to, so a run killed at any point
 has noted it. The ledger survives a crash and a retry (the next attempt resumes from the
 parts and appends to the same ledger); :func:`clean` removes what is still there: parts
-and journals, and collections only while they are empty (deepest first, never one that
-holds anything), then the ledger itself. It runs as the user, on the user's own session.
+and journals, and collections and directories only while they are empty (deepest first,
+never one that holds anything; a directory the run made first loses the part files and
+journals in it, which a child killed mid-file may have left unnoted), then the ledger
+itself. It runs as the user, on the user's own session.
 
 What a ledger names is checked before it is removed, so a ledger edited by hand removes
 nothing else: iRODS entries must lie under the task's destination (and a part object must
-have a part name), local files must be the user's own regular files.
+have a part name), local files must be the user's own regular files, local directories
+the user's own, at, under or above the task's local side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -33,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from services.isync.journal import SIDECAR_SUFFIX
 from services.isync.paths import PART_SUFFIX, open_own_file
 
-Kind = Literal["irods_part", "file", "collection"]
-_KINDS = ("irods_part", "file", "collection")
+Kind = Literal["irods_part", "file", "collection", "dir"]
+_KINDS = ("irods_part", "file", "collection", "dir")
 #: The largest ledger read back (a tree of very many collections stays well below it).
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
 
@@ -127,12 +134,21 @@ def read(path: Path) -> list[tuple[str, str]]:
     return entries
 
 
-def clean(path: Path, session: Any, irods_root: str | None, *, collections: bool = True) -> Cleaned:
+def clean(
+    path: Path,
+    session: Any,
+    irods_root: str | None,
+    *,
+    collections: bool = True,
+    local_root: str | None = None,
+) -> Cleaned:
     """Remove what the ledger at ``path`` names and is still there, then the ledger.
 
     ``irods_root``: the task's iRODS side (its destination collection or object path);
-    iRODS entries outside it are refused. ``collections=False`` (a completed run) removes
-    the parts and journals only: a completed tree keeps its (possibly empty) collections.
+    iRODS entries outside it are refused. ``local_root``: the task's local side; a
+    directory neither at, under nor above it is refused (None: no directory is removed).
+    ``collections=False`` (a completed run) removes the parts and journals only: a
+    completed tree keeps its (possibly empty) collections and directories.
     """
     done = Cleaned()
     entries = read(path)
@@ -151,9 +167,57 @@ def clean(path: Path, session: Any, irods_root: str | None, *, collections: bool
                 _remove_empty_collection(session, where, done)
             else:
                 done.kept.append(where)
+        dirs = [w for k, w in entries if k == "dir"]
+        for where in sorted(dirs, key=lambda p: p.count("/"), reverse=True):  # deepest first
+            if _near_local(where, local_root):
+                _remove_empty_dir(where, done)
+            else:
+                done.kept.append(where)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return done
+
+
+def _near_local(path: str, root: str | None) -> bool:
+    """``path`` is the local root, lies under it, or is one of its parents (a download
+    into a new ``/a/new/dir`` makes ``/a/new`` too)."""
+    if not root or not os.path.isabs(path) or not os.path.isabs(root):
+        return False
+    path, root = os.path.normpath(path), os.path.normpath(root)
+    return path == root or root.startswith(path.rstrip("/") + "/") or path.startswith(root + "/")
+
+
+def _remove_empty_dir(where: str, done: Cleaned) -> None:
+    """Remove the user's own directory ``where`` once it holds nothing but this project's
+    part files and journals (those go first); anything else in it keeps it."""
+    try:
+        st = os.lstat(where)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        done.errors.append(f"{where}: {e.strerror or e}")
+        return
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        done.kept.append(where)  # a link, a file, or someone else's: left alone
+        return
+    try:
+        names = os.listdir(where)
+    except OSError as e:
+        done.errors.append(f"{where}: {e.strerror or e}")
+        return
+    for name in names:
+        if name.endswith((PART_SUFFIX, SIDECAR_SUFFIX, SIDECAR_SUFFIX + ".tmp")):
+            _remove_local(os.path.join(where, name), done)
+    try:
+        os.rmdir(where)
+        done.removed.append(where)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            done.kept.append(where)
+        else:
+            done.errors.append(f"{where}: {e.strerror or e}")
 
 
 def _under(path: str, root: str | None) -> bool:

@@ -54,7 +54,7 @@ def plan_put(session: Any, src: Location, dst: Location, options: TransferOption
         if not options.recursive:
             raise UsageError(f"{src.path} is a directory (use -r)")
         if not os.access(src.path, os.R_OK | os.X_OK):
-            raise PermissionDenied(f"{src.path}: permission denied")
+            raise PermissionDenied(f"{src.path}: permission denied: {PermissionDenied.hint}")
         root = plan.root = tree_root(src, dst, False)
         plan.dirs.append(root)
         _walk_local(src.path, root, "", PathFilter(options.include, options.exclude), options, plan)

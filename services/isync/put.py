@@ -61,7 +61,8 @@ def _verify(ctx: Context, path: str, local: str) -> None:
     remote = remote_checksum(ctx.session, path)
     if remote != local:
         raise ChecksumMismatch(
-            f"irods:{path}: checksum mismatch after upload (local {local}, iRODS {remote})"
+            f"irods:{path}: checksum mismatch after upload (local {local}, iRODS {remote}):"
+            f" {ChecksumMismatch.hint}"
         )
 
 
@@ -110,7 +111,9 @@ def _put_single(ctx: Context, task: FileTask, data: memoryview, checksum: str | 
             ) from e
         _discard(ctx, task.dst)  # iRODS keeps a failed put as a stale replica
         if name == "USER_CHKSUM_MISMATCH":
-            raise ChecksumMismatch(f"irods:{task.dst}: checksum mismatch after upload") from e
+            raise ChecksumMismatch(
+                f"irods:{task.dst}: checksum mismatch after upload: {ChecksumMismatch.hint}"
+            ) from e
         raise
     ctx.single.count(put=True)
     ctx.tracker.add_bytes(len(data), current=task.src)
@@ -140,7 +143,9 @@ def _put_opened(ctx: Context, task: FileTask, data: memoryview, checksum: str | 
     except BaseException as e:
         _discard(ctx, task.dst)
         if type(e).__name__ == "USER_CHKSUM_MISMATCH":
-            raise ChecksumMismatch(f"irods:{task.dst}: checksum mismatch after upload") from e
+            raise ChecksumMismatch(
+                f"irods:{task.dst}: checksum mismatch after upload: {ChecksumMismatch.hint}"
+            ) from e
         raise
     return len(data)
 

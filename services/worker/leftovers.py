@@ -74,10 +74,12 @@ async def clean_up(
     if not os.path.lexists(ledger):  # noqa: ASYNC240
         del password
         return None
-    side = spec.dstURL if is_irods(spec.dstURL) else spec.srcURL
+    upload = is_irods(spec.dstURL)
+    side, local = (spec.dstURL, spec.srcURL) if upload else (spec.srcURL, spec.dstURL)
     params = {
         "ledger": str(ledger),
         "irods": side,
+        "local": local,
         "account": account,
     }
     key = pool.key(CLEANUP_KIND, ident.name, account, password, ident.uid)

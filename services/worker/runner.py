@@ -226,7 +226,10 @@ class TaskRunner:
                 why = MessageRejected("replay", "this task was settled or archived before")
                 self.gate.reject(message, TYPE_TASK, why)
                 return
-            error = "the task was abandoned after its worker stopped too many times"
+            error = (
+                "the task was abandoned after its worker stopped too many times: submit it"
+                " again; if that happens again, tell the operators"
+            )
             log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
             await self._clean_up(msg)
             await self.events.emit(msg, TaskState.ARCHIVED, error=error)
@@ -517,5 +520,7 @@ def _ended(att: _Attempt, code: int) -> Outcome:
         )
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
     return Outcome(
-        TaskState.RETRY, error=f"the transfer process died ({how})", progress=att.progress
+        TaskState.RETRY,
+        error=f"the transfer process died ({how}): if it keeps dying, tell the operators",
+        progress=att.progress,
     )

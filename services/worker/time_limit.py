@@ -25,8 +25,14 @@ class Expired:
 
     def __str__(self) -> str:
         if self.kind == "timeout":
-            return f"timed out: the attempt ran longer than timeout={self.limit:g}s"
-        return f"no progress: no bytes or files advanced for timeout_noprogress={self.limit:g}s"
+            return (
+                f"timed out: the attempt ran longer than timeout={self.limit:g}s: if it keeps"
+                " timing out, give the job a longer timeout (0: none)"
+            )
+        return (
+            f"no progress: no bytes or files advanced for timeout_noprogress={self.limit:g}s:"
+            " if it keeps stalling, check that source and destination answer"
+        )
 
 
 @dataclass

@@ -251,6 +251,14 @@ def cases(env: dict[str, str]) -> list[Case]:
         Case("dotdot echo", 400, "contains '..'", body=job(srcURL=f"/p/../{DR_PASS}")),
         Case("email echo", 400, "not an email", body=job(stagerUserEmail=f"{DR_PASS}@x")),
         Case(
+            "paging echo",
+            400,
+            "offset must be a whole number",
+            method="GET",
+            path="/v1/jobs?offset=EchoMeNot",
+            absent="EchoMeNot",
+        ),
+        Case(
             "dir user echo",
             400,
             "not a valid Unix user name",

@@ -40,3 +40,31 @@ def test_interrupted_put_reports_bytes_sent(
     assert seen <= summary["bytes_sent"] < 48 * MiB, summary
     sent_mib = summary["bytes_sent"] / MiB
     assert f"isync: error: interrupted after {sent_mib:.1f} MiB sent; run the same" in err, err
+
+
+def test_interrupted_get_reports_bytes_received(
+    tmp_path: Path, isync_environ: dict[str, str], coll: str, irods_session: Any
+) -> None:
+    """The same for a large get: the bytes that arrived are counted."""
+    irods_session.collections.create(coll)
+    with irods_session.data_objects.open(f"{coll}/big.bin", "w") as fh:
+        fh.write(os.urandom(48 * MiB))
+    down = tmp_path / "down"
+    down.mkdir()
+    args = ["--json", "--bwlimit", "16M", "--buffer-size", "1M", f"i:{coll}/big.bin", f"{down}/"]
+    proc = spawn(args, isync_environ)
+    seen = 0
+    summary: dict[str, Any] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["type"] == "progress" and event["bytes_sent"] >= 8 * MiB and not seen:
+            seen = event["bytes_sent"]
+            proc.send_signal(signal.SIGINT)
+        if event["type"] == "summary":
+            summary = event
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert seen, "the transfer finished before it was interrupted"
+    assert seen <= summary["bytes_sent"] < 48 * MiB, summary
+    assert f"interrupted after {summary['bytes_sent'] / MiB:.1f} MiB sent" in err, err

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.isync import RecordingSink, TransferOptions, transfer
+from services.isync.errors import AuthenticationError
 
 MiB = 1024 * 1024
 
@@ -168,7 +169,7 @@ def test_wrong_password_exits_3(tmp_path, run_isync, coll):
     assert result.code == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].endswith("iRODS authentication failed (check user and password)")
+    assert lines[0].endswith(f"iRODS authentication failed: {AuthenticationError.hint}")
     assert "Traceback" not in result.stderr and "wrong" not in result.stderr
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from services.isync.errors import PermissionDenied
 from tests.isync.conftest import REPO
 
 pytestmark = pytest.mark.skipif(
@@ -68,10 +69,10 @@ def test_unreadable_file_is_reported_and_others_complete(
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     failed = [x for x in lines if x["type"] == "file" and x["outcome"] == "failed"]
     assert [(Path(x["src"]).name, x["error"]) for x in failed] == [
-        ("b secret.txt", f"{secret}: permission denied")
+        ("b secret.txt", f"{secret}: permission denied: {PermissionDenied.hint}")
     ]
     assert {o.name for o in irods_session.collections.get(coll).data_objects} == {"a.txt", "c.txt"}
 
     single = run_as(uid, gid, environ, str(secret), f"i:{coll}/")
     assert single.returncode == 5
-    assert single.stderr.strip() == f"isync: failed: {secret}: permission denied"
+    assert single.stderr.strip() == f"isync: failed: {secret}: permission denied: {PermissionDenied.hint}"

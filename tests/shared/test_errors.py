@@ -89,3 +89,4 @@ def test_validation_errors_say_what_to_fix_and_never_echo_the_input() -> None:
     assert "count: " in err.message and "hunter2" not in err.message
     assert "hunter2" not in repr(err.errors) and "many" not in repr(err.errors)
     assert [x["field"] for x in err.errors] == ["password", "count"]
+    assert err.message.endswith("(correct what is named and try again)")

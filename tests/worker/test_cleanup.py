@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.isync.journal import SIDECAR_SUFFIX
 from services.isync.paths import part_name
 from tests.worker.conftest import RunningWorker, irods_worker, task_message
@@ -123,6 +125,78 @@ async def test_cancelled_download_removes_its_preallocated_part_file_and_sidecar
     final = await w.events.until(msg.task_id, FINAL)
     assert final.state == "cancelled"
     assert sorted(p.name for p in down.iterdir()) == ["unrelated.txt"]
+
+
+def _seed_tree(session: Any, coll: str, big: int, *, small: bool) -> None:
+    """``coll`` with an empty ``empty/``, ``big/big.bin`` and (``small``) ``done/a.txt``."""
+    for sub in ("empty", "big", *(["done"] if small else [])):
+        session.collections.create(f"{coll}/{sub}")
+    if small:
+        with session.data_objects.open(f"{coll}/done/a.txt", "w") as fh:
+            fh.write(b"alpha\n")
+    with session.data_objects.open(f"{coll}/big/big.bin", "w") as fh:
+        fh.write(os.urandom(big))
+
+
+def _tree(top: Path) -> list[str]:
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*"))
+
+
+@pytest.mark.parametrize("end", ["cancel", "final timeout"])
+async def test_a_download_that_ends_unfinished_removes_the_directories_it_made(
+    end: str,
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    open_dir: Path,
+    irods_server: Any,
+    irods_session: Any,
+    unique_name: str,
+) -> None:
+    """A collection downloaded into ``down/new/deeper/`` (``new`` and ``deeper`` do not
+    exist): a cancel, or a final timeout, removes the part file and its sidecar, then
+    every directory the job made that is left empty (``big/``, ``empty/``, and with
+    nothing arrived, the tree's top and the new parents too); what arrived (the cancel
+    case: ``done/a.txt``) and the directories holding it stay, and so does ``down/`` (it
+    was there) with the user's own file."""
+    user = unix_user()
+    coll = f"/{irods_server.zone}/home/{irods_server.admin_user}/{unique_name}"
+    small = end == "cancel"
+    _seed_tree(irods_session, coll, 16 * MiB, small=small)
+    down = open_dir / "down"
+    down.mkdir()
+    _own(down, user)
+    (down / "unrelated.txt").write_text("mine\n")
+    _own(down / "unrelated.txt", user)
+    state = open_dir / "state"
+    w = await start_worker(
+        **_irods_kw(irods_server, bwlimit=MiB), state_dir=state, retry={"max_attempts": 1}
+    )
+    dst = down / "new" / "deeper"
+    timeout = 4 if end == "final timeout" else 0
+    msg = task_message(user.pw_name, src=f"irods:{coll}", dst=f"{dst}/", timeout=timeout)
+    await w.submit(msg)
+    await _until_bytes(w, msg.task_id, MiB)
+    top = dst / unique_name
+    made = _tree(down)
+    assert f"new/deeper/{unique_name}/empty" in made  # the job made these
+    assert f"new/deeper/{unique_name}/big/big.bin.isync-part" in made
+    if end == "cancel":
+        await w.cancel(msg.task_id)
+    final = await w.events.until(msg.task_id, FINAL, limit=60)
+    assert final.state == ("cancelled" if end == "cancel" else "archived"), final
+    if small:
+        assert (top / "done" / "a.txt").read_bytes() == b"alpha\n"  # what arrived stays
+        assert _tree(down) == [
+            "new",
+            "new/deeper",
+            f"new/deeper/{unique_name}",
+            f"new/deeper/{unique_name}/done",
+            f"new/deeper/{unique_name}/done/a.txt",
+            "unrelated.txt",
+        ]
+    else:
+        assert _tree(down) == ["unrelated.txt"]
+    assert _state_files(state, user.pw_uid) == []  # no ledger left
 
 
 async def test_a_retry_keeps_the_parts_and_a_final_timeout_removes_them(

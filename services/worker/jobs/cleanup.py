@@ -3,11 +3,12 @@
 A pipeline cancel, a final timeout or a final failure ends with this job: it reads the
 task run's ledger (``services.isync.leftovers``) in the user's state directory and
 removes the hidden ``.NAME.isync-part`` objects, the local part files and the resume
-journals still there, and the collections the run made that are still empty. A retry
-never runs it: the next attempt resumes from the parts.
+journals still there, and the collections and local directories the run made that are
+still empty. A retry never runs it: the next attempt resumes from the parts.
 
 Parameters: ``ledger`` (its path), ``irods`` (the task's iRODS side, an ``irods:`` URL:
-nothing outside it is removed) and ``account`` (an ``IrodsAccount`` without its password,
+nothing outside it is removed), ``local`` (the task's local side: only directories at,
+under or above it are removed) and ``account`` (an ``IrodsAccount`` without its password,
 which arrives as the spawn request's secret). iRODS is logged into only when the ledger
 names something there.
 """
@@ -40,10 +41,10 @@ def run_child(
     account = IrodsAccount(**params["account"], password=SecretStr(secret or ""))
     root = parse_location(params["irods"], account.home).path
     session = None
-    if any(kind != "file" for kind, _ in entries):
+    if any(kind in ("irods_part", "collection") for kind, _ in entries):
         session = open_session(account)
     try:
-        return leftovers.clean(ledger, session, root).summary()
+        return leftovers.clean(ledger, session, root, local_root=params.get("local")).summary()
     finally:
         if session is not None:
             session.cleanup()
