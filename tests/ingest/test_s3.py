@@ -174,14 +174,11 @@ def test_etag_check_recomputes_multipart_etags(s3_server, s3_bucket):
 
 
 # --- end to end ---------------------------------------------------------------------------
-
-#: Not yet passing (deadline): the owner's child fails the listing with ModuleNotFoundError
-#: (a module minio loads lazily after the child dropped root; see services/ingest/child.py
-#: PRELOAD_MODULES). Remove this mark once that is fixed.
-pytestmark_e2e = pytest.mark.skip(reason="S3 e2e: child ModuleNotFoundError, see comment")
+# The owner's child runs as ``owner`` (a real Unix user that cannot read the interpreter's
+# files when it lives under /root): whatever the S3 client imports lazily must be preloaded
+# (services/ingest/child.py PRELOAD_MODULES; ``_strptime`` was the missing one).
 
 
-@pytestmark_e2e
 async def test_put_from_a_prefix_with_nested_keys_and_multipart(
     ingest, irods_session, s3_server, s3_bucket, tmp_path, owner
 ):
@@ -217,7 +214,6 @@ async def test_put_from_a_prefix_with_nested_keys_and_multipart(
     assert again.counters["files_skipped"] == 4 and again.counters["files_created"] == 0
 
 
-@pytestmark_e2e
 async def test_put_sync_follows_size_lastmodified_and_etag(
     ingest, irods_session, s3_server, s3_bucket, tmp_path, owner
 ):
@@ -256,7 +252,6 @@ async def test_put_sync_follows_size_lastmodified_and_etag(
     assert obj2.metadata.get_one(ETAG_AVU).value == hashlib.md5(b"v2").hexdigest()
 
 
-@pytestmark_e2e
 async def test_put_append_fetches_only_the_new_bytes(
     ingest, irods_session, s3_server, s3_bucket, tmp_path, owner
 ):
@@ -273,7 +268,6 @@ async def test_put_append_fetches_only_the_new_bytes(
     assert read(irods_session, f"{ingest.collection}/log") == b"0123456789abc"
 
 
-@pytestmark_e2e
 async def test_register_into_an_s3_resource(
     ingest, irods_session, s3_server, s3_bucket, tmp_path, owner
 ):
@@ -312,7 +306,6 @@ async def test_register_into_an_s3_resource(
         irods_session.resources.remove(resc)
 
 
-@pytestmark_e2e
 async def test_register_on_a_filesystem_resource_stats_the_path(
     ingest, irods_session, s3_server, s3_bucket, tmp_path, owner
 ):
@@ -327,7 +320,6 @@ async def test_register_on_a_filesystem_resource_stats_the_path(
     assert job.counters["files_failed"] == 1 and job.counters["files_created"] == 0
 
 
-@pytestmark_e2e
 async def test_bad_credentials_fail_the_job_readably_and_secrets_stay_out(
     ingest, s3_server, s3_bucket, tmp_path, owner, capfd, monkeypatch
 ):
@@ -372,7 +364,6 @@ async def test_bad_credentials_fail_the_job_readably_and_secrets_stay_out(
     assert secret not in job2.error
 
 
-@pytestmark_e2e
 async def test_missing_bucket_and_unreadable_keypair_fail_the_job(
     ingest, s3_server, tmp_path, owner
 ):
@@ -388,7 +379,6 @@ async def test_missing_bucket_and_unreadable_keypair_fail_the_job(
     assert job2.state is JobState.FAILED and "may be read or written by anyone" in job2.error
 
 
-@pytestmark_e2e
 async def test_delete_modes_other_than_do_not_delete_are_refused(
     ingest, s3_server, s3_bucket, tmp_path, owner
 ):
