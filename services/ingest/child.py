@@ -151,6 +151,7 @@ PRELOAD_MODULES = (
     # the S3 source's client (services.ingest.s3 imports it when a job first needs it)
     "minio",
     "urllib3",
+    "_strptime",  # datetime.strptime imports it on first use (minio parses LastModified)
     "xml.etree.ElementTree",
     "services.ingest.compat.core",
     "services.ingest.compat.utils",

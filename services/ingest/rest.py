@@ -26,11 +26,17 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.ingest import policy
+from services.ingest import policy, s3
 from services.ingest.handlers import check_source
 from services.ingest.scanner import Excludes
 from services.ingest.store import IngestOptions, Job, JobStore
-from shared.errors import Forbidden, InvalidInput, Unavailable
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Unavailable,
+    validation_errors,
+    validation_summary,
+)
 from shared.json_input import DEFAULT_LIMITS, check_shape, parse_json
 from shared.messaging.messages import PrincipalKind
 from shared.settings import IngestStoreSettings
@@ -66,6 +72,36 @@ class IngestRequest(BaseModel):
     all: Any = None
     #: the name of a handler file in the operator's handler directory
     event_handler: str | None = Field(default=None, max_length=128)
+    # An S3 source (the anchor's --s3_* options): a job is an S3 job when it names its
+    # key-pair file; the root is then /bucket or /bucket/prefix. Only the file's path is
+    # sent and stored: the owner's process reads the keys when the job runs.
+    s3_keypair: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="absolute path of a key-pair file the job owner can read (access key on "
+        "line 1, secret key on line 2; not readable by others); never the keys themselves",
+    )
+    s3_endpoint_domain: str | None = Field(
+        default=None,
+        max_length=255,
+        description=f"S3 host[:port], no scheme (default {s3.DEFAULT_ENDPOINT})",
+    )
+    s3_region_name: str | None = Field(
+        default=None, max_length=64, description=f"S3 region (default {s3.DEFAULT_REGION})"
+    )
+    s3_proxy_url: str | None = Field(
+        default=None, max_length=2048, description="URL of a proxy for S3 access"
+    )
+    s3_insecure_connection: bool = Field(
+        default=False, description="plain HTTP to the endpoint (default HTTPS)"
+    )
+    s3_multipart_chunksize_in_mib: int | None = Field(
+        default=None,
+        ge=5,
+        le=5000,
+        description="the part size of multipart uploads, to verify their ETags "
+        f"(default {s3.DEFAULT_CHUNK_MIB})",
+    )
 
 
 def job_owner(principal: Any, owner: str | None) -> str:
@@ -100,27 +136,34 @@ def job_from_request(
 ) -> Job:
     """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
     s = settings or IngestStoreSettings()
-    root = policy.resolve_root(body.root, s.allowed_roots)
+    source = s3_source(body)
+    if source is None:
+        root = policy.resolve_root(body.root, s.allowed_roots)
+    else:  # a bucket, not a directory: the allowed (directory) roots do not apply
+        try:
+            root = s3.normal_root(body.root)
+        except ValueError as e:
+            raise InvalidInput(str(e), errors=[{"field": "root", "message": str(e)}]) from None
     try:
         Excludes.build(body.exclude_file_type, body.exclude_file_name, body.exclude_directory_name)
     except ValueError as e:
         raise InvalidInput(str(e)) from e
-    source, label = None, None
+    code, label = None, None
     if body.event_handler_data:
         if not s.rest_handler_code:
             raise policy.rest_code_refused(s.handler_dir)
         if body.event_handler:
             raise InvalidInput("give event_handler (a file name) or event_handler_data, not both")
         check_source(body.event_handler_data, f"{name} event_handler_data")
-        source, label = body.event_handler_data, f"rest:{name}"
+        code, label = body.event_handler_data, f"rest:{name}"
     elif body.event_handler:
         path = policy.handler_file(body.event_handler, s.handler_dir)
         try:
             with open(path, encoding="utf-8") as f:
-                source = f.read()
+                code = f.read()
         except (OSError, UnicodeDecodeError) as e:
             raise InvalidInput(f"event handler {body.event_handler!r} cannot be read") from e
-        check_source(source, path)
+        check_source(code, path)
         label = path
     options = IngestOptions(
         exclude_file_type=body.exclude_file_type,
@@ -131,6 +174,7 @@ def job_from_request(
         ignore_cache=body.ignore_cache,
         checksum=body.checksum,
         append_json=body.append_json,
+        s3=source,
     )
     return Job(
         name=name,
@@ -138,9 +182,48 @@ def job_from_request(
         target=body.target,
         interval=body.interval,
         options=options,
-        handler=source,
+        handler=code,
         handler_label=label,
     )
+
+
+#: The body's S3 fields besides the key pair (``s3_<field>`` of :class:`s3.S3Source`).
+S3_FIELDS = (
+    "s3_endpoint_domain",
+    "s3_region_name",
+    "s3_proxy_url",
+    "s3_multipart_chunksize_in_mib",
+)
+
+
+def s3_source(body: IngestRequest) -> s3.S3Source | None:
+    """The job's S3 source (``s3_keypair`` given), else ``None``.
+
+    The API never opens the key-pair file: it may not run as the owner, nor on the workers'
+    host. The owner's process reads it when the job runs; a missing, unreadable or
+    world-readable file (or wrong keys) fails the job with one error naming the file.
+    """
+    given = [n for n in S3_FIELDS if getattr(body, n) is not None]
+    if body.s3_insecure_connection:
+        given.append("s3_insecure_connection")
+    if body.s3_keypair is None:
+        if given:
+            raise InvalidInput(
+                f"{given[0]} needs s3_keypair (an S3 source is given by its key-pair file)",
+                errors=[{"field": given[0], "message": "needs s3_keypair"}],
+            )
+        return None
+    fields: dict[str, Any] = {n[3:]: getattr(body, n) for n in S3_FIELDS if n in given}
+    try:
+        return s3.S3Source(
+            keypair=body.s3_keypair, secure=not body.s3_insecure_connection, **fields
+        )
+    except ValidationError as e:
+        errors: list[dict[str, object]] = [
+            {"field": f"s3_{err['field']}", "message": str(err["message"]).replace("--s3_", "s3_")}
+            for err in validation_errors(e, root="keypair")
+        ]
+        raise InvalidInput(validation_summary(errors), errors=errors) from None
 
 
 async def _body(request: web.Request) -> Any:

@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,27 @@ class S3Source(BaseModel):
     def _absolute(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError("the S3 key-pair path must be absolute")
+        if "\x00" in v:
+            raise ValueError("the S3 key-pair path contains a NUL byte: remove it")
+        return v
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parts = urllib.parse.urlsplit(v)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ValueError("--s3_proxy_url: give http://host:port or https://host:port") from None
+        if "@" in parts.netloc:  # checked first: the value is not echoed if it holds one
+            raise ValueError(
+                "--s3_proxy_url: leave credentials out of the proxy URL (it is stored and "
+                "shown with the job)"
+            )
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"--s3_proxy_url {v!r}: give http://host:port or https://host:port")
         return v
 
     @field_validator("endpoint_domain")
