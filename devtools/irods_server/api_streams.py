@@ -84,6 +84,8 @@ class OpenReplica:
     original_status: int = GOOD  # the replica's status before the open made it intermediate
     flags: int = 0  # the open's openFlags
     opr_type: int = 0  # the open's oprType
+    # the siblings (repl num -> status before) a lost stream unlocked while others wrote on
+    unlocked_early: dict[int, int] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return self.refs > 0 and any(h() is not None for h in self.holders)
@@ -129,35 +131,42 @@ def release_session(session: Session) -> None:
 
 
 def _release(fds: dict[int, Handle], state: ServerState) -> None:
-    """Streams left open by a lost connection: close them; a replica being written that
-    no stream holds any more is left stale (status 0), not intermediate."""
-    cat = state.catalog
+    """Streams left open by a lost connection: close them. Each write stream among them,
+    the first or a secondary one, stales its replica at once (:func:`stale_lost_writer`),
+    even while other streams of the replica keep writing."""
     for handle in list(fds.values()):
         if handle.closed:
             continue
         handle.closed = True
         rep = handle.rep
         _drop_ref(rep)
+        if handle.write and not rep.finalized:
+            with contextlib.suppress(Exception):
+                stale_lost_writer(state, rep)
         if rep.refs <= 0:
             state.replica_tokens.pop(rep.token, None)
-            if rep.write and not rep.finalized:
-                rep.finalized = True
-                with contextlib.suppress(Exception):
-                    unlock_siblings(state, rep, stale=False)
-                    cat.db.execute(
-                        "UPDATE r_data_main SET data_is_dirty = ?, data_size = ?, modify_ts = ?"
-                        " WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty = ?",
-                        (
-                            STALE,
-                            vault.size(rep.phys),
-                            now(),
-                            rep.data_id,
-                            rep.repl_num,
-                            INTERMEDIATE,
-                        ),
-                    )
-                    cat.commit()
     fds.clear()
+
+
+def stale_lost_writer(state: ServerState, rep: OpenReplica) -> None:
+    """A connection holding a write stream of ``rep`` went away: as a real agent's exit
+    (``cleanup`` -> ``close_all_l1_descriptors`` -> ``finalize_replica_opened_for_create_or_write``,
+    ``server/core/src/initServer.cpp``, 4.3.4), the replica becomes stale with the vault's
+    size, mtime now and no checksum, and its siblings are unlocked (their status restored)
+    at once. Streams of other connections may go on writing; a later finalizing close of
+    the first stream publishes its own state over this one (``finalize_data_object``,
+    ``rsDataObjClose.cpp``; ``db_data_object_finalize_op`` checks no "before" state), so
+    it can still make the replica good and, if it wrote, stale the siblings."""
+    cat = state.catalog
+    if not rep.unlocked_early:
+        rep.unlocked_early = dict(rep.locked)
+    unlock_siblings(state, rep, stale=False)
+    cat.db.execute(
+        "UPDATE r_data_main SET data_is_dirty = ?, data_size = ?, modify_ts = ?,"
+        " data_checksum = '' WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty = ?",
+        (STALE, vault.size(rep.phys), now(), rep.data_id, rep.repl_num, INTERMEDIATE),
+    )
+    cat.commit()
 
 
 def lock_siblings(state: ServerState, rep: OpenReplica) -> None:
@@ -187,6 +196,14 @@ def unlock_siblings(state: ServerState, rep: OpenReplica, *, stale: bool) -> Non
             (STALE if stale else before, rep.data_id, num, WRITE_LOCKED),
         )
     rep.locked.clear()
+    if stale and rep.unlocked_early:  # unlocked when a stream was lost; the write went on
+        for num in rep.unlocked_early:
+            cat.db.execute(
+                "UPDATE r_data_main SET data_is_dirty = ?"
+                " WHERE data_id = ? AND data_repl_num = ? AND data_is_dirty NOT IN (?, ?)",
+                (STALE, rep.data_id, num, INTERMEDIATE, WRITE_LOCKED),
+            )
+        rep.unlocked_early.clear()
 
 
 def _drop_ref(rep: OpenReplica) -> None:
@@ -304,12 +321,13 @@ def open_object(
         picked = pick_replica(session, reps, opts, for_write=write)
         if picked is None:
             name = requested_resc(opts, write=write)
-            if not write:
-                raise IrodsError("SYS_REPLICA_INACCESSIBLE", f"no replica of {path} on {name}")
-            picked = new_replica_row(
-                session, reps[0], dest_leaf(session, name, direct_ok=";" in name), INTERMEDIATE
-            )
-            created = truncate = True
+            if not (create_api or flags & O_CREAT):
+                picked = _best_voted(session, path, reps, opts, name)
+            else:
+                picked = new_replica_row(
+                    session, reps[0], dest_leaf(session, name, direct_ok=";" in name), INTERMEDIATE
+                )
+                created = truncate = True
         target = picked
         phys = str(target["data_path"])
     original = int(target["data_is_dirty"])
@@ -350,6 +368,29 @@ def open_object(
     session.state.replica_tokens[rep.token] = rep
     handle = Handle(rep, write=write, append=bool(flags & O_APPEND))
     return _new_fd(session, handle)
+
+
+def _best_voted(
+    session: Session, path: str, reps: list[sqlite3.Row], opts: dict[str, str], name: str
+) -> sqlite3.Row:
+    """An open without ``O_CREAT`` whose keywords name a resource holding no replica.
+
+    As ``get_data_object_info_for_open`` (``server/api/src/rsDataObjOpen.cpp``) and
+    ``resolve_hier_for_open_or_write`` (``server/core/src/irods_resource_redirect.cpp``),
+    4.3.4: a hierarchy given outright (``rescHier``) must hold a replica
+    (``SYS_REPLICA_DOES_NOT_EXIST``); a resource name (``rescName``, ``destRescName``) is
+    checked (``SYS_RESC_DOES_NOT_EXIST``, ``DIRECT_CHILD_ACCESS`` for a child:
+    ``get_keyword_from_inp``), but only the roots that hold a replica vote, so the name
+    matches none and the best-voted existing replica (a good one first) is opened. No
+    replica is created: that takes ``O_CREAT`` (``create_new_replica``)."""
+    if opts.get(kw.RESC_HIER_STR_KW):
+        raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", f"no replica of {path} in {name}")
+    row = session.state.catalog.resource(name)
+    if row is None:
+        raise IrodsError("SYS_RESC_DOES_NOT_EXIST", f"no resource {name!r}")
+    if row["resc_parent"]:
+        raise IrodsError("DIRECT_CHILD_ACCESS", f"{name} is not a root resource")
+    return min(reps, key=lambda r: (int(r["data_is_dirty"]) != GOOD, int(r["data_repl_num"])))
 
 
 @api(601)

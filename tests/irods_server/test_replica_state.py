@@ -8,12 +8,10 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import irods.keywords as kw
-import pytest
 from irods.api_number import api_number
 from irods.message import FileOpenRequest, OpenedDataObjRequest, StringStringMap, iRODSMessage
 
@@ -22,15 +20,6 @@ O_WRONLY, O_CREAT, O_TRUNC = 1, 64, 512
 
 def sha2(data: bytes) -> str:
     return "sha2:" + base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-@pytest.fixture
-def second_resc(irods_session: Any, unique_name: str, tmp_path: Path) -> Iterator[str]:
-    name = f"r_{unique_name}"
-    vault = tmp_path / "vault2"
-    vault.mkdir()
-    irods_session.resources.create(name, "unixfilesystem", "localhost", str(vault))
-    yield name
 
 
 def replicas(session: Any, path: str) -> list[Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,6 @@ from irods.message import RErrorStack
 
 def sha2(data: bytes) -> str:
     return "sha2:" + base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-@pytest.fixture
-def second_resc(irods_session: Any, unique_name: str, tmp_path: Path) -> Iterator[str]:
-    name = f"r_{unique_name}"
-    vault = tmp_path / "vault2"
-    vault.mkdir()
-    irods_session.resources.create(name, "unixfilesystem", "localhost", str(vault))
-    yield name
 
 
 def test_replicate_write_stales_and_trim(irods_session: Any, coll: str, second_resc: str) -> None:

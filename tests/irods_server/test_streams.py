@@ -150,3 +150,77 @@ def test_bad_descriptors_get_clean_errors(irods_session: Any, coll: str) -> None
     # the connection is still usable afterwards
     irods_session.data_objects.create(f"{coll}/after")
     assert irods_session.data_objects.exists(f"{coll}/after")
+
+
+def _status(session: Any, path: str) -> str:
+    return str(session.data_objects.get(path).replicas[0].status)
+
+
+def test_lost_secondary_stream_stales_the_replica_at_once(irods_session: Any, coll: str) -> None:
+    """A parallel transfer loses one secondary stream while the first keeps writing: the
+    lost agent's exit (``cleanup`` -> ``close_all_l1_descriptors`` ->
+    ``finalize_replica_opened_for_create_or_write``, ``server/core/src/initServer.cpp``)
+    makes the replica stale, with the vault's size and no checksum, at once, not when the
+    last stream goes. The first stream's finalizing close then publishes its own state
+    (``finalize_data_object``, ``server/api/src/rsDataObjClose.cpp``): good again."""
+    path = f"{coll}/parallel"
+    first = irods_session.data_objects.open(path, "w", **{kw.REG_CHKSUM_KW: ""})
+    first.write(b"head")
+    first.flush()
+    token, hier = first.raw.replica_access_info()
+    second = irods_session.data_objects.open(
+        path,
+        "a",
+        finalize_on_close=False,
+        **{kw.RESC_HIER_STR_KW: hier, kw.REPLICA_TOKEN_KW: token},
+    )
+    second.seek(8)
+    second.write(b"tail")
+    second.flush()
+    assert _status(irods_session, path) == "2"
+    second.do_close = False
+    second.raw.conn.disconnect()  # this stream's connection is lost; the first one lives
+    deadline = time.monotonic() + 10
+    while _status(irods_session, path) == "2":
+        assert time.monotonic() < deadline, "the replica stayed intermediate"
+        time.sleep(0.05)
+    obj = irods_session.data_objects.get(path)
+    assert (obj.replicas[0].status, obj.size, obj.replicas[0].checksum) == ("0", 12, None)
+    first.write(b"more")  # the first stream goes on writing
+    first.close()
+    obj = irods_session.data_objects.get(path)
+    assert (obj.replicas[0].status, obj.size) == ("1", 12)
+
+
+def test_write_open_without_create_on_a_resource_without_a_replica(
+    irods_session: Any, coll: str, second_resc: str
+) -> None:
+    """An open without O_CREAT naming a root resource that holds no replica: only the roots
+    holding a replica vote (``resolve_hier_for_open_or_write``,
+    ``server/core/src/irods_resource_redirect.cpp``), so the best-voted existing replica is
+    opened, for write as for read, and no replica is created (that takes O_CREAT:
+    ``create_new_replica``, ``server/api/src/rsDataObjOpen.cpp``). A hierarchy given
+    outright must hold one (``SYS_REPLICA_DOES_NOT_EXIST``); an unknown resource is
+    ``SYS_RESC_DOES_NOT_EXIST`` (``get_keyword_from_inp``)."""
+    path = f"{coll}/one_replica"
+    with irods_session.data_objects.open(path, "w") as f:
+        f.write(b"abc")
+    no_create: dict[str, Any] = {"create": False}  # O_WRONLY, no O_CREAT
+    with irods_session.data_objects.open(
+        path, "a", **no_create, **{kw.DEST_RESC_NAME_KW: second_resc}
+    ) as f:
+        f.write(b"def")
+    obj = irods_session.data_objects.get(path)
+    assert [(r.number, r.resource_name, r.status) for r in obj.replicas] == [(0, "demoResc", "1")]
+    assert obj.size == 6
+    with irods_session.data_objects.open(path, "r", **{kw.RESC_NAME_KW: second_resc}) as f:
+        assert f.read() == b"abcdef"
+    with pytest.raises(ex.SYS_REPLICA_DOES_NOT_EXIST):
+        irods_session.data_objects.open(
+            path, "a", **no_create, **{kw.RESC_HIER_STR_KW: second_resc}
+        )
+    with pytest.raises(ex.SYS_RESC_DOES_NOT_EXIST):
+        irods_session.data_objects.open(
+            path, "a", **no_create, **{kw.DEST_RESC_NAME_KW: "no_such_resc"}
+        )
+    assert len(irods_session.data_objects.get(path).replicas) == 1
