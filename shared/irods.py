@@ -4,11 +4,17 @@ Every process that talks to iRODS builds its python-irodsclient session here: is
 the worker's transfer children through it), the ingest workers and the API's DAC lookup.
 TLS (``client_server_policy`` other than ``CS_NEG_REFUSE``) is therefore available to all
 of them alike. python-irodsclient is blocking: services call :func:`connect` and use the
-session from a bounded thread pool, never on the event loop.
+session from a bounded thread pool, never on the event loop. :func:`client_environment`
+reads the usual iRODS client environment (``irods_environment.json``, ``.irodsA``,
+``IRODS_*``) into account fields, for services that fall back to it (ingest).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -44,6 +50,97 @@ class IrodsAccount(BaseModel):
     def home(self) -> str:
         """The user's home collection (where relative iRODS paths start)."""
         return f"/{self.zone}/home/{self.user}"
+
+
+#: The iRODS client environment's keys (``irods_environment.json``; the same name in upper
+#: case is its environment variable, ``IRODS_HOST``…) and the account field each fills.
+CLIENT_ENVIRONMENT_KEYS = {
+    "irods_host": "host",
+    "irods_port": "port",
+    "irods_user_name": "user",
+    "irods_zone_name": "zone",
+    "irods_authentication_scheme": "auth_scheme",
+    "irods_client_server_policy": "client_server_policy",
+    "irods_ssl_ca_certificate_file": "ca_file",
+    "irods_ssl_verify_server": "verify",
+    "irods_encryption_algorithm": "encryption_algorithm",
+    "irods_encryption_key_size": "encryption_key_size",
+    "irods_encryption_salt_size": "encryption_salt_size",
+    "irods_encryption_num_hash_rounds": "encryption_num_hash_rounds",
+    "irods_default_resource": "default_resource",
+}
+
+
+class ClientEnvironmentError(ValueError):
+    """The iRODS client environment (file or ``IRODS_*`` variables) cannot be read."""
+
+
+def client_environment_file(environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """``IRODS_ENVIRONMENT_FILE``, else ``~/.irods/irods_environment.json``; and whether
+    it was named explicitly (then it must exist)."""
+    explicit = environ.get("IRODS_ENVIRONMENT_FILE")
+    if explicit:
+        return Path(explicit), True
+    return _irods_dir(environ) / "irods_environment.json", False
+
+
+def _irods_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("HOME") or os.path.expanduser("~")) / ".irods"
+
+
+def client_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:class:`IrodsAccount` fields from the usual iRODS client environment.
+
+    Each ``IRODS_<KEY>`` variable wins over the same key of the environment file
+    (``IRODS_ENVIRONMENT_FILE`` or ``~/.irods/irods_environment.json``), as in the iRODS
+    clients. The password is ``IRODS_PASSWORD``, else the obfuscated
+    ``irods_authentication_file`` (``IRODS_AUTHENTICATION_FILE``, default
+    ``~/.irods/.irodsA``) that ``iinit`` writes. Only what is set is returned; raises
+    :class:`ClientEnvironmentError` (saying which file) when a file cannot be read.
+    """
+    environ = os.environ if environ is None else environ
+    path, explicit = client_environment_file(environ)
+    env: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            env = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ClientEnvironmentError(
+                f"cannot read the iRODS environment file {path}: {e}; fix it, or point "
+                "IRODS_ENVIRONMENT_FILE elsewhere"
+            ) from None
+        if not isinstance(env, dict):
+            raise ClientEnvironmentError(f"iRODS environment file {path}: not a JSON object")
+    elif explicit:
+        raise ClientEnvironmentError(
+            f"IRODS_ENVIRONMENT_FILE names {path}, which is not a readable file: fix or unset it"
+        )
+    fields: dict[str, Any] = {}
+    for key, name in CLIENT_ENVIRONMENT_KEYS.items():
+        value = environ.get(key.upper()) or env.get(key)
+        if value is not None and value != "":
+            fields[name] = value
+    if "auth_scheme" in fields:
+        fields["auth_scheme"] = str(fields["auth_scheme"]).lower()
+    password = environ.get("IRODS_PASSWORD") or _irods_a(environ, env)
+    if password:
+        fields["password"] = password
+    return fields
+
+
+def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
+    """The password ``iinit`` left obfuscated in the authentication file ("" if none)."""
+    name = environ.get("IRODS_AUTHENTICATION_FILE") or env.get("irods_authentication_file")
+    path = Path(name) if name else _irods_dir(environ) / ".irodsA"
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\n")
+    except FileNotFoundError:
+        return ""
+    except OSError as e:
+        raise ClientEnvironmentError(f"cannot read {path}: {e.strerror}") from None
+    from irods.password_obfuscation import decode
+
+    return str(decode(text))
 
 
 def session_kwargs(

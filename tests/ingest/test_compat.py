@@ -14,6 +14,7 @@ examples. The anchor's ``failures``/``retries`` Redis keys are the job's counter
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -373,14 +374,13 @@ async def test_statistics(ingest, tmp_path):
     assert end["level"] == "info" and end["logger"] == "irods_sync" and "@timestamp" in end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the second pass does not fire post_data_obj_modify for a rewritten, "
-    "chmod-ed file (fails on h-compat alone as well)",
-)
 async def test_metadata(ingest, irods_session, tmp_path):
     """metadata.py (test_adding_metadata_..._issue_100 uses it): each object gets
-    ``filesystem::mode``; a modified file's AVU is set to its new mode."""
+    ``filesystem::mode``; a modified file's AVU is set to its new mode.
+
+    The new mode must leave the file readable by the job's owner (another Unix user
+    than the one writing the tree here; the anchor's worker reads as the tree's owner):
+    a mode of 0600 made it unreadable, so it was skipped, not modified (0604 here)."""
     src = create_files(tmp_path / "a")
     await ingest.start(1)
     job = await ingest.run(anchor_job(ingest, "metadata", src))
@@ -388,10 +388,12 @@ async def test_metadata(ingest, irods_session, tmp_path):
     for name in os.listdir(src):
         obj = irods_session.data_objects.get(f"{ingest.collection}/{name}")
         assert obj.metadata.get_one("filesystem::mode").value == str((src / name).stat().st_mode)
-    os.chmod(src / "3", 0o600)
+    os.chmod(src / "3", 0o604)
     recreate_files(src)
     again = await ingest.run(anchor_job(ingest, "metadata", src))
     assert failures(again) == 0, again.counters
+    assert again.counters["files_unreadable"] == 0, again.counters
+    assert again.counters["files_modified"] == NFILES, again.counters
     obj = irods_session.data_objects.get(f"{ingest.collection}/3")
     assert obj.metadata.get_one("filesystem::mode").value == str((src / "3").stat().st_mode)
 
@@ -531,15 +533,14 @@ async def test_data_obj_modify_pre_and_post(ingest, irods_session, tmp_path, op)
 @pytest.mark.parametrize(
     ("example", "put"), [("put_using_char_map", True), ("register_using_char_map", False)]
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="open since merging with the ingest parity work: the character_map AVU's value "
-    "arrives base64-encoded where the anchor's test reads the original path",
-)
 async def test_char_map_examples(ingest, irods_session, tmp_path, example, put):
     """test_irods_sync's character_map tests (Test_irods_sync_UnicodeEncodeError_and_char_map):
     every non-alphanumeric character of a name becomes "_", the original path is kept in
-    the ``irods::automated_ingest::character_map`` AVU, and the content arrives."""
+    the ``irods::automated_ingest::character_map`` AVU, and the content arrives.
+
+    The AVU holds the base64 of the source's absolute path, as the anchor stores it and
+    its ``assert_metadata_annotation`` reads it (value ``b64encode(abspath)``, units
+    ``python3.base64.b64encode(full_path_of_source_file)``)."""
     src = tmp_path / "a"
     src.mkdir()
     odd = src / "my file-1.txt"
@@ -552,7 +553,10 @@ async def test_char_map_examples(ingest, irods_session, tmp_path, example, put):
     assert re.fullmatch(r"[A-Za-z0-9_]+", obj.name), obj.name
     assert obj.name.startswith("my_file_1_txt")
     avu = obj.metadata.get_one("irods::automated_ingest::character_map")
-    assert avu.value == str(odd)
+    expected = base64.b64encode(str(odd.absolute()).encode("utf8", "surrogateescape"))
+    assert avu.value == expected.decode()
+    assert avu.units == "python3.base64.b64encode(full_path_of_source_file)"
+    assert base64.b64decode(avu.value).decode() == str(odd)
     assert read(irods_session, obj.path) == "hello"
     replica = obj.replicas[0]
     assert (replica.path == str(odd)) is not put
