@@ -6,7 +6,7 @@ operation in a python-irodsclient (PRC) script run as its own process.
 
 Settings (environment, for ``python -m bench``): ``BENCH_CLI_SIZES`` (MiB, comma separated;
 default ``256,1024``), ``BENCH_CLI_ROUNDS`` (3), ``BENCH_CLI_SMALL_FILES`` (10000; 0 skips),
-``BENCH_TMPDIR`` (where data and the server live).
+``BENCH_CLI_COSTED_FILES`` (500; 0 skips), ``BENCH_TMPDIR`` (where data and the server live).
 
 Per size, four measures, each timed from ``exec`` to exit of the process (imports,
 connection set-up, authentication and teardown included, as a user pays them):
@@ -27,7 +27,10 @@ The machine's own limits are measured in the same run: the sha256 speed of one c
 the same file and a plain copy of the file into the test server's vault directory.
 Also: ``isync --help`` against ``python -c "import irods.session"`` (start-up cost), and
 ``N`` small files (4 KiB) put by one ``isync -r`` process against one PRC process looping
-over ``data_objects.put``.
+over ``data_objects.put``; and ``BENCH_CLI_COSTED_FILES`` small files the same way against
+a second test server started with ``--cost real-zone`` (a real 5.0.2 zone's measured
+per-request agent and catalog cost, ``devtools/irods_server/cost.py``; goal 3x), where what
+counts is the server operations per file, not client speed.
 
 Seconds depend on the load of a shared machine; what does not is counted too: every size
 is put and got once more, untimed, by each client through a counting proxy
@@ -48,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +71,7 @@ GOALS = {
     "put overwrite": 1.5,
     "get overwrite": 1.5,
     "small files put": 10.0,
+    "small files put, real-zone cost": 3.0,
 }
 HELP_GOAL_S = 0.1
 #: -K may cost at most one sha256 pass plus the server's checksum: budget / cost >= 1.
@@ -288,14 +293,18 @@ class CliBench:
                 m.runs[f"{op} {variant}"] = [float(len(tap.requests))]
         return m
 
-    def small(self, count: int, rounds: int) -> Measure:
-        src = self.work / "small"
-        src.mkdir()
-        for i in range(count):
-            (src / f"f{i:05}.dat").write_bytes(os.urandom(4096))
-        m = Measure("small files put")
+    def small(self, count: int, rounds: int, name: str = "small files put") -> Measure:
+        """``count`` files of 4 KiB: one ``isync -r`` process against one PRC loop process,
+        each into a new collection per round."""
+        src = self.work / f"small-{count}"
+        if not src.exists():
+            src.mkdir()
+            for i in range(count):
+                (src / f"f{i:05}.dat").write_bytes(os.urandom(4096))
+        m = Measure(name)
+        tag = uuid.uuid4().hex[:8]
         for r in range(-1, rounds):
-            base = f"{self.home}/small-{r + 1}"
+            base = f"{self.home}/small-{tag}-{r + 1}"
             runs = [
                 ("isync", [ISYNC, "-r", f"{src}/", f"irods:{base}-i"]),
                 ("prc", self.prc("putdir", src, f"{base}-p", False)),
@@ -408,7 +417,11 @@ def _checksum_costs(measures: list[Measure]) -> list[ChecksumCost]:
     return out
 
 
-def measure_all(sizes_mib: Sequence[int], rounds: int, small_files: int) -> list[Measure]:
+def measure_all(
+    sizes_mib: Sequence[int], rounds: int, small_files: int, costed_files: int = 0
+) -> list[Measure]:
+    """Every measure against a plain test server; then, if ``costed_files``, small files
+    against one that charges a real zone's per-request cost."""
     from devtools.irods_server.launcher import ServerProcess
 
     work = Path(tempfile.mkdtemp(prefix="isync-cli-bench-", dir=os.environ.get("BENCH_TMPDIR")))
@@ -423,6 +436,15 @@ def measure_all(sizes_mib: Sequence[int], rounds: int, small_files: int) -> list
                     measures.append(bench.small(small_files, rounds))
             finally:
                 bench.session.cleanup()
+        if costed_files:
+            with ServerProcess(work / "server-costed", cost="real-zone") as server:
+                bench = CliBench(server, work)
+                try:
+                    measures.append(
+                        bench.small(costed_files, rounds, "small files put, real-zone cost")
+                    )
+                finally:
+                    bench.session.cleanup()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return measures
@@ -509,6 +531,7 @@ def run() -> list[BenchResult]:
         _sizes(os.environ.get("BENCH_CLI_SIZES", "256,1024")),
         _env_int("BENCH_CLI_ROUNDS", 3),
         _env_int("BENCH_CLI_SMALL_FILES", 10_000),
+        _env_int("BENCH_CLI_COSTED_FILES", 500),
     )
     report(measures)
     return _results(measures)
@@ -519,8 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="256,1024", help="MiB, comma separated")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--small-files", type=int, default=10_000)
+    p.add_argument("--costed-files", type=int, default=500, help="0 skips")
     args = p.parse_args(argv)
-    measures = measure_all(_sizes(args.sizes), args.rounds, args.small_files)
+    measures = measure_all(_sizes(args.sizes), args.rounds, args.small_files, args.costed_files)
     report(measures)
     for r in _results(measures):
         print(r.line())

@@ -11,7 +11,7 @@ from bench import isync_cli, pipeline_tree
 
 
 def test_whole_process_benchmark_measures_every_variant() -> None:
-    measures = isync_cli.measure_all([1], rounds=1, small_files=10)
+    measures = isync_cli.measure_all([1], rounds=1, small_files=10, costed_files=5)
     by_name = {m.name: m for m in measures}
     assert set(by_name) == {
         "start-up",
@@ -22,6 +22,7 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
         "limits 1 MiB",
         "round trips 1 MiB",
         "small files put",
+        "small files put, real-zone cost",
     }
     assert set(by_name["put new 1 MiB"].runs) == {"isync", "prc", "isync -K"}
     for m in measures:
@@ -29,6 +30,7 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
             assert runs and all(t > 0 for t in runs), (m.name, variant)
     names = [r.name for r in isync_cli._results(measures)]
     assert "isync --help" in names and "ratio isync/prc whole process get new 1 MiB" in names
+    assert "ratio isync/prc whole process small files put, real-zone cost" in names
     assert "-K budget/cost 1 MiB" in names and "requests isync put new 1 MiB" in names
     trips = by_name["round trips 1 MiB"].runs
     # a 1 MiB object moves in one request each way, after the login and one look-up
