@@ -75,4 +75,5 @@ def test_unreadable_file_is_reported_and_others_complete(
 
     single = run_as(uid, gid, environ, str(secret), f"i:{coll}/")
     assert single.returncode == 5
-    assert single.stderr.strip() == f"isync: failed: {secret}: permission denied: {PermissionDenied.hint}"
+    want = f"isync: failed: {secret}: permission denied: {PermissionDenied.hint}"
+    assert single.stderr.strip() == want
