@@ -28,6 +28,7 @@ def this_worker_id() -> str:
     """How this worker process names itself in heartbeats and task events: hostname:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
+
 #: ``() -> [(task id, child pid, child start (time.monotonic()))]`` of what runs now.
 RunningView = Callable[[], list[tuple[str, int, float]]]
 

@@ -35,8 +35,8 @@ from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
 
 __all__ = [
     "FINAL_STATES",
-    "Attempt",
     "RESTARTABLE_STATES",
+    "Attempt",
     "Flag",
     "Task",
     "TaskFilter",

@@ -1,4 +1,5 @@
-"""The task, attempt and flag tables: their columns, how it is created and upgraded, how timestamps read back."""
+"""The task, attempt and flag tables: their columns, how they are created and upgraded, how
+timestamps read back."""
 
 from __future__ import annotations
 
