@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from services.api.store.schema import ATTEMPTS, TASKS, aware
 from shared.messaging.messages import TaskEvent, TaskState
@@ -38,7 +39,7 @@ A = ATTEMPTS.c
 _ENDS = frozenset({TaskState.RETRY, TaskState.ARCHIVED, TaskState.COMPLETED, TaskState.CANCELLED})
 
 #: Columns an event may set, and the SQL type of their bound value.
-_COLUMNS = {
+_COLUMNS: dict[str, TypeEngine[Any]] = {
     "worker": String(128),
     "started_at": DateTime(timezone=True),
     "ended_at": DateTime(timezone=True),
