@@ -1,5 +1,6 @@
-"""``/admin``: the admin page (queues, workers, intake, jobs of every user, dead letters),
-server-rendered from the API's ``/v1/admin/...`` as the logged-in user.
+"""``/admin``: the admin page (queues, workers, intake, jobs of every user, dead letters)
+and ``/admin/jobs/{id}`` (one job and its attempts), server-rendered from the API's
+``/v1/admin/...`` as the logged-in user.
 
 Who may see it is the API's call (``GET /v1/admin/me``: 403 for anyone not in an admin
 group). Read-only administrators see the page without its forms. Every change is a form
@@ -11,7 +12,7 @@ API refuses it unless that number (``confirm``) still matches.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -80,6 +81,18 @@ async def page(request: web.Request) -> web.StreamResponse:
         dead_actions=DEAD_ACTIONS,
         done=request.query.get("done", "")[:200],
     )
+
+
+async def job_page(request: web.Request) -> web.StreamResponse:
+    """``GET /admin/jobs/{id}``: one job with every attempt of every run."""
+    task_id = request.match_info["id"]
+    try:
+        session_of(request)
+    except SessionExpired:
+        raise web.HTTPFound("/auth/login?" + urlencode({"next": request.path})) from None
+    me = await _api(request, "GET", "/v1/admin/me")
+    detail = await _api(request, "GET", f"/v1/admin/jobs/{quote(task_id[:64], safe='')}")
+    return _render(request, "admin_job.html", me=me, d=detail)
 
 
 def _back(done: str) -> web.HTTPSeeOther:
@@ -158,6 +171,7 @@ def _count(form: MultiDictProxy[Any]) -> int:
 def add_routes(app: web.Application) -> None:
     """The admin page's routes."""
     app.router.add_get("/admin", page)
+    app.router.add_get("/admin/jobs/{id}", job_page)
     app.router.add_post("/admin/intake", post_intake)
     app.router.add_post("/admin/jobs", post_jobs)
     app.router.add_post("/admin/deadletters", post_dead)

@@ -22,7 +22,7 @@ from services.worker.credentials import load_opener
 from services.worker.dirlist import DirListResponder
 from services.worker.events import EventPublisher
 from services.worker.forkserver.client import ForkServer
-from services.worker.heartbeat import Heartbeat
+from services.worker.heartbeat import Heartbeat, this_worker_id
 from services.worker.mailer import Mailer
 from services.worker.priority_slots import PrioritySlots
 from services.worker.runner import Outcome, TaskRunner
@@ -111,6 +111,7 @@ class Worker:
             self.names,
             s.broker.confirm_timeout,
             signer=self.signer,
+            worker_id=this_worker_id(),
         )
         self.runner = TaskRunner(
             settings=s,

@@ -55,8 +55,10 @@ class EventPublisher:
         confirm_timeout: float = 10.0,
         *,
         signer: Signer,
+        worker_id: str | None = None,
     ):
         self.exchange = exchange
+        self.worker_id = worker_id
         self.signer = signer
         self.routing_key = names.events_queue
         self.confirm_timeout = confirm_timeout
@@ -70,6 +72,7 @@ class EventPublisher:
         error: str | None = None,
         next_at: datetime | None = None,
         report: TaskReport | None = None,
+        error_kind: str | None = None,
     ) -> TaskEvent:
         event = TaskEvent(
             task_id=msg.task_id,
@@ -81,6 +84,8 @@ class EventPublisher:
             error=error[:4000] if error else None,
             next_at=next_at,
             report=report,
+            worker=self.worker_id,
+            error_kind=error_kind,
         )
         message = broker.make_message(
             event.model_dump_json().encode(),

@@ -23,6 +23,12 @@ from shared.messaging.topology import HEARTBEAT_INTERVAL, TYPE_HEARTBEAT
 
 log = get_logger(__name__)
 
+
+def this_worker_id() -> str:
+    """How this worker process names itself in heartbeats and task events: hostname:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 #: ``() -> [(task id, child pid, child start (time.monotonic()))]`` of what runs now.
 RunningView = Callable[[], list[tuple[str, int, float]]]
 
@@ -48,7 +54,7 @@ class Heartbeat:
         self.confirm_timeout = confirm_timeout
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
-        self.worker_id = f"{self.hostname}:{self.pid}"
+        self.worker_id = this_worker_id()
         self.started_at = utcnow()
         self._task: asyncio.Task[None] | None = None
 

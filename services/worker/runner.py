@@ -50,7 +50,7 @@ from services.worker.settings import WorkerSettings
 from services.worker.state_dir import user_state_dir
 from services.worker.time_limit import Expired, Watchdog
 from shared.crypto import Opener
-from shared.errors import StagerError
+from shared.errors import ErrorKind, StagerError
 from shared.logging import get_logger
 from shared.messaging import broker
 from shared.messaging.messages import Progress, TaskMessage, TaskReport, TaskState, utcnow
@@ -95,6 +95,7 @@ class Outcome:
     state: TaskState  # COMPLETED, CANCELLED, or RETRY meaning "failed"
     error: str | None = None
     permanent: bool = False
+    kind: str | None = None  # the ErrorKind of a failure (the admin view's attempt list)
     summary: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     report: TaskReport | None = None  # the child's report line: failed files, checksums, plan
@@ -232,7 +233,9 @@ class TaskRunner:
             )
             log.error("task.dead", task_id=msg.task_id, attempt=msg.attempt)
             await self._clean_up(msg)
-            await self.events.emit(msg, TaskState.ARCHIVED, error=error)
+            await self.events.emit(
+                msg, TaskState.ARCHIVED, error=error, error_kind=ErrorKind.INTERRUPTED
+            )
             self.seen.add(_done(msg))
             await self._mail_failure(msg, error)
 
@@ -288,7 +291,7 @@ class TaskRunner:
             repo_user, password = resolve(msg, self.opener, self.settings.service_credentials)
             state_dir = user_state_dir(self.settings.state_dir, ident)
         except StagerError as e:
-            return Outcome(TaskState.RETRY, error=e.message, permanent=True)
+            return Outcome(TaskState.RETRY, error=e.message, permanent=True, kind=e.kind)
         irods = self.settings.irods
         account = {"host": irods.host, "port": irods.port, "zone": irods.zone}
         account |= {**self.settings.irods_options, "user": repo_user}
@@ -310,9 +313,9 @@ class TaskRunner:
         try:
             child = await self.pool.start(key, params, secret=password)
         except (UserRefused, UnknownUser) as e:
-            return Outcome(TaskState.RETRY, error=e.message, permanent=True)
+            return Outcome(TaskState.RETRY, error=e.message, permanent=True, kind=e.kind)
         except ForkServerError as e:  # the fork server died: worth another try
-            return Outcome(TaskState.RETRY, error=e.message)
+            return Outcome(TaskState.RETRY, error=e.message, kind=e.kind)
         finally:
             del password
         att = _Attempt(
@@ -432,11 +435,17 @@ class TaskRunner:
                 progress=outcome.progress,
                 next_at=next_at,
                 report=outcome.report,
+                error_kind=outcome.kind,
             )
             return TaskState.RETRY
         await self._clean_up(msg)
         await self.events.emit(
-            msg, TaskState.ARCHIVED, error=error, progress=outcome.progress, report=outcome.report
+            msg,
+            TaskState.ARCHIVED,
+            error=error,
+            progress=outcome.progress,
+            report=outcome.report,
+            error_kind=outcome.kind,
         )
         self.seen.add(_done(msg))
         await self._mail_failure(msg, error)
@@ -509,18 +518,25 @@ def _ended(att: _Attempt, code: int) -> Outcome:
     if att.stopped == "cancelled":
         return Outcome(TaskState.CANCELLED, error="cancelled", progress=att.progress)
     if isinstance(att.stopped, Expired):
-        return Outcome(TaskState.RETRY, error=str(att.stopped), progress=att.progress)
+        return Outcome(
+            TaskState.RETRY, error=str(att.stopped), progress=att.progress, kind=ErrorKind.TIMEOUT
+        )
     if final.get("type") == RESULT and code == 0:
         summary = dict(final.get("summary") or {})
         return Outcome(TaskState.COMPLETED, summary=summary, progress=att.progress)
     if final.get("type") == ERROR:
         error = ErrorLine.parse(final)
         return Outcome(
-            TaskState.RETRY, error=error.message, permanent=error.permanent, progress=att.progress
+            TaskState.RETRY,
+            error=error.message,
+            permanent=error.permanent,
+            progress=att.progress,
+            kind=error.kind,
         )
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
     return Outcome(
         TaskState.RETRY,
         error=f"the transfer process died ({how}): if it keeps dying, tell the operators",
         progress=att.progress,
+        kind=ErrorKind.INTERNAL,
     )

@@ -313,6 +313,12 @@ class TaskEvent(_Body):
     next_at: datetime | None = None
     at: datetime = Field(default_factory=utcnow)
     report: TaskReport | None = None
+    worker: str | None = Field(
+        default=None, max_length=128, description="hostname:pid of the worker (as its heartbeat)"
+    )
+    error_kind: str | None = Field(
+        default=None, max_length=32, description="the ErrorKind of a failed attempt"
+    )
 
 
 class ControlMessage(_Body):

@@ -1,6 +1,7 @@
 """The admin view's API against real RabbitMQ, both stores and a real OIDC provider:
 roles, intake pause seen by a second replica, jobs across users, actions with
-confirmation, the dead-letter queue (requeue re-signs from the store), queues, workers."""
+confirmation, the dead-letter queue (requeue re-signs from the store), queues, workers,
+and (with a real worker) a job's attempts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 from typing import Any
 
 import aio_pika
+import pytest
 
 from services.api.admin.settings import AdminSettings
 from services.api.keys import SIGNER, STORE
@@ -19,6 +21,7 @@ from shared.messaging.messages import RunningChild, TaskMessage, WorkerStatus, u
 from shared.messaging.signing import Role
 from shared.messaging.topology import TYPE_HEARTBEAT, TYPE_TASK
 from tests.api.conftest import ALICE, BOB, DR_PASS, WIDE, WIDE_PW, WORKER_SIGNER, Api, job
+from tests.api.test_end_to_end import alice_dir, start_stack, until  # noqa: F401 - fixtures
 from tests.conftest import signing_key_set
 
 ADMINS, VIEWERS = "stager-admins", "stager-viewers"
@@ -323,3 +326,34 @@ async def test_workers_from_signed_heartbeats(make_api: Any) -> None:
     assert w["running"] == [{"task_id": "t-1", "pid": os.getpid(), "running_s": 3.5}]
     await _beat(api, status.model_copy(update={"stopping": True, "at": utcnow()}))
     await _workers(api, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker runs transfers as the user")
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_job_detail_lists_a_failed_then_successful_attempt(
+    start_stack: Any,  # noqa: F811
+    alice_dir: Any,  # noqa: F811
+) -> None:
+    from tests.worker.jobs import KINDS
+
+    api, _worker = await start_stack(
+        api_kw={"admin": ADMIN_SETTINGS}, job_kinds=KINDS, transfer_kind="flaky"
+    )
+    body = job(srcURL=str(alice_dir / "src"), dstURL="irods:/tempZone/x")
+    r = await api.client.post("/v1/job", json=body, headers=api.bearer())
+    task_id = (await r.json())["id"]
+    done = await until(api, task_id, {"completed", "archived"})
+    assert done["status"]["status"] == "completed", done
+    r = await api.client.get(f"/v1/admin/jobs/{task_id}", headers=viewer(api))
+    assert r.status == 200, await r.text()
+    detail = await r.json()
+    first, second = detail["attempts"]
+    me = f"{socket.gethostname()}:{os.getpid()}"  # the worker runs in this process
+    assert (first["run"], first["attempt"], first["worker"]) == (1, 1, me)
+    assert first["outcome"] == "retry" and first["errorKind"] == "timeout"
+    assert "did not answer in time" in first["error"]
+    assert first["startedAt"] <= first["endedAt"] <= second["startedAt"] <= second["endedAt"]
+    assert (second["attempt"], second["worker"], second["outcome"]) == (2, me, "completed")
+    assert second["error"] is None and detail["attempt"] == 2
+    r = await api.client.get(f"/v1/admin/jobs/{task_id}", headers=api.bearer(ALICE))
+    assert r.status == 403  # the owner is no administrator

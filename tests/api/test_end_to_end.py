@@ -50,7 +50,8 @@ def alice_dir(unix_user: Callable[..., pwd.struct_passwd]) -> Iterator[Path]:
 async def start_stack(
     make_api: Any, keypair: tuple[bytes, bytes], irods_server: Any, tmp_path: Path
 ) -> AsyncIterator[Any]:
-    """Factory: ``await start_stack(**worker_settings) -> (Api, Worker)`` on one prefix."""
+    """Factory: ``await start_stack(api_kw={make_api kwargs}, **worker_settings) ->
+    (Api, Worker)`` on one prefix."""
     from shared.settings import IrodsSettings
 
     keys = tmp_path / "keys"
@@ -65,8 +66,8 @@ async def start_stack(
     )
     workers: list[tuple[Api, Worker]] = []
 
-    async def start(**over: Any) -> tuple[Api, Worker]:
-        api = await make_api(irods=irods)
+    async def start(api_kw: dict[str, Any] | None = None, **over: Any) -> tuple[Api, Worker]:
+        api = await make_api(irods=irods, **(api_kw or {}))
         settings: dict[str, Any] = dict(
             broker={"url": AMQP_URL, "prefix": api.names.prefix},
             irods=irods,

@@ -1,6 +1,6 @@
 """The /admin page against a real API (real RabbitMQ, both stores, a real OIDC JWKS
 server): who sees it, read-only without forms, CSRF on every change, the confirmation
-step before a multi-job action, escaping of what users wrote."""
+step before a multi-job action, escaping of what users wrote, a job's attempts page."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.api.keys import STORE
 from services.ui.app import create_app as create_ui
 from services.ui.keys import SESSIONS
 from services.ui.sessions import PLAIN_COOKIE, Session, Tokens
+from shared.messaging.messages import TaskEvent, TaskState, utcnow
 from tests.api.conftest import (  # noqa: F401 - fixtures used by make_api
     Api,
     job,
@@ -110,6 +111,45 @@ async def test_changes_need_csrf_and_multi_job_actions_a_confirmation(
     assert states == {"cancelled"}
     r = await ui.post("/admin/jobs", data=[("csrf", s.csrf), ("action", "explode"), ("id", "x")])
     assert r.status == 400 and "Traceback" not in await r.text()
+
+
+async def test_the_job_page_lists_its_attempts(stack: tuple[Api, TestClient]) -> None:
+    api, ui = stack
+    [task_id] = await submit(api, 1)
+    at = utcnow()
+    await api.app[STORE].apply_events(
+        [
+            TaskEvent(
+                task_id=task_id, attempt=1, seq=1, state=TaskState.ACTIVE, worker="w1:7", at=at
+            ),
+            TaskEvent(
+                task_id=task_id,
+                attempt=1,
+                seq=2,
+                state=TaskState.RETRY,
+                worker="w1:7",
+                error="<b>no</b> answer",
+                error_kind="timeout",
+                at=at,
+            ),
+            TaskEvent(
+                task_id=task_id, attempt=2, seq=3, state=TaskState.ACTIVE, worker="w2:9", at=at
+            ),
+        ]
+    )
+    r = await ui.get(f"/admin/jobs/{task_id}", allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"] == f"/auth/login?next=/admin/jobs/{task_id}"
+    login(api, ui, "stgalice", ["staff"])
+    assert (await ui.get(f"/admin/jobs/{task_id}")).status == 403
+    login(api, ui, "stgview1", [VIEWERS])
+    html = await (await ui.get("/admin")).text()
+    assert f'href="/admin/jobs/{task_id}"' in html
+    r = await ui.get(f"/admin/jobs/{task_id}")
+    html = await r.text()
+    assert r.status == 200 and "Attempts (2)" in html and html.count('class="attempt"') == 2
+    assert "w1:7" in html and "w2:9" in html and "<code>timeout</code>" in html
+    assert "&lt;b&gt;no&lt;/b&gt; answer" in html and "<b>no</b>" not in html
+    assert (await ui.get("/admin/jobs/nope")).status == 404
 
 
 @needs_browser

@@ -114,6 +114,19 @@ def fail(
     raise Transient("the repository did not answer")
 
 
+def flaky(
+    params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
+) -> Mapping[str, Any]:
+    """Times out on its first attempt (leaving a mark ``<src>.flaky`` beside ``src``, in a
+    directory the user may write), then succeeds."""
+    src = Path(params["src"])
+    mark = src.with_name(src.name + ".flaky")
+    if not mark.exists():
+        mark.touch()
+        raise TimeoutError("the repository did not answer in time")
+    return succeed(params, secret, out, cancel)
+
+
 def fail_permanent(
     params: Mapping[str, Any], secret: str | None, out: ChildOutput, cancel: threading.Event
 ) -> Mapping[str, Any]:
@@ -187,6 +200,7 @@ KINDS = {
         "echo_secret_len",
         "login_report",
         "fail",
+        "flaky",
         "fail_permanent",
         "succeed",
         "brief",

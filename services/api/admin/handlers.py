@@ -285,7 +285,9 @@ async def _task(request: web.Request) -> Task:
 async def get_job(request: web.Request) -> web.Response:
     """``GET /v1/admin/jobs/{id}``: one job of any user, with its attempts and error."""
     await viewer(request)
-    return ok(admin_detail(await _task(request), DEFAULT_MAX_ATTEMPTS))
+    task = await _task(request)
+    attempts = await request.app[STORE].attempts(task.id)
+    return ok(admin_detail(task, attempts, DEFAULT_MAX_ATTEMPTS))
 
 
 Act = Callable[[web.Application, str], Awaitable[str | None]]

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.admin.access import AdminRole
-from services.api.store import Task
+from services.api.store import Attempt, Task
 from services.api.views import JobInfo, job_info
 from shared.messaging.messages import RunningChild, TaskState, UnixUser
 
@@ -58,10 +58,23 @@ class AdminJob(BaseModel):
     updatedAt: datetime
 
 
-class AdminJobDetail(AdminJob):
-    """One job with its attempts and errors as the store keeps them (the latest attempt's
-    error; earlier attempts' errors are in the worker and API logs)."""
+class AttemptView(BaseModel):
+    """One attempt of one run, from its worker's events."""
 
+    run: int
+    attempt: int
+    worker: str | None = Field(description="hostname:pid of the worker that ran it")
+    startedAt: datetime | None = Field(description="its first active event (None: none seen)")
+    endedAt: datetime | None = Field(description="None while it runs")
+    outcome: str | None = Field(description="retry, archived, completed or cancelled")
+    errorKind: str | None
+    error: str | None
+
+
+class AdminJobDetail(AdminJob):
+    """One job with every attempt of every run the store recorded, and the latest error."""
+
+    attempts: list[AttemptView]
     maxAttempts: int
     lastError: str
     lastFailedAt: datetime | None
@@ -195,10 +208,23 @@ def admin_job(t: Task) -> AdminJob:
     )
 
 
-def admin_detail(t: Task, max_attempts: int) -> AdminJobDetail:
+def admin_detail(t: Task, attempts: list[Attempt], max_attempts: int) -> AdminJobDetail:
     """The detail view of a task."""
     return AdminJobDetail(
         **admin_job(t).model_dump(),
+        attempts=[
+            AttemptView(
+                run=a.run,
+                attempt=a.attempt,
+                worker=a.worker,
+                startedAt=a.started_at,
+                endedAt=a.ended_at,
+                outcome=a.outcome,
+                errorKind=a.error_kind,
+                error=a.error,
+            )
+            for a in attempts
+        ],
         maxAttempts=max_attempts,
         lastError=t.error,
         lastFailedAt=t.last_failed_at,

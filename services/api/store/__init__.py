@@ -12,7 +12,8 @@ split by concern:
   (a mark: the row stays until retention), purge;
 * ``events``: folding batches of worker events into the rows;
 * ``release``: what a fair release round reads and claims;
-* ``admin``: the admin view's queries across users, and the flags table (intake pause).
+* ``admin``: the admin view's queries across users, and the flags table (intake pause);
+* ``attempts``: the per-attempt history the events write (admin job detail).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from datetime import datetime
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.api.store import admin, events, release, tasks
+from services.api.store import admin, attempts, events, release, tasks
 from services.api.store.admin import Flag, TaskFilter
+from services.api.store.attempts import Attempt
 from services.api.store.events import Applied
 from services.api.store.release import Choose
 from services.api.store.schema import SCHEMA_LOCK, create_schema
@@ -34,6 +36,7 @@ from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
 __all__ = [
     "FINAL_STATES",
     "RESTARTABLE_STATES",
+    "Attempt",
     "Flag",
     "Task",
     "TaskFilter",
@@ -227,6 +230,11 @@ class TaskStore:
             released = await admin.oldest_released(conn)
             held, oldest = await admin.oldest_held(conn)
             return released, held, oldest
+
+    async def attempts(self, task_id: str) -> list[Attempt]:
+        """The attempts of every run of a task, oldest first."""
+        async with self._reads.connect() as conn:
+            return await attempts.of_task(conn, task_id)
 
     async def archive(self, task_id: str, error: str) -> Task | None:
         """Archive an unfinished task with ``error``; None when it had finished."""

@@ -6,7 +6,9 @@ leaves one), and a higher ``(attempt, seq)``.  So a replayed worker event, or th
 of a replayed task message, cannot flip a finished job.  A batch gives exactly the
 result of applying its events one by one in order (a stale or duplicate event is void,
 even after a newer one in the same batch), but costs one SELECT (rows locked on PostgreSQL) and one
-executemany UPDATE per set of changed columns, whatever the number of events.
+executemany UPDATE per set of changed columns, whatever the number of events.  The applied
+events also update the attempt history (:mod:`services.api.store.attempts`: one SELECT,
+one INSERT and one UPDATE executemany at most).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.api.store import attempts
 from services.api.store.schema import TASKS, C, aware
 from services.api.store.tasks import FINAL_STATES
 from shared.messaging.messages import TaskEvent, TaskSpec, TaskState, utcnow
@@ -112,7 +115,12 @@ async def apply_events(conn: AsyncConnection, events: Sequence[TaskEvent]) -> li
         for r in rows
     }
     results = [_fold(targets.get(ev.task_id), ev) for ev in events]
+    history: dict[attempts.Key, dict[str, Any]] = {}
+    for ev, applied in zip(events, results, strict=True):
+        if applied is not None:
+            attempts.fold(history, ev)
     await _write(conn, targets)
+    await attempts.write(conn, history)
     return results
 
 

@@ -1,4 +1,5 @@
-"""The task table: its columns, how it is created and upgraded, how timestamps read back."""
+"""The task, attempt and flag tables: their columns, how they are created and upgraded, how
+timestamps read back."""
 
 from __future__ import annotations
 
@@ -59,8 +60,31 @@ class FlagRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AttemptRow(Base):
+    """One attempt of one run of a task, as its worker's events told it: who ran it, when,
+    and how it ended.  Written with the task's events (``events``); a table created
+    beside an older store by :func:`create_schema` starts empty (earlier attempts are in
+    the logs only); purged with its task."""
+
+    __tablename__ = "stager_attempts"
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: hostname:pid of the worker that sent the latest event of the attempt
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: the first ``active`` event (NULL: none seen, e.g. archived from the dead letters)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: retry / archived / completed / cancelled; NULL while it runs
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
 FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 #: The columns of :data:`TASKS`, for Core statements.
 C = TASKS.c
 
@@ -71,7 +95,8 @@ SCHEMA_LOCK = 0x5354_4741_5049
 
 
 def create_schema(conn: Connection) -> None:
-    """Create the table if it does not exist, and add columns newer than it."""
+    """Create the tables that do not exist (a store older than a table gets it empty), and
+    add columns newer than the task table."""
     Base.metadata.create_all(conn)
     _add_missing_columns(conn)
 

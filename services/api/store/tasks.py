@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.api.store import attempts
 from services.api.store.schema import TASKS, C, aware
 from shared.messaging.messages import (
     PrincipalKind,
@@ -359,4 +360,6 @@ async def purge(
             C.updated_at < archived_before,
         )
     )
+    if a.rowcount or b.rowcount:
+        await attempts.purge_orphans(conn)
     return int(a.rowcount) + int(b.rowcount)
