@@ -128,19 +128,32 @@ def client_environment(environ: Mapping[str, str] | None = None) -> dict[str, An
     return fields
 
 
-def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
-    """The password ``iinit`` left obfuscated in the authentication file ("" if none)."""
+def irods_a_path(environ: Mapping[str, str], env: Mapping[str, Any]) -> Path:
+    """The authentication file ``iinit`` writes: ``IRODS_AUTHENTICATION_FILE``, the
+    environment file's ``irods_authentication_file``, else ``~/.irods/.irodsA``."""
     name = environ.get("IRODS_AUTHENTICATION_FILE") or env.get("irods_authentication_file")
-    path = Path(name) if name else _irods_dir(environ) / ".irodsA"
+    return Path(name) if name else _irods_dir(environ) / ".irodsA"
+
+
+def read_irods_a(path: Path) -> str:
+    """The password obfuscated in ``path`` ("" when there is no such file); raises
+    ``OSError`` when it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8").rstrip("\n")
     except FileNotFoundError:
         return ""
-    except OSError as e:
-        raise ClientEnvironmentError(f"cannot read {path}: {e.strerror}") from None
     from irods.password_obfuscation import decode
 
     return str(decode(text))
+
+
+def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
+    """The password ``iinit`` left obfuscated in the authentication file ("" if none)."""
+    path = irods_a_path(environ, env)
+    try:
+        return read_irods_a(path)
+    except OSError as e:
+        raise ClientEnvironmentError(f"cannot read {path}: {e.strerror}") from None
 
 
 def session_kwargs(

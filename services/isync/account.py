@@ -13,18 +13,15 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from services.isync.errors import AuthenticationError, UsageError, translate
-from shared.irods import IrodsAccount, connect
+from shared.irods import (
+    IrodsAccount,
+    client_environment_file,
+    connect,
+    irods_a_path,
+    read_irods_a,
+)
 
 _VERIFY = {"cert": "cert", "hostname": "hostname", "none": "none"}
-
-
-def _home(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("HOME") or os.path.expanduser("~"))
-
-
-def _env_file(environ: Mapping[str, str]) -> Path:
-    explicit = environ.get("IRODS_ENVIRONMENT_FILE")
-    return Path(explicit) if explicit else _home(environ) / ".irods" / "irods_environment.json"
 
 
 def _read_password_file(path: str, delete: bool) -> str:
@@ -72,18 +69,9 @@ def _open_envelope(envelope: str, environ: Mapping[str, str], dr_user: str) -> s
 
 
 def _irods_a(environ: Mapping[str, str], env: Mapping[str, Any]) -> str:
-    from irods.password_obfuscation import decode
-
-    path = (
-        environ.get("IRODS_AUTHENTICATION_FILE")
-        or env.get("irods_authentication_file")
-        or str(_home(environ) / ".irods" / ".irodsA")
-    )
+    path = irods_a_path(environ, env)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return str(decode(fh.read().rstrip("\n")))
-    except FileNotFoundError:
-        return ""
+        return read_irods_a(path)
     except OSError as e:
         raise AuthenticationError(
             f"cannot read {path}: {e.strerror}: check the path and that you may read it"
@@ -108,7 +96,7 @@ def load_account(
     """The account from IRODS_* variables, falling back to irods_environment.json + .irodsA."""
     environ = os.environ if environ is None else environ
     env: dict[str, Any] = {}
-    path = _env_file(environ)
+    path, _ = client_environment_file(environ)
     if path.is_file():
         try:
             env = json.loads(path.read_text(encoding="utf-8"))

@@ -35,6 +35,7 @@ import os
 import posixpath
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,18 +188,27 @@ def _near_local(path: str, root: str | None) -> bool:
     return path == root or root.startswith(path.rstrip("/") + "/") or path.startswith(root + "/")
 
 
-def _remove_empty_dir(where: str, done: Cleaned) -> None:
-    """Remove the user's own directory ``where`` once it holds nothing but this project's
-    part files and journals (those go first); anything else in it keeps it."""
+def _is_own(where: str, is_kind: Callable[[int], bool], done: Cleaned) -> bool:
+    """``where`` exists, is of the kind ``is_kind`` tests its mode for (not following a
+    link), and belongs to this process's user; else it is noted as kept (a link, another
+    kind, someone else's) or as an error, and left alone."""
     try:
         st = os.lstat(where)
     except FileNotFoundError:
-        return
+        return False
     except OSError as e:
         done.errors.append(f"{where}: {e.strerror or e}")
-        return
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        done.kept.append(where)  # a link, a file, or someone else's: left alone
+        return False
+    if not is_kind(st.st_mode) or st.st_uid != os.getuid():
+        done.kept.append(where)
+        return False
+    return True
+
+
+def _remove_empty_dir(where: str, done: Cleaned) -> None:
+    """Remove the user's own directory ``where`` once it holds nothing but this project's
+    part files and journals (those go first); anything else in it keeps it."""
+    if not _is_own(where, stat.S_ISDIR, done):
         return
     try:
         names = os.listdir(where)
@@ -236,15 +246,7 @@ def _under(path: str, root: str | None) -> bool:
 def _remove_local(where: str, done: Cleaned) -> None:
     """Unlink the user's own regular file ``where`` (and a journal's ``.tmp``)."""
     for candidate in (where, where + ".tmp"):
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            done.errors.append(f"{candidate}: {e.strerror or e}")
-            continue
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-            done.kept.append(candidate)  # someone else's, or not a file: left alone
+        if not _is_own(candidate, stat.S_ISREG, done):
             continue
         try:
             os.unlink(candidate)
