@@ -44,6 +44,7 @@ class ServerProcess:
         cost: str | None = None,
         lenient: str | None = None,
         run_as: str | None = None,
+        hash_scheme: str | None = None,
     ) -> None:
         """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
         server's default). ``cost``: per-operation delay ("real-zone" or
@@ -53,7 +54,8 @@ class ServerProcess:
         account to run the server as when this process is root (the data directory is
         handed to it; its parents must let it through), as a real server runs as ``irods``;
         None: as this process, with ``--allow-root`` when that is root (the server refuses
-        root otherwise)."""
+        root otherwise). ``hash_scheme``: the zone's ``default_hash_scheme`` ("SHA256",
+        "MD5"; None: whatever ``IRODS_TEST_SERVER_HASH_SCHEME`` says, else SHA256)."""
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -67,6 +69,7 @@ class ServerProcess:
         self.cost = cost
         self.lenient = lenient
         self.run_as = run_as
+        self.hash_scheme = hash_scheme
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
@@ -90,6 +93,8 @@ class ServerProcess:
             cmd += ["--cost", self.cost]
         if self.lenient is not None:
             cmd += ["--lenient", self.lenient]
+        if self.hash_scheme is not None:
+            cmd += ["--hash-scheme", self.hash_scheme]
         if os.geteuid() == 0 and self.run_as is None:
             cmd.append("--allow-root")
         with open(self.stderr_path, "a") as err:
