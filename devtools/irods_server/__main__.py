@@ -3,7 +3,7 @@
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
 [--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
 [--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]] [--hash-scheme SHA256|MD5]
-[--allow-root]``
+[--request-log FILE] [--allow-root]``
 
 Like a real iRODS server (``irodsctl should not be run by the root user``,
 ``scripts/irods_control.py``), it refuses to run as root: root can write a vault anywhere,
@@ -19,7 +19,9 @@ per-operation cost (``cost.py``; off by default);
 ``--lenient`` (or ``IRODS_TEST_SERVER_LENIENT``) relaxes named strict behaviours
 (``leniency.py``; none by default);
 ``--hash-scheme`` (or ``IRODS_TEST_SERVER_HASH_SCHEME``) is the zone's
-``default_hash_scheme`` (``hash_scheme.py``; SHA256 by default, MD5 for an md5 zone).
+``default_hash_scheme`` (``hash_scheme.py``; SHA256 by default, MD5 for an md5 zone);
+``--request-log FILE`` appends the API number of every request to FILE, one line each, so
+a test can count what a client asked for (``ServerProcess.api_counts``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hash-scheme",
         help="the zone's default_hash_scheme: SHA256 (sha2:+base64) or MD5 (plain hex)"
         f" (default: ${hash_scheme.ENV_VAR}, else {hash_scheme.DEFAULT})",
+    )
+    p.add_argument(
+        "--request-log",
+        type=Path,
+        help="append every request's API number to this file (tests count requests)",
     )
     p.add_argument(
         "--allow-root",
@@ -145,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("irods_server").warning("lenient: %s", ", ".join(sorted(args.lenient)))
     try:
         state = build_state(args.data, args.tls_cert, args.tls_key, args.lenient, args.hash_scheme)
+        if args.request_log is not None:
+            state.request_log = open(args.request_log, "a", buffering=1)  # noqa: SIM115
     except (OSError, ssl.SSLError) as e:
         print(f"irods-test-server: cannot start: {e}", file=sys.stderr)
         return 2
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         state.catalog.commit()
         state.catalog.close()
+        if state.request_log is not None:
+            state.request_log.close()
     return 0
 
 

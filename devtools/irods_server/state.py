@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import hash_scheme, vault
 
@@ -36,6 +36,8 @@ class ServerState:
     lenient: frozenset[str] = frozenset()
     # the zone's ``default_hash_scheme`` (``hash_scheme.py``): SHA256 or MD5
     hash_scheme: str = hash_scheme.DEFAULT
+    # tests only (``--request-log``): every API request's number, one line each
+    request_log: TextIO | None = None
 
     def strict(self, name: str) -> bool:
         """Whether the behaviour ``name`` (a ``leniency`` name) is strict, as iRODS is."""

@@ -107,7 +107,7 @@ def unlink(path: str) -> None:
 def checksum(path: str, scheme: str) -> str:
     """The replica's checksum in the iRODS form of ``scheme`` (:mod:`.hash_scheme`):
     SHA256 ``sha2:`` + base64 of the raw digest, MD5 the plain lowercase hex digest."""
-    digest = hashlib.md5() if scheme == hash_scheme.MD5 else hashlib.sha256()
+    digest = hashlib.md5(usedforsecurity=False) if scheme == hash_scheme.MD5 else hashlib.sha256()
     try:
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
