@@ -162,3 +162,30 @@ def test_get_skip_of_cleared_checksums_does_not_make_the_server_hash(
     assert again.code == 0, again.stderr
     assert set(outcomes(report).values()) == {("skipped", "unchanged")}
     assert zone.api_counts()[DATA_OBJ_CHKSUM_AN] == before
+
+
+def test_scheme_of_and_the_forms(tmp_path: Path) -> None:
+    from services.isync import hashing
+
+    data = b"abcd" * 1000
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    assert hashing.scheme_of(md5(data)) == hashing.MD5
+    assert hashing.scheme_of(hashing.checksum_of(data)) == hashing.SHA256
+    assert hashing.scheme_of("sha512:xyz") is None and hashing.scheme_of(None) is None
+    assert hashing.scheme_of("abc") is None  # hex, but not an md5's 32 digits
+    assert hashing.file_checksum(str(f), scheme=hashing.MD5) == md5(data)
+    assert hashing.checksum_of(data, hashing.MD5) == md5(data)
+
+
+def test_zone_scheme_from_client_hints_and_its_fallback(md5_zone: ServerProcess) -> None:
+    from services.isync import hashing
+
+    class NoHints:
+        @property
+        def client_hints(self) -> dict[str, str]:
+            raise RuntimeError("SYS_UNMATCHED_API_NUM")
+
+    with md5_zone.session() as s:
+        assert hashing.zone_scheme(s) == hashing.MD5
+    assert hashing.zone_scheme(NoHints()) == hashing.SHA256
