@@ -22,6 +22,7 @@ from devtools.irods_server import hash_scheme
 from devtools.irods_server.errors import code_of
 from devtools.irods_server.launcher import ServerProcess
 from tests.irods_server.resources import remove_resource
+from tests.irods_server.test_descriptors import replica_close
 from tests.irods_server.test_single_buffer import get, put, sha2
 
 HOME = "/tempZone/home/rods"
@@ -149,3 +150,34 @@ def test_remove_resource_takes_its_replicas_first(
     remove_resource(irods_session, name)
     assert not list(irods_session.query(Resource.name).filter(Resource.name == name))
     assert not irods_session.data_objects.exists(f"{coll}/x")
+
+
+def test_replica_close_and_register_as_replica_on_an_md5_zone(
+    md5_session: Any, md5_coll: str, unique_name: str, tmp_path: Path
+) -> None:
+    """20004 ``compute_checksum`` and ``regRepl`` (recomputed when the source has one)."""
+    path = f"{md5_coll}/rc"
+    f = md5_session.data_objects.open(path, "w")
+    f.write(b"closing")
+    f.flush()
+    assert replica_close(f, compute_checksum=True).int_info == 0
+    f.do_close = False
+    assert md5_session.data_objects.get(path).checksum == md5(b"closing")
+
+    name = f"r2_{unique_name}"
+    (tmp_path / "v2").mkdir()
+    md5_session.resources.create(name, "unixfilesystem", "localhost", str(tmp_path / "v2"))
+    try:
+        one, two = tmp_path / "one", tmp_path / "two"
+        one.write_bytes(b"replica")
+        two.write_bytes(b"replica")
+        reg = f"{md5_coll}/reg2"
+        md5_session.data_objects.register(str(one), reg, **{kw.REG_CHKSUM_KW: ""})
+        md5_session.data_objects.register(
+            str(two), reg, **{kw.REG_REPL_KW: "", kw.RESC_NAME_KW: name}
+        )
+        sums = [r.checksum for r in md5_session.data_objects.get(reg).replicas]
+        assert sums == [md5(b"replica"), md5(b"replica")]
+        md5_session.data_objects.unregister(reg)
+    finally:
+        remove_resource(md5_session, name)
