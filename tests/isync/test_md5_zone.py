@@ -52,7 +52,8 @@ def runner(srv: ServerProcess, run_isync: Callable[..., CliResult]) -> Callable[
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    files = {f"f{i}.txt": f"file {i:03d}".encode() for i in range(12)}
+    # even: 8 bytes (606 with --single-buffer-max 8), odd: 16 (open/write/close)
+    files = {f"f{i}.txt": f"file {i:03d}".encode() * (1 + i % 2) for i in range(12)}
     files["big.bin"] = os.urandom(LARGE)
     root.mkdir()
     for name, data in files.items():
@@ -140,7 +141,7 @@ def test_skip_checks_of_cleared_checksums_do_not_make_the_server_hash(
     assert set(outcomes(report).values()) == {("skipped", "unchanged")}
     assert zone.api_counts()[DATA_OBJ_CHKSUM_AN] == before
 
-    (tmp_path / "src" / "f5.txt").write_bytes(b"FILE 005")  # same size, changed now
+    (tmp_path / "src" / "f5.txt").write_bytes(b"FILE 005" * 2)  # same size, changed now
     refused = run("-r", *THRESHOLD, f"{tmp_path}/src/", f"i:{coll}")
     assert refused.code == 1 and "exists and differs" in refused.stderr
     assert zone.api_counts()[DATA_OBJ_CHKSUM_AN] == before + 1
