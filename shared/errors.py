@@ -30,6 +30,7 @@ for the exit status of every command line tool.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+from typing import Literal, get_args
 
 from pydantic import ValidationError
 
@@ -95,6 +96,31 @@ _HINTS: dict[ErrorKind, str] = {
     ErrorKind.CONFIG: "fix the setting named and start again",
     ErrorKind.INTERNAL: "report it to the operators (the logs have the details)",
 }
+
+
+#: Why one file of a transfer failed, as isync records it (``FileOutcome.kind``) and the
+#: worker reports it (``FileError.kind``): the worker and the UI decide by this, never by
+#: the words of the message. ``checksum_mismatch``: the copy's checksum differed
+#: (ChecksumMismatch); ``name_taken``: the destination exists and differs, or the other
+#: kind of entry is in the way (DestinationExists); ``permission_denied`` and ``not_found``
+#: (PermissionDenied, SourceNotFound); ``io_error``: the local filesystem refused (disk
+#: full, quota, read-only, name too long, the file changed while read: FileSystemError);
+#: ``unavailable``: iRODS did not answer, or another client is writing the object
+#: (ConnectionFailed, ObjectBusy); ``parent_failed``: its directory could not be made;
+#: ``cancelled``: the transfer was stopped first (Interrupted); ``other``: anything else
+#: (an iRODS error code, an unexpected exception), and what a report without a kind means.
+FileErrorKind = Literal[
+    "checksum_mismatch",
+    "name_taken",
+    "permission_denied",
+    "not_found",
+    "io_error",
+    "unavailable",
+    "parent_failed",
+    "cancelled",
+    "other",
+]
+FILE_ERROR_KINDS: tuple[FileErrorKind, ...] = get_args(FileErrorKind)
 
 
 class ExitStatus(IntEnum):

@@ -624,8 +624,9 @@ function detailList(j) {
     dl.append(el('dt', { text: 'Failed files' }));
     const dd = el('dd', { 'data-item': 'failed files' });
     if (errors.length) {
-      dd.append(el('ul', { className: 'file-errors' }, ...errors.map((e) => el('li', {},
-        el('span', { className: 'path', text: e.path }), el('span', { text: ` — ${e.error}` })))));
+      dd.append(el('ul', { className: 'file-errors' }, ...errors.map((e) => el('li', { 'data-kind': e.kind || 'other' },
+        el('span', { className: 'path', text: e.path }), el('span', { text: ` — ${e.error}` }),
+        e.hint ? el('div', { className: 'hint file-hint', text: e.hint }) : null))));
       if (total > errors.length) dd.append(el('p', { className: 'hint', text: `and ${total - errors.length} more (the first ${errors.length} are listed)` }));
     } else {
       dd.textContent = `${total} (loading the list…)`;
