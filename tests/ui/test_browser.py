@@ -572,6 +572,10 @@ LAYOUT = """(selectors) => {
     out.controls[s] = !!(r && r.width > 0 && r.height > 0 && style.visibility !== 'hidden'
       && r.left >= 0 && r.right <= w + 0.5);
   }
+  // a table that scrolls sideways inside its box hides columns just the same
+  out.clipped = [...document.querySelectorAll('.table-wrap')]
+    .filter((t) => t.offsetParent !== null && t.scrollWidth > t.clientWidth + 1)
+    .map((t) => `${t.closest('[id]').id}: ${t.scrollWidth} > ${t.clientWidth}`);
   return out;
 }"""
 
@@ -589,6 +593,7 @@ async def check_layout(page: Any, state: str, sizes: list[tuple[int, int]]) -> l
         measured.append(got)
         assert got["scrollWidth"] <= got["innerWidth"], got
         assert all(got["controls"].values()), got
+        assert not got["clipped"], got
     return measured
 
 
@@ -603,14 +608,19 @@ async def test_layout_at_desktop_and_phone_width(browser: Any, ui_stack: Stack) 
     await idp_login(page, stack)
     await repo_login(page, stack)
     await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+    long_name = "results_" + "x" * 90 + ".csv"  # one long word: it must wrap, not widen
+    (stack.home / "data" / long_name).write_text("1\n")
+    owner = stack.home.stat()
+    os.chown(stack.home / "data" / long_name, owner.st_uid, owner.st_gid)
     await open_local(page, stack.home / "data")  # the crafted name and a long path
     measured = await check_layout(page, "panes", VIEWPORTS)
     await page.get_by_label("Select a.txt").check()
+    await page.get_by_label(f"Select {long_name}").check()
     await page.locator("#upload").click()
     await page.locator("#confirm").wait_for(state="visible")
     measured += await check_layout(page, "confirm", VIEWPORTS)
     await page.locator("#confirm-submit").click()
-    (job,) = await wait_states(page, {"completed": 1})
+    job, _ = await wait_states(page, {"completed": 2})
     await page.locator(f'tr[data-job="{job["id"]}"]').get_by_role("button", name="Details").click()
     await page.locator(f'#d-{job["id"]} [data-item="checksums"]').wait_for()
     measured += await check_layout(page, "jobs", VIEWPORTS)
