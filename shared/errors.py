@@ -16,8 +16,9 @@
     └── Unavailable              unavailable (no): broker, store, iRODS or worker not answering
 
     isync's errors (IsyncError: usage, authentication, not found, permission denied,
-    connection failed, checksum mismatch, destination exists, interrupted) subclass the
-    same root in isync's own errors module, each with its kind.
+    connection failed, object busy, checksum mismatch, destination exists, file system,
+    interrupted) subclass the same root in isync's own errors module, each with its kind
+    and its file kind (:data:`FileErrorKind`: why one file of a transfer failed).
 
 A kind is what crosses process boundaries: the fork server's child pipe, task events and
 directory-listing replies carry ``ErrorKind`` values, never exception class names. Whether
