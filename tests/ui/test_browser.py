@@ -561,6 +561,8 @@ MAIN_CONTROLS = {
     "confirm": ["#confirm-submit", "#confirm-preview", "#confirm-cancel"],
     "jobs": ["#history-refresh", "#jobs tbody tr[data-job] button[aria-controls]",
              '#jobs tbody tr[data-job] button[data-verb="restart"]'],
+    "jobs-failed": ["#jobs tbody tr[data-job] button[aria-controls]",
+                    '#jobs tbody tr[data-job] button[data-verb="restart"]'],
     "expired": ["#relogin"],
 }  # fmt: skip
 
@@ -626,6 +628,18 @@ async def test_layout_at_desktop_and_phone_width(browser: Any, ui_stack: Stack) 
     await page.locator(f'tr[data-job="{job["id"]}"]').get_by_role("button", name="Details").click()
     await page.locator(f'#d-{job["id"]} [data-item="checksums"]').wait_for()
     measured += await check_layout(page, "jobs", VIEWPORTS)
+    # a failed job: its long error line and failed-file list must wrap as well
+    (stack.home / "data" / long_name).write_text("changed\n")
+    await page.locator("#local-table").get_by_label(f"Select {long_name}").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm-submit").click()
+    rows = await wait_states(page, {"completed": 2, "archived": 1})
+    failed = next(r for r in rows if r["state"] == "archived")
+    await (
+        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
+    )
+    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
+    measured += await check_layout(page, "jobs-failed", VIEWPORTS)
     sessions_of(stack.ui).clear()
     await page.locator("#history-refresh").click()
     await page.locator("#expired").wait_for(state="visible")
