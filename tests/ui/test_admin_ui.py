@@ -77,6 +77,40 @@ async def test_only_administrators_see_the_page(stack: tuple[Api, TestClient]) -
     )
 
 
+async def test_queues_page_and_the_admin_link(stack: tuple[Api, TestClient]) -> None:
+    """/admin/queues lists every queue with ready, unacked, consumers and oldest age and
+    the dead letters; the main page links to /admin only for administrators."""
+    api, ui = stack
+    login(api, ui, "stgalice", ["staff"])
+    html = await (await ui.get("/")).text()
+    assert 'id="admin-link"' not in html
+    assert (await ui.get("/admin/queues")).status == 403
+    for user, groups, role in (
+        ("stgview1", [VIEWERS], "readonly"),
+        ("stgroot1", [ADMINS], "admin"),
+    ):
+        s = login(api, ui, user, groups)
+        html = await (await ui.get("/")).text()
+        assert '<a href="/admin" id="admin-link">Admin</a>' in html
+        r = await ui.get("/admin/queues")
+        html = await r.text()
+        assert r.status == 200 and f"({user}, {role})" in html
+        assert '<a href="/admin/queues" aria-current="page">Queues</a>' in html
+        for name in (api.names.tasks_queue, api.names.dead_queue, api.names.events_queue):
+            assert f'<tr data-queue="{name}">' in html
+        assert '<th scope="col">Unacked</th>' in html and "Dead letters (0)" in html
+        assert ('value="requeue"' in html) is (role == "admin")
+        admin_page = await (await ui.get("/admin")).text()
+        assert '<a href="/admin/queues">Queues</a>' in admin_page
+    r = await ui.post(
+        "/admin/deadletters",
+        data=[("csrf", s.csrf), ("action", "requeue"), ("id", "m-1")],
+    )
+    html = await r.text()
+    assert r.status == 200 and "Requeue 1 dead letter?" in html
+    assert '<a href="/admin/queues" id="cancel-confirm">' in html
+
+
 async def test_changes_need_csrf_and_multi_job_actions_a_confirmation(
     stack: tuple[Api, TestClient],
 ) -> None:
