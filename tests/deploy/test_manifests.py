@@ -6,13 +6,26 @@ lists what is wrong; ``test_*_fails_on_*`` feed it a broken copy to show it can 
 from __future__ import annotations
 
 import copy
+import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from services.api.settings import ApiSettings
+from services.ingest.settings import IngestSettings
+from services.ui.settings import UiSettings
+from services.worker.credentials import load_opener
+from services.worker.settings import WorkerSettings
+from shared.crypto import generate_keypair
+from shared.errors import StagerError
+from shared.messaging.signing import Role
+from shared.messaging.signing import generate as generate_signing
 from tests.deploy.k8s import OVERLAYS, ROOT, Doc, build, find, tool
 from tests.deploy.netpol import Cluster, Pod
 
@@ -159,6 +172,30 @@ def test_security_context_matches_pod_security_level(overlay: str) -> None:
     assert security_problems(build(overlay)) == []
 
 
+def secret_access_problems(docs: list[Doc]) -> list[str]:
+    """A pod that runs as a non-root uid and mounts a Secret must be able to read it: the
+    kubelet writes the files as root with ``defaultMode``; only ``fsGroup`` (the group
+    gets read) or a mode readable by others lets the process read them."""
+    out = []
+    for d in docs:
+        if d["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = d["spec"]["template"]["spec"]
+        uid = pod.get("securityContext", {}).get("runAsUser")
+        if not uid:
+            continue  # root reads any mode
+        for v in pod.get("volumes", []):
+            mode = v.get("secret", {}).get("defaultMode", 0o644)
+            if "secret" in v and not mode & 0o004 and "fsGroup" not in pod["securityContext"]:
+                out.append(f"{d['metadata']['name']}: uid {uid} cannot read Secret {v['name']}")
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_non_root_pods_can_read_their_secrets(overlay: str) -> None:
+    assert secret_access_problems(build(overlay)) == []
+
+
 def hadolint(dockerfile: Path) -> tuple[int, str]:
     """hadolint's exit status and findings for one Dockerfile (the repository's config)."""
     r = subprocess.run(
@@ -231,7 +268,16 @@ def _no_limits(name: str) -> Edit:
     return edit
 
 
+def _no_fs_group(name: str) -> Edit:
+    def edit(docs: list[Doc]) -> None:
+        del _deployment(docs, name)["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+
+    return edit
+
+
 BROKEN: list[tuple[str, Callable[[list[Doc]], list[str]], Edit, str]] = [
+    ("ui without fsGroup", secret_access_problems, _no_fs_group("stager-ui"),
+     "stager-ui: uid 10001 cannot read Secret secrets"),
     ("api without liveness probe", probe_problems, _drop_container("stager-api", "livenessProbe"),
      "stager-api/api: no livenessProbe on /livez"),
     ("ui readiness on the wrong path", probe_problems,
@@ -403,3 +449,142 @@ def test_the_network_policy_check_fails_on_broken_policies(what: str, edit: Edit
     edit(docs)
     problems = flow_problems(docs)
     assert why in problems, (what, problems)
+
+
+#: The settings class each Deployment's process loads (its ``STAGER_*`` environment).
+SETTINGS_CLASSES: dict[str, tuple[type[Any], Role | None]] = {
+    "stager-api": (ApiSettings, Role.API),
+    "stager-ui": (UiSettings, None),
+    "stager-ingest": (IngestSettings, Role.INGEST),
+    "stager-worker": (WorkerSettings, Role.WORKER),
+}
+SECRETS_DIR = "/run/secrets/stager"
+
+
+def _secret_file(name: str, keys: dict[str, bytes]) -> bytes:
+    """Plausible content for a file the Secret holds, by its name."""
+    if name == "signing.key":
+        return keys["signing.key"]
+    if name in ("api.pub", "worker.pub", "ingest.pub"):
+        return keys["signing.pub"]
+    if name in ("envelope.pub", "envelope.pem"):
+        return keys[name]
+    if name == "broker-url":
+        return b"amqp://stager-x:pw@stager-rabbitmq.stager-data.svc:5672/stager"
+    return b"a-secret-value"
+
+
+def settings_problems(docs: list[Doc], secrets: Path) -> list[str]:
+    """Each Deployment's environment (its ConfigMap, the Secret's keys as env, the Secret's
+    files at ``/run/secrets/stager``, here under ``secrets``) loads into its service's
+    settings and gives it its signing key: a misspelt variable, a ``file:`` the Secret
+    does not hold or a bad value is named. The Secret's files are the ones docs/deploy.md
+    step 4 creates."""
+    signing_private, signing_public = generate_signing()
+    envelope_private, envelope_public = generate_keypair(2048)
+    keys = {
+        "signing.key": signing_private,
+        "signing.pub": signing_public,
+        "envelope.pem": envelope_private,
+        "envelope.pub": envelope_public,
+    }
+    out = []
+    for d in docs:
+        name = d["metadata"]["name"]
+        if d["kind"] != "Deployment" or name not in SETTINGS_CLASSES:
+            continue
+        cls, role = SETTINGS_CLASSES[name]
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        env: dict[str, str] = {}
+        for source in c.get("envFrom", []):
+            env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            env[e["name"]] = "sqlite+aiosqlite:///:memory:" if ref else e["value"]
+        root = secrets / name
+        root.mkdir()
+        for value in env.values():
+            for file in re.findall(re.escape(SECRETS_DIR) + r"/([\w.-]+)", value):
+                (root / file).write_bytes(_secret_file(file, keys))
+        if env.get("STAGER_PRIVATE_KEYS_DIR") == SECRETS_DIR:
+            (root / "envelope.pem").write_bytes(keys["envelope.pem"])
+        env = {k: v.replace(SECRETS_DIR, str(root)) for k, v in env.items()}
+        unknown = sorted(k for k in env if not _is_setting(cls, k))
+        if unknown:
+            out.append(f"{name}: not settings of {cls.__name__}: {unknown}")
+        with pytest.MonkeyPatch.context() as mp:
+            for k in [k for k in os.environ if k.startswith("STAGER_")]:
+                mp.delenv(k)
+            for k, v in env.items():
+                mp.setenv(k, v)
+            try:
+                settings = cls()
+                if role is not None:
+                    settings.signing.signer(role)
+                worker = isinstance(settings, WorkerSettings)
+                if worker and load_opener(settings.private_keys_dir) is None:
+                    out.append(f"{name}: no envelope private key in STAGER_PRIVATE_KEYS_DIR")
+                if isinstance(settings, ApiSettings | UiSettings) and not settings.public_keys:
+                    out.append(f"{name}: no envelope public key (STAGER_PUBLIC_KEYS)")
+            except (ValidationError, StagerError) as e:
+                out.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
+    return out
+
+
+def _is_setting(cls: type[Any], variable: str) -> bool:
+    """``STAGER_A__B`` names field ``a`` (then ``b`` of its model) of ``cls``."""
+    parts = variable.removeprefix("STAGER_").lower().split("__")
+    model: Any = cls
+    for part in parts:
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return True  # a dict-valued field: any key
+        if part not in fields:
+            return False
+        model = fields[part].annotation
+        model = next(
+            (a for a in getattr(model, "__args__", ()) if hasattr(a, "model_fields")), model
+        )
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_deployment_environment_loads_into_its_settings(overlay: str, tmp_path: Path) -> None:
+    assert settings_problems(build(overlay), tmp_path) == []
+
+
+def _config(name: str, key: str, value: str | None) -> Edit:
+    def edit(docs: list[Doc]) -> None:
+        data = find(docs, "ConfigMap", name)["data"]
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+
+    return edit
+
+
+SETTINGS_BROKEN: list[tuple[str, Edit, str]] = [
+    ("a misspelt variable", _config("stager-api-config", "STAGER_SIGNING__KYE", "x"),
+     "not settings of ApiSettings: ['STAGER_SIGNING__KYE']"),
+    ("no signing key", _config("stager-worker-config", "STAGER_SIGNING__KEY", None),
+     "STAGER_SIGNING__KEY is not set"),
+    ("no envelope public key", _config("stager-api-config", "STAGER_PUBLIC_KEYS", None),
+     "stager-api: no envelope public key"),
+    ("no envelope private key", _config("stager-worker-config", "STAGER_PRIVATE_KEYS_DIR", "/"),
+     "stager-worker: no envelope private key"),
+    ("a bad value", _config("stager-worker-config", "STAGER_CONCURRENCY", "many"),
+     "stager-worker: ValidationError"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "edit", "why"), SETTINGS_BROKEN, ids=[b[0] for b in SETTINGS_BROKEN]
+)
+def test_the_settings_check_fails_on_a_broken_environment(
+    what: str, edit: Edit, why: str, tmp_path: Path
+) -> None:
+    docs = copy.deepcopy(build("prod"))
+    edit(docs)
+    problems = settings_problems(docs, tmp_path)
+    assert any(why in p for p in problems), (what, problems)
