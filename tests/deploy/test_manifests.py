@@ -588,3 +588,44 @@ def test_the_settings_check_fails_on_a_broken_environment(
     edit(docs)
     problems = settings_problems(docs, tmp_path)
     assert any(why in p for p in problems), (what, problems)
+
+
+def docs_overlay(text: str) -> str:
+    """The example site overlay of docs/deploy.md step 5 (its indented YAML block)."""
+    lines = text.splitlines()
+    start = lines.index("    apiVersion: kustomize.config.k8s.io/v1beta1")
+    block = []
+    for line in lines[start:]:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return "\n".join(block).rstrip() + "\n"
+
+
+def test_the_documented_site_overlay_builds_and_its_settings_load(tmp_path: Path) -> None:
+    """docs/deploy.md's example overlay, built on the repository's prod overlay: it builds,
+    sets what it says, and every service's environment still loads into its settings."""
+    (tmp_path / "stager").symlink_to(ROOT)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "kustomization.yaml").write_text(
+        docs_overlay((ROOT / "docs" / "deploy.md").read_text())
+    )
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(site)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    api = find(docs, "ConfigMap", "stager-api-config")["data"]
+    assert api["STAGER_ADMIN__GROUPS"] == '["stager-admins"]'
+    assert api["STAGER_SIGNING__KEY"] == "file:/run/secrets/stager/signing.key"  # merged
+    assert _container(docs, "stager-api")["image"] == "REGISTRY/stager/api:TAG"
+    assert find(docs, "PersistentVolumeClaim", "project-storage")["spec"]["storageClassName"]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    assert settings_problems(docs, secrets) == []
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    find(docs, "ConfigMap", "stager-ui-config")["data"]["STAGER_OIDC__ISSUR"] = "x"
+    assert any("STAGER_OIDC__ISSUR" in p for p in settings_problems(docs, broken))
