@@ -233,9 +233,9 @@ async def test_dead_letters_requeue_from_the_store_signed_afresh(make_api: Any) 
     assert by_id[task_id]["jobState"] == "pending" and by_id[task_id]["stagerUser"] == ALICE
     assert not by_id["forged-1"]["signed"] and not by_id["forged-1"]["requeueable"]
     assert by_id["forged-1"]["rejectReason"] == "unsigned" and by_id["forged-1"]["jobState"] is None
-    # listing leaves them there
+    # listing leaves them there (and answers once they are back: the next request sees them)
     body = await (await c.get("/v1/admin/deadletters", headers=h)).json()
-    assert body["depth"] == 2
+    assert body["depth"] == 2 and len(body["letters"]) == 2
     r = await c.post("/v1/admin/deadletters/requeue", json={"all": True, "confirm": 1}, headers=h)
     assert r.status == 409  # two match
     r = await c.post("/v1/admin/deadletters/requeue", json={"all": True, "confirm": 2}, headers=h)

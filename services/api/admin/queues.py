@@ -23,6 +23,7 @@ does not verify as the API's, or whose task is not in the store, can only be dis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable
@@ -211,10 +212,12 @@ async def held_letters(
     if connection is None or connection.is_closed:
         raise Unavailable("the message broker connection is down; try again shortly")
     channel: AbstractChannel = await connection.channel()
+    letters: list[Letter] = []
+    depth = consumers = 0
     try:
         q = await channel.declare_queue(queue, passive=True)
         depth = int(q.declaration_result.message_count or 0)
-        letters: list[Letter] = []
+        consumers = int(q.declaration_result.consumer_count or 0)
         while len(letters) < min(limit, depth):
             msg = await q.get(no_ack=False, fail=False)
             if msg is None:
@@ -226,3 +229,28 @@ async def held_letters(
     finally:
         with contextlib.suppress(Exception):
             await channel.close()  # unacknowledged deliveries return to the queue
+        back = depth - sum(1 for lt in letters if lt.message.processed)
+        if letters and not consumers:
+            with contextlib.suppress(Exception):
+                await _until_back(connection, queue, back)
+
+
+#: How long a dead-letter listing or action waits for its returned letters to be back.
+RETURN_WAIT = 3.0
+
+
+async def _until_back(connection: AbstractRobustConnection, queue: str, depth: int) -> None:
+    """Wait (at most :data:`RETURN_WAIT`) until ``queue`` holds ``depth`` messages again:
+    the broker applies a closed channel's returns asynchronously, and the next listing or
+    action (often the admin's next click) must see the letters this one left."""
+    channel = await connection.channel()
+    try:
+        deadline = asyncio.get_running_loop().time() + RETURN_WAIT
+        q = await channel.declare_queue(queue, passive=True)
+        while int(q.declaration_result.message_count or 0) < depth:
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.05)
+            await q.declare()  # again: a robust channel hands back its first passive result
+    finally:
+        await channel.close()
