@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -162,7 +163,7 @@ async def get_queues(request: web.Request) -> web.Response:
     figures = await store.queue_figures()
     task_queues = {names.tasks_queue: False, names.priority_queue: True}
     limited = Topology(names=names).delivery_limited_queues()
-    heads: dict[str, Any] = {}
+    heads: dict[str, datetime] = {}
     if bus.connection is None or bus.connection.is_closed:
         found = [q.QueueDepth(n, None, None, "the broker connection is down") for n in purposes]
     else:
