@@ -22,7 +22,13 @@ from services.ui.keys import API, REPOSITORY, SEALER, SETTINGS, TEMPLATES
 from services.ui.middleware import SessionExpired
 from services.ui.repository import RepoBrowser, RepoEntry
 from services.ui.sessions import Repository, Session
-from shared.errors import FILE_ERROR_KINDS, FileErrorKind, InvalidInput, Unauthenticated
+from shared.errors import (
+    FILE_ERROR_KINDS,
+    FileErrorKind,
+    InvalidInput,
+    StagerError,
+    Unauthenticated,
+)
 from shared.irods import strip_prefix
 from shared.logging import get_logger
 from shared.messaging.messages import PrincipalKind, Submitter, credential_binding
@@ -282,6 +288,22 @@ def isync_command(src: str, dst: str) -> str:
 # --- the page ---------------------------------------------------------------------------
 
 
+async def admin_role(request: web.Request) -> str | None:
+    """The logged-in user's admin role (``admin``, ``readonly``: ``GET /v1/admin/me``), or
+    None: not an administrator, or the API cannot say now. The main page shows its "Admin"
+    link only for a role; the API decides who has one."""
+
+    async def call(token: str) -> Any:
+        return (await request.app[API].call("GET", "/v1/admin/me", token))[1]
+
+    try:
+        me = await as_user(request, call)
+    except StagerError:  # 403 (no role), logged out, the API unreachable
+        return None
+    role = me.get("role") if isinstance(me, dict) else None
+    return role if role in ("admin", "readonly") else None
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     """``GET /``: the app, or off to log in."""
     try:
@@ -300,6 +322,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             jobs_page_size=settings.jobs_page_size,
             poll_ms=int(settings.poll_interval * 1000),
             help_url=settings.help_url,
+            admin_role=await admin_role(request),
         )
     )
     return web.Response(text=html, content_type="text/html")

@@ -387,6 +387,11 @@ class WorkerStatus(_Body):
     slots: int = Field(ge=0, description="transfers at once (concurrency)")
     running: list[RunningChild] = Field(default_factory=list, max_length=1024)
     interval: float = Field(gt=0, description="seconds until the next heartbeat")
+    retry_queues: list[Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=list,
+        max_length=128,
+        description="the retry delay queues this worker declared (its retry settings)",
+    )
     stopping: bool = False
     started_at: datetime
     at: datetime = Field(default_factory=utcnow)
