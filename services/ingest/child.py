@@ -95,6 +95,9 @@ class Reply(BaseModel):
     entries: list[EntryRecord] = Field(default_factory=list)
     error: str | None = Field(default=None, max_length=10_000)
     error_kind: ErrorKind | None = None
+    #: a handler call of this child is stuck past its timeout: send it no more work, and
+    #: end it once its requests are answered (that ends the stuck thread)
+    retire: bool = False
 
     @field_validator("counts")
     @classmethod
@@ -207,7 +210,14 @@ class Server:
         self._ctx_lock = threading.Lock()
         self._contexts: dict[tuple[str, int], Any] = {}
         self._calls: dict[int, tuple[threading.Event, list[Answer]]] = {}
+        #: a timed-out handler call is stuck in one of our threads (see ``hung``)
+        self.retiring = False
         transport.install(self.call_worker)
+
+    def hung(self) -> None:
+        """A call outlived its timeout and its interrupted connections: the thread cannot
+        be stopped from inside, so every reply from now on asks the worker to retire us."""
+        self.retiring = True
 
     def call_worker(self, call: Call) -> Answer:
         """Send a handler's :class:`Call` to the worker and wait for its answer."""
@@ -243,6 +253,7 @@ class Server:
                     self.timeouts,
                     self.init.allowed_roots,
                     default_log_level=self.init.log_level,
+                    on_hung=self.hung,
                 )
                 self._contexts[key] = ctx
             return ctx
@@ -322,6 +333,7 @@ class Server:
             reply.error, reply.error_kind = str(e)[:10_000], kind
         except Exception as e:
             reply.error, reply.error_kind = (str(e) or type(e).__name__)[:10_000], "other"
+        reply.retire = self.retiring
         return reply
 
     def close(self) -> None:

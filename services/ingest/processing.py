@@ -70,6 +70,19 @@ class JobFatal(IngestError):
     """The job itself cannot run (its root task failed in a way retries cannot fix)."""
 
 
+class TimedOut(IngestError):
+    """A task's call ran past the handler's ``timeout``.
+
+    ``hung``: the call did not return even after its connections were shut down (handler
+    code stuck in Python): its thread cannot be stopped, so the child retires (the worker
+    replaces it and ends it, which ends the thread).  Such a call is not retried.
+    """
+
+    def __init__(self, message: str, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+
+
 @dataclass
 class Context:
     """A job's loaded handler, excludes and the worker's sessions."""
@@ -85,6 +98,8 @@ class Context:
     s3: S3Reader | None = None
     #: the job's logger (its --log_* options; :mod:`services.ingest.joblog`)
     job_log: Any = None
+    #: called when a timed-out call stays stuck (the child must be replaced)
+    on_hung: Callable[[], None] | None = None
 
     @classmethod
     def load(
@@ -94,6 +109,7 @@ class Context:
         timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
         allowed_roots: Sequence[str] | None = None,
         default_log_level: str = "info",
+        on_hung: Callable[[], None] | None = None,
     ) -> Context:
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
@@ -102,7 +118,7 @@ class Context:
         )
         s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
         job_log = joblog.job_logger(log_config_of(job), default_log_level)
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log)
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log, on_hung)
 
     @property
     def logger(self) -> Any:
@@ -171,6 +187,15 @@ class Context:
                 return self._timed(meta, func, session)
             except (HandlerError, JobFatal):
                 raise
+            except TimedOut as e:
+                if e.hung or attempt >= retries:
+                    raise
+                attempt += 1
+                counts["retries"] += 1
+                logger.warning(
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                )
+                time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
                 if attempt >= retries:
                     raise
@@ -189,12 +214,21 @@ class Context:
         try:
             return future.result(timeout=limit)
         except concurrent.futures.TimeoutError as e:
+            if future.cancel():  # never started (every thread of the pool is busy)
+                raise TimedOut(f"timed out after {limit:g} s (waiting for a thread)") from e
             if session is not None and interrupt(session):
                 # the blocked call returns with an error; wait for it so the session is
-                # not used by two threads at once (handler code that hangs is not waited for)
+                # not used by two threads at once
                 with contextlib.suppress(Exception):
                     future.result(timeout=INTERRUPT_GRACE)
-            raise IngestError(f"timed out after {limit:g} s") from e
+            hung = not future.done()
+            if hung:  # handler code stuck in Python: only ending the process stops it
+                self.logger.error(
+                    "ingest.handler_hung", path=_printable(meta.get("path")), timeout=limit
+                )
+                if self.on_hung is not None:
+                    self.on_hung()
+            raise TimedOut(f"timed out after {limit:g} s", hung=hung) from e
 
 
 def log_config_of(job: Job) -> dict[str, Any]:
