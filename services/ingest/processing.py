@@ -165,7 +165,10 @@ class Context:
         return meta
 
     def session(self, meta: dict[str, Any]) -> Any:
-        return self.sessions.get(self.handler.as_user(meta))
+        return self.sessions.get(
+            self.handler.as_user(meta),
+            idle_seconds=self.job.options.irods_idle_disconnect_seconds,
+        )
 
     def retrying(
         self,
