@@ -60,6 +60,8 @@ class Init(BaseModel):
 
     account: IrodsAccount
     allowed_roots: list[str]
+    #: the S3 endpoints and proxies a job may read from (empty: none)
+    s3_endpoints: list[str] = Field(default_factory=list)
     concurrency: int = Field(ge=1, le=256)
     log_level: str = "info"
     log_json: bool = True
@@ -252,6 +254,7 @@ class Server:
                     self.sessions,
                     self.timeouts,
                     self.init.allowed_roots,
+                    s3_endpoints=self.init.s3_endpoints,
                     default_log_level=self.init.log_level,
                     on_hung=self.hung,
                 )

@@ -33,6 +33,7 @@ import pwd
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -213,7 +214,7 @@ def job_from_args(
             )
     joblog.check_options(args.log_when, args.log_interval, args.log_level)
     owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
-    source = s3_source(args)
+    source = s3_source(args, s.s3_endpoints)
     if source is not None:
         root = s3.normal_root(args.root)
     else:
@@ -273,7 +274,9 @@ S3_OPTIONS = (
 )
 
 
-def s3_source(args: argparse.Namespace) -> s3.S3Source | None:
+def s3_source(
+    args: argparse.Namespace, allowed_endpoints: Sequence[str] = s3.DEFAULT_ALLOWED_ENDPOINTS
+) -> s3.S3Source | None:
     """The job's S3 source (``--s3_keypair`` given), else ``None``.
 
     The key-pair file is checked here (it exists, is not readable by everyone, has both
@@ -295,7 +298,12 @@ def s3_source(args: argparse.Namespace) -> s3.S3Source | None:
     except s3.S3Error as e:
         raise InvalidInput(str(e)) from None
     fields: dict[str, Any] = {n[3:]: getattr(args, n) for n in S3_OPTIONS if n in given}
-    return s3.S3Source(keypair=keypair, secure=not args.s3_insecure_connection, **fields)
+    source = s3.S3Source(keypair=keypair, secure=not args.s3_insecure_connection, **fields)
+    try:
+        s3.check_endpoints(source, allowed_endpoints)
+    except s3.EndpointRefused as e:
+        raise InvalidInput(str(e)) from None
+    return source
 
 
 def check_refused(args: argparse.Namespace) -> None:

@@ -72,6 +72,8 @@ class ChildPolicy:
     """What the worker's children are started with (from the worker's settings)."""
 
     allowed_roots: tuple[str, ...] = ()
+    #: the S3 endpoints and proxies jobs may read from (``STAGER_INGEST__S3_ENDPOINTS``)
+    s3_endpoints: tuple[str, ...] = ()
     min_uid: int = DEFAULT_MIN_UID
     max_uid: int = DEFAULT_MAX_UID
     log_level: str = "info"
@@ -194,6 +196,7 @@ class OwnerChild:
         init = Init(
             account=self.account,
             allowed_roots=list(self.policy.allowed_roots),
+            s3_endpoints=list(self.policy.s3_endpoints),
             concurrency=self.concurrency,
             log_level=self.policy.log_level,
             log_json=self.policy.log_json,

@@ -110,13 +110,15 @@ class Context:
         allowed_roots: Sequence[str] | None = None,
         default_log_level: str = "info",
         on_hung: Callable[[], None] | None = None,
+        s3_endpoints: Sequence[str] | None = None,
     ) -> Context:
+        """``s3_endpoints``: the S3 endpoints the job may contact (None: not checked)."""
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
+        s3 = S3Reader(o.s3, job.root, s3_endpoints) if o.s3 is not None else None
         job_log = joblog.job_logger(log_config_of(job), default_log_level)
         return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log, on_hung)
 
