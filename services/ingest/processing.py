@@ -274,6 +274,12 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
             raise JobFatal(str(e)) from None
     elif not os.path.isdir(path):
         raise JobFatal(f"root {_printable(path)} is not a readable directory")
+    else:
+        try:  # listable by the owner? (checked before the target collection is made)
+            with os.scandir(path):
+                pass
+        except OSError as e:
+            raise root_unlisted(path, e) from None
     zone = task.collection.strip("/").split("/")[0]
     if not zone_exists(session, zone):
         raise TargetError(f"target {task.collection}: zone {zone!r} does not exist")
@@ -286,6 +292,17 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
             f"S3 bucket syncs do not support DeleteMode [{mode}]. "
             "Only DeleteMode.DO_NOT_DELETE is supported."
         )
+
+
+def root_unlisted(path: str, e: Exception) -> JobFatal:
+    """The job's root cannot be listed: the job fails saying why and what to check."""
+    if isinstance(e, OSError):
+        why = e.strerror or type(e).__name__
+        return JobFatal(
+            f"root {_printable(path)} cannot be listed: {why}: the job's owner must be able "
+            "to read and enter it"
+        )
+    return JobFatal(f"root {_printable(path)} cannot be listed: {e}")
 
 
 def process_dir(ctx: Context, task: DirTask) -> DirResult:
@@ -329,7 +346,12 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     if tracking and own != task.known_self:
         parent, base = os.path.split(path.rstrip("/") or "/")
         result.entries.append(EntryRecord.of(parent, base, own))
-    listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
+    try:
+        listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
+    except (OSError, IngestError) as e:
+        if task.is_root:  # nothing of the job can be synced: the job fails, not one task
+            raise root_unlisted(path, e) from None
+        raise
     counts["dirs"] += 1
     counts["files_excluded"] += listing.excluded
     for bad in listing.unreadable:
