@@ -525,6 +525,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
     logger = ctx.logger
     directory = task.os_dir
     o = ctx.job.options
+    catalog = _catalog_again(ctx, task) if task.recheck else None
     for item in task.items:
         path = os.path.join(directory, item.os_name)
         target = f"{task.collection}/{item.logical}"
@@ -538,6 +539,20 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             meta["s3_etag"] = item.etag
         replicas = [r.replica() for r in item.replicas]
         action = Action(item.action)
+        if catalog is not None and item.logical in catalog:
+            replicas = catalog[item.logical]
+            try:
+                again = recheck(ctx, meta, item, replicas)
+            except Exception as e:
+                counts["files_failed"] += 1
+                logger.error("file failed", path=_printable(path), target=target, error=str(e))
+                continue
+            if again is None:  # the earlier delivery synced it: counted now, not redone
+                counts[_COUNTER.get(item.action, "files_skipped")] += 1
+                if item.stat is not None:
+                    result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
+                continue
+            action = again
         try:
             session = ctx.session(meta)
             outcome = ctx.retrying(
@@ -560,15 +575,48 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             counts["files_failed"] += 1
             logger.error("file failed", path=_printable(path), target=target, error=str(e))
             continue
-        counts[
-            {"created": "files_created", "modified": "files_modified"}.get(
-                outcome.action, "files_skipped"
-            )
-        ] += 1
+        counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
         counts["bytes"] += outcome.bytes
         if item.stat is not None:
             result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
     return result
+
+
+#: the counter of a file by the outcome of its sync, and by the action the listing chose
+_OUTCOME = {"created": "files_created", "modified": "files_modified"}
+_COUNTER = {"create": "files_created", "modify": "files_modified"}
+
+
+def _catalog_again(ctx: Context, task: FileBatchTask) -> dict[str, list[Any]] | None:
+    """The batch's collection as the catalog has it now (None: it cannot be read, and
+    the files go as listed)."""
+    meta = ctx.meta(path=task.os_dir, target=task.collection, task="sync_file")
+    try:
+        return list_data_objects(ctx.session(meta), task.collection)
+    except Exception as e:
+        ctx.logger.warning("redelivered batch: catalog not read again", error=str(e))
+        return None
+
+
+def recheck(
+    ctx: Context, meta: dict[str, Any], item: FileItem, replicas: list[Any]
+) -> Action | None:
+    """What a redelivered file still needs, given the data object found in the catalog:
+    ``None`` when it already equals the file (an earlier delivery of the batch synced it
+    before its worker died), else the action to take now (never a second create)."""
+    session = ctx.session(meta)
+    op = ctx.handler.operation(session, meta)
+    if op is Operation.PUT:  # a put never sets the object's mtime: its size tells
+        if replicas[0].size == item.size:
+            return None
+        raise IngestError(
+            f"{meta['target']} exists with {replicas[0].size} bytes of {item.size}: an "
+            "interrupted put left it; PUT does not overwrite (remove it, or use PUT_SYNC)"
+        )
+    resource = ctx.handler.to_resource(session, meta)
+    physical = ctx.handler.target_path(session, meta) or operations.register_path(meta)
+    action = classify(replicas, item.size, item.mtime, op, physical, resource)
+    return None if action is Action.SKIP else action
 
 
 def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:

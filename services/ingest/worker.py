@@ -51,18 +51,21 @@ PUBLISH_TIMEOUT = 30.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
 #: Test hook: ``KIND:N`` makes the process SIGKILL itself right after committing the
 #: counters of its Nth task of that kind (``dir``, ``files``, ``delete`` or ``any``),
-#: before it publishes the task's children, ends the pass or acks the task.
+#: before it publishes the task's children, ends the pass or acks the task;
+#: ``KIND:N:before``: once the task's work is done, before its counters are committed;
+#: ``claim:N``: right after claiming its Nth pass, before ``start_pass``.
 CRASH_ENV = "STAGER_INGEST_TEST_EXIT_AFTER_COMMIT"
 #: How often the scheduler removes finished jobs older than the retention (seconds).
 PURGE_EVERY = 60.0
 
 
-def _crash_point() -> tuple[str, int] | None:
+def _crash_point() -> tuple[str, int, str] | None:
     spec = os.environ.get(CRASH_ENV)
     if not spec:
         return None
-    kind, _, n = spec.partition(":")
-    return kind, int(n or "1")
+    kind, _, rest = spec.partition(":")
+    n, _, when = rest.partition(":")
+    return kind, int(n or "1"), when or "after"
 
 
 async def publish_tasks(
@@ -250,6 +253,9 @@ class IngestWorker:
             if done is not None:
                 await self.replay(job, task, done, bool(message.redelivered))
                 return
+            if message.redelivered and isinstance(task, FileBatchTask):
+                # its worker may have synced some files before it died: look again
+                task = task.model_copy(update={"recheck": True})
             await self.handle(job, task)
 
     async def replay(self, job: Job, task: AnyTask, done: TaskDone, redelivered: bool) -> None:
@@ -307,6 +313,7 @@ class IngestWorker:
                 counts["files_failed"] += len(task.items)
             log.error("ingest task failed", ingest_job=job.name, kind=task.kind, error=str(e))
         self.metrics.count_task(task.kind, counts)
+        self._maybe_crash(task, "before")
         await self.account(job, task, children, counts, entries)
 
     async def account(
@@ -333,7 +340,7 @@ class IngestWorker:
         )
         if done is None or not done.applied:
             return  # stopped meanwhile, or another delivery of this task counted it
-        self._maybe_crash(task)
+        self._maybe_crash(task, "after")
         pending: int | None = done.pending
         if children:
             pending = await self.publish_children(job, task, children)
@@ -356,14 +363,16 @@ class IngestWorker:
         await self.store.published(job.name, job.generation, task.task_id)
         return pending
 
-    def _maybe_crash(self, task: AnyTask) -> None:
-        if self._crash is None:
+    def _maybe_crash(self, task: AnyTask | None, when: str, kind: str | None = None) -> None:
+        """The test hook of :data:`CRASH_ENV` (``task``: None for ``claim``)."""
+        if self._crash is None or self._crash[2] != when:
             return
-        kind, n = self._crash
-        self._committed[task.kind] += 1
-        self._committed["any"] += 1
-        if self._committed[kind] == n:
-            log.warning("ingest test hook: killed after a commit", task=task.task_id)
+        want, n = self._crash[0], self._crash[1]
+        kinds = [task.kind, "any"] if task is not None else [kind or ""]
+        for k in kinds:
+            self._committed[f"{when}:{k}"] += 1
+        if want in kinds and self._committed[f"{when}:{want}"] == n:
+            log.warning("ingest test hook: killed", when=when, kind=want, n=n)
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def end_pass(self, job: Job) -> None:
