@@ -71,6 +71,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         metrics=metrics,
         retention=s.ingest.retention,
+        claim_lease=s.ingest.claim_lease,
     )
     app[WORKER] = worker
     try:

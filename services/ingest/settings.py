@@ -44,6 +44,12 @@ class IngestWorkerSettings(IngestStoreSettings):
         "host:port patterns, wildcards allowed ('*.example.org', '127.0.0.1:*'); a pattern "
         "without a port allows the standard one. Default: AWS S3 only",
     )
+    claim_lease: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a worker that claimed a pass has to start it (renewed while "
+        "pre_job runs) before another worker takes it over",
+    )
     client_environment: bool = Field(
         default=True,
         description="fill iRODS settings not given as STAGER_IRODS__* from IRODS_* and "

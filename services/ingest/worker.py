@@ -28,7 +28,7 @@ from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, Targ
 from services.ingest.metrics import IngestMetrics
 from services.ingest.owners import ChildPolicy, OwnerChildren, job_identity
 from services.ingest.processing import JobFatal
-from services.ingest.store import EntryRow, Job, JobState, JobStore, TaskDone
+from services.ingest.store import CLAIM_LEASE, EntryRow, Job, JobState, JobStore, TaskDone
 from services.ingest.tasks import (
     DeleteTask,
     DirTask,
@@ -125,6 +125,7 @@ class IngestWorker:
         metrics: IngestMetrics | None = None,
         poll: float = SCHEDULER_POLL,
         retention: float = 0.0,
+        claim_lease: float = CLAIM_LEASE,
     ) -> None:
         self.store = store
         self.connection = connection
@@ -132,6 +133,7 @@ class IngestWorker:
         self.concurrency = concurrency
         self.poll = poll
         self.retention = retention
+        self.claim_lease = claim_lease
         self._purged = 0.0
         self.signer = signer
         self.gate = gate
@@ -193,13 +195,27 @@ class IngestWorker:
     # --- scheduler -------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Start every due pass this worker manages to claim (pre_job fires here)."""
+        """Start every due pass this worker manages to claim (pre_job fires here), and
+        every stalled one it takes over (claimed by a worker that died before starting it)."""
         for name in await self.store.due():
-            job = await self.store.claim(name)
+            job = await self.store.claim(name, lease=self.claim_lease)
             if job is not None:
+                self._maybe_crash(None, "after", kind="claim")
+                await self.start_pass(job)
+        for name in await self.store.stalled():
+            job = await self.store.reclaim(name, lease=self.claim_lease)
+            if job is not None:
+                log.warning(
+                    "ingest pass taken over: the worker that claimed it did not start it",
+                    ingest_job=job.name,
+                    generation=job.generation,
+                )
                 await self.start_pass(job)
 
     async def start_pass(self, job: Job) -> None:
+        """pre_job (once per pass), then publish the root task; safe to run again for the
+        same pass (a worker taking over a stalled claim): a pre_job already done is not
+        repeated, and a root task published twice counts once (its task id)."""
         assert self._channel is not None
         logger = log.bind(ingest_job=job.name, generation=job.generation)
         try:
@@ -207,11 +223,16 @@ class IngestWorker:
         except OwnerRefused as e:
             await self.fail(job, e.message)
             return
-        try:
-            await self.children.call(owner, "pre_job", job)
-        except Exception as e:
-            await self.fail(job, f"pre_job failed: {e}")
-            return
+        if not await self.store.marked(job.name, job.generation, "pre_job"):
+            renew = asyncio.create_task(self._hold_claim(job), name="ingest-claim-lease")
+            try:
+                await self.children.call(owner, "pre_job", job)
+            except Exception as e:
+                await self.fail(job, f"pre_job failed: {e}")
+                return
+            finally:
+                renew.cancel()
+            await self.store.mark(job.name, job.generation, "pre_job")
         root = DirTask(
             task_id=f"{job.name}.{job.generation}.root",
             job=job.name,
@@ -223,8 +244,16 @@ class IngestWorker:
         if await publish_tasks(self._channel, self.names, [root], self.signer) != 1:
             await self.fail(job, "cannot publish the root task")
             return
+        await self.store.started(job.name, job.generation)
         self.metrics.passes.labels("started").inc()
         logger.info("ingest pass started", passes=job.passes, owner=owner.name)
+
+    async def _hold_claim(self, job: Job) -> None:
+        """Renew the claim's lease while pre_job runs (a long pre_job is not taken over)."""
+        while True:
+            await asyncio.sleep(self.claim_lease / 3)
+            with contextlib.suppress(Exception):  # the store may be briefly unavailable
+                await self.store.renew_claim(job.name, job.generation, lease=self.claim_lease)
 
     async def fail(self, job: Job, error: str) -> None:
         """The job itself failed (this pass ends; its queued work is dropped)."""
