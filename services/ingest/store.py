@@ -349,6 +349,23 @@ def _starting(name: str, generation: int) -> tuple[Any, ...]:
     )
 
 
+def _lease_ended(now: float) -> tuple[Any, ...]:
+    """A running pass whose claim's lease ended and none of whose tasks was done (a pass
+    with a done task has started, whatever ``next_run_at`` says)."""
+    t, d = jobs_table, done_table
+    any_task = (
+        sa.select(d.c.task_id)
+        .where(d.c.job == t.c.name, d.c.generation == t.c.generation, ~d.c.task_id.startswith(":"))
+        .exists()
+    )
+    return (
+        t.c.state == JobState.RUNNING,
+        t.c.next_run_at.is_not(None),
+        t.c.next_run_at <= now,
+        ~any_task,
+    )
+
+
 def _insert_ignore(conn: AsyncConnection, values: list[dict[str, Any]]) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` into ``ingest_task_done`` (SQLite, PostgreSQL)."""
     dialect = conn.dialect.name
@@ -547,13 +564,7 @@ class JobStore:
         now = time.time() if now is None else now
         t = jobs_table
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(t.c.name).where(
-                    t.c.state == JobState.RUNNING,
-                    t.c.next_run_at.is_not(None),
-                    t.c.next_run_at <= now,
-                )
-            )
+            rows = await conn.execute(sa.select(t.c.name).where(*_lease_ended(now)))
             return [r.name for r in rows]
 
     async def reclaim(
@@ -565,12 +576,7 @@ class JobStore:
         async with self.engine.begin() as conn:
             res = await conn.execute(
                 sa.update(t)
-                .where(
-                    t.c.name == name,
-                    t.c.state == JobState.RUNNING,
-                    t.c.next_run_at.is_not(None),
-                    t.c.next_run_at <= now,
-                )
+                .where(t.c.name == name, *_lease_ended(now))
                 .values(next_run_at=now + lease)
             )
         return await self.get(name) if res.rowcount == 1 else None

@@ -191,3 +191,10 @@ async def test_a_claim_not_started_within_its_lease_is_taken_over_once(store, db
     assert done is not None and done.pending == 0
     await store.finish_pass("j1", j.generation)
     assert await done_rows(store) == 0
+    # a pass that has a done task has started, whatever its lease says (rows of old code)
+    await store.create(job("j2"), now=100)
+    j2 = await store.claim("j2", now=100, lease=10)
+    assert j2 is not None
+    await store.complete("j2", j2.generation, "j2.root", children=1)
+    assert await store.stalled(now=200) == []
+    assert await store.reclaim("j2", now=200) is None
