@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 from typing import Any
 
 import pytest
 
 from services.ingest.sessions import SessionPool
+from services.ingest.store import JobState
 from shared.irods import IrodsAccount
+from tests.ingest.conftest import make_tree
 
 HOME = "/tempZone/home/rods"
 
@@ -76,3 +81,33 @@ def test_without_a_limit_nothing_is_closed(pool):
     session.collections.get(HOME)
     time.sleep(0.3)
     assert pool.disconnect_idle() == 0 and pool.idle_connections() == 1
+
+
+def _connections_of(pid: int, port: int) -> int:
+    """ESTABLISHED TCP connections of process ``pid`` to remote ``port``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(
+        1 for r in rows if int(r[2].split(":")[1], 16) == port and r[3] == "01" and r[9] in inodes
+    )
+
+
+@pytest.mark.parametrize(("idle", "closed"), [(1, True), (60, False)])
+async def test_a_jobs_option_reaches_its_childs_sessions(ingest, irods_server, idle, closed):
+    """End to end: the owner's child keeps the job's iRODS connections open after the pass
+    with the default, and closes them after ``irods_idle_disconnect_seconds``."""
+    src = make_tree(ingest.tmp / "src", 3)
+    await ingest.start(1)
+    job = await ingest.run(ingest.configured(src, irods_idle_disconnect_seconds=idle))
+    assert job.state is JobState.COMPLETED and job.counters["files_created"] == 3
+    pid = ingest.workers[0].children.pids()[ingest.owner.pw_name]
+    assert _connections_of(pid, irods_server.port) >= 1 or closed
+    await asyncio.sleep(2.5)
+    left = _connections_of(pid, irods_server.port)
+    assert (left == 0) is closed, left
