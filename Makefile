@@ -5,7 +5,7 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PY_DIRS := shared services devtools tests bench scripts fuzz
+PY_DIRS := shared services devtools tests bench scripts fuzz faults
 
 .PHONY: help venv lint test test-unit conformance bench up services clean lock fuzz faults
 

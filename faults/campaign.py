@@ -3,10 +3,15 @@ then the checks (:mod:`faults.verify`) and the table.
 
     python -m faults [--form short|full] [--seed N] [--logs DIR]
 
-Phase 1 (transfers): the jobs of :func:`faults.plan.make_jobs` are submitted in waves by
-the service account ``streamer``, as a data streamer would, while the faults of the
-profile happen at times drawn from the seed. Phase 2 (ingest): one ingest job over a tree
-of small files while the ingest worker is SIGKILLed and the iRODS server restarted.
+Phase 1 (transfers): the jobs of :func:`faults.plan.make_jobs` are submitted at once, in
+a few requests, by the service account ``streamer``, as a data streamer would. Each fault
+of the profile draws a fraction ``f`` from the seed and fires as soon as ``f`` of the jobs
+are final, or ``f * window`` seconds after the start, whichever comes first: since ``f`` is
+below 0.8, a fifth of the jobs at least is still in flight (not final) at every injection,
+and the number is recorded. Kinds that hit a transfer (a worker or child SIGKILL, an iRODS
+cut) wait a little for one to be running. Phase 2 (ingest): one ingest job over a tree of
+small files while the ingest worker is SIGKILLed and the iRODS server restarted, each at a
+drawn fraction of the files created.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,10 @@ from scripts.up import IRODS_ADMIN, STREAMER
 
 FINAL = ("completed", "archived", "cancelled")
 ZONE = "tempZone"
+#: faults fire between these fractions of the run (see the module docstring)
+EARLIEST, LATEST = 0.02, 0.8
+#: how long a fault that hits a transfer waits for one to be running
+WAIT_FOR_TRANSFER = 15.0
 
 
 def say(text: str) -> None:
@@ -41,14 +52,19 @@ class Fault:
     """One injection: what, when (seconds after the start of its phase), what it hit."""
 
     kind: str
-    at: float
+    #: the fraction of the run at which it fires (jobs final, or of the window's seconds)
+    frac: float
     phase: str = "transfer"
+    #: seconds after the start of its phase it was injected
+    at: float = 0.0
     done_at: float = 0.0
     #: wall-clock time it was injected (worker log lines carry wall-clock times)
     wall: float = 0.0
     target: str = ""
     #: job titles (transfer) or the ingest job's name running when it was injected
     affected: set[str] = field(default_factory=set)
+    #: jobs submitted and not final when it was injected (ingest: 1 while the job runs)
+    in_flight: int = -1
     note: str = ""
 
 
@@ -64,11 +80,9 @@ def schedule(profile: Profile, rng: random.Random) -> list[Fault]:
         "cut worker-iRODS": profile.irods_cuts,
     }
     faults = [
-        Fault(kind, rng.uniform(0.1, 1.0) * profile.window)
-        for kind, n in counts.items()
-        for _ in range(n)
+        Fault(kind, rng.uniform(EARLIEST, LATEST)) for kind, n in counts.items() for _ in range(n)
     ]
-    return sorted(faults, key=lambda f: f.at)
+    return sorted(faults, key=lambda f: f.frac)
 
 
 def ingest_schedule(profile: Profile, rng: random.Random) -> list[Fault]:
@@ -77,11 +91,11 @@ def ingest_schedule(profile: Profile, rng: random.Random) -> list[Fault]:
         "iRODS restart (ingest)": profile.ingest_irods_restarts,
     }
     faults = [
-        Fault(kind, rng.uniform(0.05, 1.0) * profile.ingest_window, phase="ingest")
+        Fault(kind, rng.uniform(EARLIEST, LATEST), phase="ingest")
         for kind, n in counts.items()
         for _ in range(n)
     ]
-    return sorted(faults, key=lambda f: f.at)
+    return sorted(faults, key=lambda f: f.frac)
 
 
 class Api:
@@ -124,6 +138,34 @@ class Api:
         for job in data["jobs"]:
             out.setdefault(job["data"]["title"], []).append(job)
         return out
+
+
+class Tracker:
+    """The jobs' states as ``GET /v1/jobs`` last showed them, polled every ``every`` s (the
+    last answer stands while the API is down)."""
+
+    def __init__(self, api: Api, every: float = 1.0) -> None:
+        self.api = api
+        self.every = every
+        self.states: dict[str, str] = {}
+
+    async def run(self) -> None:
+        while True:
+            await self.poll()
+            await asyncio.sleep(self.every)
+
+    async def poll(self) -> None:
+        with contextlib.suppress(RuntimeError, KeyError, TypeError):
+            status, data = await self.api.call("GET", "/v1/jobs", patience=2.0)
+            if status == 200:
+                self.states = {j["data"]["title"]: j["status"]["status"] for j in data["jobs"]}
+
+    def final(self, titles: set[str]) -> int:
+        return sum(1 for t in titles if self.states.get(t) in FINAL)
+
+    def in_flight(self, submitted: set[str]) -> int:
+        """Submitted jobs not final (a job the API has not listed yet counts)."""
+        return len(submitted) - self.final(submitted)
 
 
 @dataclass
@@ -193,38 +235,58 @@ class Campaign:
         result = Result(jobs=jobs, faults=faults)
         total = sum(j.size for j in jobs)
         say(f"faults: {len(jobs)} jobs, {total / 2**20:.1f} MiB; {len(faults)} faults")
-        t0 = time.monotonic()
-        submitter = asyncio.create_task(self._submit_waves(jobs, result, t0))
-        for fault in faults:
-            await _sleep_until(t0 + fault.at)
-            await self._inject(fault, t0)
-        await submitter
-        say("faults: every fault injected; waiting for the jobs to finish ...")
-        deadline = time.monotonic() + self.profile.settle
         titles = {j.key for j in jobs}
-        while True:
-            final = await self.api.jobs()
-            open_ = [
-                t
-                for t in titles
-                if not final.get(t) or final[t][-1]["status"]["status"] not in FINAL
-            ]
-            if not open_ or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(2.0)
+        tracker = Tracker(self.api)
+        t0 = time.monotonic()
+        poller = asyncio.create_task(tracker.run())
+        submitter = asyncio.create_task(self._submit_waves(jobs, result))
+        try:
+            for fault in faults:
+                await self._moment(fault, tracker, titles, result, t0)
+                fault.in_flight = tracker.in_flight(result.submitted)
+                await self._inject(fault, t0)
+            await submitter
+            say("faults: every fault injected; waiting for the jobs to finish ...")
+            deadline = time.monotonic() + self.profile.settle
+            while True:
+                final = await self.api.jobs()
+                open_ = [
+                    t
+                    for t in titles
+                    if not final.get(t) or final[t][-1]["status"]["status"] not in FINAL
+                ]
+                if not open_ or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(2.0)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         result.final = final
         result.phase_seconds["transfer"] = time.monotonic() - t0
         return result
 
-    async def _submit_waves(self, jobs: list[JobPlan], result: Result, t0: float) -> None:
-        waves = 4
-        per = -(-len(jobs) // waves)
-        for w in range(waves):
-            batch = jobs[w * per : (w + 1) * per]
-            if not batch:
-                continue
-            await _sleep_until(t0 + w * 0.6 * self.profile.window / waves)
-            await self._submit(batch, result)
+    async def _moment(
+        self, fault: Fault, tracker: Tracker, titles: set[str], result: Result, t0: float
+    ) -> None:
+        """Wait until ``fault.frac`` of the jobs are final or of the window has passed (and
+        one job at least has been submitted); then, for a fault that hits a transfer, up to
+        :data:`WAIT_FOR_TRANSFER` s for one to be running."""
+        at = t0 + fault.frac * self.profile.window
+        await _until(
+            lambda: (
+                bool(result.submitted)
+                and (time.monotonic() >= at or tracker.final(titles) >= fault.frac * len(titles))
+            )
+        )
+        if fault.kind in ("worker SIGKILL", "transfer child SIGKILL", "cut worker-iRODS"):
+            await _until(lambda: bool(self.running()), time.monotonic() + WAIT_FOR_TRANSFER)
+        await tracker.poll()
+
+    async def _submit_waves(self, jobs: list[JobPlan], result: Result) -> None:
+        """Every job at once, in a few requests of at most 50 jobs."""
+        for w in range(0, len(jobs), 50):
+            await self._submit(jobs[w : w + 50], result)
 
     async def _submit(self, batch: list[JobPlan], result: Result) -> None:
         """POST /v1/jobs; after a lost reply, only the titles not stored yet go again."""
@@ -257,10 +319,12 @@ class Campaign:
     async def _inject(self, fault: Fault, t0: float) -> None:
         s = self.stack
         began = time.monotonic()
+        fault.at = began - t0
         fault.wall = time.time()
         kind = fault.kind
         if kind == "worker SIGKILL":
-            name = self.rng.choice(s.workers_names())
+            busy = [n for n in s.workers_names() if self.running_on(n)]
+            name = self.rng.choice(busy or s.workers_names())
             fault.target, fault.affected = name, self.running_on(name)
             await s.kill_service(name)
             await asyncio.sleep(1.0)
@@ -295,17 +359,22 @@ class Campaign:
         elif kind == "cut worker-broker":
             fault.affected = self.running()
             assert s.broker_proxy is not None
-            fault.target = f"{s.broker_proxy.cut()} connections"
+            n = s.broker_proxy.cut_at_random(self.rng, 64 * 1024)
+            fault.target = f"{n} conns armed"
         elif kind == "cut worker-iRODS":
             fault.affected = self.running()
             assert s.irods_proxy is not None
-            fault.target = f"{s.irods_proxy.cut()} connections"
+            n = s.irods_proxy.cut_at_random(self.rng, self.profile.cut_within)
+            fault.target = f"{n} conns armed"
+            if not n:
+                fault.note = "no worker-iRODS connection was open"
         else:  # pragma: no cover - the schedule names only the kinds above
             raise ValueError(kind)
         fault.done_at = time.monotonic() - t0
         say(
             f"faults: t={began - t0:6.1f}s {kind:<24} {fault.target:<16} "
-            f"running={len(fault.affected)} ({time.monotonic() - began:.1f} s)"
+            f"in flight={fault.in_flight} running={len(fault.affected)} "
+            f"({time.monotonic() - began:.1f} s)"
         )
 
     async def _all_ready(self) -> None:
@@ -332,12 +401,16 @@ class Campaign:
             return
         t0 = time.monotonic()
         for fault in faults:
-            await _sleep_until(t0 + fault.at)
+            at = t0 + fault.frac * self.profile.ingest_window
+            job = await self._ingest_moment(name, n, at, fault.frac)
             began = time.monotonic()
+            fault.at = began - t0
             fault.wall = time.time()
-            _, job = await self.api.call("GET", f"/v1/ingest/{name}")
             if job.get("state") == "running":
                 fault.affected = {name}
+            fault.in_flight = int(job.get("state") == "running")
+            done = job.get("counters", {}).get("files_created", 0)
+            fault.target = f"{done}/{n} files"
             if fault.kind == "ingest worker SIGKILL":
                 fault.target = "ingest"
                 await s.kill_service("ingest")
@@ -348,8 +421,8 @@ class Campaign:
                 await asyncio.to_thread(s.irods.restart)
             fault.done_at = time.monotonic() - t0
             say(
-                f"faults: t={began - t0:6.1f}s {fault.kind:<24} state={job.get('state')} "
-                f"({time.monotonic() - began:.1f} s)"
+                f"faults: t={began - t0:6.1f}s {fault.kind:<24} {fault.target:<16} "
+                f"state={job.get('state')} ({time.monotonic() - began:.1f} s)"
             )
         deadline = time.monotonic() + self.profile.ingest_settle
         while True:
@@ -362,6 +435,19 @@ class Campaign:
         result.ingest_job = job
         result.phase_seconds["ingest"] = time.monotonic() - t0
 
+    async def _ingest_moment(self, name: str, files: int, at: float, frac: float) -> Any:
+        """Poll the ingest job until ``frac`` of its files are created, ``at`` has passed
+        or it is no longer pending or running; its last view."""
+        while True:
+            _, job = await self.api.call("GET", f"/v1/ingest/{name}")
+            created = job.get("counters", {}).get("files_created", 0)
+            state = job.get("state")
+            if state not in ("waiting", "running", None):
+                return job
+            if time.monotonic() >= at or (state == "running" and created >= frac * files):
+                return job
+            await asyncio.sleep(0.1)
+
 
 def _event(line: str) -> dict[str, Any] | None:
     if not line.startswith("{"):
@@ -373,10 +459,12 @@ def _event(line: str) -> dict[str, Any] | None:
     return ev if isinstance(ev, dict) else None
 
 
-async def _sleep_until(t: float) -> None:
-    delay = t - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
+async def _until(done: Callable[[], bool], deadline: float = math.inf) -> None:
+    """Return once ``done()`` is true or at ``deadline`` (monotonic), polling every 0.2 s."""
+    while True:
+        if done() or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.2)
 
 
 def worker_completions(stack: CampaignStack) -> dict[tuple[str, int], list[float]]:

@@ -5,7 +5,8 @@ loopback and all started here, so that killing and restarting them disturbs no o
 Configuration is :class:`scripts.up.Stack`'s (the same ``STAGER_*`` settings ``make up``
 gives its children, the same secrets and broker users); only the processes are kept here,
 because the campaign stops and starts them one at a time. The workers reach the broker and
-iRODS through :class:`devtools.tcp_proxy.TcpProxy` so their connections can be cut.
+iRODS through :class:`devtools.tcp_proxy.TcpProxy` so their connections can be cut (and
+the iRODS side slowed to the profile's ``irods_rate``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class CampaignStack:
     workers: int = 2
     concurrency: int = 2
     store: str = "postgres"
+    #: bytes per second through the worker-iRODS proxy (None: unlimited)
+    irods_rate: float | None = None
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stager-faults-")))
     user: str = ""
     uid: int = -1
@@ -157,7 +160,7 @@ class CampaignStack:
         )
         self.broker_users = up.broker
         self.broker_proxy = TcpProxy(LOOPBACK, self.rabbit.port).start()
-        self.irods_proxy = TcpProxy(LOOPBACK, self.irods.port).start()
+        self.irods_proxy = TcpProxy(LOOPBACK, self.irods.port, rate=self.irods_rate).start()
         proxied = replace(users, port=self.broker_proxy.port)
         worker_url = local / "broker" / "worker-proxied.url"
         _write_private(worker_url, proxied.url("worker") + "\n")
