@@ -62,8 +62,10 @@ fuzz: $(STAMP) services
 	exit $$status
 
 FORM ?= full
+# seconds: a run that takes longer stops and fails (docs/testing.md)
+FAULTS_DEADLINE ?= 2400
 faults: $(STAMP) services
-	nice $(BIN)/python -m faults --form $(FORM) $(if $(SEED),--seed $(SEED))
+	nice $(BIN)/python -m faults --form $(FORM) --deadline $(FAULTS_DEADLINE) $(if $(SEED),--seed $(SEED))
 
 up: $(STAMP) services
 	$(BIN)/python -m scripts.up

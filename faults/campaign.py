@@ -3,15 +3,16 @@ then the checks (:mod:`faults.verify`) and the table.
 
     python -m faults [--form short|full] [--seed N] [--logs DIR]
 
-Phase 1 (transfers): the jobs of :func:`faults.plan.make_jobs` are submitted at once, in
-a few requests, by the service account ``streamer``, as a data streamer would. Each fault
-of the profile draws a fraction ``f`` from the seed and fires as soon as ``f`` of the jobs
-are final, or ``f * window`` seconds after the start, whichever comes first: since ``f`` is
-below 0.8, a fifth of the jobs at least is still in flight (not final) at every injection,
-and the number is recorded. Kinds that hit a transfer (a worker or child SIGKILL, an iRODS
-cut) wait a little for one to be running. Phase 2 (ingest): one ingest job over a tree of
-small files while the ingest worker is SIGKILLed and the iRODS server restarted, each at a
-drawn fraction of the files created.
+Phase 1 (transfers): most jobs of :func:`faults.plan.make_jobs` are submitted at once, in
+a few requests, by the service account ``streamer``, as a data streamer would; a reserve
+(a third, or one per fault) is held back. Each fault of the profile draws a fraction ``f``
+from the seed and fires as soon as ``f`` of the jobs submitted are final, or ``f * window``
+seconds after the start, whichever comes first. If fewer than two jobs are in flight (not
+final) at that moment, a portion of the reserve is submitted first, so every fault finds
+jobs in flight; the number is recorded. Kinds that hit a transfer (a worker or child
+SIGKILL, an iRODS cut) wait a little for one to be running. Phase 2 (ingest): one ingest
+job over a tree of small files while the ingest worker is SIGKILLed and the iRODS server
+restarted, each at a drawn fraction of the files created.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ZONE = "tempZone"
 EARLIEST, LATEST = 0.02, 0.8
 #: how long a fault that hits a transfer waits for one to be running
 WAIT_FOR_TRANSFER = 15.0
+#: fewer jobs in flight than this at a fault's moment: a portion of the reserve goes first
+LOW_IN_FLIGHT = 2
 
 
 def say(text: str) -> None:
@@ -239,13 +242,25 @@ class Campaign:
         tracker = Tracker(self.api)
         t0 = time.monotonic()
         poller = asyncio.create_task(tracker.run())
-        submitter = asyncio.create_task(self._submit_waves(jobs, result))
+        # a reserve is held back and fed in before a fault that would find (almost) nothing
+        # in flight: so faults still hit jobs late in the run, and small forms work too
+        n_reserve = min(len(jobs) // 2, max(len(jobs) // 3, len(faults)))
+        reserve = jobs[len(jobs) - n_reserve :]
+        portion = -(-n_reserve // max(1, len(faults)))
+        submitter = asyncio.create_task(self._submit_waves(jobs[: len(jobs) - n_reserve], result))
         try:
             for fault in faults:
-                await self._moment(fault, tracker, titles, result, t0)
+                await self._moment(fault, tracker, result, t0)
+                if reserve and tracker.in_flight(result.submitted) < LOW_IN_FLIGHT:
+                    batch, reserve = reserve[:portion], reserve[portion:]
+                    await self._submit(batch, result)
+                    fault.note = "after a reserve portion"
+                    await self._wait_transfer(fault)
                 fault.in_flight = tracker.in_flight(result.submitted)
                 await self._inject(fault, t0)
             await submitter
+            if reserve:
+                await self._submit(reserve, result)
             say("faults: every fault injected; waiting for the jobs to finish ...")
             deadline = time.monotonic() + self.profile.settle
             while True:
@@ -266,22 +281,26 @@ class Campaign:
         result.phase_seconds["transfer"] = time.monotonic() - t0
         return result
 
-    async def _moment(
-        self, fault: Fault, tracker: Tracker, titles: set[str], result: Result, t0: float
-    ) -> None:
-        """Wait until ``fault.frac`` of the jobs are final or of the window has passed (and
-        one job at least has been submitted); then, for a fault that hits a transfer, up to
-        :data:`WAIT_FOR_TRANSFER` s for one to be running."""
+    async def _moment(self, fault: Fault, tracker: Tracker, result: Result, t0: float) -> None:
+        """Wait until ``fault.frac`` of the jobs submitted are final or of the window has
+        passed (and one job at least has been submitted); then, for a fault that hits a
+        transfer, up to :data:`WAIT_FOR_TRANSFER` s for one to be running."""
         at = t0 + fault.frac * self.profile.window
+        sub = result.submitted
         await _until(
             lambda: (
-                bool(result.submitted)
-                and (time.monotonic() >= at or tracker.final(titles) >= fault.frac * len(titles))
+                bool(sub)
+                and (time.monotonic() >= at or tracker.final(sub) >= fault.frac * len(sub))
             )
         )
+        await tracker.poll()
+        if tracker.in_flight(sub) >= LOW_IN_FLIGHT:
+            await self._wait_transfer(fault)
+            await tracker.poll()
+
+    async def _wait_transfer(self, fault: Fault) -> None:
         if fault.kind in ("worker SIGKILL", "transfer child SIGKILL", "cut worker-iRODS"):
             await _until(lambda: bool(self.running()), time.monotonic() + WAIT_FOR_TRANSFER)
-        await tracker.poll()
 
     async def _submit_waves(self, jobs: list[JobPlan], result: Result) -> None:
         """Every job at once, in a few requests of at most 50 jobs."""
@@ -401,7 +420,7 @@ class Campaign:
             return
         t0 = time.monotonic()
         for fault in faults:
-            at = t0 + fault.frac * self.profile.ingest_window
+            at = t0 + self.profile.ingest_window  # at the latest
             job = await self._ingest_moment(name, n, at, fault.frac)
             began = time.monotonic()
             fault.at = began - t0
@@ -412,7 +431,6 @@ class Campaign:
             done = job.get("counters", {}).get("files_created", 0)
             fault.target = f"{done}/{n} files"
             if fault.kind == "ingest worker SIGKILL":
-                fault.target = "ingest"
                 await s.kill_service("ingest")
                 await asyncio.sleep(1.0)
                 await s.start_service("ingest")
@@ -437,7 +455,7 @@ class Campaign:
 
     async def _ingest_moment(self, name: str, files: int, at: float, frac: float) -> Any:
         """Poll the ingest job until ``frac`` of its files are created, ``at`` has passed
-        or it is no longer pending or running; its last view."""
+        or it is no longer waiting or running; its last view."""
         while True:
             _, job = await self.api.call("GET", f"/v1/ingest/{name}")
             created = job.get("counters", {}).get("files_created", 0)

@@ -97,7 +97,7 @@ SHORT = Profile(
 #: the pytest form (tests/faults): one fault of each kind, bounded to about two minutes
 CI = Profile(
     "ci",
-    jobs=10,
+    jobs=16,
     large=1,
     large_size=10 * MiB,
     worker_kills=1,
