@@ -351,12 +351,12 @@ class Campaign:
         elif kind == "transfer child SIGKILL":
             fault.affected = self.running()
             pid = 0
-            for _ in range(40):
-                pids = s.transfer_children()
+            for _ in range(30):
+                pids = await asyncio.to_thread(s.transfer_children)
                 if pids:
-                    pid = self.rng.choice(pids)
+                    pid = pids[0]  # a busy one when there is one
                     break
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)
             if pid:
                 fault.target = f"pid {pid}"
                 with contextlib.suppress(ProcessLookupError):
@@ -464,7 +464,7 @@ class Campaign:
                 return job
             if time.monotonic() >= at or (state == "running" and created >= frac * files):
                 return job
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
 
 def _event(line: str) -> dict[str, Any] | None:

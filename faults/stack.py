@@ -257,8 +257,10 @@ class CampaignStack:
         return [n for n in self.services if n.startswith("worker")]
 
     def transfer_children(self) -> list[int]:
-        """Pids of the transfer children: the user's processes whose parent is the user's
-        fork server (itself a user process)."""
+        """Pids of the transfer children: the user's processes whose parent is a worker's
+        fork server (``services.worker.forkserver``, root: it forks each child and the
+        child drops to the user). Children that used CPU in the last 0.3 s (busy with a
+        task, not idle in the reuse pool) come first."""
         procs: dict[int, tuple[int, int]] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -275,8 +277,12 @@ class CampaignStack:
             except (KeyError, ValueError):
                 continue
             procs[int(entry)] = (uid, ppid)
-        mine = {pid for pid, (uid, _) in procs.items() if uid == self.uid}
-        return sorted(pid for pid in mine if procs[pid][1] in mine)
+        servers = {pid for pid, (uid, _) in procs.items() if uid == 0 and _is_forkserver(pid)}
+        kids = sorted(p for p, (uid, ppid) in procs.items() if uid == self.uid and ppid in servers)
+        before = {p: _cpu_ticks(p) for p in kids}
+        time.sleep(0.3)
+        busy = [p for p in kids if _cpu_ticks(p) > before[p]]
+        return busy + [p for p in kids if p not in busy]
 
     def irods_session(self) -> Any:
         """An admin session straight to the server (not through the proxy)."""
@@ -310,6 +316,24 @@ class CampaignStack:
         shutil.rmtree(self.tmp, ignore_errors=True)
         os.environ.clear()
         os.environ.update(self._saved_env)
+
+
+def _is_forkserver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"services.worker.forkserver" in fh.read()
+    except OSError:
+        return False
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def _signing(local: Path) -> Path:

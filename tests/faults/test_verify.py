@@ -127,7 +127,9 @@ def test_table_shows_in_flight_per_injection() -> None:
     job = JobPlan("j0-small-up", "upload", "small", "/a", "irods:/b")
     f1 = Fault("worker SIGKILL", 0.1, at=3.0, target="worker1", affected={"t1"}, in_flight=9)
     f2 = Fault("worker SIGKILL", 0.6, at=9.5, target="worker2", in_flight=4)
-    result = Result(jobs=[job], faults=[f1, f2], final={job.key: [_row("t1", job.key, "completed")]})
+    result = Result(
+        jobs=[job], faults=[f1, f2], final={job.key: [_row("t1", job.key, "completed")]}
+    )
     out = table(result)
     row = next(line for line in out.splitlines() if line.startswith("worker SIGKILL"))
     assert row.split()[2:5] == ["2", "9/4", "1"], row
