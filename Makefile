@@ -14,7 +14,7 @@ help:
 	@echo "make test    lint, then every test (starts the servers it needs)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks against the anchors, printed as ratios"
-	@echo "make faults  the fault campaign (SEED=N, FORM=short|full; docs/testing.md)"
+	@echo "make faults  the fault campaign (SEED=N, FORM=ci|short|full, FAULTS_DEADLINE=s; docs/testing.md)"
 	@echo "make fuzz    schemathesis against the running API, then each atheris target (docs/testing.md)"
 
 # pip's own output goes to $(VENV)/install.log; the terminal gets one line, or the log's
