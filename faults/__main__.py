@@ -1,4 +1,4 @@
-"""``python -m faults [--form short|full] [--seed N] [--logs DIR]``: run the campaign.
+"""``python -m faults [--form ci|short|full] [--seed N] [--logs DIR]``: run the campaign.
 
 Exit status 0 when every check passed, 1 with one line per violation otherwise, 2 when the
 stack did not come up. The seed is printed first; the same seed builds the same jobs and

@@ -1,7 +1,7 @@
 """The fault campaign: jobs over REST while faults are injected at seeded random points,
 then the checks (:mod:`faults.verify`) and the table.
 
-    python -m faults [--form short|full] [--seed N] [--logs DIR]
+    python -m faults [--form ci|short|full] [--seed N] [--logs DIR]
 
 Phase 1 (transfers): most jobs of :func:`faults.plan.make_jobs` are submitted at once, in
 a few requests, by the service account ``streamer``, as a data streamer would; a reserve
