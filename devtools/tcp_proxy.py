@@ -94,6 +94,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._conns: set[_Conn] = set()
+        self._relays: set[asyncio.Task[None]] = set()
         self._bucket = _Bucket(rate) if rate else None
 
     # --- lifecycle (from the caller's thread) -------------------------------------------
@@ -157,6 +158,9 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
         await self._cut()
+        for t in list(self._relays):
+            t.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
 
     async def _cut(self) -> int:
         conns = list(self._conns)
@@ -176,6 +180,10 @@ class TcpProxy:
 
     async def _relay(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        me = asyncio.current_task()
+        if me is not None:
+            self._relays.add(me)
+            me.add_done_callback(self._relays.discard)
         try:
             s_reader, s_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -205,17 +213,17 @@ class TcpProxy:
                 if conn.cut:
                     break
                 if conn.budget is not None and len(data) >= conn.budget:
+                    self.relayed += conn.budget  # counted first: a reader may look at once
                     writer.write(data[: conn.budget])  # the cut falls inside this piece
-                    self.relayed += conn.budget
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(writer.drain(), 1.0)
                     self._drop(conn)
                     break
                 if conn.budget is not None:
                     conn.budget -= len(data)
-                writer.write(data)
                 conn.relayed += len(data)
                 self.relayed += len(data)
+                writer.write(data)
                 await writer.drain()
         finally:
             writer.transport.abort()
