@@ -169,6 +169,16 @@ class ServerProcess:
             return Counter()
         return Counter(int(line) for line in text.split())
 
+    def unclean_disconnects(self) -> int:
+        """How many logged-in connections ended without ``RODS_DISCONNECT`` (a client that
+        closed its socket without logging out), from the server's log."""
+        from .server import UNCLEAN_END  # the server's modules, only when asked
+
+        try:
+            return self.stderr_path.read_text(errors="replace").count(UNCLEAN_END)
+        except FileNotFoundError:
+            return 0
+
     # -- clients --------------------------------------------------------------------------------
 
     @property
