@@ -343,6 +343,12 @@ def open_object(
             "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",
             (INTERMEDIATE, data_id, int(target["data_repl_num"])),
         )
+        if truncate:  # as open_replica (rsDataObjOpen.cpp): the catalog shows the truncation
+            cat.db.execute(  # at once: size 0, no checksum, for as long as the write runs
+                "UPDATE r_data_main SET data_size = 0, data_checksum = ''"
+                " WHERE data_id = ? AND data_repl_num = ?",
+                (data_id, int(target["data_repl_num"])),
+            )
     rep = OpenReplica(
         token=str(uuid.uuid4()),
         data_id=data_id,
