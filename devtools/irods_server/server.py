@@ -99,6 +99,8 @@ class Connection:
         self.session = Session(state=state)
         self.peer = channel.peer()
         self.session.scratch["client_addr"] = self.peer.rsplit(":", 1)[0]  # tickets' hosts
+        self.requests = 0  # API requests answered on this connection, and the last one's number
+        self.last_api = 0
 
     async def run(self) -> None:
         try:
@@ -125,7 +127,14 @@ class Connection:
         14 counted 2-3 lines per connection on a 5.0.2 zone); this server logs one warning
         line, :data:`UNCLEAN_END` (``ServerProcess.unclean_disconnects`` counts them)."""
         if self.session.user is not None:
-            log.warning("%s: %s (user %s)", UNCLEAN_END, self.peer, self.session.user.name)
+            log.warning(
+                "%s: %s (user %s, %d requests, the last API %d)",
+                UNCLEAN_END,
+                self.peer,
+                self.session.user.name,
+                self.requests,
+                self.last_api,
+            )
 
     async def close(self) -> None:
         for hook in DISCONNECT_HOOKS:
@@ -205,6 +214,8 @@ class Connection:
                 return
             if frame.type != "RODS_API_REQ":
                 raise wire.FrameError(f"unexpected message type {frame.type!r}")
+            self.requests += 1
+            self.last_api = frame.int_info
             await self.answer(Request(api=frame.int_info, msg=frame.msg, bs=frame.bs))
 
     async def answer(self, req: Request) -> None:

@@ -46,7 +46,7 @@ def test_a_socket_closed_without_disconnect_is_logged(server: ServerProcess) -> 
         conn.socket.close()  # what a process that exits without cleanup() leaves
     assert settled(server, 1) == 1
     log = server.stderr_path.read_text()
-    assert "without RODS_DISCONNECT" in log and "(user rods)" in log
+    assert "without RODS_DISCONNECT" in log and "(user rods, " in log
     s.pool.idle.clear()  # nothing left to log out
 
 
