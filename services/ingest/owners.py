@@ -163,6 +163,7 @@ class OwnerChild:
         self.last_used = self.last_heard = time.monotonic()
         self.heard = False  # nothing from the child yet (it is still starting)
         self.dead = False
+        self._stopping = False  # stop() ends it: the reader's end of file must not kill it
 
     @property
     def busy(self) -> bool:
@@ -253,7 +254,11 @@ class OwnerChild:
         if not self.dead:
             self.dead = True
             with contextlib.suppress(ProcessLookupError, AttributeError):
-                if self.process is not None and self.process.returncode is None:
+                if (
+                    self.process is not None
+                    and self.process.returncode is None
+                    and not self._stopping  # stop() gives it STOP_GRACE to log out first
+                ):
                     self.process.kill()
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -298,6 +303,7 @@ class OwnerChild:
 
     async def stop(self) -> None:
         """Close the socket (the child exits at end of file); kill it after a grace."""
+        self._stopping = True
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
