@@ -157,13 +157,13 @@ class OwnerChild:
         self.process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._stopping = False  # stop() ends it: the reader's end of file must not kill it
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self.last_used = self.last_heard = time.monotonic()
         self.heard = False  # nothing from the child yet (it is still starting)
         self.dead = False
-        self._stopping = False  # stop() ends it: the reader's end of file must not kill it
 
     @property
     def busy(self) -> bool:
