@@ -162,6 +162,7 @@ class OwnerChild:
         self.process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._stopping = False  # stop() ends it: the reader's end of file must not kill it
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
@@ -270,7 +271,11 @@ class OwnerChild:
         if not self.dead:
             self.dead = True
             with contextlib.suppress(ProcessLookupError, AttributeError):
-                if self.process is not None and self.process.returncode is None:
+                if (
+                    self.process is not None
+                    and self.process.returncode is None
+                    and not self._stopping  # stop() gives it STOP_GRACE to log out first
+                ):
                     self.process.kill()
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -315,6 +320,7 @@ class OwnerChild:
 
     async def stop(self) -> None:
         """Close the socket (the child exits at end of file); kill it after a grace."""
+        self._stopping = True
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
