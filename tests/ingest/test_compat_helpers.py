@@ -3,10 +3,11 @@
 Automated ingest 0.7.0 handlers build their logger with
 ``sync_logging.get_sync_logger(meta["config"]["log"])``, count with
 ``get_redis(meta["config"])`` and read the job through ``sync_job.from_meta(meta)``
-(``from ...sync_job import sync_job``); its ``meta`` carries ``src_path``, the three queue names and ``config``, and ``pre_job`` gets
-``meta["path"]`` (the root). Its ``--log_filename`` alone writes a plain file (no
-rotation); ``--log_when``/``--log_interval`` rotate it (``TimedRotatingFileHandler``);
-``--log_level`` is the job's threshold.
+(``from ...sync_job import sync_job``); its ``meta`` carries ``src_path``, the three
+queue names and ``config``, and ``pre_job`` gets ``meta["path"]`` (the root). Its
+``--log_filename`` alone writes a plain file (no rotation); ``--log_when`` and
+``--log_interval`` rotate it (``TimedRotatingFileHandler``); ``--log_level`` is the job's
+threshold.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from services.ingest import joblog
 from services.ingest.store import JobState
 
-HANDLER = '''
+HANDLER = """
 from services.ingest.compat.core import Core
 from services.ingest.compat.utils import Operation
 from services.ingest.compat import sync_logging
@@ -63,7 +64,7 @@ class event_handler(Core):
             failures=job.failures_handle().get_value(),
             entry=job.asdict(),
         )
-'''
+"""
 
 
 def _lines(path: Path) -> dict[str, dict[str, Any]]:
@@ -136,7 +137,9 @@ def test_log_when_and_interval_rotate_the_file(tmp_path, fresh_loggers):
     assert isinstance(handler, logging.handlers.TimedRotatingFileHandler)
     assert handler.when == "M" and handler.interval == 120
     default = joblog.job_logger(joblog.log_config(str(tmp_path / "d.log"), "midnight", None, None))
-    assert _handler_of(default).interval == 24 * 3600  # --log_interval defaults to 1
+    rotating = _handler_of(default)
+    assert isinstance(rotating, logging.handlers.TimedRotatingFileHandler)
+    assert rotating.interval == 24 * 3600  # --log_interval defaults to 1
 
 
 def test_log_level_is_the_jobs_threshold(tmp_path, fresh_loggers):
