@@ -64,9 +64,15 @@ def _ingest(draw: st.DrawFn, generated: dict[str, Any]) -> dict[str, Any]:
         "root": INGEST_ROOT + "/" + draw(_SEGMENT),
         "target": IRODS_HOME + "/ingest/" + draw(_SEGMENT),
     }
-    if draw(st.booleans()):
+    # the generated owner and event handler (random text) are refused; a service account
+    # must name the owner (the stack's user, whom it may act for), a user may name itself
+    # or leave it out
+    variant = draw(st.sampled_from(["generated", "owned", "unowned"]))
+    if variant != "generated":
         for key in ("owner", "event_handler", "event_handler_data"):
             body.pop(key, None)
+    if variant == "owned":
+        body["owner"] = USER
     return body
 
 
