@@ -95,6 +95,7 @@ def run_schemathesis(
             **{k: v for k, v in os.environ.items() if not k.startswith("STAGER_")},
             "PYTHONPATH": str(REPO),
             "FUZZ_STAGER_USER": stack.user,
+            "FUZZ_PRINCIPAL": who,
             "NO_COLOR": "1",
         }
         with open(out / f"{who}.log", "w") as log:
