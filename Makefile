@@ -5,7 +5,7 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PY_DIRS := shared services devtools tests bench scripts fuzz
+PY_DIRS := shared services devtools tests bench scripts fuzz faults
 
 .PHONY: help venv lint test test-unit conformance bench up services clean lock fuzz faults
 
@@ -14,7 +14,7 @@ help:
 	@echo "make test    lint, then every test (starts the servers it needs)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks against the anchors, printed as ratios"
-	@echo "make faults  the fault campaign (SEED=N, FORM=short|full; docs/testing.md)"
+	@echo "make faults  the fault campaign (SEED=N, FORM=ci|short|full, FAULTS_DEADLINE=s; docs/testing.md)"
 	@echo "make fuzz    schemathesis against the running API, then each atheris target (docs/testing.md)"
 
 # pip's own output goes to $(VENV)/install.log; the terminal gets one line, or the log's
@@ -62,8 +62,10 @@ fuzz: $(STAMP) services
 	exit $$status
 
 FORM ?= full
+# seconds: a run that takes longer stops and fails (docs/testing.md)
+FAULTS_DEADLINE ?= 2400
 faults: $(STAMP) services
-	nice $(BIN)/python -m faults --form $(FORM) $(if $(SEED),--seed $(SEED))
+	nice $(BIN)/python -m faults --form $(FORM) --deadline $(FAULTS_DEADLINE) $(if $(SEED),--seed $(SEED))
 
 up: $(STAMP) services
 	$(BIN)/python -m scripts.up

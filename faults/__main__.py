@@ -1,4 +1,4 @@
-"""``python -m faults [--form short|full] [--seed N] [--logs DIR]``: run the campaign.
+"""``python -m faults [--form ci|short|full] [--seed N] [--logs DIR]``: run the campaign.
 
 Exit status 0 when every check passed, 1 with one line per violation otherwise, 2 when the
 stack did not come up. The seed is printed first; the same seed builds the same jobs and
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import sys
@@ -29,6 +30,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     p.add_argument("--no-ingest", action="store_true", help="the transfer phase only")
     p.add_argument("--deadline", type=float, default=None, help="hard limit in seconds")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="MIB_S",
+        help="worker-iRODS bandwidth limit in MiB/s (default: the form's; 0: none)",
+    )
+    p.add_argument("--summary", type=Path, default=None, help="write the outcome as JSON here")
     return p.parse_args(argv)
 
 
@@ -36,7 +45,8 @@ async def run(args: argparse.Namespace) -> int:
     profile = PROFILES[args.form]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     say(f"faults: form {profile.name}, seed {seed} (again: make faults SEED={seed})")
-    stack = CampaignStack(logs=args.logs.resolve(), store=args.store)
+    rate = profile.irods_rate if args.rate is None else (args.rate * 2**20 or None)
+    stack = CampaignStack(logs=args.logs.resolve(), store=args.store, irods_rate=rate)
     started = time.monotonic()
     violations: list[str] = []
     try:
@@ -60,6 +70,8 @@ async def run(args: argparse.Namespace) -> int:
             )
             violations += await asyncio.to_thread(check_ingest, result, session)
         report(result, violations, seed, time.monotonic() - started)
+        if args.summary is not None:
+            write_summary(args.summary, result, violations, seed)
     finally:
         await stack.stop()
     return 1 if violations else 0
@@ -76,6 +88,30 @@ def report(result: Result, violations: list[str], seed: int, seconds: float) -> 
             say("  " + line)
     else:
         say("OK: every check passed")
+
+
+def write_summary(path: Path, result: Result, violations: list[str], seed: int) -> None:
+    """The outcome as JSON (tests/faults reads it): the faults, the jobs' final states and
+    the violations."""
+    body = {
+        "seed": seed,
+        "faults": [
+            {
+                "kind": f.kind,
+                "phase": f.phase,
+                "at": round(f.at, 2),
+                "target": f.target,
+                "in_flight": f.in_flight,
+                "running": len(f.affected),
+                "note": f.note,
+            }
+            for f in result.faults
+        ],
+        "jobs": {k: [r["status"]["status"] for r in rows] for k, rows in result.final.items()},
+        "ingest": result.ingest_job.get("state"),
+        "violations": violations,
+    }
+    path.write_text(json.dumps(body, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

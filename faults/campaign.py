@@ -1,12 +1,18 @@
 """The fault campaign: jobs over REST while faults are injected at seeded random points,
 then the checks (:mod:`faults.verify`) and the table.
 
-    python -m faults [--form short|full] [--seed N] [--logs DIR]
+    python -m faults [--form ci|short|full] [--seed N] [--logs DIR]
 
-Phase 1 (transfers): the jobs of :func:`faults.plan.make_jobs` are submitted in waves by
-the service account ``streamer``, as a data streamer would, while the faults of the
-profile happen at times drawn from the seed. Phase 2 (ingest): one ingest job over a tree
-of small files while the ingest worker is SIGKILLed and the iRODS server restarted.
+Phase 1 (transfers): most jobs of :func:`faults.plan.make_jobs` are submitted at once, in
+a few requests, by the service account ``streamer``, as a data streamer would; a reserve
+(a third, or one per fault) is held back. Each fault of the profile draws a fraction ``f``
+from the seed and fires as soon as ``f`` of the jobs submitted are final, or ``f * window``
+seconds after the start, whichever comes first. If fewer than two jobs are in flight (not
+final) at that moment, a portion of the reserve is submitted first, so every fault finds
+jobs in flight; the number is recorded. Kinds that hit a transfer (a worker or child
+SIGKILL, an iRODS cut) wait a little for one to be running. Phase 2 (ingest): one ingest
+job over a tree of small files while the ingest worker is SIGKILLed and the iRODS server
+restarted, each at a drawn fraction of the files created.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +38,12 @@ from scripts.up import IRODS_ADMIN, STREAMER
 
 FINAL = ("completed", "archived", "cancelled")
 ZONE = "tempZone"
+#: faults fire between these fractions of the run (see the module docstring)
+EARLIEST, LATEST = 0.02, 0.8
+#: how long a fault that hits a transfer waits for one to be running
+WAIT_FOR_TRANSFER = 15.0
+#: fewer jobs in flight than this at a fault's moment: a portion of the reserve goes first
+LOW_IN_FLIGHT = 2
 
 
 def say(text: str) -> None:
@@ -41,14 +55,19 @@ class Fault:
     """One injection: what, when (seconds after the start of its phase), what it hit."""
 
     kind: str
-    at: float
+    #: the fraction of the run at which it fires (jobs final, or of the window's seconds)
+    frac: float
     phase: str = "transfer"
+    #: seconds after the start of its phase it was injected
+    at: float = 0.0
     done_at: float = 0.0
     #: wall-clock time it was injected (worker log lines carry wall-clock times)
     wall: float = 0.0
     target: str = ""
     #: job titles (transfer) or the ingest job's name running when it was injected
     affected: set[str] = field(default_factory=set)
+    #: jobs submitted and not final when it was injected (ingest: 1 while the job runs)
+    in_flight: int = -1
     note: str = ""
 
 
@@ -64,11 +83,9 @@ def schedule(profile: Profile, rng: random.Random) -> list[Fault]:
         "cut worker-iRODS": profile.irods_cuts,
     }
     faults = [
-        Fault(kind, rng.uniform(0.1, 1.0) * profile.window)
-        for kind, n in counts.items()
-        for _ in range(n)
+        Fault(kind, rng.uniform(EARLIEST, LATEST)) for kind, n in counts.items() for _ in range(n)
     ]
-    return sorted(faults, key=lambda f: f.at)
+    return sorted(faults, key=lambda f: f.frac)
 
 
 def ingest_schedule(profile: Profile, rng: random.Random) -> list[Fault]:
@@ -77,11 +94,11 @@ def ingest_schedule(profile: Profile, rng: random.Random) -> list[Fault]:
         "iRODS restart (ingest)": profile.ingest_irods_restarts,
     }
     faults = [
-        Fault(kind, rng.uniform(0.05, 1.0) * profile.ingest_window, phase="ingest")
+        Fault(kind, rng.uniform(EARLIEST, LATEST), phase="ingest")
         for kind, n in counts.items()
         for _ in range(n)
     ]
-    return sorted(faults, key=lambda f: f.at)
+    return sorted(faults, key=lambda f: f.frac)
 
 
 class Api:
@@ -124,6 +141,34 @@ class Api:
         for job in data["jobs"]:
             out.setdefault(job["data"]["title"], []).append(job)
         return out
+
+
+class Tracker:
+    """The jobs' states as ``GET /v1/jobs`` last showed them, polled every ``every`` s (the
+    last answer stands while the API is down)."""
+
+    def __init__(self, api: Api, every: float = 1.0) -> None:
+        self.api = api
+        self.every = every
+        self.states: dict[str, str] = {}
+
+    async def run(self) -> None:
+        while True:
+            await self.poll()
+            await asyncio.sleep(self.every)
+
+    async def poll(self) -> None:
+        with contextlib.suppress(RuntimeError, KeyError, TypeError):
+            status, data = await self.api.call("GET", "/v1/jobs", patience=2.0)
+            if status == 200:
+                self.states = {j["data"]["title"]: j["status"]["status"] for j in data["jobs"]}
+
+    def final(self, titles: set[str]) -> int:
+        return sum(1 for t in titles if self.states.get(t) in FINAL)
+
+    def in_flight(self, submitted: set[str]) -> int:
+        """Submitted jobs not final (a job the API has not listed yet counts)."""
+        return len(submitted) - self.final(submitted)
 
 
 @dataclass
@@ -193,38 +238,74 @@ class Campaign:
         result = Result(jobs=jobs, faults=faults)
         total = sum(j.size for j in jobs)
         say(f"faults: {len(jobs)} jobs, {total / 2**20:.1f} MiB; {len(faults)} faults")
-        t0 = time.monotonic()
-        submitter = asyncio.create_task(self._submit_waves(jobs, result, t0))
-        for fault in faults:
-            await _sleep_until(t0 + fault.at)
-            await self._inject(fault, t0)
-        await submitter
-        say("faults: every fault injected; waiting for the jobs to finish ...")
-        deadline = time.monotonic() + self.profile.settle
         titles = {j.key for j in jobs}
-        while True:
-            final = await self.api.jobs()
-            open_ = [
-                t
-                for t in titles
-                if not final.get(t) or final[t][-1]["status"]["status"] not in FINAL
-            ]
-            if not open_ or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(2.0)
+        tracker = Tracker(self.api)
+        t0 = time.monotonic()
+        poller = asyncio.create_task(tracker.run())
+        # a reserve is held back and fed in before a fault that would find (almost) nothing
+        # in flight: so faults still hit jobs late in the run, and small forms work too
+        n_reserve = min(len(jobs) // 2, max(len(jobs) // 3, len(faults)))
+        reserve = jobs[len(jobs) - n_reserve :]
+        portion = -(-n_reserve // max(1, len(faults)))
+        submitter = asyncio.create_task(self._submit_waves(jobs[: len(jobs) - n_reserve], result))
+        try:
+            for fault in faults:
+                await self._moment(fault, tracker, result, t0)
+                if reserve and tracker.in_flight(result.submitted) < LOW_IN_FLIGHT:
+                    batch, reserve = reserve[:portion], reserve[portion:]
+                    await self._submit(batch, result)
+                    fault.note = "after a reserve portion"
+                    await self._wait_transfer(fault)
+                fault.in_flight = tracker.in_flight(result.submitted)
+                await self._inject(fault, t0)
+            await submitter
+            if reserve:
+                await self._submit(reserve, result)
+            say("faults: every fault injected; waiting for the jobs to finish ...")
+            deadline = time.monotonic() + self.profile.settle
+            while True:
+                final = await self.api.jobs()
+                open_ = [
+                    t
+                    for t in titles
+                    if not final.get(t) or final[t][-1]["status"]["status"] not in FINAL
+                ]
+                if not open_ or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(2.0)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         result.final = final
         result.phase_seconds["transfer"] = time.monotonic() - t0
         return result
 
-    async def _submit_waves(self, jobs: list[JobPlan], result: Result, t0: float) -> None:
-        waves = 4
-        per = -(-len(jobs) // waves)
-        for w in range(waves):
-            batch = jobs[w * per : (w + 1) * per]
-            if not batch:
-                continue
-            await _sleep_until(t0 + w * 0.6 * self.profile.window / waves)
-            await self._submit(batch, result)
+    async def _moment(self, fault: Fault, tracker: Tracker, result: Result, t0: float) -> None:
+        """Wait until ``fault.frac`` of the jobs submitted are final or of the window has
+        passed (and one job at least has been submitted); then, for a fault that hits a
+        transfer, up to :data:`WAIT_FOR_TRANSFER` s for one to be running."""
+        at = t0 + fault.frac * self.profile.window
+        sub = result.submitted
+        await _until(
+            lambda: (
+                bool(sub)
+                and (time.monotonic() >= at or tracker.final(sub) >= fault.frac * len(sub))
+            )
+        )
+        await tracker.poll()
+        if tracker.in_flight(sub) >= LOW_IN_FLIGHT:
+            await self._wait_transfer(fault)
+            await tracker.poll()
+
+    async def _wait_transfer(self, fault: Fault) -> None:
+        if fault.kind in ("worker SIGKILL", "transfer child SIGKILL", "cut worker-iRODS"):
+            await _until(lambda: bool(self.running()), time.monotonic() + WAIT_FOR_TRANSFER)
+
+    async def _submit_waves(self, jobs: list[JobPlan], result: Result) -> None:
+        """Every job at once, in a few requests of at most 50 jobs."""
+        for w in range(0, len(jobs), 50):
+            await self._submit(jobs[w : w + 50], result)
 
     async def _submit(self, batch: list[JobPlan], result: Result) -> None:
         """POST /v1/jobs; after a lost reply, only the titles not stored yet go again."""
@@ -257,10 +338,12 @@ class Campaign:
     async def _inject(self, fault: Fault, t0: float) -> None:
         s = self.stack
         began = time.monotonic()
+        fault.at = began - t0
         fault.wall = time.time()
         kind = fault.kind
         if kind == "worker SIGKILL":
-            name = self.rng.choice(s.workers_names())
+            busy = [n for n in s.workers_names() if self.running_on(n)]
+            name = self.rng.choice(busy or s.workers_names())
             fault.target, fault.affected = name, self.running_on(name)
             await s.kill_service(name)
             await asyncio.sleep(1.0)
@@ -268,12 +351,12 @@ class Campaign:
         elif kind == "transfer child SIGKILL":
             fault.affected = self.running()
             pid = 0
-            for _ in range(40):
-                pids = s.transfer_children()
+            for _ in range(30):
+                pids = await asyncio.to_thread(s.transfer_children)
                 if pids:
-                    pid = self.rng.choice(pids)
+                    pid = pids[0]  # a busy one when there is one
                     break
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)
             if pid:
                 fault.target = f"pid {pid}"
                 with contextlib.suppress(ProcessLookupError):
@@ -295,17 +378,22 @@ class Campaign:
         elif kind == "cut worker-broker":
             fault.affected = self.running()
             assert s.broker_proxy is not None
-            fault.target = f"{s.broker_proxy.cut()} connections"
+            n = s.broker_proxy.cut_at_random(self.rng, 64 * 1024)
+            fault.target = f"{n} conns armed"
         elif kind == "cut worker-iRODS":
             fault.affected = self.running()
             assert s.irods_proxy is not None
-            fault.target = f"{s.irods_proxy.cut()} connections"
+            n = s.irods_proxy.cut_at_random(self.rng, self.profile.cut_within)
+            fault.target = f"{n} conns armed"
+            if not n:
+                fault.note = "no worker-iRODS connection was open"
         else:  # pragma: no cover - the schedule names only the kinds above
             raise ValueError(kind)
         fault.done_at = time.monotonic() - t0
         say(
             f"faults: t={began - t0:6.1f}s {kind:<24} {fault.target:<16} "
-            f"running={len(fault.affected)} ({time.monotonic() - began:.1f} s)"
+            f"in flight={fault.in_flight} running={len(fault.affected)} "
+            f"({time.monotonic() - began:.1f} s)"
         )
 
     async def _all_ready(self) -> None:
@@ -332,14 +420,17 @@ class Campaign:
             return
         t0 = time.monotonic()
         for fault in faults:
-            await _sleep_until(t0 + fault.at)
+            at = t0 + self.profile.ingest_window  # at the latest
+            job = await self._ingest_moment(name, n, at, fault.frac)
             began = time.monotonic()
+            fault.at = began - t0
             fault.wall = time.time()
-            _, job = await self.api.call("GET", f"/v1/ingest/{name}")
             if job.get("state") == "running":
                 fault.affected = {name}
+            fault.in_flight = int(job.get("state") == "running")
+            done = job.get("counters", {}).get("files_created", 0)
+            fault.target = f"{done}/{n} files"
             if fault.kind == "ingest worker SIGKILL":
-                fault.target = "ingest"
                 await s.kill_service("ingest")
                 await asyncio.sleep(1.0)
                 await s.start_service("ingest")
@@ -348,8 +439,8 @@ class Campaign:
                 await asyncio.to_thread(s.irods.restart)
             fault.done_at = time.monotonic() - t0
             say(
-                f"faults: t={began - t0:6.1f}s {fault.kind:<24} state={job.get('state')} "
-                f"({time.monotonic() - began:.1f} s)"
+                f"faults: t={began - t0:6.1f}s {fault.kind:<24} {fault.target:<16} "
+                f"state={job.get('state')} ({time.monotonic() - began:.1f} s)"
             )
         deadline = time.monotonic() + self.profile.ingest_settle
         while True:
@@ -362,6 +453,19 @@ class Campaign:
         result.ingest_job = job
         result.phase_seconds["ingest"] = time.monotonic() - t0
 
+    async def _ingest_moment(self, name: str, files: int, at: float, frac: float) -> Any:
+        """Poll the ingest job until ``frac`` of its files are created, ``at`` has passed
+        or it is no longer waiting or running; its last view."""
+        while True:
+            _, job = await self.api.call("GET", f"/v1/ingest/{name}")
+            created = job.get("counters", {}).get("files_created", 0)
+            state = job.get("state")
+            if state not in ("waiting", "running", None):
+                return job
+            if time.monotonic() >= at or (state == "running" and created >= frac * files):
+                return job
+            await asyncio.sleep(0.05)
+
 
 def _event(line: str) -> dict[str, Any] | None:
     if not line.startswith("{"):
@@ -373,10 +477,12 @@ def _event(line: str) -> dict[str, Any] | None:
     return ev if isinstance(ev, dict) else None
 
 
-async def _sleep_until(t: float) -> None:
-    delay = t - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
+async def _until(done: Callable[[], bool], deadline: float = math.inf) -> None:
+    """Return once ``done()`` is true or at ``deadline`` (monotonic), polling every 0.2 s."""
+    while True:
+        if done() or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.2)
 
 
 def worker_completions(stack: CampaignStack) -> dict[tuple[str, int], list[float]]:

@@ -34,7 +34,9 @@ class Profile:
     irods_restarts: int
     broker_cuts: int
     irods_cuts: int
-    #: seconds over which faults are spread (jobs are submitted over its first 60 %)
+    #: the latest a fault may come, in seconds after the jobs are submitted: each fault
+    #: draws a fraction f of the run and fires when f of the jobs are final or at
+    #: f * window s, whichever is first, so some jobs are always still in flight
     window: float
     #: seconds the jobs may take after the window before the run counts as stuck
     settle: float
@@ -43,6 +45,11 @@ class Profile:
     ingest_irods_restarts: int
     ingest_window: float
     ingest_settle: float
+    #: bytes per second through the worker-iRODS proxy (None: unlimited), so large jobs are
+    #: in flight long enough to be cut, killed or restarted under
+    irods_rate: float | None = None
+    #: a random cut falls within this many more bytes of each connection it hits
+    cut_within: int = 8 * MiB
 
 
 FULL = Profile(
@@ -64,6 +71,7 @@ FULL = Profile(
     ingest_irods_restarts=2,
     ingest_window=60.0,
     ingest_settle=900.0,
+    irods_rate=48 * MiB,
 )
 SHORT = Profile(
     "short",
@@ -84,8 +92,32 @@ SHORT = Profile(
     ingest_irods_restarts=1,
     ingest_window=8.0,
     ingest_settle=150.0,
+    irods_rate=16 * MiB,
 )
-PROFILES = {p.name: p for p in (FULL, SHORT)}
+#: the pytest form (tests/faults): one fault of each kind, bounded to about two minutes
+CI = Profile(
+    "ci",
+    jobs=16,
+    large=1,
+    large_size=10 * MiB,
+    worker_kills=1,
+    child_kills=1,
+    rabbit_restarts=1,
+    api_restarts=1,
+    irods_restarts=1,
+    broker_cuts=1,
+    irods_cuts=1,
+    window=25.0,
+    settle=60.0,
+    ingest_files=4000,
+    ingest_worker_kills=1,
+    ingest_irods_restarts=1,
+    ingest_window=6.0,
+    ingest_settle=45.0,
+    irods_rate=8 * MiB,
+    cut_within=2 * MiB,
+)
+PROFILES = {p.name: p for p in (FULL, SHORT, CI)}
 
 
 @dataclass

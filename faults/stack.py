@@ -5,7 +5,8 @@ loopback and all started here, so that killing and restarting them disturbs no o
 Configuration is :class:`scripts.up.Stack`'s (the same ``STAGER_*`` settings ``make up``
 gives its children, the same secrets and broker users); only the processes are kept here,
 because the campaign stops and starts them one at a time. The workers reach the broker and
-iRODS through :class:`devtools.tcp_proxy.TcpProxy` so their connections can be cut.
+iRODS through :class:`devtools.tcp_proxy.TcpProxy` so their connections can be cut (and
+the iRODS side slowed to the profile's ``irods_rate``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class CampaignStack:
     workers: int = 2
     concurrency: int = 2
     store: str = "postgres"
+    #: bytes per second through the worker-iRODS proxy (None: unlimited)
+    irods_rate: float | None = None
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stager-faults-")))
     user: str = ""
     uid: int = -1
@@ -157,7 +160,7 @@ class CampaignStack:
         )
         self.broker_users = up.broker
         self.broker_proxy = TcpProxy(LOOPBACK, self.rabbit.port).start()
-        self.irods_proxy = TcpProxy(LOOPBACK, self.irods.port).start()
+        self.irods_proxy = TcpProxy(LOOPBACK, self.irods.port, rate=self.irods_rate).start()
         proxied = replace(users, port=self.broker_proxy.port)
         worker_url = local / "broker" / "worker-proxied.url"
         _write_private(worker_url, proxied.url("worker") + "\n")
@@ -254,8 +257,10 @@ class CampaignStack:
         return [n for n in self.services if n.startswith("worker")]
 
     def transfer_children(self) -> list[int]:
-        """Pids of the transfer children: the user's processes whose parent is the user's
-        fork server (itself a user process)."""
+        """Pids of the transfer children: the user's processes whose parent is a worker's
+        fork server (``services.worker.forkserver``, root: it forks each child and the
+        child drops to the user). Children that used CPU in the last 0.3 s (busy with a
+        task, not idle in the reuse pool) come first."""
         procs: dict[int, tuple[int, int]] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -272,8 +277,12 @@ class CampaignStack:
             except (KeyError, ValueError):
                 continue
             procs[int(entry)] = (uid, ppid)
-        mine = {pid for pid, (uid, _) in procs.items() if uid == self.uid}
-        return sorted(pid for pid in mine if procs[pid][1] in mine)
+        servers = {pid for pid, (uid, _) in procs.items() if uid == 0 and _is_forkserver(pid)}
+        kids = sorted(p for p, (uid, ppid) in procs.items() if uid == self.uid and ppid in servers)
+        before = {p: _cpu_ticks(p) for p in kids}
+        time.sleep(0.3)
+        busy = [p for p in kids if _cpu_ticks(p) > before[p]]
+        return busy + [p for p in kids if p not in busy]
 
     def irods_session(self) -> Any:
         """An admin session straight to the server (not through the proxy)."""
@@ -307,6 +316,24 @@ class CampaignStack:
         shutil.rmtree(self.tmp, ignore_errors=True)
         os.environ.clear()
         os.environ.update(self._saved_env)
+
+
+def _is_forkserver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"services.worker.forkserver" in fh.read()
+    except OSError:
+        return False
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def _signing(local: Path) -> Path:

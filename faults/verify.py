@@ -203,7 +203,8 @@ def check_ingest(result: Result, session: Any) -> list[str]:
 
 
 def table(result: Result) -> str:
-    """Fault kind, count injected, jobs affected, outcome."""
+    """Per fault kind: count injected, jobs in flight at each injection, jobs affected and
+    their outcome; then one line per injection."""
     state: dict[str, str] = {}
     for key, rows in result.final.items():
         state[key] = rows[-1]["status"]["status"] if rows else "lost"
@@ -213,8 +214,9 @@ def table(result: Result) -> str:
     for f in result.faults:
         kinds.setdefault(f.kind, []).append(f)
     lines = [
-        f"{'fault':<26} {'injected':>8} {'jobs affected':>13}  outcome of the affected jobs",
-        "-" * 90,
+        f"{'fault':<24} {'injected':>8} {'in flight':>12} {'affected':>8}  "
+        "outcome of the affected jobs",
+        "-" * 96,
     ]
     for kind, fs in kinds.items():
         affected: set[str] = set()
@@ -231,14 +233,24 @@ def table(result: Result) -> str:
         text = ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "-"
         if notes:
             text += f" ({'; '.join(notes)})"
-        lines.append(f"{kind:<26} {len(fs):>8} {len(affected):>13}  {text}")
+        flight = "/".join(str(f.in_flight) for f in fs)
+        lines.append(f"{kind:<24} {len(fs):>8} {flight:>12} {len(affected):>8}  {text}")
     totals: dict[str, int] = {}
     for s in state.values():
         totals[s] = totals.get(s, 0) + 1
-    lines.append("-" * 90)
+    lines.append("-" * 96)
     lines.append(
         f"jobs: {len(result.jobs)} submitted; "
         + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
         + f"; ingest: {ingest_state}, {len(result.ingest_tree)} files"
     )
+    lines.append("")
+    lines.append(
+        f"{'phase':<8} {'t (s)':>7}  {'fault':<24} {'target':<18} {'in flight':>9} running"
+    )
+    for f in sorted(result.faults, key=lambda f: (f.phase != "transfer", f.at)):
+        lines.append(
+            f"{f.phase:<8} {f.at:>7.1f}  {f.kind:<24} {f.target:<18} {f.in_flight:>9} "
+            f"{len(f.affected)}"
+        )
     return "\n".join(lines)

@@ -502,10 +502,22 @@ async def clean_up_broker() -> None:
 # One section: ui_configure() before the API starts (the API must accept the provider's
 # tokens), ui_start() after it, ui_banner() for the banner. Test accounts alice and bob log
 # in at the provider (devtools/oidc, npm oidc-provider) and map to the Unix users stg-alice
-# and stg-bob (made when missing, as root, not with --ephemeral); their passwords and the
+# and stg-bob (made when missing, as root, not with --ephemeral); admin and helpdesk (the
+# admin view's administrator and read-only administrator: their tokens' groups claim holds
+# ADMIN_GROUP / READONLY_GROUP) to stg-admin and stg-helpdesk; their passwords and the
 # UI's client secret are made once in .local/oidc/ (0600). Without node the UI is left out.
 
-UI_ACCOUNTS = {"alice": "stg-alice", "bob": "stg-bob"}
+UI_ACCOUNTS = {
+    "alice": "stg-alice",
+    "bob": "stg-bob",
+    "admin": "stg-admin",
+    "helpdesk": "stg-helpdesk",
+}
+#: The admin view's groups (STAGER_ADMIN__GROUPS / __READONLY_GROUPS) and the test
+#: accounts whose tokens carry them: ``admin`` may act, ``helpdesk`` may only look.
+ADMIN_GROUP, READONLY_GROUP = "stager-admins", "stager-helpdesk"
+UI_GROUPS = {"admin": [ADMIN_GROUP], "helpdesk": [READONLY_GROUP]}
+UI_ROLES = {"admin": "administrator", "helpdesk": "read-only administrator"}
 UI_PORT, WEBDAV_PORT = 8083, 8084
 
 
@@ -544,8 +556,8 @@ def _ui_unix_users(ephemeral: bool) -> dict[str, str]:
         out[login] = unix
     if not out:  # --ephemeral or not root: the user running make up, if it is a real one
         user, real = demo_user()
-        if real:
-            out["alice"] = user
+        if real:  # the admin logins too: two logins may map to one Unix user
+            out.update(dict.fromkeys(("alice", *UI_GROUPS), user))
     return out
 
 
@@ -581,7 +593,12 @@ async def ui_configure(stack: Stack, plan: UiPlan) -> None:
     if not plan.accounts_file.exists():
         _write_private(plan.accounts_file, b"")
     plan.accounts_file.write_text(
-        "".join(f"{login} {passwords[login]} (Unix user {users[login]})\n" for login in users)
+        "".join(
+            f"{login} {passwords[login]} (Unix user {users[login]}"
+            + (f"; {UI_ROLES[login]}, group {UI_GROUPS[login][0]}" if login in UI_GROUPS else "")
+            + ")\n"
+            for login in users
+        )
     )
     ui_port = free_port() if stack.ephemeral else UI_PORT
     plan.url = f"http://{LOOPBACK}:{ui_port}"
@@ -591,7 +608,10 @@ async def ui_configure(stack: Stack, plan: UiPlan) -> None:
         [f"{plan.url}/auth/callback"],
         [f"{plan.url}/auth/logged-out"],
     )
-    accounts = {k: Account(passwords[k], users[k], k.capitalize()) for k in users}
+    accounts = {
+        k: Account(passwords[k], users[k], k.capitalize(), groups=UI_GROUPS.get(k, []))
+        for k in users
+    }
     config = {
         "host": LOOPBACK,
         "port": 0,
@@ -612,6 +632,8 @@ async def ui_configure(stack: Stack, plan: UiPlan) -> None:
     plan.issuer = str(json.loads(line)["issuer"])
     stack.setdefault("AUTH__OIDC__ISSUER", plan.issuer, force=True)
     stack.setdefault("AUTH__OIDC__AUDIENCE", "stager-api")
+    stack.setdefault("ADMIN__GROUPS", json.dumps([ADMIN_GROUP]))
+    stack.setdefault("ADMIN__READONLY_GROUPS", json.dumps([READONLY_GROUP]))
 
 
 async def ui_start(stack: Stack, plan: UiPlan) -> None:
@@ -663,12 +685,15 @@ def ui_banner(plan: UiPlan) -> list[str]:
     """The UI's lines in the banner."""
     if plan.skipped:
         return [f"  UI       not started: {plan.skipped}"]
-    logins = " or ".join(plan.logins)
-    return [
+    logins = " or ".join(x for x in plan.logins if x not in UI_GROUPS)
+    admins = ", ".join(f"{x} ({UI_ROLES[x]})" for x in plan.logins if x in UI_GROUPS)
+    lines = [
         f"  UI       {plan.url}   (log in as {logins}: cat {plan.accounts_file}; "
         f"repository login {IRODS_ADMIN[0]}/{IRODS_ADMIN[1]} on the test iRODS)",
-        f"  OIDC     {plan.issuer}   WebDAV {plan.webdav}",
     ]
+    if admins:
+        lines.append(f"  Admin    {plan.url}/admin   (log in as {admins}; same file)")
+    return [*lines, f"  OIDC     {plan.issuer}   WebDAV {plan.webdav}"]
 
 
 # --- end of the researcher web UI section -------------------------------------------------

@@ -32,9 +32,11 @@ from scripts.up import (
     DEMO_DIR,
     READY_LINE,
     REPO,
+    UiPlan,
     clean_up_broker,
     ensure_secrets,
     ensure_signing_keys,
+    ui_banner,
 )
 from services.worker.settings import WorkerSettings
 from shared.messaging import broker
@@ -414,3 +416,20 @@ async def test_ephemeral_clean_up_leaves_no_queue(monkeypatch: pytest.MonkeyPatc
         assert _rabbitmq_queues(prefix) in (None, [])
     finally:  # whatever the clean-up missed, so a failure leaves nothing either
         await _delete(url, expected)
+
+
+def test_the_banner_lists_the_admin_accounts() -> None:
+    plan = UiPlan(
+        url="http://127.0.0.1:8083",
+        issuer="http://127.0.0.1:1",
+        webdav="http://127.0.0.1:8084",
+        accounts_file=Path("/r/.local/oidc/accounts.txt"),
+        logins=["admin", "alice", "bob", "helpdesk"],
+    )
+    lines = ui_banner(plan)
+    assert "(log in as alice or bob: cat /r/.local/oidc/accounts.txt;" in lines[0]
+    assert lines[1] == (
+        "  Admin    http://127.0.0.1:8083/admin   (log in as admin (administrator), "
+        "helpdesk (read-only administrator); same file)"
+    )
+    assert lines[2].startswith("  OIDC     http://127.0.0.1:1")

@@ -3,6 +3,7 @@
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
 [--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
 [--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]] [--hash-scheme SHA256|MD5]
+[--hash-policy compatible|strict]
 [--request-log FILE] [--allow-root]``
 
 Like a real iRODS server (``irodsctl should not be run by the root user``,
@@ -20,6 +21,8 @@ per-operation cost (``cost.py``; off by default);
 (``leniency.py``; none by default);
 ``--hash-scheme`` (or ``IRODS_TEST_SERVER_HASH_SCHEME``) is the zone's
 ``default_hash_scheme`` (``hash_scheme.py``; SHA256 by default, MD5 for an md5 zone);
+``--hash-policy`` (or ``IRODS_TEST_SERVER_HASH_POLICY``) its ``match_hash_policy``
+(``compatible`` by default, or ``strict``: ``USER_HASH_TYPE_MISMATCH``);
 ``--request-log FILE`` appends the API number of every request to FILE, one line each, so
 a test can count what a client asked for (``ServerProcess.api_counts``).
 """
@@ -72,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f" (default: ${hash_scheme.ENV_VAR}, else {hash_scheme.DEFAULT})",
     )
     p.add_argument(
+        "--hash-policy",
+        help="the zone's match_hash_policy: compatible (a checksum in another scheme is"
+        " honoured) or strict (USER_HASH_TYPE_MISMATCH)"
+        f" (default: ${hash_scheme.POLICY_ENV_VAR}, else {hash_scheme.COMPATIBLE})",
+    )
+    p.add_argument(
         "--request-log",
         type=Path,
         help="append every request's API number to this file (tests count requests)",
@@ -91,6 +100,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             hash_scheme.parse(args.hash_scheme)
             if args.hash_scheme
             else hash_scheme.from_environment()
+        )
+        args.hash_policy = (
+            hash_scheme.parse_policy(args.hash_policy)
+            if args.hash_policy
+            else hash_scheme.policy_from_environment()
         )
     except ValueError as e:
         p.error(str(e))
@@ -117,13 +131,19 @@ def build_state(
     key: Path | None = None,
     lenient: frozenset[str] = frozenset(),
     scheme: str = hash_scheme.DEFAULT,
+    policy: str = hash_scheme.COMPATIBLE,
 ) -> ServerState:
     """Open (or create) the catalog under ``data`` and wrap it in a :class:`ServerState`."""
     data.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.open(data / "catalog.sqlite", ZONE, data / "vault")
     ctx = tls_context(cert, key) if cert is not None and key is not None else None
     return ServerState(
-        data_dir=data, catalog=catalog, ssl_context=ctx, lenient=lenient, hash_scheme=scheme
+        data_dir=data,
+        catalog=catalog,
+        ssl_context=ctx,
+        lenient=lenient,
+        hash_scheme=scheme,
+        hash_policy=policy,
     )
 
 
@@ -148,10 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("irods_server").warning("running as root (--allow-root)")
     if args.hash_scheme != hash_scheme.DEFAULT:
         logging.getLogger("irods_server").warning("default_hash_scheme: %s", args.hash_scheme)
+    if args.hash_policy != hash_scheme.COMPATIBLE:
+        logging.getLogger("irods_server").warning("match_hash_policy: %s", args.hash_policy)
     if args.lenient:
         logging.getLogger("irods_server").warning("lenient: %s", ", ".join(sorted(args.lenient)))
     try:
-        state = build_state(args.data, args.tls_cert, args.tls_key, args.lenient, args.hash_scheme)
+        state = build_state(
+            args.data,
+            args.tls_cert,
+            args.tls_key,
+            args.lenient,
+            args.hash_scheme,
+            args.hash_policy,
+        )
         if args.request_log is not None:
             state.request_log = open(args.request_log, "a", buffering=1)  # noqa: SIM115
     except (OSError, ssl.SSLError) as e:

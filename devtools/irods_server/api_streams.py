@@ -343,6 +343,12 @@ def open_object(
             "UPDATE r_data_main SET data_is_dirty = ? WHERE data_id = ? AND data_repl_num = ?",
             (INTERMEDIATE, data_id, int(target["data_repl_num"])),
         )
+        if truncate:  # as open_replica (rsDataObjOpen.cpp): the catalog shows the truncation
+            cat.db.execute(  # at once: size 0, no checksum, for as long as the write runs
+                "UPDATE r_data_main SET data_size = 0, data_checksum = ''"
+                " WHERE data_id = ? AND data_repl_num = ?",
+                (data_id, int(target["data_repl_num"])),
+            )
     rep = OpenReplica(
         token=str(uuid.uuid4()),
         data_id=data_id,
@@ -486,7 +492,15 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
     unlock_siblings(session.state, rep, stale=changed)
     if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
         wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
-        checksum = session.state.checksum(rep.phys, wanted)
+        try:
+            checksum = session.state.checksum(rep.phys, wanted)
+        except IrodsError:  # match_hash_policy strict: the replica left stale, no checksum
+            cat.db.execute(
+                "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ''"
+                " WHERE data_id = ? AND data_repl_num = ?",
+                (size, STALE, rep.data_id, rep.repl_num),
+            )
+            raise
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
             # as iRODS: size and checksum recorded, the replica left stale
             cat.db.execute(

@@ -12,8 +12,14 @@ md5 on a SHA256 zone and the other way round. The forms are those of the hashers
 
 Set it with ``python -m devtools.irods_server --hash-scheme MD5``,
 ``IRODS_TEST_SERVER_HASH_SCHEME=MD5`` (the flag wins) or ``ServerProcess(...,
-hash_scheme="MD5")``; the default is ``SHA256``, as a fresh iRODS 4.3 install. The
-``strict`` policy (``USER_HASH_TYPE_MISMATCH`` when the schemes differ) is not modelled.
+hash_scheme="MD5")``; the default is ``SHA256``, as a fresh iRODS 4.3 install.
+
+``match_hash_policy`` (``--hash-policy``, ``IRODS_TEST_SERVER_HASH_POLICY``,
+``ServerProcess(..., hash_policy="strict")``): ``compatible`` (the default, as a fresh
+install) or ``strict``: a checksum to be verified or recomputed whose scheme is not the
+zone's is refused with ``USER_HASH_TYPE_MISMATCH`` (-380000) instead of being honoured
+(``file_checksum``: ``if (irods::STRICT_HASH_POLICY == hash_policy) { if (hash_scheme !=
+chkstr_scheme) return USER_HASH_TYPE_MISMATCH; }``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ from __future__ import annotations
 import os
 
 ENV_VAR = "IRODS_TEST_SERVER_HASH_SCHEME"
+POLICY_ENV_VAR = "IRODS_TEST_SERVER_HASH_POLICY"
+COMPATIBLE = "compatible"
+STRICT = "strict"
+POLICIES = (COMPATIBLE, STRICT)
+# USER_HASH_TYPE_MISMATCH (lib/core/include/irods/rodsErrorTable.h); python-irodsclient
+# 3.3 has no exception class for it
+USER_HASH_TYPE_MISMATCH = -380000
 SHA256 = "SHA256"
 MD5 = "MD5"
 SCHEMES = (SHA256, MD5)
@@ -43,6 +56,20 @@ def from_environment(environ: dict[str, str] | None = None) -> str:
     return parse(value) if value.strip() else DEFAULT
 
 
+def parse_policy(text: str) -> str:
+    """``"strict"``/``"Compatible"`` (any case) -> the policy; ``ValueError`` otherwise."""
+    policy = text.strip().lower()
+    if policy not in POLICIES:
+        raise ValueError(f"hash policy {text!r}: expected one of {', '.join(POLICIES)}")
+    return policy
+
+
+def policy_from_environment(environ: dict[str, str] | None = None) -> str:
+    """The policy ``IRODS_TEST_SERVER_HASH_POLICY`` names (compatible when unset or empty)."""
+    value = (os.environ if environ is None else environ).get(POLICY_ENV_VAR, "")
+    return parse_policy(value) if value.strip() else COMPATIBLE
+
+
 def scheme_of(checksum: str | None) -> str | None:
     """The scheme a stored checksum is in (``get_hash_scheme_from_checksum``): ``sha2:``
     anywhere is SHA256, all-hex is MD5; None for an empty or unrecognised string."""
@@ -59,3 +86,10 @@ def choose(default: str, original: str | None = None) -> str:
     """The scheme a checksum is computed with: ``original``'s when it has one (policy
     ``compatible``), else the zone's ``default``."""
     return scheme_of(original) or default
+
+
+def refused(default: str, original: str | None, policy: str) -> bool:
+    """Whether ``original`` must be refused (``USER_HASH_TYPE_MISMATCH``): the ``strict``
+    policy and a recognised scheme other than the zone's ``default``."""
+    scheme = scheme_of(original)
+    return policy == STRICT and scheme is not None and scheme != default

@@ -47,6 +47,7 @@ class ServerProcess:
         run_as: str | None = None,
         hash_scheme: str | None = None,
         request_log: bool = False,
+        hash_policy: str | None = None,
     ) -> None:
         """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
         server's default). ``cost``: per-operation delay ("real-zone" or
@@ -58,6 +59,8 @@ class ServerProcess:
         None: as this process, with ``--allow-root`` when that is root (the server refuses
         root otherwise). ``hash_scheme``: the zone's ``default_hash_scheme`` ("SHA256",
         "MD5"; None: whatever ``IRODS_TEST_SERVER_HASH_SCHEME`` says, else SHA256).
+        ``hash_policy``: its ``match_hash_policy`` ("compatible", "strict"; None: whatever
+        ``IRODS_TEST_SERVER_HASH_POLICY`` says, else compatible).
         ``request_log``: log every request's API number (:meth:`api_counts`)."""
         self.data_dir = Path(data_dir)
         self.host = host
@@ -73,6 +76,7 @@ class ServerProcess:
         self.lenient = lenient
         self.run_as = run_as
         self.hash_scheme = hash_scheme
+        self.hash_policy = hash_policy
         self.request_log = (
             self.data_dir.parent / f"{self.data_dir.name}.requests" if request_log else None
         )
@@ -101,6 +105,8 @@ class ServerProcess:
             cmd += ["--lenient", self.lenient]
         if self.hash_scheme is not None:
             cmd += ["--hash-scheme", self.hash_scheme]
+        if self.hash_policy is not None:
+            cmd += ["--hash-policy", self.hash_policy]
         if self.request_log is not None:
             cmd += ["--request-log", str(self.request_log)]
         if os.geteuid() == 0 and self.run_as is None:
@@ -162,6 +168,16 @@ class ServerProcess:
         except FileNotFoundError:
             return Counter()
         return Counter(int(line) for line in text.split())
+
+    def unclean_disconnects(self) -> int:
+        """How many logged-in connections ended without ``RODS_DISCONNECT`` (a client that
+        closed its socket without logging out), from the server's log."""
+        from .server import UNCLEAN_END  # the server's modules, only when asked
+
+        try:
+            return self.stderr_path.read_text(errors="replace").count(UNCLEAN_END)
+        except FileNotFoundError:
+            return 0
 
     # -- clients --------------------------------------------------------------------------------
 

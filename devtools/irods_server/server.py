@@ -86,6 +86,10 @@ def _text(root: ET.Element, tag: str) -> str:
     return (el.text or "") if el is not None else ""
 
 
+# the warning a connection that ends without RODS_DISCONNECT leaves in the server's log
+UNCLEAN_END = "client closed the connection without RODS_DISCONNECT"
+
+
 class Connection:
     """The protocol loop of one client connection."""
 
@@ -95,6 +99,8 @@ class Connection:
         self.session = Session(state=state)
         self.peer = channel.peer()
         self.session.scratch["client_addr"] = self.peer.rsplit(":", 1)[0]  # tickets' hosts
+        self.requests = 0  # API requests answered on this connection, and the last one's number
+        self.last_api = 0
 
     async def run(self) -> None:
         try:
@@ -103,15 +109,32 @@ class Connection:
         except (wire.FrameError, ET.ParseError) as e:
             log.warning("closing %s: %s", self.peer, e)
         except EOFError:
-            pass
+            self.note_unclean_end()
         except AgentCrash as e:
             log.warning("agent for %s dies: %s", self.peer, e)
         except (ConnectionError, ssl.SSLError) as e:
             log.info("connection %s lost: %s", self.peer, e, exc_info=log.isEnabledFor(10))
+            self.note_unclean_end()
         except Exception:
             log.exception("closing %s after an unexpected error", self.peer)
         finally:
             await self.close()
+
+    def note_unclean_end(self) -> None:
+        """A logged-in client that closes its socket without ``RODS_DISCONNECT``: a real
+        agent's ``readAndProcClientMsg`` (``server/core/src/rsApiHandler.cpp``) then fails
+        to read the next message header and the agent logs errors before it exits (issue
+        14 counted 2-3 lines per connection on a 5.0.2 zone); this server logs one warning
+        line, :data:`UNCLEAN_END` (``ServerProcess.unclean_disconnects`` counts them)."""
+        if self.session.user is not None:
+            log.warning(
+                "%s: %s (user %s, %d requests, the last API %d)",
+                UNCLEAN_END,
+                self.peer,
+                self.session.user.name,
+                self.requests,
+                self.last_api,
+            )
 
     async def close(self) -> None:
         for hook in DISCONNECT_HOOKS:
@@ -191,6 +214,8 @@ class Connection:
                 return
             if frame.type != "RODS_API_REQ":
                 raise wire.FrameError(f"unexpected message type {frame.type!r}")
+            self.requests += 1
+            self.last_api = frame.int_info
             await self.answer(Request(api=frame.int_info, msg=frame.msg, bs=frame.bs))
 
     async def answer(self, req: Request) -> None:

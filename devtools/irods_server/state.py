@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import hash_scheme, vault
+from .errors import IrodsError
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -36,6 +37,8 @@ class ServerState:
     lenient: frozenset[str] = frozenset()
     # the zone's ``default_hash_scheme`` (``hash_scheme.py``): SHA256 or MD5
     hash_scheme: str = hash_scheme.DEFAULT
+    # the zone's ``match_hash_policy``: ``compatible`` or ``strict``
+    hash_policy: str = "compatible"  # hash_scheme.COMPATIBLE (the field above shadows the module)
     # tests only (``--request-log``): every API request's number, one line each
     request_log: TextIO | None = None
 
@@ -46,7 +49,15 @@ class ServerState:
     def checksum(self, path: str, original: str | None = None) -> str:
         """Hash the replica file ``path`` as the zone does: in the scheme of ``original``
         (the catalog's or the client's checksum) when it has one, else in the zone's
-        default scheme (``rsFileChksum.cpp`` ``file_checksum``, policy ``compatible``)."""
+        default scheme (``rsFileChksum.cpp`` ``file_checksum``, policy ``compatible``);
+        under the ``strict`` policy an ``original`` in another scheme is
+        ``USER_HASH_TYPE_MISMATCH``."""
+        if hash_scheme.refused(self.hash_scheme, original, self.hash_policy):
+            raise IrodsError(
+                hash_scheme.USER_HASH_TYPE_MISMATCH,
+                f"USER_HASH_TYPE_MISMATCH: checksum {original!r} is not {self.hash_scheme}"
+                " (match_hash_policy strict)",
+            )
         return vault.checksum(path, hash_scheme.choose(self.hash_scheme, original))
 
     @property

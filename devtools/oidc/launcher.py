@@ -33,12 +33,14 @@ class OidcSetupError(RuntimeError):
 
 @dataclass(frozen=True)
 class Account:
-    """A test login: its password and the Unix user it maps to (``preferred_username``)."""
+    """A test login: its password, the Unix user it maps to (``preferred_username``) and
+    its ``groups`` claim (in the access token: what the API's admin roles read)."""
 
     password: str
     unix_user: str
     name: str = ""
     email: str = ""
+    groups: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Account(unix_user={self.unix_user!r})"

@@ -6,14 +6,15 @@
 // CONFIG: {"host": "127.0.0.1", "port": 0, "audience": "stager-api",
 //          "access_token_ttl": 300, "clients": [{client_id, client_secret, redirect_uris,
 //          post_logout_redirect_uris}], "accounts": {"alice": {"password": "...",
-//          "unix_user": "stgalice", "name": "Alice", "email": "alice@example.org"}}}
+//          "unix_user": "stgalice", "name": "Alice", "email": "alice@example.org",
+//          "groups": ["stager-admins"]}}}
 // Prints one line `{"issuer": "http://127.0.0.1:PORT"}` on stdout once it listens.
 //
 // The login form is this file's own (the library's dev interactions accept any name with no
 // password, so they are switched off); every value shown in it is HTML-escaped. Consent is
 // implied for the configured first-party clients. Access tokens are JWTs (RS256) for the
 // audience, carrying `preferred_username` = the account's Unix user, which is what the API
-// reads (services/api/auth.py).
+// reads (services/api/auth.py), and `groups` when the account has any (the API's admin roles).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -122,7 +123,9 @@ server.listen(config.port || 0, config.host || '127.0.0.1', () => {
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     extraTokenClaims: async (_ctx, token) => {
       const account = accounts[token.accountId];
-      return account ? { preferred_username: account.unix_user } : {};
+      if (!account) return {};
+      const groups = Array.isArray(account.groups) && account.groups.length ? { groups: account.groups } : {};
+      return { preferred_username: account.unix_user, ...groups };
     },
     async findAccount(_ctx, id) {
       const account = accounts[id];

@@ -184,7 +184,13 @@ class ApiBus:
 
     async def consume_events(self, handle: EventHandler, *, batch: int = 200) -> None:
         """Apply task events forever, in batches of what has arrived (one store
-        transaction each); a malformed event is dropped, a failing batch retried."""
+        transaction each); a malformed event is dropped, a failing batch retried.
+
+        A settle (ack, nack, reject) that fails because the connection went is logged and
+        passed over: the broker delivers those messages again once the robust connection
+        has restored the channel and this consumer, and applying an event twice changes
+        nothing (``store.events``). Before, the first such failure ended this loop for
+        good and the API applied no more events until it was restarted."""
         if self._sub is None:
             raise Unavailable("the message broker connection is not open")
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -199,14 +205,14 @@ class ApiBus:
                 events: list[TaskEvent] = []
                 for m in msgs:
                     if self.gate.admit(m, type_=TYPE_EVENT, accept=[Role.WORKER]) is None:
-                        await m.ack()  # not from a worker: dropped unapplied (counted)
+                        await _settle(m.ack())  # not from a worker: dropped unapplied (counted)
                         continue
                     try:
                         events.append(TaskEvent.model_validate_json(m.body))
                         good.append(m)
                     except ValidationError:
                         log.error("dropped malformed task event", message_id=m.message_id)
-                        await m.reject(requeue=False)
+                        await _settle(m.reject(requeue=False))
                 if not events:
                     continue
                 # One settle for the whole batch: every earlier delivery of this
@@ -216,9 +222,9 @@ class ApiBus:
                 except Exception as e:
                     log.error("events not applied", count=len(events), error=type(e).__name__)
                     await asyncio.sleep(0.5)
-                    await good[-1].nack(requeue=True, multiple=True)
+                    await _settle(good[-1].nack(requeue=True, multiple=True))
                 else:
-                    await good[-1].ack(multiple=True)
+                    await _settle(good[-1].ack(multiple=True))
         finally:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
@@ -250,3 +256,14 @@ class ApiBus:
             await asyncio.wait_for(self.queue_depths(), 5.0)
         except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as e:
             raise Unavailable("the message broker does not answer") from e
+
+
+async def _settle(settle: Awaitable[None]) -> None:
+    """Await an ack/nack/reject; one lost with its channel is logged, not raised."""
+    try:
+        await settle
+    except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as e:
+        log.warning(
+            "event settle lost with the broker connection (delivered again after it is back)",
+            error=type(e).__name__,
+        )

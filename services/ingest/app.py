@@ -63,6 +63,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         gate=Gate(s.signing.verifier(Role.INGEST), metrics.count_rejected),
         policy=ChildPolicy(
             allowed_roots=tuple(s.ingest.allowed_roots),
+            s3_endpoints=tuple(s.ingest.s3_endpoints),
             min_uid=s.ingest.min_uid,
             max_uid=s.ingest.max_uid,
             log_level=s.log_level,
@@ -70,6 +71,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         metrics=metrics,
         retention=s.ingest.retention,
+        claim_lease=s.ingest.claim_lease,
     )
     app[WORKER] = worker
     try:

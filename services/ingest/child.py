@@ -60,6 +60,8 @@ class Init(BaseModel):
 
     account: IrodsAccount
     allowed_roots: list[str]
+    #: the S3 endpoints and proxies a job may read from (empty: none)
+    s3_endpoints: list[str] = Field(default_factory=list)
     concurrency: int = Field(ge=1, le=256)
     log_level: str = "info"
     log_json: bool = True
@@ -95,6 +97,9 @@ class Reply(BaseModel):
     entries: list[EntryRecord] = Field(default_factory=list)
     error: str | None = Field(default=None, max_length=10_000)
     error_kind: ErrorKind | None = None
+    #: a handler call of this child is stuck past its timeout: send it no more work, and
+    #: end it once its requests are answered (that ends the stuck thread)
+    retire: bool = False
 
     @field_validator("counts")
     @classmethod
@@ -207,7 +212,14 @@ class Server:
         self._ctx_lock = threading.Lock()
         self._contexts: dict[tuple[str, int], Any] = {}
         self._calls: dict[int, tuple[threading.Event, list[Answer]]] = {}
+        #: a timed-out handler call is stuck in one of our threads (see ``hung``)
+        self.retiring = False
         transport.install(self.call_worker)
+
+    def hung(self) -> None:
+        """A call outlived its timeout and its interrupted connections: the thread cannot
+        be stopped from inside, so every reply from now on asks the worker to retire us."""
+        self.retiring = True
 
     def call_worker(self, call: Call) -> Answer:
         """Send a handler's :class:`Call` to the worker and wait for its answer."""
@@ -242,7 +254,9 @@ class Server:
                     self.sessions,
                     self.timeouts,
                     self.init.allowed_roots,
+                    s3_endpoints=self.init.s3_endpoints,
                     default_log_level=self.init.log_level,
+                    on_hung=self.hung,
                 )
                 self._contexts[key] = ctx
             return ctx
@@ -322,6 +336,7 @@ class Server:
             reply.error, reply.error_kind = str(e)[:10_000], kind
         except Exception as e:
             reply.error, reply.error_kind = (str(e) or type(e).__name__)[:10_000], "other"
+        reply.retire = self.retiring
         return reply
 
     def close(self) -> None:

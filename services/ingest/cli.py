@@ -1,9 +1,10 @@
 """``stager ingest start|list|stop|watch``: the seed's CLI over our job store.
 
-Every option of automated ingest 0.7.0's ``irods_sync start`` is accepted in both its
-underscore spelling (``--job_name``) and the dashed one (``--job-name``).  Options that
-only made sense for Celery/Redis (queues, Redis host, profiling) are accepted and
-ignored with a note, so existing scripts keep working.
+Every option of automated ingest 0.7.0's ``irods_sync start`` is parsed in both its
+underscore spelling (``--job_name``) and the dashed one (``--job-name``).  Options this
+ingest does not implement (Redis, profiling, ``--list_dir``/``--scan_dir_list``, a
+job's own queues) are refused with a usage error that names the option and says what
+to use instead (:data:`REFUSED`): none is silently ignored.
 
 ``start`` applies the workers' rules before it writes the job: the root must lie under
 ``STAGER_INGEST__ALLOWED_ROOTS`` (symlinks resolved), and the job runs as the user who
@@ -32,6 +33,7 @@ import pwd
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -47,15 +49,26 @@ from shared.errors import ExitStatus, Forbidden, InvalidInput, StagerError, exit
 from shared.logging import configure
 from shared.unix_users import vet
 
-IGNORED = (
-    "redis_host",
-    "redis_port",
-    "redis_db",
-    "profile_filename",
-    "profile_when",
-    "profile_interval",
-    "profile_level",
+_STORE = "the job store replaces Redis: give --db_url or STAGER_INGEST__DB_URL"
+_PROFILE = (
+    "profiling is not implemented: task counts and durations are the ingest worker's "
+    "Prometheus metrics (/metrics), per-file events its log (--log_filename)"
 )
+#: Anchor options parsed only to be refused: option -> what to use instead.
+REFUSED = {
+    "redis_host": _STORE,
+    "redis_port": _STORE,
+    "redis_db": _STORE,
+    "profile": _PROFILE,
+    "profile_filename": _PROFILE,
+    "profile_when": _PROFILE,
+    "profile_interval": _PROFILE,
+    "profile_level": _PROFILE,
+    "list_dir": "not needed: directories are always listed with os.scandir (omit it)",
+    "scan_dir_list": "not needed: directories are always listed with os.scandir (omit it)",
+}
+#: ``REFUSED`` options that are flags (the rest take a value).
+_FLAGS = ("profile", "list_dir", "scan_dir_list")
 WAIT_HINT_AFTER = 15.0
 #: The anchor's queue options and their defaults: only the defaults are taken (see
 #: ``job_from_args``).
@@ -90,8 +103,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     _opt(parser, "log_level", help="DEBUG, INFO, WARNING or ERROR")
     for name, default in QUEUES.items():
         _opt(parser, name, default=default, help=argparse.SUPPRESS)
-    for name in IGNORED:
-        _opt(parser, name, help=argparse.SUPPRESS)
+    for name in REFUSED:
+        if name not in _FLAGS:
+            _opt(parser, name, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"part size of the objects' multipart uploads, to verify their ETags"
         f" (default {s3.DEFAULT_CHUNK_MIB})",
     )
-    for flag in ("profile", "list_dir", "scan_dir_list"):
-        _opt(start, flag, action="store_true", help=argparse.SUPPRESS)
+    for flag in _FLAGS:
+        _opt(start, flag, action="store_true", default=None, help=argparse.SUPPRESS)
     _common(start)
 
     lst = sub.add_parser("list", help="list ingest jobs (the seed's JSON)")
@@ -200,7 +214,7 @@ def job_from_args(
             )
     joblog.check_options(args.log_when, args.log_interval, args.log_level)
     owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
-    source = s3_source(args)
+    source = s3_source(args, s.s3_endpoints)
     if source is not None:
         root = s3.normal_root(args.root)
     else:
@@ -260,7 +274,9 @@ S3_OPTIONS = (
 )
 
 
-def s3_source(args: argparse.Namespace) -> s3.S3Source | None:
+def s3_source(
+    args: argparse.Namespace, allowed_endpoints: Sequence[str] = s3.DEFAULT_ALLOWED_ENDPOINTS
+) -> s3.S3Source | None:
     """The job's S3 source (``--s3_keypair`` given), else ``None``.
 
     The key-pair file is checked here (it exists, is not readable by everyone, has both
@@ -282,7 +298,19 @@ def s3_source(args: argparse.Namespace) -> s3.S3Source | None:
     except s3.S3Error as e:
         raise InvalidInput(str(e)) from None
     fields: dict[str, Any] = {n[3:]: getattr(args, n) for n in S3_OPTIONS if n in given}
-    return s3.S3Source(keypair=keypair, secure=not args.s3_insecure_connection, **fields)
+    source = s3.S3Source(keypair=keypair, secure=not args.s3_insecure_connection, **fields)
+    try:
+        s3.check_endpoints(source, allowed_endpoints)
+    except s3.EndpointRefused as e:
+        raise InvalidInput(str(e)) from None
+    return source
+
+
+def check_refused(args: argparse.Namespace) -> None:
+    """Refuse the first anchor option given that this ingest does not implement."""
+    for name, instead in REFUSED.items():
+        if getattr(args, name, None) is not None:
+            raise InvalidInput(f"--{name} is not supported: {instead}")
 
 
 def job_status(job: Job) -> ExitStatus:
@@ -393,9 +421,7 @@ def sqlite_file(url: str) -> str | None:
 async def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     settings = IngestSettings().ingest
     url = args.db_url or settings.db_url
-    ignored = [n for n in IGNORED if getattr(args, n, None) is not None]
-    if ignored:
-        env.stderr.write(f"note: ignored (not used by this ingest): {', '.join(ignored)}\n")
+    check_refused(args)
     job: Job | None = None
     if args.command == "start":
         job = job_from_args(args, settings)  # validate before touching the store

@@ -55,6 +55,9 @@ CHILD_IDLE = 120.0
 STOP_GRACE = 5.0
 #: How long a new child may take to say its first word (it imports its code first).
 START_GRACE = 60.0
+#: How long a retiring child (a handler call stuck past its timeout) may go on answering
+#: the requests it already has before it is killed.
+RETIRE_GRACE = 60.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
 #: Answers a child's call on handler state (:class:`services.ingest.compat.kvstore.JobKV`).
 KvBackend = Callable[[Call], Awaitable[Answer]]
@@ -69,6 +72,8 @@ class ChildPolicy:
     """What the worker's children are started with (from the worker's settings)."""
 
     allowed_roots: tuple[str, ...] = ()
+    #: the S3 endpoints and proxies jobs may read from (``STAGER_INGEST__S3_ENDPOINTS``)
+    s3_endpoints: tuple[str, ...] = ()
     min_uid: int = DEFAULT_MIN_UID
     max_uid: int = DEFAULT_MAX_UID
     log_level: str = "info"
@@ -157,12 +162,16 @@ class OwnerChild:
         self.process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._stopping = False  # stop() ends it: the reader's end of file must not kill it
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self.last_used = self.last_heard = time.monotonic()
         self.heard = False  # nothing from the child yet (it is still starting)
         self.dead = False
+        #: the child said a handler call is stuck in it: no new work; ended when idle
+        self.retiring = False
+        self.retired_at: float | None = None
 
     @property
     def busy(self) -> bool:
@@ -188,6 +197,7 @@ class OwnerChild:
         init = Init(
             account=self.account,
             allowed_roots=list(self.policy.allowed_roots),
+            s3_endpoints=list(self.policy.s3_endpoints),
             concurrency=self.concurrency,
             log_level=self.policy.log_level,
             log_json=self.policy.log_json,
@@ -213,6 +223,14 @@ class OwnerChild:
                     self._on_call(Call.model_validate(data))
                     continue
                 reply = Reply.model_validate(data)
+                if reply.retire and not self.retiring:
+                    self.retiring = True
+                    log.warning(
+                        "ingest.child_retiring",
+                        user=self.identity.name,
+                        pid=self.process.pid if self.process else None,
+                        reason="a handler call is stuck past its timeout",
+                    )
                 future = self._pending.pop(reply.id, None)
                 if future is not None and not future.done():
                     future.set_result(reply)
@@ -253,7 +271,11 @@ class OwnerChild:
         if not self.dead:
             self.dead = True
             with contextlib.suppress(ProcessLookupError, AttributeError):
-                if self.process is not None and self.process.returncode is None:
+                if (
+                    self.process is not None
+                    and self.process.returncode is None
+                    and not self._stopping  # stop() gives it STOP_GRACE to log out first
+                ):
                     self.process.kill()
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -298,6 +320,7 @@ class OwnerChild:
 
     async def stop(self) -> None:
         """Close the socket (the child exits at end of file); kill it after a grace."""
+        self._stopping = True
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -331,6 +354,9 @@ class OwnerChildren:
         self.concurrency = concurrency
         self._children: dict[int, OwnerChild] = {}
         self._starting: dict[int, asyncio.Lock] = {}
+        #: retiring children still answering requests they had (see ``OwnerChild.retiring``)
+        self._retired: list[OwnerChild] = []
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._children)
@@ -339,6 +365,9 @@ class OwnerChildren:
         lock = self._starting.setdefault(identity.uid, asyncio.Lock())
         async with lock:
             child = self._children.get(identity.uid)
+            if child is not None and child.retiring:
+                self._retire(identity.uid, child)
+                child = None
             if child is not None and not child.dead and child.identity == identity:
                 return child
             if child is not None:
@@ -360,7 +389,30 @@ class OwnerChildren:
         counters: dict[str, int] | None = None,
     ) -> Reply:
         child = await self.get(identity)
-        return await child.call(op, job, task, counters)
+        try:
+            return await child.call(op, job, task, counters)
+        finally:
+            if child.retiring:
+                self._retire(identity.uid, child)
+
+    def _retire(self, uid: int, child: OwnerChild) -> None:
+        """Take a retiring child out of service; end it now if it has nothing in flight
+        (ending the process ends its stuck thread), else once it has (``reap``)."""
+        if self._children.get(uid) is child:
+            del self._children[uid]
+        if child.retired_at is None:
+            child.retired_at = time.monotonic()
+            self._retired.append(child)
+        if not child.busy:
+            self._end_retired(child)
+
+    def _end_retired(self, child: OwnerChild) -> None:
+        if child in self._retired:
+            self._retired.remove(child)
+            task = asyncio.create_task(child.stop(), name="ingest-child-retire")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+            log.info("ingest.child_retired", user=child.identity.name)
 
     async def reap(self, idle: float = CHILD_IDLE) -> None:
         """Stop children with nothing in flight for ``idle`` seconds, dead ones, and busy
@@ -374,13 +426,24 @@ class OwnerChildren:
                     "ingest.child_silent", user=child.identity.name, seconds=self.policy.silence
                 )
                 child.kill("stopped answering")
-            if child.dead or (not child.busy and now - child.last_used > idle):
+            if child.retiring:
+                self._retire(uid, child)
+            elif child.dead or (not child.busy and now - child.last_used > idle):
                 del self._children[uid]
                 await child.stop()
+        for child in list(self._retired):
+            overdue = child.retired_at is not None and now - child.retired_at > RETIRE_GRACE
+            if overdue and child.busy:
+                child.kill("was retired (a handler call stuck past its timeout)")
+            if overdue or not child.busy:
+                self._end_retired(child)
 
     async def close(self) -> None:
         children, self._children = list(self._children.values()), {}
+        children += self._retired
+        self._retired = []
         await asyncio.gather(*(c.stop() for c in children), return_exceptions=True)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
     def pids(self) -> dict[str, Any]:
         """Owner name → pid of each running child (tests, diagnostics)."""

@@ -70,6 +70,19 @@ class JobFatal(IngestError):
     """The job itself cannot run (its root task failed in a way retries cannot fix)."""
 
 
+class TimedOut(IngestError):
+    """A task's call ran past the handler's ``timeout``.
+
+    ``hung``: the call did not return even after its connections were shut down (handler
+    code stuck in Python): its thread cannot be stopped, so the child retires (the worker
+    replaces it and ends it, which ends the thread).  Such a call is not retried.
+    """
+
+    def __init__(self, message: str, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+
+
 @dataclass
 class Context:
     """A job's loaded handler, excludes and the worker's sessions."""
@@ -85,6 +98,8 @@ class Context:
     s3: S3Reader | None = None
     #: the job's logger (its --log_* options; :mod:`services.ingest.joblog`)
     job_log: Any = None
+    #: called when a timed-out call stays stuck (the child must be replaced)
+    on_hung: Callable[[], None] | None = None
 
     @classmethod
     def load(
@@ -94,15 +109,18 @@ class Context:
         timeouts: concurrent.futures.ThreadPoolExecutor | None = None,
         allowed_roots: Sequence[str] | None = None,
         default_log_level: str = "info",
+        on_hung: Callable[[], None] | None = None,
+        s3_endpoints: Sequence[str] | None = None,
     ) -> Context:
+        """``s3_endpoints``: the S3 endpoints the job may contact (None: not checked)."""
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
-        s3 = S3Reader(o.s3, job.root) if o.s3 is not None else None
+        s3 = S3Reader(o.s3, job.root, s3_endpoints) if o.s3 is not None else None
         job_log = joblog.job_logger(log_config_of(job), default_log_level)
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log)
+        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log, on_hung)
 
     @property
     def logger(self) -> Any:
@@ -149,7 +167,10 @@ class Context:
         return meta
 
     def session(self, meta: dict[str, Any]) -> Any:
-        return self.sessions.get(self.handler.as_user(meta))
+        return self.sessions.get(
+            self.handler.as_user(meta),
+            idle_seconds=self.job.options.irods_idle_disconnect_seconds,
+        )
 
     def retrying(
         self,
@@ -171,6 +192,15 @@ class Context:
                 return self._timed(meta, func, session)
             except (HandlerError, JobFatal):
                 raise
+            except TimedOut as e:
+                if e.hung or attempt >= retries:
+                    raise
+                attempt += 1
+                counts["retries"] += 1
+                logger.warning(
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                )
+                time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
                 if attempt >= retries:
                     raise
@@ -189,12 +219,21 @@ class Context:
         try:
             return future.result(timeout=limit)
         except concurrent.futures.TimeoutError as e:
+            if future.cancel():  # never started (every thread of the pool is busy)
+                raise TimedOut(f"timed out after {limit:g} s (waiting for a thread)") from e
             if session is not None and interrupt(session):
                 # the blocked call returns with an error; wait for it so the session is
-                # not used by two threads at once (handler code that hangs is not waited for)
+                # not used by two threads at once
                 with contextlib.suppress(Exception):
                     future.result(timeout=INTERRUPT_GRACE)
-            raise IngestError(f"timed out after {limit:g} s") from e
+            hung = not future.done()
+            if hung:  # handler code stuck in Python: only ending the process stops it
+                self.logger.error(
+                    "ingest.handler_hung", path=_printable(meta.get("path")), timeout=limit
+                )
+                if self.on_hung is not None:
+                    self.on_hung()
+            raise TimedOut(f"timed out after {limit:g} s", hung=hung) from e
 
 
 def log_config_of(job: Job) -> dict[str, Any]:
@@ -235,6 +274,12 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
             raise JobFatal(str(e)) from None
     elif not os.path.isdir(path):
         raise JobFatal(f"root {_printable(path)} is not a readable directory")
+    else:
+        try:  # listable by the owner? (checked before the target collection is made)
+            with os.scandir(path):
+                pass
+        except OSError as e:
+            raise root_unlisted(path, e) from None
     zone = task.collection.strip("/").split("/")[0]
     if not zone_exists(session, zone):
         raise TargetError(f"target {task.collection}: zone {zone!r} does not exist")
@@ -247,6 +292,17 @@ def check_root(ctx: Context, task: DirTask, session: Any, meta: dict[str, Any]) 
             f"S3 bucket syncs do not support DeleteMode [{mode}]. "
             "Only DeleteMode.DO_NOT_DELETE is supported."
         )
+
+
+def root_unlisted(path: str, e: Exception) -> JobFatal:
+    """The job's root cannot be listed: the job fails saying why and what to check."""
+    if isinstance(e, OSError):
+        why = e.strerror or type(e).__name__
+        return JobFatal(
+            f"root {_printable(path)} cannot be listed: {why}: the job's owner must be able "
+            "to read and enter it"
+        )
+    return JobFatal(f"root {_printable(path)} cannot be listed: {e}")
 
 
 def process_dir(ctx: Context, task: DirTask) -> DirResult:
@@ -290,7 +346,12 @@ def process_dir(ctx: Context, task: DirTask) -> DirResult:
     if tracking and own != task.known_self:
         parent, base = os.path.split(path.rstrip("/") or "/")
         result.entries.append(EntryRecord.of(parent, base, own))
-    listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
+    try:
+        listing = ctx.s3.list_dir(path, ctx.excludes) if ctx.s3 else scan_dir(path, ctx.excludes)
+    except (OSError, IngestError) as e:
+        if task.is_root:  # nothing of the job can be synced: the job fails, not one task
+            raise root_unlisted(path, e) from None
+        raise
     counts["dirs"] += 1
     counts["files_excluded"] += listing.excluded
     for bad in listing.unreadable:
@@ -464,6 +525,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
     logger = ctx.logger
     directory = task.os_dir
     o = ctx.job.options
+    catalog = _catalog_again(ctx, task) if task.recheck else None
     for item in task.items:
         path = os.path.join(directory, item.os_name)
         target = f"{task.collection}/{item.logical}"
@@ -477,6 +539,20 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             meta["s3_etag"] = item.etag
         replicas = [r.replica() for r in item.replicas]
         action = Action(item.action)
+        if catalog is not None and item.logical in catalog:
+            replicas = catalog[item.logical]
+            try:
+                again = recheck(ctx, meta, item, replicas)
+            except Exception as e:
+                counts["files_failed"] += 1
+                logger.error("file failed", path=_printable(path), target=target, error=str(e))
+                continue
+            if again is None:  # the earlier delivery synced it: counted now, not redone
+                counts[_COUNTER.get(item.action, "files_skipped")] += 1
+                if item.stat is not None:
+                    result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
+                continue
+            action = again
         try:
             session = ctx.session(meta)
             outcome = ctx.retrying(
@@ -499,15 +575,48 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             counts["files_failed"] += 1
             logger.error("file failed", path=_printable(path), target=target, error=str(e))
             continue
-        counts[
-            {"created": "files_created", "modified": "files_modified"}.get(
-                outcome.action, "files_skipped"
-            )
-        ] += 1
+        counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
         counts["bytes"] += outcome.bytes
         if item.stat is not None:
             result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
     return result
+
+
+#: the counter of a file by the outcome of its sync, and by the action the listing chose
+_OUTCOME = {"created": "files_created", "modified": "files_modified"}
+_COUNTER = {"create": "files_created", "modify": "files_modified"}
+
+
+def _catalog_again(ctx: Context, task: FileBatchTask) -> dict[str, list[Any]] | None:
+    """The batch's collection as the catalog has it now (None: it cannot be read, and
+    the files go as listed)."""
+    meta = ctx.meta(path=task.os_dir, target=task.collection, task="sync_file")
+    try:
+        return list_data_objects(ctx.session(meta), task.collection)
+    except Exception as e:
+        ctx.logger.warning("redelivered batch: catalog not read again", error=str(e))
+        return None
+
+
+def recheck(
+    ctx: Context, meta: dict[str, Any], item: FileItem, replicas: list[Any]
+) -> Action | None:
+    """What a redelivered file still needs, given the data object found in the catalog:
+    ``None`` when it already equals the file (an earlier delivery of the batch synced it
+    before its worker died), else the action to take now (never a second create)."""
+    session = ctx.session(meta)
+    op = ctx.handler.operation(session, meta)
+    if op is Operation.PUT:  # a put never sets the object's mtime: its size tells
+        if replicas[0].size == item.size:
+            return None
+        raise IngestError(
+            f"{meta['target']} exists with {replicas[0].size} bytes of {item.size}: an "
+            "interrupted put left it; PUT does not overwrite (remove it, or use PUT_SYNC)"
+        )
+    resource = ctx.handler.to_resource(session, meta)
+    physical = ctx.handler.target_path(session, meta) or operations.register_path(meta)
+    action = classify(replicas, item.size, item.mtime, op, physical, resource)
+    return None if action is Action.SKIP else action
 
 
 def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:

@@ -64,6 +64,9 @@ class IngestRequest(BaseModel):
     initial_ingest: bool = False
     ignore_cache: bool = False
     checksum: bool = False
+    irods_idle_disconnect_seconds: int = Field(
+        default=60, ge=1, description="close the job's iRODS connections idle this long"
+    )
     #: the Unix user the job's work runs as (a user principal: itself, may be left unset;
     #: a service account: required, one of the users it acts for)
     owner: str | None = Field(default=None, max_length=32)
@@ -174,6 +177,7 @@ def job_from_request(
         ignore_cache=body.ignore_cache,
         checksum=body.checksum,
         append_json=body.append_json,
+        irods_idle_disconnect_seconds=body.irods_idle_disconnect_seconds,
         s3=source,
     )
     return Job(

@@ -22,12 +22,14 @@ message or an exception's text: errors are built from the S3 error code and mess
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
 import re
 import stat
 import threading
 import urllib.parse
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,9 @@ from services.ingest.scanner import Entry, Excludes, Listing
 from shared.ingest.utils import Operation
 
 DEFAULT_ENDPOINT = "s3.amazonaws.com"
+#: The endpoints an ingest worker may contact unless ``STAGER_INGEST__S3_ENDPOINTS`` says
+#: otherwise: AWS S3 (the anchor's default endpoint and its regional forms), nothing else.
+DEFAULT_ALLOWED_ENDPOINTS = ("s3.amazonaws.com", "s3.*.amazonaws.com", "s3-*.amazonaws.com")
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CHUNK_MIB = 8
 #: The AVU holding an ingested object's ETag (ours: the seed keeps it in Redis, if at all).
@@ -49,6 +54,58 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 class S3Error(IngestError):
     """The bucket could not be read: bad credentials, no such bucket, unreachable."""
+
+
+class EndpointRefused(S3Error):
+    """The job's S3 endpoint (or proxy) is not in the workers' allow-list."""
+
+
+def _host_port(hostport: str) -> tuple[str, int | None]:
+    parts = urllib.parse.urlsplit(f"//{hostport}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # matches no pattern
+    return (parts.hostname or "").lower(), port
+
+
+def endpoint_allowed(hostport: str, allowed: Iterable[str], secure: bool = True) -> bool:
+    """Whether ``host[:port]`` matches a pattern of ``allowed``.
+
+    A pattern is ``host`` or ``host:port``, shell-style wildcards allowed in either part
+    (``*.example.org``, ``127.0.0.1:*``); a pattern without a port matches only the
+    scheme's standard port (443 with TLS, 80 without), which is also the port of an
+    endpoint that names none."""
+    host, port = _host_port(hostport)
+    standard = 443 if secure else 80
+    for pattern in allowed:
+        pattern = pattern.strip().lower()
+        p_host, sep, p_port = pattern.rpartition(":")
+        if not sep or pattern.endswith("]") or (p_host.count(":") and not p_host.endswith("]")):
+            p_host, p_port = pattern, ""  # no port (a bare IPv6 address has colons)
+        if not fnmatch.fnmatchcase(host, p_host.strip("[]")):
+            continue
+        if not p_port:
+            if port in (None, standard):
+                return True
+        elif fnmatch.fnmatchcase(str(standard if port is None else port), p_port):
+            return True
+    return False
+
+
+def check_endpoints(source: S3Source, allowed: Sequence[str]) -> None:
+    """Refuse (:class:`EndpointRefused`) a source whose endpoint or proxy the ingest
+    workers may not contact (``STAGER_INGEST__S3_ENDPOINTS``)."""
+    hint = (
+        "the ingest workers may contact only the S3 endpoints in STAGER_INGEST__S3_ENDPOINTS"
+        f" ({', '.join(allowed) or 'none'}): use one of those, or ask the operator to add it"
+    )
+    if not endpoint_allowed(source.endpoint_domain, allowed, source.secure):
+        raise EndpointRefused(f"S3 endpoint {source.endpoint_domain} is not allowed: {hint}")
+    if source.proxy_url:
+        proxy = urllib.parse.urlsplit(source.proxy_url)
+        if not endpoint_allowed(proxy.netloc, allowed, proxy.scheme == "https"):
+            raise EndpointRefused(f"S3 proxy {proxy.netloc} is not allowed: {hint}")
 
 
 class S3Source(BaseModel):
@@ -170,13 +227,45 @@ def read_keypair(path: str) -> tuple[str, str]:
     return access, secret
 
 
-def _describe(e: Exception) -> str:
-    """An S3 or network error as one line without secrets (code and message only)."""
+#: URL user-info (``//user:password@``) and signed-request query values.
+_USERINFO = re.compile(r"(?<=//)[^/@\s'\"]+@")
+_SIGNED = re.compile(
+    r"((?:X-Amz-(?:Credential|Signature|Security-Token)|AWSAccessKeyId|Signature)=)[^&\s'\"]*",
+    re.IGNORECASE,
+)
+#: How long an error's message may be in a job's error or a log line.
+MESSAGE_LIMIT = 300
+
+
+def _describe(e: Exception, secrets: Iterable[str] = ()) -> str:
+    """An S3 or network error as one line without secrets.
+
+    S3 errors: their code and message.  Others (connection refused, TLS, timeouts): the
+    type name and the message, with the key pair's values, URL user-info and signed
+    query values removed, on one line and at most :data:`MESSAGE_LIMIT` characters."""
     code = getattr(e, "code", None)
     message = getattr(e, "message", None)
     if code:
-        return f"{code}: {message}" if message else str(code)
-    return type(e).__name__
+        text = f"{code}: {message}" if message else str(code)
+    else:
+        text = _sanitized(str(e), secrets)
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _sanitized(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _USERINFO.sub("***@", text)
+    text = _SIGNED.sub(r"\1***", text)
+    text = " ".join(text.split())
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 3] + "..."
+    return text
 
 
 @dataclass(frozen=True)
@@ -230,11 +319,16 @@ class EtagCheck:
 class S3Reader:
     """One job's view of its bucket, in the owner's child (thread-safe, lazy client)."""
 
-    def __init__(self, source: S3Source, root: str) -> None:
+    def __init__(
+        self, source: S3Source, root: str, allowed_endpoints: Sequence[str] | None = None
+    ) -> None:
         self.source = source
         self.root = root
         self.bucket, self.prefix = split_root(root)
+        #: None: not checked (the worker passes its STAGER_INGEST__S3_ENDPOINTS)
+        self.allowed_endpoints = allowed_endpoints
         self._client: Any = None
+        self._secrets: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     # --- the client -------------------------------------------------------------------
@@ -250,7 +344,10 @@ class S3Reader:
         import urllib3
         from minio import Minio
 
+        if self.allowed_endpoints is not None:
+            check_endpoints(self.source, self.allowed_endpoints)
         access, secret = read_keypair(self.source.keypair)
+        self._secrets = (access, secret)
         timeout = urllib3.Timeout(connect=30.0, read=120.0)
         retries = urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504])
         http: Any
@@ -271,7 +368,7 @@ class S3Reader:
 
     def _fail(self, what: str, e: Exception) -> S3Error:
         where = f"{'https' if self.source.secure else 'http'}://{self.source.endpoint_domain}"
-        return S3Error(f"S3 {what} at {where}: {_describe(e)}")
+        return S3Error(f"S3 {what} at {where}: {_describe(e, self._secrets)}")
 
     # --- the job's root ---------------------------------------------------------------
 

@@ -38,7 +38,7 @@ JOB_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
 class JobState(StrEnum):
     WAITING = "waiting"  # due at next_run_at (a new job, or a periodic job between passes)
-    RUNNING = "running"
+    RUNNING = "running"  # next_run_at: the claim's lease, until the root task is published
     COMPLETED = "completed"
     FAILED = "failed"  # the job itself failed (bad target, bad handler); see ``error``
     STOPPED = "stopped"
@@ -216,6 +216,9 @@ jobs_table = sa.Table(
     *(sa.Column(c, sa.BigInteger, nullable=False, default=0) for c in COUNTERS),
 )
 _ZERO = dict.fromkeys(COUNTERS, 0)
+#: Seconds a worker that claimed a pass has to publish its root task (renewed while
+#: pre_job runs); after that the pass counts as stalled and another worker starts it.
+CLAIM_LEASE = 60.0
 #: PostgreSQL advisory lock held while the tables are created (any fixed 64-bit number)
 _SCHEMA_LOCK = 0x5354_4749_4E47
 #: Tasks of running passes whose counters were applied (deleted when the pass ends).
@@ -333,6 +336,34 @@ def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _starting(name: str, generation: int) -> tuple[Any, ...]:
+    """The pass ``generation`` of ``name`` is running and its root task not published."""
+    t = jobs_table
+    return (
+        t.c.name == name,
+        t.c.generation == generation,
+        t.c.state == JobState.RUNNING,
+        t.c.next_run_at.is_not(None),
+    )
+
+
+def _lease_ended(now: float) -> tuple[Any, ...]:
+    """A running pass whose claim's lease ended and none of whose tasks was done (a pass
+    with a done task has started, whatever ``next_run_at`` says)."""
+    t, d = jobs_table, done_table
+    any_task = (
+        sa.select(d.c.task_id)
+        .where(d.c.job == t.c.name, d.c.generation == t.c.generation, ~d.c.task_id.startswith(":"))
+        .exists()
+    )
+    return (
+        t.c.state == JobState.RUNNING,
+        t.c.next_run_at.is_not(None),
+        t.c.next_run_at <= now,
+        ~any_task,
+    )
 
 
 def _insert_ignore(conn: AsyncConnection, values: list[dict[str, Any]]) -> Any:
@@ -476,8 +507,14 @@ class JobStore:
             )
             return [r.name for r in rows]
 
-    async def claim(self, name: str, now: float | None = None) -> Job | None:
-        """Start a pass if the job is due and nobody else started it; counters reset."""
+    async def claim(
+        self, name: str, now: float | None = None, lease: float = CLAIM_LEASE
+    ) -> Job | None:
+        """Start a pass if the job is due and nobody else started it; counters reset.
+
+        The claiming worker then has ``lease`` seconds (``next_run_at``, renewed while
+        pre_job runs) to publish the pass's root task (:meth:`started`); a pass whose
+        lease ran out is :meth:`stalled` and another worker starts it again."""
         now = time.time() if now is None else now
         t = jobs_table
         async with self.engine.begin() as conn:
@@ -491,6 +528,7 @@ class JobStore:
                     pending=1,
                     started_at=now,
                     finished_at=None,
+                    next_run_at=now + lease,
                     error=None,
                     **{**_ZERO, "tasks_total": 1},
                 )
@@ -499,6 +537,71 @@ class JobStore:
                 return None
             await conn.execute(_forget(name))
         return await self.get(name)
+
+    async def renew_claim(
+        self, name: str, generation: int, now: float | None = None, lease: float = CLAIM_LEASE
+    ) -> bool:
+        """Extend the lease of a pass still starting (False: started, ended or stopped)."""
+        now = time.time() if now is None else now
+        t = jobs_table
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                sa.update(t).where(*_starting(name, generation)).values(next_run_at=now + lease)
+            )
+        return res.rowcount == 1
+
+    async def started(self, name: str, generation: int) -> None:
+        """The pass's root task is published: no other worker starts it again."""
+        t = jobs_table
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t).where(*_starting(name, generation)).values(next_run_at=None)
+            )
+
+    async def stalled(self, now: float | None = None) -> list[str]:
+        """Running jobs whose pass was claimed but not started within its lease (the
+        claiming worker died between the claim and publishing the root task)."""
+        now = time.time() if now is None else now
+        t = jobs_table
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(t.c.name).where(*_lease_ended(now)))
+            return [r.name for r in rows]
+
+    async def reclaim(
+        self, name: str, now: float | None = None, lease: float = CLAIM_LEASE
+    ) -> Job | None:
+        """Take over a stalled pass (same generation, counters kept) if nobody else did."""
+        now = time.time() if now is None else now
+        t = jobs_table
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                sa.update(t)
+                .where(t.c.name == name, *_lease_ended(now))
+                .values(next_run_at=now + lease)
+            )
+        return await self.get(name) if res.rowcount == 1 else None
+
+    async def mark(self, name: str, generation: int, step: str) -> None:
+        """Record that ``step`` (e.g. ``pre_job``) of this pass was done (once per pass)."""
+        row = {
+            "job": name,
+            "generation": generation,
+            "task_id": f":{step}",
+            "children": 0,
+            "published": True,
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(_insert_ignore(conn, [row]))
+
+    async def marked(self, name: str, generation: int, step: str) -> bool:
+        d = done_table
+        async with self.engine.connect() as conn:
+            row = await conn.execute(
+                sa.select(d.c.task_id).where(
+                    d.c.job == name, d.c.generation == generation, d.c.task_id == f":{step}"
+                )
+            )
+            return row.first() is not None
 
     async def complete(
         self,

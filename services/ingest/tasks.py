@@ -145,6 +145,9 @@ class FileBatchTask(_Body):
     dir_path_b64: str | None = None
     collection: str
     items: list[FileItem]
+    #: a redelivery of a batch whose counters were never committed (its worker died while
+    #: or after syncing it): the child looks at the catalog again before each file
+    recheck: bool = False
 
     @property
     def os_dir(self) -> str:

@@ -28,7 +28,7 @@ from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, Targ
 from services.ingest.metrics import IngestMetrics
 from services.ingest.owners import ChildPolicy, OwnerChildren, job_identity
 from services.ingest.processing import JobFatal
-from services.ingest.store import EntryRow, Job, JobState, JobStore, TaskDone
+from services.ingest.store import CLAIM_LEASE, EntryRow, Job, JobState, JobStore, TaskDone
 from services.ingest.tasks import (
     DeleteTask,
     DirTask,
@@ -51,18 +51,21 @@ PUBLISH_TIMEOUT = 30.0
 AnyTask = DirTask | FileBatchTask | DeleteTask
 #: Test hook: ``KIND:N`` makes the process SIGKILL itself right after committing the
 #: counters of its Nth task of that kind (``dir``, ``files``, ``delete`` or ``any``),
-#: before it publishes the task's children, ends the pass or acks the task.
+#: before it publishes the task's children, ends the pass or acks the task;
+#: ``KIND:N:before``: once the task's work is done, before its counters are committed;
+#: ``claim:N``: right after claiming its Nth pass, before ``start_pass``.
 CRASH_ENV = "STAGER_INGEST_TEST_EXIT_AFTER_COMMIT"
 #: How often the scheduler removes finished jobs older than the retention (seconds).
 PURGE_EVERY = 60.0
 
 
-def _crash_point() -> tuple[str, int] | None:
+def _crash_point() -> tuple[str, int, str] | None:
     spec = os.environ.get(CRASH_ENV)
     if not spec:
         return None
-    kind, _, n = spec.partition(":")
-    return kind, int(n or "1")
+    kind, _, rest = spec.partition(":")
+    n, _, when = rest.partition(":")
+    return kind, int(n or "1"), when or "after"
 
 
 async def publish_tasks(
@@ -122,6 +125,7 @@ class IngestWorker:
         metrics: IngestMetrics | None = None,
         poll: float = SCHEDULER_POLL,
         retention: float = 0.0,
+        claim_lease: float = CLAIM_LEASE,
     ) -> None:
         self.store = store
         self.connection = connection
@@ -129,6 +133,7 @@ class IngestWorker:
         self.concurrency = concurrency
         self.poll = poll
         self.retention = retention
+        self.claim_lease = claim_lease
         self._purged = 0.0
         self.signer = signer
         self.gate = gate
@@ -190,13 +195,27 @@ class IngestWorker:
     # --- scheduler -------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Start every due pass this worker manages to claim (pre_job fires here)."""
+        """Start every due pass this worker manages to claim (pre_job fires here), and
+        every stalled one it takes over (claimed by a worker that died before starting it)."""
         for name in await self.store.due():
-            job = await self.store.claim(name)
+            job = await self.store.claim(name, lease=self.claim_lease)
             if job is not None:
+                self._maybe_crash(None, "after", kind="claim")
+                await self.start_pass(job)
+        for name in await self.store.stalled():
+            job = await self.store.reclaim(name, lease=self.claim_lease)
+            if job is not None:
+                log.warning(
+                    "ingest pass taken over: the worker that claimed it did not start it",
+                    ingest_job=job.name,
+                    generation=job.generation,
+                )
                 await self.start_pass(job)
 
     async def start_pass(self, job: Job) -> None:
+        """pre_job (once per pass), then publish the root task; safe to run again for the
+        same pass (a worker taking over a stalled claim): a pre_job already done is not
+        repeated, and a root task published twice counts once (its task id)."""
         assert self._channel is not None
         logger = log.bind(ingest_job=job.name, generation=job.generation)
         try:
@@ -204,11 +223,16 @@ class IngestWorker:
         except OwnerRefused as e:
             await self.fail(job, e.message)
             return
-        try:
-            await self.children.call(owner, "pre_job", job)
-        except Exception as e:
-            await self.fail(job, f"pre_job failed: {e}")
-            return
+        if not await self.store.marked(job.name, job.generation, "pre_job"):
+            renew = asyncio.create_task(self._hold_claim(job), name="ingest-claim-lease")
+            try:
+                await self.children.call(owner, "pre_job", job)
+            except Exception as e:
+                await self.fail(job, f"pre_job failed: {e}")
+                return
+            finally:
+                renew.cancel()
+            await self.store.mark(job.name, job.generation, "pre_job")
         root = DirTask(
             task_id=f"{job.name}.{job.generation}.root",
             job=job.name,
@@ -220,8 +244,16 @@ class IngestWorker:
         if await publish_tasks(self._channel, self.names, [root], self.signer) != 1:
             await self.fail(job, "cannot publish the root task")
             return
+        await self.store.started(job.name, job.generation)
         self.metrics.passes.labels("started").inc()
         logger.info("ingest pass started", passes=job.passes, owner=owner.name)
+
+    async def _hold_claim(self, job: Job) -> None:
+        """Renew the claim's lease while pre_job runs (a long pre_job is not taken over)."""
+        while True:
+            await asyncio.sleep(self.claim_lease / 3)
+            with contextlib.suppress(Exception):  # the store may be briefly unavailable
+                await self.store.renew_claim(job.name, job.generation, lease=self.claim_lease)
 
     async def fail(self, job: Job, error: str) -> None:
         """The job itself failed (this pass ends; its queued work is dropped)."""
@@ -250,6 +282,9 @@ class IngestWorker:
             if done is not None:
                 await self.replay(job, task, done, bool(message.redelivered))
                 return
+            if message.redelivered and isinstance(task, FileBatchTask):
+                # its worker may have synced some files before it died: look again
+                task = task.model_copy(update={"recheck": True})
             await self.handle(job, task)
 
     async def replay(self, job: Job, task: AnyTask, done: TaskDone, redelivered: bool) -> None:
@@ -307,6 +342,7 @@ class IngestWorker:
                 counts["files_failed"] += len(task.items)
             log.error("ingest task failed", ingest_job=job.name, kind=task.kind, error=str(e))
         self.metrics.count_task(task.kind, counts)
+        self._maybe_crash(task, "before")
         await self.account(job, task, children, counts, entries)
 
     async def account(
@@ -333,7 +369,7 @@ class IngestWorker:
         )
         if done is None or not done.applied:
             return  # stopped meanwhile, or another delivery of this task counted it
-        self._maybe_crash(task)
+        self._maybe_crash(task, "after")
         pending: int | None = done.pending
         if children:
             pending = await self.publish_children(job, task, children)
@@ -356,14 +392,16 @@ class IngestWorker:
         await self.store.published(job.name, job.generation, task.task_id)
         return pending
 
-    def _maybe_crash(self, task: AnyTask) -> None:
-        if self._crash is None:
+    def _maybe_crash(self, task: AnyTask | None, when: str, kind: str | None = None) -> None:
+        """The test hook of :data:`CRASH_ENV` (``task``: None for ``claim``)."""
+        if self._crash is None or self._crash[2] != when:
             return
-        kind, n = self._crash
-        self._committed[task.kind] += 1
-        self._committed["any"] += 1
-        if self._committed[kind] == n:
-            log.warning("ingest test hook: killed after a commit", task=task.task_id)
+        want, n = self._crash[0], self._crash[1]
+        kinds = [task.kind, "any"] if task is not None else [kind or ""]
+        for k in kinds:
+            self._committed[f"{when}:{k}"] += 1
+        if want in kinds and self._committed[f"{when}:{want}"] == n:
+            log.warning("ingest test hook: killed", when=when, kind=want, n=n)
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def end_pass(self, job: Job) -> None:

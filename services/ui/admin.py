@@ -1,6 +1,8 @@
-"""``/admin``: the admin page (queues, workers, intake, jobs of every user, dead letters)
-and ``/admin/jobs/{id}`` (one job and its attempts), server-rendered from the API's
-``/v1/admin/...`` as the logged-in user.
+"""``/admin``: the admin overview (intake, workers, jobs of every user),
+``/admin/queues`` (every queue with ready, unacked, consumers and oldest age; the
+dead-letter queue with requeue and discard) and ``/admin/jobs/{id}`` (one job and its
+attempts), server-rendered from the API's ``/v1/admin/...`` as the logged-in user.
+:func:`services.ui.views.admin_role` tells the main page whether to show its "Admin" link.
 
 Who may see it is the API's call (``GET /v1/admin/me``: 403 for anyone not in an admin
 group). Read-only administrators see the page without its forms. Every change is a form
@@ -52,32 +54,49 @@ async def _api(request: web.Request, method: str, path: str, **kw: Any) -> Any:
         raise
 
 
-async def page(request: web.Request) -> web.StreamResponse:
-    """``GET /admin``."""
+async def _me(request: web.Request, path: str) -> Any:
+    """The caller's admin identity, after sending a visitor without a session to log in."""
     try:
         session_of(request)
     except SessionExpired:
-        raise web.HTTPFound("/auth/login?next=/admin") from None
-    me = await _api(request, "GET", "/v1/admin/me")
+        raise web.HTTPFound("/auth/login?" + urlencode({"next": path})) from None
+    return await _api(request, "GET", "/v1/admin/me")
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    """``GET /admin``."""
+    me = await _me(request, "/admin")
     filters = {k: request.query[k] for k in _FILTERS if request.query.get(k)}
     jobs = await _api(request, "GET", "/v1/admin/jobs", params={**filters, "limit": "50"})
-    try:
-        dead = await _api(request, "GET", "/v1/admin/deadletters", params={"limit": "50"})
-    except ApiError as e:
-        dead = {"depth": None, "letters": [], "truncated": False, "error": e.message}
     return _render(
         request,
         "admin.html",
         me=me,
         can_act=me.get("role") == "admin",
         intake=await _api(request, "GET", "/v1/admin/intake"),
-        queues=await _api(request, "GET", "/v1/admin/queues"),
         workers=(await _api(request, "GET", "/v1/admin/workers"))["workers"],
         jobs=jobs,
-        dead=dead,
         filters=filters,
         states=STATES,
         job_actions=JOB_ACTIONS,
+        done=request.query.get("done", "")[:200],
+    )
+
+
+async def queues_page(request: web.Request) -> web.StreamResponse:
+    """``GET /admin/queues``: the queues and the head of the dead-letter queue."""
+    me = await _me(request, "/admin/queues")
+    try:
+        dead = await _api(request, "GET", "/v1/admin/deadletters", params={"limit": "50"})
+    except ApiError as e:
+        dead = {"depth": None, "letters": [], "truncated": False, "error": e.message}
+    return _render(
+        request,
+        "admin_queues.html",
+        me=me,
+        can_act=me.get("role") == "admin",
+        queues=await _api(request, "GET", "/v1/admin/queues"),
+        dead=dead,
         dead_actions=DEAD_ACTIONS,
         done=request.query.get("done", "")[:200],
     )
@@ -86,17 +105,13 @@ async def page(request: web.Request) -> web.StreamResponse:
 async def job_page(request: web.Request) -> web.StreamResponse:
     """``GET /admin/jobs/{id}``: one job with every attempt of every run."""
     task_id = request.match_info["id"]
-    try:
-        session_of(request)
-    except SessionExpired:
-        raise web.HTTPFound("/auth/login?" + urlencode({"next": request.path})) from None
-    me = await _api(request, "GET", "/v1/admin/me")
+    me = await _me(request, request.path)
     detail = await _api(request, "GET", f"/v1/admin/jobs/{quote(task_id[:64], safe='')}")
     return _render(request, "admin_job.html", me=me, d=detail)
 
 
-def _back(done: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther("/admin?" + urlencode({"done": done}))
+def _back(done: str, page: str = "/admin") -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(page + "?" + urlencode({"done": done}))
 
 
 async def _form(request: web.Request) -> MultiDictProxy[Any]:
@@ -120,13 +135,24 @@ def _ids(form: MultiDictProxy[Any]) -> list[str]:
 
 
 async def _confirmed(
-    request: web.Request, form: MultiDictProxy[Any], what: str, action: str, ids: list[str]
+    request: web.Request,
+    form: MultiDictProxy[Any],
+    what: str,
+    action: str,
+    ids: list[str],
+    back: str = "/admin",
 ) -> web.Response | None:
     """The confirmation dialog, unless the form says it was confirmed."""
     if form.get("confirm") is not None:
         return None
     return _render(
-        request, "admin_confirm.html", what=what, action=action, ids=ids, target=request.path
+        request,
+        "admin_confirm.html",
+        what=what,
+        action=action,
+        ids=ids,
+        target=request.path,
+        back=back,
     )
 
 
@@ -153,12 +179,13 @@ async def post_dead(request: web.Request) -> web.StreamResponse:
     if action not in DEAD_ACTIONS:
         raise InvalidInput(f"unknown action: use one of {', '.join(DEAD_ACTIONS)}")
     ids = _ids(form)
-    dialog = await _confirmed(request, form, "dead letter", action, ids)
+    dialog = await _confirmed(request, form, "dead letter", action, ids, back="/admin/queues")
     if dialog is not None:
         return dialog
     body = {"ids": ids, "confirm": _count(form)}
     result = await _api(request, "POST", f"/v1/admin/deadletters/{action}", json=body)
-    raise _back(f"{action}: {len(result['done'])} done, {len(result['skipped'])} not changed")
+    done = f"{action}: {len(result['done'])} done, {len(result['skipped'])} not changed"
+    raise _back(done, "/admin/queues")
 
 
 def _count(form: MultiDictProxy[Any]) -> int:
@@ -171,6 +198,7 @@ def _count(form: MultiDictProxy[Any]) -> int:
 def add_routes(app: web.Application) -> None:
     """The admin page's routes."""
     app.router.add_get("/admin", page)
+    app.router.add_get("/admin/queues", queues_page)
     app.router.add_get("/admin/jobs/{id}", job_page)
     app.router.add_post("/admin/intake", post_intake)
     app.router.add_post("/admin/jobs", post_jobs)

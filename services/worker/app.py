@@ -164,6 +164,7 @@ class Worker:
             slots=s.concurrency,
             running=self._running_children,
             confirm_timeout=s.broker.confirm_timeout,
+            retry_queues=self.topology.retry_queue_names(),
         )
         self.heartbeat.start()
         log.info("worker.started", concurrency=s.concurrency, prefix=self.names.prefix)

@@ -1,7 +1,8 @@
 """The worker's status heartbeat: every ``HEARTBEAT_INTERVAL`` seconds a signed
 ``WorkerStatus`` on the ``<p>.workers`` fanout (hostname, slots, running task ids and the
-pids of their children), and a last one saying ``stopping`` when the worker shuts down.
-Every API replica keeps the latest per worker (``services.api.admin.workers``)."""
+pids of their children, the retry delay queues its settings declared), and a last one
+saying ``stopping`` when the worker shuts down. Every API replica keeps the latest per
+worker (``services.api.admin.workers``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aio_pika.abc import AbstractExchange
 
@@ -45,8 +46,10 @@ class Heartbeat:
         running: RunningView,
         interval: float = HEARTBEAT_INTERVAL,
         confirm_timeout: float = 10.0,
+        retry_queues: Sequence[str] = (),
     ) -> None:
         self.exchange = exchange
+        self.retry_queues = list(retry_queues)
         self.signer = signer
         self.slots = slots
         self.running = running
@@ -71,6 +74,7 @@ class Heartbeat:
                 for t, pid, began in self.running()[:1024]
             ],
             interval=self.interval,
+            retry_queues=self.retry_queues,
             stopping=stopping,
             started_at=self.started_at,
         )

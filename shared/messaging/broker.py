@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,8 +81,11 @@ def make_message(
     reply_to: str | None = None,
     expiration: float | None = None,
     signer: Signer | None = None,
+    timestamp: datetime | None = None,
 ) -> aio_pika.Message:
-    """A persistent JSON message, signed by ``signer`` (:mod:`shared.messaging.signing`)."""
+    """A persistent JSON message, signed by ``signer`` (:mod:`shared.messaging.signing`),
+    stamped with when it was published (``timestamp``, default now: what the admin view's
+    oldest-message age reads; not signed, never trusted for anything else)."""
     all_headers = dict(headers or {})
     if signer is not None:
         all_headers.update(
@@ -103,6 +107,7 @@ def make_message(
         correlation_id=correlation_id,
         reply_to=reply_to,
         expiration=expiration,
+        timestamp=timestamp or datetime.now(UTC),
     )
 
 

@@ -165,9 +165,22 @@ class Topology:
         """Every durable queue of this topology."""
         n = self.names
         queues = [n.dead_queue, n.tasks_queue, n.priority_queue, n.events_queue, n.dir_rpc_queue]
-        for route in (ROUTE_NORMAL, ROUTE_PRIORITY):
-            queues += [n.retry_queue(route, d) for d in sorted(self.retry_delays_ms)]
-        return [*queues, *self.ingest_queue_names()]
+        return [*queues, *self.retry_queue_names(), *self.ingest_queue_names()]
+
+    def retry_queue_names(self) -> list[str]:
+        """The delay queues of this topology's retry delays (both routes)."""
+        n = self.names
+        return [
+            n.retry_queue(route, d)
+            for route in (ROUTE_NORMAL, ROUTE_PRIORITY)
+            for d in sorted(self.retry_delays_ms)
+        ]
+
+    def delivery_limited_queues(self) -> frozenset[str]:
+        """Queues declared with ``x-delivery-limit``: a returned delivery (a peek) counts
+        against the message's limit there, so the admin view never peeks at them."""
+        n = self.names
+        return frozenset([n.tasks_queue, n.priority_queue, *self.ingest_queue_names()])
 
     def ingest_queue_names(self) -> list[str]:
         """The ingest workers' queues."""

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import socket
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -19,7 +20,13 @@ from services.api.keys import SIGNER, STORE
 from shared.messaging import broker
 from shared.messaging.messages import RunningChild, TaskMessage, WorkerStatus, utcnow
 from shared.messaging.signing import Role
-from shared.messaging.topology import TYPE_HEARTBEAT, TYPE_TASK
+from shared.messaging.topology import (
+    ROUTE_NORMAL,
+    ROUTE_PRIORITY,
+    TYPE_HEARTBEAT,
+    TYPE_TASK,
+    Topology,
+)
 from tests.api.conftest import ALICE, BOB, DR_PASS, WIDE, WIDE_PW, WORKER_SIGNER, Api, job
 from tests.api.test_end_to_end import alice_dir, start_stack, until  # noqa: F401 - fixtures
 from tests.conftest import signing_key_set
@@ -226,9 +233,9 @@ async def test_dead_letters_requeue_from_the_store_signed_afresh(make_api: Any) 
     assert by_id[task_id]["jobState"] == "pending" and by_id[task_id]["stagerUser"] == ALICE
     assert not by_id["forged-1"]["signed"] and not by_id["forged-1"]["requeueable"]
     assert by_id["forged-1"]["rejectReason"] == "unsigned" and by_id["forged-1"]["jobState"] is None
-    # listing leaves them there
+    # listing leaves them there (and answers once they are back: the next request sees them)
     body = await (await c.get("/v1/admin/deadletters", headers=h)).json()
-    assert body["depth"] == 2
+    assert body["depth"] == 2 and len(body["letters"]) == 2
     r = await c.post("/v1/admin/deadletters/requeue", json={"all": True, "confirm": 1}, headers=h)
     assert r.status == 409  # two match
     r = await c.post("/v1/admin/deadletters/requeue", json={"all": True, "confirm": 2}, headers=h)
@@ -250,10 +257,11 @@ async def test_dead_letters_requeue_from_the_store_signed_afresh(make_api: Any) 
     assert (await r.json())["done"] == ["forged-1"]
     body = await (await c.get("/v1/admin/deadletters", headers=h)).json()
     assert body["depth"] == 0
-    r = await c.post(
-        "/v1/admin/deadletters/discard", json={"ids": ["x"], "confirm": 0}, headers=viewer(api)
-    )
-    assert r.status == 403
+    for action in ("requeue", "discard"):  # read-only administrators may not act
+        r = await c.post(
+            f"/v1/admin/deadletters/{action}", json={"all": True, "confirm": 0}, headers=viewer(api)
+        )
+        assert r.status == 403
     assert [x["action"] for x in audit_lines(api)] == [
         "deadletters.requeue",
         "deadletters.discard",
@@ -278,6 +286,88 @@ async def test_queues_show_depth_consumers_and_oldest_age(make_api: Any) -> None
     assert queues[api.names.events_queue]["consumers"] == 1  # this API's event consumer
     assert body["held"] == 0 and body["intakePaused"] is False
     await api.drain(api.names.priority_queue)
+
+
+async def _queues(api: Api) -> dict[str, dict[str, Any]]:
+    body = await (await api.client.get("/v1/admin/queues", headers=viewer(api))).json()
+    return {q["name"]: q for q in body["queues"]}
+
+
+async def test_queues_show_unacked_retry_and_dead_letter_ages(make_api: Any) -> None:
+    """Every queue of the topology and the retry queues the workers report; unacked
+    deliveries of a task queue; the peeked head's age, the head left in place."""
+    api = await admin_api(make_api, run_dispatcher=False)
+    n = api.names
+    retry = Topology(names=n, retry_delays_ms=frozenset({600_000}))
+    retry_q = n.retry_queue(ROUTE_NORMAL, 600_000)
+    channel = await api.amqp.channel(publisher_confirms=True)
+    worker_ch = await api.amqp.channel()
+    try:
+        await channel.declare_queue(
+            retry_q, durable=True, arguments=retry.retry_queue_arguments(ROUTE_NORMAL, 600_000)
+        )
+        before = await _queues(api)
+        assert set(Topology(names=n).queue_names()) == set(before)  # no worker: no retry queue
+        host = socket.gethostname()
+        status = WorkerStatus(
+            worker_id=f"{host}:77",
+            hostname=host,
+            pid=77,
+            slots=1,
+            interval=15.0,
+            started_at=utcnow(),
+            retry_queues=[*retry.retry_queue_names(), "other.retry.normal.5", f"{n.prefix}.x"],
+        )
+        await _beat(api, status)
+        await _workers(api, 1)
+        # a task a worker holds unacknowledged, another still ready
+        await submit(api, 2)
+        from services.api.keys import DISPATCHER
+
+        await api.app[DISPATCHER].run_once()
+        held: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+        await worker_ch.set_qos(prefetch_count=1)  # like a worker with one slot
+        await (await worker_ch.get_queue(n.priority_queue)).consume(held.put)
+        taken = await asyncio.wait_for(held.get(), 10)
+        old = utcnow() - timedelta(seconds=120)
+        await channel.default_exchange.publish(
+            broker.make_message(b"{}", message_id="r-1", type_=TYPE_TASK, timestamp=old),
+            routing_key=retry_q,
+        )
+        died = utcnow() - timedelta(seconds=300)
+        x_death = [{"reason": "delivery_limit", "queue": n.tasks_queue, "count": 1, "time": died}]
+        letter = broker.make_message(
+            b"{}", message_id="d-1", type_=TYPE_TASK, headers={"x-death": x_death}
+        )
+        await _dead(api, letter)
+        for _ in range(2):  # peeking leaves every head where it was
+            queues = await _queues(api)
+            prio = queues[n.priority_queue]
+            assert (prio["ready"], prio["unacked"], prio["consumers"]) == (1, 1, 1)
+            assert prio["unackedSource"].startswith("task store")
+            assert queues[n.tasks_queue]["unacked"] == 0
+            assert set(queues) == set(before) | {retry_q, n.retry_queue(ROUTE_PRIORITY, 600_000)}
+            r = queues[retry_q]
+            assert r["ready"] == 1 and r["unacked"] == 0 and "600 s" in r["purpose"]
+            assert 120 <= r["oldestAge"] < 180 and "published" in r["oldestSource"]
+            d = queues[n.dead_queue]
+            assert d["ready"] == 1 and 300 <= d["oldestAge"] < 360
+            assert "died" in d["oldestSource"]
+            ev = queues[n.events_queue]
+            assert ev["consumers"] == 1 and ev["unacked"] is None  # the API's own consumer
+            assert "management" in ev["unackedSource"]
+            assert queues[n.ingest_files_queue]["oldestAge"] is None
+        await worker_ch.close()  # the "worker" goes: its delivery returns
+        prio = (await _queues(api))[n.priority_queue]
+        assert (prio["ready"], prio["unacked"], prio["consumers"]) == (2, 0, 0)
+        assert taken.delivery_tag
+    finally:
+        await channel.queue_delete(retry_q)
+        await channel.close()
+        if not worker_ch.is_closed:
+            await worker_ch.close()
+    await api.drain(n.priority_queue)
+    await api.drain(n.dead_queue)
 
 
 async def _beat(api: Api, status: WorkerStatus, signer: Any = WORKER_SIGNER) -> None:

@@ -148,39 +148,63 @@ def test_a_custom_resource_without_a_vendored_crd_fails() -> None:
     assert "no vendored CRD" in _errors(doc)[0]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_broker_users_and_permissions_are_those_of_scripts_broker_users(overlay: str) -> None:
-    """One source of truth: the Permission regexes are ``broker_users.permissions`` for the
-    production prefix, on its vhost, for users named as ``broker_users`` names them."""
-    docs = build(overlay)
-    vhosts = [d for d in docs if d["kind"] == "Vhost"]
-    assert [v["spec"]["name"] for v in vhosts] == [DEFAULT_VHOST]
+def broker_problems(docs: list[Doc]) -> list[str]:
+    """Where the broker's Vhost, Users and Permissions differ from ``scripts.broker_users``
+    (one source of truth: the production prefix, its vhost, users named as it names them)
+    plus KEDA's user, which may read queue lengths and nothing else."""
+    out = []
+    vhosts = [d["spec"]["name"] for d in docs if d["kind"] == "Vhost"]
+    if vhosts != [DEFAULT_VHOST]:
+        out.append(f"vhosts {vhosts}, not [{DEFAULT_VHOST!r}]")
     perms = {d["spec"]["user"]: d["spec"] for d in docs if d["kind"] == "Permission"}
     users = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "User"}
     for role in ROLES:
         name = f"{DEFAULT_VHOST}-{role}"  # BrokerUsers(users_prefix=vhost).user(role)
         expected = permissions(role, re.escape(DEFAULT_PREFIX))
-        spec = perms.pop(name)
-        assert spec["vhost"] == DEFAULT_VHOST
+        spec = perms.pop(name, None)
+        if spec is None:
+            out.append(f"{name}: no Permission")
+            continue
+        if spec.get("vhost") != DEFAULT_VHOST:
+            out.append(f"{name}: permission on vhost {spec.get('vhost')!r}")
         want = {"configure": expected.configure, "write": expected.write, "read": expected.read}
-        assert spec["permissions"] == want, f"{name}: topology.yaml differs from broker_users"
-        assert users.pop(name)["tags"] == []
-    # the one extra user: KEDA's, which may read queue lengths and nothing else
-    assert set(perms) == set(users) == {f"{DEFAULT_VHOST}-keda"}
-    keda = perms[f"{DEFAULT_VHOST}-keda"]["permissions"]
-    assert keda == {"configure": "^$", "write": "^$", "read": "^$"}
-    assert users[f"{DEFAULT_VHOST}-keda"]["tags"] == ["management"]
+        if spec.get("permissions") != want:
+            out.append(f"{name}: permissions differ from scripts/broker_users.py")
+        if users.pop(name, {}).get("tags") != []:
+            out.append(f"{name}: a user with tags (or none)")
+    keda = f"{DEFAULT_VHOST}-keda"
+    if set(perms) != {keda} or set(users) != {keda}:
+        out.append(f"extra users or permissions: {sorted(set(perms) | set(users))}")
+    elif perms[keda].get("permissions") != {"configure": "^$", "write": "^$", "read": "^$"}:
+        out.append(f"{keda}: may do more than read queue lengths")
+    elif users[keda].get("tags") != ["management"]:
+        out.append(f"{keda}: tags {users[keda].get('tags')}, not [management]")
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_broker_users_and_permissions_are_those_of_scripts_broker_users(overlay: str) -> None:
+    assert broker_problems(build(overlay)) == []
+
+
+def consumer_timeout_problems(docs: list[Doc]) -> list[str]:
+    """RabbitMQ's ``consumer_timeout`` must be set once and exceed the longest job timeout
+    (a longer job would have its delivery taken away and redelivered)."""
+    cluster = find(docs, "RabbitmqCluster", "stager-rabbitmq")
+    config = cluster["spec"]["rabbitmq"].get("additionalConfig", "")
+    found = re.findall(r"^\s*consumer_timeout\s*=\s*(\d+)\s*$", config, re.M)
+    if len(found) != 1:
+        return [f"consumer_timeout set {len(found)} times"]
+    timeout_ms = int(found[0])
+    longest = max(TIMEOUT_MAX, JobLimits().default_timeout) * 1000
+    if timeout_ms <= longest:
+        return [f"consumer_timeout {timeout_ms} ms <= the longest job timeout {longest} ms"]
+    return []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_consumer_timeout_exceeds_the_longest_job_timeout(overlay: str) -> None:
-    cluster = find(build(overlay), "RabbitmqCluster", "stager-rabbitmq")
-    config = cluster["spec"]["rabbitmq"]["additionalConfig"]
-    found = re.findall(r"^\s*consumer_timeout\s*=\s*(\d+)\s*$", config, re.M)
-    assert len(found) == 1, config
-    timeout_ms = int(found[0])
-    assert timeout_ms > TIMEOUT_MAX * 1000  # the longest timeout a job may ask for
-    assert timeout_ms > JobLimits().default_timeout * 1000
+    assert consumer_timeout_problems(build(overlay)) == []
 
 
 def _worker_env(docs: list[Doc]) -> dict[str, str]:
@@ -189,37 +213,62 @@ def _worker_env(docs: list[Doc]) -> dict[str, str]:
     return data
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_keda_scales_workers_on_ready_and_unacked_task_messages(overlay: str) -> None:
-    docs = build(overlay)
+def keda_problems(docs: list[Doc]) -> list[str]:
+    """The workers' ScaledObject: targets the worker Deployment (which leaves replicas to
+    it), at least one replica, one RabbitMQ trigger over HTTP in QueueLength mode counting
+    unacked deliveries, summed over exactly the two task queues, one worker's concurrency
+    per replica, credentials from a TriggerAuthentication beside it."""
+    out = []
     so = find(docs, "ScaledObject", "stager-worker", "stager-workers")
     worker = find(docs, "Deployment", "stager-worker", "stager-workers")
-    assert so["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
-    assert "replicas" not in worker["spec"]  # KEDA's HPA owns it; an apply must not reset it
-    assert so["spec"]["minReplicaCount"] >= 1  # dir listings and the dead-letter queue
-    (trigger,) = so["spec"]["triggers"]
-    meta = trigger["metadata"]
-    assert trigger["type"] == "rabbitmq"
+    if so["spec"]["scaleTargetRef"]["name"] != worker["metadata"]["name"]:
+        out.append("scales another Deployment")
+    if "replicas" in worker["spec"]:
+        out.append("the worker Deployment sets replicas (an apply would reset KEDA's count)")
+    if so["spec"].get("minReplicaCount", 0) < 1:
+        out.append("minReplicaCount < 1 (dir listings and the dead-letter queue need a worker)")
+    triggers = so["spec"]["triggers"]
+    if len(triggers) != 1 or triggers[0]["type"] != "rabbitmq":
+        return [*out, "not exactly one rabbitmq trigger"]
+    meta = triggers[0]["metadata"]
     # only the HTTP protocol counts unacked (running) deliveries in QueueLength mode
-    assert meta["protocol"] == "http" and meta["mode"] == "QueueLength"
-    assert meta.get("excludeUnacknowledged", "false") == "false"
-    assert meta["vhostName"] == DEFAULT_VHOST
-    assert meta["value"] == _worker_env(docs)["STAGER_CONCURRENCY"]
+    if meta.get("protocol") != "http" or meta.get("mode") != "QueueLength":
+        out.append("not protocol http in QueueLength mode")
+    if meta.get("excludeUnacknowledged", "false") != "false":
+        out.append("excludes unacknowledged (running) deliveries")
+    if meta.get("vhostName") != DEFAULT_VHOST:
+        out.append(f"vhost {meta.get('vhostName')!r}")
+    if meta.get("value") != _worker_env(docs)["STAGER_CONCURRENCY"]:
+        out.append("value is not the workers' STAGER_CONCURRENCY")
     names = Names(DEFAULT_PREFIX)
     topology = Topology(names=names, retry_delays_ms=retry_delays([10, 30, 90]))
     matched = {q for q in topology.queue_names() if re.fullmatch(meta["queueName"], q)}
-    assert meta["useRegex"] == "true" and meta["operation"] == "sum"
-    assert matched == {names.tasks_queue, names.priority_queue}
-    auth = find(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-    assert auth["metadata"]["namespace"] == so["metadata"]["namespace"]
-    assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"username", "password"}
+    if meta.get("useRegex") != "true" or meta.get("operation") != "sum":
+        out.append("not the sum over a queue regex")
+    if matched != {names.tasks_queue, names.priority_queue}:
+        out.append(f"queueName matches {sorted(matched)}, not the two task queues")
+    auth = find(docs, "TriggerAuthentication", triggers[0]["authenticationRef"]["name"])
+    if auth["metadata"]["namespace"] != so["metadata"]["namespace"]:
+        out.append("TriggerAuthentication in another namespace")
+    if {r["parameter"] for r in auth["spec"]["secretTargetRef"]} != {"username", "password"}:
+        out.append("TriggerAuthentication without username and password")
+    return out
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_a_service_monitor_per_component(overlay: str) -> None:
-    docs = build(overlay)
+def test_keda_scales_workers_on_ready_and_unacked_task_messages(overlay: str) -> None:
+    assert keda_problems(build(overlay)) == []
+
+
+COMPONENTS = ("stager-api", "stager-worker", "stager-ingest", "stager-ui")
+
+
+def monitor_problems(docs: list[Doc]) -> list[str]:
+    """Each component's Service has exactly one ServiceMonitor, scraping /metrics on ports
+    the Service has."""
+    out = []
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    for component in ("stager-api", "stager-worker", "stager-ingest", "stager-ui"):
+    for component in COMPONENTS:
         service = next(
             d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == component
         )
@@ -230,27 +279,176 @@ def test_a_service_monitor_per_component(overlay: str) -> None:
             if m["metadata"]["namespace"] == service["metadata"]["namespace"]
             and m["spec"]["selector"]["matchLabels"].items() <= labels.items()
         ]
-        assert len(mine) == 1, component
+        if len(mine) != 1:
+            out.append(f"{component}: {len(mine)} ServiceMonitors")
+            continue
         ports = {p["name"] for p in service["spec"]["ports"]}
-        assert {e["port"] for e in mine[0]["spec"]["endpoints"]} <= ports, component
-        assert mine[0]["spec"]["endpoints"][0]["path"] == "/metrics"
+        endpoints = mine[0]["spec"]["endpoints"]
+        if not {e["port"] for e in endpoints} <= ports:
+            out.append(f"{component}: scrapes a port its Service does not have")
+        if any(e.get("path") != "/metrics" for e in endpoints):
+            out.append(f"{component}: scrapes another path than /metrics")
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_service_monitor_per_component(overlay: str) -> None:
+    assert monitor_problems(build(overlay)) == []
+
+
+def dashboard_problems(docs: list[Doc]) -> list[str]:
+    """The Grafana dashboard ConfigMap: labelled for the sidecar, one JSON dashboard with a
+    uid and panels, every target with an expression."""
+    config = find(docs, "ConfigMap", "stager-grafana-dashboard")
+    out = []
+    if config["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+        out.append("no grafana_dashboard=1 label (the Grafana sidecar would not load it)")
+    values = list(config["data"].values())
+    if len(values) != 1:
+        return [*out, f"{len(values)} files in the ConfigMap"]
+    try:
+        dashboard = json.loads(values[0])
+    except ValueError as e:
+        return [*out, f"not JSON: {e}"]
+    if not dashboard.get("uid") or not dashboard.get("panels"):
+        out.append("no uid or no panels")
+    for p in dashboard.get("panels", []):
+        if not p.get("targets") or not all(t.get("expr") for t in p["targets"]):
+            out.append(f"panel {p.get('title')!r}: a target without an expression")
+    return out
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_grafana_dashboard_configmap(overlay: str) -> None:
-    config = find(build(overlay), "ConfigMap", "stager-grafana-dashboard")
-    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
-    (text,) = config["data"].values()
-    dashboard = json.loads(text)
-    assert dashboard["uid"] and dashboard["panels"]
-    assert all(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    assert dashboard_problems(build(overlay)) == []
+
+
+DEPLOY_MD = CRDS.parents[2] / "docs" / "deploy.md"
+
+
+def docs_problems(text: str) -> list[str]:
+    """docs/deploy.md has a row for each alert and the object count of each overlay."""
+    rule = find(build("prod"), "PrometheusRule", "stager")
+    out = [
+        f"no row for alert {r['alert']}"
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if f"| `{r['alert']}` |" not in text
+    ]
+    for overlay in OVERLAYS:
+        if f"build the same {len(build(overlay))} objects" not in text:
+            out.append(f"the object count of {overlay} is not {len(build(overlay))}")
+    return out
 
 
 def test_docs_list_every_alert_and_the_overlays_object_count() -> None:
     """docs/deploy.md says what each alert fires on and how many objects an overlay has."""
-    text = (CRDS.parents[2] / "docs" / "deploy.md").read_text()
-    rule = find(build("prod"), "PrometheusRule", "stager")
-    for r in (r for g in rule["spec"]["groups"] for r in g["rules"]):
-        assert f"| `{r['alert']}` |" in text, r["alert"]
-    for overlay in OVERLAYS:
-        assert f"build the same {len(build(overlay))} objects" in text, overlay
+    assert docs_problems(DEPLOY_MD.read_text()) == []
+
+
+def _cluster_config(edit: Callable[[str], str]) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        spec = find(docs, "RabbitmqCluster", "stager-rabbitmq")["spec"]["rabbitmq"]
+        spec["additionalConfig"] = edit(spec["additionalConfig"])
+
+    return change
+
+
+def _trigger(key: str, value: str) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        find(docs, "ScaledObject", "stager-worker")["spec"]["triggers"][0]["metadata"][key] = value
+
+    return change
+
+
+def _in(kind: str, name: str, edit: Callable[[Doc], None]) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        edit(find(docs, kind, name))
+
+    return change
+
+
+def _remove(kind: str, name: str) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        docs.remove(find(docs, kind, name))
+
+    return change
+
+
+def _dashboard(edit: Callable[[Doc], None]) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        config = find(docs, "ConfigMap", "stager-grafana-dashboard")
+        (key,) = config["data"]
+        dashboard = json.loads(config["data"][key])
+        edit(dashboard)
+        config["data"][key] = json.dumps(dashboard)
+
+    return change
+
+
+def _no_expr(dashboard: Doc) -> None:
+    dashboard["panels"][0]["targets"][0]["expr"] = ""
+
+
+_SHORT = lambda c: re.sub(r"consumer_timeout\s*=\s*\d+", "consumer_timeout = 60000", c)  # noqa: E731
+_TWICE = lambda c: c + "\nconsumer_timeout = 99999999999\n"  # noqa: E731
+
+CR_BROKEN: list[tuple[str, Callable[[list[Doc]], list[str]], Callable[[list[Doc]], None], str]] = [
+    ("api may write anywhere", broker_problems,
+     _in("Permission", "stager-api", _set("spec.permissions.write", ".*")),
+     "stager-api: permissions differ"),
+    ("keda user may configure", broker_problems,
+     _in("Permission", "stager-keda", _set("spec.permissions.configure", ".*")),
+     "may do more than read"),
+    ("worker user tagged administrator", broker_problems,
+     _in("User", "stager-worker", _set("spec.tags", ["administrator"])), "with tags"),
+    ("no ingest permission", broker_problems, _remove("Permission", "stager-ingest"),
+     "stager-ingest: no Permission"),
+    ("consumer_timeout of a minute", consumer_timeout_problems, _cluster_config(_SHORT),
+     "<= the longest job timeout"),
+    ("consumer_timeout twice", consumer_timeout_problems, _cluster_config(_TWICE), "2 times"),
+    ("keda excluding unacked", keda_problems, _trigger("excludeUnacknowledged", "true"),
+     "excludes unacknowledged"),
+    ("keda over AMQP", keda_problems, _trigger("protocol", "amqp"), "not protocol http"),
+    ("keda counting the dead letters", keda_problems, _trigger("queueName", r"stager\.tasks.*"),
+     "not the two task queues"),
+    ("keda value not the concurrency", keda_problems, _trigger("value", "1000"),
+     "STAGER_CONCURRENCY"),
+    ("worker Deployment sets replicas", keda_problems,
+     _in("Deployment", "stager-worker", _set("spec.replicas", 2)), "sets replicas"),
+    ("no ServiceMonitor for ingest", monitor_problems, _remove("ServiceMonitor", "stager-ingest"),
+     "stager-ingest: 0 ServiceMonitors"),
+    ("ui scraped on /stats", monitor_problems,
+     _in("ServiceMonitor", "stager-ui", _set("spec.endpoints.0.path", "/stats")), "than /metrics"),
+    ("api scraped on a port it lacks", monitor_problems,
+     _in("ServiceMonitor", "stager-api", _set("spec.endpoints.0.port", "nope")), "does not have"),
+    ("dashboard unlabelled", dashboard_problems,
+     _in("ConfigMap", "stager-grafana-dashboard", _set("metadata.labels", {})),
+     "grafana_dashboard"),
+    ("dashboard target without expr", dashboard_problems, _dashboard(_no_expr),
+     "a target without an expression"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "check", "edit", "why"), CR_BROKEN, ids=[b[0] for b in CR_BROKEN])
+def test_a_custom_resource_check_fails_on_bad_input(
+    what: str,
+    check: Callable[[list[Doc]], list[str]],
+    edit: Callable[[list[Doc]], None],
+    why: str,
+) -> None:
+    docs = copy.deepcopy(build("prod"))
+    assert check(docs) == []
+    edit(docs)
+    problems = check(docs)
+    assert any(why in p for p in problems), (what, problems)
+
+
+def test_the_docs_check_fails_on_a_missing_alert_or_a_wrong_count() -> None:
+    text = DEPLOY_MD.read_text()
+    assert any(
+        "StagerBacklogOld" in p for p in docs_problems(text.replace("| `StagerBacklogOld` |", ""))
+    )
+    n = len(build("prod"))
+    wrong = text.replace(f"build the same {n} objects", f"build the same {n + 1} objects")
+    assert any("object count of prod" in p for p in docs_problems(wrong))

@@ -43,6 +43,7 @@ def worker_parts(allowed_roots: list[str], **policy: Any) -> dict[str, Any]:
     """The keyword arguments of an ``IngestWorker`` as ``services.ingest.app`` builds them."""
     keys = signing_key_set().settings(Role.INGEST)
     metrics = IngestMetrics()
+    policy.setdefault("s3_endpoints", ("127.0.0.1:*",))  # the tests' S3 server
     return {
         "signer": keys.signer(Role.INGEST),
         "gate": Gate(keys.verifier(Role.INGEST), metrics.count_rejected),

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from services.ingest.cli import Env, main
 from services.ingest.store import JobState
 from tests.ingest.conftest import HANDLERS, make_tree
@@ -159,9 +161,36 @@ def test_usage_errors_are_clear(tmp_path, owner, monkeypatch):
         "start", str(tmp_path), "/tempZone/x", "--exclude_file_type", "file", *db
     )
     assert code == 2 and "unknown file type" in err
-    code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--redis_host", "r", *db)
-    assert code == 0 and "ignored" in err and "redis_host" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("given", "instead"),
+    [
+        (["--profile"], "Prometheus metrics"),
+        (["--profile_filename", "p.log"], "Prometheus metrics"),
+        (["--profile-when", "H"], "Prometheus metrics"),
+        (["--profile_interval", "2"], "Prometheus metrics"),
+        (["--profile_level", "INFO"], "Prometheus metrics"),
+        (["--redis_host", "r"], "--db_url"),
+        (["--redis-port", "6380"], "--db_url"),
+        (["--redis_db", "1"], "--db_url"),
+        (["--list_dir"], "omit it"),
+        (["--scan_dir_list"], "omit it"),
+    ],
+)
+def test_unimplemented_anchor_options_are_refused(tmp_path, owner, monkeypatch, given, instead):
+    """An anchor option this ingest does not implement is a usage error (exit 2, one line,
+    naming it and what to use instead), never accepted and ignored; no job is written."""
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps([str(tmp_path)]))
+    store = tmp_path / "x.sqlite"
+    db = ["--db-url", f"sqlite+aiosqlite:///{store}", "--owner", owner.pw_name]
+    code, out, err = run_main("start", str(tmp_path), "/tempZone/x", *given, *db)
+    name = given[0].lstrip("-").replace("-", "_")
+    assert code == 2, err
+    assert err.startswith(f"stager ingest: --{name} is not supported: ") and instead in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == "" and not store.exists()
 
 
 def test_start_rechecks_roots_and_owner(tmp_path, owner, monkeypatch, unix_user):

@@ -116,3 +116,85 @@ async def test_killed_after_commit_counts_once(
         for p in procs:
             await p.wait()
         await store.close()
+
+
+@pytest.mark.parametrize("op", ["REGISTER_SYNC", "PUT", "PUT_SYNC"])
+async def test_redelivered_batch_rechecks_the_catalog(
+    op, db_url, ingest, irods_server, irods_session, tmp_path
+):
+    """A worker killed after a file batch was synced but before its counters were
+    committed: the redelivered batch finds its objects in the catalog and counts them as
+    created, once: none failed, none registered or put twice."""
+    src = tmp_path / "src"
+    make_tree(src, 2)
+    for d in range(3):
+        make_tree(src / f"d{d}", 6)
+    job = ingest.configured(src, op=op, files_per_task=2)
+    store = await JobStore.open(db_url)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        await store.create(job)
+        first = await spawn(worker_env(ingest, irods_server, db_url, "files:2:before"))
+        procs.append(first)
+        assert await asyncio.wait_for(first.wait(), 90) == -9
+        killed = await store.get(job.name)
+        assert killed.state is JobState.RUNNING
+        # the killed batch was synced (in iRODS), its counters were not committed
+        assert killed.counters["files_created"] + 2 <= FILES
+
+        procs.append(await spawn(worker_env(ingest, irods_server, db_url, None)))
+        done = await wait_finished(store, job.name)
+        c = done.counters
+        assert done.state is JobState.COMPLETED, done.error
+        assert (c["files_seen"], c["files_created"], c["files_failed"]) == (FILES, FILES, 0), c
+        assert c["files_modified"] == 0 and c["tasks_failed"] == 0
+        for d in range(3):
+            for i in range(6):
+                obj = irods_session.data_objects.get(f"{job.target}/d{d}/{i}")
+                assert len(obj.replicas) == 1, obj.path
+                assert obj.size == i
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in procs:
+            await p.wait()
+        await store.close()
+
+
+async def test_killed_between_claim_and_start_pass_is_taken_over(
+    db_url, ingest, irods_server, irods_session, tmp_path
+):
+    """A worker SIGKILLed right after claiming a pass (before pre_job and the root task):
+    once the claim's lease (STAGER_INGEST__CLAIM_LEASE) ends another worker starts the pass
+    (pre_job once), instead of the job staying RUNNING with nothing queued."""
+    src = tmp_path / "src"
+    make_tree(src, 4)
+    log = tmp_path / "hooks.log"
+    job = ingest.configured(src, op="REGISTER_SYNC", log=str(log))
+    store = await JobStore.open(db_url)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        await store.create(job)
+        lease = {"STAGER_INGEST__CLAIM_LEASE": "2"}
+        first = await spawn({**worker_env(ingest, irods_server, db_url, "claim:1"), **lease})
+        procs.append(first)
+        assert await asyncio.wait_for(first.wait(), 90) == -9
+        killed = await store.get(job.name)
+        assert killed.state is JobState.RUNNING and killed.pending == 1
+        assert not log.exists()  # no pre_job, no root task
+
+        procs.append(await spawn({**worker_env(ingest, irods_server, db_url, None), **lease}))
+        done = await wait_finished(store, job.name, limit=60)
+        assert done.state is JobState.COMPLETED, done.error
+        assert done.generation == killed.generation and done.passes == 1
+        assert done.counters["files_created"] == 4 and done.counters["tasks_failed"] == 0
+        hooks = [line.split()[0] for line in log.read_text().splitlines()]
+        assert hooks.count("pre_job") == 1 and hooks.count("post_job") == 1
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in procs:
+            await p.wait()
+        await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 
 from services.ingest.store import JobState
 from tests.ingest.conftest import make_tree
@@ -82,3 +83,26 @@ async def test_stop_drops_queued_work(ingest, irods_session, tmp_path):
     ch = await ingest.connections[0].channel()
     q = await ch.declare_queue(ingest.names.ingest_files_queue, passive=True)
     assert q.declaration_result.message_count == 0  # the rest was consumed and dropped
+
+
+async def test_root_that_cannot_be_listed_fails_the_job(ingest, irods_session, tmp_path):
+    """A root the owner cannot list (or that is gone) at scan time ends the job FAILED with
+    a clear error, not COMPLETED with one failed task; no target collection is made."""
+    src = make_tree(tmp_path / "src", 2)
+    os.chmod(src, 0)
+    await ingest.start(1)
+    target = f"{ingest.collection}/unlisted"
+    job = await ingest.run(ingest.job(src, target=target))
+    assert job.state is JobState.FAILED, job
+    assert job.error == (
+        f"root {src} cannot be listed: Permission denied: the job's owner must be able to "
+        "read and enter it"
+    )
+    assert not irods_session.collections.exists(target)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    job2 = ingest.job(gone, target=target)
+    gone.rmdir()
+    job2 = await ingest.run(job2)
+    assert job2.state is JobState.FAILED
+    assert job2.error == f"root {gone} is not a readable directory"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -84,3 +85,48 @@ async def test_timeout_frees_the_thread_stuck_on_irods(ingest, irods_server, tmp
         assert proxy.closed_after_stall[0] - proxy.stalled_at < 3
     finally:
         await proxy.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie not yet reaped counts as ended
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_timeout_stops_a_handler_stuck_in_python(ingest, tmp_path):
+    """A hook that never returns (no iRODS call to interrupt) is stopped by ``timeout``: the
+    file fails with "timed out after N s", the child running it is replaced and ended (which
+    ends the stuck thread), and the job goes on with the other files and later passes."""
+    src = make_tree(tmp_path / "src", 4)
+    pid_file, log_file = tmp_path / "hung.pid", tmp_path / "job.log"
+    await ingest.start(1)
+    job = ingest.configured(
+        src,
+        timeout=0.5,
+        hang={"name": "2", "pid": str(pid_file)},
+        files_per_task=1,
+        log_filename=str(log_file),
+    )
+    started = time.monotonic()
+    done = await ingest.run(job, limit=30)
+    assert time.monotonic() - started < 20
+    assert done.state is JobState.COMPLETED
+    assert done.counters["files_failed"] == 1
+    assert done.counters["files_created"] == 3
+    assert "timed out after 0.5 s" in log_file.read_text()
+    hung = int(pid_file.read_text())
+    for _ in range(150):
+        if not _alive(hung):
+            break
+        await asyncio.sleep(0.1)
+    assert not _alive(hung), "the child stuck in the handler still runs"
+    # the worker still works: a new child runs another job (same target: 0 and 1 differ)
+    again = await ingest.run(ingest.configured(make_tree(tmp_path / "src2", 2)), limit=30)
+    assert again.state is JobState.COMPLETED
+    assert again.counters["files_failed"] == 0 and again.counters["files_modified"] == 2

@@ -154,3 +154,47 @@ async def test_unknown_job(store):
         await store.get("nope")
     with pytest.raises(JobNotFound):
         await store.stop("nope")
+
+
+async def test_a_claim_not_started_within_its_lease_is_taken_over_once(store, db_url):
+    """A worker that dies between claiming a pass and publishing its root task leaves the
+    pass stalled only until its lease ends; then exactly one worker takes it over (same
+    generation), and a started pass is never taken over."""
+    await store.create(job(), now=100)
+    j = await store.claim("j1", now=100, lease=10)
+    assert j is not None and j.next_run_at == 110
+    assert await store.stalled(now=109) == []
+    assert await store.renew_claim("j1", j.generation, now=105, lease=10)
+    assert await store.stalled(now=114) == []
+    assert await store.stalled(now=116) == ["j1"]
+    others = [await JobStore.open(db_url) for _ in range(3)]
+    try:
+        taken = await asyncio.gather(
+            *(s.reclaim("j1", now=116, lease=10) for s in [store, *others])
+        )
+    finally:
+        for s in others:
+            await s.close()
+    winners = [t for t in taken if t is not None]
+    assert len(winners) == 1 and winners[0].generation == j.generation
+    assert winners[0].pending == 1 and winners[0].passes == 1
+    # pre_job marked once per pass; a started pass has no lease and is never stalled
+    assert not await store.marked("j1", j.generation, "pre_job")
+    await store.mark("j1", j.generation, "pre_job")
+    await store.mark("j1", j.generation, "pre_job")
+    assert await store.marked("j1", j.generation, "pre_job")
+    await store.started("j1", j.generation)
+    assert (await store.get("j1")).next_run_at is None
+    assert await store.stalled(now=10_000) == []
+    assert not await store.renew_claim("j1", j.generation, now=200)
+    done = await store.complete("j1", j.generation, "root")
+    assert done is not None and done.pending == 0
+    await store.finish_pass("j1", j.generation)
+    assert await done_rows(store) == 0
+    # a pass that has a done task has started, whatever its lease says (rows of old code)
+    await store.create(job("j2"), now=100)
+    j2 = await store.claim("j2", now=100, lease=10)
+    assert j2 is not None
+    await store.complete("j2", j2.generation, "j2.root", children=1)
+    assert await store.stalled(now=200) == []
+    assert await store.reclaim("j2", now=200) is None

@@ -85,6 +85,7 @@ async def test_put_yaml_as_the_seed_did(client, tmp_path):
         "target": "/tempZone/home/rods/y",
         "interval": 60,
         "append_json": {"a": 1},
+        "irods_idle_disconnect_seconds": 7,
         "timeout": 10,
         "all": True,
         "event_handler_data": handler,
@@ -98,6 +99,7 @@ async def test_put_yaml_as_the_seed_did(client, tmp_path):
     assert r.status == 201, await r.text()
     job = await client.store.get("yaml-job")
     assert job.interval == 60 and job.handler == handler and job.options.append_json == {"a": 1}
+    assert job.options.irods_idle_disconnect_seconds == 7
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from services.ingest import cli, s3
 from services.ingest import worker as worker_module
 from services.ingest.rest import make_app, principals_allowed
 from services.ingest.s3 import ETAG_AVU, EtagCheck, S3Source
+from services.ingest.settings import IngestSettings, IngestWorkerSettings
 from services.ingest.store import JobState
 from shared.errors import InvalidInput, Unauthenticated
 from shared.messaging.messages import PrincipalKind
@@ -98,6 +99,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_takes_the_seeds_s3_options(tmp_path, owner):
+    local = IngestWorkerSettings(s3_endpoints=["127.0.0.1:*"])
     kp = tmp_path / "kp"
     kp.write_text("a\nb\n")
     os.chmod(kp, 0o600)
@@ -118,7 +120,7 @@ def test_cli_takes_the_seeds_s3_options(tmp_path, owner):
         "--owner",
         owner.pw_name,
     )
-    job = cli.job_from_args(args, euid=0)
+    job = cli.job_from_args(args, local, euid=0)
     assert job.root == "/bkt/some/prefix"
     assert job.options.s3 == S3Source(
         keypair=str(kp),
@@ -179,6 +181,114 @@ def test_etag_check_recomputes_multipart_etags(s3_server, s3_bucket):
     wrong = EtagCheck(etags["big"], 8 * MIB)
     wrong.update(data)
     assert wrong.computed() != etags["big"]
+
+
+# --- the endpoint allow-list and error texts --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "secure", "allowed"),
+    [
+        ("s3.amazonaws.com", True, True),
+        ("s3.amazonaws.com:443", True, True),
+        ("s3.eu-west-1.amazonaws.com", True, True),
+        ("s3.amazonaws.com:8080", True, False),
+        ("169.254.169.254", False, False),
+        ("127.0.0.1:9000", False, False),
+        ("example.org", True, False),
+    ],
+)
+def test_default_allow_list_is_aws_s3_only(endpoint, secure, allowed):
+    assert s3.endpoint_allowed(endpoint, s3.DEFAULT_ALLOWED_ENDPOINTS, secure) is allowed
+
+
+def test_allow_list_patterns_take_ports_and_wildcards():
+    allowed = ["minio.lan:9000", "127.0.0.1:*", "*.store.example.org", "[::1]:9000"]
+    assert s3.endpoint_allowed("MINIO.lan:9000", allowed)
+    assert not s3.endpoint_allowed("minio.lan", allowed)  # the pattern names port 9000
+    assert s3.endpoint_allowed("127.0.0.1:1234", allowed)
+    assert s3.endpoint_allowed("a.store.example.org", allowed)
+    assert not s3.endpoint_allowed("a.store.example.org:8443", allowed)
+    assert s3.endpoint_allowed("[::1]:9000", allowed) and not s3.endpoint_allowed("[::1]", allowed)
+
+
+def test_cli_refuses_endpoints_and_proxies_not_allowed(tmp_path, owner, monkeypatch):
+    """``start`` refuses, before it writes a job, an S3 endpoint or proxy the workers may not
+    contact (exit 2, one line naming it and the setting)."""
+    monkeypatch.delenv("STAGER_INGEST__S3_ENDPOINTS", raising=False)
+    kp = tmp_path / "kp"
+    kp.write_text("a\nb\n")
+    os.chmod(kp, 0o600)
+    store = tmp_path / "x.sqlite"
+    base = ["start", "/bkt", "/tempZone/x", "--s3_keypair", str(kp), "--owner", owner.pw_name]
+    base += ["--db_url", f"sqlite+aiosqlite:///{store}"]
+    for extra, refused in (
+        (["--s3_endpoint_domain", "169.254.169.254", "--s3_insecure_connection"], "endpoint"),
+        (["--s3_proxy_url", "http://10.0.0.1:3128"], "proxy"),
+    ):
+        err = io.StringIO()
+        code = cli.main([*base, *extra], cli.Env(stdout=io.StringIO(), stderr=err))
+        text = err.getvalue()
+        assert code == 2, text
+        assert f"S3 {refused} " in text and "is not allowed" in text
+        assert "STAGER_INGEST__S3_ENDPOINTS" in text and "s3.amazonaws.com" in text
+        assert text.count("\n") == 1 and "Traceback" not in text
+    assert not store.exists()
+    # allowed once the operator lists it (STAGER_INGEST__S3_ENDPOINTS)
+    monkeypatch.setenv("STAGER_INGEST__S3_ENDPOINTS", json.dumps(["169.254.169.254:80"]))
+    args = _args("/bkt", "/tempZone/x", "--s3_keypair", str(kp), "--owner", owner.pw_name)
+    args.s3_endpoint_domain, args.s3_insecure_connection = "169.254.169.254", True
+    settings = IngestSettings().ingest
+    assert settings.s3_endpoints == ["169.254.169.254:80"]
+    assert cli.job_from_args(args, settings, euid=0).options.s3 is not None
+
+
+def test_describe_keeps_the_message_and_drops_secrets():
+    secret, access = "s3cr3t" + uuid.uuid4().hex, "AKIA" + uuid.uuid4().hex[:12]
+    e = ConnectionError(
+        f"HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url:\n"
+        f" /b?X-Amz-Credential={access}%2F20261204&X-Amz-Signature=abcdef "
+        f"(proxy http://user:{secret}@proxy:3128: Connection refused) key={secret}"
+    )
+    text = s3._describe(e, (access, secret))
+    assert text.startswith("ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=1)")
+    assert "Connection refused" in text and "\n" not in text
+    assert secret not in text and access not in text and "abcdef" not in text
+    assert len(s3._describe(ValueError("x" * 5000))) <= len("ValueError: ") + s3.MESSAGE_LIMIT
+
+
+async def test_worker_refuses_an_endpoint_not_allowed(
+    ingest, s3_server, s3_bucket, tmp_path, owner
+):
+    """A job written past the CLI (REST, or a store row) whose endpoint the workers' list
+    does not hold fails with a clear error; the owner's child never connects."""
+    put(s3_server, s3_bucket, "f", b"x")
+    kp = s3_server.keypair(tmp_path, owner)
+    ingest.policy["s3_endpoints"] = ("s3.amazonaws.com",)
+    await ingest.start(1)
+    job = await ingest.run(ingest.configured(f"/{s3_bucket}", op="PUT", s3=source(s3_server, kp)))
+    assert job.state is JobState.FAILED
+    assert job.error.startswith(f"S3 endpoint {s3_server.endpoint} is not allowed: ")
+    assert "STAGER_INGEST__S3_ENDPOINTS (s3.amazonaws.com)" in job.error
+    assert job.counters["files_created"] == 0
+
+
+async def test_unreachable_endpoint_error_says_why(ingest, s3_server, tmp_path, owner):
+    """A network error is described by its type and (sanitized) message, not only its type:
+    here a closed port on an allowed endpoint."""
+    import socket
+
+    with socket.socket() as sock:  # a free port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kp = s3_server.keypair(tmp_path, owner)
+    await ingest.start(1)
+    bad = S3Source(keypair=str(kp), endpoint_domain=f"127.0.0.1:{port}", secure=False)
+    job = await ingest.run(ingest.configured("/nobucket", op="PUT", s3=bad), limit=90)
+    assert job.state is JobState.FAILED
+    assert f"at http://127.0.0.1:{port}: MaxRetryError: " in job.error, job.error
+    assert "Connection refused" in job.error and "\n" not in job.error
+    assert s3_server.secret_key not in job.error and s3_server.access_key not in job.error
 
 
 # --- end to end ---------------------------------------------------------------------------

@@ -181,3 +181,90 @@ def test_replica_close_and_register_as_replica_on_an_md5_zone(
         md5_session.data_objects.unregister(reg)
     finally:
         remove_resource(md5_session, name)
+
+
+# -- match_hash_policy strict ---------------------------------------------------------------
+# ``file_checksum`` (server/api/src/rsFileChksum.cpp): under ``strict`` a checksum whose
+# scheme is not the zone's is USER_HASH_TYPE_MISMATCH (-380000; python-irodsclient 3.3 has
+# no class for it, so it raises KeyError(-380000)), where ``compatible`` honours it.
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data = tmp_path_factory.mktemp("strictzone") / "data"
+    with ServerProcess(data, hash_policy="strict") as srv:
+        yield srv
+
+
+@pytest.fixture
+def strict_session(strict_server: ServerProcess) -> Iterator[Any]:
+    with strict_server.session() as s:
+        yield s
+
+
+@pytest.fixture
+def strict_coll(strict_session: Any, unique_name: str) -> Iterator[str]:
+    path = f"{HOME}/{unique_name}"
+    strict_session.collections.create(path)
+    yield path
+    strict_session.collections.remove(path, force=True)
+
+
+def test_parse_policy_and_environment(tmp_path: Path) -> None:
+    assert hash_scheme.parse_policy(" Strict ") == "strict"
+    with pytest.raises(ValueError, match="expected one of compatible, strict"):
+        hash_scheme.parse_policy("lenient")
+    assert hash_scheme.policy_from_environment({}) == "compatible"
+    assert hash_scheme.policy_from_environment({hash_scheme.POLICY_ENV_VAR: "STRICT"}) == "strict"
+    assert hash_scheme.refused("SHA256", md5(b"x"), "strict")
+    assert not hash_scheme.refused("SHA256", md5(b"x"), "compatible")
+    assert not hash_scheme.refused("SHA256", sha2(b"x"), "strict")
+    assert not hash_scheme.refused("MD5", "", "strict")  # nothing to compare: the zone's scheme
+    with pytest.raises(RuntimeError, match="hash policy 'loose'"):
+        ServerProcess(tmp_path / "data", hash_policy="loose").start()
+
+
+def test_strict_policy_refuses_a_checksum_in_another_scheme(
+    strict_session: Any, strict_coll: str
+) -> None:
+    """629 of a replica whose catalog checksum is md5 on a strict SHA256 zone (verify and
+    force): refused, the stored checksum left as it was; in the zone's own scheme: fine."""
+    path = f"{strict_coll}/m"
+    with strict_session.data_objects.open(path, "w") as f:
+        f.write(b"abcd")
+    assert strict_session.data_objects.chksum(path) == sha2(b"abcd")
+    strict_session.data_objects.modDataObjMeta({"objPath": path}, {"chksum": md5(b"abcd")})
+    for opts in ({kw.VERIFY_CHKSUM_KW: ""}, {kw.FORCE_CHKSUM_KW: ""}):
+        with pytest.raises(KeyError) as err:
+            strict_session.data_objects.chksum(path, **opts)
+        assert err.value.args == (hash_scheme.USER_HASH_TYPE_MISMATCH,)
+    assert strict_session.data_objects.get(path).checksum == md5(b"abcd")
+
+
+def test_strict_policy_refuses_a_put_verified_in_another_scheme(
+    strict_session: Any, strict_coll: str
+) -> None:
+    """606 and open/write/close with ``verifyChksum`` = an md5: USER_HASH_TYPE_MISMATCH, the
+    replica left stale without a checksum; a ``sha2:`` one is stored and the replica good."""
+    reply_error = None
+    try:
+        put(strict_session, f"{strict_coll}/sb", b"single", **{kw.VERIFY_CHKSUM_KW: md5(b"single")})
+    except KeyError as e:
+        reply_error = e.args
+    assert reply_error == (hash_scheme.USER_HASH_TYPE_MISMATCH,)
+    rep = strict_session.data_objects.get(f"{strict_coll}/sb").replicas[0]
+    assert (rep.status, rep.checksum, rep.size) == ("0", None, 6)
+
+    path = f"{strict_coll}/st"
+    f = strict_session.data_objects.open(path, "w", **{kw.VERIFY_CHKSUM_KW: md5(b"stream")})
+    f.write(b"stream")
+    with pytest.raises(KeyError) as err:
+        f.close()
+    assert err.value.args == (hash_scheme.USER_HASH_TYPE_MISMATCH,)
+    rep = strict_session.data_objects.get(path).replicas[0]
+    assert (rep.status, rep.checksum) == ("0", None)
+
+    ok = f"{strict_coll}/ok"
+    assert put(strict_session, ok, b"fine", **{kw.VERIFY_CHKSUM_KW: sha2(b"fine")}).int_info == 0
+    rep = strict_session.data_objects.get(ok).replicas[0]
+    assert (rep.status, rep.checksum) == ("1", sha2(b"fine"))

@@ -158,3 +158,28 @@ def test_a_close_short_of_the_declared_size_leaves_the_replica_stale_yet_succeed
             assert _send(conn, "DATA_OBJ_CLOSE_AN", c).int_info >= 0
         [r] = replicas(irods_session, path)
         assert (r.status, r.size) == (status, 10)
+
+
+def test_an_overwrite_shows_size_zero_and_no_checksum_while_it_runs(
+    irods_server: Any, irods_session: Any, coll: str
+) -> None:
+    """``open_replica`` (``server/api/src/rsDataObjOpen.cpp``): a write-open with O_TRUNC
+    publishes size 0 and no checksum at once ("operations following the open may depend
+    on the size and checksum"; a 5.0.2 zone showed size 0 during an overwrite); the close
+    sets the new size. A write-open without O_TRUNC keeps both."""
+    path = f"{coll}/over"
+    with irods_session.data_objects.open(path, "w", **{kw.REG_CHKSUM_KW: ""}) as f:
+        f.write(b"x" * 1000)
+    with irods_server.session() as other:
+        f = irods_session.data_objects.open(path, "a")  # O_WRONLY without O_TRUNC
+        [r] = replicas(other, path)
+        assert (r.status, r.size, r.checksum) == ("2", 1000, sha2(b"x" * 1000))
+        f.close()
+        f = irods_session.data_objects.open(path, "w")  # O_WRONLY | O_TRUNC | O_CREAT
+        f.write(b"y" * 10)
+        f.flush()
+        [r] = replicas(other, path)
+        assert (r.status, r.size, r.checksum) == ("2", 0, None)
+        f.close()
+        [r] = replicas(other, path)
+        assert (r.status, r.size, r.checksum) == ("1", 10, None)

@@ -4,13 +4,16 @@ step before a multi-job action, escaping of what users wrote, a job's attempts p
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from devtools.oidc.launcher import Account, Client, OidcProvider, OidcSetupError
 from services.api.admin.settings import AdminSettings
 from services.api.keys import STORE
 from services.ui.app import create_app as create_ui
@@ -18,7 +21,10 @@ from services.ui.keys import SESSIONS
 from services.ui.sessions import PLAIN_COOKIE, Session, Tokens
 from shared.messaging.messages import TaskEvent, TaskState, utcnow
 from tests.api.conftest import (  # noqa: F401 - fixtures used by make_api
+    ALICE,
+    BOB,
     Api,
+    api_settings,
     job,
     keypair,
     make_api,
@@ -75,6 +81,40 @@ async def test_only_administrators_see_the_page(stack: tuple[Api, TestClient]) -
     assert "<script>" not in html.replace(
         '<script src="/static/admin.js" type="module"></script>', ""
     )
+
+
+async def test_queues_page_and_the_admin_link(stack: tuple[Api, TestClient]) -> None:
+    """/admin/queues lists every queue with ready, unacked, consumers and oldest age and
+    the dead letters; the main page links to /admin only for administrators."""
+    api, ui = stack
+    login(api, ui, "stgalice", ["staff"])
+    html = await (await ui.get("/")).text()
+    assert 'id="admin-link"' not in html
+    assert (await ui.get("/admin/queues")).status == 403
+    for user, groups, role in (
+        ("stgview1", [VIEWERS], "readonly"),
+        ("stgroot1", [ADMINS], "admin"),
+    ):
+        s = login(api, ui, user, groups)
+        html = await (await ui.get("/")).text()
+        assert '<a href="/admin" id="admin-link">Admin</a>' in html
+        r = await ui.get("/admin/queues")
+        html = await r.text()
+        assert r.status == 200 and f"({user}, {role})" in html
+        assert '<a href="/admin/queues" aria-current="page">Queues</a>' in html
+        for name in (api.names.tasks_queue, api.names.dead_queue, api.names.events_queue):
+            assert f'<tr data-queue="{name}">' in html
+        assert '<th scope="col">Unacked</th>' in html and "Dead letters (0)" in html
+        assert ('value="requeue"' in html) is (role == "admin")
+        admin_page = await (await ui.get("/admin")).text()
+        assert '<a href="/admin/queues">Queues</a>' in admin_page
+    r = await ui.post(
+        "/admin/deadletters",
+        data=[("csrf", s.csrf), ("action", "requeue"), ("id", "m-1")],
+    )
+    html = await r.text()
+    assert r.status == 200 and "Requeue 1 dead letter?" in html
+    assert '<a href="/admin/queues" id="cancel-confirm">' in html
 
 
 async def test_changes_need_csrf_and_multi_job_actions_a_confirmation(
@@ -194,3 +234,88 @@ async def test_in_chromium_the_confirmation_dialog_is_modal_and_acts(
         await ctx.close()
     finally:
         await ui.close()
+
+
+def _console_error(errors: list[str], message: Any) -> None:
+    if message.type == "error":
+        errors.append(message.text)
+
+
+@needs_browser
+@pytest.mark.timeout(180)
+async def test_in_chromium_admin_and_read_only_admin_log_in_at_the_dev_provider(
+    make_api: Any,  # noqa: F811
+    browser: Any,  # noqa: F811
+    keypair: tuple[bytes, bytes],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The dev OIDC provider's admin and read-only accounts (groups claim in the token):
+    each logs in through its form, the main page shows the Admin link, the queues page
+    shows every queue; only the administrator gets the requeue form. A user without a
+    group gets no link."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    client = Client("stager-ui", "ui-secret", [f"{origin}/auth/callback"], [f"{origin}/"])
+    accounts = {
+        "admin": Account("Admin-Pa55", ALICE, "Admin", groups=[ADMINS]),
+        "helpdesk": Account("Help-Pa55", BOB, "Helpdesk", groups=[VIEWERS]),
+        "plain": Account("Plain-Pa55", ALICE, "Plain"),
+    }
+    try:
+        idp = OidcProvider(accounts=accounts, clients=[client], log_path=tmp_path / "idp.log")
+        idp.start()
+    except OidcSetupError as e:
+        pytest.fail(str(e))
+    try:
+        auth = api_settings("sqlite+aiosqlite://", "x", keypair[1], idp.issuer).auth
+        api = await make_api(
+            admin=AdminSettings(groups=[ADMINS], readonly_groups=[VIEWERS]), auth=auth
+        )
+        settings = ui_settings(
+            api_url=str(api.client.make_url("/")),
+            public_url=origin,
+            oidc={"issuer": idp.issuer, "client_id": "stager-ui", "client_secret": "ui-secret"},
+        )
+        ui = TestClient(TestServer(create_ui(settings), host="127.0.0.1", port=port))
+        await ui.start_server()
+        try:
+            for login_name, password, role in (
+                ("admin", "Admin-Pa55", "admin"),
+                ("helpdesk", "Help-Pa55", "readonly"),
+                ("plain", "Plain-Pa55", None),
+            ):
+                ctx = await browser.new_context()
+                page = await ctx.new_page()
+                errors: list[str] = []
+                page.on("console", functools.partial(_console_error, errors))
+                await page.goto(origin + "/")
+                await page.wait_for_url(f"{idp.issuer}/interaction/**")
+                await page.get_by_label("User name").fill(login_name)
+                await page.get_by_label("Password").fill(password)
+                await page.get_by_role("button", name="Sign in").click()
+                await page.wait_for_url(origin + "/", timeout=15000)
+                link = page.get_by_role("link", name="Admin", exact=True)
+                if role is None:
+                    assert await link.count() == 0
+                    await page.goto(origin + "/admin/queues")
+                    assert "admin group" in await page.locator("main").inner_text()
+                    await ctx.close()
+                    continue
+                await link.click()
+                await page.wait_for_url(origin + "/admin")
+                await page.get_by_role("link", name="Queues").click()
+                await page.wait_for_url(origin + "/admin/queues")
+                assert f", {role})" in await page.locator("#who").inner_text()
+                table = page.locator("#queue-table")
+                for name in (api.names.tasks_queue, api.names.priority_queue, api.names.dead_queue):
+                    assert await table.locator(f'tr[data-queue="{name}"]').count() == 1
+                heads = await table.locator("thead th").all_inner_texts()
+                assert heads[2:6] == ["Ready", "Unacked", "Consumers", "Oldest (s)"]
+                requeue = page.get_by_role("button", name="Requeue selected")
+                assert await requeue.count() == (1 if role == "admin" else 0)
+                assert errors == []  # no CSP violation, no script error
+                await ctx.close()
+        finally:
+            await ui.close()
+    finally:
+        idp.stop()

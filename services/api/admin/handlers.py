@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -40,7 +41,7 @@ from shared.json_input import parse_json
 from shared.logging import get_logger
 from shared.messaging.messages import ControlMessage, TaskState, utcnow
 from shared.messaging.signing import Verifier
-from shared.messaging.topology import DEFAULT_MAX_ATTEMPTS
+from shared.messaging.topology import DEFAULT_MAX_ATTEMPTS, Topology
 from shared.unix_users import USER_NAME_RE
 
 log = get_logger("stager.api.admin")
@@ -144,33 +145,50 @@ def _age(when: Any) -> float | None:
     return None if when is None else max(0.0, (utcnow() - when).total_seconds())
 
 
+#: How long one peek at a queue's head may take (the queues view waits for each).
+PEEK_TIMEOUT = 2.0
+
+_FROM_STORE = "task store: the longest-waiting released job no worker has started yet"
+_UNACKED_STORE = "task store: released unfinished jobs minus the ready ones"
+
+
 async def get_queues(request: web.Request) -> web.Response:
-    """``GET /v1/admin/queues``: depth, consumers and oldest age of every queue."""
+    """``GET /v1/admin/queues``: ready, unacked, consumers and oldest age of every queue."""
     await viewer(request)
     app = request.app
     bus, store = app[BUS], app[STORE]
     names = bus.names
-    purposes = q.queue_purposes(names)
-    released, held, held_oldest = await store.queue_ages()
+    reported = [r for s, _ in app[BOARD].workers() for r in s.retry_queues]
+    purposes = q.queue_purposes(names, reported)
+    figures = await store.queue_figures()
+    task_queues = {names.tasks_queue: False, names.priority_queue: True}
+    limited = Topology(names=names).delivery_limited_queues()
+    heads: dict[str, datetime] = {}
     if bus.connection is None or bus.connection.is_closed:
         found = [q.QueueDepth(n, None, None, "the broker connection is down") for n in purposes]
     else:
         found = await q.depths(bus.connection, purposes)
+        peek = [d.name for d in found if d.ready and d.name not in limited]
+        heads = await q.head_times(bus.connection, peek, names.dead_queue, PEEK_TIMEOUT)
     infos = []
     for d in found:
-        if d.name in (names.tasks_queue, names.priority_queue):
-            at = released.get(d.name == names.priority_queue)
-            age = _age(at) if d.ready else None
-            source = "task store: the longest-waiting released job no worker has started yet"
+        unacked, unacked_source = _unacked(d, task_queues, figures.released_unfinished)
+        if d.name in task_queues:
+            at = figures.oldest_released.get(task_queues[d.name])
+            age, source = (_age(at) if d.ready else None), _FROM_STORE
+        elif d.name in limited:
+            age, source = None, "not tracked (a peek would count against its delivery limit)"
         elif d.name == names.dead_queue:
-            age, source = None, "not tracked: GET /v1/admin/deadletters shows when each died"
+            age, source = _age(heads.get(d.name)), "when the head letter died (peeked)"
         else:
-            age, source = None, "not tracked (short-lived messages)"
+            age, source = _age(heads.get(d.name)), "when the head message was published (peeked)"
         infos.append(
             QueueInfo(
                 name=d.name,
                 purpose=purposes[d.name],
                 ready=d.ready,
+                unacked=unacked,
+                unackedSource=unacked_source,
                 consumers=d.consumers,
                 oldestAge=age,
                 oldestSource=source,
@@ -178,9 +196,26 @@ async def get_queues(request: web.Request) -> web.Response:
             )
         )
     paused = (await intake_view(app)).paused
-    return ok(
-        QueuesView(queues=infos, held=held, heldOldestAge=_age(held_oldest), intakePaused=paused)
+    view = QueuesView(
+        queues=infos,
+        held=figures.held,
+        heldOldestAge=_age(figures.held_oldest),
+        intakePaused=paused,
     )
+    return ok(view)
+
+
+def _unacked(
+    d: q.QueueDepth, task_queues: dict[str, bool], unfinished: dict[bool, int]
+) -> tuple[int | None, str]:
+    """Unacknowledged deliveries of one queue, and how that is known."""
+    if d.ready is None:
+        return None, ""
+    if d.name in task_queues:
+        return max(0, unfinished.get(task_queues[d.name], 0) - d.ready), _UNACKED_STORE
+    if d.consumers == 0:
+        return 0, "no consumer: nothing is delivered"
+    return None, "not known without the RabbitMQ management API"
 
 
 async def get_workers(request: web.Request) -> web.Response:

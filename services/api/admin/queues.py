@@ -1,9 +1,18 @@
-"""The broker side of the admin view: queue depths and the dead-letter queue.
+"""The broker side of the admin view: queue figures and the dead-letter queue.
 
-Depth and consumers come from passive declares (no management plugin needed). How old
-the oldest message is cannot be read that way (and quorum queues keep no head timestamp),
-so for the task queues it comes from the task store, which released every message on
-them: the longest-waiting released job that no worker has started yet.
+Which queues: :meth:`~shared.messaging.topology.Topology.queue_names` (the one topology),
+plus the retry delay queues the live workers report in their heartbeats (their names
+depend on the workers' retry settings). Ready and consumers come from passive declares
+(no management plugin needed). Unacknowledged deliveries cannot be read over AMQP: a
+queue without consumers has none, and for the task queues the task store knows how many
+released jobs are unfinished (minus the ready ones: delivered, not yet acknowledged).
+
+Oldest age: for the task queues from the task store, which released every message on them
+(the longest-waiting released job no worker has started yet); peeking would count a
+delivery against their delivery limit, as on the ingest queues, which are not peeked. On
+every other queue the head message is peeked (one ``basic.get``, returned at once) and its
+``timestamp`` (set by :func:`shared.messaging.broker.make_message`) read; for a dead letter,
+when it died (``x-death``).
 
 Dead letters are read with ``basic.get`` without acknowledging, then left unacknowledged
 until the channel closes, which returns them to the queue; an action acknowledges those it
@@ -14,7 +23,9 @@ does not verify as the API's, or whose task is not in the store, can only be dis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +36,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from shared.errors import Unavailable
 from shared.messaging.signing import MessageRejected, Role, Verifier, verify_incoming
-from shared.messaging.topology import Names
+from shared.messaging.topology import Names, Topology
 
 #: Errors of a passive declare of a queue that is missing or not ours.
 _QUEUE_ERRORS = (aiormq.exceptions.ChannelClosed, aiormq.exceptions.AMQPError)
@@ -41,9 +52,14 @@ class QueueDepth:
     error: str = ""
 
 
-def queue_purposes(names: Names) -> dict[str, str]:
-    """Every queue the admin view shows, with what it is for."""
-    return {
+#: A retry delay queue's name: ``<prefix>.retry.<route>.<delay ms>``.
+_RETRY_RE = re.compile(r"\.retry\.(normal|priority)\.([0-9]{1,10})")
+
+
+def queue_purposes(names: Names, retry_queues: Iterable[str] = ()) -> dict[str, str]:
+    """Every queue the admin view shows (the topology's, then the retry delay queues of
+    ``retry_queues`` that are this prefix's), with what it is for."""
+    fixed = {
         names.priority_queue: "jobs of service accounts (preferred by workers)",
         names.tasks_queue: "jobs of users",
         names.dead_queue: "dead letters: tasks that crashed workers too often",
@@ -52,6 +68,20 @@ def queue_purposes(names: Names) -> dict[str, str]:
         names.ingest_dirs_queue: "ingest directory tasks",
         names.ingest_files_queue: "ingest file batches",
     }
+    out = {name: fixed.get(name, name) for name in Topology(names=names).queue_names()}
+    for name in sorted(set(retry_queues)):
+        m = (
+            _RETRY_RE.fullmatch(name[len(names.prefix) :])
+            if name.startswith(names.prefix)
+            else None
+        )
+        if m is None or name in out:
+            continue
+        route, ms = m.groups()
+        out[name] = (
+            f"retries of {route} jobs: each waits {int(ms) / 1000:g} s, then back to its queue"
+        )
+    return out
 
 
 async def depths(connection: AbstractRobustConnection, queues: Iterable[str]) -> list[QueueDepth]:
@@ -72,6 +102,37 @@ async def depths(connection: AbstractRobustConnection, queues: Iterable[str]) ->
                 with contextlib.suppress(Exception):
                     await channel.close()
                 channel = await connection.channel()
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+    return out
+
+
+async def head_times(
+    connection: AbstractRobustConnection, queues: Iterable[str], dead_queue: str, wait: float
+) -> dict[str, datetime]:
+    """When the head message of each queue was published (for ``dead_queue``: when it
+    died), read by peeking: one ``basic.get`` per queue, the delivery returned at once.
+    A queue that is empty, unreadable or slower than ``wait`` seconds is left out."""
+    out: dict[str, datetime] = {}
+    channel = await connection.channel()
+    try:
+        for name in queues:
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+                msg = await queue.get(no_ack=False, fail=False, timeout=wait)
+            except (*_QUEUE_ERRORS, TimeoutError):
+                with contextlib.suppress(Exception):
+                    await channel.close()
+                channel = await connection.channel()
+                continue
+            if msg is None:
+                continue
+            await msg.reject(requeue=True)
+            died = _death(dict(msg.headers or {}))[3] if name == dead_queue else None
+            at = died or msg.timestamp
+            if isinstance(at, datetime):
+                out[name] = at if at.tzinfo else at.replace(tzinfo=UTC)
     finally:
         with contextlib.suppress(Exception):
             await channel.close()
@@ -151,10 +212,12 @@ async def held_letters(
     if connection is None or connection.is_closed:
         raise Unavailable("the message broker connection is down; try again shortly")
     channel: AbstractChannel = await connection.channel()
+    letters: list[Letter] = []
+    depth = consumers = 0
     try:
         q = await channel.declare_queue(queue, passive=True)
         depth = int(q.declaration_result.message_count or 0)
-        letters: list[Letter] = []
+        consumers = int(q.declaration_result.consumer_count or 0)
         while len(letters) < min(limit, depth):
             msg = await q.get(no_ack=False, fail=False)
             if msg is None:
@@ -166,3 +229,28 @@ async def held_letters(
     finally:
         with contextlib.suppress(Exception):
             await channel.close()  # unacknowledged deliveries return to the queue
+        back = depth - sum(1 for lt in letters if lt.message.processed)
+        if letters and not consumers:
+            with contextlib.suppress(Exception):
+                await _until_back(connection, queue, back)
+
+
+#: How long a dead-letter listing or action waits for its returned letters to be back.
+RETURN_WAIT = 3.0
+
+
+async def _until_back(connection: AbstractRobustConnection, queue: str, depth: int) -> None:
+    """Wait (at most :data:`RETURN_WAIT`) until ``queue`` holds ``depth`` messages again:
+    the broker applies a closed channel's returns asynchronously, and the next listing or
+    action (often the admin's next click) must see the letters this one left."""
+    channel = await connection.channel()
+    try:
+        deadline = asyncio.get_running_loop().time() + RETURN_WAIT
+        q = await channel.declare_queue(queue, passive=True)
+        while int(q.declaration_result.message_count or 0) < depth:
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.05)
+            await q.declare()  # again: a robust channel hands back its first passive result
+    finally:
+        await channel.close()

@@ -26,11 +26,16 @@ class AdminMe(BaseModel):
 
 
 class QueueInfo(BaseModel):
-    """One queue: depth, consumers and the oldest message's age (see ``oldestSource``)."""
+    """One queue: depth, consumers, unacknowledged deliveries and the oldest message's age
+    (``unackedSource`` and ``oldestSource`` say how each is known)."""
 
     name: str
     purpose: str
     ready: int | None = Field(description="messages ready for delivery (null: unreadable)")
+    unacked: int | None = Field(
+        default=None, description="delivered to a consumer, not yet acknowledged (null: unknown)"
+    )
+    unackedSource: str = Field(default="", description="how unacked is obtained")
     consumers: int | None = None
     oldestAge: float | None = Field(default=None, description="seconds; null when unknown")
     oldestSource: str = Field(description="how oldestAge is obtained")

@@ -25,7 +25,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api.store import admin, attempts, events, release, tasks
-from services.api.store.admin import Flag, TaskFilter
+from services.api.store.admin import Flag, QueueFigures, TaskFilter
 from services.api.store.attempts import Attempt
 from services.api.store.events import Applied
 from services.api.store.release import Choose
@@ -38,6 +38,7 @@ __all__ = [
     "RESTARTABLE_STATES",
     "Attempt",
     "Flag",
+    "QueueFigures",
     "Task",
     "TaskFilter",
     "TaskStore",
@@ -223,13 +224,13 @@ class TaskStore:
         async with self._reads.connect() as conn:
             return await admin.matching_ids(conn, f, limit)
 
-    async def queue_ages(self) -> tuple[dict[bool, datetime], int, datetime | None]:
-        """Oldest released-but-not-started task per ``priority > 0``; held tasks and the
-        oldest one's creation time (read on one connection)."""
+    async def queue_figures(self) -> QueueFigures:
+        """What the store knows of the task queues (read on one connection)."""
         async with self._reads.connect() as conn:
             released = await admin.oldest_released(conn)
+            unfinished = await admin.released_unfinished(conn)
             held, oldest = await admin.oldest_held(conn)
-            return released, held, oldest
+            return QueueFigures(released, unfinished, held, oldest)
 
     async def attempts(self, task_id: str) -> list[Attempt]:
         """The attempts of every run of a task, oldest first."""

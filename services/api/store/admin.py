@@ -20,6 +20,19 @@ from shared.messaging.messages import PrincipalKind, TaskState, utcnow
 
 
 @dataclass(frozen=True)
+class QueueFigures:
+    """The task queues as the store sees them; keys: ``priority > 0`` (the priority queue)."""
+
+    #: when the longest-waiting released, not yet started task was last changed
+    oldest_released: dict[bool, datetime]
+    #: released tasks not finished (pending or active): on the queue, ready or unacked
+    released_unfinished: dict[bool, int]
+    #: tasks accepted but not released yet (fair dispatch), and the oldest one's creation
+    held: int
+    held_oldest: datetime | None
+
+
+@dataclass(frozen=True)
 class TaskFilter:
     """Which tasks an admin query (or a bulk action) covers; None: any."""
 
@@ -86,6 +99,19 @@ async def oldest_released(conn: AsyncConnection) -> dict[bool, datetime]:
         if when is not None:
             out[bool(prio)] = when
     return out
+
+
+async def released_unfinished(conn: AsyncConnection) -> dict[bool, int]:
+    """Released tasks still pending or active, by ``priority > 0``: the messages a task
+    queue holds, ready or delivered to a worker and not yet acknowledged."""
+    prio = C.priority > literal_column("0")
+    live = (TaskState.PENDING.value, TaskState.ACTIVE.value)
+    q = (
+        select(prio, func.count())
+        .where(C.dispatched.is_(True), C.state.in_(live), C.deleted_at.is_(None))
+        .group_by(prio)
+    )
+    return {bool(p): int(n) for p, n in (await conn.execute(q)).all()}
 
 
 async def oldest_held(conn: AsyncConnection) -> tuple[int, datetime | None]:

@@ -4,5 +4,6 @@ const dialog = document.getElementById("confirm-dialog");
 if (dialog && typeof dialog.showModal === "function") {
   dialog.close();
   dialog.showModal();
-  dialog.addEventListener("cancel", () => { window.location.assign("/admin"); });
+  const back = document.getElementById("cancel-confirm");
+  dialog.addEventListener("cancel", () => { window.location.assign(back ? back.href : "/admin"); });
 }

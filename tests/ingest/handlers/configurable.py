@@ -73,6 +73,16 @@ def _hook(name):
         _record(meta, name)
         if name == "pre_data_obj_create" and _cfg(meta).get("touch"):
             open(_cfg(meta)["touch"], "w").close()  # e.g. tells a test's proxy to stall
+        hang = _cfg(meta).get("hang")  # {"name": file name, "pid": file}: never returns
+        if (
+            name == "pre_data_obj_create"
+            and hang
+            and os.path.basename(meta["path"]) == hang["name"]
+        ):
+            with open(hang["pid"], "w") as f:
+                f.write(str(os.getpid()))
+            while True:  # pure Python: no connection to interrupt
+                time.sleep(3600)
         if name == "pre_data_obj_create" and _cfg(meta).get("sleep"):
             time.sleep(_cfg(meta)["sleep"])
         fail_dir = _cfg(meta).get("fail_once_dir")
