@@ -95,6 +95,7 @@ def run_schemathesis(
             **{k: v for k, v in os.environ.items() if not k.startswith("STAGER_")},
             "PYTHONPATH": str(REPO),
             "FUZZ_STAGER_USER": stack.user,
+            "FUZZ_PRINCIPAL": who,
             "NO_COLOR": "1",
         }
         with open(out / f"{who}.log", "w") as log:
@@ -140,6 +141,10 @@ def table(outcomes: list[Outcome], crashes: list[str]) -> str:
     for o in outcomes:
         acc = ", ".join(f"{op} {n}" for op, n in sorted(o.accepted.items()) if n)
         lines.append(f"{o.who:10} {o.generated:>7} {len(o.failures):>9} {len(o.errors):>7}  {acc}")
+        # not a finding, but the code behind these was only reached by refusals
+        never = sorted(op for op, n in o.accepted.items() if not n)
+        if never:
+            lines.append(f"  never accepted: {', '.join(never)}")
         lines += [f"  failure: {f}" for f in o.failures] + [f"  error: {e}" for e in o.errors]
     lines.append(f"API unhandled errors logged: {len(crashes)}")
     lines += [f"  {c[:300]}" for c in crashes[:10]]

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 USER = os.environ.get("FUZZ_STAGER_USER", "")
 INGEST_ROOT = os.environ.get("FUZZ_INGEST_ROOT", "/tmp/stager-demo")  # noqa: S108
 IRODS_HOME = os.environ.get("FUZZ_IRODS_HOME", "/tempZone/home/rods")
+#: who schemathesis runs as (``service`` or ``user``, set by :mod:`fuzz.api`)
+PRINCIPAL = os.environ.get("FUZZ_PRINCIPAL", "")
 
 #: path segments that break path handling more often than random text does (a fuzzer's
 #: dictionary): NUL, dot segments, separators in disguise, control and wide characters
@@ -59,14 +61,27 @@ def _job(draw: st.DrawFn, generated: dict[str, Any]) -> dict[str, Any]:
 
 @st.composite
 def _ingest(draw: st.DrawFn, generated: dict[str, Any]) -> dict[str, Any]:
-    body = {
-        **generated,
-        "root": INGEST_ROOT + "/" + draw(_SEGMENT),
-        "target": IRODS_HOME + "/ingest/" + draw(_SEGMENT),
-    }
-    if draw(st.booleans()):
+    root = INGEST_ROOT + "/" + draw(_SEGMENT)
+    target = IRODS_HOME + "/ingest/" + draw(_SEGMENT)
+    # The generated owner and event handler (random text) are refused, and so, mostly, is
+    # a body with all of the generated options (S3 fields without an S3 root, ...). A
+    # service account must name the owner (the stack's user, whom it may act for); a user
+    # may name itself or leave it out. "minimal" keeps only what a job needs, so that the
+    # accepted path (stored, run by the ingest worker, listed, stopped) is reached too.
+    variants = ["generated", "owned", "minimal"]
+    if PRINCIPAL != "service":
+        variants.append("unowned")
+    variant = draw(st.sampled_from(variants))
+    body = {**generated, "root": root, "target": target}
+    if variant != "generated":
         for key in ("owner", "event_handler", "event_handler_data"):
             body.pop(key, None)
+    if variant == "minimal":
+        body = {"root": root, "target": target}
+        if "interval" in generated and draw(st.booleans()):
+            body["interval"] = generated["interval"]
+    if variant in ("owned", "minimal") and (PRINCIPAL == "service" or draw(st.booleans())):
+        body["owner"] = USER
     return body
 
 

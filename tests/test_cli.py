@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from services.api.auth import verify_password
 from shared.crypto import Binding, Opener, Sealer, key_id, load_public_key
@@ -117,3 +120,23 @@ def test_ingest_is_handed_to_the_ingest_cli() -> None:
     assert code == 0 and out.startswith("usage: stager ingest"), err
     code, out, err = stager("ingest", "nope")
     assert code == 2 and "stager ingest: error: argument command: invalid choice" in err
+
+
+def test_make_up_and_stager_ingest_use_the_same_store_from_anywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12: ``stager ingest`` run outside the repository root made a new empty store.
+    The store ``make up`` gives the API and the ingest worker (its default ``.local/``) is
+    the one the CLI opens without ``STAGER_INGEST__DB_URL``, from any directory."""
+    from scripts import up
+    from shared.settings import DEFAULT_INGEST_STORE, IngestStoreSettings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGER_")}
+    monkeypatch.setattr(os, "environ", env)
+    monkeypatch.chdir("/")
+    cli_store = IngestStoreSettings().db_url
+    args = up.parse_args([])
+    stack = up.Stack(local=args.local_dir.resolve(), ephemeral=False, workers=1, grace=1.0)
+    stack.configure_ingest()
+    assert env["STAGER_INGEST__DB_URL"] == cli_store
+    assert cli_store == f"sqlite+aiosqlite:///{DEFAULT_INGEST_STORE}"

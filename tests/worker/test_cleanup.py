@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from services.isync.journal import SIDECAR_SUFFIX
 from services.isync.paths import part_name
+from services.worker.credentials import RepoCredential
 from tests.worker.conftest import RunningWorker, irods_worker, task_message
 
 MiB = 1024 * 1024
@@ -312,25 +314,49 @@ async def test_a_completed_run_leaves_no_ledger_and_keeps_its_empty_collections(
     assert _state_files(state, user.pw_uid) == []
 
 
+@pytest.mark.parametrize(
+    ("kind", "states", "error"),
+    [
+        ("fail_permanent", ["archived"], "Permission denied"),
+        ("fail", ["retry", "retry", "archived"], "did not answer"),
+    ],
+)
 async def test_the_worker_logs_the_state_it_published(
-    start_worker, unix_user: Callable[..., pwd.struct_passwd], capfd: Any, caplog: Any
+    start_worker,
+    unix_user: Callable[..., pwd.struct_passwd],
+    capfd: Any,
+    caplog: Any,
+    kind: str,
+    states: list[str],
+    error: str,
 ) -> None:
-    """A final failure was logged as ``task.end state=retry``; it is ``archived``."""
+    """A final failure was logged as ``task.end state=retry``; it is ``archived``. A
+    permanent error ends at once; a transient one is retried (3 attempts here) and only
+    the attempts that are retried log ``retry``."""
     user = unix_user()
-    w = await start_worker(transfer_kind="fail_permanent")
+    creds = {"streamer": RepoCredential(user="svc", password=SecretStr("svc-pw"))}
+    w = await start_worker(transfer_kind=kind, service_credentials=creds)
     msg = task_message(user.pw_name)
     await w.submit(msg)
     final = await w.events.until(msg.task_id, FINAL)
-    assert final.state == "archived"
+    assert final.state == "archived" and error in (final.error or ""), final.error
     # the worker writes its task.end line just after publishing the final event
     out = ""
+
+    def ends() -> list[str]:
+        found = [line for line in out.splitlines() if "task.end" in line and msg.task_id in line]
+        return list(dict.fromkeys(found))
+
     for _ in range(250):
         # stdout, or the logging records when an earlier test routed structlog through them
         out += capfd.readouterr().out + "\n" + caplog.text
-        if any("task.end" in line and msg.task_id in line for line in out.splitlines()):
+        if len(ends()) >= len(states):
             break
         await asyncio.sleep(0.02)
-    ends = [line for line in out.splitlines() if "task.end" in line and msg.task_id in line]
-    ends = list(dict.fromkeys(ends))
-    archived = ("state=archived", "'state': 'archived'", '"state": "archived"')
-    assert len(ends) == 1 and any(a in ends[0] for a in archived), ends
+    logged = []
+    for line in ends():
+        for state in ("retry", "archived", "completed", "cancelled"):
+            forms = (f"state={state}", f"'state': '{state}'", f'"state": "{state}"')
+            if any(f in line for f in forms):
+                logged.append(state)
+    assert logged == states, ends()
