@@ -1,6 +1,12 @@
-"""Which errors mean a lost iRODS connection (tried again on a new one), and the backoff."""
+"""Which errors mean a lost iRODS connection (tried again on a new one), the backoff, and
+what a file still needs after a lost try (the catalog of the iRODS test server)."""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from irods.exception import (
@@ -9,9 +15,17 @@ from irods.exception import (
     NetworkException,
     get_exception_by_code,
 )
+from pydantic import SecretStr
 
+from services.ingest.diff import Action
 from services.ingest.errors import IngestError
-from services.ingest.processing import Reconnect, connection_lost
+from services.ingest.processing import Context, Reconnect, connection_lost, file_meta, retake
+from services.ingest.sessions import SessionPool
+from services.ingest.store import IngestOptions, Job
+from services.ingest.tasks import FileItem
+from shared.irods import IrodsAccount
+
+HANDLERS = Path(__file__).parent / "handlers"
 
 
 def wrapped(inner: BaseException) -> BaseException:
@@ -64,3 +78,72 @@ def test_default_backoff_doubles_to_about_a_minute() -> None:
     waits = [r.wait(n) for n in range(1, r.tries + 1)]
     assert waits == [2.0, 4.0, 8.0, 16.0, 30.0]
     assert 55 <= sum(waits) <= 65
+
+
+@pytest.fixture
+def put_ctx(irods_server: Any) -> Iterator[Context]:
+    """A PUT job's context in this process, its sessions on the test server."""
+    account = IrodsAccount(
+        host=irods_server.host,
+        port=irods_server.port,
+        user="rods",
+        zone="tempZone",
+        password=SecretStr(irods_server.admin_password),
+    )
+    pool = SessionPool(account)
+    job = Job(
+        name="j" + uuid.uuid4().hex[:10],
+        root="/nonexistent",
+        target="/tempZone/home/rods",
+        handler=(HANDLERS / "put.py").read_text(),
+        handler_label="put",
+        options=IngestOptions(),
+    )
+    try:
+        yield Context.load(job, pool)
+    finally:
+        pool.close()
+
+
+def _item(size: int, action: str = "create") -> FileItem:
+    return FileItem(name="f", logical="f", size=size, mtime=1.0, ctime=1.0, action=action)
+
+
+def _collection(session: Any, data: bytes | None) -> str:
+    coll = f"/tempZone/home/rods/retake-{uuid.uuid4().hex[:10]}"
+    session.collections.create(coll)
+    if data is not None:
+        with session.data_objects.open(f"{coll}/f", "w") as f:
+            f.write(data)
+    return coll
+
+
+def _retake(ctx: Context, coll: str, item: FileItem) -> Any:
+    meta = file_meta(ctx, "/nonexistent/f", f"{coll}/f", item.size, 1.0, 1.0, "regular")
+    return retake(ctx, ctx.session(meta), meta, item, coll)
+
+
+def test_a_file_the_lost_try_put_whole_is_not_put_again(put_ctx: Context) -> None:
+    session = put_ctx.sessions.get()
+    coll = _collection(session, b"x" * 100)
+    assert _retake(put_ctx, coll, _item(100)) is None
+
+
+def test_a_file_the_lost_try_never_reached_is_put(put_ctx: Context) -> None:
+    coll = _collection(put_ctx.sessions.get(), None)
+    assert _retake(put_ctx, coll, _item(100)) == (Action.CREATE, [])
+
+
+def test_the_part_a_lost_put_left_is_removed_and_put_again(put_ctx: Context) -> None:
+    session = put_ctx.sessions.get()
+    coll = _collection(session, b"x" * 10)
+    assert _retake(put_ctx, coll, _item(100)) == (Action.CREATE, [])
+    assert not session.data_objects.exists(f"{coll}/f")
+
+
+def test_a_part_of_a_file_that_was_there_before_is_not_removed(put_ctx: Context) -> None:
+    session = put_ctx.sessions.get()
+    coll = _collection(session, b"x" * 10)
+    with pytest.raises(IngestError, match="PUT does not overwrite"):
+        _retake(put_ctx, coll, _item(100, action="modify"))
+    assert session.data_objects.exists(f"{coll}/f")
