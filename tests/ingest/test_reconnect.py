@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from irods.exception import (
@@ -105,7 +105,7 @@ def put_ctx(irods_server: Any) -> Iterator[Context]:
         pool.close()
 
 
-def _item(size: int, action: str = "create") -> FileItem:
+def _item(size: int, action: Literal["create", "modify"] = "create") -> FileItem:
     return FileItem(name="f", logical="f", size=size, mtime=1.0, ctime=1.0, action=action)
 
 
