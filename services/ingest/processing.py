@@ -679,11 +679,8 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             counts["files_failed"] += 1
             logger.error("file failed", path=_printable(path), target=target, error=str(e))
             continue
-        if outcome is None:  # a lost try had synced it: counted once, as listed
-            counts[_COUNTER.get(item.action, "files_skipped")] += 1
-        else:
-            counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
-            counts["bytes"] += outcome.bytes
+        counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
+        counts["bytes"] += outcome.bytes
         if item.stat is not None:
             result.entries.append(EntryRecord.of(directory, item.os_name, item.stat))
     return result
@@ -735,13 +732,15 @@ def _sync_file(
     replicas: list[Any],
     counts: Counter[str],
     attempt: int,
-) -> operations.Outcome | None:
-    """Try ``attempt`` (0: the first) to sync one file; ``None``: a lost try had done it."""
+) -> operations.Outcome:
+    """Try ``attempt`` (0: the first) to sync one file."""
     session = ctx.session(meta)
     if attempt:  # the lost try may have synced the file, or left part of it
         again = retake(ctx, session, meta, item, collection)
-        if again is None:
-            return None
+        if again is None:  # it had: counted once, as listed (its bytes did go)
+            put = ctx.handler.operation(session, meta) in PUT_OPERATIONS
+            done = {"create": "created", "modify": "modified"}.get(item.action, "skipped")
+            return operations.Outcome(done, item.size if put else 0)
         action, replicas = again
     return ctx.retrying(
         meta,

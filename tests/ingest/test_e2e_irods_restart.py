@@ -89,6 +89,7 @@ async def test_files_put_across_an_irods_restart_all_arrive_counted_once(
     assert c.get("tasks_failed", 0) == 0, c
     assert c["files_seen"] == FILES, c
     assert c["files_created"] == FILES, c  # each file once: none counted twice
+    assert c["bytes"] == FILES * SIZE, c
     assert c.get("retries", 0) >= 1, f"no try was lost: the restart hit nothing in flight {c}"
 
     with srv.session() as s:
