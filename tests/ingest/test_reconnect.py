@@ -15,12 +15,13 @@ from irods.exception import (
     NetworkException,
     get_exception_by_code,
 )
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from services.ingest.diff import Action
 from services.ingest.errors import IngestError
 from services.ingest.processing import Context, Reconnect, connection_lost, file_meta, retake
 from services.ingest.sessions import SessionPool
+from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestOptions, Job
 from services.ingest.tasks import FileItem
 from shared.irods import IrodsAccount
@@ -147,3 +148,13 @@ def test_a_part_of_a_file_that_was_there_before_is_not_removed(put_ctx: Context)
     with pytest.raises(IngestError, match="PUT does not overwrite"):
         _retake(put_ctx, coll, _item(100, action="modify"))
     assert session.data_objects.exists(f"{coll}/f")
+
+
+def test_the_retries_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGER_INGEST__RECONNECT_TRIES", "2")
+    monkeypatch.setenv("STAGER_INGEST__RECONNECT_DELAY", "0.5")
+    s = IngestSettings().ingest
+    assert (s.reconnect_tries, s.reconnect_delay) == (2, 0.5)
+    monkeypatch.setenv("STAGER_INGEST__RECONNECT_TRIES", "-1")
+    with pytest.raises(ValidationError, match="reconnect_tries"):
+        IngestSettings()
