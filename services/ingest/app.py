@@ -68,6 +68,8 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
             max_uid=s.ingest.max_uid,
             log_level=s.log_level,
             log_json=s.log_json,
+            reconnect_tries=s.ingest.reconnect_tries,
+            reconnect_delay=s.ingest.reconnect_delay,
         ),
         metrics=metrics,
         retention=s.ingest.retention,

@@ -67,6 +67,9 @@ class Init(BaseModel):
     log_json: bool = True
     #: seconds between the child's heartbeats (a reply with id 0)
     heartbeat: float = Field(default=5.0, gt=0)
+    #: retries of a file whose iRODS connection was lost, and the first delay (doubling)
+    reconnect_tries: int = Field(default=5, ge=0, le=50)
+    reconnect_delay: float = Field(default=2.0, ge=0, le=600)
 
 
 class Request(BaseModel):
@@ -241,7 +244,7 @@ class Server:
             waiting[0].set()
 
     def context(self, job: Job) -> Any:
-        from services.ingest.processing import Context
+        from services.ingest.processing import Context, Reconnect
 
         key = (job.name, job.generation)
         with self._ctx_lock:
@@ -257,6 +260,7 @@ class Server:
                     s3_endpoints=self.init.s3_endpoints,
                     default_log_level=self.init.log_level,
                     on_hung=self.hung,
+                    reconnect=Reconnect(self.init.reconnect_tries, self.init.reconnect_delay),
                 )
                 self._contexts[key] = ctx
             return ctx

@@ -57,8 +57,11 @@ def _epoch(value: Any) -> int:
     return int(value)
 
 
-def list_data_objects(session: Any, collection: str) -> dict[str, list[Replica]]:
-    """Every data object directly in ``collection``: name → replicas (one GenQuery)."""
+def list_data_objects(
+    session: Any, collection: str, name: str | None = None
+) -> dict[str, list[Replica]]:
+    """Every data object directly in ``collection`` (or only the one called ``name``):
+    name → replicas (one GenQuery)."""
     query = session.query(
         DataObject.name,
         DataObject.replica_number,
@@ -67,6 +70,8 @@ def list_data_objects(session: Any, collection: str) -> dict[str, list[Replica]]
         DataObject.size,
         DataObject.modify_time,
     ).filter(Criterion("=", Collection.name, collection))
+    if name is not None:
+        query = query.filter(Criterion("=", DataObject.name, name))
     out: dict[str, list[Replica]] = {}
     for row in all_rows(session, query):
         out.setdefault(row[DataObject.name], []).append(

@@ -82,6 +82,9 @@ class ChildPolicy:
     #: killed (its owner may have stopped it: it must not hold the worker's slots)
     heartbeat: float = 5.0
     silence: float = 30.0
+    #: retries of a file whose iRODS connection was lost, and the first delay (doubling)
+    reconnect_tries: int = 5
+    reconnect_delay: float = 2.0
 
 
 def job_identity(job: Job, policy: ChildPolicy, euid: int | None = None) -> Identity:
@@ -202,6 +205,8 @@ class OwnerChild:
             log_level=self.policy.log_level,
             log_json=self.policy.log_json,
             heartbeat=self.policy.heartbeat,
+            reconnect_tries=self.policy.reconnect_tries,
+            reconnect_delay=self.policy.reconnect_delay,
         )
         self._writer.write(encode(init))
         await self._writer.drain()

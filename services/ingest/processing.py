@@ -70,6 +70,52 @@ class JobFatal(IngestError):
     """The job itself cannot run (its root task failed in a way retries cannot fix)."""
 
 
+class ConnectionLost(IngestError):
+    """The iRODS connection was lost on every try (:class:`Reconnect`); ``str()`` says
+    how often, for how long, and the last error."""
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How a file or delete that lost its iRODS connection is tried again: up to
+    ``tries`` more times on new connections, ``delay`` seconds before the first retry,
+    doubled each time up to ``max_delay`` (defaults: 2+4+8+16+30 s, about a minute)."""
+
+    tries: int = 5
+    delay: float = 2.0
+    max_delay: float = 30.0
+
+    def wait(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt`` (1-based)."""
+        return min(self.max_delay, self.delay * 2 ** (attempt - 1))
+
+
+#: python-irodsclient's exception classes (one per iRODS error code, its errno part
+#: dropped) that mean a socket failed: SYS_SOCK_* and these
+_SOCKET_ERRORS = frozenset({"SYS_HEADER_READ_LEN_ERR", "SYS_HEADER_WRITE_LEN_ERR"})
+
+
+def connection_lost(e: BaseException) -> bool:
+    """Whether ``e`` (or an error it was raised from) means the iRODS connection itself
+    failed: python-irodsclient's ``NetworkException`` ("Could not connect to specified
+    host and port", "Could not receive server response"), a refused, reset or broken
+    socket, or a ``SYS_SOCK_*``/``SYS_HEADER_*`` error code.  Such an error is transient:
+    the same call on a new connection may well succeed."""
+    from irods.exception import NetworkException
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, NetworkException | ConnectionError):
+            return True
+        for cls in type(cur).__mro__:
+            if cls.__name__.startswith("SYS_SOCK_") or cls.__name__ in _SOCKET_ERRORS:
+                return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 class TimedOut(IngestError):
     """A task's call ran past the handler's ``timeout``.
 
@@ -100,6 +146,8 @@ class Context:
     job_log: Any = None
     #: called when a timed-out call stays stuck (the child must be replaced)
     on_hung: Callable[[], None] | None = None
+    #: how a call that lost its iRODS connection is tried again
+    reconnect: Reconnect = field(default_factory=Reconnect)
 
     @classmethod
     def load(
@@ -111,6 +159,7 @@ class Context:
         default_log_level: str = "info",
         on_hung: Callable[[], None] | None = None,
         s3_endpoints: Sequence[str] | None = None,
+        reconnect: Reconnect | None = None,
     ) -> Context:
         """``s3_endpoints``: the S3 endpoints the job may contact (None: not checked)."""
         handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
@@ -120,7 +169,18 @@ class Context:
         )
         s3 = S3Reader(o.s3, job.root, s3_endpoints) if o.s3 is not None else None
         job_log = joblog.job_logger(log_config_of(job), default_log_level)
-        return cls(job, handler, excludes, sessions, timeouts, allowed_roots, s3, job_log, on_hung)
+        return cls(
+            job,
+            handler,
+            excludes,
+            sessions,
+            timeouts,
+            allowed_roots,
+            s3,
+            job_log,
+            on_hung,
+            reconnect or Reconnect(),
+        )
 
     @property
     def logger(self) -> Any:
@@ -202,7 +262,7 @@ class Context:
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
-                if attempt >= retries:
+                if attempt >= retries or connection_lost(e):  # lost: a new session is due
                     raise
                 attempt += 1
                 counts["retries"] += 1
@@ -210,6 +270,45 @@ class Context:
                     "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
+
+    def reconnecting(
+        self, meta: dict[str, Any], call: Callable[[int], T], counts: Counter[str]
+    ) -> T:
+        """``call(attempt)`` until it returns; when it fails because the iRODS connection
+        was lost, this thread's sessions are dropped and it runs again on new ones after a
+        growing delay (:class:`Reconnect`), then fails with :class:`ConnectionLost`.
+
+        ``attempt`` is 0 on the first run: a later run must first look at what the lost
+        one may already have done (the call is not assumed idempotent)."""
+        policy = self.reconnect
+        attempt = 0
+        waited = 0.0
+        while True:
+            try:
+                return call(attempt)
+            except Exception as e:
+                if not connection_lost(e):
+                    raise
+                self.sessions.discard()
+                if attempt >= policy.tries:
+                    raise ConnectionLost(
+                        f"iRODS connection lost on each of {attempt + 1} tries over "
+                        f"{waited:.0f} s (last: {e}); check that the iRODS server is up and "
+                        "reachable, then run the job again"
+                    ) from e
+                attempt += 1
+                counts["retries"] += 1
+                pause = policy.wait(attempt)
+                self.logger.warning(
+                    "iRODS connection lost; retrying on a new connection",
+                    path=_printable(meta.get("path")),
+                    target=meta.get("target"),
+                    attempt=attempt,
+                    delay=pause,
+                    error=str(e),
+                )
+                time.sleep(pause)
+                waited += pause
 
     def _timed(self, meta: dict[str, Any], func: Callable[[], T], session: Any = None) -> T:
         if self.timeouts is None or not self.handler.has("timeout"):
@@ -306,7 +405,23 @@ def root_unlisted(path: str, e: Exception) -> JobFatal:
 
 
 def process_dir(ctx: Context, task: DirTask) -> DirResult:
-    """List one directory, diff it against its collection, and fan out."""
+    """List one directory, diff it against its collection, and fan out.
+
+    A try that lost its iRODS connection is done again from the start on a new one
+    (asking the catalog again whether the collection exists: the lost try may have made
+    it); its children are only sent once the whole listing succeeded."""
+    retries: Counter[str] = Counter()
+
+    def attempt(n: int) -> DirResult:
+        return _process_dir(ctx, task if n == 0 else task.model_copy(update={"exists": None}))
+
+    meta = ctx.meta(path=task.os_path, target=task.collection, task="sync_dir")
+    result = ctx.reconnecting(meta, attempt, retries)
+    result.counts.update(retries)
+    return result
+
+
+def _process_dir(ctx: Context, task: DirTask) -> DirResult:
     result = DirResult()
     counts = result.counts
     path = task.os_path
@@ -524,7 +639,6 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
     counts = result.counts
     logger = ctx.logger
     directory = task.os_dir
-    o = ctx.job.options
     catalog = _catalog_again(ctx, task) if task.recheck else None
     for item in task.items:
         path = os.path.join(directory, item.os_name)
@@ -554,22 +668,12 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
                 continue
             action = again
         try:
-            session = ctx.session(meta)
-            outcome = ctx.retrying(
+            outcome = ctx.reconnecting(
                 meta,
                 functools.partial(
-                    operations.sync_entry,
-                    ctx.handler,
-                    logger,
-                    session,
-                    dict(meta),
-                    action,
-                    replicas,
-                    checksum=o.checksum,
-                    source=ctx.s3,
+                    _sync_file, ctx, meta, item, task.collection, action, replicas, counts
                 ),
                 counts,
-                session=session,
             )
         except Exception as e:
             counts["files_failed"] += 1
@@ -619,24 +723,101 @@ def recheck(
     return None if action is Action.SKIP else action
 
 
+def _sync_file(
+    ctx: Context,
+    meta: dict[str, Any],
+    item: FileItem,
+    collection: str,
+    action: Action,
+    replicas: list[Any],
+    counts: Counter[str],
+    attempt: int,
+) -> operations.Outcome:
+    """Try ``attempt`` (0: the first) to sync one file."""
+    session = ctx.session(meta)
+    if attempt:  # the lost try may have synced the file, or left part of it
+        again = retake(ctx, session, meta, item, collection)
+        if again is None:  # it had: counted once, as listed (its bytes did go)
+            put = ctx.handler.operation(session, meta) in PUT_OPERATIONS
+            done = {"create": "created", "modify": "modified"}.get(item.action, "skipped")
+            return operations.Outcome(done, item.size if put else 0)
+        action, replicas = again
+    return ctx.retrying(
+        meta,
+        functools.partial(
+            operations.sync_entry,
+            ctx.handler,
+            ctx.logger,
+            session,
+            dict(meta),
+            action,
+            replicas,
+            checksum=ctx.job.options.checksum,
+            source=ctx.s3,
+        ),
+        counts,
+        session=session,
+    )
+
+
+def retake(
+    ctx: Context, session: Any, meta: dict[str, Any], item: FileItem, collection: str
+) -> tuple[Action, list[Any]] | None:
+    """What a file still needs after a try that lost its connection: ``None`` when the
+    catalog shows it synced (so it is neither put twice nor counted twice), else the
+    action and replicas to go on with.  A put the lost try left partial (the object was
+    not there when listed: the part is that try's) is removed and put again."""
+    found = list_data_objects(session, collection, item.logical).get(item.logical)
+    if not found:
+        return Action(item.action), []
+    try:
+        again = recheck(ctx, meta, item, found)
+    except IngestError:
+        if item.action != Action.CREATE.value:
+            raise
+        session.data_objects.unlink(meta["target"], force=True)
+        ctx.logger.warning(
+            "removed the part a lost put left; putting it again", target=meta["target"]
+        )
+        return Action.CREATE, []
+    return None if again is None else (again, found)
+
+
 def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:
     """Remove data objects and collections whose source disappeared."""
     counts: Counter[str] = Counter()
     logger = ctx.logger
     meta = ctx.meta(path=None, target=task.collection, task="delete")
     mode = ctx.handler.delete_mode(meta)
-    session = ctx.session(meta)
+
+    def delete_object(n: int, m: dict[str, Any]) -> None:
+        session = ctx.session(m)
+        if n and not session.data_objects.exists(m["target"]):
+            return  # the lost try removed it
+        ctx.retrying(
+            m,
+            functools.partial(operations.delete_data_object, ctx.handler, logger, session, m, mode),
+            counts,
+            session=session,
+        )
+
+    def delete_tree(n: int, m: dict[str, Any]) -> int:
+        session = ctx.session(m)
+        if n and not session.collections.exists(m["target"]):
+            return 0  # the lost try removed it (its objects were counted by neither)
+        return ctx.retrying(
+            m,
+            functools.partial(
+                operations.delete_collection_tree, ctx.handler, logger, session, m, mode
+            ),
+            counts,
+            session=session,
+        )
+
     for logical in task.data_objects:
         m = {**meta, "target": logical}
         try:
-            ctx.retrying(
-                m,
-                functools.partial(
-                    operations.delete_data_object, ctx.handler, logger, session, m, mode
-                ),
-                counts,
-                session=session,
-            )
+            ctx.reconnecting(m, functools.partial(delete_object, m=m), counts)
             counts["files_deleted"] += 1
         except Exception as e:
             counts["files_failed"] += 1
@@ -644,13 +825,8 @@ def process_delete(ctx: Context, task: DeleteTask) -> Counter[str]:
     for coll in task.collections:
         m = {**meta, "target": coll}
         try:
-            counts["files_deleted"] += ctx.retrying(
-                m,
-                functools.partial(
-                    operations.delete_collection_tree, ctx.handler, logger, session, m, mode
-                ),
-                counts,
-                session=session,
+            counts["files_deleted"] += ctx.reconnecting(
+                m, functools.partial(delete_tree, m=m), counts
             )
         except Exception as e:
             counts["files_failed"] += 1

@@ -61,6 +61,20 @@ class SessionPool:
             self._start_reaper()
         return session
 
+    def discard(self) -> None:
+        """Drop this thread's sessions (their connections were lost: a server restart, a
+        reset); the next :meth:`get` opens new ones."""
+        sessions: dict[Any, iRODSSession] = getattr(self._local, "sessions", None) or {}
+        dropped = list(sessions.values())
+        sessions.clear()
+        with self._lock:
+            self._all = [s for s in self._all if all(s is not d for d in dropped)]
+            for d in dropped:
+                self._idle_limits.pop(id(d), None)
+        for d in dropped:
+            with contextlib.suppress(Exception):  # the server may be gone: best effort
+                d.cleanup()
+
     def idle_connections(self) -> int:
         """How many pooled connections of every session are open and unused."""
         with self._lock:

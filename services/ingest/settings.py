@@ -50,6 +50,21 @@ class IngestWorkerSettings(IngestStoreSettings):
         description="seconds a worker that claimed a pass has to start it (renewed while "
         "pre_job runs) before another worker takes it over",
     )
+    reconnect_tries: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="times a file (or delete) that lost its iRODS connection (server "
+        "restarted or unreachable, connection refused or reset) is tried again on a new "
+        "connection before it counts as failed",
+    )
+    reconnect_delay: float = Field(
+        default=2.0,
+        ge=0,
+        le=600,
+        description="seconds before the first such retry; doubled each time, at most 30 s "
+        "each (the default tries for about 60 s)",
+    )
     client_environment: bool = Field(
         default=True,
         description="fill iRODS settings not given as STAGER_IRODS__* from IRODS_* and "
