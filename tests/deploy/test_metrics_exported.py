@@ -224,7 +224,7 @@ def test_a_missing_rabbitmq_plugin_fails_under_ci(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(pytest.skip.Exception):
         rabbitmq_plugin_pages("http://127.0.0.1:9")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="does not answer on http://127.0.0.1:9"):
+    with pytest.raises(pytest.fail.Exception, match=r"does not answer on http://127\.0\.0\.1:9"):
         rabbitmq_plugin_pages("http://127.0.0.1:9")
 
 
