@@ -40,7 +40,7 @@ def _management_up() -> None:
 
 
 def _admin(**over: Any) -> AdminSettings:
-    return ADMIN_SETTINGS.model_copy(update=over)
+    return AdminSettings.model_validate({**ADMIN_SETTINGS.model_dump(), **over})
 
 
 async def test_unacked_comes_from_the_management_api_when_it_answers(make_api: Any) -> None:
