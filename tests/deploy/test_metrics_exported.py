@@ -3,13 +3,15 @@ service really exports: the API (its app on a real HTTP server, real RabbitMQ) a
 worker (``python -m services.worker`` as a process) are scraped on /metrics and each name
 in the PromQL expressions (parsed by promql-parser, so a syntax error fails too) is
 looked up. ``rabbitmq_*`` names are RabbitMQ's own Prometheus
-plugin (checked against the test broker's when its plugin answers on 15692), ``up`` is
+plugin (checked against the test broker's on 15692: scripts/ensure-services.sh enables it;
+under CI a plugin that does not answer fails the test), ``up`` is
 Prometheus' own. ``stager_ingest_*`` are checked against the ingest worker's app (real
 broker) once it serves /metrics; no expression uses a metric of the UI."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -185,22 +187,45 @@ def _get(url: str) -> str | None:
         return None
 
 
-def test_every_rabbitmq_metric_used_is_exported_by_its_prometheus_plugin(amqp: Amqp) -> None:
-    """The families the ServiceMonitor stager-rabbitmq asks for, from a real broker: needs
-    ``rabbitmq-plugins enable rabbitmq_prometheus`` on the test broker (the cluster
-    operator enables it in the cluster)."""
+def rabbitmq_plugin_pages(base: str = RABBITMQ_PLUGIN) -> list[str]:
+    """The pages the ServiceMonitor stager-rabbitmq scrapes, from the broker's plugin at
+    ``base``. Not answering, the test is skipped, except under CI (``CI`` set), where it
+    fails: scripts/ensure-services.sh (make test, make up, .ci/run) enables the plugin."""
     monitor = find(build("prod"), "ServiceMonitor", "stager-rabbitmq")
     pages = []
     for endpoint in monitor["spec"]["endpoints"]:
         params: dict[str, Any] = endpoint.get("params", {})
         query = "&".join(f"{k}={v}" for k, values in params.items() for v in values)
         query = query.replace("vhost=stager", "vhost=%2F")  # the test broker's queues are on /
-        page = _get(f"{RABBITMQ_PLUGIN}{endpoint['path']}?{query}")
+        page = _get(f"{base}{endpoint['path']}?{query}")
         if page is None:
-            pytest.skip("RabbitMQ's prometheus plugin does not answer on 127.0.0.1:15692")
+            why = (
+                f"RabbitMQ's prometheus plugin does not answer on {base} "
+                "(scripts/ensure-services.sh enables it, as root)"
+            )
+            if os.environ.get("CI"):
+                pytest.fail(why)  # CI must never pass a check it did not run
+            pytest.skip(why)
         pages.append(page)
-    names = set().union(*(exported(p) for p in pages))
+    return pages
+
+
+def test_every_rabbitmq_metric_used_is_exported_by_its_prometheus_plugin(amqp: Amqp) -> None:
+    """The families the ServiceMonitor stager-rabbitmq asks for, from a real broker whose
+    ``rabbitmq_prometheus`` plugin scripts/ensure-services.sh enabled (the cluster operator
+    enables it in the cluster)."""
+    names = set().union(*(exported(p) for p in rabbitmq_plugin_pages()))
     assert unexported_rabbitmq(set(used_names()), names) == set()
+
+
+def test_a_missing_rabbitmq_plugin_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing answers on port 9 (discard): skipped on a workstation, a failure under CI."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        rabbitmq_plugin_pages("http://127.0.0.1:9")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"does not answer on http://127\.0\.0\.1:9"):
+        rabbitmq_plugin_pages("http://127.0.0.1:9")
 
 
 def unexported_rabbitmq(used: set[str], exported_names: set[str]) -> set[str]:

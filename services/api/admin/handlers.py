@@ -150,6 +150,7 @@ PEEK_TIMEOUT = 2.0
 
 _FROM_STORE = "task store: the longest-waiting released job no worker has started yet"
 _UNACKED_STORE = "task store: released unfinished jobs minus the ready ones"
+_UNACKED_MGMT = "RabbitMQ management API (statistics up to a few seconds old)"
 
 
 async def get_queues(request: web.Request) -> web.Response:
@@ -170,9 +171,13 @@ async def get_queues(request: web.Request) -> web.Response:
         found = await q.depths(bus.connection, purposes)
         peek = [d.name for d in found if d.ready and d.name not in limited]
         heads = await q.head_times(bus.connection, peek, names.dead_queue, PEEK_TIMEOUT)
+    mgmt = await _management(app)
     infos = []
     for d in found:
         unacked, unacked_source = _unacked(d, task_queues, figures.released_unfinished)
+        exact = mgmt.get(d.name) if d.ready is not None else None
+        if exact is not None:
+            unacked, unacked_source = exact.unacked, _UNACKED_MGMT
         if d.name in task_queues:
             at = figures.oldest_released.get(task_queues[d.name])
             age, source = (_age(at) if d.ready else None), _FROM_STORE
@@ -180,6 +185,8 @@ async def get_queues(request: web.Request) -> web.Response:
             age, source = None, "not tracked (a peek would count against its delivery limit)"
         elif d.name == names.dead_queue:
             age, source = _age(heads.get(d.name)), "when the head letter died (peeked)"
+        elif exact is not None and exact.head_at is not None:
+            age, source = _age(exact.head_at), "RabbitMQ management API: head message timestamp"
         else:
             age, source = _age(heads.get(d.name)), "when the head message was published (peeked)"
         infos.append(
@@ -203,6 +210,23 @@ async def get_queues(request: web.Request) -> web.Response:
         intakePaused=paused,
     )
     return ok(view)
+
+
+async def _management(app: web.Application) -> dict[str, q.ManagementFigures]:
+    """The management API's figures for this prefix's queues ({} when not configured or
+    not answering: the view falls back to its estimates)."""
+    settings = app[SETTINGS]
+    a = settings.admin
+    mgmt = q.management_from(
+        a.management_url,
+        settings.broker.url.get_secret_value(),
+        a.management_user,
+        a.management_password.get_secret_value(),
+        a.management_timeout,
+    )
+    if mgmt is None:
+        return {}
+    return await q.management_figures(mgmt, app[BUS].names.prefix) or {}
 
 
 def _unacked(

@@ -6,6 +6,11 @@ depend on the workers' retry settings). Ready and consumers come from passive de
 (no management plugin needed). Unacknowledged deliveries cannot be read over AMQP: a
 queue without consumers has none, and for the task queues the task store knows how many
 released jobs are unfinished (minus the ready ones: delivered, not yet acknowledged).
+When RabbitMQ's management API is configured (``admin.management_url``) and answers, its
+``messages_unacknowledged`` is used instead for every queue it lists (exact, as of the
+broker's last statistics round: up to 5 s old by default); otherwise the estimate above.
+RabbitMQ 3.10 reports no head-message timestamp for quorum queues, so the oldest ages
+stay as below (a classic queue's ``head_message_timestamp`` is used when given).
 
 Oldest age: for the task queues from the task store, which released every message on them
 (the longest-waiting released job no worker has started yet); peeking would count a
@@ -26,17 +31,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.errors import Unavailable
+from shared.logging import get_logger
 from shared.messaging.signing import MessageRejected, Role, Verifier, verify_incoming
 from shared.messaging.topology import Names, Topology
+
+log = get_logger("stager.api.admin")
 
 #: Errors of a passive declare of a queue that is missing or not ours.
 _QUEUE_ERRORS = (aiormq.exceptions.ChannelClosed, aiormq.exceptions.AMQPError)
@@ -136,6 +146,87 @@ async def head_times(
     finally:
         with contextlib.suppress(Exception):
             await channel.close()
+    return out
+
+
+@dataclass(frozen=True)
+class ManagementFigures:
+    """What RabbitMQ's management API says of one queue."""
+
+    unacked: int
+    head_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Management:
+    """Where the management API is and who asks (the password never leaves this object
+    but in the request's Authorization header)."""
+
+    url: str
+    vhost: str
+    user: str
+    password: str
+    timeout: float
+
+    def __repr__(self) -> str:  # never the password
+        return f"Management(url={self.url!r}, vhost={self.vhost!r}, user={self.user!r})"
+
+
+def management_from(
+    url: str, broker_url: str, user: str, password: str, timeout: float
+) -> Management | None:
+    """The :class:`Management` of the settings (``None``: no ``url``); the vhost, and the
+    user and password unless given, are the broker URL's."""
+    if not url:
+        return None
+    amqp = urllib.parse.urlsplit(broker_url)
+    vhost = urllib.parse.unquote(amqp.path[1:]) if len(amqp.path) > 1 else "/"
+    return Management(
+        url=url.rstrip("/"),
+        vhost=vhost,
+        user=user or urllib.parse.unquote(amqp.username or ""),
+        password=password or urllib.parse.unquote(amqp.password or ""),
+        timeout=timeout,
+    )
+
+
+async def management_figures(mgmt: Management, prefix: str) -> dict[str, ManagementFigures] | None:
+    """Unacknowledged deliveries (and a classic queue's head timestamp) of every queue of
+    ``prefix`` on the vhost; ``None`` when the API does not answer well (logged: URL and
+    status, never the credentials)."""
+    vhost = urllib.parse.quote(mgmt.vhost, safe="")
+    params = {
+        "columns": "name,messages_unacknowledged,head_message_timestamp",
+        "name": "^" + re.escape(prefix) + r"\.",
+        "use_regex": "true",
+        "page": "1",
+        "page_size": "500",
+    }
+    url = f"{mgmt.url}/api/queues/{vhost}"
+    auth = {"Authorization": aiohttp.encode_basic_auth(mgmt.user, mgmt.password)}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=mgmt.timeout)) as session,
+            session.get(url, params=params, headers=auth) as r,
+        ):
+            if r.status != 200:
+                log.warning("admin: management API refused", url=url, status=r.status)
+                return None
+            body = await r.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        log.warning("admin: management API unreachable", url=url, error=type(e).__name__)
+        return None
+    out: dict[str, ManagementFigures] = {}
+    items = body.get("items") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        name, unacked = item.get("name"), item.get("messages_unacknowledged")
+        if not isinstance(name, str) or not isinstance(unacked, int):
+            continue  # a queue whose statistics are not in yet
+        ts = item.get("head_message_timestamp")
+        head = datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
+        out[name] = ManagementFigures(unacked, head)
     return out
 
 

@@ -1,8 +1,11 @@
-"""Who may use the admin view (``STAGER_ADMIN__...``)."""
+"""The admin view's settings (``STAGER_ADMIN__...``): who may use it, its limits, and where
+RabbitMQ's management API is."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
+
+from shared.settings import FileSecret
 
 
 class AdminSettings(BaseModel):
@@ -27,3 +30,12 @@ class AdminSettings(BaseModel):
     max_bulk: int = Field(default=1000, ge=1, le=100_000)
     #: Most dead letters one listing or action looks at.
     max_dead_letters: int = Field(default=200, ge=1, le=10_000)
+    #: RabbitMQ's management API (``http://127.0.0.1:15672``), for exact unacknowledged
+    #: counts in the queues view; empty: not asked (the view estimates them).
+    management_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    #: Its user (with the ``management`` tag); empty: the user of the API's broker URL.
+    management_user: str = ""
+    #: Its password (``file:`` allowed); empty: the password of the API's broker URL.
+    management_password: FileSecret = SecretStr("")
+    #: How long one management API request may take (seconds).
+    management_timeout: float = Field(default=2.0, gt=0, le=30)
