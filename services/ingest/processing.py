@@ -29,7 +29,7 @@ from services.ingest.diff import (
     list_data_objects,
     list_subcollections,
 )
-from services.ingest.errors import HandlerError, IngestError, TargetError
+from services.ingest.errors import HandlerError, IngestError, TargetError, error_text
 from services.ingest.handlers import EventHandler
 from services.ingest.s3 import S3Reader, list_etags
 from services.ingest.scanner import (
@@ -198,7 +198,7 @@ class Context:
                 attempt += 1
                 counts["retries"] += 1
                 logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
@@ -207,7 +207,7 @@ class Context:
                 attempt += 1
                 counts["retries"] += 1
                 logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
 
@@ -545,7 +545,9 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
                 again = recheck(ctx, meta, item, replicas)
             except Exception as e:
                 counts["files_failed"] += 1
-                logger.error("file failed", path=_printable(path), target=target, error=str(e))
+                logger.error(
+                    "file failed", path=_printable(path), target=target, error=error_text(e)
+                )
                 continue
             if again is None:  # the earlier delivery synced it: counted now, not redone
                 counts[_COUNTER.get(item.action, "files_skipped")] += 1
@@ -573,7 +575,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             )
         except Exception as e:
             counts["files_failed"] += 1
-            logger.error("file failed", path=_printable(path), target=target, error=str(e))
+            logger.error("file failed", path=_printable(path), target=target, error=error_text(e))
             continue
         counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
         counts["bytes"] += outcome.bytes
