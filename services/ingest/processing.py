@@ -40,7 +40,12 @@ from services.ingest.scanner import (
     scan_dir,
     stat_of,
 )
-from services.ingest.sessions import SessionPool, interrupt
+from services.ingest.sessions import (
+    SessionPool,
+    interrupt,
+    renew_connections,
+    resource_list_stale,
+)
 from services.ingest.store import Job
 from services.ingest.tasks import (
     DeleteTask,
@@ -187,6 +192,7 @@ class Context:
         logger = self.logger
         retries = self.handler.max_retries(logger, meta)
         attempt = 0
+        renewed = False  # once per call: the session's connections renewed (resource list)
         while True:
             try:
                 return self._timed(meta, func, session)
@@ -202,6 +208,15 @@ class Context:
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
+                if session is not None and not renewed and resource_list_stale(e):
+                    # the connections' agents predate the resource: once, on fresh ones
+                    renewed = True
+                    renew_connections(session)
+                    logger.info(
+                        "reconnecting: resource unknown to this connection's agent",
+                        path=_printable(meta.get("path")),
+                    )
+                    continue
                 if attempt >= retries:
                     raise
                 attempt += 1
