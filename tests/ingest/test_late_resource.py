@@ -34,3 +34,19 @@ async def test_ingest_to_a_resource_made_after_the_worker_connected(
     assert again.counters["files_created"] == 3, again.counters
     obj = irods_session.data_objects.get(f"{ingest.collection}/2")
     assert late in {r.resource_name for r in obj.replicas}
+
+
+async def test_a_resource_that_does_not_exist_fails_each_file_readably(
+    ingest: Any, tmp_path: Path, capfd: Any
+) -> None:
+    """The one renewal does not hide a resource that is really missing: each file fails
+    once, and its log line names the textless zone error (never ``error=None``; with
+    ``str(e)`` in processing.py the line says ``"error": "None"`` - checked)."""
+    src = make_tree(tmp_path / "src", 2)
+    await ingest.start(1)
+    job = await ingest.run(ingest.configured(src, op="PUT", resource="no_such_resc"))
+    assert job.counters["files_failed"] == 2, job.counters
+    logs = capfd.readouterr()
+    text = logs.out + logs.err
+    assert "iRODS error SYS_RESC_DOES_NOT_EXIST (-78000)" in text
+    assert "error=None" not in text and '"error": "None"' not in text
