@@ -78,6 +78,7 @@ async def coll_create(session: Session, req: Request) -> Reply:
         raise IrodsError(
             "SYS_INVALID_INPUT_PARAM",
             f"a valid zone name does not appear at the root of the object path [{path}]",
+            sends_text=True,
         )
     acl.require(cat, user, int(row["coll_id"]), acl.WRITE, ancestor)
     ensure_colls(session, path)

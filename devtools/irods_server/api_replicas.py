@@ -35,6 +35,7 @@ from .dataobj import (
     remove_object,
     replicate_to,
     requested_resc,
+    require_loaded,
     set_good_and_others_stale,
     str_out,
 )
@@ -75,6 +76,7 @@ async def data_obj_repl(session: Session, req: Request) -> Reply:
         or opts.get(kw.DEF_RESC_NAME_KW)
     )
     name = name or session.state.default_resource
+    require_loaded(session, name)
     if ";" not in name:
         row = cat.resource(name)
         if row is None:

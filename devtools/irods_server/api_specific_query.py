@@ -45,7 +45,7 @@ def add(cat: Catalog, sql: str, alias: str) -> None:
         alias
         and cat.db.execute("SELECT 1 FROM r_specific_query WHERE alias = ?", (alias,)).fetchone()
     ):
-        raise IrodsError("CAT_INVALID_ARGUMENT", "Alias is not unique")
+        raise IrodsError("CAT_INVALID_ARGUMENT", "Alias is not unique", sends_text=True)
     cat.db.execute(
         "INSERT INTO r_specific_query (alias, sqlstr, create_ts) VALUES (?, ?, ?)",
         (alias or None, sql, now()),

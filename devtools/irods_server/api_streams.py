@@ -42,6 +42,7 @@ from .dataobj import (
     pick_replica,
     replicate_to,
     requested_resc,
+    require_loaded,
     str_out,
 )
 from .dispatch import Reply, Request, Session, api, on_disconnect
@@ -391,6 +392,7 @@ def _best_voted(
     replica is created: that takes ``O_CREAT`` (``create_new_replica``)."""
     if opts.get(kw.RESC_HIER_STR_KW):
         raise IrodsError("SYS_REPLICA_DOES_NOT_EXIST", f"no replica of {path} in {name}")
+    require_loaded(session, name)
     row = session.state.catalog.resource(name)
     if row is None:
         raise IrodsError("SYS_RESC_DOES_NOT_EXIST", f"no resource {name!r}")

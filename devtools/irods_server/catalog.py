@@ -291,6 +291,11 @@ class Catalog:
         sql = "SELECT * FROM r_resc_main WHERE resc_name = ?"
         return self._resc_cached(("name", name), sql, True)
 
+    def resource_names(self) -> frozenset[str]:
+        """Every resource's name (what an agent loads when it starts)."""
+        rows = self.db.execute("SELECT resc_name FROM r_resc_main").fetchall()
+        return frozenset(str(r[0]) for r in rows)
+
     def resource_by_id(self, resc_id: int) -> sqlite3.Row | None:
         sql = "SELECT * FROM r_resc_main WHERE resc_id = ?"
         return self._resc_cached(("id", int(resc_id)), sql, True)

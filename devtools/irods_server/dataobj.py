@@ -83,9 +83,23 @@ def str_out(text: str) -> STR_PI:
 # -- resources -----------------------------------------------------------------------------
 
 
+def require_loaded(session: Session, name: str) -> None:
+    """``SYS_RESC_DOES_NOT_EXIST`` for a resource (or hierarchy element) this connection's
+    agent did not load when it started: a real agent reads the resource list once
+    (``resc_mgr.init_from_catalog``, ``initServerInfo`` in
+    ``server/core/src/initServer.cpp``), so it never sees a resource created later."""
+    known = session.resources
+    if known is None:
+        return
+    for part in name.split(";"):
+        if part and part not in known:
+            raise IrodsError("SYS_RESC_DOES_NOT_EXIST", f"resource {part!r} not loaded")
+
+
 def dest_leaf(session: Session, name: str, *, direct_ok: bool = False) -> sqlite3.Row:
     """The leaf to write to for a resource name or hierarchy string."""
     cat = session.state.catalog
+    require_loaded(session, name)
     if ";" not in name:
         row = cat.resource(name)
         if row is None:

@@ -176,6 +176,10 @@ class Session:
     tls: bool = False
     # scratch space for multi-step exchanges (e.g. the auth challenge)
     scratch: dict[str, Any] = field(default_factory=dict)
+    # the resource names this connection's agent loaded when it started (a real agent reads
+    # the resource list once, ``resc_mgr.init_from_catalog`` in ``initServerInfo``,
+    # server/core/src/initServer.cpp); None: not loaded (every catalog resource is known)
+    resources: frozenset[str] | None = None
 
     def buffer(self, size: int) -> memoryview:
         """A reusable per-connection buffer of ``size`` bytes for a reply's ``bs`` (e.g.

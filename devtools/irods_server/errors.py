@@ -19,11 +19,20 @@ class IrodsError(Exception):
     ``IrodsError("CAT_NO_ROWS_FOUND", "no rows")`` or ``IrodsError(-808000)``. Set
     ``reply_msg`` (a message object) when the error reply must carry a body too, as some
     4.3 APIs answer errors with JSON.
+
+    ``message`` goes to the server's log; the client sees it only with ``sends_text=True``
+    (a site where iRODS itself adds the text with ``addRErrorMsg``) or when the
+    ``error-text`` leniency is on. A real agent packs an ``RError_PI`` only when the
+    request's error stack holds something (``sendApiReply``,
+    ``server/core/src/rsApiHandler.cpp``: ``if ( rsComm->rError.len > 0 )``); most errors
+    reach python-irodsclient with no text at all (an exception whose ``args`` is
+    ``(None,)``).
     """
 
     reply_msg: Any = None
 
-    def __init__(self, code: int | str, message: str = "") -> None:
+    def __init__(self, code: int | str, message: str = "", *, sends_text: bool = False) -> None:
+        self.sends_text = sends_text
         self.code = code_of(code) if isinstance(code, str) else int(code)
         self.message = message or (code if isinstance(code, str) else f"iRODS error {code}")
         super().__init__(f"{self.code}: {self.message}")

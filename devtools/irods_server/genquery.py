@@ -10,7 +10,9 @@ What iRODS does (``general_query.cpp``, ``rsGenQuery.cpp``) and so do we:
   the k-th condition on the AVU *value* goes to that same join;
 - aggregates (min, max, sum, avg, count) with ``group by`` on the other columns;
 - ordering: the columns flagged ``ORDER_BY``/``ORDER_BY_DESC``, then COLL_NAME, DATA_NAME,
-  DATA_REPL_NUM when selected; with none of these, all selected columns (deterministic);
+  DATA_REPL_NUM when selected; with none of these, no ORDER BY in iRODS: here the rows
+  of the first selected column's table in catalog id (insertion) order, never sorted by
+  the selected columns;
 - a client that is not rodsadmin sees only objects and collections it may read
   (iRODS's default ``acAclPolicy`` is STRICT);
 - no rows is the error ``CAT_NO_ROWS_FOUND``.
@@ -252,6 +254,11 @@ def build_sql(query: GenQuery, access: Access | None = None) -> tuple[str, list[
         sql += " WHERE " + " AND ".join(where)
     if group_by:
         sql += " GROUP BY " + ", ".join(group_by)
+    if not order_by and not group_by:
+        # no ORDER BY in iRODS (see _select_group_order): the rows in the order a catalog
+        # whose tables are read in id order gives them, the first selected column's table
+        # first; not the order of any index SQLite might walk (by name, say)
+        order_by = [f"{selected[0][0].alias}.rowid"]
     if order_by:
         sql += " ORDER BY " + ", ".join(order_by)
     if query.offset > 0:
@@ -315,8 +322,10 @@ def _select_group_order(
             if col.number == number and not AGGREGATES.get(flags & 0xF):
                 order_by.append(col.expr)
                 break
-    if not order_by:  # iRODS leaves it to the database; we make it deterministic
-        order_by = list(plain)
+    # nothing else: with none of these iRODS adds no ORDER BY (generateSQL,
+    # plugins/database/src/general_query.cpp: setOrderByUser, then setOrderBy for
+    # COL_COLL_NAME, COL_DATA_NAME, COL_DATA_REPL_NUM), so rows come as the database reads
+    # them (here roughly catalog id order), never sorted by the other selected columns
     unique: list[str] = []
     for term in order_by:
         if all(t.removesuffix(" DESC") != term.removesuffix(" DESC") for t in unique):

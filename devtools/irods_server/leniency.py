@@ -14,6 +14,16 @@ flag wins). Unknown names are refused at start.
   whose ``acSetChkFilePathPerm`` rule allows it (``msiSetChkFilePathPerm("doChkPathPerm")``);
   strict: ``PATH_REG_NOT_ALLOWED`` unless the client is a rodsadmin or a rodsadmin proxy
   sends ``noChkFilePerm`` (the shipped ``disallowPathReg``, ``packaging/core.re.template``).
+- ``error-text``: every error reply carries its message in an ``RError_PI``; strict: only
+  the errors iRODS itself adds text to (``IrodsError(..., sends_text=True)``), as a real
+  agent packs an ``RError_PI`` only when its error stack is not empty (``sendApiReply``,
+  ``server/core/src/rsApiHandler.cpp``).
+- ``resource-snapshot``: a connection sees every resource in the catalog; strict: only the
+  ones that existed when it connected (not even one it created itself), as a real agent
+  loads the resource list once when it starts (``resc_mgr.init_from_catalog`` in
+  ``initServerInfo``, ``server/core/src/initServer.cpp``): a resource made later is
+  ``SYS_RESC_DOES_NOT_EXIST`` to it (python-irodsclient's ``resources.create`` closes the
+  session's connections afterwards for that reason).
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ import os
 ENV_VAR = "IRODS_TEST_SERVER_LENIENT"
 API_ALLOWLIST = "api-allowlist"
 PATH_REGISTRATION = "path-registration"
-NAMES = frozenset({API_ALLOWLIST, PATH_REGISTRATION})
+ERROR_TEXT = "error-text"
+RESOURCE_SNAPSHOT = "resource-snapshot"
+NAMES = frozenset({API_ALLOWLIST, PATH_REGISTRATION, ERROR_TEXT, RESOURCE_SNAPSHOT})
 
 
 def parse(text: str | None) -> frozenset[str]:

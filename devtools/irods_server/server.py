@@ -99,6 +99,8 @@ class Connection:
         self.session = Session(state=state)
         self.peer = channel.peer()
         self.session.scratch["client_addr"] = self.peer.rsplit(":", 1)[0]  # tickets' hosts
+        if state.strict(leniency.RESOURCE_SNAPSHOT):
+            self.session.resources = state.catalog.resource_names()
         self.requests = 0  # API requests answered on this connection, and the last one's number
         self.last_api = 0
 
@@ -227,7 +229,7 @@ class Connection:
                 self.ch,
                 "RODS_API_REPLY",
                 getattr(e, "reply_msg", None),
-                error=error_reply_body(e.code, e.message),
+                error=self.error_text(e),
                 int_info=e.code,
             )
         except AgentCrash:
@@ -249,6 +251,14 @@ class Connection:
             await wire.send_frame(
                 self.ch, "RODS_API_REPLY", reply.msg, bs=reply.bs, int_info=reply.int_info
             )
+
+    def error_text(self, e: IrodsError) -> bytes:
+        """The ``RError_PI`` of an error reply: empty unless iRODS adds text there
+        (``e.sends_text``) or the ``error-text`` leniency is on; the message is logged."""
+        if e.sends_text or not self.state.strict(leniency.ERROR_TEXT):
+            return error_reply_body(e.code, e.message)
+        log.debug("API %d: %d %s (sent without text)", self.last_api, e.code, e.message)
+        return b""
 
     async def call(self, req: Request) -> Reply:
         if self.state.request_log is not None:

@@ -37,3 +37,22 @@ class OwnerRefused(IngestError):
 
     kind = ErrorKind.FORBIDDEN
     title = "ingest owner refused"
+
+
+#: the hint after an iRODS error the zone sent without message text
+NO_TEXT_HINT = "the zone sent no message; `ierror CODE` on an iRODS host explains the code"
+
+
+def error_text(exc: BaseException) -> str:
+    """What a log line says about ``exc``: its text, or, when it has none (a real zone
+    packs message text only when the agent added some: most python-irodsclient exceptions
+    arrive with ``args == (None,)``), the iRODS error name and code and a hint, never the
+    bare ``None``."""
+    text = " ".join(str(exc).split())
+    if text and text != "None":
+        return text
+    code = getattr(exc, "code", None)
+    name = type(exc).__name__
+    if isinstance(code, int) and code < 0:
+        return f"iRODS error {name} ({code}): {NO_TEXT_HINT}"
+    return f"{name} (no message)"

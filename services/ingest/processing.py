@@ -29,7 +29,7 @@ from services.ingest.diff import (
     list_data_objects,
     list_subcollections,
 )
-from services.ingest.errors import HandlerError, IngestError, TargetError
+from services.ingest.errors import HandlerError, IngestError, TargetError, error_text
 from services.ingest.handlers import EventHandler
 from services.ingest.s3 import S3Reader, list_etags
 from services.ingest.scanner import (
@@ -40,7 +40,12 @@ from services.ingest.scanner import (
     scan_dir,
     stat_of,
 )
-from services.ingest.sessions import SessionPool, interrupt
+from services.ingest.sessions import (
+    SessionPool,
+    interrupt,
+    renew_connections,
+    resource_list_stale,
+)
 from services.ingest.store import Job
 from services.ingest.tasks import (
     DeleteTask,
@@ -247,6 +252,7 @@ class Context:
         logger = self.logger
         retries = self.handler.max_retries(logger, meta)
         attempt = 0
+        renewed = False  # once per call: the session's connections renewed (resource list)
         while True:
             try:
                 return self._timed(meta, func, session)
@@ -258,16 +264,25 @@ class Context:
                 attempt += 1
                 counts["retries"] += 1
                 logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
             except Exception as e:
+                if session is not None and not renewed and resource_list_stale(e):
+                    # the connections' agents predate the resource: once, on fresh ones
+                    renewed = True
+                    renew_connections(session)
+                    logger.info(
+                        "reconnecting: resource unknown to this connection's agent",
+                        path=_printable(meta.get("path")),
+                    )
+                    continue
                 if attempt >= retries or connection_lost(e):  # lost: a new session is due
                     raise
                 attempt += 1
                 counts["retries"] += 1
                 logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=str(e)
+                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
                 )
                 time.sleep(self.handler.delay(logger, meta, attempt))
 
@@ -659,7 +674,9 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
                 again = recheck(ctx, meta, item, replicas)
             except Exception as e:
                 counts["files_failed"] += 1
-                logger.error("file failed", path=_printable(path), target=target, error=str(e))
+                logger.error(
+                    "file failed", path=_printable(path), target=target, error=error_text(e)
+                )
                 continue
             if again is None:  # the earlier delivery synced it: counted now, not redone
                 counts[_COUNTER.get(item.action, "files_skipped")] += 1
@@ -677,7 +694,7 @@ def process_files(ctx: Context, task: FileBatchTask) -> DirResult:
             )
         except Exception as e:
             counts["files_failed"] += 1
-            logger.error("file failed", path=_printable(path), target=target, error=str(e))
+            logger.error("file failed", path=_printable(path), target=target, error=error_text(e))
             continue
         counts[_OUTCOME.get(outcome.action, "files_skipped")] += 1
         counts["bytes"] += outcome.bytes

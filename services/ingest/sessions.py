@@ -20,6 +20,7 @@ import socket
 import threading
 from typing import Any
 
+from irods.exception import SYS_RESC_DOES_NOT_EXIST
 from irods.session import iRODSSession
 
 from shared.irods import IrodsAccount, connect
@@ -168,3 +169,19 @@ def interrupt(session: Any) -> int:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
             n += 1
     return n
+
+
+def resource_list_stale(exc: BaseException) -> bool:
+    """Whether ``exc`` may only mean that the agents behind a session's connections loaded
+    the resource list before the resource was created: a real agent reads it once, when it
+    starts (``resc_mgr.init_from_catalog`` in ``initServerInfo``,
+    ``server/core/src/initServer.cpp``), so it answers ``SYS_RESC_DOES_NOT_EXIST`` for a
+    resource made later, however long its connection lives."""
+    return isinstance(exc, SYS_RESC_DOES_NOT_EXIST)
+
+
+def renew_connections(session: Any) -> None:
+    """Close ``session``'s pooled connections: its next call connects afresh, to a new
+    agent that loads the current resource list. Only for this thread's own session, with
+    none of its connections in use."""
+    session.cleanup()

@@ -24,7 +24,13 @@ from pydantic import ValidationError
 
 from services.ingest.compat.kvstore import JobKV
 from services.ingest.constants import SCHEDULER_POLL
-from services.ingest.errors import HandlerError, JobNotFound, OwnerRefused, TargetError
+from services.ingest.errors import (
+    HandlerError,
+    JobNotFound,
+    OwnerRefused,
+    TargetError,
+    error_text,
+)
 from services.ingest.metrics import IngestMetrics
 from services.ingest.owners import ChildPolicy, OwnerChildren, job_identity
 from services.ingest.processing import JobFatal
@@ -340,7 +346,9 @@ class IngestWorker:
             counts["tasks_failed"] += 1
             if isinstance(task, FileBatchTask):
                 counts["files_failed"] += len(task.items)
-            log.error("ingest task failed", ingest_job=job.name, kind=task.kind, error=str(e))
+            log.error(
+                "ingest task failed", ingest_job=job.name, kind=task.kind, error=error_text(e)
+            )
         self.metrics.count_task(task.kind, counts)
         self._maybe_crash(task, "before")
         await self.account(job, task, children, counts, entries)

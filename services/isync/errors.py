@@ -252,6 +252,8 @@ def translate(exc: BaseException, what: str = "") -> IsyncError:
 
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    if text == "None":  # python-irodsclient's exception for a reply without message text
+        text = ""
     return (text[:200] + "...") if len(text) > 200 else (text or type(exc).__name__)
 
 
