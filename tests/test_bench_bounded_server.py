@@ -65,7 +65,7 @@ def test_one_slot_serialises_what_the_plain_cost_overlaps(tmp_path: Path) -> Non
     assert overlapped < floor / 2, (overlapped, floor)
 
 
-def test_bad_slot_count_is_refused_without_a_traceback(capsys: object) -> None:
+def test_bad_slot_count_is_refused_without_a_traceback() -> None:
     from bench._bounded_server import main
 
     assert main(["--slots", "0", "--data", "/nonexistent"]) == 2
