@@ -18,10 +18,11 @@ connection set-up, authentication and teardown included, as a user pays them):
 * ``put overwrite``: the object exists (isync ``-f``; PRC with ``forceFlag``);
 * ``get new``: the local file does not exist; ``get overwrite``: it does (``-f``; ``force``).
 
-An overwritten destination has the source's size and other bytes (set up untimed before
-each run): isync, like rsync, first finds out by sha256 that it changed (its default skip
-policy; the server computes the object's checksum if the catalog has none), then sends it
-all; PRC overwrites without looking. An identical destination would be skipped by isync.
+An overwritten destination has the source's size and other bytes in its first MiB, and
+is older than the source (set up untimed before each run): isync, like rsync, first finds
+out that it changed (its default skip policy: a sampled range that differs, else sha256,
+the server computing the object's checksum if the catalog has none), then sends it all;
+PRC overwrites without looking. An identical destination would be skipped by isync.
 
 ``isync -K`` (sha256 while sending, compared with the server's checksum) is timed for
 ``put new`` too. Variants alternate within a round and the order rotates between rounds;
@@ -260,6 +261,10 @@ class CliBench:
 
         def stale_object() -> None:
             self.session.data_objects.put(str(old), obj, **{kw.FORCE_FLAG_KW: ""})
+            # the source changed after the stale copy was written (as when a user re-runs
+            # a put after editing): a destination newer than its source would be skipped
+            # by isync's modification-time rule without looking at the bytes
+            os.utime(src)
 
         def present() -> None:
             if not self.session.data_objects.exists(obj):
@@ -272,6 +277,8 @@ class CliBench:
         def stale_local() -> None:
             present()
             shutil.copyfile(old, back)
+            past = time.time() - 3600  # older than the object: changed, not skipped by mtime
+            os.utime(back, (past, past))
 
         for r in range(-1, rounds):  # round -1 warms caches and the server; not counted
             scratch = Measure("warm-up", size)
