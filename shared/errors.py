@@ -16,8 +16,9 @@
     └── Unavailable              unavailable (no): broker, store, iRODS or worker not answering
 
     isync's errors (IsyncError: usage, authentication, not found, permission denied,
-    connection failed, checksum mismatch, destination exists, interrupted) subclass the
-    same root in isync's own errors module, each with its kind.
+    connection failed, object busy, checksum mismatch, destination exists, file system,
+    interrupted) subclass the same root in isync's own errors module, each with its kind
+    and its file kind (:data:`FileErrorKind`: why one file of a transfer failed).
 
 A kind is what crosses process boundaries: the fork server's child pipe, task events and
 directory-listing replies carry ``ErrorKind`` values, never exception class names. Whether
@@ -30,6 +31,7 @@ for the exit status of every command line tool.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+from typing import Literal, get_args
 
 from pydantic import ValidationError
 
@@ -95,6 +97,31 @@ _HINTS: dict[ErrorKind, str] = {
     ErrorKind.CONFIG: "fix the setting named and start again",
     ErrorKind.INTERNAL: "report it to the operators (the logs have the details)",
 }
+
+
+#: Why one file of a transfer failed, as isync records it (``FileOutcome.kind``) and the
+#: worker reports it (``FileError.kind``): the worker and the UI decide by this, never by
+#: the words of the message. ``checksum_mismatch``: the copy's checksum differed
+#: (ChecksumMismatch); ``name_taken``: the destination exists and differs, or the other
+#: kind of entry is in the way (DestinationExists); ``permission_denied`` and ``not_found``
+#: (PermissionDenied, SourceNotFound); ``io_error``: the local filesystem refused (disk
+#: full, quota, read-only, name too long, the file changed while read: FileSystemError);
+#: ``unavailable``: iRODS did not answer, or another client is writing the object
+#: (ConnectionFailed, ObjectBusy); ``parent_failed``: its directory could not be made;
+#: ``cancelled``: the transfer was stopped first (Interrupted); ``other``: anything else
+#: (an iRODS error code, an unexpected exception), and what a report without a kind means.
+FileErrorKind = Literal[
+    "checksum_mismatch",
+    "name_taken",
+    "permission_denied",
+    "not_found",
+    "io_error",
+    "unavailable",
+    "parent_failed",
+    "cancelled",
+    "other",
+]
+FILE_ERROR_KINDS: tuple[FileErrorKind, ...] = get_args(FileErrorKind)
 
 
 class ExitStatus(IntEnum):

@@ -2,7 +2,8 @@
 
 ``python -m devtools.irods_server --data DIR [--host H] [--port P]
 [--tls-cert F --tls-key F] [--log-level L] [--presents 4.3.4|5.0.2]
-[--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]] [--allow-root]``
+[--cost real-zone|AGENT_MS,CATALOG_MS] [--lenient NAME[,NAME]] [--hash-scheme SHA256|MD5]
+[--request-log FILE] [--allow-root]``
 
 Like a real iRODS server (``irodsctl should not be run by the root user``,
 ``scripts/irods_control.py``), it refuses to run as root: root can write a vault anywhere,
@@ -16,7 +17,11 @@ presents as (``presentation.py``);
 ``--cost`` (or ``IRODS_TEST_SERVER_COST``) slows every request to a real zone's
 per-operation cost (``cost.py``; off by default);
 ``--lenient`` (or ``IRODS_TEST_SERVER_LENIENT``) relaxes named strict behaviours
-(``leniency.py``; none by default).
+(``leniency.py``; none by default);
+``--hash-scheme`` (or ``IRODS_TEST_SERVER_HASH_SCHEME``) is the zone's
+``default_hash_scheme`` (``hash_scheme.py``; SHA256 by default, MD5 for an md5 zone);
+``--request-log FILE`` appends the API number of every request to FILE, one line each, so
+a test can count what a client asked for (``ServerProcess.api_counts``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from . import cost, leniency, presentation
+from . import cost, hash_scheme, leniency, presentation
 from .catalog import Catalog
 from .server import load_handlers, serve
 from .state import ZONE, ServerState
@@ -62,6 +67,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f" ({', '.join(sorted(leniency.NAMES))}; default: ${leniency.ENV_VAR}, else none)",
     )
     p.add_argument(
+        "--hash-scheme",
+        help="the zone's default_hash_scheme: SHA256 (sha2:+base64) or MD5 (plain hex)"
+        f" (default: ${hash_scheme.ENV_VAR}, else {hash_scheme.DEFAULT})",
+    )
+    p.add_argument(
+        "--request-log",
+        type=Path,
+        help="append every request's API number to this file (tests count requests)",
+    )
+    p.add_argument(
         "--allow-root",
         action="store_true",
         help="run even as root (a real iRODS server refuses to; vault permissions then never fail)",
@@ -72,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.cost = cost.parse_cost(args.cost) if args.cost else cost.from_environment()
         args.lenient = leniency.parse(args.lenient) if args.lenient else leniency.from_environment()
+        args.hash_scheme = (
+            hash_scheme.parse(args.hash_scheme)
+            if args.hash_scheme
+            else hash_scheme.from_environment()
+        )
     except ValueError as e:
         p.error(str(e))
     return args
@@ -96,12 +116,15 @@ def build_state(
     cert: Path | None = None,
     key: Path | None = None,
     lenient: frozenset[str] = frozenset(),
+    scheme: str = hash_scheme.DEFAULT,
 ) -> ServerState:
     """Open (or create) the catalog under ``data`` and wrap it in a :class:`ServerState`."""
     data.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.open(data / "catalog.sqlite", ZONE, data / "vault")
     ctx = tls_context(cert, key) if cert is not None and key is not None else None
-    return ServerState(data_dir=data, catalog=catalog, ssl_context=ctx, lenient=lenient)
+    return ServerState(
+        data_dir=data, catalog=catalog, ssl_context=ctx, lenient=lenient, hash_scheme=scheme
+    )
 
 
 ROOT_REFUSAL = (
@@ -123,10 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("irods_server").warning("per-operation cost: %s", args.cost)
     if os.geteuid() == 0:
         logging.getLogger("irods_server").warning("running as root (--allow-root)")
+    if args.hash_scheme != hash_scheme.DEFAULT:
+        logging.getLogger("irods_server").warning("default_hash_scheme: %s", args.hash_scheme)
     if args.lenient:
         logging.getLogger("irods_server").warning("lenient: %s", ", ".join(sorted(args.lenient)))
     try:
-        state = build_state(args.data, args.tls_cert, args.tls_key, args.lenient)
+        state = build_state(args.data, args.tls_cert, args.tls_key, args.lenient, args.hash_scheme)
+        if args.request_log is not None:
+            state.request_log = open(args.request_log, "a", buffering=1)  # noqa: SIM115
     except (OSError, ssl.SSLError) as e:
         print(f"irods-test-server: cannot start: {e}", file=sys.stderr)
         return 2
@@ -140,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         state.catalog.commit()
         state.catalog.close()
+        if state.request_log is not None:
+            state.request_log.close()
     return 0
 
 

@@ -199,7 +199,7 @@ async def data_obj_copy(session: Session, req: Request) -> Reply:
     vault.copy(str(source["data_path"]), phys)
     checksum = str(source["data_checksum"])
     if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
-        checksum = vault.sha256_checksum(phys)
+        checksum = session.state.checksum(phys, checksum)
     cat.db.execute(
         "UPDATE r_data_main SET data_size = ?, data_is_dirty = ?, data_checksum = ?,"
         " data_type_name = ? WHERE data_id = ? AND data_repl_num = 0",

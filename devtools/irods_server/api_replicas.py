@@ -168,7 +168,7 @@ async def data_obj_chksum(session: Session, req: Request) -> Reply:
     for rep in targets:
         checksum = str(rep["data_checksum"])
         if not checksum or kw.FORCE_CHKSUM_KW in opts:
-            checksum = vault.sha256_checksum(str(rep["data_path"]))
+            checksum = session.state.checksum(str(rep["data_path"]), checksum)
             cat.db.execute(
                 "UPDATE r_data_main SET data_checksum = ? WHERE data_id = ? AND data_repl_num = ?",
                 (checksum, int(rep["data_id"]), int(rep["data_repl_num"])),
@@ -207,7 +207,8 @@ def _verify(session: Session, reps: list[sqlite3.Row], opts: dict[str, str]) -> 
             )
 
     def sum_ok(rep: sqlite3.Row) -> None:
-        if vault.sha256_checksum(str(rep["data_path"])) != str(rep["data_checksum"]):
+        stored = str(rep["data_checksum"])
+        if session.state.checksum(str(rep["data_path"]), stored) != stored:
             add(
                 "error",
                 code_of("USER_CHKSUM_MISMATCH"),
@@ -307,7 +308,7 @@ def register_file(session: Session, phys: str, path: str, opts: dict[str, str]) 
     checksum = ""
     # (the test server cannot read a bucket: no checksum on an S3 register)
     if not s3 and (kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts):
-        checksum = vault.sha256_checksum(phys)
+        checksum = session.state.checksum(phys, opts.get(kw.CHKSUM_KW))
         if (
             kw.VERIFY_CHKSUM_KW in opts
             and opts.get(kw.CHKSUM_KW)
@@ -395,7 +396,7 @@ def _register_replica(
     if checksum and is_s3(leaf):
         checksum = ""  # an S3 object cannot be read here to compare
     elif checksum:
-        mine = vault.sha256_checksum(phys)
+        mine = session.state.checksum(phys, checksum)
         differs = differs or mine != checksum
         checksum = mine
     insert_replica(

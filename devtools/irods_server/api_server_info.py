@@ -7,7 +7,8 @@
 - 10215 (``server/api/src/rsClientHints.cpp``, ``rsIESClientHints.cpp``): a
   ``BinBytesBuf_PI`` with JSON ``{strict_acls, specific_queries, hash_scheme,
   match_hash_policy, plugins, rules}``: this server's ACL policy is STRICT, its hash
-  scheme SHA256 with the default ``compatible`` policy, it has no rule engine (no rules)
+  scheme the zone's ``default_hash_scheme`` (:mod:`.hash_scheme`) with the default
+  ``compatible`` policy, it has no rule engine (no rules)
   and no loadable plugins; ``specific_queries`` lists the registered aliases.
 """
 
@@ -43,7 +44,7 @@ async def client_hints(session: Session, req: Request) -> Reply:
     hints = {
         "strict_acls": "on",
         "specific_queries": queries,
-        "hash_scheme": "SHA256",
+        "hash_scheme": session.state.hash_scheme,
         "match_hash_policy": "compatible",
         "plugins": [],
         "rules": [],

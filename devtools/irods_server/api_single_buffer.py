@@ -136,7 +136,7 @@ async def data_obj_get(session: Session, req: Request) -> Reply:
         if kw.VERIFY_CHKSUM_KW in opts:
             checksum = str(row["data_checksum"] or "")
             if not checksum:
-                checksum = vault.sha256_checksum(rep.phys)
+                checksum = session.state.checksum(rep.phys)
                 cat.db.execute(
                     "UPDATE r_data_main SET data_checksum = ?"
                     " WHERE data_id = ? AND data_repl_num = ?",

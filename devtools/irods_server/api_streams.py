@@ -485,8 +485,8 @@ def _finalize(session: Session, rep: OpenReplica, close_opts: dict[str, str]) ->
         return
     unlock_siblings(session.state, rep, stale=changed)
     if kw.REG_CHKSUM_KW in opts or kw.VERIFY_CHKSUM_KW in opts:
-        checksum = vault.sha256_checksum(rep.phys)
         wanted = opts.get(kw.VERIFY_CHKSUM_KW) or opts.get(kw.CHKSUM_KW, "")
+        checksum = session.state.checksum(rep.phys, wanted)
         if kw.VERIFY_CHKSUM_KW in opts and wanted and wanted != checksum:
             # as iRODS: size and checksum recorded, the replica left stale
             cat.db.execute(
@@ -585,7 +585,7 @@ async def replica_close(session: Session, req: Request) -> Reply:
         cat = session.state.catalog
         cat.db.execute(
             "UPDATE r_data_main SET data_checksum = ? WHERE data_id = ? AND data_repl_num = ?",
-            (vault.sha256_checksum(rep.phys), rep.data_id, rep.repl_num),
+            (session.state.checksum(rep.phys), rep.data_id, rep.repl_num),
         )
     return Reply()
 

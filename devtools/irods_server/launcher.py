@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class ServerProcess:
         cost: str | None = None,
         lenient: str | None = None,
         run_as: str | None = None,
+        hash_scheme: str | None = None,
+        request_log: bool = False,
     ) -> None:
         """``presents``: the iRODS release to present as ("4.3.4", "5.0.2"; None: the
         server's default). ``cost``: per-operation delay ("real-zone" or
@@ -53,7 +56,9 @@ class ServerProcess:
         account to run the server as when this process is root (the data directory is
         handed to it; its parents must let it through), as a real server runs as ``irods``;
         None: as this process, with ``--allow-root`` when that is root (the server refuses
-        root otherwise)."""
+        root otherwise). ``hash_scheme``: the zone's ``default_hash_scheme`` ("SHA256",
+        "MD5"; None: whatever ``IRODS_TEST_SERVER_HASH_SCHEME`` says, else SHA256).
+        ``request_log``: log every request's API number (:meth:`api_counts`)."""
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -67,6 +72,10 @@ class ServerProcess:
         self.cost = cost
         self.lenient = lenient
         self.run_as = run_as
+        self.hash_scheme = hash_scheme
+        self.request_log = (
+            self.data_dir.parent / f"{self.data_dir.name}.requests" if request_log else None
+        )
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
@@ -90,6 +99,10 @@ class ServerProcess:
             cmd += ["--cost", self.cost]
         if self.lenient is not None:
             cmd += ["--lenient", self.lenient]
+        if self.hash_scheme is not None:
+            cmd += ["--hash-scheme", self.hash_scheme]
+        if self.request_log is not None:
+            cmd += ["--request-log", str(self.request_log)]
         if os.geteuid() == 0 and self.run_as is None:
             cmd.append("--allow-root")
         with open(self.stderr_path, "a") as err:
@@ -138,6 +151,17 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def api_counts(self) -> Counter[int]:
+        """How many requests of each API number the server has answered (or is answering)
+        since it started with ``request_log=True``."""
+        if self.request_log is None:
+            raise RuntimeError("start the server with request_log=True to count requests")
+        try:
+            text = self.request_log.read_text()
+        except FileNotFoundError:
+            return Counter()
+        return Counter(int(line) for line in text.split())
 
     # -- clients --------------------------------------------------------------------------------
 

@@ -226,6 +226,8 @@ class Connection:
             )
 
     async def call(self, req: Request) -> Reply:
+        if self.state.request_log is not None:
+            self.state.request_log.write(f"{req.api}\n")
         handler = HANDLERS.get(req.api)
         if handler is None:
             raise IrodsError("SYS_UNMATCHED_API_NUM", f"API {req.api} is not supported")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from . import hash_scheme, vault
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -32,10 +34,20 @@ class ServerState:
     replica_tokens: dict[str, Any] = field(default_factory=dict)
     # strict behaviours relaxed for this process (``leniency.py`` names); empty: strict
     lenient: frozenset[str] = frozenset()
+    # the zone's ``default_hash_scheme`` (``hash_scheme.py``): SHA256 or MD5
+    hash_scheme: str = hash_scheme.DEFAULT
+    # tests only (``--request-log``): every API request's number, one line each
+    request_log: TextIO | None = None
 
     def strict(self, name: str) -> bool:
         """Whether the behaviour ``name`` (a ``leniency`` name) is strict, as iRODS is."""
         return name not in self.lenient
+
+    def checksum(self, path: str, original: str | None = None) -> str:
+        """Hash the replica file ``path`` as the zone does: in the scheme of ``original``
+        (the catalog's or the client's checksum) when it has one, else in the zone's
+        default scheme (``rsFileChksum.cpp`` ``file_checksum``, policy ``compatible``)."""
+        return vault.checksum(path, hash_scheme.choose(self.hash_scheme, original))
 
     @property
     def vault_root(self) -> Path:

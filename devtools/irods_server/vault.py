@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 
+from . import hash_scheme
 from .errors import IrodsError, code_of
 
 
@@ -103,13 +104,16 @@ def unlink(path: str) -> None:
         os.unlink(path)
 
 
-def sha256_checksum(path: str) -> str:
-    """The iRODS form of a SHA-256 checksum: ``sha2:`` + base64 of the raw digest."""
-    digest = hashlib.sha256()
+def checksum(path: str, scheme: str) -> str:
+    """The replica's checksum in the iRODS form of ``scheme`` (:mod:`.hash_scheme`):
+    SHA256 ``sha2:`` + base64 of the raw digest, MD5 the plain lowercase hex digest."""
+    digest = hashlib.md5(usedforsecurity=False) if scheme == hash_scheme.MD5 else hashlib.sha256()
     try:
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
                 digest.update(chunk)
     except OSError as e:
         raise _unix_error("UNIX_FILE_OPEN_ERR", e, "cannot read replica") from None
-    return "sha2:" + base64.b64encode(digest.digest()).decode()
+    if scheme == hash_scheme.MD5:
+        return digest.hexdigest()
+    return hash_scheme.SHA256_PREFIX + base64.b64encode(digest.digest()).decode()

@@ -18,6 +18,7 @@ from services.isync.errors import (
     Interrupted,
     IsyncError,
     UsageError,
+    file_kind_of,
     translate,
 )
 from services.isync.journal import default_state_dir
@@ -115,7 +116,12 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
             failed.append(path)
             failures.append(
                 FileOutcome(
-                    src="", dst=path, outcome="failed", error=str(err), exit_status=err.exit_status
+                    src="",
+                    dst=path,
+                    outcome="failed",
+                    error=str(err),
+                    kind=err.file_kind,
+                    exit_status=err.exit_status,
                 )
             )
     if failed:
@@ -136,6 +142,7 @@ def _make_dirs(ctx: Context, plan: Plan) -> list[FileOutcome]:
                     bytes=task.size,
                     error=f"{what}: not copied: its directory {where} could not be made (see"
                     " that directory's error)",
+                    kind="parent_failed",
                     exit_status=int(ExitStatus.FAILED),
                 )
             )
@@ -209,6 +216,7 @@ def _one(ctx: Context, plan: Plan, task: FileTask) -> FileOutcome:
             outcome="failed",
             bytes=task.size,
             error=str(err),
+            kind=file_kind_of(err),
             exit_status=int(getattr(err, "exit_status", ExitStatus.FAILED)),
         )
 
@@ -263,6 +271,7 @@ def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
                     outcome="failed",
                     bytes=task.size,
                     error=f"{task.src}: not transferred (interrupted): {Interrupted.hint}",
+                    kind="cancelled",
                     exit_status=int(ExitStatus.INTERRUPTED),
                 ),
             )

@@ -1,29 +1,35 @@
 """isync's exceptions: a shallow hierarchy under the project's root error, a translator
 for iRODS errors, and what each stands for: a kind (what the worker reports, and whether a
 retry can help), hence an exit status (:func:`exit_status_for`; the codes are
-``shared.errors.ExitStatus``, one vocabulary for every command).
+``shared.errors.ExitStatus``, one vocabulary for every command), and a file kind: why one
+file failed (``shared.errors.FileErrorKind``, what :class:`FileOutcome` records as
+``kind`` and the worker and the UI decide by).
 
 ::
 
     StagerError (shared.errors)
-    └── IsyncError                1 failed (failed)       exit status (kind)
-        ├── UsageError            2 usage (invalid)
-        ├── AuthenticationError   3 authentication (authentication)
-        ├── SourceNotFound        4 not found (not_found)
-        ├── PermissionDenied      5 permission denied (permission_denied)
-        ├── Interrupted           130 interrupted (interrupted)
-        ├── ConnectionFailed      1 failed (unavailable)
-        ├── ObjectBusy            1 failed (unavailable)
-        ├── ChecksumMismatch      1 failed (failed)
-        └── DestinationExists     1 failed (failed)
+    └── IsyncError                1 failed (failed)       exit status (kind) file kind
+        ├── UsageError            2 usage (invalid)                          other
+        ├── AuthenticationError   3 authentication (authentication)          other
+        ├── SourceNotFound        4 not found (not_found)                    not_found
+        ├── PermissionDenied      5 permission denied (permission_denied)    permission_denied
+        ├── Interrupted           130 interrupted (interrupted)              cancelled
+        ├── ConnectionFailed      1 failed (unavailable)                     unavailable
+        ├── ObjectBusy            1 failed (unavailable)                     unavailable
+        ├── ChecksumMismatch      1 failed (failed)                          checksum_mismatch
+        ├── DestinationExists     1 failed (failed)                          name_taken
+        └── FileSystemError       1 failed (failed)                          io_error
+
+    (IsyncError itself: other)
 """
 
 from __future__ import annotations
 
 import errno
 import socket
+from typing import ClassVar
 
-from shared.errors import EXIT_BY_KIND, ErrorKind, ExitStatus, StagerError
+from shared.errors import EXIT_BY_KIND, ErrorKind, ExitStatus, FileErrorKind, StagerError
 
 
 class IsyncError(StagerError):
@@ -34,6 +40,8 @@ class IsyncError(StagerError):
     title = "transfer failed"
     #: what a user can do about it: the last part of a message :func:`translate` makes
     hint = ErrorKind.FAILED.hint
+    #: why a file failed, when this error is one file's (``shared.errors.FileErrorKind``)
+    file_kind: ClassVar[FileErrorKind] = "other"
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -59,6 +67,7 @@ class SourceNotFound(IsyncError):
     """The source path does not exist."""
 
     kind = ErrorKind.NOT_FOUND
+    file_kind = "not_found"
     hint = "check the path and its spelling (ils or ls shows what is there)"
 
 
@@ -66,6 +75,7 @@ class PermissionDenied(IsyncError):
     """A file, directory, object or collection may not be read or written."""
 
     kind = ErrorKind.PERMISSION_DENIED
+    file_kind = "permission_denied"
     hint = "ask the owner for access, or choose another source or destination"
 
 
@@ -73,6 +83,7 @@ class ConnectionFailed(IsyncError):
     """The iRODS server could not be reached."""
 
     kind = ErrorKind.UNAVAILABLE
+    file_kind = "unavailable"
     hint = "check the host and port, then try again (it resumes where it stopped)"
 
 
@@ -81,17 +92,23 @@ class ObjectBusy(IsyncError):
     until that write has finished (a retry later can succeed)."""
 
     kind = ErrorKind.UNAVAILABLE
+    file_kind = "unavailable"
     hint = "try again once that write has finished"
 
 
 class ChecksumMismatch(IsyncError):
     """The destination's checksum differs from the source's."""
 
+    file_kind = "checksum_mismatch"
+
     hint = "run it again (the file is copied anew); if it differs again, tell the operators"
 
 
 class DestinationExists(IsyncError):
-    """The destination exists and differs, and --force was not given."""
+    """The destination exists and differs, and --force was not given (or the other kind
+    of entry is where this one goes)."""
+
+    file_kind = "name_taken"
 
     hint = "use -f to overwrite it, or choose another destination"
 
@@ -100,7 +117,16 @@ class Interrupted(IsyncError):
     """The transfer was cancelled (signal or cancel event)."""
 
     kind = ErrorKind.INTERRUPTED
+    file_kind = "cancelled"
     hint = ErrorKind.INTERRUPTED.hint
+
+
+class FileSystemError(IsyncError):
+    """The local filesystem refused a read or write (disk full, quota, read-only, name too
+    long, something in the way), or a file changed while it was read."""
+
+    file_kind = "io_error"
+    hint = "free space or fix what the message names, then run it again (it resumes)"
 
 
 _AUTH = {
@@ -204,14 +230,14 @@ def translate(exc: BaseException, what: str = "") -> IsyncError:
             f"{prefix}iRODS connection failed ({_short(exc)}): {ConnectionFailed.hint}"
         )
     if isinstance(exc, OSError) and exc.errno is None and "shrank" in str(exc):
-        return IsyncError(
+        return FileSystemError(
             f"{prefix}{_short(exc)}: it changed while it was read; run it again once nobody"
             " writes it"
         )
     if isinstance(exc, OSError) and exc.errno is not None:
         hint = _ERRNO_HINTS.get(exc.errno, IsyncError.hint)
         symbol = errno.errorcode.get(exc.errno, "OSError")
-        return IsyncError(f"{prefix}{symbol}: {exc.strerror}: {hint}")
+        return FileSystemError(f"{prefix}{symbol}: {exc.strerror}: {hint}")
     unknown = _prc_key_error(exc)
     irods_hint = "try again; if it fails again, ask the iRODS administrators about this code"
     if unknown is not None:
@@ -236,3 +262,11 @@ def exit_status_for(exc: BaseException) -> ExitStatus:
     if isinstance(exc, IsyncError):
         return exc.exit_status
     return ExitStatus.FAILED
+
+
+def file_kind_of(exc: BaseException) -> FileErrorKind:
+    """Why one file failed, from the error its copy raised (``other`` for what isync did
+    not translate)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "cancelled"
+    return exc.file_kind if isinstance(exc, IsyncError) else "other"

@@ -10,7 +10,6 @@ fails that file at once, naming it, and is neither followed nor waited on.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +18,16 @@ from typing import Any
 from services.isync import sample, single_buffer, wire
 from services.isync.context import Context
 from services.isync.errors import ChecksumMismatch, DestinationExists, IsyncError
-from services.isync.hashing import ChasingHasher, irods_sha256, remote_checksum
+from services.isync.hashing import (
+    ChasingHasher,
+    checksum_of,
+    file_checksum,
+    irods_form,
+    new_hash,
+    remote_checksum,
+    scheme_of,
+    zone_scheme,
+)
 from services.isync.journal import Journal, get_journal_path
 from services.isync.models import FileOutcome
 from services.isync.paths import open_own_file, part_name
@@ -55,11 +63,21 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
                 f"{task.dst} is not a regular file (a FIFO or device?): remove it,"
                 " or choose another destination"
             )
-        local_size = os.path.getsize(task.dst)
-        if local_size == task.size and sample.differs(ctx, task.src, task.dst, task.size):
+        if sample.settles_changed(
+            ctx, task.src, task.dst, os.path.getsize(task.dst), task.remote, direction="get"
+        ):
             same, checksum = False, None  # changed: no checksum of either side needed
         else:
-            same, checksum = unchanged(ctx, task.dst, local_size, task.src, task.size, known)
+            same, checksum = unchanged(
+                ctx,
+                task.dst,
+                os.path.getsize(task.dst),
+                task.src,
+                task.size,
+                known,
+                remote_mtime=task.remote.mtime,
+                direction="get",
+            )
         if same:
             ctx.tracker.add_bytes(task.size, 0)
             return FileOutcome(**base, outcome="skipped", reason="unchanged", checksum=checksum)
@@ -72,7 +90,7 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     large = task.size >= ctx.options.large_file_threshold
     single = not large and task.size <= ctx.options.buffer_size and ctx.single.applies(task.size)
     expected: Future[str] | None = None
-    if verify and not single and not _is_sha2(known):
+    if verify and not single and not _usable(known):
         expected = _checksummer.submit(remote_checksum, ctx.session, task.src)
     remote = known
     resumed = False
@@ -84,14 +102,17 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
             sent, checksum = _get_small(ctx, task)
         else:
             sent, checksum, from_reply = got
-            remote = from_reply if _is_sha2(from_reply) else known
+            remote = from_reply if _usable(from_reply) else known
     part = part_name(task.dst, "local")
     try:
         if verify:
             if expected is not None:
                 remote = expected.result()
-            elif not _is_sha2(remote):
+            elif not _usable(remote):
                 remote = remote_checksum(ctx.session, task.src)
+            scheme = scheme_of(remote)
+            if checksum is not None and scheme is not None and scheme != scheme_of(checksum):
+                checksum = file_checksum(part, ctx.cancel.is_set, scheme)  # hashed otherwise
             if checksum is None or remote != checksum:
                 raise ChecksumMismatch(
                     f"{task.dst}: checksum mismatch after download "
@@ -109,8 +130,16 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
     )
 
 
-def _is_sha2(checksum: str | None) -> bool:
-    return bool(checksum and checksum.startswith("sha2:"))
+def _usable(checksum: str | None) -> bool:
+    """A checksum isync can compare with (sha2: or md5, ``hashing.scheme_of``)."""
+    return scheme_of(checksum) is not None
+
+
+def _scheme(ctx: Context, task: FileTask) -> str:
+    """The scheme to hash a download in: the catalog checksum's own, else the zone's
+    (what the server computes when asked, ``rsFileChksum.cpp``)."""
+    assert task.remote is not None
+    return scheme_of(task.remote.checksum) or zone_scheme(ctx.session)
 
 
 def _get_single(ctx: Context, task: FileTask) -> tuple[int, str | None, str | None] | None:
@@ -148,12 +177,13 @@ def _get_single(ctx: Context, task: FileTask) -> tuple[int, str | None, str | No
     os.close(fd_local)
     ctx.single.count(put=False)
     ctx.tracker.add_bytes(n, current=task.src)
-    return n, irods_sha256(hashlib.sha256(data).digest()) if verify else None, remote
+    return n, checksum_of(data, _scheme(ctx, task)) if verify else None, remote
 
 
 def _get_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
     part = part_name(task.dst, "local")
-    h = hashlib.sha256() if ctx.options.verify_checksum else None
+    scheme = _scheme(ctx, task)
+    h = new_hash(scheme) if ctx.options.verify_checksum else None
     buf = ctx.buffer()
     sent = 0
     fd_local = open_own_file(part, os.O_WRONLY, create=True)
@@ -186,7 +216,7 @@ def _get_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
         raise IsyncError(
             f"irods:{task.src}: size changed during download ({sent} != {task.size}){_AGAIN}"
         )
-    return sent, irods_sha256(h.digest()) if h is not None else None
+    return sent, irods_form(h, scheme) if h is not None else None
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:
@@ -228,7 +258,8 @@ def _get_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     stop_hash = threading.Event()
     hasher = None
     if ctx.options.verify_checksum:
-        hasher = ChasingHasher(fd_local, journal.ranges, stop_hash, task.size)
+        scheme = _scheme(ctx, task)
+        hasher = ChasingHasher(fd_local, journal.ranges, stop_hash, task.size, scheme)
         hasher.start()
     sent = [0]
     lock = threading.Lock()

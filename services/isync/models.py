@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.errors import FileErrorKind
+
 MiB = 1024 * 1024
 
 Outcome = Literal["transferred", "skipped", "failed", "dry-run"]
@@ -68,6 +70,8 @@ class FileOutcome(BaseModel):
     resumed: bool = False
     reason: str | None = None
     error: str | None = None
+    #: why it failed (set with ``error``): what the worker and the UI decide by
+    kind: FileErrorKind | None = None
     exit_status: int = 0
 
 

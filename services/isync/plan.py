@@ -10,7 +10,13 @@ from typing import Any, Literal
 
 from services.isync import catalog
 from services.isync.catalog import RemoteObject
-from services.isync.errors import PermissionDenied, SourceNotFound, UsageError, translate
+from services.isync.errors import (
+    IsyncError,
+    PermissionDenied,
+    SourceNotFound,
+    UsageError,
+    translate,
+)
 from services.isync.models import FileOutcome, TransferOptions
 from services.isync.paths import Location, PathFilter, file_target, join, tree_root
 
@@ -37,10 +43,19 @@ class Plan:
     root: str | None = None
 
 
-def _note(src: str, dst: str, outcome: Any, text: str, status: int = 0) -> FileOutcome:
-    if outcome == "failed":
-        return FileOutcome(src=src, dst=dst, outcome="failed", error=text, exit_status=status)
+def _note(src: str, dst: str, outcome: Any, text: str) -> FileOutcome:
     return FileOutcome(src=src, dst=dst, outcome=outcome, reason=text)
+
+
+def _failed(src: str, dst: str, err: IsyncError) -> FileOutcome:
+    return FileOutcome(
+        src=src,
+        dst=dst,
+        outcome="failed",
+        error=str(err),
+        kind=err.file_kind,
+        exit_status=err.exit_status,
+    )
 
 
 def plan_put(session: Any, src: Location, dst: Location, options: TransferOptions) -> Plan:
@@ -88,9 +103,7 @@ def _walk_local(
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as e:
         err = translate(e, directory)
-        plan.notes.append(
-            _note(directory, join("irods", dst_root, rel), "failed", str(err), err.exit_status)
-        )
+        plan.notes.append(_failed(directory, join("irods", dst_root, rel), err))
         return
     for entry in entries:
         child = f"{rel}/{entry.name}" if rel else entry.name
@@ -105,7 +118,7 @@ def _walk_local(
             st = os.stat(entry.path) if is_link else entry.stat(follow_symlinks=False)
         except OSError as e:
             err = translate(e, entry.path)
-            plan.notes.append(_note(entry.path, dst, "failed", str(err), err.exit_status))
+            plan.notes.append(_failed(entry.path, dst, err))
             continue
         if stat.S_ISDIR(st.st_mode):
             if filt.wants_dir(child) and not (is_link and _is_loop(top, entry.path)):

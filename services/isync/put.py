@@ -8,7 +8,6 @@ completed ranges are journaled so a rerun sends only what is missing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from typing import Any
@@ -18,7 +17,14 @@ from irods import keywords as kw
 from services.isync import sample, single_buffer, wire
 from services.isync.context import Context
 from services.isync.errors import ChecksumMismatch, DestinationExists
-from services.isync.hashing import ChasingHasher, irods_sha256, remote_checksum
+from services.isync.hashing import (
+    ChasingHasher,
+    checksum_of,
+    file_checksum,
+    remote_checksum,
+    scheme_of,
+    zone_scheme,
+)
 from services.isync.journal import Journal, put_journal_path
 from services.isync.models import FileOutcome
 from services.isync.paths import part_name
@@ -32,11 +38,18 @@ def put_file(ctx: Context, task: FileTask) -> FileOutcome:
     """Copy one local file to iRODS (or skip it); raises on failure."""
     base: dict[str, Any] = {"src": task.src, "dst": task.dst, "bytes": task.size}
     if task.remote is not None:
-        if task.size == task.remote.size and sample.differs(ctx, task.dst, task.src, task.size):
+        if sample.settles_changed(ctx, task.dst, task.src, task.size, task.remote, direction="put"):
             same, checksum = False, None  # changed: no checksum of either side needed
         else:
             same, checksum = unchanged(
-                ctx, task.src, task.size, task.dst, task.remote.size, task.remote.checksum
+                ctx,
+                task.src,
+                task.size,
+                task.dst,
+                task.remote.size,
+                task.remote.checksum,
+                remote_mtime=task.remote.mtime,
+                direction="put",
             )
         if same:
             ctx.tracker.add_bytes(task.size, 0)
@@ -60,8 +73,11 @@ def _discard(ctx: Context, path: str) -> None:
         ctx.session.data_objects.unlink(path, force=True)
 
 
-def _verify(ctx: Context, path: str, local: str) -> None:
+def _verify(ctx: Context, path: str, local: str, src: str) -> None:
     remote = remote_checksum(ctx.session, path)
+    scheme = scheme_of(remote)
+    if scheme is not None and scheme != scheme_of(local):  # the zone hashed in another scheme
+        local = file_checksum(src, ctx.cancel.is_set, scheme)
     if remote != local:
         raise ChecksumMismatch(
             f"irods:{path}: checksum mismatch after upload (local {local}, iRODS {remote}):"
@@ -76,7 +92,7 @@ def _put_small(ctx: Context, task: FileTask) -> tuple[int, str | None]:
         data = memoryview(fh.read())  # at most the large-file threshold
     checksum = None
     if ctx.options.verify_checksum:
-        checksum = irods_sha256(hashlib.sha256(data).digest())
+        checksum = checksum_of(data, zone_scheme(ctx.session))
     if ctx.single.applies(len(data)):
         try:
             _put_single(ctx, task, data, checksum)
@@ -184,7 +200,7 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     local_fd = os.open(task.src, os.O_RDONLY)
     if opts.verify_checksum:
         whole = [ByteRange(0, task.size, task.size)]
-        hasher = ChasingHasher(local_fd, whole, stop_hash, task.size)
+        hasher = ChasingHasher(local_fd, whole, stop_hash, task.size, zone_scheme(ctx.session))
         hasher.start()
 
     def worker(conn: Any, fd: int, rng: ByteRange, stop: threading.Event) -> None:
@@ -216,7 +232,7 @@ def _put_large(ctx: Context, task: FileTask) -> tuple[int, str | None, bool]:
     if hasher is not None:
         checksum = hasher.wait()
         try:
-            _verify(ctx, tmp, checksum)
+            _verify(ctx, tmp, checksum, task.src)
         except ChecksumMismatch:
             _discard(ctx, tmp)
             journal.remove()

@@ -22,7 +22,7 @@ from services.ui.keys import API, REPOSITORY, SEALER, SETTINGS, TEMPLATES
 from services.ui.middleware import SessionExpired
 from services.ui.repository import RepoBrowser, RepoEntry
 from services.ui.sessions import Repository, Session
-from shared.errors import InvalidInput, Unauthenticated
+from shared.errors import FILE_ERROR_KINDS, FileErrorKind, InvalidInput, Unauthenticated
 from shared.irods import strip_prefix
 from shared.logging import get_logger
 from shared.messaging.messages import PrincipalKind, Submitter, credential_binding
@@ -185,6 +185,51 @@ async def as_user(request: web.Request, call: Any) -> Any:
         raise
 
 
+#: What a researcher can do about a file that failed, by its kind (the job detail shows it
+#: under the file's message).
+FILE_ERROR_HINTS: dict[FileErrorKind, str] = {
+    "checksum_mismatch": "The copy differed from the original. Restart the job to copy it "
+    "anew; if it differs again, tell the operators.",
+    "name_taken": "Something different already has this name at the destination. Rename or "
+    "remove it there, or choose another destination folder.",
+    "permission_denied": "You may not read the source or write the destination. Ask the "
+    "owner for access, or choose another folder.",
+    "not_found": "It was moved or deleted before it could be copied. Check the folder, "
+    "then submit again.",
+    "io_error": "The storage refused it (full, over quota, read-only, or the name is too "
+    "long). Free space or fix what the message names, then restart the job.",
+    "unavailable": "The repository did not answer, or someone else was writing the file. "
+    "Restart the job later: it resumes.",
+    "parent_failed": "Its folder could not be made at the destination. Fix that folder's "
+    "error (listed too), then restart the job.",
+    "cancelled": "The transfer was stopped before this file was copied. Restart the job to "
+    "finish it.",
+    "other": "Restart the job; if it fails again, send this message to the operators.",
+}
+
+
+def file_errors_view(errors: Any) -> list[dict[str, str]] | None:
+    """The API's failed files with their kind (``other`` when unknown or missing, as in
+    reports made before kinds existed) and the hint for it."""
+    if not isinstance(errors, list):
+        return None
+    out: list[dict[str, str]] = []
+    for e in errors:
+        if not isinstance(e, dict):
+            continue
+        kind = e.get("kind")
+        known: FileErrorKind = kind if kind in FILE_ERROR_KINDS else "other"
+        out.append(
+            {
+                "path": str(e.get("path", "")),
+                "error": str(e.get("error", "")),
+                "kind": known,
+                "hint": FILE_ERROR_HINTS[known],
+            }
+        )
+    return out
+
+
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     """What the history table shows of one API ``jobInfo``."""
     data, status = job.get("data", {}), job.get("status", {})
@@ -224,7 +269,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         "checksumFiles": status.get("checksumFiles", 0),
         "fileErrorsTotal": status.get("fileErrorsTotal", 0),
         # only in one job's detail (GET /v1/job/{id}): the first failed files, the plan
-        "fileErrors": status.get("fileErrors"),
+        "fileErrors": file_errors_view(status.get("fileErrors")),
         "plan": status.get("dryRun"),
     }
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from shared.crypto import Binding
+from shared.errors import FileErrorKind
 from shared.irods import is_irods_path, strip_prefix
 from shared.unix_users import USER_NAME_RE
 
@@ -235,12 +236,14 @@ def clip(text: str, limit: int = REPORT_TEXT_MAX) -> str:
 
 
 class FileError(BaseModel):
-    """One file that failed: its path and the readable reason."""
+    """One file that failed: its path, the readable reason, and why in one word
+    (``shared.errors.FileErrorKind``; ``other`` in reports made before it existed)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(max_length=REPORT_TEXT_MAX)
     error: str = Field(max_length=REPORT_TEXT_MAX)
+    kind: FileErrorKind = "other"
 
 
 PlanAction = Literal["transfer", "skip", "conflict", "fail"]

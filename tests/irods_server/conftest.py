@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.irods_server.resources import remove_resource
+
 HOME = "/tempZone/home/rods"
 
 
@@ -21,9 +23,13 @@ def coll(irods_session: Any, unique_name: str) -> Iterator[str]:
 
 @pytest.fixture
 def second_resc(irods_session: Any, unique_name: str, tmp_path: Path) -> Iterator[str]:
-    """A second unixfilesystem root resource with its own vault."""
+    """A second unixfilesystem root resource with its own vault; afterwards the objects
+    with a replica on it are unlinked and the resource removed (nothing leaks into the
+    session's shared server). Ask for it before opening any object: python-irodsclient
+    reconnects after a resource create."""
     name = f"r_{unique_name}"
     vault = tmp_path / "vault2"
     vault.mkdir()
     irods_session.resources.create(name, "unixfilesystem", "localhost", str(vault))
     yield name
+    remove_resource(irods_session, name)

@@ -18,17 +18,6 @@ from tests.irods_server.test_single_buffer import get, put
 
 
 @pytest.fixture
-def second_resc(  # before any open object: python-irodsclient reconnects after a create
-    irods_session: Any, unique_name: str, tmp_path: Path
-) -> Iterator[str]:
-    name = f"r_{unique_name}"
-    vault = tmp_path / "vault2"
-    vault.mkdir()
-    irods_session.resources.create(name, "unixfilesystem", "localhost", str(vault))
-    yield name
-
-
-@pytest.fixture
 def writing(irods_session: Any, coll: str) -> Iterator[tuple[str, Any]]:
     """An object with 6 good bytes that is open for writing (2 more written) on a second
     connection of the session: ``(path, the open file)``."""

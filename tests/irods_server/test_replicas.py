@@ -14,6 +14,8 @@ import pytest
 from irods.manager.data_object_manager import Server_Checksum_Warning
 from irods.message import RErrorStack
 
+from tests.irods_server.resources import remove_resource
+
 
 def sha2(data: bytes) -> str:
     return "sha2:" + base64.b64encode(hashlib.sha256(data).digest()).decode()
@@ -49,13 +51,19 @@ def test_replicate_to_hierarchy_root_lands_on_leaf(
     irods_session.resources.create(root, "passthru")
     irods_session.resources.add_child(root, leaf)
     path = f"{coll}/hier"
-    irods_session.data_objects.create(path)
-    irods_session.data_objects.replicate(path, root)
-    hiers = sorted(r.resc_hier for r in irods_session.data_objects.get(path).replicas)
-    assert hiers == sorted(["demoResc", f"{root};{leaf}"])
-    with pytest.raises(ex.DIRECT_CHILD_ACCESS):
-        irods_session.data_objects.open(f"{coll}/direct", "w", **{kw.RESC_NAME_KW: leaf})
-    irods_session.data_objects.unlink(path, force=True)
+    try:
+        irods_session.data_objects.create(path)
+        irods_session.data_objects.replicate(path, root)
+        hiers = sorted(r.resc_hier for r in irods_session.data_objects.get(path).replicas)
+        assert hiers == sorted(["demoResc", f"{root};{leaf}"])
+        with pytest.raises(ex.DIRECT_CHILD_ACCESS):
+            irods_session.data_objects.open(f"{coll}/direct", "w", **{kw.RESC_NAME_KW: leaf})
+    finally:  # the hierarchy must not outlive the test on the shared server
+        if irods_session.data_objects.exists(path):
+            irods_session.data_objects.unlink(path, force=True)
+        irods_session.resources.remove_child(root, leaf)
+        irods_session.resources.remove(root)
+        remove_resource(irods_session, leaf)
 
 
 def test_checksum_and_verification(irods_session: Any, coll: str, second_resc: str) -> None:

@@ -93,3 +93,31 @@ def test_get_directory_onto_a_local_file(
     assert f"irods:{coll}/sub/x: not copied: its directory {out}/{name}/sub" in result.stderr
     assert (out / name / "y").read_bytes() == b"y"
     assert (out / name / "sub").read_text() == "a local file"
+
+
+def test_each_failed_entry_carries_its_kind(
+    tmp_path: Path, run_isync: Any, irods_session: Any, coll: str
+) -> None:
+    """In ``--json`` lines: the clashing directory is ``name_taken``, the file below it
+    ``parent_failed``, a file that exists and differs ``name_taken``; copied ones no kind."""
+    import json
+
+    tree = make_tree(tmp_path)
+    irods_session.collections.create(f"{coll}/tree")
+    irods_session.data_objects.create(f"{coll}/tree/sub")
+    with irods_session.data_objects.open(f"{coll}/tree/z.txt", "w") as fh:
+        fh.write(b"differs")
+
+    result = run_isync("-r", "--json", str(tree), f"i:{coll}")
+
+    assert result.code == 1, result.stderr
+    files = [json.loads(x) for x in result.stdout.splitlines()]
+    kinds = {
+        (x["src"] or x["dst"]).rsplit("/", 1)[-1]: x["kind"] for x in files if x["type"] == "file"
+    }
+    assert kinds == {
+        "sub": "name_taken",
+        "f.txt": "parent_failed",
+        "z.txt": "name_taken",
+        "a.txt": None,
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+def make_older(path: Path) -> None:
+    """Back-date `path` an hour: the skip policy's modification-time rule then cannot
+    say "unchanged" (the destination is not newer than its source), so it would hash."""
+    past = time.time() - 3600
+    os.utime(path, (past, past))
 
 
 def stale(data: bytes, at: int) -> bytes:
@@ -78,6 +86,7 @@ def test_put_overwrite_of_a_changed_object(
     old.write_bytes(stale(data, changed_at))
     obj = f"{coll}/big.bin"
     irods_session.data_objects.put(str(old), obj)
+    os.utime(src, (time.time() + 2, time.time() + 2))  # the source changed after that put
 
     proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
@@ -100,6 +109,7 @@ def test_changed_object_without_force_is_refused(
     old.write_bytes(stale(data, 0))
     obj = f"{coll}/big.bin"
     irods_session.data_objects.put(str(old), obj)
+    os.utime(src, (time.time() + 2, time.time() + 2))
 
     proc = run_cli([str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode != 0
@@ -118,13 +128,36 @@ def test_identical_object_is_still_skipped_by_checksum(
     src.write_bytes(os.urandom(SIZE))
     obj = f"{coll}/big.bin"
     irods_session.data_objects.put(str(src), obj)
+    os.utime(src, (time.time() + 2, time.time() + 2))  # times cannot say: the policy hashes
 
     proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
     tap.wait_closed()
     counts = tap.counts()
     assert counts["DATA_OBJ_READ_AN"] == 3, counts  # every sample agreed
+    assert counts["DATA_OBJ_CHKSUM_AN"] == 1, counts  # then sha256 said: the same
     assert counts["DATA_OBJ_WRITE_AN"] == 0, counts  # skipped: nothing sent
+
+
+def test_no_sample_where_the_policy_skips_by_modification_time(
+    tmp_path: Path, isync_environ: dict[str, str], irods_session: Any, coll: str, tap: Any
+) -> None:
+    """No catalog checksum and an object written after its source changed: the skip
+    policy's own decision (unchanged, nothing hashed) stands and nothing is read."""
+    irods_session.collections.create(coll)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(SIZE))
+    make_older(src)
+    obj = f"{coll}/big.bin"
+    irods_session.data_objects.put(str(src), obj)
+
+    proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
+    assert proc.returncode == 0, proc.stderr
+    tap.wait_closed()
+    counts = tap.counts()
+    assert counts["DATA_OBJ_OPEN_AN"] == 0, counts
+    assert counts["DATA_OBJ_READ_AN"] == 0, counts
+    assert counts["DATA_OBJ_CHKSUM_AN"] == 0, counts
 
 
 def test_get_overwrite_of_a_changed_file_needs_no_checksum(
@@ -138,6 +171,7 @@ def test_get_overwrite_of_a_changed_file_needs_no_checksum(
     irods_session.data_objects.put(str(src), obj)
     dst = tmp_path / "dst.bin"
     dst.write_bytes(stale(data, SIZE // 2))
+    make_older(dst)  # an old local copy: the policy would hash both sides
 
     proc = run_cli(["-f", f"i:{obj}", str(dst)], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr

@@ -108,7 +108,7 @@ def test_put_checksum_mismatch_leaves_no_object(
     f = tmp_path / "data.bin"
     f.write_bytes(os.urandom(5000))
     wrong = sha2(b"something else")
-    monkeypatch.setattr(put, "irods_sha256", lambda digest: wrong)  # what a corrupt read sends
+    monkeypatch.setattr(put, "checksum_of", lambda data, scheme: wrong)  # a corrupt read
     before = single_buffer.totals()
     off = [] if single else ["--single-buffer-max", "0"]
     result = run_isync("-K", *off, str(f), f"i:{coll}/")

@@ -71,6 +71,7 @@ def test_unreadable_file_is_reported_and_others_complete(
     assert [(Path(x["src"]).name, x["error"]) for x in failed] == [
         ("b secret.txt", f"{secret}: permission denied: {PermissionDenied.hint}")
     ]
+    assert [x["kind"] for x in failed] == ["permission_denied"]
     assert {o.name for o in irods_session.collections.get(coll).data_objects} == {"a.txt", "c.txt"}
 
     single = run_as(uid, gid, environ, str(secret), f"i:{coll}/")

@@ -36,6 +36,8 @@ XSS_NAME = "<img src=x onerror=alert(1)>.txt"
 
 
 async def shot(page: Any, name: str) -> None:
+    # from the top: a full-page capture of a scrolled page loses its last screenful
+    await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -405,3 +407,325 @@ async def _axe(page: Any) -> list[dict]:
         " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})))"
     )
     return list(result)
+
+
+# --- restart live, keyboard only, layout, accessibility in every state ---------------------
+
+
+async def tab_to(page: Any, selector: str, limit: int = 200) -> None:
+    """Press Tab (only) until the focused element matches ``selector``."""
+    seen: list[str] = []
+    for _ in range(limit):
+        if await page.evaluate("s => !!document.activeElement?.matches(s)", selector):
+            return
+        await page.keyboard.press("Tab")
+        seen.append(
+            await page.evaluate(
+                "() => { const e = document.activeElement; return e ? `${e.tagName}#${e.id}"
+                "[${e.getAttribute('aria-label') || e.textContent.trim().slice(0, 20)}]` : '-' }"
+            )
+        )
+    raise AssertionError(f"Tab never reached {selector}; focus went {seen[-30:]}")
+
+
+#: counts trusted mouse and touch input on every document of a context (none may happen)
+COUNT_POINTER = """
+window.__pointer = 0;
+for (const t of ['pointerdown', 'mousedown', 'touchstart'])
+  addEventListener(t, (e) => { if (e.isTrusted) window.__pointer += 1; }, true);
+"""
+
+
+async def test_keyboard_only_from_the_provider_s_login_form_to_a_completed_transfer(
+    browser: Any, ui_stack: Stack
+) -> None:
+    """Tab, Enter and Space (and typing text) only: the provider's own form, the repository
+    login, a typed folder path, a selection, Upload, the confirmation, the job completing."""
+    stack = ui_stack
+    ctx, page, _ = await new_page(browser, stack)
+    await ctx.add_init_script(COUNT_POINTER)
+    await page.goto(stack.ui.url + "/")
+    await page.wait_for_url(f"{stack.idp.issuer}/interaction/**")
+    await tab_to(page, "#login")  # autofocused: no key needed
+    await page.keyboard.type(IDP_LOGIN)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(IDP_PASSWORD)
+    await shot(page, "kb-01-idp-form")
+    assert await page.evaluate("window.__pointer") == 0
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(stack.ui.url + "/", timeout=15000)
+    await page.get_by_role("heading", name="Project storage").wait_for()
+
+    await tab_to(page, "#repo-user")
+    await page.keyboard.type(stack.dr_user)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(DR_PASS)
+    await page.keyboard.press("Enter")
+    await page.locator("#repo-who", has_text=stack.dr_user).wait_for()
+    await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+
+    await tab_to(page, "#local-path")  # Tab into a text box selects what it holds
+    await page.keyboard.type(str(stack.home / "data"))
+    await page.keyboard.press("Enter")
+    await page.locator("#local-table caption", has_text=str(stack.home / "data")).wait_for(
+        state="attached"
+    )
+    await tab_to(page, '#local-table input[aria-label="Select a.txt"]')
+    await page.keyboard.press("Space")
+    assert await page.get_by_label("Select a.txt").is_checked()
+    await tab_to(page, "#upload")
+    await page.keyboard.press("Enter")
+    await page.locator("#confirm").wait_for(state="visible")
+    assert await page.evaluate("document.activeElement.id") == "confirm-submit"
+    await shot(page, "kb-02-confirm")
+    await page.keyboard.press("Enter")
+    await page.locator("#status", has_text="submitted").wait_for()
+    rows = await wait_states(page, {"completed": 1})
+    await shot(page, "kb-03-completed")
+    assert "100%" in rows[0]["text"]
+    with stack.dr_session.data_objects.open(f"{stack.repo_home}/a.txt", "r") as fh:
+        assert fh.read() == b"alpha\n"
+    # the job's details open with Enter on its Details button
+    await tab_to(page, f'tr[data-job="{rows[0]["id"]}"] button[aria-controls]')
+    await page.keyboard.press("Enter")
+    details = page.locator(f'#d-{rows[0]["id"]} [data-item="checksums"]')
+    await details.filter(has_text="verified").wait_for()
+    assert await page.evaluate("window.__pointer") == 0
+    await ctx.close()
+
+
+async def test_a_restarted_job_runs_again_with_live_progress_to_completed(
+    browser: Any, ui_stack: Stack
+) -> None:
+    """Restart a completed upload whose object was removed: without a reload the row goes
+    back to a running state, its progress bar moves, and it ends completed at 100%."""
+    stack = ui_stack
+    mid = stack.home / "mid"
+    mid.mkdir()
+    # 6 s at the stack's 2 MB/s; progress moves per 8 MiB buffer, so it shows part-way
+    data = os.urandom(12 * 1024 * 1024)
+    (mid / "mid.bin").write_bytes(data)
+    owner = stack.home.stat()
+    for p in (mid, mid / "mid.bin"):
+        os.chown(p, owner.st_uid, owner.st_gid)
+    ctx, page, _ = await new_page(browser, stack)
+    await idp_login(page, stack)
+    await repo_login(page, stack)
+    await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+    await open_local(page, mid)
+    await page.get_by_label("Select mid.bin").check()
+    await submit_confirmed(page, "Upload →", 1, "restart-01-confirm")
+    (job,) = await wait_states(page, {"completed": 1})
+    obj = f"{stack.repo_home}/mid.bin"
+    stack.dr_session.data_objects.unlink(obj, force=True)
+    await page.evaluate("window.__samePage = 'yes'")
+
+    row = f'tr[data-job="{job["id"]}"]'
+    await page.locator(row).get_by_role("button", name="Restart").click()
+    samples: list[tuple[str, float]] = []
+    async with asyncio.timeout(60):
+        while True:
+            got = await page.evaluate(
+                """(sel) => { const r = document.querySelector(sel);
+                     const b = r && r.querySelector('[role=progressbar]');
+                     return r ? [r.dataset.state, Number(b ? b.getAttribute('aria-valuenow') : -1)]
+                              : null; }""",
+                row,
+            )
+            if got is not None:
+                samples.append((got[0], got[1]))
+            if (
+                len(samples) > 1
+                and got
+                and got[0] == "completed"
+                and any(s != "completed" for s, _ in samples)
+            ):
+                break
+            await asyncio.sleep(0.1)
+    await shot(page, "restart-02-completed-again")
+    running = [(s, v) for s, v in samples if s != "completed"]
+    assert running, samples
+    assert {s for s, _ in running} <= {"pending", "active", "retry"}, samples
+    assert any(0 < v < 100 for s, v in running if s == "active"), sorted(set(samples))
+    assert samples[-1] == ("completed", 100.0), samples
+    assert await page.evaluate("window.__samePage") == "yes"  # no reload happened
+    assert "100%" in await page.locator(row).inner_text()
+    assert stack.dr_session.data_objects.get(obj).size == len(data)
+    await ctx.close()
+
+
+#: the controls that must be on screen (inside the viewport's width) in each layout state
+MAIN_CONTROLS = {
+    "panes": ["#logout", "#local-path", "#repo-path", "#upload", "#download",
+              "#history-refresh", "#state-filter"],
+    "confirm": ["#confirm-submit", "#confirm-preview", "#confirm-cancel"],
+    "jobs": ["#history-refresh", "#jobs tbody tr[data-job] button[aria-controls]",
+             '#jobs tbody tr[data-job] button[data-verb="restart"]'],
+    "jobs-failed": ["#jobs tbody tr[data-job] button[aria-controls]",
+                    '#jobs tbody tr[data-job] button[data-verb="restart"]'],
+    "expired": ["#relogin"],
+}  # fmt: skip
+
+LAYOUT = """(selectors) => {
+  const w = window.innerWidth;
+  const out = { scrollWidth: document.scrollingElement.scrollWidth, innerWidth: w, controls: {} };
+  for (const s of selectors) {
+    const e = document.querySelector(s);
+    const r = e ? e.getBoundingClientRect() : null;
+    const style = e ? getComputedStyle(e) : null;
+    out.controls[s] = !!(r && r.width > 0 && r.height > 0 && style.visibility !== 'hidden'
+      && r.left >= 0 && r.right <= w + 0.5);
+  }
+  // a table that scrolls sideways inside its box hides columns just the same
+  out.clipped = [...document.querySelectorAll('.table-wrap')]
+    .filter((t) => t.offsetParent !== null && t.scrollWidth > t.clientWidth + 1)
+    .map((t) => `${t.closest('[id]').id}: ${t.scrollWidth} > ${t.clientWidth}`);
+  return out;
+}"""
+
+
+async def check_layout(page: Any, state: str, sizes: list[tuple[int, int]]) -> list[dict]:
+    """At each viewport size: a screenshot, no horizontal overflow, the state's controls on
+    screen. Returns what was measured (for the note)."""
+    measured = []
+    for width, height in sizes:
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.wait_for_timeout(150)
+        await shot(page, f"layout-{width}x{height}-{state}")
+        got = await page.evaluate(LAYOUT, MAIN_CONTROLS[state])
+        got.update(state=state, viewport=f"{width}x{height}")
+        measured.append(got)
+        assert got["scrollWidth"] <= got["innerWidth"], got
+        assert all(got["controls"].values()), got
+        assert not got["clipped"], got
+    return measured
+
+
+VIEWPORTS = [(1280, 800), (390, 844)]
+
+
+async def test_layout_at_desktop_and_phone_width(browser: Any, ui_stack: Stack) -> None:
+    """1280x800 and 390x844: panes, confirmation, jobs with details open, an expired
+    session; nothing wider than the window, the main controls on screen, screenshots kept."""
+    stack = ui_stack
+    ctx, page, _ = await new_page(browser, stack)
+    await idp_login(page, stack)
+    await repo_login(page, stack)
+    await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+    long_name = "results_" + "x" * 90 + ".csv"  # one long word: it must wrap, not widen
+    (stack.home / "data" / long_name).write_text("1\n")
+    owner = stack.home.stat()
+    os.chown(stack.home / "data" / long_name, owner.st_uid, owner.st_gid)
+    await open_local(page, stack.home / "data")  # the crafted name and a long path
+    measured = await check_layout(page, "panes", VIEWPORTS)
+    await page.get_by_label("Select a.txt").check()
+    await page.get_by_label(f"Select {long_name}").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm").wait_for(state="visible")
+    measured += await check_layout(page, "confirm", VIEWPORTS)
+    await page.locator("#confirm-submit").click()
+    job, _ = await wait_states(page, {"completed": 2})
+    await page.locator(f'tr[data-job="{job["id"]}"]').get_by_role("button", name="Details").click()
+    await page.locator(f'#d-{job["id"]} [data-item="checksums"]').wait_for()
+    measured += await check_layout(page, "jobs", VIEWPORTS)
+    # a failed job: its long error line and failed-file list must wrap as well
+    (stack.home / "data" / long_name).write_text("changed\n")
+    await page.locator("#local-table").get_by_label(f"Select {long_name}").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm-submit").click()
+    rows = await wait_states(page, {"completed": 2, "archived": 1})
+    failed = next(r for r in rows if r["state"] == "archived")
+    await (
+        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
+    )
+    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
+    measured += await check_layout(page, "jobs-failed", VIEWPORTS)
+    sessions_of(stack.ui).clear()
+    await page.locator("#history-refresh").click()
+    await page.locator("#expired").wait_for(state="visible")
+    measured += await check_layout(page, "expired", VIEWPORTS)
+    (SHOTS / "layout-results.json").write_text(json.dumps(measured, indent=1))
+    await ctx.close()
+
+
+async def axe_counts(page: Any, state: str, results: dict[str, Any]) -> None:
+    """axe-core on the page as it is; violations kept per state, by impact."""
+    violations = await _axe(page)
+    await shot(page, f"axe-{state}")
+    results[state] = {
+        "url": page.url.split("?")[0],
+        "by_impact": {
+            i: sum(1 for v in violations if v["impact"] == i)
+            for i in ("critical", "serious", "moderate", "minor")
+        },
+        "violations": violations,
+    }
+
+
+async def test_axe_finds_no_serious_violation_in_any_page_state(
+    browser: Any, ui_stack: Stack
+) -> None:
+    """The provider's login form, the page before and after the repository login (both
+    panes), the confirmation, the history, a job's details, the expired-session dialog and
+    the logged-out page: axe-core finds nothing serious or critical in any of them."""
+    stack = ui_stack
+    ctx, page, _ = await new_page(browser, stack)
+    results: dict[str, Any] = {}
+    await page.goto(stack.ui.url + "/")
+    await page.wait_for_url(f"{stack.idp.issuer}/interaction/**")
+    await axe_counts(page, "login", results)
+    await page.get_by_label("User name").fill(IDP_LOGIN)
+    await page.get_by_label("Password").fill(IDP_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(stack.ui.url + "/", timeout=15000)
+    await page.locator("#repo-login").wait_for()
+    await axe_counts(page, "repository-login", results)
+    await repo_login(page, stack)
+    await page.locator("#repo-table caption", has_text=stack.repo_home).wait_for(state="attached")
+    await open_local(page, stack.home / "data")
+    await axe_counts(page, "panes", results)
+    await page.get_by_label("Select a.txt").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm").wait_for(state="visible")
+    await axe_counts(page, "confirmation", results)
+    await page.locator("#confirm-submit").click()
+    (job,) = await wait_states(page, {"completed": 1})
+    await axe_counts(page, "jobs", results)
+    await page.locator(f'tr[data-job="{job["id"]}"]').get_by_role("button", name="Details").click()
+    await page.locator(f'#d-{job["id"]} [data-item="checksums"]').wait_for()
+    await axe_counts(page, "job-detail", results)
+    # a second upload of a changed a.txt fails (the name is taken): its failed-file list
+    (stack.home / "data" / "a.txt").write_text("changed\n")
+    await page.locator("#local-table").get_by_label("Select a.txt").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm-submit").click()
+    rows = await wait_states(page, {"completed": 1, "archived": 1})
+    failed = next(r for r in rows if r["state"] == "archived")
+    await (
+        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
+    )
+    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
+    await axe_counts(page, "job-detail-failed-file", results)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await axe_counts(page, "job-detail-phone", results)
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    sessions_of(stack.ui).clear()
+    await page.locator("#history-refresh").click()
+    await page.locator("#expired").wait_for(state="visible")
+    await axe_counts(page, "expired-session", results)
+    await page.locator("#relogin").click()
+    await page.wait_for_url(stack.ui.url + "/")
+    await page.get_by_role("button", name="Log out", exact=True).click()
+    await page.get_by_role("button", name="Yes, sign me out").click()
+    await page.get_by_role("heading", name="You are logged out").wait_for()
+    await axe_counts(page, "logged-out", results)
+    # the scan can fail: an image without a text alternative is found at once
+    await page.evaluate("document.querySelector('main').append(document.createElement('img'))")
+    assert "image-alt" in {v["id"] for v in await _axe(page)}
+    (SHOTS / "axe-states.json").write_text(json.dumps(results, indent=1))
+    serious = {
+        s: [v for v in r["violations"] if v["impact"] in ("serious", "critical")]
+        for s, r in results.items()
+    }
+    assert not any(serious.values()), json.dumps(serious, indent=1)[:4000]
+    await ctx.close()

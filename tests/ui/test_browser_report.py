@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.ui.views import FILE_ERROR_HINTS
 from tests.ui.conftest import Stack, needs_browser
 from tests.ui.test_browser import (
     _bearer,
@@ -93,6 +94,9 @@ async def test_dry_run_preview_file_errors_checksums_and_paged_history(
     assert await errors.count() == 1
     item = await errors.first.inner_text()
     assert str(data / "sub" / "b.bin") in item and "exists and differs" in item, item
+    # its kind came from isync through the worker and the API; the page shows its hint
+    assert await errors.first.get_attribute("data-kind") == "name_taken"
+    assert FILE_ERROR_HINTS["name_taken"] in item, item
     checks = page.locator(f'#d-{failed["id"]} dd[data-item="checksums"]')
     assert "not verified" in await checks.inner_text()
     await shot(page, "22-failed-files")

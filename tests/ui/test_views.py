@@ -91,3 +91,22 @@ def test_pages_list_folders_first() -> None:
     page = paged("/x", entries, 1, 1)
     assert page["total"] == 3 and [e["name"] for e in page["entries"]] == ["a"]
     assert paged("/", entries, 0, 10)["parent"] is None
+
+
+def test_failed_files_show_a_hint_for_their_kind() -> None:
+    from services.ui.views import FILE_ERROR_HINTS
+    from shared.errors import FILE_ERROR_KINDS
+
+    assert set(FILE_ERROR_HINTS) == set(FILE_ERROR_KINDS)
+    assert len(set(FILE_ERROR_HINTS.values())) == len(FILE_ERROR_HINTS)  # each its own
+    errors = [
+        {"path": "/p/a", "error": "irods:/z/a: checksum mismatch", "kind": "checksum_mismatch"},
+        {"path": "/p/b", "error": "old report, no kind"},
+        {"path": "/p/c", "error": "from a newer API", "kind": "gremlins"},
+    ]
+    api = {"id": "j", "data": {}, "status": {"status": "archived", "fileErrors": errors}}
+    shown = job_view(api)["fileErrors"]
+    assert [e["kind"] for e in shown] == ["checksum_mismatch", "other", "other"]
+    assert shown[0]["hint"] == FILE_ERROR_HINTS["checksum_mismatch"]
+    assert "copy it anew" in shown[0]["hint"] and shown[1]["hint"] == FILE_ERROR_HINTS["other"]
+    assert job_view({"id": "j", "status": {}})["fileErrors"] is None  # the list view has none

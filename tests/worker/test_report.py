@@ -7,6 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from services.isync import FileOutcome, TransferOptions, TransferReport
+from services.worker.jobs.transfer import _failure, task_report
+from shared.errors import ErrorKind, FileErrorKind
 from tests.worker.conftest import irods_worker, task_message
 from tests.worker.test_transfer_e2e import _read_object, _tree
 
@@ -88,3 +93,70 @@ async def test_a_dry_run_reports_the_plan_and_moves_nothing(
     # nothing moved: new.txt is not there, b.bin is the first upload's
     assert not irods_session.data_objects.exists(f"{coll}/new.txt")
     assert _read_object(irods_session, f"{coll}/sub/b.bin") == files["sub/b.bin"]
+
+
+# --- decided by kind, not by the words of the message (no worker needed) -------------------
+
+
+def _report(*outcomes: FileOutcome) -> TransferReport:
+    failed = sum(1 for o in outcomes if o.outcome == "failed")
+    return TransferReport(
+        src="/p",
+        dst="irods:/z",
+        outcomes=list(outcomes),
+        files_total=len(outcomes),
+        files_failed=failed,
+        exit_status=1 if failed else 0,
+    )
+
+
+def _failed(name: str, kind: FileErrorKind | None, error: str = "it went wrong") -> FileOutcome:
+    return FileOutcome(
+        src=f"/p/{name}",
+        dst=f"/z/{name}",
+        outcome="failed",
+        error=error,
+        kind=kind,
+        exit_status=1,
+    )
+
+
+def test_the_checksum_result_follows_the_kind_not_the_words() -> None:
+    ok = FileOutcome(src="/p/a", dst="/z/a", outcome="transferred", checksum="sha2:x")
+    wordy = _failed("b", "io_error", error="checksum mismatch in the name only")
+    assert task_report(_report(ok, wordy), TransferOptions()).checksum == "not_verified"
+    mismatch = _failed("b", "checksum_mismatch", error="the copy differed")
+    report = task_report(_report(ok, mismatch), TransferOptions(verify_checksum=True))
+    assert report.checksum == "mismatch"
+    assert [(e.path, e.kind) for e in report.file_errors] == [("/p/b", "checksum_mismatch")]
+
+
+def test_file_errors_carry_their_kind_and_a_missing_one_is_other() -> None:
+    report = task_report(
+        _report(_failed("a", "permission_denied"), _failed("b", None)), TransferOptions()
+    )
+    assert [e.kind for e in report.file_errors] == ["permission_denied", "other"]
+
+
+def test_a_dry_run_calls_a_taken_name_a_conflict_by_its_kind() -> None:
+    taken = _failed("a", "name_taken", error="something else is there")
+    wordy = _failed("b", "permission_denied", error="/z/b exists and differs (in words only)")
+    plan = task_report(_report(taken, wordy), TransferOptions(dry_run=True)).plan
+    assert plan is not None
+    assert {e.src: e.action for e in plan.entries} == {"/p/a": "conflict", "/p/b": "fail"}
+
+
+@pytest.mark.parametrize(
+    ("kinds", "permanent", "kind"),
+    [
+        (["permission_denied", "not_found"], True, ErrorKind.PERMISSION_DENIED),
+        (["not_found"], True, ErrorKind.FAILED),
+        (["not_found", "unavailable"], False, ErrorKind.FAILED),
+        (["checksum_mismatch"], False, ErrorKind.FAILED),
+    ],
+)
+def test_a_failure_is_permanent_when_every_file_s_kind_is_hopeless(
+    kinds: list[FileErrorKind], permanent: bool, kind: ErrorKind
+) -> None:
+    err = _failure(_report(*(_failed(str(i), k) for i, k in enumerate(kinds))))
+    assert err.permanent is permanent and err.kind == kind

@@ -386,9 +386,10 @@ function prepare(direction) {
       ? 'exists at the destination: identical files are skipped, different ones fail (nothing is overwritten)'
       : '';
     if (info.type === 'dir') folders += 1; else bytes += Number(info.size) || 0;
-    return el('tr', {}, el('td', { text: p }), el('td', { text: join(dest.path, name) }),
-      el('td', { className: 'num', text: info.type === 'dir' ? 'folder' : size(info.size) }),
-      el('td', { className: note ? 'warn' : '', text: note }));
+    return el('tr', {}, el('td', { className: 'wrap', 'data-label': 'Source', text: p }),
+      el('td', { className: 'wrap', 'data-label': 'Destination', text: join(dest.path, name) }),
+      el('td', { className: 'num', 'data-label': 'Size', text: info.type === 'dir' ? 'folder' : size(info.size) }),
+      el('td', { className: note ? 'warn' : '', 'data-label': 'Note', text: note }));
   }));
   const files = sources.length - folders;
   document.getElementById('confirm-summary').textContent =
@@ -574,7 +575,7 @@ function jobRow(j) {
   copy.addEventListener('click', () => copyCommand(j));
   actions.append(copy);
   const tr = el('tr', { 'data-job': j.id, 'data-state': j.state },
-    el('td', {}, el('div', { text: j.title || '(untitled)' }), el('small', { className: 'mono', text: j.id })),
+    el('td', { className: 'wrap' }, el('div', { text: j.title || '(untitled)' }), el('small', { className: 'mono', text: j.id })),
     el('td', { className: 'path', text: j.src, title: j.src }),
     el('td', { className: 'path', text: j.dst, title: j.dst }),
     el('td', {}, el('span', { className: `state ${j.state}`, text: STATE_TEXT[j.state] || j.state })),
@@ -624,8 +625,9 @@ function detailList(j) {
     dl.append(el('dt', { text: 'Failed files' }));
     const dd = el('dd', { 'data-item': 'failed files' });
     if (errors.length) {
-      dd.append(el('ul', { className: 'file-errors' }, ...errors.map((e) => el('li', {},
-        el('span', { className: 'path', text: e.path }), el('span', { text: ` — ${e.error}` })))));
+      dd.append(el('ul', { className: 'file-errors' }, ...errors.map((e) => el('li', { 'data-kind': e.kind || 'other' },
+        el('span', { className: 'path', text: e.path }), el('span', { text: ` — ${e.error}` }),
+        e.hint ? el('div', { className: 'hint file-hint', text: e.hint }) : null))));
       if (total > errors.length) dd.append(el('p', { className: 'hint', text: `and ${total - errors.length} more (the first ${errors.length} are listed)` }));
     } else {
       dd.textContent = `${total} (loading the list…)`;

@@ -47,8 +47,9 @@ from shared.messaging.messages import (
 
 #: How many failed files a result or error line names.
 MAX_FAILURES_REPORTED = 20
-#: Per-file statuses that a retry of the task cannot cure.
+#: Run statuses, and kinds of failed files, that a retry of the task cannot cure.
 _HOPELESS = (ExitStatus.PERMISSION_DENIED, ExitStatus.NOT_FOUND)
+_HOPELESS_KINDS = ("permission_denied", "not_found")
 
 #: This child's open iRODS session: (digest of account and password, session).
 _session: tuple[str, Any] | None = None
@@ -115,8 +116,8 @@ def run_child(
 def _failure(report: TransferReport) -> TransferFailed:
     """What a report with failed files (or a non-zero status) raises.
 
-    Permanent when the run's status, or every failed file's, is permission denied or
-    not found; kind ``permission_denied`` when any file was denied.
+    Permanent when the run's status, or every failed file's kind, is permission denied
+    or not found; kind ``permission_denied`` when any file was denied.
     """
     if report.exit_status == ExitStatus.INTERRUPTED:
         return TransferFailed("transfer interrupted", kind=ErrorKind.INTERRUPTED)
@@ -124,9 +125,9 @@ def _failure(report: TransferReport) -> TransferFailed:
     head = f"{report.files_failed} of {report.files_total} files failed"
     shown = "; ".join(_describe(o) for o in failed[:MAX_FAILURES_REPORTED])
     permanent = report.exit_status in _HOPELESS or (
-        bool(failed) and all(o.exit_status in _HOPELESS for o in failed)
+        bool(failed) and all(o.kind in _HOPELESS_KINDS for o in failed)
     )
-    denied = any(o.exit_status == ExitStatus.PERMISSION_DENIED for o in failed)
+    denied = any(o.kind == "permission_denied" for o in failed)
     return TransferFailed(
         f"{head}: {shown}" if shown else head,
         kind=ErrorKind.PERMISSION_DENIED if denied else ErrorKind.FAILED,
@@ -134,18 +135,12 @@ def _failure(report: TransferReport) -> TransferFailed:
     )
 
 
-#: Words of isync's messages for a checksum that differed, and for a destination that is
-#: taken (exists and differs; or the other kind of entry where this one goes).
-_MISMATCH = "checksum mismatch"
-_TAKEN = ("exists and differs", " goes there: ")
-
-
 def task_report(report: TransferReport, options: TransferOptions) -> TaskReport:
     """The report the worker's events carry: failed files (capped), checksum result, and
     for a dry run the plan (what would be transferred, skipped, refused)."""
     failed = [o for o in report.outcomes if o.outcome == "failed"]
     errors = [
-        FileError(path=clip(o.src or o.dst), error=clip(_describe(o)))
+        FileError(path=clip(o.src or o.dst), error=clip(_describe(o)), kind=o.kind or "other")
         for o in failed[:MAX_FILE_ERRORS]
     ]
     plan = _plan(report) if options.dry_run else None
@@ -158,7 +153,7 @@ def task_report(report: TransferReport, options: TransferOptions) -> TaskReport:
             if o.outcome == "transferred" or (o.outcome == "skipped" and o.reason == "unchanged")
         ]
         agreed = sum(1 for o in moved if o.checksum)
-        if any(_MISMATCH in (o.error or "") for o in failed):
+        if any(o.kind == "checksum_mismatch" for o in failed):
             checksum = "mismatch"
         elif options.verify_checksum and agreed == len(moved) and not failed:
             checksum = "verified"
@@ -184,7 +179,7 @@ def _plan(report: TransferReport) -> PlanSummary:
             action, reason = "transfer", None
         elif o.outcome == "skipped":
             action, reason = "skip", o.reason
-        elif any(t in (o.error or "") for t in _TAKEN):
+        elif o.kind == "name_taken":
             action, reason = "conflict", o.error
         else:
             action, reason = "fail", o.error

@@ -82,3 +82,25 @@ def test_amqp_bodies_are_versioned() -> None:
         assert type(body).model_validate_json(body.model_dump_json()) == body
     with pytest.raises(ValidationError):
         ControlMessage.model_validate({"v": 2, "task_id": "x"})
+
+
+def test_a_file_error_without_a_kind_is_other_and_an_unknown_kind_is_refused() -> None:
+    """Reports stored or sent before kinds existed still parse; a new kind must be added to
+    the vocabulary (shared.errors.FileErrorKind) before anyone may send it."""
+    from shared.messaging.messages import FileError, TaskReport
+
+    old = TaskEvent.model_validate(
+        {
+            "task_id": "x",
+            "attempt": 1,
+            "seq": 0,
+            "state": "archived",
+            "report": {"file_errors": [{"path": "/p/a", "error": "/p/a: permission denied"}]},
+        }
+    )
+    assert old.report is not None and old.report.file_errors[0].kind == "other"
+    new = TaskReport(file_errors=[FileError(path="/p/a", error="e", kind="checksum_mismatch")])
+    again = TaskReport.model_validate_json(new.model_dump_json())
+    assert again.file_errors[0].kind == "checksum_mismatch"
+    with pytest.raises(ValidationError, match="kind"):
+        FileError.model_validate({"path": "/p/a", "error": "e", "kind": "gremlins"})
