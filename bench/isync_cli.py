@@ -382,6 +382,18 @@ class CliBench:
         return m
 
 
+def _print_runs(m: Measure) -> None:
+    """One line per variant of a finished measure, at once (before the final table)."""
+    for variant, runs in m.runs.items():
+        cpu = m.cpu.get(variant)
+        extra = (
+            f"  cpu client+server {m.cpu_median(variant)[0]:.2f}+{m.cpu_median(variant)[1]:.2f} s"
+            if cpu
+            else ""
+        )
+        print(f"# {m.name}: {variant}: {', '.join(f'{x:.3f}' for x in runs)}{extra}", flush=True)
+
+
 def _sha256_seconds(path: Path) -> float:
     """One core hashing the file (page cache warm): the floor of what -K adds."""
     h = hashlib.sha256()
@@ -496,10 +508,12 @@ def measure_all(
     small_files: int,
     costed_files: int = 0,
     cost_slots: int = 2,
+    on_measure: Callable[[Measure], None] | None = None,
 ) -> list[Measure]:
     """Every measure against a plain test server; then, if ``costed_files``, small files
     against one that charges a real zone's per-request cost, and against one whose cost
-    is bounded by ``cost_slots`` cores (0 skips that one)."""
+    is bounded by ``cost_slots`` cores (0 skips that one). ``on_measure`` sees each measure
+    as soon as it is complete (a run cut short by a time limit keeps what it printed)."""
     from bench._bounded_server import BoundedServer
     from devtools.irods_server.launcher import ServerProcess
 
@@ -511,8 +525,13 @@ def measure_all(
                 measures = [bench.startup(rounds)]
                 for size in sizes_mib:
                     measures += bench.sized(size * MiB, rounds)
+                    if on_measure:
+                        for m in measures[-6:]:
+                            on_measure(m)
                 if small_files:
                     measures.append(bench.small(small_files, rounds))
+                    if on_measure:
+                        on_measure(measures[-1])
             finally:
                 bench.session.cleanup()
         if costed_files:
@@ -522,6 +541,8 @@ def measure_all(
                     measures.append(
                         bench.small(costed_files, rounds, "small files put, real-zone cost")
                     )
+                    if on_measure:
+                        on_measure(measures[-1])
                 finally:
                     bench.session.cleanup()
         if costed_files and cost_slots:
@@ -531,6 +552,8 @@ def measure_all(
                 GOALS.setdefault(name, GOALS["small files put, real-zone cost"])
                 try:
                     measures.append(bench.small(costed_files, rounds, name))
+                    if on_measure:
+                        on_measure(measures[-1])
                 finally:
                     bench.session.cleanup()
     finally:
@@ -641,7 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     measures = measure_all(
-        _sizes(args.sizes), args.rounds, args.small_files, args.costed_files, args.cost_slots
+        _sizes(args.sizes),
+        args.rounds,
+        args.small_files,
+        args.costed_files,
+        args.cost_slots,
+        on_measure=_print_runs,
     )
     report(measures)
     for r in _results(measures):
