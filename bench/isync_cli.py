@@ -6,7 +6,10 @@ operation in a python-irodsclient (PRC) script run as its own process.
 
 Settings (environment, for ``python -m bench``): ``BENCH_CLI_SIZES`` (MiB, comma separated;
 default ``256,1024``), ``BENCH_CLI_ROUNDS`` (3), ``BENCH_CLI_SMALL_FILES`` (10000; 0 skips),
-``BENCH_CLI_COSTED_FILES`` (500; 0 skips), ``BENCH_TMPDIR`` (where data and the server live).
+``BENCH_CLI_COSTED_FILES`` (500; 0 skips), ``BENCH_CLI_COST_SLOTS`` (2: the cores of the
+bounded real-zone server, see below), ``BENCH_TMPDIR`` (where data and the server live).
+The processes run this checkout's code (``PYTHONPATH`` is the repository root), not
+whatever the venv's editable install points at.
 
 Per size, four measures, each timed from ``exec`` to exit of the process (imports,
 connection set-up, authentication and teardown included, as a user pays them):
@@ -15,10 +18,11 @@ connection set-up, authentication and teardown included, as a user pays them):
 * ``put overwrite``: the object exists (isync ``-f``; PRC with ``forceFlag``);
 * ``get new``: the local file does not exist; ``get overwrite``: it does (``-f``; ``force``).
 
-An overwritten destination has the source's size and other bytes (set up untimed before
-each run): isync, like rsync, first finds out by sha256 that it changed (its default skip
-policy; the server computes the object's checksum if the catalog has none), then sends it
-all; PRC overwrites without looking. An identical destination would be skipped by isync.
+An overwritten destination has the source's size and other bytes in its first MiB, and
+is older than the source (set up untimed before each run): isync, like rsync, first finds
+out that it changed (its default skip policy: a sampled range that differs, else sha256,
+the server computing the object's checksum if the catalog has none), then sends it all;
+PRC overwrites without looking. An identical destination would be skipped by isync.
 
 ``isync -K`` (sha256 while sending, compared with the server's checksum) is timed for
 ``put new`` too. Variants alternate within a round and the order rotates between rounds;
@@ -30,7 +34,15 @@ Also: ``isync --help`` against ``python -c "import irods.session"`` (start-up co
 over ``data_objects.put``; and ``BENCH_CLI_COSTED_FILES`` small files the same way against
 a second test server started with ``--cost real-zone`` (a real 5.0.2 zone's measured
 per-request agent and catalog cost, ``devtools/irods_server/cost.py``; goal 3x), where what
-counts is the server operations per file, not client speed.
+counts is the server operations per file, not client speed. That server's waits are
+``asyncio.sleep``s that any number of connections pay at once; on a real zone they are
+CPU, so the same files are put once more against a server whose waits share
+``BENCH_CLI_COST_SLOTS`` slots (``bench/_bounded_server.py``): the ``2 cores`` row, the
+one to compare with the real zone (whose figures are printed beside it).
+
+Each timed run also records the CPU seconds of the client process (user + system, from
+``wait4``) and of the test server (``/proc/PID/stat``): less load-dependent than seconds,
+and they show which side bounds a run.
 
 Seconds depend on the load of a shared machine; what does not is counted too: every size
 is put and got once more, untimed, by each client through a counting proxy
@@ -45,6 +57,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,6 +77,8 @@ from bench import BenchResult
 MiB = 1024 * 1024
 BIN = Path(sys.executable).parent
 ISYNC = str(BIN / "isync")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: Goals from the performance issue: PRC time / isync time.
 GOALS = {
     "put new": 1.5,
@@ -72,7 +87,10 @@ GOALS = {
     "get overwrite": 1.5,
     "small files put": 10.0,
     "small files put, real-zone cost": 3.0,
+    "small files put, real-zone cost, 2 cores": 3.0,
 }
+#: The real iRODS 5.0.2 zone of issue 15 (2 cores): 2,000 x 4 KiB, whole processes.
+REAL_ZONE_SMALL = {"files": 2000, "isync": 41.6, "prc": 70.5}
 HELP_GOAL_S = 0.1
 #: -K may cost at most one sha256 pass plus the server's checksum: budget / cost >= 1.
 CHECKSUM_GOAL = 1.0
@@ -104,6 +122,16 @@ class Measure:
     name: str
     nbytes: int = 0
     runs: dict[str, list[float]] = field(default_factory=dict)
+    #: per run: CPU seconds of the client process and of the test server
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    files: int = 0
+
+    def cpu_median(self, variant: str) -> tuple[float, float]:
+        runs = self.cpu.get(variant) or [(0.0, 0.0)]
+        return (
+            statistics.median(c for c, _ in runs),
+            statistics.median(s for _, s in runs),
+        )
 
     def median(self, variant: str) -> float:
         return statistics.median(self.runs[variant])
@@ -141,7 +169,10 @@ class CliBench:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home_dir),
             "LANG": "C.UTF-8",
+            # this checkout's code, not the one the venv's editable install points at
+            "PYTHONPATH": str(REPO_ROOT),
         }
+        self.last_cpu = (0.0, 0.0)
         self.session = iRODSSession(
             host=server.host,
             port=server.port,
@@ -156,15 +187,32 @@ class CliBench:
     def run(self, argv: Sequence[str], env: dict[str, str] | None = None) -> float:
         """Seconds from spawn to exit of one process; a failure stops the benchmark."""
         os.sync()
+        before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), self.server_cpu()
         t0 = time.perf_counter()
         proc = subprocess.run(
             argv, env=env or self.env, capture_output=True, text=True, check=False
         )
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (
+            after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            self.server_cpu() - server_before,
+        )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise RuntimeError(f"{' '.join(argv[:3])} ... exited {proc.returncode}: {tail}")
         return elapsed
+
+    def server_cpu(self) -> float:
+        """CPU seconds (user + system) the test server has used so far."""
+        proc = getattr(self.server, "proc", None)
+        if proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
     def prc(self, op: str, local: Path, logical: str, overwrite: bool) -> list[str]:
         return [sys.executable, str(self.prc_script), op, str(local), logical, str(int(overwrite))]
@@ -182,6 +230,7 @@ class CliBench:
     def timed(self, m: Measure, variant: str, argv: list[str], before: Callable[[], Any]) -> None:
         before()
         m.runs.setdefault(variant, []).append(self.run(argv))
+        m.cpu.setdefault(variant, []).append(self.last_cpu)
 
     def sized(self, size: int, rounds: int) -> list[Measure]:
         """put/get, new/overwrite at one size; plus sha256 and cp ceilings."""
@@ -212,6 +261,10 @@ class CliBench:
 
         def stale_object() -> None:
             self.session.data_objects.put(str(old), obj, **{kw.FORCE_FLAG_KW: ""})
+            # the source changed after the stale copy was written (as when a user re-runs
+            # a put after editing): a destination newer than its source would be skipped
+            # by isync's modification-time rule without looking at the bytes
+            os.utime(src)
 
         def present() -> None:
             if not self.session.data_objects.exists(obj):
@@ -224,6 +277,8 @@ class CliBench:
         def stale_local() -> None:
             present()
             shutil.copyfile(old, back)
+            past = time.time() - 3600  # older than the object: changed, not skipped by mtime
+            os.utime(back, (past, past))
 
         for r in range(-1, rounds):  # round -1 warms caches and the server; not counted
             scratch = Measure("warm-up", size)
@@ -301,7 +356,7 @@ class CliBench:
             src.mkdir()
             for i in range(count):
                 (src / f"f{i:05}.dat").write_bytes(os.urandom(4096))
-        m = Measure(name)
+        m = Measure(name, files=count)
         tag = uuid.uuid4().hex[:8]
         for r in range(-1, rounds):
             base = f"{self.home}/small-{tag}-{r + 1}"
@@ -315,6 +370,7 @@ class CliBench:
                 elapsed = self.run(argv)
                 if r >= 0:
                     m.runs.setdefault(variant, []).append(elapsed)
+                    m.cpu.setdefault(variant, []).append(self.last_cpu)
         return m
 
     def startup(self, rounds: int) -> Measure:
@@ -324,6 +380,18 @@ class CliBench:
             probe = [sys.executable, "-c", "import irods.session"]
             m.runs.setdefault("import irods.session", []).append(self.run(probe))
         return m
+
+
+def _print_runs(m: Measure) -> None:
+    """One line per variant of a finished measure, at once (before the final table)."""
+    for variant, runs in m.runs.items():
+        cpu = m.cpu.get(variant)
+        extra = (
+            f"  cpu client+server {m.cpu_median(variant)[0]:.2f}+{m.cpu_median(variant)[1]:.2f} s"
+            if cpu
+            else ""
+        )
+        print(f"# {m.name}: {variant}: {', '.join(f'{x:.3f}' for x in runs)}{extra}", flush=True)
 
 
 def _sha256_seconds(path: Path) -> float:
@@ -354,6 +422,23 @@ def report(measures: list[Measure]) -> None:
                 print(
                     f"{'  with -K':<30} {m.show('isync -K'):>20} {'':>20} "
                     f"{m.ratio('isync -K'):6.2f}x"
+                )
+            if m.cpu:
+                (ic, iserv), (pc, pserv) = m.cpu_median("isync"), m.cpu_median("prc")
+                print(
+                    f"{'  cpu s client + server':<30} {f'{ic:.2f} + {iserv:.2f}':>20} "
+                    f"{f'{pc:.2f} + {pserv:.2f}':>20}"
+                )
+            if m.files:
+                per = {v: m.median(v) / m.files * 1000 for v in ("isync", "prc")}
+                print(f"{'  ms per file':<30} {per['isync']:17.2f} ms {per['prc']:17.2f} ms")
+            if m.files and "real-zone" in m.name:
+                rz = REAL_ZONE_SMALL
+                print(
+                    f"{'  real 5.0.2 zone (2 cores)':<30} "
+                    f"{rz['isync'] / rz['files'] * 1000:17.2f} ms "
+                    f"{rz['prc'] / rz['files'] * 1000:17.2f} ms {rz['prc'] / rz['isync']:6.2f}x"
+                    f"  ({rz['files']} files, issue 15)"
                 )
         elif m.name.startswith("limits"):
             label = "sha256, one core " + m.name[len("limits ") :]
@@ -418,10 +503,18 @@ def _checksum_costs(measures: list[Measure]) -> list[ChecksumCost]:
 
 
 def measure_all(
-    sizes_mib: Sequence[int], rounds: int, small_files: int, costed_files: int = 0
+    sizes_mib: Sequence[int],
+    rounds: int,
+    small_files: int,
+    costed_files: int = 0,
+    cost_slots: int = 2,
+    on_measure: Callable[[Measure], None] | None = None,
 ) -> list[Measure]:
     """Every measure against a plain test server; then, if ``costed_files``, small files
-    against one that charges a real zone's per-request cost."""
+    against one that charges a real zone's per-request cost, and against one whose cost
+    is bounded by ``cost_slots`` cores (0 skips that one). ``on_measure`` sees each measure
+    as soon as it is complete (a run cut short by a time limit keeps what it printed)."""
+    from bench._bounded_server import BoundedServer
     from devtools.irods_server.launcher import ServerProcess
 
     work = Path(tempfile.mkdtemp(prefix="isync-cli-bench-", dir=os.environ.get("BENCH_TMPDIR")))
@@ -432,8 +525,13 @@ def measure_all(
                 measures = [bench.startup(rounds)]
                 for size in sizes_mib:
                     measures += bench.sized(size * MiB, rounds)
+                    if on_measure:
+                        for m in measures[-6:]:
+                            on_measure(m)
                 if small_files:
                     measures.append(bench.small(small_files, rounds))
+                    if on_measure:
+                        on_measure(measures[-1])
             finally:
                 bench.session.cleanup()
         if costed_files:
@@ -443,6 +541,19 @@ def measure_all(
                     measures.append(
                         bench.small(costed_files, rounds, "small files put, real-zone cost")
                     )
+                    if on_measure:
+                        on_measure(measures[-1])
+                finally:
+                    bench.session.cleanup()
+        if costed_files and cost_slots:
+            with BoundedServer(work / "server-bounded", cost="real-zone", slots=cost_slots) as srv:
+                bench = CliBench(srv, work)
+                name = f"small files put, real-zone cost, {cost_slots} cores"
+                GOALS.setdefault(name, GOALS["small files put, real-zone cost"])
+                try:
+                    measures.append(bench.small(costed_files, rounds, name))
+                    if on_measure:
+                        on_measure(measures[-1])
                 finally:
                     bench.session.cleanup()
     finally:
@@ -494,6 +605,10 @@ def _results(measures: list[Measure]) -> list[BenchResult]:
             )
             if "isync -K" in m.runs:
                 note += f"; -K {m.ratio('isync -K'):.2f}x"
+            if m.cpu:
+                (ic, iserv), (pc, pserv) = m.cpu_median("isync"), m.cpu_median("prc")
+                note += f"; cpu client+server isync {ic:.2f}+{iserv:.2f} s"
+                note += f", prc {pc:.2f}+{pserv:.2f} s"
             out.append(
                 BenchResult(f"ratio isync/prc whole process {m.name}", m.ratio(), "x", note=note)
             )
@@ -532,6 +647,7 @@ def run() -> list[BenchResult]:
         _env_int("BENCH_CLI_ROUNDS", 3),
         _env_int("BENCH_CLI_SMALL_FILES", 10_000),
         _env_int("BENCH_CLI_COSTED_FILES", 500),
+        _env_int("BENCH_CLI_COST_SLOTS", 2),
     )
     report(measures)
     return _results(measures)
@@ -543,8 +659,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--small-files", type=int, default=10_000)
     p.add_argument("--costed-files", type=int, default=500, help="0 skips")
+    p.add_argument(
+        "--cost-slots", type=int, default=2, help="cores of the bounded real-zone server; 0 skips"
+    )
     args = p.parse_args(argv)
-    measures = measure_all(_sizes(args.sizes), args.rounds, args.small_files, args.costed_files)
+    measures = measure_all(
+        _sizes(args.sizes),
+        args.rounds,
+        args.small_files,
+        args.costed_files,
+        args.cost_slots,
+        on_measure=_print_runs,
+    )
     report(measures)
     for r in _results(measures):
         print(r.line())

@@ -23,11 +23,19 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
         "round trips 1 MiB",
         "small files put",
         "small files put, real-zone cost",
+        "small files put, real-zone cost, 2 cores",
     }
     assert set(by_name["put new 1 MiB"].runs) == {"isync", "prc", "isync -K"}
     for m in measures:
         for variant, runs in m.runs.items():
             assert runs and all(t > 0 for t in runs), (m.name, variant)
+    # every timed run has the client's CPU; the server's is read from /proc
+    for m in measures:
+        for variant in ("isync", "prc"):
+            if variant in m.runs:
+                assert len(m.cpu[variant]) == len(m.runs[variant]), (m.name, variant)
+                assert m.cpu_median(variant)[0] > 0, (m.name, variant)
+    assert by_name["small files put"].cpu_median("prc")[1] > 0
     names = [r.name for r in isync_cli._results(measures)]
     assert "isync --help" in names and "ratio isync/prc whole process get new 1 MiB" in names
     assert "ratio isync/prc whole process small files put, real-zone cost" in names
