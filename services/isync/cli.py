@@ -14,18 +14,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import ValidationError
-
 from services.isync.environment import Environment
-from services.isync.errors import IsyncError, UsageError, exit_status_for, translate
-from shared.errors import ExitStatus, validation_errors
 
 if TYPE_CHECKING:
     from services.isync.models import TransferOptions, TransferReport
     from services.isync.progress import ProgressSink
 
 # The transfer engine (and python-irodsclient under it) loads only once the arguments are
-# known to be good: `isync --help` and usage errors answer without paying for it.
+# known to be good: `isync --help` and usage errors answer without paying for it. `--help`
+# does not import pydantic either (shared.errors and services.isync.errors bring it in):
+# its import is most of what `isync --help` would cost (84 -> 56 ms median,
+# /work/notes/bench5.md), so the error modules are imported where they are used.
+
+#: ExitStatus.SUCCESS and ExitStatus.INTERRUPTED, for the paths that must not import
+#: shared.errors (tests/isync/test_startup.py checks the values agree).
+_SUCCESS = 0
+_INTERRUPTED = 130
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -48,6 +52,8 @@ def parse_size_or_zero(text: str) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        from services.isync.errors import UsageError
+
         raise UsageError(message)
 
 
@@ -122,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> TransferOptions:
+    from pydantic import ValidationError
+
+    from services.isync.errors import UsageError
     from services.isync.models import TransferOptions
+    from shared.errors import validation_errors
 
     try:
         return TransferOptions(
@@ -179,17 +189,20 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> ExitStatus:
-    """Parse, transfer, report; raises IsyncError for whole-run failures."""
+def run(argv: Sequence[str], env: Environment, cancel: threading.Event) -> int:
+    """Parse, transfer, report; raises IsyncError for whole-run failures.
+
+    Returns the exit status (an ExitStatus, or 0 for `--help`)."""
     parser = build_parser()
     if any(a in ("-h", "--help") for a in argv):
         env.stdout.write(parser.format_help())
-        return ExitStatus.SUCCESS
+        return _SUCCESS
     args = parser.parse_args(list(argv))
     from services.isync.account import load_account
     from services.isync.engine import transfer
     from services.isync.journal import default_state_dir
     from services.isync.progress import RichSink
+    from shared.errors import ExitStatus
 
     if args.resume_dir is None:
         args.resume_dir = default_state_dir(env.environ)
@@ -269,16 +282,23 @@ def _main(argv: Sequence[str] | None, env: Environment | None) -> int:
         return int(run(sys.argv[1:] if argv is None else argv, env, cancel))
     except KeyboardInterrupt:
         env.error("interrupted: run the same command again to resume")
-        return int(ExitStatus.INTERRUPTED)
-    except IsyncError as e:
+        return _INTERRUPTED
+    except Exception as e:
+        return _failed(e, env)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _failed(e: Exception, env: Environment) -> int:
+    """Report a whole-run failure in one line (no traceback); its exit status."""
+    from services.isync.errors import IsyncError, UsageError, exit_status_for, translate
+
+    if isinstance(e, IsyncError):
         env.error(str(e))
         if isinstance(e, UsageError):
             env.stderr.write("usage: isync [options] SRC DST  (isync --help for details)\n")
         return int(exit_status_for(e))
-    except Exception as e:  # the last resort: one line, no traceback
-        err = translate(e)
-        env.error(str(err))
-        return int(exit_status_for(err))
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    err = translate(e)  # the last resort: one line, no traceback
+    env.error(str(err))
+    return int(exit_status_for(err))
