@@ -21,15 +21,16 @@ import sys
 from typing import Any
 
 from devtools.irods_server import cost as cost_module
-from devtools.irods_server.dispatch import Handler, Reply, Request, Session
-from devtools.irods_server.errors import IrodsError
+from devtools.irods_server.dispatch import Handler
 from devtools.irods_server.launcher import ServerProcess
+
+#: the cost module's own wrapper, kept before :func:`main` replaces ``cost_module.costed``
+_costed = cost_module.costed
 
 
 def bounded(handler: Handler, op_cost: cost_module.OpCost, slots: int) -> Handler:
-    """``handler`` followed by the cost's wait, holding one of ``slots`` slots while it
-    waits (one semaphore per server process: the zone's cores)."""
-    agent_s, catalog_s = op_cost.agent_ms / 1000, op_cost.catalog_ms / 1000
+    """``handler`` followed by the cost's wait (``cost.costed``), holding one of ``slots``
+    slots while it waits (one semaphore per server process: the zone's cores)."""
     semaphore: asyncio.Semaphore | None = None
 
     async def pay(seconds: float) -> None:
@@ -39,23 +40,7 @@ def bounded(handler: Handler, op_cost: cost_module.OpCost, slots: int) -> Handle
         async with semaphore:
             await asyncio.sleep(seconds)
 
-    async def with_cost(session: Session, req: Request) -> Reply:
-        catalog = session.state.catalog
-        before = catalog.db.total_changes
-        try:
-            reply = await handler(session, req)
-        except IrodsError:
-            wrote = catalog.db.total_changes != before
-            catalog.commit()
-            await pay(agent_s + (catalog_s if wrote else 0.0))
-            raise
-        wrote = catalog.db.total_changes != before
-        catalog.commit()
-        await pay(agent_s + (catalog_s if wrote else 0.0))
-        return reply
-
-    with_cost.__wrapped__ = handler  # type: ignore[attr-defined]
-    return with_cost
+    return _costed(handler, op_cost, wait=pay)
 
 
 _SEMAPHORES: dict[int, asyncio.Semaphore] = {}
@@ -78,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.irods_server import __main__ as server
 
     # cost.install wraps every handler with the module's `costed`: give it ours
-    cost_module.costed = lambda handler, op_cost: bounded(handler, op_cost, ours.slots)  # type: ignore[assignment]
+    cost_module.costed = lambda handler, op_cost: bounded(handler, op_cost, ours.slots)  # type: ignore[assignment,misc]
     return server.main(rest)
 
 

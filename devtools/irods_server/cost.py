@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .dispatch import HANDLERS, Handler, Reply, Request, Session
@@ -71,9 +72,16 @@ def from_environment(environ: dict[str, str] | None = None) -> OpCost:
     return parse_cost(value) if value.strip() else OpCost()
 
 
-def costed(handler: Handler, cost: OpCost) -> Handler:
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def costed(
+    handler: Handler, cost: OpCost, wait: Callable[[float], Awaitable[None]] = _sleep
+) -> Handler:
     """``handler`` followed by the cost's waits (an unexpected exception is not delayed:
-    the connection loop rolls its transaction back at once)."""
+    the connection loop rolls its transaction back at once). ``wait`` pays a wait of that
+    many seconds (default: an ``asyncio.sleep``)."""
     agent_s, catalog_s = cost.agent_ms / 1000, cost.catalog_ms / 1000
 
     async def with_cost(session: Session, req: Request) -> Reply:
@@ -84,11 +92,11 @@ def costed(handler: Handler, cost: OpCost) -> Handler:
         except IrodsError:
             wrote = catalog.db.total_changes != before
             catalog.commit()  # the loop commits on an iRODS error too; do it before waiting
-            await asyncio.sleep(agent_s + (catalog_s if wrote else 0.0))
+            await wait(agent_s + (catalog_s if wrote else 0.0))
             raise
         wrote = catalog.db.total_changes != before
         catalog.commit()
-        await asyncio.sleep(agent_s + (catalog_s if wrote else 0.0))
+        await wait(agent_s + (catalog_s if wrote else 0.0))
         return reply
 
     with_cost.__wrapped__ = handler  # type: ignore[attr-defined]

@@ -262,11 +262,7 @@ class Context:
                 if e.hung or attempt >= retries:
                     raise
                 attempt += 1
-                counts["retries"] += 1
-                logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
-                )
-                time.sleep(self.handler.delay(logger, meta, attempt))
+                self._wait_to_retry(meta, attempt, counts, e)
             except Exception as e:
                 if session is not None and not renewed and resource_list_stale(e):
                     # the connections' agents predate the resource: once, on fresh ones
@@ -280,11 +276,19 @@ class Context:
                 if attempt >= retries or connection_lost(e):  # lost: a new session is due
                     raise
                 attempt += 1
-                counts["retries"] += 1
-                logger.warning(
-                    "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(e)
-                )
-                time.sleep(self.handler.delay(logger, meta, attempt))
+                self._wait_to_retry(meta, attempt, counts, e)
+
+    def _wait_to_retry(
+        self, meta: dict[str, Any], attempt: int, counts: Counter[str], error: Exception
+    ) -> None:
+        """Count and log retry ``attempt`` of :meth:`retrying` after ``error``, then wait
+        the handler's delay for it."""
+        logger = self.logger
+        counts["retries"] += 1
+        logger.warning(
+            "retry", path=_printable(meta.get("path")), attempt=attempt, error=error_text(error)
+        )
+        time.sleep(self.handler.delay(logger, meta, attempt))
 
     def reconnecting(
         self, meta: dict[str, Any], call: Callable[[int], T], counts: Counter[str]

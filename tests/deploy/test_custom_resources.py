@@ -18,6 +18,7 @@ import yaml
 from scripts.broker_users import DEFAULT_PREFIX, DEFAULT_VHOST, ROLES, permissions
 from services.api.limits import TIMEOUT_MAX, JobLimits
 from shared.messaging.topology import Names, Topology, retry_delays
+from tests.deploy.conftest import assert_check_fails_on
 from tests.deploy.k8s import CRDS, OVERLAYS, Doc, build, find, group_of
 
 #: Groups served by Kubernetes itself (kubernetes-validate checks those objects).
@@ -437,11 +438,7 @@ def test_a_custom_resource_check_fails_on_bad_input(
     edit: Callable[[list[Doc]], None],
     why: str,
 ) -> None:
-    docs = copy.deepcopy(build("prod"))
-    assert check(docs) == []
-    edit(docs)
-    problems = check(docs)
-    assert any(why in p for p in problems), (what, problems)
+    assert_check_fails_on(what, check, edit, why)
 
 
 def test_the_docs_check_fails_on_a_missing_alert_or_a_wrong_count() -> None:

@@ -26,6 +26,7 @@ from shared.crypto import generate_keypair
 from shared.errors import StagerError
 from shared.messaging.signing import Role
 from shared.messaging.signing import generate as generate_signing
+from tests.deploy.conftest import assert_check_fails_on
 from tests.deploy.k8s import OVERLAYS, ROOT, Doc, build, find, tool
 from tests.deploy.netpol import Cluster, Pod
 
@@ -311,11 +312,7 @@ BROKEN: list[tuple[str, Callable[[list[Doc]], list[str]], Edit, str]] = [
 def test_a_manifest_check_fails_on_a_broken_manifest(
     what: str, check: Callable[[list[Doc]], list[str]], edit: Edit, why: str
 ) -> None:
-    docs = copy.deepcopy(build("prod"))
-    assert check(docs) == []
-    edit(docs)
-    problems = check(docs)
-    assert any(why in p for p in problems), (what, problems)
+    assert_check_fails_on(what, check, edit, why)
 
 
 def _pod(docs: list[Doc], kind: str, name: str) -> Pod:

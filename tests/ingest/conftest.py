@@ -26,6 +26,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from pydantic import SecretStr
 
 from services.ingest.metrics import IngestMetrics
 from services.ingest.owners import ChildPolicy
@@ -193,20 +194,24 @@ def tmp_path(owner: pwd.struct_passwd) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def rods_account(server: Any) -> IrodsAccount:
+    """rods on test server ``server`` (a ServerProcess), zone tempZone."""
+    return IrodsAccount(
+        host=server.host,
+        port=server.port,
+        user="rods",
+        zone="tempZone",
+        password=SecretStr(server.admin_password),
+    )
+
+
 @pytest.fixture
 async def ingest(
     irods_server: Any, unique_prefix: str, tmp_path: Path, owner: pwd.struct_passwd
 ) -> AsyncIterator[IngestHarness]:
     store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path}/ingest.sqlite")
     names = Names(unique_prefix)
-    account = IrodsAccount(
-        host=irods_server.host,
-        port=irods_server.port,
-        user="rods",
-        zone="tempZone",
-        password=irods_server.admin_password,
-    )
-    harness = IngestHarness(store, names, account, tmp_path, owner)
+    harness = IngestHarness(store, names, rods_account(irods_server), tmp_path, owner)
     try:
         yield harness
     finally:

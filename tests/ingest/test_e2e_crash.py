@@ -63,14 +63,30 @@ async def wait_finished(store: JobStore, name: str, limit: float = 90.0) -> Job:
     raise AssertionError(f"job {name} did not finish: {await store.get(name)}")
 
 
-@pytest.mark.parametrize("crash", ["dir:2", "files:3", "any:14"])
-async def test_killed_after_commit_counts_once(
-    crash, db_url, ingest, irods_server, irods_session, tmp_path
-):
+def make_source(tmp_path: Path) -> Path:
+    """The FILES/DIRS tree under ``tmp_path/src``: 2 files at the root, 3 dirs of 6."""
     src = tmp_path / "src"
     make_tree(src, 2)
     for d in range(3):
         make_tree(src / f"d{d}", 6)
+    return src
+
+
+async def stop(procs: list[asyncio.subprocess.Process], store: JobStore) -> None:
+    """Terminate the workers still running, wait for every one, then close the store."""
+    for p in procs:
+        if p.returncode is None:
+            p.terminate()
+    for p in procs:
+        await p.wait()
+    await store.close()
+
+
+@pytest.mark.parametrize("crash", ["dir:2", "files:3", "any:14"])
+async def test_killed_after_commit_counts_once(
+    crash, db_url, ingest, irods_server, irods_session, tmp_path
+):
+    src = make_source(tmp_path)
     log = tmp_path / "hooks.log"
     irods = {
         "host": irods_server.host,
@@ -110,12 +126,7 @@ async def test_killed_after_commit_counts_once(
             left = await conn.execute(sa.select(sa.func.count()).select_from(done_table))
             assert left.scalar() == 0  # the pass's task rows went with it
     finally:
-        for p in procs:
-            if p.returncode is None:
-                p.terminate()
-        for p in procs:
-            await p.wait()
-        await store.close()
+        await stop(procs, store)
 
 
 @pytest.mark.parametrize("op", ["REGISTER_SYNC", "PUT", "PUT_SYNC"])
@@ -125,10 +136,7 @@ async def test_redelivered_batch_rechecks_the_catalog(
     """A worker killed after a file batch was synced but before its counters were
     committed: the redelivered batch finds its objects in the catalog and counts them as
     created, once: none failed, none registered or put twice."""
-    src = tmp_path / "src"
-    make_tree(src, 2)
-    for d in range(3):
-        make_tree(src / f"d{d}", 6)
+    src = make_source(tmp_path)
     job = ingest.configured(src, op=op, files_per_task=2)
     store = await JobStore.open(db_url)
     procs: list[asyncio.subprocess.Process] = []
@@ -154,12 +162,7 @@ async def test_redelivered_batch_rechecks_the_catalog(
                 assert len(obj.replicas) == 1, obj.path
                 assert obj.size == i
     finally:
-        for p in procs:
-            if p.returncode is None:
-                p.terminate()
-        for p in procs:
-            await p.wait()
-        await store.close()
+        await stop(procs, store)
 
 
 async def test_killed_between_claim_and_start_pass_is_taken_over(
@@ -192,9 +195,4 @@ async def test_killed_between_claim_and_start_pass_is_taken_over(
         hooks = [line.split()[0] for line in log.read_text().splitlines()]
         assert hooks.count("pre_job") == 1 and hooks.count("post_job") == 1
     finally:
-        for p in procs:
-            if p.returncode is None:
-                p.terminate()
-        for p in procs:
-            await p.wait()
-        await store.close()
+        await stop(procs, store)

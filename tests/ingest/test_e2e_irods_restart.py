@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from devtools.irods_server.launcher import ServerProcess
 from services.ingest.diff import list_data_objects
 from services.ingest.store import JobState
-from shared.irods import IrodsAccount
+from tests.ingest.conftest import rods_account
 
 DIRS, PER_DIR, SIZE = 4, 60, 48 * 1024
 FILES = DIRS * PER_DIR
@@ -54,13 +53,7 @@ async def test_files_put_across_an_irods_restart_all_arrive_counted_once(
     ingest: Any, tmp_path: Path, private_server: ServerProcess
 ) -> None:
     srv = private_server
-    ingest.account = IrodsAccount(
-        host=srv.host,
-        port=srv.port,
-        user="rods",
-        zone="tempZone",
-        password=SecretStr(srv.admin_password),
-    )
+    ingest.account = rods_account(srv)
     root = tmp_path / "tree"
     files = make_files(root)
     ingest.give(root)

@@ -15,7 +15,7 @@ from irods.exception import (
     NetworkException,
     get_exception_by_code,
 )
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from services.ingest.diff import Action
 from services.ingest.errors import IngestError
@@ -24,7 +24,7 @@ from services.ingest.sessions import SessionPool
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestOptions, Job
 from services.ingest.tasks import FileItem
-from shared.irods import IrodsAccount
+from tests.ingest.conftest import rods_account
 
 HANDLERS = Path(__file__).parent / "handlers"
 
@@ -84,14 +84,7 @@ def test_default_backoff_doubles_to_about_a_minute() -> None:
 @pytest.fixture
 def put_ctx(irods_server: Any) -> Iterator[Context]:
     """A PUT job's context in this process, its sessions on the test server."""
-    account = IrodsAccount(
-        host=irods_server.host,
-        port=irods_server.port,
-        user="rods",
-        zone="tempZone",
-        password=SecretStr(irods_server.admin_password),
-    )
-    pool = SessionPool(account)
+    pool = SessionPool(rods_account(irods_server))
     job = Job(
         name="j" + uuid.uuid4().hex[:10],
         root="/nonexistent",

@@ -13,22 +13,14 @@ import pytest
 
 from services.ingest.sessions import SessionPool
 from services.ingest.store import JobState
-from shared.irods import IrodsAccount
-from tests.ingest.conftest import make_tree
+from tests.ingest.conftest import make_tree, rods_account
 
 HOME = "/tempZone/home/rods"
 
 
 @pytest.fixture
 def pool(irods_server: Any) -> Any:
-    account = IrodsAccount(
-        host=irods_server.host,
-        port=irods_server.port,
-        user="rods",
-        zone="tempZone",
-        password=irods_server.admin_password,
-    )
-    p = SessionPool(account)
+    p = SessionPool(rods_account(irods_server))
     yield p
     p.close()
 

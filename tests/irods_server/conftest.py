@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,19 @@ from tests.irods_server.resources import remove_resource
 HOME = "/tempZone/home/rods"
 
 
+@contextmanager
+def scratch_collection(session: Any, name: str) -> Iterator[str]:
+    """Collection ``name`` under rods's home, made for the block and removed (forced) after."""
+    path = f"{HOME}/{name}"
+    session.collections.create(path)
+    yield path
+    session.collections.remove(path, force=True)
+
+
 @pytest.fixture
 def coll(irods_session: Any, unique_name: str) -> Iterator[str]:
-    path = f"{HOME}/{unique_name}"
-    irods_session.collections.create(path)
-    yield path
-    irods_session.collections.remove(path, force=True)
+    with scratch_collection(irods_session, unique_name) as path:
+        yield path
 
 
 @pytest.fixture

@@ -21,11 +21,10 @@ from irods.models import Resource
 from devtools.irods_server import hash_scheme
 from devtools.irods_server.errors import code_of
 from devtools.irods_server.launcher import ServerProcess
+from tests.irods_server.conftest import scratch_collection
 from tests.irods_server.resources import remove_resource
 from tests.irods_server.test_descriptors import replica_close
 from tests.irods_server.test_single_buffer import get, put, sha2
-
-HOME = "/tempZone/home/rods"
 
 
 def md5(data: bytes) -> str:
@@ -46,10 +45,8 @@ def md5_session(md5_server: ServerProcess) -> Iterator[Any]:
 
 @pytest.fixture
 def md5_coll(md5_session: Any, unique_name: str) -> Iterator[str]:
-    path = f"{HOME}/{unique_name}"
-    md5_session.collections.create(path)
-    yield path
-    md5_session.collections.remove(path, force=True)
+    with scratch_collection(md5_session, unique_name) as path:
+        yield path
 
 
 def test_parse_and_environment() -> None:
@@ -204,10 +201,8 @@ def strict_session(strict_server: ServerProcess) -> Iterator[Any]:
 
 @pytest.fixture
 def strict_coll(strict_session: Any, unique_name: str) -> Iterator[str]:
-    path = f"{HOME}/{unique_name}"
-    strict_session.collections.create(path)
-    yield path
-    strict_session.collections.remove(path, force=True)
+    with scratch_collection(strict_session, unique_name) as path:
+        yield path
 
 
 def test_parse_policy_and_environment(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from bench._wiretap import WireTap
 from services.isync.cli import main
 from services.isync.environment import Environment
 from shared.irods import IrodsAccount
@@ -86,4 +87,26 @@ def spawn(args: list[str], environ: dict[str, str], **kw: Any) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
         **kw,
+    )
+
+
+@pytest.fixture
+def tap(irods_server: Any) -> Any:
+    """A counting proxy (``bench/_wiretap.py``) in front of the shared server."""
+    with WireTap(irods_server.host, irods_server.port) as t:
+        yield t
+
+
+def run_cli_via(
+    args: list[str], environ: dict[str, str], port: int
+) -> subprocess.CompletedProcess[str]:
+    """A whole ``isync`` process, its output captured, talking to ``port`` (a tap's)."""
+    return subprocess.run(
+        cli_command(*args),
+        cwd=REPO,
+        env={**environ, "IRODS_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )

@@ -10,15 +10,11 @@ requests (6 GenQueries, 7 seeks, 64 writes) and its get 156 (75 seeks, 64 reads)
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bench._wiretap import WireTap
-from tests.isync.conftest import REPO, cli_command
+from tests.isync.conftest import run_cli_via
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB  # 8 writes or reads of 8 MiB, two streams of 32 MiB
@@ -31,22 +27,8 @@ def per_connection(connections: int) -> Counter[str]:
     return Counter({k: v * connections for k, v in LOGIN.items()})
 
 
-@pytest.fixture
-def tap(irods_server: Any) -> Any:
-    with WireTap(irods_server.host, irods_server.port) as t:
-        yield t
-
-
 def run_cli(args: list[str], environ: dict[str, str], port: int) -> None:
-    proc = subprocess.run(
-        cli_command(*args),
-        cwd=REPO,
-        env={**environ, "IRODS_PORT": str(port)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_cli_via(args, environ, port)
     assert proc.returncode == 0, proc.stderr
 
 

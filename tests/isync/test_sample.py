@@ -5,39 +5,17 @@ before. Counted on the wire (``bench/_wiretap.py``) with whole ``isync`` process
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench._wiretap import WireTap
 from services.isync import sample
-from tests.isync.conftest import REPO, cli_command
+from tests.isync.conftest import run_cli_via
 
 MiB = 1024 * 1024
 SIZE = 40 * MiB  # above sample.MIN_SIZE, one stream
-
-
-@pytest.fixture
-def tap(irods_server: Any) -> Any:
-    with WireTap(irods_server.host, irods_server.port) as t:
-        yield t
-
-
-def run_cli(
-    args: list[str], environ: dict[str, str], port: int
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command(*args),
-        cwd=REPO,
-        env={**environ, "IRODS_PORT": str(port)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def make_older(path: Path) -> None:
@@ -88,7 +66,7 @@ def test_put_overwrite_of_a_changed_object(
     irods_session.data_objects.put(str(old), obj)
     os.utime(src, (time.time() + 2, time.time() + 2))  # the source changed after that put
 
-    proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
+    proc = run_cli_via(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
     tap.wait_closed()
     counts = tap.counts()
@@ -111,7 +89,7 @@ def test_changed_object_without_force_is_refused(
     irods_session.data_objects.put(str(old), obj)
     os.utime(src, (time.time() + 2, time.time() + 2))
 
-    proc = run_cli([str(src), f"i:{obj}"], isync_environ, tap.port)
+    proc = run_cli_via([str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode != 0
     assert "exists and differs (use -f to overwrite)" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
@@ -130,7 +108,7 @@ def test_identical_object_is_still_skipped_by_checksum(
     irods_session.data_objects.put(str(src), obj)
     os.utime(src, (time.time() + 2, time.time() + 2))  # times cannot say: the policy hashes
 
-    proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
+    proc = run_cli_via(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
     tap.wait_closed()
     counts = tap.counts()
@@ -151,7 +129,7 @@ def test_no_sample_where_the_policy_skips_by_modification_time(
     obj = f"{coll}/big.bin"
     irods_session.data_objects.put(str(src), obj)
 
-    proc = run_cli(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
+    proc = run_cli_via(["-f", str(src), f"i:{obj}"], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
     tap.wait_closed()
     counts = tap.counts()
@@ -173,7 +151,7 @@ def test_get_overwrite_of_a_changed_file_needs_no_checksum(
     dst.write_bytes(stale(data, SIZE // 2))
     make_older(dst)  # an old local copy: the policy would hash both sides
 
-    proc = run_cli(["-f", f"i:{obj}", str(dst)], isync_environ, tap.port)
+    proc = run_cli_via(["-f", f"i:{obj}", str(dst)], isync_environ, tap.port)
     assert proc.returncode == 0, proc.stderr
     tap.wait_closed()
     counts = tap.counts()

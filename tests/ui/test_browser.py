@@ -630,15 +630,7 @@ async def test_layout_at_desktop_and_phone_width(browser: Any, ui_stack: Stack) 
     measured += await check_layout(page, "jobs", VIEWPORTS)
     # a failed job: its long error line and failed-file list must wrap as well
     (stack.home / "data" / long_name).write_text("changed\n")
-    await page.locator("#local-table").get_by_label(f"Select {long_name}").check()
-    await page.locator("#upload").click()
-    await page.locator("#confirm-submit").click()
-    rows = await wait_states(page, {"completed": 2, "archived": 1})
-    failed = next(r for r in rows if r["state"] == "archived")
-    await (
-        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
-    )
-    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
+    await reupload_fails_name_taken(page, long_name, completed=2)
     measured += await check_layout(page, "jobs-failed", VIEWPORTS)
     sessions_of(stack.ui).clear()
     await page.locator("#history-refresh").click()
@@ -646,6 +638,21 @@ async def test_layout_at_desktop_and_phone_width(browser: Any, ui_stack: Stack) 
     measured += await check_layout(page, "expired", VIEWPORTS)
     (SHOTS / "layout-results.json").write_text(json.dumps(measured, indent=1))
     await ctx.close()
+
+
+async def reupload_fails_name_taken(page: Any, name: str, completed: int) -> None:
+    """Upload local file ``name`` (changed since its first upload) again: the job fails (the
+    name is taken, beside ``completed`` completed jobs); its details are opened on the
+    failed-file list."""
+    await page.locator("#local-table").get_by_label(f"Select {name}").check()
+    await page.locator("#upload").click()
+    await page.locator("#confirm-submit").click()
+    rows = await wait_states(page, {"completed": completed, "archived": 1})
+    failed = next(r for r in rows if r["state"] == "archived")
+    await (
+        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
+    )
+    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
 
 
 async def axe_counts(page: Any, state: str, results: dict[str, Any]) -> None:
@@ -696,15 +703,7 @@ async def test_axe_finds_no_serious_violation_in_any_page_state(
     await axe_counts(page, "job-detail", results)
     # a second upload of a changed a.txt fails (the name is taken): its failed-file list
     (stack.home / "data" / "a.txt").write_text("changed\n")
-    await page.locator("#local-table").get_by_label("Select a.txt").check()
-    await page.locator("#upload").click()
-    await page.locator("#confirm-submit").click()
-    rows = await wait_states(page, {"completed": 1, "archived": 1})
-    failed = next(r for r in rows if r["state"] == "archived")
-    await (
-        page.locator(f'tr[data-job="{failed["id"]}"]').get_by_role("button", name="Details").click()
-    )
-    await page.locator(f'#d-{failed["id"]} .file-errors li[data-kind="name_taken"]').wait_for()
+    await reupload_fails_name_taken(page, "a.txt", completed=1)
     await axe_counts(page, "job-detail-failed-file", results)
     await page.set_viewport_size({"width": 390, "height": 844})
     await axe_counts(page, "job-detail-phone", results)
