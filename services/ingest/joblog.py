@@ -104,7 +104,11 @@ def job_logger(config: dict[str, Any], default_level: str = "info") -> Any:
                 redact_secrets,
                 structlog.processors.JSONRenderer(default=str),
             ]
-            logger = structlog.wrap_logger(std, processors=processors)
+            # filtered by the job's level alone (filter_by_level on ``std``), never by the
+            # process's: the global wrapper class drops what is below the service's level
+            logger = structlog.wrap_logger(
+                std, processors=processors, wrapper_class=structlog.stdlib.BoundLogger
+            )
         else:
             logger = structlog.get_logger(LOGGER_NAME)
         _loggers[key] = (logger, handler)

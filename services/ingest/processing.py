@@ -31,7 +31,7 @@ from services.ingest.diff import (
 )
 from services.ingest.errors import HandlerError, IngestError, TargetError, error_text
 from services.ingest.handlers import EventHandler
-from services.ingest.s3 import S3Reader, list_etags
+from services.ingest.s3 import S3Error, S3Reader, list_etags
 from services.ingest.scanner import (
     UNICODE_ERROR_PREFIX,
     Excludes,
@@ -105,13 +105,17 @@ def connection_lost(e: BaseException) -> bool:
     failed: python-irodsclient's ``NetworkException`` ("Could not connect to specified
     host and port", "Could not receive server response"), a refused, reset or broken
     socket, or a ``SYS_SOCK_*``/``SYS_HEADER_*`` error code.  Such an error is transient:
-    the same call on a new connection may well succeed."""
+    the same call on a new connection may well succeed.  An S3 source's failure (a refused
+    or unreachable endpoint included) is not: S3 requests retry on their own, and the
+    error says what to fix."""
     from irods.exception import NetworkException
 
     seen: set[int] = set()
     cur: BaseException | None = e
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
+        if isinstance(cur, S3Error):
+            return False
         if isinstance(cur, NetworkException | ConnectionError):
             return True
         for cls in type(cur).__mro__:

@@ -12,6 +12,7 @@ threshold.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
@@ -127,6 +128,23 @@ def test_log_filename_alone_is_never_rotated(tmp_path, fresh_loggers):
     assert type(handler) is logging.FileHandler
     logger.info("one")
     assert json.loads(path.read_text())["event"] == "one"
+
+
+def test_the_jobs_level_holds_whatever_the_process_level_is(tmp_path, fresh_loggers):
+    """A worker configured at warning still writes a job's info lines to its file (the
+    process's structlog level must not filter the job's log)."""
+    from shared.logging import configure
+
+    configure("warning", json=True, stream=io.StringIO())
+    try:
+        path = tmp_path / "job.log"
+        logger = joblog.job_logger(joblog.log_config(str(path), None, None, "INFO"))
+        logger.info("kept")
+        logger.debug("dropped")
+        events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+        assert events == ["kept"]
+    finally:
+        configure("info", json=True, stream=io.StringIO())
 
 
 def test_log_when_and_interval_rotate_the_file(tmp_path, fresh_loggers):

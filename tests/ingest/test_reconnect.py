@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from services.ingest.diff import Action
 from services.ingest.errors import IngestError
 from services.ingest.processing import Context, Reconnect, connection_lost, file_meta, retake
+from services.ingest.s3 import S3Error
 from services.ingest.sessions import SessionPool
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestOptions, Job
@@ -27,6 +28,17 @@ from services.ingest.tasks import FileItem
 from tests.ingest.conftest import rods_account
 
 HANDLERS = Path(__file__).parent / "handlers"
+
+
+def _s3_failure() -> BaseException:
+    """An S3Error raised (``from None``) while a refused connection was being handled."""
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            raise S3Error("S3 bucket 'b' cannot be read at http://127.0.0.1:9") from None
+    except S3Error as e:
+        return e
 
 
 def wrapped(inner: BaseException) -> BaseException:
@@ -67,6 +79,7 @@ def test_connection_errors_are_transient(error: BaseException) -> None:
         ValueError("bad"),
         PermissionError(13, "Permission denied"),
         wrapped(ValueError("bad")),
+        _s3_failure(),  # an S3 endpoint that refuses: S3 retries on its own, not an iRODS loss
     ],
     ids=repr,
 )
