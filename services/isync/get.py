@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from services.isync import sample, single_buffer, wire
+from services.isync import single_buffer, wire
 from services.isync.context import Context
 from services.isync.errors import ChecksumMismatch, DestinationExists, IsyncError
 from services.isync.hashing import (
@@ -63,21 +63,16 @@ def get_file(ctx: Context, task: FileTask) -> FileOutcome:
                 f"{task.dst} is not a regular file (a FIFO or device?): remove it,"
                 " or choose another destination"
             )
-        if sample.settles_changed(
-            ctx, task.src, task.dst, os.path.getsize(task.dst), task.remote, direction="get"
-        ):
-            same, checksum = False, None  # changed: no checksum of either side needed
-        else:
-            same, checksum = unchanged(
-                ctx,
-                task.dst,
-                os.path.getsize(task.dst),
-                task.src,
-                task.size,
-                known,
-                remote_mtime=task.remote.mtime,
-                direction="get",
-            )
+        same, checksum = unchanged(
+            ctx,
+            task.dst,
+            os.path.getsize(task.dst),
+            task.src,
+            task.size,
+            known,
+            remote_mtime=task.remote.mtime,
+            direction="get",
+        )
         if same:
             ctx.tracker.add_bytes(task.size, 0)
             return FileOutcome(**base, outcome="skipped", reason="unchanged", checksum=checksum)

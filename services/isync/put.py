@@ -14,7 +14,7 @@ from typing import Any
 
 from irods import keywords as kw
 
-from services.isync import sample, single_buffer, wire
+from services.isync import single_buffer, wire
 from services.isync.context import Context
 from services.isync.errors import ChecksumMismatch, DestinationExists
 from services.isync.hashing import (
@@ -38,19 +38,16 @@ def put_file(ctx: Context, task: FileTask) -> FileOutcome:
     """Copy one local file to iRODS (or skip it); raises on failure."""
     base: dict[str, Any] = {"src": task.src, "dst": task.dst, "bytes": task.size}
     if task.remote is not None:
-        if sample.settles_changed(ctx, task.dst, task.src, task.size, task.remote, direction="put"):
-            same, checksum = False, None  # changed: no checksum of either side needed
-        else:
-            same, checksum = unchanged(
-                ctx,
-                task.src,
-                task.size,
-                task.dst,
-                task.remote.size,
-                task.remote.checksum,
-                remote_mtime=task.remote.mtime,
-                direction="put",
-            )
+        same, checksum = unchanged(
+            ctx,
+            task.src,
+            task.size,
+            task.dst,
+            task.remote.size,
+            task.remote.checksum,
+            remote_mtime=task.remote.mtime,
+            direction="put",
+        )
         if same:
             ctx.tracker.add_bytes(task.size, 0)
             return FileOutcome(**base, outcome="skipped", reason="unchanged", checksum=checksum)

@@ -9,20 +9,17 @@ most 7 requests and 192 KiB) and compared. A difference settles it (changed: no 
 of either side is needed); equal samples prove nothing, and the skip policy's sha256
 comparison runs as before. Only for files of at least `MIN_SIZE`, where the checksums cost
 more than these round trips, only under the checksum skip policy, and only where that
-policy would hash (`settles_changed`): with no catalog checksum and a destination written
-after its source changed, the policy skips by modification time and nothing is read.
+policy would hash: `skip.unchanged` calls `differs` after its size and modification-time
+decisions, just before it would hash.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from typing import Literal
 
 from services.isync import wire
-from services.isync.catalog import RemoteObject
 from services.isync.context import Context
-from services.isync.skip import _written_after_change
 
 SAMPLE = 64 * 1024
 MIN_SIZE = 32 * 1024 * 1024
@@ -33,24 +30,6 @@ def ranges(size: int) -> list[tuple[int, int]]:
     n = min(SAMPLE, size)
     offsets = sorted({0, max(0, size // 2 - n // 2), size - n})
     return [(off, n) for off in offsets]
-
-
-def settles_changed(
-    ctx: Context,
-    irods_path: str,
-    local_path: str,
-    local_size: int,
-    remote: RemoteObject,
-    *,
-    direction: Literal["put", "get"],
-) -> bool:
-    """True when the destination is known changed from samples alone; False: ask the skip
-    policy (`skip.unchanged`), which then decides exactly as without this module."""
-    if local_size != remote.size:
-        return False  # the policy says changed at once, for free
-    if not remote.checksum and _written_after_change(local_path, remote.mtime, direction):
-        return False  # the policy skips by modification time without hashing anything
-    return differs(ctx, irods_path, local_path, local_size)
 
 
 def differs(ctx: Context, irods_path: str, local_path: str, size: int) -> bool:

@@ -8,7 +8,9 @@ computes one for a put without ``-K``), isync does not ask the server for one fi
 modification time: the destination is unchanged when it was last written in a later
 second than the source last changed (iRODS records whole seconds). Only when the times
 cannot say so (the same second, or a destination older than the source) does it ask
-iRODS for the checksum of that one object and compare.
+iRODS for the checksum of that one object and compare. Wherever it would hash, a few
+sampled ranges of both sides are compared first (:mod:`services.isync.sample`): a
+difference settles "changed" with no checksum on either side.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+from services.isync import sample
 from services.isync.context import Context
 from services.isync.hashing import file_checksum, remote_checksum, scheme_of
 
@@ -40,9 +43,11 @@ def unchanged(
         return False, None
     if ctx.options.skip_policy == "size-only":
         return True, known_checksum
+    if not known_checksum and _written_after_change(local_path, remote_mtime, direction):
+        return True, None
+    if sample.differs(ctx, remote_path, local_path, local_size):
+        return False, None  # changed: no checksum of either side needed
     if not known_checksum:
-        if _written_after_change(local_path, remote_mtime, direction):
-            return True, None
         known_checksum = remote_checksum(ctx.session, remote_path)
     scheme = scheme_of(known_checksum)
     if scheme is None:  # a scheme isync cannot compute: copy again rather than guess
