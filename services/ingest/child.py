@@ -200,6 +200,29 @@ def become(user: str, min_uid: int, max_uid: int) -> None:
         os._exit(1)
 
 
+def job_hook(ctx: Any, op: Op, request: Request) -> None:
+    """``pre_job`` or ``post_job``, bounded as every other hook by the handler's timeout
+    (or the job's ``timeout``): one stuck in Python retires this process, which ends it."""
+    from services.ingest.processing import TimedOut
+
+    meta = ctx.meta(path=request.job.root)
+    if op == "post_job":
+        meta["counters"] = request.counters or {}
+    hook = ctx.handler.pre_job if op == "pre_job" else ctx.handler.post_job
+    try:
+        ctx.timed(meta, lambda: hook(ctx.logger, meta))
+    except TimedOut as e:
+        stopped = (
+            "; the hook was still running: the owner's process is replaced and ended to stop it"
+            if e.hung
+            else ""
+        )
+        raise TimedOut(
+            f"{e} (the handler's timeout(), else the job's timeout option){stopped}",
+            hung=e.hung,
+        ) from e
+
+
 class Server:
     """Runs requests in a thread pool; replies go back on the socket under a lock."""
 
@@ -312,11 +335,8 @@ class Server:
             ctx = self.context(request.job)
             task, op = request.task, request.op
             counts: Counter[str] = Counter()
-            if op == "pre_job":
-                ctx.handler.pre_job(ctx.logger, ctx.meta(path=request.job.root))
-            elif op == "post_job":
-                meta = ctx.meta(path=request.job.root, counters=request.counters or {})
-                ctx.handler.post_job(ctx.logger, meta)
+            if op in ("pre_job", "post_job"):
+                job_hook(ctx, op, request)
             elif op == "dir" and isinstance(task, DirTask):
                 result = process_dir(ctx, task)
                 reply.children, counts = result.children, result.counts

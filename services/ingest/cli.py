@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         help="close iRODS connections idle this long (default 60)",
     )
+    _opt(
+        start,
+        "timeout",
+        type=float,
+        help="seconds each task's work and pre_job/post_job may take when the handler has no "
+        "timeout() hook (default: such a handler is not bounded)",
+    )
     _opt(start, "exclude_file_name", nargs="+", action="extend", default=[], help="regexes")
     _opt(start, "exclude_directory_name", nargs="+", action="extend", default=[], help="regexes")
     # S3 sources (automated ingest's --s3_* options; a job is an S3 job with --s3_keypair)
@@ -252,6 +259,7 @@ def job_from_args(
         log_when=args.log_when,
         log_interval=args.log_interval,
         irods_idle_disconnect_seconds=args.irods_idle_disconnect_seconds,
+        timeout=args.timeout,
         owner=owner,
         s3=source,
     )
@@ -315,7 +323,7 @@ def check_refused(args: argparse.Namespace) -> None:
 
 def job_status(job: Job) -> ExitStatus:
     c = job.counters
-    if job.state is JobState.FAILED or c.get("files_failed") or c.get("tasks_failed"):
+    if job.state is JobState.FAILED or c.get("files_failed") or c.get("tasks_failed") or job.error:
         return ExitStatus.FAILED
     return ExitStatus.SUCCESS
 

@@ -7,7 +7,8 @@ A handler file defines ``class event_handler(Core)``.  Hooks and how they are ca
 - ``delete_mode(meta)`` → ``DeleteMode`` (default ``DO_NOT_DELETE``)
 - ``to_resource(session, meta, **options)``, ``target_path(session, meta, **options)``
 - ``as_user(meta, **options)`` → ``(zone, user)``
-- ``max_retries(hdlr, logger, meta)`` (0), ``timeout(hdlr, logger, meta)`` (3600),
+- ``max_retries(hdlr, logger, meta)`` (0), ``timeout(hdlr, logger, meta)`` (3600; a job's
+  own ``timeout`` option stands in for a handler without the hook),
   ``delay(hdlr, logger, meta, retries)`` (0)
 - ``character_map()`` → dict or pairs
 - ``pre_job(hdlr, logger, meta)`` / ``post_job(hdlr, logger, meta)``
@@ -56,9 +57,16 @@ def check_source(source: str, label: str = "handler") -> None:
 class EventHandler:
     """A loaded handler class (or the default one) with typed hook calls."""
 
-    def __init__(self, cls: type | None = None, module: types.ModuleType | None = None) -> None:
+    def __init__(
+        self,
+        cls: type | None = None,
+        module: types.ModuleType | None = None,
+        default_timeout: float | None = None,
+    ) -> None:
         self.cls = cls
         self.module = module
+        #: the job's ``timeout`` option: the limit when the handler has no ``timeout`` hook
+        self.default_timeout = default_timeout
         self._cmap: CharMap | None = None
         if cls is not None and hasattr(cls, "character_map"):
             try:
@@ -67,10 +75,15 @@ class EventHandler:
                 raise HandlerError(str(e)) from e
 
     @classmethod
-    def from_source(cls, source: str | None, label: str = "handler") -> EventHandler:
-        """Compile handler source text (``None``: the default handler)."""
+    def from_source(
+        cls, source: str | None, label: str = "handler", timeout: float | None = None
+    ) -> EventHandler:
+        """Compile handler source text (``None``: the default handler).
+
+        ``timeout``: the job's own per-task limit (REST ``timeout``, ``--timeout``), used
+        when the handler defines no ``timeout`` hook."""
         if not source:
-            return cls()
+            return cls(default_timeout=timeout)
         digest = hashlib.sha256(source.encode()).hexdigest()[:16]
         name = f"stager_ingest_handler_{digest}"
         module = sys.modules.get(name)
@@ -90,7 +103,7 @@ class EventHandler:
         handler_cls = getattr(module, HANDLER_CLASS, None)
         if not isinstance(handler_cls, type):
             raise HandlerError(f"event handler {label} defines no class {HANDLER_CLASS!r}")
-        return cls(handler_cls, module)
+        return cls(handler_cls, module, timeout)
 
     @classmethod
     def from_file(cls, path: str) -> tuple[EventHandler, str]:
@@ -142,9 +155,17 @@ class EventHandler:
             return 0
         return max(0, int(self._get("max_retries")(self.cls, logger, meta)))
 
+    @property
+    def bounded(self) -> bool:
+        """Whether calls are run under a limit: the handler has a ``timeout`` hook or the
+        job its own ``timeout`` (else nothing is timed, as nothing could time out)."""
+        return self.has("timeout") or self.default_timeout is not None
+
     def timeout(self, logger: Any, meta: dict[str, Any]) -> float:
+        """The handler's ``timeout`` hook wins (it sees each file's ``meta``); without it
+        the job's ``timeout``, else 3600 s."""
         if not self.has("timeout"):
-            return DEFAULT_TIMEOUT
+            return DEFAULT_TIMEOUT if self.default_timeout is None else self.default_timeout
         return float(self._get("timeout")(self.cls, logger, meta))
 
     def delay(self, logger: Any, meta: dict[str, Any], retries: int) -> float:

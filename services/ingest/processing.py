@@ -171,8 +171,8 @@ class Context:
         reconnect: Reconnect | None = None,
     ) -> Context:
         """``s3_endpoints``: the S3 endpoints the job may contact (None: not checked)."""
-        handler = EventHandler.from_source(job.handler, job.handler_label or "handler")
         o = job.options
+        handler = EventHandler.from_source(job.handler, job.handler_label or "handler", o.timeout)
         excludes = Excludes.build(
             o.exclude_file_type, o.exclude_file_name, o.exclude_directory_name
         )
@@ -333,8 +333,12 @@ class Context:
                 time.sleep(pause)
                 waited += pause
 
+    def timed(self, meta: dict[str, Any], func: Callable[[], T]) -> T:
+        """``func`` (no iRODS session of ours: e.g. ``pre_job``) bounded by the timeout."""
+        return self._timed(meta, func)
+
     def _timed(self, meta: dict[str, Any], func: Callable[[], T], session: Any = None) -> T:
-        if self.timeouts is None or not self.handler.has("timeout"):
+        if self.timeouts is None or not self.handler.bounded:
             return func()
         limit = self.handler.timeout(self.logger, meta)
         future = self.timeouts.submit(func)

@@ -70,9 +70,19 @@ class IngestRequest(BaseModel):
     #: the Unix user the job's work runs as (a user principal: itself, may be left unset;
     #: a service account: required, one of the users it acts for)
     owner: str | None = Field(default=None, max_length=32)
-    # accepted for compatibility with the seed's REST API, not used here
-    timeout: float | None = None
-    all: Any = None
+    # the seed's REST API fields (automated ingest <= 0.5, flask_app.py)
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86400,
+        description="seconds each task's work (and pre_job/post_job) may take when the "
+        "handler has no timeout() hook; the hook wins when it has one",
+    )
+    all: bool | None = Field(
+        default=None,
+        description="the seed's --all (renamed --ignore_cache there): true re-syncs files "
+        "that look unchanged, as ignore_cache",
+    )
     #: the name of a handler file in the operator's handler directory
     event_handler: str | None = Field(default=None, max_length=128)
     # An S3 source (the anchor's --s3_* options): a job is an S3 job when it names its
@@ -174,10 +184,11 @@ def job_from_request(
         exclude_directory_name=body.exclude_directory_name,
         files_per_task=body.files_per_task,
         initial_ingest=body.initial_ingest,
-        ignore_cache=body.ignore_cache,
+        ignore_cache=body.ignore_cache or bool(body.all),
         checksum=body.checksum,
         append_json=body.append_json,
         irods_idle_disconnect_seconds=body.irods_idle_disconnect_seconds,
+        timeout=body.timeout,
         s3=source,
     )
     return Job(

@@ -68,6 +68,9 @@ class IngestOptions(BaseModel):
     log_interval: int | None = Field(default=None, ge=1)
     #: close iRODS connections idle this long (the anchor's --irods_idle_disconnect_seconds)
     irods_idle_disconnect_seconds: int = Field(default=60, ge=1)
+    #: seconds each task's work (and pre_job/post_job) may take when the handler has no
+    #: ``timeout`` hook (REST ``timeout``, ``--timeout``; None: such a handler is unbounded)
+    timeout: float | None = Field(default=None, gt=0)
     #: the Unix user the job's work should run as (None: the workers' default)
     owner: str | None = None
     #: an S3 source (``--s3_*``; the root is then /bucket[/prefix]); None: a directory tree
@@ -704,8 +707,11 @@ class JobStore:
                 return None
         return int(new.pending)
 
-    async def finish_pass(self, name: str, generation: int, now: float | None = None) -> Job | None:
-        """End a pass: a periodic job waits for its next tick (ticks that passed are skipped)."""
+    async def finish_pass(
+        self, name: str, generation: int, now: float | None = None, error: str | None = None
+    ) -> Job | None:
+        """End a pass: a periodic job waits for its next tick (ticks that passed are skipped).
+        ``error``: why the pass did not end cleanly (post_job failed), shown as the job's."""
         now = time.time() if now is None else now
         job = await self.get(name)
         if job.generation != generation or job.state != JobState.RUNNING:
@@ -725,7 +731,7 @@ class JobStore:
                 .where(
                     t.c.name == name, t.c.generation == generation, t.c.state == JobState.RUNNING
                 )
-                .values(finished_at=now, **values)
+                .values(finished_at=now, **values, **({"error": error[:2000]} if error else {}))
             )
             if res.rowcount == 1:
                 await conn.execute(_forget(name, generation))

@@ -414,12 +414,14 @@ class IngestWorker:
 
     async def end_pass(self, job: Job) -> None:
         """The last task of a pass: post_job (once), then the job waits or completes."""
+        error = None
         try:
             fresh = await self.store.get(job.name)
             await self.children.call(self.owner(job), "post_job", job, counters=fresh.counters)
         except Exception as e:
+            error = f"post_job failed: {e}"  # the pass ends; the job shows it as its error
             log.error("post_job failed", ingest_job=job.name, error=str(e))
-        done = await self.store.finish_pass(job.name, job.generation)
+        done = await self.store.finish_pass(job.name, job.generation, error=error)
         if done is not None:
             self.metrics.passes.labels("finished").inc()
             log.info("ingest pass finished", ingest_job=job.name, state=done.state, **done.counters)

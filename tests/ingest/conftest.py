@@ -158,8 +158,10 @@ class IngestHarness:
         return await self.run(again, limit)
 
     def configured(self, root: Path, **cfg: Any) -> Job:
-        """A job with the configurable handler; ``cfg`` lands in meta["append_json"]."""
-        extra = {k: cfg.pop(k) for k in list(cfg) if k in IngestOptions.model_fields}
+        """A job with the configurable handler; ``cfg`` lands in meta["append_json"]
+        (``timeout`` too: the handler's ``timeout()`` returns it; job options besides)."""
+        fields = set(IngestOptions.model_fields) - {"timeout"}
+        extra = {k: cfg.pop(k) for k in list(cfg) if k in fields}
         return self.job(root, "configurable", append_json=cfg, **extra)
 
     def give(self, *paths: Path) -> None:

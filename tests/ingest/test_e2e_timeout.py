@@ -130,3 +130,80 @@ async def test_timeout_stops_a_handler_stuck_in_python(ingest, tmp_path):
     again = await ingest.run(ingest.configured(make_tree(tmp_path / "src2", 2)), limit=30)
     assert again.state is JobState.COMPLETED
     assert again.counters["files_failed"] == 0 and again.counters["files_modified"] == 2
+
+
+async def _ended(pid: int) -> bool:
+    for _ in range(150):
+        if not _alive(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_stuck_pre_job_is_stopped_by_the_timeout_and_fails_the_job(ingest, tmp_path):
+    """automated ingest 0.7.0 calls ``pre_job`` in its main task, which it enqueues with no
+    ``soft_time_limit`` (``sync_actions.start_job``; only ``utils.enqueue_task`` passes the
+    handler's ``timeout()``), so a stuck ``pre_job`` holds its worker for ever. Ours is
+    bounded like every hook (docs/ingest.md *Timeouts*): the job fails saying so, and the
+    process stuck in it is ended."""
+    src = make_tree(tmp_path / "src", 2)
+    pid_file, log = tmp_path / "pre.pid", tmp_path / "hooks.log"
+    await ingest.start(1)
+    started = time.monotonic()
+    job = ingest.configured(
+        src, timeout=1, hang_job={"hook": "pre_job", "pid": str(pid_file)}, log=str(log)
+    )
+    done = await ingest.run(job, limit=30)
+    assert time.monotonic() - started < 20
+    assert done.state is JobState.FAILED
+    assert done.error is not None
+    assert done.error.startswith("pre_job failed: timed out after 1 s"), done.error
+    assert "replaced and ended" in done.error
+    assert await _ended(int(pid_file.read_text())), "the child stuck in pre_job still runs"
+    assert "pre_data_obj_create" not in (log.read_text() if log.exists() else "")
+    # the worker goes on: a new child runs the next job
+    again = await ingest.run(ingest.configured(make_tree(tmp_path / "src2", 1)), limit=30)
+    assert again.state is JobState.COMPLETED and again.counters["files_failed"] == 0
+
+
+async def test_a_stuck_post_job_is_stopped_and_shown_as_the_jobs_error(ingest, tmp_path):
+    """The anchor calls ``post_job`` in ``after_return`` of the pass's last task, outside its
+    time limit. Ours: bounded; the pass still ends (its files are in), with the error."""
+    src = make_tree(tmp_path / "src", 2)
+    pid_file = tmp_path / "post.pid"
+    await ingest.start(1)
+    job = ingest.configured(src, timeout=1, hang_job={"hook": "post_job", "pid": str(pid_file)})
+    done = await ingest.run(job, limit=30)
+    assert done.state is JobState.COMPLETED
+    assert done.counters["files_created"] == 2
+    assert done.error is not None
+    assert done.error.startswith("post_job failed: timed out after 1 s"), done.error
+    assert await _ended(int(pid_file.read_text())), "the child stuck in post_job still runs"
+
+
+HANG_PRE_JOB = """
+import os, time
+from shared.ingest.core import Core
+
+class event_handler(Core):
+    @staticmethod
+    def pre_job(hdlr_mod, logger, meta):
+        with open(meta["append_json"]["pid"], "w") as f:
+            f.write(str(os.getpid()))
+        while True:
+            time.sleep(3600)
+"""
+
+
+async def test_the_jobs_timeout_bounds_a_handler_without_a_timeout_hook(ingest, tmp_path):
+    """The job's ``timeout`` option (REST ``timeout``, as the anchor's REST API took it;
+    ``--timeout``) is the limit when the handler has no ``timeout()``."""
+    src = make_tree(tmp_path / "src", 1)
+    pid_file = tmp_path / "pre.pid"
+    await ingest.start(1)
+    job = ingest.job(src, None, append_json={"pid": str(pid_file)}, timeout=1.5)
+    job.handler, job.handler_label = HANG_PRE_JOB, "hang.py"
+    done = await ingest.run(job, limit=30)
+    assert done.state is JobState.FAILED
+    assert done.error is not None and "timed out after 1.5 s" in done.error
+    assert await _ended(int(pid_file.read_text()))

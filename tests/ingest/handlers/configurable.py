@@ -17,6 +17,12 @@ def _record(meta, hook):
     if path:
         with open(path, "a") as f:
             f.write(f"{hook} {meta.get('target')}\n")
+    hang = _cfg(meta).get("hang_job")  # {"hook": "pre_job", "pid": file}: never returns
+    if hang and hang["hook"] == hook:
+        with open(hang["pid"], "w") as f:
+            f.write(str(os.getpid()))
+        while True:  # pure Python: nothing to interrupt but the process
+            time.sleep(3600)
 
 
 class event_handler(Core):
