@@ -135,6 +135,11 @@ class SigningSettings(BaseModel):
 DEFAULT_INGEST_STORE = Path(__file__).resolve().parents[1] / ".local" / "ingest.sqlite"
 
 
+#: The S3 endpoints ingest jobs may read from unless ``STAGER_INGEST__S3_ENDPOINTS`` says
+#: otherwise: AWS S3 (the anchor's default endpoint and its regional forms), nothing else.
+DEFAULT_S3_ENDPOINTS = ("s3.amazonaws.com", "s3.*.amazonaws.com", "s3-*.amazonaws.com")
+
+
 class IngestStoreSettings(BaseModel):
     """The ingest job store and job policy: read by the API (REST), the ingest workers and
     the CLI alike (``STAGER_INGEST__…``); services nest it (or a subclass of it) as ``ingest``.
@@ -163,6 +168,13 @@ class IngestStoreSettings(BaseModel):
         default=86400.0,
         ge=0,
         description="seconds a finished (completed, failed, stopped) ingest job is kept; 0: ever",
+    )
+    s3_endpoints: list[str] = Field(
+        default=list(DEFAULT_S3_ENDPOINTS),
+        description="the S3 endpoints (and proxies) ingest jobs may read from: host or "
+        "host:port patterns, wildcards allowed ('*.example.org', '127.0.0.1:*'); a pattern "
+        "without a port allows the standard one. Default: AWS S3 only. The API and the CLI "
+        "refuse other jobs at submission, the ingest workers before they connect",
     )
 
 

@@ -70,9 +70,9 @@ REFUSED = {
 #: ``REFUSED`` options that are flags (the rest take a value).
 _FLAGS = ("profile", "list_dir", "scan_dir_list")
 WAIT_HINT_AFTER = 15.0
-#: The anchor's queue options and their defaults: only the defaults are taken (see
-#: ``job_from_args``).
-QUEUES = {"restart_queue": "restart", "path_queue": "path", "file_queue": "file"}
+#: The anchor's queue options and their defaults: only the defaults are taken
+#: (:func:`policy.check_queues`).
+QUEUES = policy.QUEUES
 
 
 @dataclass
@@ -213,12 +213,7 @@ def job_from_args(
 ) -> Job:
     """Validate the start options into a job (raises ``StagerError``/``ValueError``)."""
     s = settings or IngestWorkerSettings()
-    for name, default in QUEUES.items():
-        if getattr(args, name, default) != default:
-            raise InvalidInput(
-                f"--{name} {getattr(args, name)}: ingest jobs share the workers' queues "
-                f"(<prefix>.ingest.dirs/.files); a job cannot have its own (omit --{name})"
-            )
+    policy.check_queues({name: getattr(args, name, None) for name in QUEUES})
     joblog.check_options(args.log_when, args.log_interval, args.log_level)
     owner = job_owner(args.owner, s, os.geteuid() if euid is None else euid)
     source = s3_source(args, s.s3_endpoints)

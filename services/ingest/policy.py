@@ -161,3 +161,25 @@ def load_yaml(text: str) -> Any:
     """Parse an ingest job body: YAML's safe subset, without anchors or aliases, at most
     :data:`MAX_YAML_DEPTH` levels deep (deeper raises :class:`YamlTooDeep`)."""
     return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+#: The anchor's per-job queue options and their defaults (``irods_sync start
+#: --restart_queue/--path_queue/--file_queue``; its REST API took the same fields).
+QUEUES = {"restart_queue": "restart", "path_queue": "path", "file_queue": "file"}
+
+
+def check_queues(given: dict[str, str | None], flag: str = "--") -> None:
+    """Refuse a queue name other than the anchor's default (``flag``: ``--`` for the CLI's
+    options, ``""`` for the REST fields): this ingest's workers consume one pair of queues,
+    so a job that named its own would never reach the workers the user meant."""
+    for name, default in QUEUES.items():
+        value = given.get(name)
+        if value is not None and value != default:
+            raise InvalidInput(
+                f"{flag}{name} {value}: a job cannot have its own queues (ingest workers "
+                f"consume <prefix>.ingest.dirs/.files, shared by every job of their job "
+                f"store); omit {flag}{name}. To run jobs on workers of their own, start those "
+                f"workers with their own STAGER_INGEST__DB_URL and STAGER_BROKER__PREFIX and "
+                f"submit the jobs to that job store",
+                errors=[{"field": name, "message": "only the default, " + default}],
+            )

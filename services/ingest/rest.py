@@ -19,7 +19,7 @@ compiles a handler to check it, never runs it. Roots must lie under the allowed 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import yaml
@@ -83,6 +83,10 @@ class IngestRequest(BaseModel):
         description="the seed's --all (renamed --ignore_cache there): true re-syncs files "
         "that look unchanged, as ignore_cache",
     )
+    # the anchor's queue names: only their defaults (a job cannot have its own queues)
+    restart_queue: str | None = Field(default=None, max_length=255, description="only 'restart'")
+    path_queue: str | None = Field(default=None, max_length=255, description="only 'path'")
+    file_queue: str | None = Field(default=None, max_length=255, description="only 'file'")
     #: the name of a handler file in the operator's handler directory
     event_handler: str | None = Field(default=None, max_length=128)
     # An S3 source (the anchor's --s3_* options): a job is an S3 job when it names its
@@ -149,6 +153,7 @@ def job_from_request(
 ) -> Job:
     """Validate a request into a job (raises ``InvalidInput`` saying what to fix)."""
     s = settings or IngestStoreSettings()
+    policy.check_queues({n: getattr(body, n) for n in policy.QUEUES}, flag="")
     source = s3_source(body)
     if source is None:
         root = policy.resolve_root(body.root, s.allowed_roots)
@@ -157,6 +162,7 @@ def job_from_request(
             root = s3.normal_root(body.root)
         except ValueError as e:
             raise InvalidInput(str(e), errors=[{"field": "root", "message": str(e)}]) from None
+        check_endpoints(source, s.s3_endpoints)
     try:
         Excludes.build(body.exclude_file_type, body.exclude_file_name, body.exclude_directory_name)
     except ValueError as e:
@@ -230,7 +236,7 @@ def s3_source(body: IngestRequest) -> s3.S3Source | None:
         return None
     fields: dict[str, Any] = {n[3:]: getattr(body, n) for n in S3_FIELDS if n in given}
     try:
-        return s3.S3Source(
+        source = s3.S3Source(
             keypair=body.s3_keypair, secure=not body.s3_insecure_connection, **fields
         )
     except ValidationError as e:
@@ -239,6 +245,18 @@ def s3_source(body: IngestRequest) -> s3.S3Source | None:
             for err in validation_errors(e, root="keypair")
         ]
         raise InvalidInput(validation_summary(errors), errors=errors) from None
+    return source
+
+
+def check_endpoints(source: s3.S3Source, allowed: Sequence[str]) -> None:
+    """The source's endpoint and proxy must match ``allowed`` (``STAGER_INGEST__S3_ENDPOINTS``,
+    the setting the workers enforce before they connect): else 400 naming the field, at
+    submission, rather than a job that fails once a worker takes it."""
+    try:
+        s3.check_endpoints(source, allowed)
+    except s3.EndpointRefused as e:
+        field = "s3_proxy_url" if str(e).startswith("S3 proxy") else "s3_endpoint_domain"
+        raise InvalidInput(str(e), errors=[{"field": field, "message": str(e)}]) from None
 
 
 async def _body(request: web.Request) -> Any:

@@ -38,11 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.ingest.errors import IngestError
 from services.ingest.scanner import Entry, Excludes, Listing
 from shared.ingest.utils import Operation
+from shared.settings import DEFAULT_S3_ENDPOINTS
 
 DEFAULT_ENDPOINT = "s3.amazonaws.com"
 #: The endpoints an ingest worker may contact unless ``STAGER_INGEST__S3_ENDPOINTS`` says
-#: otherwise: AWS S3 (the anchor's default endpoint and its regional forms), nothing else.
-DEFAULT_ALLOWED_ENDPOINTS = ("s3.amazonaws.com", "s3.*.amazonaws.com", "s3-*.amazonaws.com")
+#: otherwise (the API and the CLI read the same setting: ``shared.settings``).
+DEFAULT_ALLOWED_ENDPOINTS = DEFAULT_S3_ENDPOINTS
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CHUNK_MIB = 8
 #: The AVU holding an ingested object's ETag (ours: the seed keeps it in Redis, if at all).

@@ -19,7 +19,6 @@ from typing import Self
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from services.ingest.constants import DEFAULT_CONCURRENCY
-from services.ingest.s3 import DEFAULT_ALLOWED_ENDPOINTS
 from shared.errors import ConfigError
 from shared.irods import ClientEnvironmentError, client_environment
 from shared.settings import IngestStoreSettings, IrodsSettings, StagerSettings
@@ -37,12 +36,6 @@ class IngestWorkerSettings(IngestStoreSettings):
     )
     max_uid: int = Field(
         default=DEFAULT_MAX_UID, ge=1, description="highest uid a job owner may have (root worker)"
-    )
-    s3_endpoints: list[str] = Field(
-        default=list(DEFAULT_ALLOWED_ENDPOINTS),
-        description="the S3 endpoints (and proxies) ingest jobs may read from: host or "
-        "host:port patterns, wildcards allowed ('*.example.org', '127.0.0.1:*'); a pattern "
-        "without a port allows the standard one. Default: AWS S3 only",
     )
     claim_lease: float = Field(
         default=60.0,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.ingest.cli import Env, main
-from services.ingest.store import JobState
+from services.ingest.store import JobState, JobStore
 from tests.ingest.conftest import HANDLERS, make_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,3 +220,51 @@ def test_start_rechecks_roots_and_owner(tmp_path, owner, monkeypatch, unix_user)
     code, _, err = run_main("start", str(allowed), target, *db, *as_owner)
     assert code == 2 and "'/' would allow every directory" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "given",
+    [["--restart_queue", "mine"], ["--path-queue", "p2"], ["--file_queue", "fast"]],
+)
+def test_own_queue_names_are_refused_saying_what_to_do_instead(tmp_path, owner, monkeypatch, given):
+    """automated ingest 0.7.0 routes a job's tasks to the celery queues it names
+    (``irods_sync start --restart_queue/--path_queue/--file_queue``, defaults restart, path,
+    file) for workers started with ``-Q``. Here every worker of a job store consumes the
+    same pair of queues, so another name is a usage error (exit 2) that says how to give
+    jobs their own workers; the defaults are accepted. No job is written."""
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps([str(tmp_path)]))
+    store = tmp_path / "x.sqlite"
+    db = ["--db-url", f"sqlite+aiosqlite:///{store}", "--owner", owner.pw_name]
+    code, out, err = run_main("start", str(tmp_path), "/tempZone/x", *given, *db)
+    name = given[0].lstrip("-").replace("-", "_")
+    assert code == 2, err
+    assert err.startswith(f"stager ingest: --{name} {given[1]}: a job cannot have its own queues")
+    assert "STAGER_INGEST__DB_URL and STAGER_BROKER__PREFIX" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == "" and not store.exists()
+    defaults = ["--restart_queue", "restart", "--path_queue", "path", "--file_queue", "file"]
+    code, out, err = run_main("start", str(tmp_path), "/tempZone/x", *defaults, *db)
+    assert code == 0, err
+
+
+def test_timeout_option_is_stored(tmp_path, owner, monkeypatch):
+    """``--timeout`` (the anchor's before its handler hook replaced it): the job's limit
+    for a handler without ``timeout()``; not a positive number: exit 2."""
+    monkeypatch.setenv("STAGER_INGEST__ALLOWED_ROOTS", json.dumps([str(tmp_path)]))
+    url = f"sqlite+aiosqlite:///{tmp_path}/x.sqlite"
+    db = ["--db-url", url, "--owner", owner.pw_name]
+    code, _, err = run_main("start", str(tmp_path), "/tempZone/x", "--timeout", "0", *db)
+    assert code == 2 and "timeout" in err and "Traceback" not in err, err
+    code, _, err = run_main(
+        "start", str(tmp_path), "/tempZone/x", "--timeout", "90", "--job_name", "t", *db
+    )
+    assert code == 0, err
+
+    async def stored() -> float | None:
+        store = await JobStore.open(url)
+        try:
+            return (await store.get("t")).options.timeout
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored()) == 90

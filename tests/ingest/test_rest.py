@@ -100,6 +100,9 @@ async def test_put_yaml_as_the_seed_did(client, tmp_path):
     job = await client.store.get("yaml-job")
     assert job.interval == 60 and job.handler == handler and job.options.append_json == {"a": 1}
     assert job.options.irods_idle_disconnect_seconds == 7
+    # the seed's REST fields: timeout (its job-level limit; here the limit for a handler
+    # without timeout()) and all (its --all, renamed --ignore_cache there)
+    assert job.options.timeout == 10 and job.options.ignore_cache is True
 
 
 @pytest.mark.parametrize(
@@ -211,3 +214,63 @@ def test_job_owner_rules():
     assert job_owner(service, "bob") == "bob"
     with pytest.raises(Forbidden, match="root"):
         job_owner(service, "root")
+
+
+@pytest.mark.parametrize(
+    ("extra", "limit", "ignore_cache"),
+    [
+        ({}, None, False),
+        ({"all": False}, None, False),
+        ({"all": True}, None, True),
+        ({"ignore_cache": True, "all": False}, None, True),
+        ({"timeout": 2.5}, 2.5, False),
+    ],
+)
+async def test_timeout_and_all_are_applied(client, tmp_path, extra, limit, ignore_cache):
+    """The seed's REST API (automated ingest 0.5 ``flask_app.py``; its README's ``submit.yaml``
+    has ``timeout:`` and ``all:``) took both; ``all`` was its ``--all`` ("ignores cached last
+    sync time", commit b41ff9b), which became ``--ignore_cache`` (0865060)."""
+    src = make_tree(tmp_path / "src", 1)
+    body = {"root": str(src), "target": "/tempZone/home/rods/t", "owner": "alice", **extra}
+    r = await client.put("/v1/ingest/t", json=body, headers=GOOD)
+    assert r.status == 201, await r.text()
+    job = await client.store.get("t")
+    assert job.options.timeout == limit and job.options.ignore_cache is ignore_cache
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": "soon"}, "timeout"),
+        ({"all": "maybe"}, "all"),
+    ],
+)
+async def test_bad_timeout_or_all_is_a_400_naming_it(client, tmp_path, extra, says):
+    body = {"root": str(tmp_path), "target": "/tempZone/home/rods/t", "owner": "alice", **extra}
+    r = await client.put("/v1/ingest/t", json=body, headers=GOOD)
+    assert r.status == 400
+    problem = await r.json()
+    assert says in {e["field"] for e in problem["errors"]}, problem
+
+
+@pytest.mark.parametrize("field", ["restart_queue", "path_queue", "file_queue"])
+async def test_own_queue_names_are_refused_saying_what_to_do(client, tmp_path, field):
+    """The seed's REST API defaulted ``file_queue``/``path_queue``/``restart_queue`` to
+    file, path, restart and routed the job's tasks there. The defaults are accepted (a
+    script written for it may send them); another name is a 400 naming the field and how
+    to give jobs workers of their own, and no job is written."""
+    src = make_tree(tmp_path / "src", 1)
+    body = {"root": str(src), "target": "/tempZone/home/rods/q", "owner": "alice"}
+    r = await client.put("/v1/ingest/q", json={**body, field: "mine"}, headers=GOOD)
+    assert r.status == 400
+    problem = await r.json()
+    assert field in {e["field"] for e in problem["errors"]}
+    assert "a job cannot have its own queues" in problem["detail"]
+    assert "STAGER_BROKER__PREFIX" in problem["detail"]
+    r = await client.get("/v1/ingest/q", headers=GOOD)
+    assert r.status == 404
+    defaults = {"restart_queue": "restart", "path_queue": "path", "file_queue": "file"}
+    r = await client.put("/v1/ingest/q", json={**body, **defaults}, headers=GOOD)
+    assert r.status == 201, await r.text()

@@ -532,7 +532,12 @@ async def _rest_client(db_url: str, owner: str) -> TestClient:
 
     app = web.Application(middlewares=[error_middleware])
     handlers = str(Path(__file__).parent / "handlers")
-    settings = IngestStoreSettings(db_url=db_url, allowed_roots=["/nowhere"], handler_dir=handlers)
+    settings = IngestStoreSettings(
+        db_url=db_url,
+        allowed_roots=["/nowhere"],
+        handler_dir=handlers,
+        s3_endpoints=["127.0.0.1:*"],  # the tests' S3 server, as the workers' setting
+    )
     authorize = principals_allowed(authenticate, ["manager"])
     app.add_subapp("/v1/ingest", make_app(db_url=db_url, authorize=authorize, settings=settings))
     client = TestClient(TestServer(app))
@@ -567,6 +572,24 @@ REST = {"Authorization": "Bearer manager"}
         ({"s3_keypair": "/k", "s3_proxy_url": "ftp://proxy"}, "s3_proxy_url", "http://host"),
         ({"s3_keypair": "/k", "root": "/B_ad"}, "root", "not a valid bucket name"),
         ({"s3_keypair": "/k", "s3_access_key": "AKIA"}, "s3_access_key", "Extra inputs"),
+        # the operator's allow-list (STAGER_INGEST__S3_ENDPOINTS), checked at submission
+        (
+            {"s3_keypair": "/k", "s3_endpoint_domain": "169.254.169.254"},
+            "s3_endpoint_domain",
+            "S3 endpoint 169.254.169.254 is not allowed: the ingest workers may contact only "
+            "the S3 endpoints in STAGER_INGEST__S3_ENDPOINTS (127.0.0.1:*): use one of those, "
+            "or ask the operator to add it",
+        ),
+        ({"s3_keypair": "/k"}, "s3_endpoint_domain", "S3 endpoint s3.amazonaws.com is not"),
+        (
+            {
+                "s3_keypair": "/k",
+                "s3_endpoint_domain": "127.0.0.1:9000",
+                "s3_proxy_url": "http://10.0.0.1:3128",
+            },
+            "s3_proxy_url",
+            "S3 proxy 10.0.0.1:3128 is not allowed",
+        ),
     ],
 )
 async def test_rest_bad_s3_options_are_400s_naming_the_field(tmp_path, owner, extra, field, says):
@@ -648,5 +671,26 @@ async def test_rest_s3_job_end_to_end(ingest, irods_session, s3_server, s3_bucke
         failed = await ingest.wait("s3rest2")
         assert failed.state is JobState.FAILED
         assert failed.error == f"cannot read the S3 key-pair file {kp}: Permission denied"
+    finally:
+        await client.close()
+
+
+async def test_rest_allowed_endpoint_is_accepted_and_the_api_reads_the_workers_setting(
+    tmp_path, owner, monkeypatch
+):
+    """The API and the workers read the one STAGER_INGEST__S3_ENDPOINTS (shared settings):
+    what the API accepts, the workers may contact."""
+    from services.api.settings import ApiSettings
+    from services.ingest.settings import IngestSettings
+
+    monkeypatch.setenv("STAGER_INGEST__S3_ENDPOINTS", '["minio.lan:9000"]')
+    assert ApiSettings().ingest.s3_endpoints == ["minio.lan:9000"]
+    assert IngestSettings().ingest.s3_endpoints == ["minio.lan:9000"]
+    client = await _rest_client(f"sqlite+aiosqlite:///{tmp_path}/rest.sqlite", owner.pw_name)
+    try:
+        body = {"root": "/bkt", "target": "/tempZone/home/rods/x", "owner": owner.pw_name}
+        body |= {"s3_keypair": "/k", "s3_endpoint_domain": "127.0.0.1:9000"}
+        r = await client.put("/v1/ingest/ok", json=body, headers=REST)
+        assert r.status == 201, await r.text()
     finally:
         await client.close()
