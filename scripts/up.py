@@ -42,7 +42,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -236,6 +236,35 @@ class Child:
 # --- the stack -----------------------------------------------------------------------------
 
 
+def ingest_password_source(environ: Mapping[str, str]) -> str | None:
+    """Where the ingest worker's iRODS password comes from, as it reads its settings
+    (``services.ingest.settings``): ``STAGER_IRODS__PASSWORD``, else (unless
+    ``STAGER_INGEST__CLIENT_ENVIRONMENT`` is false) the iRODS client environment:
+    ``IRODS_PASSWORD`` or the ``.irodsA`` that ``iinit`` wrote. None: no password."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.irods import ClientEnvironmentError, client_environment
+
+    if "STAGER_IRODS__PASSWORD" in environ:
+        return "STAGER_IRODS__PASSWORD"
+    flag = environ.get("STAGER_INGEST__CLIENT_ENVIRONMENT", "true")
+    try:
+        use_client_environment = TypeAdapter(bool).validate_python(flag)
+    except ValidationError:
+        raise SystemExit(
+            f"up: STAGER_INGEST__CLIENT_ENVIRONMENT={flag!r} is not a boolean: set true or false"
+        ) from None
+    if not use_client_environment:
+        return None
+    if environ.get("IRODS_PASSWORD"):
+        return "IRODS_PASSWORD"
+    try:
+        found = client_environment(environ)
+    except ClientEnvironmentError as e:
+        raise SystemExit(f"up: {e}") from None
+    return "the iRODS authentication file (.irodsA)" if found.get("password") else None
+
+
 @dataclass
 class Stack:
     """What runs, where, and how to reach it."""
@@ -371,12 +400,12 @@ class Stack:
         The API (REST), the CLI and the ingest worker read the same ``STAGER_INGEST__DB_URL``
         (and the same broker prefix and iRODS settings as everything else); ``streamer`` may
         start and stop ingest jobs locally. With a real iRODS the ingest worker runs only when
-        ``STAGER_IRODS__PASSWORD`` gives it an account to log in with.
+        it has a password to log in with (:func:`ingest_password_source`).
         """
         self.setdefault("INGEST__DB_URL", f"sqlite+aiosqlite:///{self.local / 'ingest.sqlite'}")
         self.setdefault("INGEST_MANAGERS", json.dumps([f"service:{STREAMER}"]))
         self.setdefault("INGEST__ALLOWED_ROOTS", json.dumps([DEMO_DIR]))  # roots ingest may read
-        worker = self.test_irods or "STAGER_IRODS__PASSWORD" in os.environ
+        worker = self.test_irods or ingest_password_source(os.environ) is not None
         # no ingest worker: the API refuses ingest jobs (503) rather than let them wait
         self.setdefault("INGEST__WORKERS", "true" if worker else "false", force=not worker)
         return worker

@@ -63,3 +63,58 @@ def test_without_a_password_no_worker_and_the_api_refuses(
     assert stack.configure_ingest() is False
     assert os.environ["STAGER_INGEST__WORKERS"] == "false"
     assert ApiSettings().ingest.workers is False
+
+
+def test_irods_password_counts_as_the_ingest_workers_credential(
+    real_zone_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As automated ingest's sessions, the ingest worker logs in with ``IRODS_PASSWORD`` when
+    no ``STAGER_IRODS__PASSWORD`` is set (``services.ingest.settings``): make up starts it."""
+    monkeypatch.setenv("IRODS_PASSWORD", "from-irods-env")
+    stack = _stack(real_zone_env)
+    assert stack.configure_ingest() is True
+    assert os.environ["STAGER_INGEST__WORKERS"] == "true"
+    assert IngestSettings().irods.password.get_secret_value() == "from-irods-env"
+
+
+def test_an_iinit_irodsa_counts_as_the_ingest_workers_credential(
+    real_zone_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/.irods/.irodsA`` written by ``iinit`` (python-irodsclient's obfuscation, as
+    ``iinit`` writes it for this uid) is the password the worker logs in with."""
+    from irods.password_obfuscation import encode
+
+    irods_dir = real_zone_env / ".irods"
+    irods_dir.mkdir()
+    (irods_dir / ".irodsA").write_text(encode("from-iinit"))
+    stack = _stack(real_zone_env)
+    assert stack.configure_ingest() is True
+    assert os.environ["STAGER_INGEST__WORKERS"] == "true"
+    assert IngestSettings().irods.password.get_secret_value() == "from-iinit"
+
+
+def test_no_client_environment_means_irodsa_does_not_count(
+    real_zone_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``STAGER_INGEST__CLIENT_ENVIRONMENT=false``: the worker would not read ``.irodsA``,
+    so make up starts none (and the API refuses ingest jobs)."""
+    from irods.password_obfuscation import encode
+
+    (real_zone_env / ".irods").mkdir()
+    (real_zone_env / ".irods" / ".irodsA").write_text(encode("from-iinit"))
+    monkeypatch.setenv("IRODS_PASSWORD", "ignored-too")
+    monkeypatch.setenv("STAGER_INGEST__CLIENT_ENVIRONMENT", "false")
+    stack = _stack(real_zone_env)
+    assert stack.configure_ingest() is False
+    assert ApiSettings().ingest.workers is False
+    assert IngestSettings().irods.password.get_secret_value() == ""
+
+
+def test_an_unreadable_irods_environment_stops_make_up_saying_which_file(
+    real_zone_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = real_zone_env / "env.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("IRODS_ENVIRONMENT_FILE", str(bad))
+    with pytest.raises(SystemExit, match=f"up: cannot read the iRODS environment file {bad}"):
+        _stack(real_zone_env).configure_ingest()
