@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from devtools.irods_server.launcher import ServerProcess
 from services.ingest.store import JobState
-from tests.ingest.conftest import append
+from tests.ingest.conftest import append, rods_account
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples" / "landing_zone.py"
@@ -61,3 +66,30 @@ async def test_delete_after_verified_put(ingest, irods_session, tmp_path):
     assert job.counters["files_created"] == 1 and job.counters["files_failed"] == 0
     assert not (zone / "x.dat").exists()
     assert irods_session.data_objects.get(f"{ingest.collection}/x.dat").size == 5000
+
+
+@pytest.fixture(scope="module")
+def md5_zone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A zone whose default_hash_scheme is MD5 (as server_config.json can set it)."""
+    with ServerProcess(tmp_path_factory.mktemp("md5") / "data", hash_scheme="MD5") as srv:
+        yield srv
+
+
+async def test_verifies_in_an_md5_zones_scheme(ingest, md5_zone, tmp_path):
+    """On an MD5 zone iRODS answers the checksum request (API 629) with 32 hex digits, no
+    ``sha2:``: the file is hashed in MD5 to compare, and leaves the zone once it matches."""
+    zone, done = tmp_path / "zone", tmp_path / "done"
+    zone.mkdir()
+    data = b"m" * 70_000
+    append(zone / "m.dat", data, later=None)
+    age(zone / "m.dat", 600)
+    ingest.give(zone)
+    ingest.account = rods_account(md5_zone)
+    await ingest.start(1)
+    job = await ingest.run(landing_job(ingest, zone, after="move", done_dir=str(done), min_age=60))
+    assert job.state is JobState.COMPLETED, job.error
+    assert job.counters["files_created"] == 1 and job.counters["files_failed"] == 0
+    assert (done / "m.dat").read_bytes() == data and not (zone / "m.dat").exists()
+    with md5_zone.session() as s:
+        obj = s.data_objects.get(f"{ingest.collection}/m.dat")
+        assert obj.checksum == hashlib.md5(data, usedforsecurity=False).hexdigest()

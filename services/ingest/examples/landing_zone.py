@@ -8,24 +8,26 @@ Use with a periodic job on the directory instruments write into::
 
 For every file older than ``min_age`` seconds (default 300: instruments may still be
 writing younger ones) the job copies the file into the target collection
-(``PUT_SYNC``), asks iRODS for the object's SHA-256 and compares it with the file's own.
-Only when they match is the file handled as ``after`` says:
+(``PUT_SYNC``), asks iRODS for the object's checksum and compares it with the file's own,
+hashed in the checksum's scheme: SHA256 (``sha2:``) or MD5, whichever the zone's
+``default_hash_scheme`` is (``shared.checksums``). Only when they match is the file handled
+as ``after`` says:
 
 - ``"move"``: renamed into ``done_dir``, keeping its path relative to the job's root;
 - ``"delete"``: removed;
 - ``"keep"`` (default): left in place (a dry run of the policy).
 
-A file whose checksum does not match stays where it is and the file counts as failed,
+A file whose checksum does not match (or comes in a scheme this handler cannot compute,
+e.g. ``sha512:``) stays where it is and the file counts as failed,
 so ``--synchronous`` exits non-zero and the next pass tries again.  Deletions on the
 filesystem never delete anything in iRODS (``DeleteMode.DO_NOT_DELETE``).
 """
 
-import base64
-import hashlib
 import os
 import time
 from typing import Any
 
+from shared.checksums import file_checksum, same, scheme_of
 from shared.ingest.core import Core
 from shared.ingest.utils import DeleteMode, Operation
 
@@ -35,14 +37,6 @@ DEFAULT_MIN_AGE = 300.0
 def _config(meta: dict[str, Any]) -> dict[str, Any]:
     cfg = meta.get("append_json") or {}
     return cfg if isinstance(cfg, dict) else {}
-
-
-def _sha256_b64(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 * 1024 * 1024), b""):
-            digest.update(block)
-    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 class event_handler(Core):
@@ -76,9 +70,15 @@ class event_handler(Core):
         if not args or args[0] is Operation.NO_OP or "mtime" not in meta:
             return  # NO_OP (a young file) or a collection event
         path, target = meta["path"], meta["target"]
-        remote = session.data_objects.chksum(target)
-        if not remote.startswith("sha2:") or remote[5:] != _sha256_b64(path):
-            raise RuntimeError(f"checksum mismatch for {target}: file kept")
+        remote = str(session.data_objects.chksum(target))
+        scheme = scheme_of(remote)
+        if scheme is None:
+            raise RuntimeError(
+                f"iRODS checksum {remote!r} of {target} is neither sha2: nor MD5, which this "
+                "handler cannot verify: file kept"
+            )
+        if not same(file_checksum(path, scheme=scheme), remote):
+            raise RuntimeError(f"checksum mismatch for {target} ({scheme}): file kept")
         after = _config(meta).get("after", "keep")
         if after == "delete":
             os.remove(path)
