@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "timeout",
         type=float,
         help="seconds each task's work and pre_job/post_job may take when the handler has no "
-        "timeout() hook (default: such a handler is not bounded)",
+        "timeout() hook (default 3600)",
     )
     _opt(start, "exclude_file_name", nargs="+", action="extend", default=[], help="regexes")
     _opt(start, "exclude_directory_name", nargs="+", action="extend", default=[], help="regexes")

@@ -155,15 +155,9 @@ class EventHandler:
             return 0
         return max(0, int(self._get("max_retries")(self.cls, logger, meta)))
 
-    @property
-    def bounded(self) -> bool:
-        """Whether calls are run under a limit: the handler has a ``timeout`` hook or the
-        job its own ``timeout`` (else nothing is timed, as nothing could time out)."""
-        return self.has("timeout") or self.default_timeout is not None
-
     def timeout(self, logger: Any, meta: dict[str, Any]) -> float:
         """The handler's ``timeout`` hook wins (it sees each file's ``meta``); without it
-        the job's ``timeout``, else 3600 s."""
+        the job's ``timeout``, else 3600 s (the anchor's default ``soft_time_limit``)."""
         if not self.has("timeout"):
             return DEFAULT_TIMEOUT if self.default_timeout is None else self.default_timeout
         return float(self._get("timeout")(self.cls, logger, meta))

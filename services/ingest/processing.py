@@ -338,7 +338,7 @@ class Context:
         return self._timed(meta, func)
 
     def _timed(self, meta: dict[str, Any], func: Callable[[], T], session: Any = None) -> T:
-        if self.timeouts is None or not self.handler.bounded:
+        if self.timeouts is None:
             return func()
         limit = self.handler.timeout(self.logger, meta)
         future = self.timeouts.submit(func)

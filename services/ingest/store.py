@@ -69,7 +69,7 @@ class IngestOptions(BaseModel):
     #: close iRODS connections idle this long (the anchor's --irods_idle_disconnect_seconds)
     irods_idle_disconnect_seconds: int = Field(default=60, ge=1)
     #: seconds each task's work (and pre_job/post_job) may take when the handler has no
-    #: ``timeout`` hook (REST ``timeout``, ``--timeout``; None: such a handler is unbounded)
+    #: ``timeout`` hook (REST ``timeout``, ``--timeout``; None: 3600, the anchor's default)
     timeout: float | None = Field(default=None, gt=0)
     #: the Unix user the job's work should run as (None: the workers' default)
     owner: str | None = None

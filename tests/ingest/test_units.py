@@ -174,6 +174,26 @@ def test_bad_handler_sources(source, message):
         EventHandler.from_source(source, "h.py")
 
 
+TIMEOUT_HOOK = """
+from shared.ingest.core import Core
+
+class event_handler(Core):
+    @staticmethod
+    def timeout(hdlr_mod, logger, meta):
+        return meta["limit"]
+"""
+
+
+def test_the_limit_of_a_task_hook_then_job_option_then_3600():
+    """automated ingest 0.7.0 (``custom_event_handler.timeout``): the handler's
+    ``timeout(hdlr, logger, meta)``, else 3600, the ``soft_time_limit`` of every task. The
+    job's ``timeout`` option stands in for 3600; the hook wins over it."""
+    assert EventHandler.from_source(None).timeout(None, {}) == 3600
+    assert EventHandler.from_source(None, timeout=12.5).timeout(None, {}) == 12.5
+    hooked = EventHandler.from_source(TIMEOUT_HOOK, "t.py", timeout=12.5)
+    assert hooked.timeout(None, {"limit": 7}) == 7
+
+
 def test_bad_character_map_is_refused():
     with pytest.raises(HandlerError, match="single characters"):
         EventHandler.from_file(str(HANDLERS / "bad_charmap.py"))
