@@ -218,7 +218,7 @@ def job_hook(ctx: Any, op: Op, request: Request) -> None:
             else ""
         )
         raise TimedOut(
-            f"{e} (the handler's timeout(), else the job's timeout option){stopped}",
+            f"{e} (the handler's timeout(), else the job's timeout option, else 3600 s){stopped}",
             hung=e.hung,
         ) from e
 
