@@ -1,28 +1,37 @@
 """Run python-irodsclient's own test modules against a fresh test server.
 
     python -m devtools.irods_server.conformance [-v] [--modules file_test ...]
-        [--timeout SECONDS] [--module-timeout SECONDS] [--presents 5.0.2] [--run-as ACCOUNT]
+        [--timeout SECONDS] [--module-timeout SECONDS] [--presents 4.3.4 5.0.2 ...]
+        [--run-as ACCOUNT]
 
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
 installed package (``irods.test.<module>``) in its own ``python`` subprocess with a
-per-test time limit. Run as root with ``--run-as ACCOUNT`` (e.g. ``nobody``) it runs each
-server as that unprivileged account, as a real server refuses root; by default it keeps
-root (with ``--allow-root``): PRC modules leave root-owned vaults in /tmp that an unprivileged
-server of a later run could not write. Tests listed in
-``prc_skips.toml`` are skipped with their reason.
+per-test time limit, with its own ``TMPDIR``. Run as root, it runs each server and each
+module as the unprivileged account ``--run-as`` (default ``irods-test``, created with
+``useradd --system`` when absent), as a real server runs as the ``irods`` account and never
+as root; ``--run-as ''`` keeps root (the server with ``--allow-root``). Tests listed in
+``prc_skips.toml`` are skipped with their reason. ``--presents`` names one or more
+releases the server presents as; the whole suite runs once per release.
 Prints per module ``passed / failed / skipped`` and ends with the line
-``N passed, N failed, N skipped``; exits 1 if any test that was not skipped failed.
+``N passed, N failed, N skipped`` (per release, then ``total: ...`` over several);
+exits 1 if any test that was not skipped failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import dataclasses
 import json
 import os
+import pwd
+import re
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -32,6 +41,7 @@ import traceback
 import unittest
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -65,14 +75,16 @@ MODULES = (
 SKIPS_FILE = Path(__file__).with_name("prc_skips.toml")
 # the tests that pass against a real iRODS 5.0.2 zone (python-irodsclient 3.3.0, unmodified)
 REAL_ZONE_FILE = Path(__file__).with_name("prc_real_zone_passes.txt")
-# the account each server runs as when the runner is root: a real server never runs as root,
-# and exception_test's test_400 needs a vault under /home to be unwritable
-RUN_AS = ""  # root in CI (as before); pass --run-as nobody to run the servers unprivileged
+# the account each server and each module runs as when the runner is root: a real server
+# runs as the ``irods`` account and refuses root (exception_test's test_400 needs a vault
+# under /home to be unwritable). A name of its own, so that nothing else owns its files.
+RUN_AS = "irods-test"
+ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # what a root server cannot show: it may write any vault (set in the child's environment)
 ROOT_SERVER_ENV = "CONFORMANCE_SERVER_IS_ROOT"
 ROOT_SERVER_SKIPS = {
     "exception_test.TestException.test_400": "the server runs as root here, so a vault under"
-    " /home is writable; run with --run-as nobody to run this test",
+    " /home is writable; run as root without --run-as '' (or unprivileged) to run this test",
 }
 TEST_TIMEOUT = 60.0
 MODULE_TIMEOUT = 240.0
@@ -223,6 +235,123 @@ def run_child(module: str, out_path: Path, timeout: float, use_skips: bool = Tru
 # -- parent: server, environment, one subprocess per module ----------------------------------
 
 
+class AccountError(RuntimeError):
+    """The account to run the servers and the modules as cannot be used."""
+
+
+def ensure_account(name: str) -> pwd.struct_passwd:
+    """The unprivileged account ``name``; created as a system account (no login, no home)
+    with ``useradd`` when absent. AccountError if it is root or cannot be had."""
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise AccountError(f"not an account name: {name!r} (lower case letters, digits, _ and -)")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        entry = _create_account(name)
+    if entry.pw_uid == 0:
+        raise AccountError(f"--run-as {name!r} is root; name an unprivileged account")
+    return entry
+
+
+def _create_account(name: str) -> pwd.struct_passwd:
+    cmd = ["useradd", "--system", "--user-group", "--no-create-home"]
+    cmd += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        raise AccountError(
+            f"no account {name!r} to run the servers as, and no useradd to create it"
+        ) from None
+    if proc.returncode != 0:
+        raise AccountError(
+            f"could not create the account {name!r} to run the servers as:"
+            f" useradd exited {proc.returncode}: {proc.stderr.strip()}"
+        )
+    print(f"created the system account {name} (useradd --system) to run the servers as")
+    return pwd.getpwnam(name)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Who runs the servers and each module's child, and with which Python: the account's
+    uid, or None for this process (unprivileged, or root with ``--run-as ''``)."""
+
+    account: str = ""
+    uid: int | None = None
+    gid: int | None = None
+    python: tuple[str, ...] = (sys.executable,)
+    pythonpath: tuple[str, ...] = field(default=())
+    # each module gets a /tmp of its own (root, in a private mount namespace: own_tmp)
+    private_tmp: bool = False
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        if self.uid is None:
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def give(self, *paths: Path) -> None:
+        """Hand ``paths`` and everything under them to the account."""
+        if self.uid is None or self.gid is None:
+            return
+        for path in paths:
+            for top, dirs, files in os.walk(path):
+                for item in [top, *(os.path.join(top, n) for n in dirs + files)]:
+                    os.lchown(item, self.uid, self.gid)
+
+
+def runner_for(name: str) -> Runner:
+    """Root: a :class:`Runner` for account ``name`` (created if absent; '' keeps root).
+    Any other account runs everything as itself."""
+    if os.geteuid() != 0 or not name:
+        return Runner()
+    from .launcher import interpreter_for_others
+
+    entry = ensure_account(name)
+    holder: dict[str, Any] = {}
+    try:
+        python = interpreter_for_others(holder)
+    except RuntimeError as e:
+        raise AccountError(f"{e}; or pass --run-as '' to run the modules as root") from e
+    path = holder.get("env", {}).get("PYTHONPATH", "")
+    extra = tuple(p for p in path.split(os.pathsep) if p)
+    return Runner(name, entry.pw_uid, entry.pw_gid, tuple(python), extra)
+
+
+def check_runner(runner: Runner, cwd: Path) -> None:
+    """AccountError unless the account can import this runner and python-irodsclient's
+    tests (the repository and the packages must be readable by other accounts)."""
+    if runner.uid is None:
+        return
+    from .launcher import REPO_ROOT
+
+    code = f"import {__name__}, {PACKAGE}.helpers"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *runner.pythonpath])
+    proc = subprocess.run(
+        [*runner.python, "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **runner.popen_kwargs(),
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise AccountError(
+            f"the account {runner.account} cannot run the modules ({last}): the repository"
+            f" ({REPO_ROOT}) and the Python packages must be readable by other accounts;"
+            " or pass --run-as '' to run the modules as root"
+        )
+
+
+def child_command(runner: Runner, target: str, out: Path, args: argparse.Namespace) -> list[str]:
+    cmd = [*runner.python, "-m", "devtools.irods_server.conformance", "--child", target]
+    cmd += ["--package", args.package, "--out", str(out), "--timeout", str(args.timeout)]
+    return cmd + ([] if args.use_skips else ["--no-skips"])
+
+
 def read_results(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -236,25 +365,26 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def retry_failed(
-    row: dict[str, str], workdir: Path, env: dict[str, str], args: argparse.Namespace
+    row: dict[str, str],
+    workdir: Path,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    runner: Runner,
 ) -> None:
     """Run one failed test again, alone; a pass is counted but reported as flaky."""
     tid = row["id"]
     for attempt in range(1, args.retries + 1):
         out = workdir / f"retry-{tid}-{attempt}.jsonl"
-        cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--child", tid]
-        cmd += ["--package", args.package]
-        cmd += ["--out", str(out), "--timeout", str(args.timeout)]
-        cmd += [] if args.use_skips else ["--no-skips"]
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                cmd,
+                child_command(runner, tid, out, args),
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 timeout=args.timeout * 2,
                 check=False,
+                **runner.popen_kwargs(),
             )
         again = read_results(out)
         if again and all(r["outcome"] == "passed" for r in again):
@@ -265,24 +395,21 @@ def retry_failed(
 
 
 def run_module(
-    module: str, workdir: Path, env: dict[str, str], args: argparse.Namespace
+    module: str, workdir: Path, env: dict[str, str], args: argparse.Namespace, runner: Runner
 ) -> list[dict[str, str]]:
     out = workdir / f"{module}.jsonl"
-    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--child", module]
-    cmd += ["--package", args.package]
-    cmd += ["--out", str(out), "--timeout", str(args.timeout)]
-    cmd += [] if args.use_skips else ["--no-skips"]
-    log = open(workdir / f"{module}.log", "w")  # noqa: SIM115 - closed below
+    log = open(workdir.parent / f"{module}.log", "w")  # noqa: SIM115 - closed below
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            cmd,
+            child_command(runner, module, out, args),
             cwd=workdir,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             timeout=args.module_timeout,
             check=False,
+            **runner.popen_kwargs(),
         )
         crashed = proc.returncode not in (0, 1)
     except subprocess.TimeoutExpired:
@@ -296,7 +423,7 @@ def run_module(
         )
     for row in rows:
         if row["outcome"] == "failed" and row["id"].count(".") >= 2 and args.retries:
-            retry_failed(row, workdir, env, args)
+            retry_failed(row, workdir, env, args, runner)
     counts = Counter(r["outcome"] for r in rows)
     took = time.monotonic() - started
     print(
@@ -328,73 +455,122 @@ def local_host_name() -> str:
     return name if loopback and name != "localhost" else "localhost"
 
 
-def module_env(srv: Any, home: Path) -> dict[str, str]:
-    """The environment of one module's child: its own HOME with its own ``~/.irods``."""
+def module_env(srv: Any, home: Path, tmp: Path | None, runner: Runner) -> dict[str, str]:
+    """The environment of one module's child: its own HOME with its own ``~/.irods``, and
+    its own TMPDIR (PRC puts register vaults and temporary files there) unless ``tmp`` is
+    None (the module has a /tmp of its own)."""
     from .launcher import REPO_ROOT
 
-    env_file = srv.write_env(home, host=local_host_name())
+    env_file = srv.write_env(home, host=local_host_name(), client_uid=runner.uid)
     env = dict(os.environ)
+    path = [str(REPO_ROOT), *runner.pythonpath, env.get("PYTHONPATH", "")]
     env.update(
         HOME=str(home),
         IRODS_ENVIRONMENT_FILE=str(env_file),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in dict.fromkeys(path) if p),
     )
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
+    else:
+        env.pop("TMPDIR", None)
     return env
 
 
-SHARED_TMP = "/tmp"  # PRC's tests put their resources' vaults at /tmp/<resource name>
+SHARED_TMP = "/tmp"  # PRC's tests put some resources' vaults at /tmp/<resource name>
+CLONE_NEWNS = 0x00020000  # <sched.h>: a new mount namespace
+# where the run's own directories go when each module gets a /tmp of its own (not under
+# /tmp, which the module's own /tmp then hides)
+PRIVATE_TMP_BASE = "/var/tmp"
 
 
-def remove_new_vaults(account: str | None, existed: set[str]) -> None:
-    """Remove the directories the module's server (running as ``account``) made in /tmp:
-    the vaults of PRC's resources (a real server leaves them behind; a later run's server
-    might not be able to write them)."""
-    import pwd
-    import shutil
+def private_mount_namespace() -> bool:
+    """Move this process (and every process it starts from now on) into a mount namespace
+    of its own whose mounts do not propagate back, so that each module can be given a /tmp
+    of its own (:func:`own_tmp`). False where the kernel or the container refuses; then
+    nothing was mounted and the modules share the machine's /tmp."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return False
+    # a new namespace copies the propagation of /: make it private before mounting anything
+    proc = subprocess.run(["mount", "--make-rprivate", "/"], capture_output=True, check=False)
+    return proc.returncode == 0
 
-    if not account or os.geteuid() != 0:
+
+@contextlib.contextmanager
+def own_tmp(directory: Path) -> Iterator[None]:
+    """``directory`` is /tmp for this process and what it starts, until the block ends: a
+    module sees neither what earlier modules or runs (or other processes) left in /tmp,
+    as root or as another account, nor leaves anything there."""
+    directory.chmod(0o1777)  # as /tmp
+    subprocess.run(["mount", "--bind", str(directory), SHARED_TMP], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", SHARED_TMP], check=True, timeout=30)
+
+
+def remove_leftovers(uid: int | None, existed: set[str]) -> None:
+    """Remove what the module's account (``uid``) made in /tmp while it ran: the vaults of
+    PRC's resources at /tmp/<name> (a real server leaves them behind) and files its tests
+    leave there, so that no later module or run meets them. Nothing when run as this
+    process (None): /tmp entries of other processes of the same account are not ours."""
+    if uid is None:
         return
-    uid = pwd.getpwnam(account).pw_uid
     for name in set(os.listdir(SHARED_TMP)) - existed:
         path = os.path.join(SHARED_TMP, name)
         with contextlib.suppress(OSError):
-            if os.lstat(path).st_uid == uid and os.path.isdir(path):
+            st = os.lstat(path)
+            if st.st_uid != uid:
+                continue
+            if stat.S_ISDIR(st.st_mode):
                 shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Each module against its own fresh server (new catalog, new vault) and its own HOME.
+def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> dict[str, str]:
+    """Each module against its own fresh server (new catalog, new vault) and its own HOME
+    and TMPDIR; returns ``{test id: outcome}``.
 
     A module may delete ``~/.irods/.irodsA``, change passwords, leave users, groups,
     resources, tickets or AVUs behind, or fill the vault: none of it reaches the next.
     """
     from .launcher import ServerProcess
 
-    print(f"conformance against the test server presenting as iRODS {presents_label(args)}")
-    with tempfile.TemporaryDirectory(prefix="irods-conformance-") as tmp:
+    print(f"conformance against the test server presenting as iRODS {presents_label(release)}")
+    parent = PRIVATE_TMP_BASE if runner.private_tmp else None
+    with tempfile.TemporaryDirectory(prefix="irods-conformance-", dir=parent) as tmp:
         base = Path(tmp)
-        base.chmod(0o711)  # a server running as --run-as must reach its data directory
+        base.chmod(0o711)  # the account must reach its data directory, HOME and TMPDIR
+        check_runner(runner, base)
         outcomes: dict[str, str] = {}
         started = time.monotonic()
         for module in args.modules:
             mod_dir = base / module
-            workdir = mod_dir / "work"
-            workdir.mkdir(parents=True)
-            server_args: dict[str, Any] = {"run_as": args.run_as or None}
-            if args.presents:
-                server_args["presents"] = args.presents
-            in_tmp = set(os.listdir(SHARED_TMP))
-            with ServerProcess(mod_dir / "data", **server_args) as srv:
-                env = module_env(srv, mod_dir / "home")
-                if os.geteuid() == 0 and not args.run_as:
+            workdir, home, mod_tmp = mod_dir / "work", mod_dir / "home", mod_dir / "tmp"
+            for d in (workdir, home, mod_tmp):
+                d.mkdir(parents=True)
+            server_args: dict[str, Any] = {"run_as": runner.account or None}
+            if release:
+                server_args["presents"] = release
+            with contextlib.ExitStack() as stack:
+                if runner.private_tmp:  # /tmp is mod_tmp for the server and the module
+                    stack.enter_context(own_tmp(mod_tmp))
+                in_tmp = set(os.listdir(SHARED_TMP))
+                srv = stack.enter_context(ServerProcess(mod_dir / "data", **server_args))
+                env = module_env(srv, home, None if runner.private_tmp else mod_tmp, runner)
+                runner.give(workdir, home, *([] if runner.private_tmp else [mod_tmp]))
+                if os.geteuid() == 0 and runner.uid is None:
                     env[ROOT_SERVER_ENV] = "1"
-                for row in run_module(module, workdir, env, args):
+                for row in run_module(module, workdir, env, args, runner):
                     outcomes[row["id"]] = row["outcome"]
-            remove_new_vaults(args.run_as, in_tmp)
+            if not runner.private_tmp:
+                remove_leftovers(runner.uid, in_tmp)
             if args.keep:
                 keep = Path(tempfile.mkdtemp(prefix=f"irods-conformance-{module}-"))
-                for f in workdir.iterdir():
-                    (keep / f.name).write_bytes(f.read_bytes())
+                for f in [*workdir.iterdir(), mod_dir / f"{module}.log"]:
+                    if f.is_file():
+                        (keep / f.name).write_bytes(f.read_bytes())
                 print(f"    logs kept in {keep}")
         took = time.monotonic() - started
     fared, missing = compare_with_real_zone(outcomes, args.modules, load_real_zone_passes())
@@ -407,15 +583,41 @@ def run(args: argparse.Namespace) -> int:
     total = Counter(outcomes.values())
     print(
         f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped"
-        f" ({len(args.modules)} modules, {took:.0f}s)"
+        f" ({len(args.modules)} modules, {took:.0f}s)",
+        flush=True,
     )
-    return 1 if total["failed"] else 0
+    return outcomes
 
 
-def presents_label(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> int:
+    """The suite once per presented release (``--presents``; the server's default if none)."""
+    try:
+        runner = runner_for(args.run_as)
+        if os.geteuid() == 0:
+            if private_mount_namespace():
+                runner = dataclasses.replace(runner, private_tmp=True)
+            else:
+                print("    (no private mount namespace here: the modules share /tmp)")
+        releases: list[str | None] = list(dict.fromkeys(args.presents)) if args.presents else [None]
+        started = time.monotonic()
+        totals: Counter[str] = Counter()
+        for release in releases:
+            totals.update(run_suite(args, release, runner).values())
+    except AccountError as e:
+        print(f"conformance: {e}", file=sys.stderr)
+        return 2
+    if len(releases) > 1:
+        took = time.monotonic() - started
+        print(f"{len(releases)} presentations, {len(args.modules)} modules each, {took:.0f}s")
+        passed, failed, skipped = totals["passed"], totals["failed"], totals["skipped"]
+        print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if totals["failed"] else 0
+
+
+def presents_label(release: str | None) -> str:
     from .state import SERVER_VERSION
 
-    return args.presents or SERVER_VERSION.removeprefix("rods") + " (the default)"
+    return release or SERVER_VERSION.removeprefix("rods") + " (the default)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -437,19 +639,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="ignore prc_skips.toml (for a baseline count)",
     )
-    p.add_argument("--presents", help="iRODS version the server presents as (4.3.4 or 5.0.2)")
+    p.add_argument(
+        "--presents",
+        nargs="+",
+        metavar="RELEASE",
+        help="iRODS releases the server presents as (4.3.4, 5.0.2): the suite runs once each",
+    )
     p.add_argument(
         "--run-as",
         default=RUN_AS,
         metavar="ACCOUNT",
-        help="when run as root, run each server as this unprivileged account, as a real"
-        f" server runs as irods (default: {RUN_AS}; '' runs it as root with --allow-root)",
+        help="when run as root, run each server and module as this unprivileged account"
+        f" (created with useradd if absent), as a real server runs as irods (default:"
+        f" {RUN_AS}; '' runs them as root, the server with --allow-root)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     # where the modules come from (tests of the runner itself use their own package)
     p.add_argument("--package", default=PACKAGE, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.presents and not args.child:
+        from .presentation import PRESENTATIONS
+
+        unknown = [r for r in args.presents if r not in PRESENTATIONS]
+        if unknown:
+            p.error(f"--presents {unknown[0]}: choose from {', '.join(PRESENTATIONS)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
