@@ -317,19 +317,19 @@ def runner_for(name: str) -> Runner:
     return Runner(name, entry.pw_uid, entry.pw_gid, tuple(python), extra)
 
 
-def check_runner(runner: Runner, cwd: Path) -> None:
+def check_runner(runner: Runner) -> None:
     """AccountError unless the account can import this runner and python-irodsclient's
     tests (the repository and the packages must be readable by other accounts)."""
     if runner.uid is None:
         return
     from .launcher import REPO_ROOT
 
-    code = f"import {__name__}, {PACKAGE}.helpers"
+    code = f"import {__name__}, irods.test.helpers, {PACKAGE}"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *runner.pythonpath])
     proc = subprocess.run(
         [*runner.python, "-c", code],
-        cwd=cwd,
+        cwd="/",
         env=env,
         capture_output=True,
         text=True,
@@ -542,7 +542,6 @@ def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> 
     with tempfile.TemporaryDirectory(prefix="irods-conformance-", dir=parent) as tmp:
         base = Path(tmp)
         base.chmod(0o711)  # the account must reach its data directory, HOME and TMPDIR
-        check_runner(runner, base)
         outcomes: dict[str, str] = {}
         started = time.monotonic()
         for module in args.modules:
@@ -593,6 +592,7 @@ def run(args: argparse.Namespace) -> int:
     """The suite once per presented release (``--presents``; the server's default if none)."""
     try:
         runner = runner_for(args.run_as)
+        check_runner(runner)
         if os.geteuid() == 0:
             if private_mount_namespace():
                 runner = dataclasses.replace(runner, private_tmp=True)

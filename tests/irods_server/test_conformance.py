@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
 import unittest
+import uuid
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,87 @@ def test_runs_a_prc_module_against_a_fresh_server() -> None:
     m = re.fullmatch(r"(\d+) passed, (\d+) failed, (\d+) skipped \(1 modules, \d+s\)", lines[-1])
     assert m is not None and int(m.group(1)) >= 4 and m.group(2) == "0"
     assert proc.returncode == 0
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (to run as an account)")
+
+
+def _run_probes(modules: list[str], *extra: str, env: dict[str, str] | None = None) -> str:
+    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--retries", "0"]
+    cmd += ["--package", "tests.irods_server.conformance_probe", "--no-skips", *extra]
+    proc = subprocess.run(
+        [*cmd, "--modules", *modules],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@needs_root
+def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
+    """Run as root, the module runs as the unprivileged account (its .irodsA readable and
+    valid for it), does not see a root-owned entry of the machine's /tmp, and what it
+    leaves in its /tmp is not in the machine's afterwards."""
+    tag = uuid.uuid4().hex[:12]
+    foreign = Path("/tmp") / f"conformance-probe-foreign-{tag}"
+    leftover = Path("/tmp") / f"conformance-probe-leftover-{tag}"
+    foreign.mkdir()
+    env = dict(os.environ)
+    env.update(
+        CONFORMANCE_PROBE_ACCOUNT=conformance.RUN_AS,
+        CONFORMANCE_PROBE_FOREIGN=foreign.name,
+        CONFORMANCE_PROBE_LEFTOVER=leftover.name,
+    )
+    try:
+        out = _run_probes(["checks_account"], env=env)
+    finally:
+        foreign.rmdir()
+    assert "checks_account: 1 passed, 0 failed, 0 skipped" in out
+    assert not leftover.exists()
+    assert pwd.getpwnam(conformance.RUN_AS).pw_uid != 0
+
+
+def test_each_presentation_runs_the_suite() -> None:
+    """--presents 4.3.4 5.0.2: the probe is skipped below iRODS 5 and passes on 5.0.2 (its
+    access time read through the 5.0 column), counted per presentation and in total."""
+    out = _run_probes(["needs_five"], "--presents", "4.3.4", "5.0.2").splitlines()
+    first = out.index("conformance against the test server presenting as iRODS 4.3.4")
+    second = out.index("conformance against the test server presenting as iRODS 5.0.2")
+    assert out[first + 1].startswith("needs_five: 0 passed, 0 failed, 1 skipped")
+    assert out[second + 1].startswith("needs_five: 1 passed, 0 failed, 0 skipped")
+    assert out[-1] == "total: 1 passed, 0 failed, 1 skipped"
+
+
+def test_an_unknown_presentation_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        conformance.parse_args(["--presents", "4.3.4", "4.2.11"])
+    assert exc.value.code == 2
+    assert "--presents 4.2.11: choose from 4.3.4, 5.0.2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("root", "is root; name an unprivileged account"), ("-o", "not an account name")],
+)
+def test_an_unusable_account_is_refused(name: str, message: str) -> None:
+    with pytest.raises(conformance.AccountError, match=message):
+        conformance.ensure_account(name)
+
+
+@needs_root
+def test_a_missing_account_is_created_as_a_system_account() -> None:
+    name = f"irods-probe-{uuid.uuid4().hex[:6]}"
+    try:
+        entry = conformance.ensure_account(name)
+        assert entry.pw_name == name and entry.pw_uid != 0
+        assert entry.pw_shell == "/usr/sbin/nologin"
+        assert conformance.ensure_account(name).pw_uid == entry.pw_uid  # found, not re-made
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False, timeout=60)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(name)
