@@ -2,7 +2,7 @@
 
     python -m devtools.irods_server.conformance [-v] [--modules file_test ...]
         [--timeout SECONDS] [--module-timeout SECONDS] [--presents 4.3.4 5.0.2 ...]
-        [--run-as ACCOUNT]
+        [--hash-scheme SHA256|MD5] [--run-as ACCOUNT]
 
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
@@ -537,7 +537,10 @@ def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> 
     """
     from .launcher import ServerProcess
 
-    print(f"conformance against the test server presenting as iRODS {presents_label(release)}")
+    scheme = f", hash scheme {args.hash_scheme}" if args.hash_scheme else ""
+    print(
+        f"conformance against the test server presenting as iRODS {presents_label(release)}{scheme}"
+    )
     parent = PRIVATE_TMP_BASE if runner.private_tmp else None
     with tempfile.TemporaryDirectory(prefix="irods-conformance-", dir=parent) as tmp:
         base = Path(tmp)
@@ -552,6 +555,8 @@ def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> 
             server_args: dict[str, Any] = {"run_as": runner.account or None}
             if release:
                 server_args["presents"] = release
+            if args.hash_scheme:
+                server_args["hash_scheme"] = args.hash_scheme
             with contextlib.ExitStack() as stack:
                 if runner.private_tmp:  # /tmp is mod_tmp for the server and the module
                     stack.enter_context(own_tmp(mod_tmp))
@@ -644,6 +649,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         metavar="RELEASE",
         help="iRODS releases the server presents as (4.3.4, 5.0.2): the suite runs once each",
+    )
+    p.add_argument(
+        "--hash-scheme",
+        choices=("SHA256", "MD5"),
+        help="the zone's default_hash_scheme (the server's default: SHA256)",
     )
     p.add_argument(
         "--run-as",
