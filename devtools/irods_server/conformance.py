@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import ctypes
 import dataclasses
+import importlib.util
 import json
 import os
 import pwd
@@ -497,16 +498,42 @@ def private_mount_namespace() -> bool:
 
 
 @contextlib.contextmanager
-def own_tmp(directory: Path) -> Iterator[None]:
-    """``directory`` is /tmp for this process and what it starts, until the block ends: a
-    module sees neither what earlier modules or runs (or other processes) left in /tmp,
-    as root or as another account, nor leaves anything there."""
-    directory.chmod(0o1777)  # as /tmp
-    subprocess.run(["mount", "--bind", str(directory), SHARED_TMP], check=True, timeout=30)
+def bind(source: Path, target: str) -> Iterator[None]:
+    """``source`` is mounted at ``target`` for this process and what it starts, until the
+    block ends (in the private mount namespace: nothing outside sees it)."""
+    subprocess.run(["mount", "--bind", str(source), target], check=True, timeout=30)
     try:
         yield
     finally:
-        subprocess.run(["umount", "--lazy", SHARED_TMP], check=True, timeout=30)
+        subprocess.run(["umount", "--lazy", target], check=True, timeout=30)
+
+
+def own_tmp(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """``directory`` is /tmp for the module: it sees neither what earlier modules or runs (or
+    other processes) left in /tmp, as root or as another account, nor leaves anything there."""
+    directory.chmod(0o1777)  # as /tmp
+    return bind(directory, SHARED_TMP)
+
+
+def package_test_data() -> Path | None:
+    """python-irodsclient's ``irods/test/test-data``: pool_test writes its ``*.json.test``
+    files there (``irods_test_path()``), which an account other than the package's owner
+    may not."""
+    spec = importlib.util.find_spec("irods.test")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    found = [Path(loc) / "test-data" for loc in locations if (Path(loc) / "test-data").is_dir()]
+    return found[0] if found else None
+
+
+def own_test_data(copy: Path, runner: Runner) -> contextlib.AbstractContextManager[None]:
+    """A copy of the package's ``test-data`` the module's account may write, mounted over
+    it for the module (the installed package itself is neither changed nor shared)."""
+    original = package_test_data()
+    if original is None:
+        return contextlib.nullcontext()
+    shutil.copytree(original, copy)
+    runner.give(copy)
+    return bind(copy, str(original))
 
 
 def remove_leftovers(uid: int | None, existed: set[str]) -> None:
@@ -560,6 +587,7 @@ def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> 
             with contextlib.ExitStack() as stack:
                 if runner.private_tmp:  # /tmp is mod_tmp for the server and the module
                     stack.enter_context(own_tmp(mod_tmp))
+                    stack.enter_context(own_test_data(mod_dir / "test-data", runner))
                 in_tmp = set(os.listdir(SHARED_TMP))
                 srv = stack.enter_context(ServerProcess(mod_dir / "data", **server_args))
                 env = module_env(srv, home, None if runner.private_tmp else mod_tmp, runner)

@@ -12,6 +12,7 @@ import unittest
 import uuid
 from pathlib import Path
 
+import irods.test
 import pytest
 
 from devtools.irods_server import conformance
@@ -159,7 +160,8 @@ def _run_probes(modules: list[str], *extra: str, env: dict[str, str] | None = No
 def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
     """Run as root, the module runs as the unprivileged account (its .irodsA readable and
     valid for it), does not see a root-owned entry of the machine's /tmp, and what it
-    leaves in its /tmp is not in the machine's afterwards."""
+    leaves in its /tmp is not in the machine's afterwards; what it writes into
+    python-irodsclient's test-data (as pool_test does) does not reach the installed one."""
     tag = uuid.uuid4().hex[:12]
     foreign = Path("/tmp") / f"conformance-probe-foreign-{tag}"
     leftover = Path("/tmp") / f"conformance-probe-leftover-{tag}"
@@ -176,6 +178,7 @@ def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
         foreign.rmdir()
     assert "checks_account: 1 passed, 0 failed, 0 skipped" in out
     assert not leftover.exists()
+    assert not (Path(irods.test.__file__).parent / "test-data" / leftover.name).exists()
     assert pwd.getpwnam(conformance.RUN_AS).pw_uid != 0
 
 
