@@ -7,10 +7,11 @@
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
 installed package (``irods.test.<module>``) in its own ``python`` subprocess with a
-per-test time limit, with its own ``TMPDIR``. Run as root, it runs each server and each
-module as the unprivileged account ``--run-as`` (default ``irods-test``, created with
-``useradd --system`` when absent), as a real server runs as the ``irods`` account and never
-as root; ``--run-as ''`` keeps root (the server with ``--allow-root``). Tests listed in
+per-test time limit. Run as root, it runs each server and each module as the unprivileged
+account ``--run-as`` (default ``irods-test``, created with ``useradd --system`` when
+absent), as a real server runs as the ``irods`` account and never as root, and gives each
+module a /tmp of its own (a private mount namespace; else its own ``TMPDIR``);
+``--run-as ''`` keeps root (the server with ``--allow-root``). Tests listed in
 ``prc_skips.toml`` are skipped with their reason. ``--presents`` names one or more
 releases the server presents as; the whole suite runs once per release.
 Prints per module ``passed / failed / skipped`` and ends with the line
