@@ -15,7 +15,7 @@ from pathlib import Path
 import irods.test
 import pytest
 
-from devtools.irods_server import conformance
+from devtools.irods_server import conformance, conformance_sandbox
 from devtools.irods_server.launcher import REPO_ROOT
 
 KINDS = ("needs the rule engine", "not a real-zone pass", "not implemented yet")
@@ -168,7 +168,7 @@ def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
     foreign.mkdir()
     env = dict(os.environ)
     env.update(
-        CONFORMANCE_PROBE_ACCOUNT=conformance.RUN_AS,
+        CONFORMANCE_PROBE_ACCOUNT=conformance_sandbox.RUN_AS,
         CONFORMANCE_PROBE_FOREIGN=foreign.name,
         CONFORMANCE_PROBE_LEFTOVER=leftover.name,
     )
@@ -179,7 +179,7 @@ def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
     assert "checks_account: 1 passed, 0 failed, 0 skipped" in out
     assert not leftover.exists()
     assert not (Path(irods.test.__file__).parent / "test-data" / leftover.name).exists()
-    assert pwd.getpwnam(conformance.RUN_AS).pw_uid != 0
+    assert pwd.getpwnam(conformance_sandbox.RUN_AS).pw_uid != 0
 
 
 def test_each_presentation_runs_the_suite() -> None:
@@ -198,26 +198,3 @@ def test_an_unknown_presentation_is_refused(capsys: pytest.CaptureFixture[str]) 
         conformance.parse_args(["--presents", "4.3.4", "4.2.11"])
     assert exc.value.code == 2
     assert "--presents 4.2.11: choose from 4.3.4, 5.0.2" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [("root", "is root; name an unprivileged account"), ("-o", "not an account name")],
-)
-def test_an_unusable_account_is_refused(name: str, message: str) -> None:
-    with pytest.raises(conformance.AccountError, match=message):
-        conformance.ensure_account(name)
-
-
-@needs_root
-def test_a_missing_account_is_created_as_a_system_account() -> None:
-    name = f"irods-probe-{uuid.uuid4().hex[:6]}"
-    try:
-        entry = conformance.ensure_account(name)
-        assert entry.pw_name == name and entry.pw_uid != 0
-        assert entry.pw_shell == "/usr/sbin/nologin"
-        assert conformance.ensure_account(name).pw_uid == entry.pw_uid  # found, not re-made
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, check=False, timeout=60)
-    with pytest.raises(KeyError):
-        pwd.getpwnam(name)
