@@ -464,8 +464,18 @@ def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> 
     return outcomes
 
 
+class Terminated(Exception):
+    """The runner got SIGTERM: unwinds like an error, so that the module's child and server
+    are stopped, its mounts undone and its directories removed."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
     """The suite once per presented release (``--presents``; the server's default if none)."""
+    signal.signal(signal.SIGTERM, _on_term)
     try:
         runner = runner_for(args.run_as)
         check_runner(runner)
@@ -482,6 +492,9 @@ def run(args: argparse.Namespace) -> int:
     except AccountError as e:
         print(f"conformance: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        print(f"conformance: {e}; stopped", file=sys.stderr)
+        return 143
     if len(releases) > 1:
         took = time.monotonic() - started
         print(f"{len(releases)} presentations, {len(args.modules)} modules each, {took:.0f}s")

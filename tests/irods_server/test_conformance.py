@@ -8,6 +8,8 @@ import pwd
 import re
 import subprocess
 import sys
+import tempfile
+import time
 import unittest
 import uuid
 from pathlib import Path
@@ -198,3 +200,28 @@ def test_an_unknown_presentation_is_refused(capsys: pytest.CaptureFixture[str]) 
         conformance.parse_args(["--presents", "4.3.4", "4.2.11"])
     assert exc.value.code == 2
     assert "--presents 4.2.11: choose from 4.3.4, 5.0.2" in capsys.readouterr().err
+
+
+def test_a_terminated_run_stops_its_module_and_server_and_cleans_up() -> None:
+    """SIGTERM in the middle of a module: the runner stops the module's child and its
+    server, removes its directories, and exits 143."""
+    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--retries", "0"]
+    cmd += ["--package", "tests.irods_server.conformance_probe", "--modules", "sleeps"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    roots = [Path("/var/tmp"), Path(tempfile.gettempdir())]
+    started: list[Path] = []
+    deadline = time.monotonic() + 60
+    while not started and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        started = [m for r in roots for m in r.glob("irods-conformance-*/sleeps/work/started")]
+    assert started, "the probe module never started"
+    run_dir = started[0].parents[2]
+    proc.terminate()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out + err
+    assert "terminated by signal 15; stopped" in err
+    assert not run_dir.exists()
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout == "", f"processes of the run still running: {left.stdout}"
