@@ -1,24 +1,29 @@
 """Run python-irodsclient's own test modules against a fresh test server.
 
     python -m devtools.irods_server.conformance [-v] [--modules file_test ...]
-        [--timeout SECONDS] [--module-timeout SECONDS] [--presents 5.0.2] [--run-as ACCOUNT]
+        [--timeout SECONDS] [--module-timeout SECONDS] [--presents 4.3.4 5.0.2 ...]
+        [--hash-scheme SHA256|MD5] [--run-as ACCOUNT]
 
 Starts a server on a free port in a temp dir, writes ``irods_environment.json`` and an
 obfuscated ``.irodsA`` into a temp ``HOME/.irods``, then runs each module from the
 installed package (``irods.test.<module>``) in its own ``python`` subprocess with a
-per-test time limit. Run as root with ``--run-as ACCOUNT`` (e.g. ``nobody``) it runs each
-server as that unprivileged account, as a real server refuses root; by default it keeps
-root (with ``--allow-root``): PRC modules leave root-owned vaults in /tmp that an unprivileged
-server of a later run could not write. Tests listed in
-``prc_skips.toml`` are skipped with their reason.
+per-test time limit. Run as root, it runs each server and each module as the unprivileged
+account ``--run-as`` (default ``irods-test``, created with ``useradd --system`` when
+absent), as a real server runs as the ``irods`` account and never as root, and gives each
+module a /tmp of its own (a private mount namespace; else its own ``TMPDIR``);
+``--run-as ''`` keeps root (the server with ``--allow-root``). Tests listed in
+``prc_skips.toml`` are skipped with their reason. ``--presents`` names one or more
+releases the server presents as; the whole suite runs once per release.
 Prints per module ``passed / failed / skipped`` and ends with the line
-``N passed, N failed, N skipped``; exits 1 if any test that was not skipped failed.
+``N passed, N failed, N skipped`` (per release, then ``total: ...`` over several);
+exits 1 if any test that was not skipped failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -35,6 +40,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from .conformance_sandbox import (
+    PRIVATE_TMP_BASE,
+    RUN_AS,
+    SHARED_TMP,
+    AccountError,
+    Runner,
+    own_test_data,
+    own_tmp,
+    private_mount_namespace,
+    remove_leftovers,
+    runner_for,
+)
 
 # The 22 modules of python-irodsclient 3.3.0's suite that the real-zone list
 # (/work/shared/PRC_PASSING_ON_REAL_IRODS.txt in the steering notes) covers.
@@ -65,14 +83,11 @@ MODULES = (
 SKIPS_FILE = Path(__file__).with_name("prc_skips.toml")
 # the tests that pass against a real iRODS 5.0.2 zone (python-irodsclient 3.3.0, unmodified)
 REAL_ZONE_FILE = Path(__file__).with_name("prc_real_zone_passes.txt")
-# the account each server runs as when the runner is root: a real server never runs as root,
-# and exception_test's test_400 needs a vault under /home to be unwritable
-RUN_AS = ""  # root in CI (as before); pass --run-as nobody to run the servers unprivileged
 # what a root server cannot show: it may write any vault (set in the child's environment)
 ROOT_SERVER_ENV = "CONFORMANCE_SERVER_IS_ROOT"
 ROOT_SERVER_SKIPS = {
     "exception_test.TestException.test_400": "the server runs as root here, so a vault under"
-    " /home is writable; run with --run-as nobody to run this test",
+    " /home is writable; run as root without --run-as '' (or unprivileged) to run this test",
 }
 TEST_TIMEOUT = 60.0
 MODULE_TIMEOUT = 240.0
@@ -121,6 +136,7 @@ def _iter_tests(suite: unittest.TestSuite) -> Iterator[unittest.TestCase]:
 
 
 PACKAGE = "irods.test"
+RUNNER_MODULE = "devtools.irods_server.conformance"  # this module (its children run it)
 
 
 def short_id(test: unittest.TestCase) -> str:
@@ -223,6 +239,41 @@ def run_child(module: str, out_path: Path, timeout: float, use_skips: bool = Tru
 # -- parent: server, environment, one subprocess per module ----------------------------------
 
 
+def check_runner(runner: Runner) -> None:
+    """AccountError unless the account can import this runner and python-irodsclient's
+    tests (the repository and the packages must be readable by other accounts)."""
+    if runner.uid is None:
+        return
+    from .launcher import REPO_ROOT
+
+    code = f"import {RUNNER_MODULE}, irods.test.helpers, {PACKAGE}"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *runner.pythonpath])
+    proc = subprocess.run(
+        [*runner.python, "-c", code],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **runner.popen_kwargs(),
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise AccountError(
+            f"the account {runner.account} cannot run the modules ({last}): the repository"
+            f" ({REPO_ROOT}) and the Python packages must be readable by other accounts;"
+            " or pass --run-as '' to run the modules as root"
+        )
+
+
+def child_command(runner: Runner, target: str, out: Path, args: argparse.Namespace) -> list[str]:
+    cmd = [*runner.python, "-m", RUNNER_MODULE, "--child", target]
+    cmd += ["--package", args.package, "--out", str(out), "--timeout", str(args.timeout)]
+    return cmd + ([] if args.use_skips else ["--no-skips"])
+
+
 def read_results(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -236,25 +287,26 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def retry_failed(
-    row: dict[str, str], workdir: Path, env: dict[str, str], args: argparse.Namespace
+    row: dict[str, str],
+    workdir: Path,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    runner: Runner,
 ) -> None:
     """Run one failed test again, alone; a pass is counted but reported as flaky."""
     tid = row["id"]
     for attempt in range(1, args.retries + 1):
         out = workdir / f"retry-{tid}-{attempt}.jsonl"
-        cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--child", tid]
-        cmd += ["--package", args.package]
-        cmd += ["--out", str(out), "--timeout", str(args.timeout)]
-        cmd += [] if args.use_skips else ["--no-skips"]
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                cmd,
+                child_command(runner, tid, out, args),
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 timeout=args.timeout * 2,
                 check=False,
+                **runner.popen_kwargs(),
             )
         again = read_results(out)
         if again and all(r["outcome"] == "passed" for r in again):
@@ -265,24 +317,21 @@ def retry_failed(
 
 
 def run_module(
-    module: str, workdir: Path, env: dict[str, str], args: argparse.Namespace
+    module: str, workdir: Path, env: dict[str, str], args: argparse.Namespace, runner: Runner
 ) -> list[dict[str, str]]:
     out = workdir / f"{module}.jsonl"
-    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--child", module]
-    cmd += ["--package", args.package]
-    cmd += ["--out", str(out), "--timeout", str(args.timeout)]
-    cmd += [] if args.use_skips else ["--no-skips"]
-    log = open(workdir / f"{module}.log", "w")  # noqa: SIM115 - closed below
+    log = open(workdir.parent / f"{module}.log", "w")  # noqa: SIM115 - closed below
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            cmd,
+            child_command(runner, module, out, args),
             cwd=workdir,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             timeout=args.module_timeout,
             check=False,
+            **runner.popen_kwargs(),
         )
         crashed = proc.returncode not in (0, 1)
     except subprocess.TimeoutExpired:
@@ -296,7 +345,7 @@ def run_module(
         )
     for row in rows:
         if row["outcome"] == "failed" and row["id"].count(".") >= 2 and args.retries:
-            retry_failed(row, workdir, env, args)
+            retry_failed(row, workdir, env, args, runner)
     counts = Counter(r["outcome"] for r in rows)
     took = time.monotonic() - started
     print(
@@ -328,73 +377,75 @@ def local_host_name() -> str:
     return name if loopback and name != "localhost" else "localhost"
 
 
-def module_env(srv: Any, home: Path) -> dict[str, str]:
-    """The environment of one module's child: its own HOME with its own ``~/.irods``."""
+def module_env(srv: Any, home: Path, tmp: Path | None, runner: Runner) -> dict[str, str]:
+    """The environment of one module's child: its own HOME with its own ``~/.irods``, and
+    its own TMPDIR (PRC puts register vaults and temporary files there) unless ``tmp`` is
+    None (the module has a /tmp of its own)."""
     from .launcher import REPO_ROOT
 
-    env_file = srv.write_env(home, host=local_host_name())
+    env_file = srv.write_env(home, host=local_host_name(), client_uid=runner.uid)
     env = dict(os.environ)
+    path = [str(REPO_ROOT), *runner.pythonpath, env.get("PYTHONPATH", "")]
     env.update(
         HOME=str(home),
         IRODS_ENVIRONMENT_FILE=str(env_file),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in dict.fromkeys(path) if p),
     )
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
+    else:
+        env.pop("TMPDIR", None)
     return env
 
 
-SHARED_TMP = "/tmp"  # PRC's tests put their resources' vaults at /tmp/<resource name>
-
-
-def remove_new_vaults(account: str | None, existed: set[str]) -> None:
-    """Remove the directories the module's server (running as ``account``) made in /tmp:
-    the vaults of PRC's resources (a real server leaves them behind; a later run's server
-    might not be able to write them)."""
-    import pwd
-    import shutil
-
-    if not account or os.geteuid() != 0:
-        return
-    uid = pwd.getpwnam(account).pw_uid
-    for name in set(os.listdir(SHARED_TMP)) - existed:
-        path = os.path.join(SHARED_TMP, name)
-        with contextlib.suppress(OSError):
-            if os.lstat(path).st_uid == uid and os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Each module against its own fresh server (new catalog, new vault) and its own HOME.
+def run_suite(args: argparse.Namespace, release: str | None, runner: Runner) -> dict[str, str]:
+    """Each module against its own fresh server (new catalog, new vault) and its own HOME
+    and TMPDIR; returns ``{test id: outcome}``.
 
     A module may delete ``~/.irods/.irodsA``, change passwords, leave users, groups,
     resources, tickets or AVUs behind, or fill the vault: none of it reaches the next.
     """
     from .launcher import ServerProcess
 
-    print(f"conformance against the test server presenting as iRODS {presents_label(args)}")
-    with tempfile.TemporaryDirectory(prefix="irods-conformance-") as tmp:
+    scheme = f", hash scheme {args.hash_scheme}" if args.hash_scheme else ""
+    print(
+        f"conformance against the test server presenting as iRODS {presents_label(release)}{scheme}"
+    )
+    parent = PRIVATE_TMP_BASE if runner.private_tmp else None
+    with tempfile.TemporaryDirectory(prefix="irods-conformance-", dir=parent) as tmp:
         base = Path(tmp)
-        base.chmod(0o711)  # a server running as --run-as must reach its data directory
+        base.chmod(0o711)  # the account must reach its data directory, HOME and TMPDIR
         outcomes: dict[str, str] = {}
         started = time.monotonic()
         for module in args.modules:
             mod_dir = base / module
-            workdir = mod_dir / "work"
-            workdir.mkdir(parents=True)
-            server_args: dict[str, Any] = {"run_as": args.run_as or None}
-            if args.presents:
-                server_args["presents"] = args.presents
-            in_tmp = set(os.listdir(SHARED_TMP))
-            with ServerProcess(mod_dir / "data", **server_args) as srv:
-                env = module_env(srv, mod_dir / "home")
-                if os.geteuid() == 0 and not args.run_as:
+            workdir, home, mod_tmp = mod_dir / "work", mod_dir / "home", mod_dir / "tmp"
+            for d in (workdir, home, mod_tmp):
+                d.mkdir(parents=True)
+            server_args: dict[str, Any] = {"run_as": runner.account or None}
+            if release:
+                server_args["presents"] = release
+            if args.hash_scheme:
+                server_args["hash_scheme"] = args.hash_scheme
+            with contextlib.ExitStack() as stack:
+                if runner.private_tmp:  # /tmp is mod_tmp for the server and the module
+                    stack.enter_context(own_tmp(mod_tmp))
+                    stack.enter_context(own_test_data(mod_dir / "test-data", runner))
+                in_tmp = set(os.listdir(SHARED_TMP))
+                srv = stack.enter_context(ServerProcess(mod_dir / "data", **server_args))
+                env = module_env(srv, home, None if runner.private_tmp else mod_tmp, runner)
+                runner.give(workdir, home, *([] if runner.private_tmp else [mod_tmp]))
+                if os.geteuid() == 0 and runner.uid is None:
                     env[ROOT_SERVER_ENV] = "1"
-                for row in run_module(module, workdir, env, args):
+                for row in run_module(module, workdir, env, args, runner):
                     outcomes[row["id"]] = row["outcome"]
-            remove_new_vaults(args.run_as, in_tmp)
+            if not runner.private_tmp:
+                remove_leftovers(runner.uid, in_tmp)
             if args.keep:
                 keep = Path(tempfile.mkdtemp(prefix=f"irods-conformance-{module}-"))
-                for f in workdir.iterdir():
-                    (keep / f.name).write_bytes(f.read_bytes())
+                for f in [*workdir.iterdir(), mod_dir / f"{module}.log"]:
+                    if f.is_file():
+                        (keep / f.name).write_bytes(f.read_bytes())
                 print(f"    logs kept in {keep}")
         took = time.monotonic() - started
     fared, missing = compare_with_real_zone(outcomes, args.modules, load_real_zone_passes())
@@ -407,15 +458,55 @@ def run(args: argparse.Namespace) -> int:
     total = Counter(outcomes.values())
     print(
         f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped"
-        f" ({len(args.modules)} modules, {took:.0f}s)"
+        f" ({len(args.modules)} modules, {took:.0f}s)",
+        flush=True,
     )
-    return 1 if total["failed"] else 0
+    return outcomes
 
 
-def presents_label(args: argparse.Namespace) -> str:
+class Terminated(Exception):
+    """The runner got SIGTERM: unwinds like an error, so that the module's child and server
+    are stopped, its mounts undone and its directories removed."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The suite once per presented release (``--presents``; the server's default if none)."""
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        runner = runner_for(args.run_as)
+        check_runner(runner)
+        if os.geteuid() == 0:
+            if private_mount_namespace():
+                runner = dataclasses.replace(runner, private_tmp=True)
+            else:
+                print("    (no private mount namespace here: the modules share /tmp)")
+        releases: list[str | None] = list(dict.fromkeys(args.presents)) if args.presents else [None]
+        started = time.monotonic()
+        totals: Counter[str] = Counter()
+        for release in releases:
+            totals.update(run_suite(args, release, runner).values())
+    except AccountError as e:
+        print(f"conformance: {e}", file=sys.stderr)
+        return 2
+    except Terminated as e:
+        print(f"conformance: {e}; stopped", file=sys.stderr)
+        return 143
+    if len(releases) > 1:
+        took = time.monotonic() - started
+        print(f"{len(releases)} presentations, {len(args.modules)} modules each, {took:.0f}s")
+        passed, failed, skipped = totals["passed"], totals["failed"], totals["skipped"]
+        print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if totals["failed"] else 0
+
+
+def presents_label(release: str | None) -> str:
     from .state import SERVER_VERSION
 
-    return args.presents or SERVER_VERSION.removeprefix("rods") + " (the default)"
+    return release or SERVER_VERSION.removeprefix("rods") + " (the default)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -437,19 +528,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="ignore prc_skips.toml (for a baseline count)",
     )
-    p.add_argument("--presents", help="iRODS version the server presents as (4.3.4 or 5.0.2)")
+    p.add_argument(
+        "--presents",
+        nargs="+",
+        metavar="RELEASE",
+        help="iRODS releases the server presents as (4.3.4, 5.0.2): the suite runs once each",
+    )
+    p.add_argument(
+        "--hash-scheme",
+        choices=("SHA256", "MD5"),
+        help="the zone's default_hash_scheme (the server's default: SHA256)",
+    )
     p.add_argument(
         "--run-as",
         default=RUN_AS,
         metavar="ACCOUNT",
-        help="when run as root, run each server as this unprivileged account, as a real"
-        f" server runs as irods (default: {RUN_AS}; '' runs it as root with --allow-root)",
+        help="when run as root, run each server and module as this unprivileged account"
+        f" (created with useradd if absent), as a real server runs as irods (default:"
+        f" {RUN_AS}; '' runs them as root, the server with --allow-root)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     # where the modules come from (tests of the runner itself use their own package)
     p.add_argument("--package", default=PACKAGE, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.presents and not args.child:
+        from .presentation import PRESENTATIONS
+
+        unknown = [r for r in args.presents if r not in PRESENTATIONS]
+        if unknown:
+            p.error(f"--presents {unknown[0]}: choose from {', '.join(PRESENTATIONS)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ class ServerProcess:
         python = [sys.executable]
         if os.geteuid() == 0 and self.run_as is not None:
             account = self._hand_over(self.run_as)
-            python = _interpreter_for_others(account)
+            python = interpreter_for_others(account)
         cmd = [*python, "-m", "devtools.irods_server", "--data", str(self.data_dir)]
         cmd += ["--host", self.host, "--port", str(self.port), "--log-level", self.log_level]
         if self.tls_cert is not None and self.tls_key is not None:
@@ -223,11 +223,14 @@ class ServerProcess:
         user: str = ADMIN_USER,
         password: str | None = None,
         host: str | None = None,
+        client_uid: int | None = None,
         **extra: Any,
     ) -> Path:
         """Write ``home/.irods/irods_environment.json`` and an obfuscated ``.irodsA``;
         returns the environment file path. ``host`` overrides the address written
-        (e.g. ``localhost``, which python-irodsclient's tests treat as a local server)."""
+        (e.g. ``localhost``, which python-irodsclient's tests treat as a local server).
+        ``client_uid``: the account the client will run as, when not this process's (the
+        obfuscation of ``.irodsA`` mixes in the reader's uid, as iRODS's ``obf`` does)."""
         from irods.password_obfuscation import encode
 
         if password is None and user == ADMIN_USER:
@@ -246,7 +249,7 @@ class ServerProcess:
         env_file = irods_dir / "irods_environment.json"
         env_file.write_text(json.dumps(env, indent=2))
         auth = irods_dir / ".irodsA"
-        auth.write_text(encode(password or ""))
+        auth.write_text(encode(password or "", uid=client_uid))
         os.chmod(auth, 0o600)
         return env_file
 
@@ -261,7 +264,7 @@ def _reachable_by_others(path: str) -> bool:
     return all(m & stat.S_IXOTH for m in modes)
 
 
-def _interpreter_for_others(account: dict[str, Any]) -> list[str]:
+def interpreter_for_others(account: dict[str, Any]) -> list[str]:
     """A command that runs this Python, with these packages, for an unprivileged account.
 
     This interpreter may live where others cannot go (pyenv under ``/root``); then the

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
+import tempfile
+import time
 import unittest
+import uuid
 from pathlib import Path
 
+import irods.test
 import pytest
 
-from devtools.irods_server import conformance
+from devtools.irods_server import conformance, conformance_sandbox
 from devtools.irods_server.launcher import REPO_ROOT
 
 KINDS = ("needs the rule engine", "not a real-zone pass", "not implemented yet")
@@ -131,3 +137,91 @@ def test_runs_a_prc_module_against_a_fresh_server() -> None:
     m = re.fullmatch(r"(\d+) passed, (\d+) failed, (\d+) skipped \(1 modules, \d+s\)", lines[-1])
     assert m is not None and int(m.group(1)) >= 4 and m.group(2) == "0"
     assert proc.returncode == 0
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (to run as an account)")
+
+
+def _run_probes(modules: list[str], *extra: str, env: dict[str, str] | None = None) -> str:
+    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--retries", "0"]
+    cmd += ["--package", "tests.irods_server.conformance_probe", "--no-skips", *extra]
+    proc = subprocess.run(
+        [*cmd, "--modules", *modules],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@needs_root
+def test_modules_run_as_the_account_with_a_tmp_of_their_own() -> None:
+    """Run as root, the module runs as the unprivileged account (its .irodsA readable and
+    valid for it), does not see a root-owned entry of the machine's /tmp, and what it
+    leaves in its /tmp is not in the machine's afterwards; what it writes into
+    python-irodsclient's test-data (as pool_test does) does not reach the installed one."""
+    tag = uuid.uuid4().hex[:12]
+    foreign = Path("/tmp") / f"conformance-probe-foreign-{tag}"
+    leftover = Path("/tmp") / f"conformance-probe-leftover-{tag}"
+    foreign.mkdir()
+    env = dict(os.environ)
+    env.update(
+        CONFORMANCE_PROBE_ACCOUNT=conformance_sandbox.RUN_AS,
+        CONFORMANCE_PROBE_FOREIGN=foreign.name,
+        CONFORMANCE_PROBE_LEFTOVER=leftover.name,
+    )
+    try:
+        out = _run_probes(["checks_account"], env=env)
+    finally:
+        foreign.rmdir()
+    assert "checks_account: 1 passed, 0 failed, 0 skipped" in out
+    assert not leftover.exists()
+    assert not (Path(irods.test.__file__).parent / "test-data" / leftover.name).exists()
+    assert pwd.getpwnam(conformance_sandbox.RUN_AS).pw_uid != 0
+
+
+def test_each_presentation_runs_the_suite() -> None:
+    """--presents 4.3.4 5.0.2: the probe is skipped below iRODS 5 and passes on 5.0.2 (its
+    access time read through the 5.0 column), counted per presentation and in total."""
+    out = _run_probes(["needs_five"], "--presents", "4.3.4", "5.0.2").splitlines()
+    first = out.index("conformance against the test server presenting as iRODS 4.3.4")
+    second = out.index("conformance against the test server presenting as iRODS 5.0.2")
+    assert out[first + 1].startswith("needs_five: 0 passed, 0 failed, 1 skipped")
+    assert out[second + 1].startswith("needs_five: 1 passed, 0 failed, 0 skipped")
+    assert out[-1] == "total: 1 passed, 0 failed, 1 skipped"
+
+
+def test_an_unknown_presentation_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        conformance.parse_args(["--presents", "4.3.4", "4.2.11"])
+    assert exc.value.code == 2
+    assert "--presents 4.2.11: choose from 4.3.4, 5.0.2" in capsys.readouterr().err
+
+
+def test_a_terminated_run_stops_its_module_and_server_and_cleans_up() -> None:
+    """SIGTERM in the middle of a module: the runner stops the module's child and its
+    server, removes its directories, and exits 143."""
+    cmd = [sys.executable, "-m", "devtools.irods_server.conformance", "--retries", "0"]
+    cmd += ["--package", "tests.irods_server.conformance_probe", "--modules", "sleeps"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    roots = [Path("/var/tmp"), Path(tempfile.gettempdir())]
+    started: list[Path] = []
+    deadline = time.monotonic() + 60
+    while not started and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        started = [m for r in roots for m in r.glob("irods-conformance-*/sleeps/work/started")]
+    assert started, "the probe module never started"
+    run_dir = started[0].parents[2]
+    proc.terminate()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out + err
+    assert "terminated by signal 15; stopped" in err
+    assert not run_dir.exists()
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout == "", f"processes of the run still running: {left.stdout}"
