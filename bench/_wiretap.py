@@ -3,6 +3,7 @@
     with WireTap(server.host, server.port) as tap:
         ...  # point a client (a whole isync or python-irodsclient process) at tap.port
         tap.counts()  # Counter({"DATA_OBJ_WRITE_AN": 32, "DATA_OBJ_OPEN_AN": 2, ...})
+        tap.keywords()  # Counter({"dataSize": 2, "forceFlag": 1, ...}): requests per keyword
 
 Every frame of the iRODS protocol is a 4-byte length, a ``MsgHeader_PI`` (``type``,
 ``msgLen``, ``errorLen``, ``bsLen``, ``intInfo``) and that many bytes; a request's
@@ -25,17 +26,20 @@ from dataclasses import dataclass
 from typing import Any
 
 _FIELDS = re.compile(rb"<(type|msgLen|errorLen|bsLen|intInfo)>([^<]*)</")
+_KEYWORD = re.compile(rb"<keyWord>([^<]*)</keyWord>")
 _FIRST = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Request:
-    """One request a client sent: its connection (1, 2, ...), message type, API and payload."""
+    """One request a client sent: its connection (1, 2, ...), message type, API, payload
+    and the keywords of its message's ``KeyValPair_PI`` (``forceFlag``, ``regChksum``...)."""
 
     connection: int
     type: str
     api: int
     payload: int
+    keywords: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -73,6 +77,10 @@ class WireTap:
     def counts(self) -> collections.Counter[str]:
         """Requests per API name (and per frame type for connect/disconnect)."""
         return collections.Counter(r.name for r in self.requests)
+
+    def keywords(self) -> collections.Counter[str]:
+        """How many requests carried each keyword (``KeyValPair_PI`` keys)."""
+        return collections.Counter(k for r in self.requests for k in set(r.keywords))
 
     def payload_bytes(self) -> int:
         """Bytes the clients sent as request payloads (the data of writes and puts)."""
@@ -138,8 +146,13 @@ class WireTap:
                     dst.sendall(chunk)
                     left -= len(chunk)
                 if number:
+                    message = first[: sizes[0]]  # the XML; never the data that follows
                     request = Request(
-                        number, fields.get("type", ""), int(fields.get("intInfo") or 0), sizes[2]
+                        number,
+                        fields.get("type", ""),
+                        int(fields.get("intInfo") or 0),
+                        sizes[2],
+                        tuple(k.decode() for k in _KEYWORD.findall(message)),
                     )
                     with self._lock:
                         self._requests.append(request)

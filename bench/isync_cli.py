@@ -45,8 +45,10 @@ Each timed run also records the CPU seconds of the client process (user + system
 and they show which side bounds a run.
 
 Seconds depend on the load of a shared machine; what does not is counted too: every size
-is put and got once more, untimed, by each client through a counting proxy
-(``bench/_wiretap.py``), and the requests each sent are printed (total and per MiB).
+is put new, overwritten and got once more, untimed, by each client through a counting
+proxy (``bench/_wiretap.py``), and the requests each sent are printed (total and per MiB),
+with how many of them ask the server for a checksum (API 629, or a ``regChksum``,
+``verifyChksum`` or ``forceChksum`` keyword): none for either client without ``-K``.
 ``-K``'s cost (isync -K minus isync) is compared with its budget: one sha256 pass of the
 file on one core plus the server computing the checksum (API 629 with ``forceChksum``).
 """
@@ -125,6 +127,8 @@ class Measure:
     #: per run: CPU seconds of the client process and of the test server
     cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     files: int = 0
+    #: round trips only: per variant, the requests that asked the server for a checksum
+    checksums: dict[str, int] = field(default_factory=dict)
 
     def cpu_median(self, variant: str) -> tuple[float, float]:
         runs = self.cpu.get(variant) or [(0.0, 0.0)]
@@ -315,15 +319,19 @@ class CliBench:
                 shutil.copyfile(src, ceiling)
                 limits.runs.setdefault("cp", []).append(time.perf_counter() - t0)
                 ceiling.unlink()
-        trips = self.round_trips(src, obj, back, size)
+        trips = self.round_trips(src, obj, back, size, stale_object)
         self.remove(obj)
         back.unlink(missing_ok=True)
         src.unlink()
         old.unlink()
         return [put_new, put_over, get_new, get_over, limits, trips]
 
-    def round_trips(self, src: Path, obj: str, back: Path, size: int) -> Measure:
-        """Requests per new-object put and per get, each client once through the tap."""
+    def round_trips(
+        self, src: Path, obj: str, back: Path, size: int, stale: Callable[[], Any]
+    ) -> Measure:
+        """Requests per new-object put, per overwrite put (``stale`` sets up the stale
+        copy) and per get, each client once through the tap; and how many of each run's
+        requests ask the server for a checksum (API 629 or a checksum keyword)."""
         from bench._wiretap import WireTap
 
         m = Measure(f"round trips {size // MiB} MiB", size)
@@ -337,15 +345,21 @@ class CliBench:
             for op, variant, argv in (
                 ("put", "isync", [ISYNC, str(src), f"irods:{obj}"]),
                 ("put", "prc", self.prc("put", src, obj, False)),
+                ("overwrite", "isync", [ISYNC, "-f", str(src), f"irods:{obj}"]),
+                ("overwrite", "prc", self.prc("put", src, obj, True)),
                 ("get", "isync", [ISYNC, f"irods:{obj}", str(back)]),
                 ("get", "prc", self.prc("get", back, obj, False)),
             ):
                 if op == "put":
                     self.remove(obj)
+                elif op == "overwrite":
+                    stale()
                 back.unlink(missing_ok=True)
                 tap.reset()
                 self.run(argv, env)
+                tap.wait_closed()
                 m.runs[f"{op} {variant}"] = [float(len(tap.requests))]
+                m.checksums[f"{op} {variant}"] = _checksum_requests(tap)
         return m
 
     def small(self, count: int, rounds: int, name: str = "small files put") -> Measure:
@@ -380,6 +394,18 @@ class CliBench:
             probe = [sys.executable, "-c", "import irods.session"]
             m.runs.setdefault("import irods.session", []).append(self.run(probe))
         return m
+
+
+#: API 629 and the keywords that make the server hash a replica on open, close or put.
+CHECKSUM_API = 629
+CHECKSUM_KEYWORDS = frozenset({kw.REG_CHKSUM_KW, kw.VERIFY_CHKSUM_KW, kw.FORCE_CHKSUM_KW})
+
+
+def _checksum_requests(tap: Any) -> int:
+    """Requests seen by ``tap`` that ask the server for a checksum."""
+    return sum(
+        1 for r in tap.requests if r.api == CHECKSUM_API or CHECKSUM_KEYWORDS & set(r.keywords)
+    )
 
 
 def _print_runs(m: Measure) -> None:
@@ -449,12 +475,13 @@ def report(measures: list[Measure]) -> None:
             )
         elif m.name.startswith("round trips"):
             mib = m.nbytes / MiB
-            for op in ("put", "get"):
+            for op in ("put", "overwrite", "get"):
                 ours, theirs = m.runs[f"{op} isync"][0], m.runs[f"{op} prc"][0]
+                sums = m.checksums[f"{op} isync"], m.checksums[f"{op} prc"]
                 print(
                     f"{op + ' requests ' + m.name[len('round trips ') :]:<30} "
                     f"{ours:8.0f} ({ours / mib:.2f}/MiB) {theirs:8.0f} ({theirs / mib:.2f}/MiB) "
-                    f"{theirs / ours:6.2f}x"
+                    f"{theirs / ours:6.2f}x  checksum requests {sums[0]} / {sums[1]}"
                 )
         elif m.name == "start-up":
             t = m.median("isync --help")
@@ -587,14 +614,20 @@ def _results(measures: list[Measure]) -> list[BenchResult]:
             out.append(BenchResult(f"server checksum {m.name[7:]}", m.median("server sha256"), "s"))
         elif m.name.startswith("round trips"):
             label = m.name[len("round trips ") :]
-            for op in ("put", "get"):
+            for op, name in (
+                ("put", "put new"),
+                ("overwrite", "put overwrite"),
+                ("get", "get new"),
+            ):
                 ours, theirs = m.runs[f"{op} isync"][0], m.runs[f"{op} prc"][0]
+                sums = m.checksums[f"{op} isync"], m.checksums[f"{op} prc"]
                 out.append(
                     BenchResult(
-                        f"requests isync {op} new {label}",
+                        f"requests isync {name} {label}",
                         ours,
                         "requests",
-                        note=f"prc {theirs:.0f}; {theirs / ours:.2f}x fewer",
+                        note=f"prc {theirs:.0f}; {theirs / ours:.2f}x fewer; checksum requests "
+                        f"isync {sums[0]}, prc {sums[1]}",
                     )
                 )
         else:

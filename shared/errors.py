@@ -31,9 +31,10 @@ for the exit status of every command line tool.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # only annotations: importing this module does not import pydantic
+    from pydantic import ValidationError
 
 
 class ErrorKind(StrEnum):

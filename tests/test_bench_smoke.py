@@ -44,6 +44,12 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
     # a 1 MiB object moves in one request each way, after the login and one look-up
     assert trips["put isync"][0] < trips["put prc"][0], trips
     assert trips["get isync"][0] < trips["get prc"][0], trips
+    assert trips["overwrite isync"][0] > 0 and trips["overwrite prc"][0] > 0, trips
+    # no put or get asks the server to hash, except isync's overwrite at this size: below
+    # services.isync.sample.MIN_SIZE the skip policy asks the object's checksum once
+    sums = by_name["round trips 1 MiB"].checksums
+    assert sums == {**dict.fromkeys(trips, 0), "overwrite isync": 1}, sums
+    assert "requests isync put overwrite 1 MiB" in names
     isync_cli.report(measures)  # every line prints
 
 

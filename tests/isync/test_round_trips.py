@@ -10,9 +10,12 @@ requests (6 GenQueries, 7 seeks, 64 writes) and its get 156 (75 seeks, 64 reads)
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from irods import keywords as kw
 
 from tests.isync.conftest import run_cli_via
 
@@ -92,3 +95,48 @@ def test_default_streams_follow_the_cores(
         assert tap.connections() == streams, counts
         assert counts["DATA_OBJ_OPEN_AN"] == streams
         assert counts["GET_FILE_DESCRIPTOR_INFO_APN"] == (1 if streams > 1 else 0)
+
+
+#: Keywords that make the server hash a replica (``regChksum``, ``verifyChksum``,
+#: ``forceChksum``): none belongs in a put that sends no ``-K``.
+CHECKSUM_KEYWORDS = {kw.REG_CHKSUM_KW, kw.VERIFY_CHKSUM_KW, kw.FORCE_CHKSUM_KW}
+
+
+def test_overwrite_put_asks_the_server_for_no_checksum(
+    tmp_path: Path, isync_environ: dict[str, str], irods_session: Any, coll: str, tap: Any
+) -> None:
+    """The bench's overwrite (a same-size stale copy, other bytes in its first MiB, the
+    source newer): a new-object put plus one sampled read of the old object and its
+    unlink before the rename; no checksum request and no keyword that makes the server
+    hash (its CPU on an overwrite is the vault's page cache, not a checksum)."""
+    irods_session.collections.create(coll)
+    data = os.urandom(SIZE)
+    src, old = tmp_path / "big.bin", tmp_path / "old.bin"
+    src.write_bytes(data)
+    old.write_bytes(os.urandom(MiB) + data[MiB:])
+    obj = f"{coll}/big.bin"
+    irods_session.data_objects.put(str(old), obj)
+    os.utime(src, (time.time() + 2, time.time() + 2))
+
+    run_cli(["-N", "2", "-f", str(src), f"i:{obj}"], isync_environ, tap.port)
+    tap.wait_closed()
+    assert tap.counts() == per_connection(2) + Counter(
+        {
+            "GEN_QUERY_AN": 2,
+            "DATA_OBJ_OPEN_AN": 3,  # the sample's read open, then the two streams
+            "DATA_OBJ_READ_AN": 1,  # the first 64 KiB differ: no more samples
+            "DATA_OBJ_CLOSE_AN": 2,  # the sample's, then the part object's
+            "GET_FILE_DESCRIPTOR_INFO_APN": 1,
+            "DATA_OBJ_LSEEK_AN": 1,
+            "DATA_OBJ_WRITE_AN": SIZE // (8 * MiB),
+            "REPLICA_CLOSE_APN": 1,
+            "DATA_OBJ_UNLINK_AN": 1,  # the old object, once the new one is complete
+            "DATA_OBJ_RENAME_AN": 1,
+        }
+    ), tap.counts()
+    keywords = tap.keywords()
+    assert keywords[kw.FORCE_FLAG_KW] == 1, keywords  # the tap does see keywords: the unlink's
+    assert not CHECKSUM_KEYWORDS & set(keywords), keywords
+    back = tmp_path / "back.bin"
+    irods_session.data_objects.get(obj, str(back))
+    assert back.read_bytes() == data

@@ -90,3 +90,13 @@ def test_validation_errors_say_what_to_fix_and_never_echo_the_input() -> None:
     assert "hunter2" not in repr(err.errors) and "many" not in repr(err.errors)
     assert [x["field"] for x in err.errors] == ["password", "count"]
     assert err.message.endswith("(correct what is named and try again)")
+
+
+def test_importing_shared_errors_does_not_import_pydantic() -> None:
+    # isync's command path imports shared.errors; pydantic is only an annotation here
+    import subprocess
+    import sys
+
+    probe = "import sys, shared.errors; print('pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
