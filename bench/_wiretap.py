@@ -51,8 +51,11 @@ class Request:
 class WireTap:
     """Listens on a free loopback port and forwards every connection to ``target``."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, renumber: dict[int, int] | None = None) -> None:
+        """``renumber``: API numbers of requests to forward as other numbers (recorded as
+        sent), e.g. ``{689: 9689}`` so the server answers as one without that API."""
         self.target = (host, port)
+        self._renumber = dict(renumber or {})
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -129,6 +132,13 @@ class WireTap:
                 sizes = [int(fields.get(k) or 0) for k in ("msgLen", "errorLen", "bsLen")]
                 left = sum(sizes)
                 first = _read(src, min(left, _FIRST))
+                api = int(fields.get("intInfo") or 0)
+                if number and api in self._renumber:
+                    head = head.replace(
+                        f"<intInfo>{api}</intInfo>".encode(),
+                        f"<intInfo>{self._renumber[api]}</intInfo>".encode(),
+                    )
+                    length = struct.pack(">i", len(head))
                 dst.sendall(length + head + first)
                 left -= len(first)
                 while left:
@@ -138,9 +148,7 @@ class WireTap:
                     dst.sendall(chunk)
                     left -= len(chunk)
                 if number:
-                    request = Request(
-                        number, fields.get("type", ""), int(fields.get("intInfo") or 0), sizes[2]
-                    )
+                    request = Request(number, fields.get("type", ""), api, sizes[2])
                     with self._lock:
                         self._requests.append(request)
         except (OSError, ConnectionError, struct.error, ValueError):

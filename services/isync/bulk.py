@@ -55,6 +55,11 @@ UNSUPPORTED = frozenset(
     {"SYS_UNMATCHED_API_NUM", "SYS_NOT_SUPPORTED", "USER_INCOMPATIBLE_PARAMS", "SYS_API_INPUT_ERR"}
 )
 
+#: Answers meaning "not for this user here": the rest of the run goes one file at a time.
+#: ``CAT_NO_ROWS_FOUND`` is iRODS's answer without delete_object on the collection (a
+#: single put needs only modify_object).
+REFUSED = frozenset({"CAT_NO_ROWS_FOUND", "CAT_NO_ACCESS_PERMISSION", "SYS_NO_API_PRIV"})
+
 _totals = {"bundles": 0, "files": 0, "recoveries": 0}
 _totals_lock = threading.Lock()
 
@@ -233,9 +238,11 @@ def put_bundle(
                 outcomes.append(_done(task, len(blob), checksums[i] if checksums else None))
             sent = []
         else:
-            if type(failure).__name__ in UNSUPPORTED:
-                ctx.bulk.disable(type(failure).__name__)
-                done = 0
+            name = type(failure).__name__
+            if name in UNSUPPORTED or name in REFUSED:
+                ctx.bulk.disable(name)
+            if name in UNSUPPORTED:
+                done = 0  # refused as a whole: nothing was stored
             else:
                 _add("recoveries")
                 done = _recover(ctx, coll, sent, blobs)
