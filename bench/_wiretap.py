@@ -9,7 +9,10 @@ Every frame of the iRODS protocol is a 4-byte length, a ``MsgHeader_PI`` (``type
 ``intInfo`` is its API number. The tap forwards each frame whole (header and the first
 64 KiB in one ``sendall``, with TCP_NODELAY, so it adds no Nagle delay of its own) and
 records the requests of every connection. Plain TCP only: a TLS session is opaque to it.
-Used by the isync benchmarks and by ``tests/isync/test_round_trips.py``.
+``WireTap(host, port, renumber={689: 9689})`` forwards those requests under another API
+number, so the real server answers as one without the API (``SYS_UNMATCHED_API_NUM``).
+Used by the isync benchmarks and by ``tests/isync/test_round_trips.py`` and
+``test_bulk.py``.
 """
 
 from __future__ import annotations
