@@ -34,10 +34,11 @@ Also: ``isync --help`` against ``python -c "import irods.session"`` (start-up co
 over ``data_objects.put`` (isync twice: by default, new small files of a directory go 50 per
 BULK_DATA_OBJ_PUT request, and with ``--no-bulk``, one DATA_OBJ_PUT each, so the same run
 shows before and after; the requests each variant sends are counted once on the wire and
-printed per file, with client and server CPU ms per file); and ``BENCH_CLI_COSTED_FILES`` small files the same way against
-a second test server started with ``--cost real-zone`` (a real 5.0.2 zone's measured
-per-request agent and catalog cost, ``devtools/irods_server/cost.py``; goal 3x), where what
-counts is the server operations per file, not client speed. That server's waits are
+printed per file, with client and server CPU ms per file); and ``BENCH_CLI_COSTED_FILES``
+small files the same way against a second test server started with ``--cost real-zone``
+(a real 5.0.2 zone's measured per-request agent and catalog cost,
+``devtools/irods_server/cost.py``; goal 3x), where what counts is the server operations
+per file, not client speed. That server's waits are
 ``asyncio.sleep``s that any number of connections pay at once; on a real zone they are
 CPU, so the same files are put once more against a server whose waits share
 ``BENCH_CLI_COST_SLOTS`` slots (``bench/_bounded_server.py``): the ``2 cores`` row, the
@@ -425,6 +426,8 @@ def _print_runs(m: Measure) -> None:
             else ""
         )
         print(f"# {m.name}: {variant}: {', '.join(f'{x:.3f}' for x in runs)}{extra}", flush=True)
+    for variant, n in m.requests.items():
+        print(f"# {m.name}: {variant}: {n} requests for {m.files} files", flush=True)
 
 
 def _sha256_seconds(path: Path) -> float:
