@@ -1,17 +1,18 @@
 """Many small new files in one request: BULK_DATA_OBJ_PUT (689), as ``iput -b`` sends it.
 
-A bundle is up to 50 files (``MAX_NUM_BULK_OPR_FILES``) of one directory, each new (no
-object at its destination when the run was planned), no larger than 4 MiB
-(``MAX_BULK_OPR_FILE_SIZE``) nor than ``--single-buffer-max``, 32 MiB in all
-(``BULK_OPR_BUF_SIZE``). The request is a ``BulkOprInp_PI``: ``objPath`` = the
-collection, a ``GenQueryOut_PI`` whose columns are each object's path (403), its mode
-(421), its end offset in the byte stream (999998) and, with ``-K``, the ``sha2:`` (or md5)
-checksum the server must find (415, with ``verifyChksum`` in the keywords), then the
-files' bytes concatenated as the byte stream. The server puts the files one after the
+A bundle is up to 50 consecutive files of the plan (``MAX_NUM_BULK_OPR_FILES``), of one
+directory or of several, each new (no object at its destination when the run was
+planned), no larger than 4 MiB (``MAX_BULK_OPR_FILE_SIZE``) nor than
+``--single-buffer-max``, 32 MiB in all (``BULK_OPR_BUF_SIZE``). The request is a
+``BulkOprInp_PI``: ``objPath`` = the files' nearest common collection (the server wants
+``delete_object`` on it), a ``GenQueryOut_PI`` whose columns are each object's path (403),
+its mode (421), its end offset in the byte stream (999998) and, with ``-K``, the ``sha2:``
+(or md5) checksum the server must find (415, with ``verifyChksum`` in the keywords), then
+the files' bytes concatenated as the byte stream. The server puts the files one after the
 other as single-buffer puts and answers 0, or stops at the first failure with its error
 (irods/irods ``server/api/src/rsBulkDataObjPut.cpp``).
 
-After a failure one GenQuery of the collection tells which files made it (a good replica
+After a failure one GenQuery per directory tells which files made it (a good replica
 of the right size, in row order); the rest go the one-file way (``put.put_file``), so each
 gets its own outcome and error exactly as without bundles, and a replica the failed
 request left stale is removed first. A server without the API (``SYS_UNMATCHED_API_NUM``,
@@ -114,19 +115,15 @@ def eligible(ctx: Context, task: FileTask) -> bool:
 
 
 def units(ctx: Context, tasks: Iterable[FileTask]) -> Iterator[FileTask | list[FileTask]]:
-    """``tasks`` as they come, runs of eligible files of one directory as bundles (a
-    bundle of one is sent as a single file)."""
+    """``tasks`` as they come (the plan's depth-first order), runs of eligible files as
+    bundles, across directories (a bundle of one is sent as a single file)."""
     run: list[FileTask] = []
     size = 0
     for task in tasks:
         if not eligible(ctx, task):
             yield task
             continue
-        if run and (
-            len(run) >= MAX_FILES
-            or size + task.size > MAX_BYTES
-            or posixpath.dirname(task.dst) != posixpath.dirname(run[0].dst)
-        ):
+        if run and (len(run) >= MAX_FILES or size + task.size > MAX_BYTES):
             yield run if len(run) > 1 else run[0]
             run, size = [], 0
         run.append(task)
@@ -221,7 +218,9 @@ def put_bundle(
         opts = ctx.resource_options()
         if checksums is not None:
             opts[kw.VERIFY_CHKSUM_KW] = ""
-        coll = posixpath.dirname(sent[0].dst)
+        # the files' nearest common collection: the server makes missing parents per file
+        # and wants delete_object on this one (their collections exist: made before)
+        coll = posixpath.commonpath([posixpath.dirname(t.dst) for t in sent])
         failure: BaseException | None = None
         try:
             ctx.check_cancel()
@@ -244,7 +243,7 @@ def put_bundle(
                 done = 0  # refused as a whole: nothing was stored
             else:
                 _add("recoveries")
-                done = _recover(ctx, coll, sent, blobs)
+                done = _recover(ctx, sent, blobs)
             for i in range(done):
                 task = sent[i]
                 ctx.tracker.add_bytes(len(blobs[i]), current=task.src)
@@ -274,24 +273,32 @@ def _mode(path: str) -> int:
         return 0o644
 
 
-def _recover(ctx: Context, coll: str, tasks: list[FileTask], blobs: list[bytes]) -> int:
-    """How many of ``tasks`` (in row order) a failed bulk put stored; the replica the
-    failing file left stale, if any, is removed so the one-file way can redo it."""
-    from services.isync.catalog import objects_in
+def _recover(ctx: Context, tasks: list[FileTask], blobs: list[bytes]) -> int:
+    """How many of ``tasks`` (in row order) a failed bulk put stored, from one GenQuery per
+    directory looked at; the replica the failing file left stale, if any, is removed so the
+    one-file way can redo it."""
+    from services.isync.catalog import RemoteObject, objects_in
 
-    try:
-        found = objects_in(ctx.session, coll, recursive=False)
-    except Exception:
-        return 0
+    listed: dict[str, dict[str, RemoteObject]] = {}
+
+    def lookup(path: str) -> RemoteObject | None:
+        where = posixpath.dirname(path)
+        if where not in listed:
+            listed[where] = objects_in(ctx.session, where, recursive=False)
+        return listed[where].get(path)
+
     done = 0
-    for task, blob in zip(tasks, blobs, strict=True):
-        obj = found.get(task.dst)
-        if obj is None or not obj.good or obj.size != len(blob):
-            break
-        done += 1
-    if done < len(tasks):
-        obj = found.get(tasks[done].dst)
-        if obj is not None and not obj.good:
-            with contextlib.suppress(Exception):  # the one-file way reports what is wrong
-                ctx.session.data_objects.unlink(tasks[done].dst, force=True)
+    try:
+        for task, blob in zip(tasks, blobs, strict=True):
+            obj = lookup(task.dst)
+            if obj is None or not obj.good or obj.size != len(blob):
+                break
+            done += 1
+        if done < len(tasks):
+            obj = lookup(tasks[done].dst)
+            if obj is not None and not obj.good:
+                with contextlib.suppress(Exception):  # the one-file way reports what is wrong
+                    ctx.session.data_objects.unlink(tasks[done].dst, force=True)
+    except Exception:  # noqa: S110 - the catalog cannot be read: redo from the first unknown
+        pass
     return done

@@ -234,7 +234,7 @@ def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
     small = [t for t in plan.files if t.size < threshold]
     lanes: list[tuple[list[FileTask] | list[FileTask | list[FileTask]], int]] = [
         ([t for t in plan.files if t.size >= threshold], 1),
-        # new small files of one directory in bundles of up to 50 (services.isync.bulk)
+        # new small files in bundles of up to 50 (services.isync.bulk)
         (
             list(bulk.units(ctx, small)) if plan.direction == "put" else small,
             ctx.options.parallel_files,

@@ -91,9 +91,9 @@ def test_bundles_keep_per_file_outcomes_checksums_and_progress(
     opts = TransferOptions(recursive=True, verify_checksum=True, parallel_files=3)
     report = transfer(f"{src}/", f"irods:{coll}", account, opts, sink)
     assert report.exit_status == 0 and report.files_transferred == len(files)
-    # a: 50 + 50 + 20; b: 4 files; the lonely file alone goes as a single-buffer put
-    assert delta(before, bulk.totals()) == {"bundles": 4, "files": 124, "recoveries": 0}
-    assert delta(single, single_buffer.totals())["puts"] == 1
+    # in the plan's order: a/ 50, a/ 50, then a/ 20 + b/ 4 + lonely in one bundle
+    assert delta(before, bulk.totals()) == {"bundles": 3, "files": 125, "recoveries": 0}
+    assert delta(single, single_buffer.totals())["puts"] == 0
     assert {o.dst: o.checksum for o in report.outcomes} == {
         f"{coll}/{rel}": sha2(data) for rel, data in files.items()
     }
@@ -170,6 +170,32 @@ def test_a_checksum_failure_mid_bundle_is_redone_per_file(
         obj = irods_session.data_objects.get(f"{coll}/{name}")
         assert (obj.size, obj.checksum, len(obj.replicas)) == (len(data), sha2(data), 1)
         assert obj.replicas[0].status == "1"
+
+
+def test_a_failure_in_a_bundle_across_directories_is_found_per_directory(
+    tmp_path, account, irods_session, coll, monkeypatch: Any
+):
+    """One bundle of x/ (3 files) and y/ (3 files) fails at y's 2nd file: one query per
+    directory finds x's 3 and y's 1st stored; the remaining 2 go one request each."""
+    src = tmp_path / "src"
+    files = {f"x/{k}": v for k, v in make_files(src / "x", 3, 300).items()}
+    files |= {f"y/{k}": v for k, v in make_files(src / "y", 3, 301).items()}
+    bad = files["y/f00001.dat"]
+    real = hashing.checksum_of
+    monkeypatch.setattr(
+        hashing,
+        "checksum_of",
+        lambda data, scheme: sha2(b"x") if data == bad else real(data, scheme),
+    )
+    before, single = bulk.totals(), single_buffer.totals()
+    opts = TransferOptions(recursive=True, verify_checksum=True, parallel_files=1)
+    report = transfer(f"{src}/", f"irods:{coll}", account, opts, RecordingSink())
+    assert report.exit_status == 0 and report.files_transferred == 6, report.outcomes
+    assert delta(before, bulk.totals()) == {"bundles": 0, "files": 0, "recoveries": 1}
+    assert delta(single, single_buffer.totals())["puts"] == 2
+    for rel, data in files.items():
+        obj = irods_session.data_objects.get(f"{coll}/{rel}")
+        assert (obj.checksum, obj.replicas[0].status) == (sha2(data), "1")
 
 
 def test_a_file_that_fails_mid_bundle_fails_alone(
