@@ -110,8 +110,17 @@ def eligible(ctx: Context, task: FileTask) -> bool:
         and task.size <= MAX_FILE_SIZE
         and task.size < opts.large_file_threshold
         and ctx.single.applies(task.size)
-        and len(task.dst.encode()) < MAX_PATH
+        and _fits(task.dst)
     )
+
+
+def _fits(path: str) -> bool:
+    """A path the request can carry: UTF-8 (a name that is not goes the one-file way, which
+    reports it) and shorter than ``MAX_NAME_LEN``."""
+    try:
+        return len(path.encode()) < MAX_PATH
+    except UnicodeEncodeError:
+        return False
 
 
 def units(ctx: Context, tasks: Iterable[FileTask]) -> Iterator[FileTask | list[FileTask]]:

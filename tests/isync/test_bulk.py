@@ -249,3 +249,20 @@ def test_write_without_delete_object_goes_one_by_one(
     assert delta(single, single_buffer.totals())["puts"] == 60
     names = {o.name for o in irods_session.collections.get(shared).data_objects}
     assert names == set(files)
+
+
+def test_a_name_that_is_not_utf8_goes_the_one_file_way(tmp_path, account, coll):
+    """A local name with bytes that are not UTF-8 cannot go in a request's XML: it is left
+    out of bundles (and reported by the one-file way), the others still go bundled."""
+    src = tmp_path / "src"
+    make_files(src, 5, 10)
+    odd = os.path.join(os.fsencode(src), b"bad-\xff.dat")
+    with open(odd, "wb") as fh:
+        fh.write(b"x")
+    before = bulk.totals()
+    report = transfer(
+        f"{src}/", f"irods:{coll}", account, TransferOptions(recursive=True), RecordingSink()
+    )
+    assert delta(before, bulk.totals())["files"] == 5
+    assert report.files_total == 6
+    assert {o.outcome for o in report.outcomes if "bad-" not in o.src} == {"transferred"}
