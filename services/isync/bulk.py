@@ -195,7 +195,7 @@ def send(
 def put_bundle(
     ctx: Context, tasks: list[FileTask], one: Callable[[FileTask], FileOutcome]
 ) -> list[FileOutcome]:
-    """Put ``tasks`` (one directory's new small files) in one request; ``one`` puts a file
+    """Put ``tasks`` (new small files, in plan order) in one request; ``one`` puts a file
     the one-file way and returns its outcome (the engine's, with its error handling)."""
     from services.isync.hashing import checksum_of, zone_scheme
 
