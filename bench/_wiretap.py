@@ -10,7 +10,10 @@ Every frame of the iRODS protocol is a 4-byte length, a ``MsgHeader_PI`` (``type
 ``intInfo`` is its API number. The tap forwards each frame whole (header and the first
 64 KiB in one ``sendall``, with TCP_NODELAY, so it adds no Nagle delay of its own) and
 records the requests of every connection. Plain TCP only: a TLS session is opaque to it.
-Used by the isync benchmarks and by ``tests/isync/test_round_trips.py``.
+``WireTap(host, port, renumber={689: 9689})`` forwards those requests under another API
+number, so the real server answers as one without the API (``SYS_UNMATCHED_API_NUM``).
+Used by the isync benchmarks and by ``tests/isync/test_round_trips.py`` and
+``test_bulk.py``.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ class Request:
 class WireTap:
     """Listens on a free loopback port and forwards every connection to ``target``."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, renumber: dict[int, int] | None = None) -> None:
+        """``renumber``: API numbers of requests to forward as other numbers (recorded as
+        sent), e.g. ``{689: 9689}`` so the server answers as one without that API."""
         self.target = (host, port)
+        self._renumber = dict(renumber or {})
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -137,6 +143,13 @@ class WireTap:
                 sizes = [int(fields.get(k) or 0) for k in ("msgLen", "errorLen", "bsLen")]
                 left = sum(sizes)
                 first = _read(src, min(left, _FIRST))
+                api = int(fields.get("intInfo") or 0)
+                if number and api in self._renumber:
+                    head = head.replace(
+                        f"<intInfo>{api}</intInfo>".encode(),
+                        f"<intInfo>{self._renumber[api]}</intInfo>".encode(),
+                    )
+                    length = struct.pack(">i", len(head))
                 dst.sendall(length + head + first)
                 left -= len(first)
                 while left:
@@ -150,7 +163,7 @@ class WireTap:
                     request = Request(
                         number,
                         fields.get("type", ""),
-                        int(fields.get("intInfo") or 0),
+                        api,
                         sizes[2],
                         tuple(k.decode() for k in _KEYWORD.findall(message)),
                     )

@@ -31,10 +31,14 @@ The machine's own limits are measured in the same run: the sha256 speed of one c
 the same file and a plain copy of the file into the test server's vault directory.
 Also: ``isync --help`` against ``python -c "import irods.session"`` (start-up cost), and
 ``N`` small files (4 KiB) put by one ``isync -r`` process against one PRC process looping
-over ``data_objects.put``; and ``BENCH_CLI_COSTED_FILES`` small files the same way against
-a second test server started with ``--cost real-zone`` (a real 5.0.2 zone's measured
-per-request agent and catalog cost, ``devtools/irods_server/cost.py``; goal 3x), where what
-counts is the server operations per file, not client speed. That server's waits are
+over ``data_objects.put`` (isync twice: by default, new small files of a directory go 50 per
+BULK_DATA_OBJ_PUT request, and with ``--no-bulk``, one DATA_OBJ_PUT each, so the same run
+shows before and after; the requests each variant sends are counted once on the wire and
+printed per file, with client and server CPU ms per file); and ``BENCH_CLI_COSTED_FILES``
+small files the same way against a second test server started with ``--cost real-zone``
+(a real 5.0.2 zone's measured per-request agent and catalog cost,
+``devtools/irods_server/cost.py``; goal 3x), where what counts is the server operations
+per file, not client speed. That server's waits are
 ``asyncio.sleep``s that any number of connections pay at once; on a real zone they are
 CPU, so the same files are put once more against a server whose waits share
 ``BENCH_CLI_COST_SLOTS`` slots (``bench/_bounded_server.py``): the ``2 cores`` row, the
@@ -129,6 +133,8 @@ class Measure:
     files: int = 0
     #: round trips only: per variant, the requests that asked the server for a checksum
     checksums: dict[str, int] = field(default_factory=dict)
+    #: requests sent per variant, counted once on the wire (small files)
+    requests: dict[str, int] = field(default_factory=dict)
 
     def cpu_median(self, variant: str) -> tuple[float, float]:
         runs = self.cpu.get(variant) or [(0.0, 0.0)]
@@ -362,9 +368,13 @@ class CliBench:
                 m.checksums[f"{op} {variant}"] = _checksum_requests(tap)
         return m
 
-    def small(self, count: int, rounds: int, name: str = "small files put") -> Measure:
-        """``count`` files of 4 KiB: one ``isync -r`` process against one PRC loop process,
-        each into a new collection per round."""
+    def small(
+        self, count: int, rounds: int, name: str = "small files put", wire_count: bool = False
+    ) -> Measure:
+        """``count`` files of 4 KiB: one ``isync -r`` process (bundles of 50 files per
+        request, and ``--no-bulk``: one request per file) against one PRC loop process,
+        each into a new collection per round; with ``wire_count`` each once more, untimed,
+        through the counting proxy (requests per file)."""
         src = self.work / f"small-{count}"
         if not src.exists():
             src.mkdir()
@@ -372,20 +382,44 @@ class CliBench:
                 (src / f"f{i:05}.dat").write_bytes(os.urandom(4096))
         m = Measure(name, files=count)
         tag = uuid.uuid4().hex[:8]
-        for r in range(-1, rounds):
-            base = f"{self.home}/small-{tag}-{r + 1}"
-            runs = [
+
+        def variants(base: str) -> list[tuple[str, list[str]]]:
+            return [
                 ("isync", [ISYNC, "-r", f"{src}/", f"irods:{base}-i"]),
+                # one request per file (606), as before bundles: the same run's "before"
+                ("isync --no-bulk", [ISYNC, "-r", "--no-bulk", f"{src}/", f"irods:{base}-n"]),
                 ("prc", self.prc("putdir", src, f"{base}-p", False)),
             ]
-            if r % 2:
-                runs.reverse()
-            for variant, argv in runs:
+
+        for r in range(-1, rounds):
+            runs = variants(f"{self.home}/small-{tag}-{r + 1}")
+            shift = max(r, 0) % len(runs)  # the order rotates between rounds
+            for variant, argv in runs[shift:] + runs[:shift]:
                 elapsed = self.run(argv)
                 if r >= 0:
                     m.runs.setdefault(variant, []).append(elapsed)
                     m.cpu.setdefault(variant, []).append(self.last_cpu)
+        if wire_count:
+            m.requests = self.small_requests(variants(f"{self.home}/small-{tag}-tap"))
         return m
+
+    def small_requests(self, runs: list[tuple[str, list[str]]]) -> dict[str, int]:
+        """Requests each small-files variant sends, once through the counting proxy."""
+        from bench._wiretap import WireTap
+
+        out: dict[str, int] = {}
+        with WireTap(self.server.host, self.server.port) as tap:
+            home = self.work / "tap-home"
+            env_file = self.server.write_env(home)
+            settings = json.loads(env_file.read_text())
+            settings["irods_port"] = tap.port
+            env_file.write_text(json.dumps(settings))
+            for variant, argv in runs:
+                tap.reset()
+                self.run(argv, {**self.env, "HOME": str(home)})
+                tap.wait_closed()
+                out[variant] = len(tap.requests)
+        return out
 
     def startup(self, rounds: int) -> Measure:
         m = Measure("start-up")
@@ -418,6 +452,8 @@ def _print_runs(m: Measure) -> None:
             else ""
         )
         print(f"# {m.name}: {variant}: {', '.join(f'{x:.3f}' for x in runs)}{extra}", flush=True)
+    for variant, n in m.requests.items():
+        print(f"# {m.name}: {variant}: {n} requests for {m.files} files", flush=True)
 
 
 def _sha256_seconds(path: Path) -> float:
@@ -455,9 +491,23 @@ def report(measures: list[Measure]) -> None:
                     f"{'  cpu s client + server':<30} {f'{ic:.2f} + {iserv:.2f}':>20} "
                     f"{f'{pc:.2f} + {pserv:.2f}':>20}"
                 )
+            if "isync --no-bulk" in m.runs:
+                print(
+                    f"{'  isync --no-bulk (606 each)':<30} {m.show('isync --no-bulk'):>20} "
+                    f"{'':>20} {m.ratio('isync --no-bulk'):6.2f}x"
+                )
             if m.files:
                 per = {v: m.median(v) / m.files * 1000 for v in ("isync", "prc")}
                 print(f"{'  ms per file':<30} {per['isync']:17.2f} ms {per['prc']:17.2f} ms")
+                for v in ("isync", "isync --no-bulk", "prc"):
+                    if v in m.cpu:
+                        c, sv = m.cpu_median(v)
+                        print(
+                            f"{'  cpu ms/file ' + v:<30} client {c / m.files * 1000:.3f}"
+                            f"  server {sv / m.files * 1000:.3f}"
+                        )
+            for v, n in m.requests.items():
+                print(f"{'  requests/file ' + v:<30} {n / m.files:8.3f} ({n} for {m.files} files)")
             if m.files and "real-zone" in m.name:
                 rz = REAL_ZONE_SMALL
                 print(
@@ -556,7 +606,7 @@ def measure_all(
                         for m in measures[-6:]:
                             on_measure(m)
                 if small_files:
-                    measures.append(bench.small(small_files, rounds))
+                    measures.append(bench.small(small_files, rounds, wire_count=True))
                     if on_measure:
                         on_measure(measures[-1])
             finally:
@@ -638,6 +688,10 @@ def _results(measures: list[Measure]) -> list[BenchResult]:
             )
             if "isync -K" in m.runs:
                 note += f"; -K {m.ratio('isync -K'):.2f}x"
+            if "isync --no-bulk" in m.runs:
+                note += f"; --no-bulk {m.ratio('isync --no-bulk'):.2f}x"
+            for v, n in m.requests.items():
+                note += f"; {v} {n / m.files:.3f} requests/file"
             if m.cpu:
                 (ic, iserv), (pc, pserv) = m.cpu_median("isync"), m.cpu_median("prc")
                 note += f"; cpu client+server isync {ic:.2f}+{iserv:.2f} s"

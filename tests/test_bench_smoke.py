@@ -36,6 +36,10 @@ def test_whole_process_benchmark_measures_every_variant() -> None:
                 assert len(m.cpu[variant]) == len(m.runs[variant]), (m.name, variant)
                 assert m.cpu_median(variant)[0] > 0, (m.name, variant)
     assert by_name["small files put"].cpu_median("prc")[1] > 0
+    small = by_name["small files put"]
+    assert set(small.runs) == {"isync", "isync --no-bulk", "prc"}
+    # 10 new files: one bundle (689) against 10 single-buffer puts against PRC's loop
+    assert small.requests["isync"] < small.requests["isync --no-bulk"] < small.requests["prc"]
     names = [r.name for r in isync_cli._results(measures)]
     assert "isync --help" in names and "ratio isync/prc whole process get new 1 MiB" in names
     assert "ratio isync/prc whole process small files put, real-zone cost" in names

@@ -87,11 +87,19 @@ async def data_obj_put(session: Session, req: Request) -> Reply:
     path, opts, wanted = _inputs(req)
     if kw.DATA_INCLUDED_KW not in opts:
         raise _no_portal(path)
+    if len(req.bs) > MAX_SZ_FOR_SINGLE_BUF:
+        raise _no_portal(path)
+    put_buffer(session, path, opts, req.bs, wanted)
+    return Reply()
+
+
+def put_buffer(
+    session: Session, path: str, opts: dict[str, str], data: bytes | memoryview, wanted: int
+) -> None:
+    """One object created (or, with ``forceFlag``, overwritten) from ``data`` and finalised,
+    as ``rsDataObjPut`` with ``dataIncluded`` does; also each file of a bulk put (689)."""
     if kw.METADATA_INCLUDED_KW in opts or kw.ACL_INCLUDED_KW in opts:
         raise IrodsError("SYS_NOT_SUPPORTED", "metadataIncluded/aclIncluded are not supported")
-    data = req.bs
-    if len(data) > MAX_SZ_FOR_SINGLE_BUF:
-        raise _no_portal(path)
     session.require_user()
     _check_overwrite(session, path, opts)
     fd = open_object(
@@ -113,7 +121,6 @@ async def data_obj_put(session: Session, req: Request) -> Reply:
     rep.written = True
     close_descriptor(session, fd, {}, finalize=True)  # size, checksum, status good, stale others
     touch_parents(session, path)
-    return Reply()
 
 
 @api(608)

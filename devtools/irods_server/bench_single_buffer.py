@@ -1,4 +1,5 @@
-"""Server CPU per small-file put: 606 single buffer vs 601 create + 676 write + 673 close.
+"""Server CPU per small-file put: 689 bulk (50 files a request) vs 606 single buffer vs
+601 create + 676 write + 673 close.
 
     python -m devtools.irods_server.bench_single_buffer [--files 2000] [--size 4096]
 
@@ -70,6 +71,25 @@ def _put_3(conn: Any, path: str, data: bytes) -> None:
     _call(conn, "DATA_OBJ_CLOSE_AN", opened(0))
 
 
+def _put_689(conn: Any, paths: list[str], data: bytes) -> None:
+    from services.isync import bulk  # isync's client packing of BulkOprInp_PI
+
+    for at in range(0, len(paths), bulk.MAX_FILES):
+        part = paths[at : at + bulk.MAX_FILES]
+        files = [(path, 0o644, len(data)) for path in part]
+        coll = path_dir = part[0].rsplit("/", 1)[0]
+        assert path_dir
+        bulk.send(conn, coll, files, memoryview(data * len(part)), None, {})
+
+
+def _each(put: Any) -> Any:
+    def many(conn: Any, paths: list[str], data: bytes) -> None:
+        for path in paths:
+            put(conn, path, data)
+
+    return many
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=2000)
@@ -80,7 +100,11 @@ def main() -> None:
         assert srv.proc is not None
         pid = srv.proc.pid
         with srv.session() as session, session.pool.get_connection() as conn:
-            methods = (("606 put", _put_606), ("601+676+673", _put_3))
+            methods = (
+                ("689 bulk", _put_689),
+                ("606 put", _each(_put_606)),
+                ("601+676+673", _each(_put_3)),
+            )
             cpu = dict.fromkeys((name for name, _ in methods), 0.0)
             wall = dict(cpu)
             for name, _ in methods:
@@ -89,8 +113,8 @@ def main() -> None:
                 for name, put in methods:
                     coll = f"/tempZone/home/rods/{name.split()[0]}"
                     cpu0, wall0 = _cpu_seconds(pid), time.perf_counter()
-                    for i in range(start, min(start + ROUND, args.files)):
-                        put(conn, f"{coll}/f{i}", data)
+                    paths = [f"{coll}/f{i}" for i in range(start, min(start + ROUND, args.files))]
+                    put(conn, paths, data)
                     cpu[name] += _cpu_seconds(pid) - cpu0
                     wall[name] += time.perf_counter() - wall0
             for name, _ in methods:

@@ -6,7 +6,9 @@ zone), which hides per-file and round-trip costs from every benchmark. With a co
 every API request waits ``agent_ms`` before it is answered, and a request that wrote the
 catalog waits ``catalog_ms`` more (its transaction is committed first, so the wait never
 holds the catalog). The wait is an ``asyncio.sleep``: connections pay it in parallel, as
-a real zone's one-agent-per-connection processes do.
+a real zone's one-agent-per-connection processes do. A handler that does the work of
+several requests in one (689 bulk put: one ``rsDataObjPut`` per file) sets
+``session.scratch["cost_units"]`` and is charged that many times.
 
 Off by default. Set it with ``python -m devtools.irods_server --cost AGENT_MS,CATALOG_MS``
 (``--cost real-zone`` for the measured preset), the ``IRODS_TEST_SERVER_COST`` environment
@@ -87,16 +89,19 @@ def costed(
     async def with_cost(session: Session, req: Request) -> Reply:
         catalog = session.state.catalog
         before = catalog.db.total_changes
+        session.scratch.pop("cost_units", None)
         try:
             reply = await handler(session, req)
         except IrodsError:
             wrote = catalog.db.total_changes != before
             catalog.commit()  # the loop commits on an iRODS error too; do it before waiting
-            await wait(agent_s + (catalog_s if wrote else 0.0))
+            units = max(int(session.scratch.pop("cost_units", 1)), 1)
+            await wait(units * (agent_s + (catalog_s if wrote else 0.0)))
             raise
         wrote = catalog.db.total_changes != before
         catalog.commit()
-        await wait(agent_s + (catalog_s if wrote else 0.0))
+        units = max(int(session.scratch.pop("cost_units", 1)), 1)
+        await wait(units * (agent_s + (catalog_s if wrote else 0.0)))
         return reply
 
     with_cost.__wrapped__ = handler  # type: ignore[attr-defined]

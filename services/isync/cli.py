@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="files up to SIZE move in one request (4M; 0 = open/write/close)",
     )
+    p.add_argument(
+        "--no-bulk",
+        dest="bulk",
+        action="store_false",
+        help="never put new small files in bundles (BULK_DATA_OBJ_PUT)",
+    )
     p.add_argument("--resume-dir", type=Path, metavar="DIR", help="where put journals live")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -152,6 +158,7 @@ def options_from(args: argparse.Namespace) -> TransferOptions:
             large_file_threshold=args.large_threshold,
             buffer_size=args.buffer_size,
             single_buffer_max=args.single_buffer_max,
+            bulk=args.bulk,
         )
     except ValidationError as e:
         err = validation_errors(e)[0]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.isync.bulk import Bulk
 from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.errors import Interrupted
 from services.isync.leftovers import Ledger
@@ -26,6 +27,7 @@ class Context:
     state_dir: Path
     bucket: TokenBucket | NoLimit = field(default_factory=NoLimit)
     single: SingleBuffer = field(default_factory=lambda: SingleBuffer(0))
+    bulk: Bulk = field(default_factory=Bulk)
     #: where what the run leaves behind until it finishes is noted (a no-op by default)
     leftovers: Ledger = field(default_factory=lambda: Ledger(None))
     _local: threading.local = field(default_factory=threading.local)

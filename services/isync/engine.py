@@ -7,9 +7,10 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
-from services.isync import get, put, wire
+from services.isync import bulk, get, put, wire
 from services.isync.account import open_session
 from services.isync.bwlimit import NoLimit, TokenBucket
 from services.isync.context import Context
@@ -62,6 +63,7 @@ def transfer(
         state_dir=options.resume_dir or default_state_dir(),
         bucket=TokenBucket(options.bwlimit) if options.bwlimit else NoLimit(),
         single=SingleBuffer(options.single_buffer_max),
+        bulk=bulk.Bulk(),
         leftovers=Ledger(options.leftovers),
     )
     try:
@@ -229,22 +231,33 @@ def _run(ctx: Context, plan: Plan, report: TransferReport) -> None:
     """
     threshold = ctx.options.large_file_threshold
     outcomes: queue.SimpleQueue[FileOutcome] = queue.SimpleQueue()
-    lanes = [
+    small = [t for t in plan.files if t.size < threshold]
+    lanes: list[tuple[list[FileTask] | list[FileTask | list[FileTask]], int]] = [
         ([t for t in plan.files if t.size >= threshold], 1),
-        ([t for t in plan.files if t.size < threshold], ctx.options.parallel_files),
+        # new small files in bundles of up to 50 (services.isync.bulk)
+        (
+            list(bulk.units(ctx, small)) if plan.direction == "put" else small,
+            ctx.options.parallel_files,
+        ),
     ]
     threads: list[threading.Thread] = []
     for tasks, width in lanes:
         source = iter(tasks)
         lock = threading.Lock()
 
-        def work(source: Iterator[FileTask] = source, lock: threading.Lock = lock) -> None:
+        def work(
+            source: Iterator[FileTask | list[FileTask]] = source, lock: threading.Lock = lock
+        ) -> None:
             while not ctx.cancel.is_set():
                 with lock:
                     task = next(source, None)
                 if task is None:
                     return
-                outcomes.put(_one(ctx, plan, task))
+                if isinstance(task, list):
+                    for outcome in bulk.put_bundle(ctx, task, partial(_one, ctx, plan)):
+                        outcomes.put(outcome)
+                else:
+                    outcomes.put(_one(ctx, plan, task))
 
         for i in range(min(width, len(tasks))):
             t = threading.Thread(target=work, name=f"isync-file-{len(threads)}-{i}", daemon=True)

@@ -40,6 +40,8 @@ class TransferOptions(BaseModel):
     buffer_size: int = Field(default=8 * MiB, ge=64 * 1024, le=64 * MiB)
     # files up to this size move in one request (606/608); 0 = always open/write/close
     single_buffer_max: int = Field(default=4 * MiB, ge=0, le=64 * MiB)
+    # new small files go up to 50 per request (689, services.isync.bulk); False: one each
+    bulk: bool = True
     progress_interval: float = Field(default=0.5, gt=0)
 
 

@@ -127,6 +127,37 @@ def test_an_irods_error_after_a_write_pays_both(session: Session, monkeypatch: A
     assert waits == [0.045]
 
 
+def test_a_handler_doing_several_requests_work_is_charged_per_unit(
+    session: Session, monkeypatch: Any
+) -> None:
+    """A bulk put (689) stores each file as one rsDataObjPut: charged once per file, on
+    success and on a failure part-way (the files it stored so far)."""
+
+    async def bundle(s: Session, req: Request) -> Reply:
+        s.state.catalog.db.execute(
+            "UPDATE r_coll_main SET r_comment = 'z' WHERE coll_name = '/tempZone'"
+        )
+        s.scratch["cost_units"] = 3
+        return Reply()
+
+    async def part_way(s: Session, req: Request) -> Reply:
+        s.state.catalog.db.execute(
+            "UPDATE r_coll_main SET r_comment = 'w' WHERE coll_name = '/tempZone'"
+        )
+        s.scratch["cost_units"] = 2
+        raise IrodsError("USER_CHKSUM_MISMATCH", "second file")
+
+    assert run_costed(session, bundle, monkeypatch)[0] == [0.135]
+    assert "cost_units" not in session.scratch
+    assert run_costed(session, part_way, monkeypatch)[0] == [0.09]
+    session.scratch["cost_units"] = 9  # a stale count from elsewhere is not charged
+
+    async def read(s: Session, req: Request) -> Reply:
+        return Reply()
+
+    assert run_costed(session, read, monkeypatch)[0] == [0.005]
+
+
 def test_an_inactive_cost_wraps_nothing() -> None:
     before = dict(HANDLERS)
     cost.install(cost.OpCost())
