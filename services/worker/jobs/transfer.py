@@ -56,7 +56,14 @@ _session: tuple[str, Any] | None = None
 
 
 class _PipeSink:
-    """isync ProgressSink writing the worker's ``progress`` and ``file`` lines."""
+    """isync ProgressSink writing the worker's ``progress`` lines (at most one per
+    ``progress_interval``, as isync throttles them).
+
+    Nothing goes out per file: the worker needs the counts (in every progress line) and
+    the failed files (the ``report`` line at the end), never a line per file.  A line per
+    file cost the child a write and the worker a parse for each of a tree's files, and a
+    worker slow to read held the child's transfer threads on the pipe.
+    """
 
     def __init__(self, out: ChildOutput) -> None:
         self.out = out
@@ -65,7 +72,7 @@ class _PipeSink:
         self.out.send({"type": "progress", **event.model_dump()})
 
     def file_done(self, outcome: FileOutcome) -> None:
-        self.out.send({"type": "file", **outcome.model_dump(include={"src", "dst", "outcome"})})
+        return None
 
 
 class TransferFailed(StagerError):
