@@ -65,8 +65,26 @@ def test_tree_pipeline_benchmark_runs_end_to_end(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BENCH_TREE_FILES", "40")
     results = {r.name: r for r in pipeline_tree.run()}
     what = "40 files"
-    for name in ("pipeline, one job of", "isync -r directly,", "pipeline / isync,"):
+    for name in ("pipeline, one job of", "isync -r", "pipeline / isync,"):
         [hit] = [r for n, r in results.items() if n.startswith(name) and what in n]
         assert hit.value > 0, hit
     [child] = [r for n, r in results.items() if n.startswith("peak RSS transfer child")]
     assert child.value > 0, "no transfer child was sampled"
+    [isync] = [r for n, r in results.items() if n.startswith("isync -r")]
+    assert "-K" in isync.name, "isync must do the worker's work: checksums verified"
+    [cpu] = [r for n, r in results.items() if n.startswith("CPU ms per file, pipeline")]
+    assert cpu.value > 0 and "child" in cpu.note and "worker" in cpu.note, cpu
+    [events] = [r for n, r in results.items() if n.startswith("task events per job")]
+    assert events.value >= 2, events  # at least active and completed reached the API
+
+
+def test_tree_benchmark_memory_growth_goal() -> None:
+    """The growth rows compare the largest tree with the smallest, per process, and say
+    whether the goal (flat) is met."""
+    peaks = {10: (50.0, 60.0, 55.0), 1000: (51.0, 60.0 + 2 * pipeline_tree.GOAL_FLAT_MIB, 55.0)}
+    rows = {r.name: r for r in pipeline_tree.growth_results(peaks)}
+    worker = rows["peak RSS growth worker, 10 -> 1,000 files"]
+    child = rows["peak RSS growth transfer child, 10 -> 1,000 files"]
+    assert worker.value == 1.0 and worker.note.endswith(": met")
+    assert child.note.endswith("NOT met")
+    assert pipeline_tree.growth_results({10: (1.0, 1.0, 1.0)}) == []

@@ -75,13 +75,17 @@ def make_event_handler(app: web.Application) -> EventHandler:
 
     ``stager_jobs_total{state}`` counts entries into a state: an ``active`` event that
     carries progress is a progress report within an attempt that already became active,
-    not an entry.  Bytes are the worker's to count (``stager_transfer_bytes_total``)."""
+    not an entry.  Bytes are the worker's to count (``stager_transfer_bytes_total``).
+    ``stager_events_total{applied}`` and ``stager_event_batches_total`` (one store
+    transaction each) give the broker messages and store writes a job costs."""
 
     async def handle(events: list[TaskEvent]) -> None:
         results = await app[keys.STORE].apply_events(events)
         metrics = app[keys.METRICS]
+        metrics.event_batches_total.inc()
         wake = False
         for ev, applied in zip(events, results, strict=True):
+            metrics.events_total.labels("false" if applied is None else "true").inc()
             if applied is None:
                 continue
             if ev.state != TaskState.ACTIVE or ev.progress is None:

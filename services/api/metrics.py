@@ -64,6 +64,17 @@ class Metrics:
         self.rejected_total = Counter(
             "stager_jobs_rejected", "Submitted jobs refused", ["status"], registry=r
         )
+        self.events_total = Counter(
+            "stager_events",
+            "Task events from workers handed to the store, by whether they changed a row",
+            ["applied"],
+            registry=r,
+        )
+        self.event_batches_total = Counter(
+            "stager_event_batches",
+            "Store transactions that applied task events (one per batch, whatever its size)",
+            registry=r,
+        )
         self.messages_rejected = rejected_counter(r)
 
     def count_rejected(self, type_: str, reason: str) -> None:

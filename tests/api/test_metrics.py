@@ -96,3 +96,43 @@ async def test_active_counts_entries_not_progress_and_no_api_bytes(api: Api) -> 
     assert registry.get_sample_value("stager_jobs_total", {"state": "completed"}) == 1.0
     text = await (await api.client.get("/metrics")).text()
     assert "stager_transfer_bytes" not in text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_events_and_their_store_transactions_are_counted(api: Api) -> None:
+    """``stager_events_total{applied}`` counts what workers sent (a stale one as not
+    applied); ``stager_event_batches_total`` the store transactions, fewer than events when
+    they arrive together: what a job costs the broker and the store."""
+    r = await api.client.post("/v1/job", json=job(), headers=api.basic())
+    assert r.status == 200, await r.text()
+    task_id = (await r.json())["id"]
+    p = Progress(bytes_total=300, bytes_done=100, files_total=1)
+    events = [ev(task_id, 1, TaskState.ACTIVE)]
+    events += [ev(task_id, seq, TaskState.ACTIVE, progress=p) for seq in range(2, 30)]
+    events += [ev(task_id, 3, TaskState.ACTIVE, progress=p)]  # stale: seq 3 < 29
+    events += [ev(task_id, 40, TaskState.COMPLETED, progress=p)]
+    channel = await api.amqp.channel(publisher_confirms=True)
+    x = await channel.get_exchange(api.names.events_exchange)
+    for e in events:
+        await x.publish(
+            worker_event(e.model_dump_json().encode()), routing_key=api.names.events_queue
+        )
+    await channel.close()
+    registry = api.app[METRICS].registry
+
+    def count(name: str, labels: dict[str, str] | None = None) -> float:
+        return registry.get_sample_value(name, labels or {}) or 0.0
+
+    async with asyncio.timeout(20):
+        while (  # noqa: ASYNC110
+            count("stager_events_total", {"applied": "true"})
+            + count("stager_events_total", {"applied": "false"})
+            < len(events)
+        ):
+            await asyncio.sleep(0.02)
+    assert count("stager_events_total", {"applied": "true"}) == len(events) - 1
+    assert count("stager_events_total", {"applied": "false"}) == 1
+    batches = count("stager_event_batches_total")
+    assert 1 <= batches <= len(events), batches
+    text = await (await api.client.get("/metrics")).text()
+    assert 'stager_events_total{applied="true"}' in text and "stager_event_batches_total" in text

@@ -8,7 +8,7 @@ it forks a child that
 2. closes every inherited descriptor but its output pipe (never the server's socket),
 3. does setgid, initgroups, setuid to the user (root and system uids refused),
    becomes non-dumpable and dies with the fork server,
-4. runs the job function and writes JSON lines to the pipe: ``progress``/``file``/…
+4. runs the job function and writes JSON lines to the pipe: ``progress``/``report``/…
    lines while it works, then one ``result`` or ``error`` line.
 
 A *reusable* child (``spawn(..., reusable=True)``) also gets a task pipe as its stdin:

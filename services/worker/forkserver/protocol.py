@@ -8,7 +8,7 @@ never inside the JSON, so the fork server never holds it as an immutable ``str``
 read end of its task pipe). The fork server receives into one reused ``bytearray`` and
 wipes the secret once the child is forked (:func:`receive_into`, :func:`wipe`).
 
-Child → worker: one JSON object per line on the output pipe (``progress``, ``file`` …)
+Child → worker: one JSON object per line on the output pipe (``progress``, ``report`` …)
 ending each task with exactly one final line, ``result`` or ``error``. An error line
 carries an :class:`~shared.errors.ErrorKind` value, whether the error is permanent, and
 a message (:class:`ErrorLine`).

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
@@ -55,17 +56,42 @@ _HOPELESS_KINDS = ("permission_denied", "not_found")
 _session: tuple[str, Any] | None = None
 
 
+@dataclass
+class ChecksumTally:
+    """Files moved (transferred, or skipped as unchanged) and how many of them carry an
+    agreed checksum: what the report's checksum result needs, counted as outcomes pass
+    instead of kept one per file."""
+
+    moved: int = 0
+    agreed: int = 0
+
+    def add(self, o: FileOutcome) -> None:
+        if o.outcome == "transferred" or (o.outcome == "skipped" and o.reason == "unchanged"):
+            self.moved += 1
+            self.agreed += 1 if o.checksum else 0
+
+
 class _PipeSink:
-    """isync ProgressSink writing the worker's ``progress`` and ``file`` lines."""
+    """isync ProgressSink writing the worker's ``progress`` lines (at most one per
+    ``progress_interval``, as isync throttles them) and tallying checksums.
+
+    Nothing goes out per file: the worker needs the counts (in every progress line) and
+    the failed files (the ``report`` line at the end), never a line per file.  A line per
+    file cost the child a write and the worker a parse for each of a tree's files, and a
+    worker slow to read held the child's transfer threads on the pipe.
+    """
 
     def __init__(self, out: ChildOutput) -> None:
         self.out = out
+        self.tally = ChecksumTally()
+        self._lock = threading.Lock()
 
     def update(self, event: ProgressEvent) -> None:
         self.out.send({"type": "progress", **event.model_dump()})
 
     def file_done(self, outcome: FileOutcome) -> None:
-        self.out.send({"type": "file", **outcome.model_dump(include={"src", "dst", "outcome"})})
+        with self._lock:
+            self.tally.add(outcome)
 
 
 class TransferFailed(StagerError):
@@ -84,14 +110,25 @@ def run_child(
     out before the result or the error."""
     account = IrodsAccount(**params["account"], password=SecretStr(secret or ""))
     options = TransferOptions(**params.get("options", {}))
+    sink = _PipeSink(out)
     try:
         session = _session_for(account)
         report = transfer(
-            params["src"], params["dst"], account, options, _PipeSink(out), cancel, session
+            params["src"],
+            params["dst"],
+            account,
+            options,
+            sink,
+            cancel,
+            session,
+            # memory flat in the number of files: only failed outcomes are kept (a dry
+            # run's plan needs them all)
+            keep_outcomes="all" if options.dry_run else "failed",
         )
     except IsyncError as e:
         raise TransferFailed(str(e), kind=e.kind) from e
-    out.send({"type": "report", **task_report(report, options).model_dump(mode="json")})
+    summary = task_report(report, options, None if options.dry_run else sink.tally)
+    out.send({"type": "report", **summary.model_dump(mode="json")})
     dry_interrupted = options.dry_run and report.exit_status == ExitStatus.INTERRUPTED
     if (report.files_failed or report.exit_status) and (not options.dry_run or dry_interrupted):
         raise _failure(report)  # a dry run's refused files are its findings, not a failure
@@ -135,9 +172,13 @@ def _failure(report: TransferReport) -> TransferFailed:
     )
 
 
-def task_report(report: TransferReport, options: TransferOptions) -> TaskReport:
+def task_report(
+    report: TransferReport, options: TransferOptions, tally: ChecksumTally | None = None
+) -> TaskReport:
     """The report the worker's events carry: failed files (capped), checksum result, and
-    for a dry run the plan (what would be transferred, skipped, refused)."""
+    for a dry run the plan (what would be transferred, skipped, refused).  ``tally``: the
+    checksum counts taken from the sink when the report kept only failed outcomes
+    (without it they are counted from ``report.outcomes``)."""
     failed = [o for o in report.outcomes if o.outcome == "failed"]
     errors = [
         FileError(path=clip(o.src or o.dst), error=clip(_describe(o)), kind=o.kind or "other")
@@ -147,15 +188,14 @@ def task_report(report: TransferReport, options: TransferOptions) -> TaskReport:
     checksum: ChecksumResult | None = None
     agreed = 0
     if not options.dry_run:
-        moved = [
-            o
-            for o in report.outcomes
-            if o.outcome == "transferred" or (o.outcome == "skipped" and o.reason == "unchanged")
-        ]
-        agreed = sum(1 for o in moved if o.checksum)
+        if tally is None:
+            tally = ChecksumTally()
+            for o in report.outcomes:
+                tally.add(o)
+        agreed = tally.agreed
         if any(o.kind == "checksum_mismatch" for o in failed):
             checksum = "mismatch"
-        elif options.verify_checksum and agreed == len(moved) and not failed:
+        elif options.verify_checksum and agreed == tally.moved and not failed:
             checksum = "verified"
         else:
             checksum = "not_verified"
