@@ -113,6 +113,7 @@ class Ours:
     def __init__(
         self, server: Any, work: Path, workers: int, concurrency: int, owner: str | None
     ) -> None:
+        self.work = work
         self.db = f"sqlite+aiosqlite:///{work}/ingest.sqlite"
         self.prefix = "bench" + uuid.uuid4().hex[:8]
         self.owner = owner
@@ -131,6 +132,7 @@ class Ours:
             "STAGER_IRODS__ZONE": server.zone,
             "STAGER_IRODS__PASSWORD": server.admin_password,
         }
+        asyncio.run(self._make_store())  # its schema once, not by four workers at once
         self.procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "services.ingest"],
@@ -141,6 +143,11 @@ class Ours:
             )
             for i in range(workers)
         ]
+
+    async def _make_store(self) -> None:
+        from services.ingest.store import JobStore
+
+        await (await JobStore.open(self.db)).close()
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Until every worker consumes both ingest queues (their start-up is not the
@@ -155,8 +162,10 @@ class Ours:
         names = Names(self.prefix)
         url = self.env.get("STAGER_BROKER__URL", "amqp://guest:guest@127.0.0.1/")
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError("an ingest worker exited at start-up (see its log)")
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None:
+                    log = (self.work / f"worker{i}.log").read_text(errors="replace")
+                    raise RuntimeError(f"ingest worker {i} exited at start-up:\n{log[-3000:]}")
             with contextlib.suppress(Exception):  # queues not declared yet
                 conn = await aio_pika.connect(url)
                 async with conn:
