@@ -228,7 +228,7 @@ def _put_whole(
     failed put left behind (iRODS keeps it as a stale replica) is removed, so that a later
     PUT pass does not skip it as present."""
     logical = meta["target"]
-    with open(meta["path"], "rb", buffering=0) as src:
+    with open(meta["path"], "rb") as src:  # buffered: read() goes on until EOF or the size
         data = src.read(SINGLE.limit + 1)
     if len(data) > SINGLE.limit:
         return None
