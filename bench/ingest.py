@@ -50,6 +50,9 @@ ANCHOR_PINS = [
     "redis==4.6.0",
 ]
 GOAL = 10.0
+#: How often the bench asks whether a run finished (seconds; each look costs CPU the run
+#: itself competes for, on either side)
+POLL = 0.2
 SEED_HANDLER = """
 from irods_capability_automated_ingest.core import Core
 from irods_capability_automated_ingest.utils import Operation
@@ -110,6 +113,7 @@ class Ours:
     def __init__(
         self, server: Any, work: Path, workers: int, concurrency: int, owner: str | None
     ) -> None:
+        self.work = work
         self.db = f"sqlite+aiosqlite:///{work}/ingest.sqlite"
         self.prefix = "bench" + uuid.uuid4().hex[:8]
         self.owner = owner
@@ -128,6 +132,7 @@ class Ours:
             "STAGER_IRODS__ZONE": server.zone,
             "STAGER_IRODS__PASSWORD": server.admin_password,
         }
+        asyncio.run(self._make_store())  # its schema once, not by four workers at once
         self.procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "services.ingest"],
@@ -139,10 +144,45 @@ class Ours:
             for i in range(workers)
         ]
 
-    def run(self, root: Path, target: str, op: str) -> float:
-        return asyncio.run(self._run(root, target, op))
+    async def _make_store(self) -> None:
+        from services.ingest.store import JobStore
 
-    async def _run(self, root: Path, target: str, op: str) -> float:
+        await (await JobStore.open(self.db)).close()
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Until every worker consumes both ingest queues (their start-up is not the
+        ingest: the anchor's Celery workers are given time to start too)."""
+        asyncio.run(self._wait_ready(time.monotonic() + timeout))
+
+    async def _wait_ready(self, deadline: float) -> None:
+        import aio_pika
+
+        from shared.messaging.topology import Names
+
+        names = Names(self.prefix)
+        url = self.env.get("STAGER_BROKER__URL", "amqp://guest:guest@127.0.0.1/")
+        while time.monotonic() < deadline:
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None:
+                    log = (self.work / f"worker{i}.log").read_text(errors="replace")
+                    raise RuntimeError(f"ingest worker {i} exited at start-up:\n{log[-3000:]}")
+            with contextlib.suppress(Exception):  # queues not declared yet
+                conn = await aio_pika.connect(url)
+                async with conn:
+                    ch = await conn.channel()
+                    counts = []
+                    for q in (names.ingest_dirs_queue, names.ingest_files_queue):
+                        queue = await ch.declare_queue(q, passive=True)
+                        counts.append(queue.declaration_result.consumer_count or 0)
+                    if min(counts) >= len(self.procs):
+                        return
+            await asyncio.sleep(0.2)
+        raise RuntimeError("the ingest workers did not start consuming in time")
+
+    def run(self, root: Path, target: str, op: str, files_per_task: int = 50) -> float:
+        return asyncio.run(self._run(root, target, op, files_per_task))
+
+    async def _run(self, root: Path, target: str, op: str, files_per_task: int) -> float:
         from services.ingest.store import ACTIVE, IngestOptions, Job, JobStore
 
         store = await JobStore.open(self.db)
@@ -153,7 +193,7 @@ class Ours:
                 target=target,
                 handler=OUR_HANDLER.format(op=op),
                 handler_label=op,
-                options=IngestOptions(files_per_task=50, owner=self.owner),
+                options=IngestOptions(files_per_task=files_per_task, owner=self.owner),
             )
             t0 = time.perf_counter()
             await store.create(job)
@@ -161,7 +201,7 @@ class Ours:
                 got = await store.get(job.name)
                 if got.state not in ACTIVE:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(POLL)
             elapsed = time.perf_counter() - t0
             failed = got.counters["files_failed"] + got.counters["tasks_failed"]
             if got.state != "completed" or failed:
@@ -251,7 +291,7 @@ class Anchor:
         )
         time.sleep(3)
 
-    def run(self, root: Path, target: str, op: str) -> float:
+    def run(self, root: Path, target: str, op: str, files_per_task: int = 50) -> float:
         handler = self.work / f"anchor_{op.lower()}.py"
         handler.write_text(SEED_HANDLER.format(op=op))
         cmd = [
@@ -267,7 +307,7 @@ class Anchor:
             "--job_name",
             "a" + uuid.uuid4().hex[:10],
             "--files_per_task",
-            "50",
+            str(files_per_task),
             "--redis_host",
             "127.0.0.1",
             "--redis_port",
@@ -343,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--files-per-task", type=int, default=50, help="both sides' batch size")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--no-anchor", action="store_true")
     p.add_argument("--only", choices=("ours", "anchor"), help="run one side only")
@@ -355,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)  # the jobs' owner reads the tree
     results: dict[str, dict[str, list[float]]] = {}
     key = f"{args.files}:{args.workers}"
+    if args.files_per_task != 50:
+        key += f":{args.files_per_task}"
     if args.results and args.results.exists():
         results = json.loads(args.results.read_text()).get(key, {})
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
@@ -368,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only == "anchor"
                 else Ours(srv, work, args.workers, args.concurrency, owner)
             )
+            if ours is not None:
+                ours.wait_ready()
             anchor = (
                 None if args.no_anchor or args.only == "ours" else Anchor(srv, work, args.workers)
             )
@@ -381,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                             if runner is None:
                                 continue
                             target = f"/{srv.zone}/home/rods/{who}_{op.lower()}_{r}"
-                            secs = runner.run(src, target, op)
+                            secs = runner.run(src, target, op, args.files_per_task)
                             results.setdefault(op, {}).setdefault(who, []).append(secs)
                             print(f"  {who} {op} round {r}: {secs:.1f} s", flush=True)
                             if args.results:

@@ -8,28 +8,37 @@ python-irodsclient keywords (``destRescName``, ``regRepl`` ...).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import irods.keywords as kw
-from irods.exception import SYS_NO_API_PRIV
+from irods.api_number import api_number
+from irods.exception import SYS_NO_API_PRIV, NetworkException, iRODSException
+from irods.message import JSON_Message, iRODSMessage
 
 from services.ingest.diff import Action, Replica
 from services.ingest.errors import IngestError
 from services.ingest.handlers import EventHandler
+from services.isync import single_buffer
 from services.isync.catalog import all_rows
 from shared.ingest.utils import PUT_OPERATIONS, DeleteMode, Operation
 
 #: Files at least this large go through python-irodsclient's parallel put.
 PARALLEL_THRESHOLD = 32 * 1024 * 1024
 BUFFER = 4 * 1024 * 1024
+#: Files up to this size go in one request (DATA_OBJ_PUT with the data, as iput does).
+SINGLE_BUFFER_MAX = 4 * 1024 * 1024
+#: This process's switch: off for good once the server will not take one-request puts.
+SINGLE = single_buffer.SingleBuffer(SINGLE_BUFFER_MAX)
 #: Special files a put would block on or cannot read (registering them is fine).
 UNPUTTABLE = frozenset({"pipe", "character", "block", "socket"})
 AVU_UNITS = "python3.base64.b64encode(full_path_of_source_file)"
 #: PATH_REG_NOT_ALLOWED: python-irodsclient 3.3 has no class for it (a KeyError(-129000))
 PATH_REG_NOT_ALLOWED = -129000
+_TOUCH = api_number["TOUCH_APN"]
 
 
 @dataclass
@@ -85,9 +94,7 @@ def register_file(
     if replica:
         obj = session.data_objects.get(meta["target"])
         number = next(r.number for r in obj.replicas if r.path == meta["physical_path"])
-        session.data_objects.touch(
-            meta["target"], seconds_since_epoch=int(meta["mtime"]), replica_number=number
-        )
+        _set_mtime(session, meta["target"], meta["mtime"], replica_number=number)
 
 
 def _proxied(session: Any) -> bool:
@@ -117,10 +124,20 @@ def update_metadata(
         ) from None
 
 
-def _set_mtime(session: Any, logical: str, mtime: float) -> None:
+def _set_mtime(session: Any, logical: str, mtime: float, replica_number: int | None = None) -> None:
     """Stamp the local file's mtime on the object (API 20007 touch: any user with write
-    access may, where 622 modDataObjMeta is for rodsadmin clients only)."""
-    session.data_objects.touch(logical, seconds_since_epoch=int(mtime), no_create=True)
+    access may, where 622 modDataObjMeta is for rodsadmin clients only).
+
+    One request: ``logical`` was just written or registered, so it is a data object, and
+    python-irodsclient's ``touch`` would first ask the catalog (two GenQueries) whether
+    it is a collection."""
+    options: dict[str, Any] = {"seconds_since_epoch": int(mtime), "no_create": True}
+    if replica_number is not None:
+        options["replica_number"] = replica_number
+    with session.pool.get_connection() as conn:
+        body = JSON_Message({"logical_path": logical, "options": options}, conn.server_version)
+        conn.send(iRODSMessage("RODS_API_REQ", msg=body, int_info=_TOUCH))
+        conn.recv()
 
 
 def _write_from(
@@ -158,7 +175,6 @@ def create_file(
     With ``--initial_ingest`` the diff did not look at the catalog, so an object that
     exists already fails this file, as automated ingest's put without force does.
     """
-    refuse_existing_on_initial_ingest(session, meta)
     _upload(session, meta, op, options, overwrite=False)
 
 
@@ -178,15 +194,94 @@ def _upload(
     source, logical = meta["path"], meta["target"]
     if meta.get("file_type") in UNPUTTABLE:
         raise IngestError(f"a {meta['file_type']} file has no data to put: {logical}")
-    if int(meta["size"]) >= PARALLEL_THRESHOLD:
+    size = int(meta["size"])
+    sent = _put_whole(session, meta, options, overwrite) if SINGLE.applies(size) else None
+    if sent is not None:
+        meta["bytes_sent"] = sent
+    elif size >= PARALLEL_THRESHOLD:
+        if not overwrite:
+            refuse_existing_on_initial_ingest(session, meta)
         # without the force flag python-irodsclient refuses an existing object
         force = {kw.FORCE_FLAG_KW: ""} if overwrite else {}
         session.data_objects.put(source, logical, **{**options, **force})
+        meta["bytes_sent"] = size
     else:
+        if not overwrite:
+            refuse_existing_on_initial_ingest(session, meta)
         _write_from(session, source, logical, 0, options)
-    meta["bytes_sent"] = int(meta["size"])
+        meta["bytes_sent"] = size
     if op is not Operation.PUT:  # PUT never looks at an existing object again
         _set_mtime(session, logical, meta["mtime"])
+
+
+def _put_whole(
+    session: Any, meta: dict[str, Any], options: dict[str, Any], overwrite: bool
+) -> int | None:
+    """Put a small file in one request (DATA_OBJ_PUT with the data included, as iput
+    does); returns the bytes sent, or ``None`` when the file must go by open/write/close
+    (it grew past the limit, the server will not take it this way, or a forced put would
+    move the object to another resource).
+
+    The server creates, writes and finalises the replica in that one call.  Without
+    ``overwrite`` no force flag is sent, so the server itself refuses an object that
+    exists (:class:`ObjectExists`): no separate look before the put.  A new object a
+    failed put left behind (iRODS keeps it as a stale replica) is removed, so that a later
+    PUT pass does not skip it as present."""
+    logical = meta["target"]
+    with open(meta["path"], "rb") as src:  # buffered: read() goes on until EOF or the size
+        data = src.read(SINGLE.limit + 1)
+    if len(data) > SINGLE.limit:
+        return None
+    opts = {k: str(v) for k, v in options.items()}
+    if _RESOURCE_KEYWORDS.isdisjoint(opts):  # as python-irodsclient's open: its default
+        default = getattr(session, "default_resource", None)
+        if default:
+            opts[kw.DEST_RESC_NAME_KW] = default
+    if overwrite:
+        opts[kw.FORCE_FLAG_KW] = ""
+    conn = session.pool.get_connection()
+    ok = False
+    try:
+        single_buffer.put_object(conn, logical, memoryview(data), opts, None)
+        ok = True
+    except NetworkException:
+        raise  # the connection failed: the caller retries on a new one and looks first
+    except iRODSException as e:
+        name = type(e).__name__
+        if single_buffer.is_unsupported(e):
+            SINGLE.disable(name)
+            return None
+        if name == "HIERARCHY_ERROR":  # forced onto another resource: open/write/close
+            return None
+        if name == "OVERWRITE_WITHOUT_FORCE_FLAG":
+            raise ObjectExists(
+                f"data object {logical} already exists and is not overwritten "
+                "(a put that creates never overwrites"
+                + (
+                    "; --initial_ingest: run the job without it to sync changes)"
+                    if meta.get("initial_ingest")
+                    else ")"
+                )
+            ) from None
+        if not overwrite:
+            _discard(session, logical)
+        raise
+    except single_buffer.Unsupported as e:
+        SINGLE.disable(str(e))
+        return None
+    finally:
+        conn.release(destroy=not ok)
+    SINGLE.count(put=True)
+    return len(data)
+
+
+_RESOURCE_KEYWORDS = frozenset({kw.RESC_NAME_KW, kw.DEST_RESC_NAME_KW, kw.RESC_HIER_STR_KW})
+
+
+def _discard(session: Any, logical: str) -> None:
+    """Remove what a failed put of a new object left (best effort: it may be nothing)."""
+    with contextlib.suppress(Exception):  # the put's own error is the one reported
+        session.data_objects.unlink(logical, force=True)
 
 
 def sync_file(

@@ -191,14 +191,16 @@ class Context:
             reconnect or Reconnect(),
         )
 
-    @property
+    @functools.cached_property
     def logger(self) -> Any:
+        """The job's logger, bound once (every file of every task asks for it)."""
         return (self.job_log or log).bind(ingest_job=self.job.name)
 
-    def meta(self, **extra: Any) -> dict[str, Any]:
-        """The seed's ``meta`` dict handed to every hook (its keys and values)."""
+    @functools.cached_property
+    def _meta_base(self) -> dict[str, Any]:
+        """The keys of :meth:`meta` that are the same for every call (built once)."""
         j, o = self.job, self.job.options
-        meta: dict[str, Any] = {
+        base: dict[str, Any] = {
             "job_name": j.name,
             "root": j.root,
             "src_path": j.root,
@@ -223,15 +225,21 @@ class Context:
             "exclude_file_name": o.exclude_file_name,
             "exclude_directory_name": o.exclude_directory_name,
             "event_handler": j.handler_label,
-            "config": {
-                "log": log_config_of(j),
-                "profile": joblog.log_config(None, None, None, None),
-                # get_redis(meta["config"]): the job's keys in the job store
-                "store": {"job": j.name},
-            },
         }
         if self.s3 is not None:
-            meta.update(self.s3.meta())
+            base.update(self.s3.meta())
+        return base
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        """The seed's ``meta`` dict handed to every hook (its keys and values): a new dict
+        each call, its ``config`` too (a hook may change what it is handed)."""
+        meta = dict(self._meta_base)
+        meta["config"] = {
+            "log": log_config_of(self.job),
+            "profile": joblog.log_config(None, None, None, None),
+            # get_redis(meta["config"]): the job's keys in the job store
+            "store": {"job": self.job.name},
+        }
         meta.update(extra)
         return meta
 
