@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from services.ingest.constants import DEFAULT_FILES_PER_TASK
 from services.ingest.errors import JobExists, JobNotFound
 from services.ingest.s3 import S3Source
+from shared.sqlite import apply_pragmas
 
 JOB_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
@@ -309,14 +310,6 @@ def next_tick(created_at: float, interval: float, now: float) -> float:
     return created_at + max(k, 1) * interval
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so processes can share it."""
     if url.startswith("sqlite"):
@@ -337,7 +330,7 @@ def make_engine(url: str) -> AsyncEngine:
                 os.close(fd)
     engine = create_async_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite"):
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine.sync_engine, "connect", apply_pragmas)
     return engine
 
 

@@ -32,6 +32,7 @@ from services.api.store.release import Choose
 from services.api.store.schema import SCHEMA_LOCK, create_schema
 from services.api.store.tasks import FINAL_STATES, RESTARTABLE_STATES, Task, new_task_id
 from shared.messaging.messages import Submitter, TaskEvent, TaskSpec, TaskState
+from shared.sqlite import apply_pragmas
 
 __all__ = [
     "FINAL_STATES",
@@ -60,7 +61,7 @@ class TaskStore:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", apply_pragmas)
         #: Reads of one statement need no BEGIN/ROLLBACK round trips.
         self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._inserts = tasks.GroupInsert(self.engine)
@@ -251,11 +252,3 @@ class TaskStore:
         """Set a flag (JSON ``value``), recording who set it."""
         async with self.engine.begin() as conn:
             return await admin.set_flag(conn, name, value, by)
-
-
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
