@@ -48,6 +48,16 @@ def delta(before: dict[str, int], now: dict[str, int]) -> dict[str, int]:
     return {k: v - before[k] for k, v in now.items()}
 
 
+def misread_checksum_of(monkeypatch: Any, bad: bytes) -> None:
+    """isync computes a wrong checksum for the file holding ``bad`` (as after a bad read)."""
+    real = hashing.checksum_of
+    monkeypatch.setattr(
+        hashing,
+        "checksum_of",
+        lambda data, scheme: sha2(b"x") if data == bad else real(data, scheme),
+    )
+
+
 def test_10000_files_go_in_200_requests(tmp_path, isync_environ, irods_session, coll, tap):
     src = tmp_path / "src"
     files = make_files(src, 10_000)
@@ -154,12 +164,7 @@ def test_a_checksum_failure_mid_bundle_is_redone_per_file(
     src = tmp_path / "src"
     files = make_files(src, 10, 700)
     bad = files["f00003.dat"]
-    real = hashing.checksum_of
-    monkeypatch.setattr(
-        hashing,
-        "checksum_of",
-        lambda data, scheme: sha2(b"x") if data == bad else real(data, scheme),
-    )
+    misread_checksum_of(monkeypatch, bad)
     before, single = bulk.totals(), single_buffer.totals()
     opts = TransferOptions(recursive=True, verify_checksum=True, parallel_files=1)
     report = transfer(f"{src}/", f"irods:{coll}", account, opts, RecordingSink())
@@ -181,12 +186,7 @@ def test_a_failure_in_a_bundle_across_directories_is_found_per_directory(
     files = {f"x/{k}": v for k, v in make_files(src / "x", 3, 300).items()}
     files |= {f"y/{k}": v for k, v in make_files(src / "y", 3, 301).items()}
     bad = files["y/f00001.dat"]
-    real = hashing.checksum_of
-    monkeypatch.setattr(
-        hashing,
-        "checksum_of",
-        lambda data, scheme: sha2(b"x") if data == bad else real(data, scheme),
-    )
+    misread_checksum_of(monkeypatch, bad)
     before, single = bulk.totals(), single_buffer.totals()
     opts = TransferOptions(recursive=True, verify_checksum=True, parallel_files=1)
     report = transfer(f"{src}/", f"irods:{coll}", account, opts, RecordingSink())
