@@ -224,7 +224,9 @@ def _put_whole(
 
     The server creates, writes and finalises the replica in that one call.  Without
     ``overwrite`` no force flag is sent, so the server itself refuses an object that
-    exists (:class:`ObjectExists`): no separate look before the put.  A new object a
+    exists (:class:`ObjectExists`): no separate look before the put. An existing object
+    that holds exactly the file's bytes (the put of a task redelivered after its worker
+    died) counts as put, and is not written again.  A new object a
     failed put left behind (iRODS keeps it as a stale replica) is removed, so that a later
     PUT pass does not skip it as present."""
     logical = meta["target"]
@@ -254,6 +256,8 @@ def _put_whole(
         if name == "HIERARCHY_ERROR":  # forced onto another resource: open/write/close
             return None
         if name == "OVERWRITE_WITHOUT_FORCE_FLAG":
+            if _holds(session, logical, data):  # an earlier attempt's (a task redelivered
+                return len(data)  # after its worker died): already what this put makes
             raise ObjectExists(
                 f"data object {logical} already exists and is not overwritten "
                 "(a put that creates never overwrites"
@@ -276,6 +280,19 @@ def _put_whole(
 
 
 _RESOURCE_KEYWORDS = frozenset({kw.RESC_NAME_KW, kw.DEST_RESC_NAME_KW, kw.RESC_HIER_STR_KW})
+
+
+def _holds(session: Any, logical: str, data: bytes) -> bool:
+    """Whether the existing object ``logical`` has exactly ``data`` (a small file: one read).
+
+    A task redelivered after its worker died meets the object that worker's put made; that
+    is the object this put would make, so the file counts as put. Anything else in the
+    object is someone else's, and is never overwritten. Unreadable counts as different."""
+    try:
+        with session.data_objects.open(logical, "r") as f:
+            return bool(f.read(len(data) + 1) == data)
+    except Exception:
+        return False
 
 
 def _discard(session: Any, logical: str) -> None:

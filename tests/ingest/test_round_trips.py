@@ -112,9 +112,35 @@ def test_a_put_that_creates_never_overwrites(
     meta = put_meta(src, f"{coll}/f", initial_ingest=initial)
     with pytest.raises(operations.ObjectExists, match="already exists and is not overwritten"):
         operations.create_file(None, None, tapped_session, meta, Operation.PUT)
-    assert work(tap) == Counter({"DATA_OBJ_PUT_AN": 1})  # no unlink of someone else's object
+    calls = work(tap)  # the put, then one read to compare; no write, no unlink of theirs
+    assert calls["DATA_OBJ_PUT_AN"] == 1, calls
+    assert not calls["DATA_OBJ_WRITE_AN"] and not calls["DATA_OBJ_UNLINK_AN"], calls
     with irods_session.data_objects.open(f"{coll}/f", "r") as f:
         assert f.read() == b"already here"
+    irods_session.collections.remove(coll, recurse=True, force=True)
+
+
+@pytest.mark.parametrize("initial", [False, True])
+def test_an_object_an_earlier_attempt_left_with_the_same_bytes_counts_as_put(
+    irods_session, tapped_session, tap, tmp_path, unique_name, initial
+):
+    """A task redelivered after its worker was killed meets the object that worker's put
+    made: the same bytes, so the file counts as put (not failed), nothing is rewritten."""
+    coll = f"/tempZone/home/rods/{unique_name}"
+    irods_session.collections.create(coll)
+    with irods_session.data_objects.open(f"{coll}/f", "w") as f:
+        f.write(b"new")
+    before = irods_session.data_objects.get(f"{coll}/f").modify_time
+    src = tmp_path / "f"
+    src.write_bytes(b"new")
+    tap.reset()
+    meta = put_meta(src, f"{coll}/f", initial_ingest=initial)
+    operations.create_file(None, None, tapped_session, meta, Operation.PUT)
+    assert meta["bytes_sent"] == 3
+    calls = work(tap)
+    assert calls["DATA_OBJ_PUT_AN"] == 1 and not calls["DATA_OBJ_WRITE_AN"], calls
+    obj = irods_session.data_objects.get(f"{coll}/f")
+    assert (obj.size, obj.modify_time) == (3, before)
     irods_session.collections.remove(coll, recurse=True, force=True)
 
 
