@@ -22,6 +22,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,21 +138,67 @@ def private_mount_namespace() -> bool:
 
 
 @contextlib.contextmanager
-def bind(source: Path, target: str) -> Iterator[None]:
+def bind(source: Path, target: str, recursive: bool = False) -> Iterator[None]:
     """``source`` is mounted at ``target`` for this process and what it starts, until the
-    block ends (in the private mount namespace: nothing outside sees it)."""
-    subprocess.run(["mount", "--bind", str(source), target], check=True, timeout=30)
+    block ends (in the private mount namespace: nothing outside sees it); ``recursive``
+    takes the mounts below ``source`` along."""
+    how = "--rbind" if recursive else "--bind"
+    subprocess.run(["mount", how, str(source), target], check=True, timeout=30)
     try:
         yield
     finally:
         subprocess.run(["umount", "--lazy", target], check=True, timeout=30)
 
 
-def own_tmp(directory: Path) -> contextlib.AbstractContextManager[None]:
+def needed_in_tmp() -> list[str]:
+    """The names of the machine's /tmp entries this run cannot do without: those holding
+    the repository, the virtual environment or its packages (a clone in /tmp, as CI may
+    make), which a module's own /tmp would otherwise hide from the server and the module."""
+    from .launcher import REPO_ROOT
+
+    paths = [
+        str(REPO_ROOT),
+        sys.prefix,
+        *(sysconfig.get_paths()[k] for k in ("purelib", "platlib")),
+    ]
+    names = set()
+    for path in paths:
+        for p in (os.path.abspath(path), os.path.realpath(path)):
+            parts = Path(p).parts
+            if len(parts) > 2 and parts[1] == SHARED_TMP.strip("/"):
+                names.add(parts[2])
+    return sorted(names)
+
+
+@contextlib.contextmanager
+def _kept(source: Path, point: Path) -> Iterator[None]:
+    """``source`` shown at ``point`` (inside a module's /tmp) while the block runs. If the
+    mount cannot be undone the process ends at once: removing the module's directories
+    afterwards would otherwise delete through it into ``source``."""
+    point.mkdir(exist_ok=True)
+    try:
+        with bind(source, str(point)):
+            yield
+    finally:
+        try:
+            point.rmdir()  # empty once unmounted; not empty means still mounted
+        except OSError as e:
+            print(f"conformance: {point} still shows {source} ({e}); stopping", file=sys.stderr)
+            os._exit(70)
+
+
+@contextlib.contextmanager
+def own_tmp(directory: Path) -> Iterator[None]:
     """``directory`` is /tmp for the module: it sees neither what earlier modules or runs (or
-    other processes) left in /tmp, as root or as another account, nor leaves anything there."""
+    other processes) left in /tmp, as root or as another account, nor leaves anything there
+    (apart from the run's own code and packages if they live in /tmp: still there)."""
     directory.chmod(0o1777)  # as /tmp
-    return bind(directory, SHARED_TMP)
+    keep = needed_in_tmp()
+    with contextlib.ExitStack() as stack:
+        for name in keep:
+            stack.enter_context(_kept(Path(SHARED_TMP) / name, directory / name))
+        stack.enter_context(bind(directory, SHARED_TMP, recursive=bool(keep)))
+        yield
 
 
 def package_test_data() -> Path | None:

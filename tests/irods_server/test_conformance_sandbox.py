@@ -6,6 +6,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -76,3 +77,24 @@ def test_nothing_is_removed_when_run_as_this_process() -> None:
         assert marker.exists()
     finally:
         marker.unlink()
+
+
+def test_a_run_from_a_clone_in_tmp_keeps_it_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone (and venv) under /tmp, as CI may make, must stay visible under each module's
+    own /tmp: the names of those /tmp entries are kept; a run elsewhere keeps none."""
+    from devtools.irods_server import launcher
+
+    monkeypatch.setattr(launcher, "REPO_ROOT", Path("/tmp/ci-clone"))
+    monkeypatch.setattr(sys, "prefix", "/tmp/ci-clone/.venv")
+    monkeypatch.setattr(
+        conformance_sandbox.sysconfig,
+        "get_paths",
+        lambda: {"purelib": "/tmp/other/site", "platlib": "/opt/site"},
+    )
+    assert conformance_sandbox.needed_in_tmp() == ["ci-clone", "other"]
+    monkeypatch.setattr(launcher, "REPO_ROOT", Path("/work/repo"))
+    monkeypatch.setattr(sys, "prefix", "/work/repo/.venv")
+    monkeypatch.setattr(
+        conformance_sandbox.sysconfig, "get_paths", lambda: {"purelib": "/a", "platlib": "/b"}
+    )
+    assert conformance_sandbox.needed_in_tmp() == []
