@@ -33,7 +33,6 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from irods import keywords as kw
-from irods.message import iRODSMessage
 
 from services.isync import wire
 
@@ -182,14 +181,7 @@ def send(
     opts: dict[str, str],
 ) -> None:
     """One BULK_DATA_OBJ_PUT; raises python-irodsclient's exception for an iRODS error."""
-    body = request_body(coll, files, checksums, opts)
-    head = iRODSMessage.pack_header("RODS_API_REQ", len(body), 0, len(data), API) + body
-    try:
-        wire.sendall_parts(conn.socket, head, data)
-    except OSError as e:
-        conn.release(True)
-        raise ConnectionError(f"connection lost while writing: {e.strerror or e}") from e
-    wire.recv_reply(conn)
+    wire.call_with_data(conn, API, request_body(coll, files, checksums, opts), data)
 
 
 def put_bundle(

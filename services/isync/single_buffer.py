@@ -113,14 +113,7 @@ def put_object(
         opts[kw.VERIFY_CHKSUM_KW] = checksum
         opts[kw.CHKSUM_KW] = checksum
     body = _inp(path, len(data), wire.O_WRONLY | wire.O_CREAT | wire.O_TRUNC, PUT_OPR, opts)
-    head = iRODSMessage.pack_header("RODS_API_REQ", len(body), 0, len(data), _PUT) + body
-    sock = conn.socket
-    try:
-        wire.sendall_parts(sock, head, data)
-    except OSError as e:
-        conn.release(True)
-        raise ConnectionError(f"connection lost while writing: {e.strerror or e}") from e
-    status, _, _ = wire.recv_reply(conn)
+    status = wire.call_with_data(conn, _PUT, body, data)
     if status > 0:  # a portal for a parallel put: never asked for, end it
         _abort_portal(conn)
 

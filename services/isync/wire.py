@@ -300,6 +300,20 @@ def sendall_parts(sock: Any, head: bytes, payload: memoryview) -> None:
             parts[0] = memoryview(parts[0])[sent:]
 
 
+def call_with_data(conn: Any, api: int, body: bytes, data: memoryview) -> int:
+    """One API request whose ``data`` follows its message (single-buffer and bulk puts):
+    returns the reply's status; a lost connection is released and raised as
+    ConnectionError, an iRODS error as python-irodsclient's exception."""
+    head = iRODSMessage.pack_header("RODS_API_REQ", len(body), 0, len(data), api) + body
+    try:
+        sendall_parts(conn.socket, head, data)
+    except OSError as e:
+        conn.release(True)
+        raise ConnectionError(f"connection lost while writing: {e.strerror or e}") from e
+    status, _, _ = recv_reply(conn)
+    return status
+
+
 def write(conn: Any, fd: int, payload: memoryview) -> int:
     """DATA_OBJ_WRITE (676) of `payload` at the descriptor's offset; returns bytes written."""
     body = _opened(fd, len(payload))
